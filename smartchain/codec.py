@@ -1,0 +1,353 @@
+"""The one canonical binary encoding for everything that is hashed, signed or stored.
+
+A struct is a frozen dataclass whose fields are annotated with codec types (``U64``,
+``Bytes``, ``Fixed32``, ``List[...]``...).  Fields are encoded in declaration order with
+no tags: integers fixed-width big-endian (so every integer has exactly one encoding),
+bytes and strings with a u32 length prefix, lists with a u32 count, optionals with a
+0/1 byte.  Decoding rejects anything ``encode`` could not have produced: bad lengths,
+bools other than 0/1, invalid UTF-8 and trailing bytes.  Hence ``encode`` is injective
+and ``decode(encode(x)) == x``; the property tests in ``tests/test_codec.py`` check both.
+
+Each struct class gets a compiled encoder/decoder (closures built once per class) so the
+transaction hot path does not interpret a schema per field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct as _struct
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, TypeVar
+
+__all__ = [
+    "I64",
+    "U8",
+    "U16",
+    "U32",
+    "U64",
+    "U128",
+    "Bool",
+    "Bytes",
+    "CodecError",
+    "Fixed20",
+    "Fixed32",
+    "Fixed64",
+    "Str",
+    "Struct",
+    "decode",
+    "encode",
+    "list_of",
+    "optional",
+]
+
+MAX_LEN = 64 * 1024 * 1024  # no single length prefix may claim more than 64 MiB
+
+
+class CodecError(ValueError):
+    """Raised for any input that is not the canonical encoding of the expected type."""
+
+
+Encoder = Callable[[Any, list[bytes]], None]
+Decoder = Callable[[memoryview, int], tuple[Any, int]]
+
+
+class Kind:
+    """A codec type: how one field is written and read."""
+
+    def __init__(self, name: str, enc: Encoder, dec: Decoder, py: type) -> None:
+        self.name = name
+        self.enc = enc
+        self.dec = dec
+        self.py = py
+
+    def __repr__(self) -> str:
+        return f"Kind({self.name})"
+
+
+def _uint(bits: int) -> Kind:
+    size = bits // 8
+    limit = 1 << bits
+    fmt = {8: ">B", 16: ">H", 32: ">I", 64: ">Q"}.get(bits)
+
+    if fmt is not None:
+        packer = _struct.Struct(fmt)
+        pack, unpack_from = packer.pack, packer.unpack_from
+
+        def enc(v: Any, out: list[bytes]) -> None:
+            if type(v) is not int or not 0 <= v < limit:
+                raise CodecError(f"u{bits} out of range or not an int: {v!r}")
+            out.append(pack(v))
+
+        def dec(buf: memoryview, pos: int) -> tuple[int, int]:
+            end = pos + size
+            if end > len(buf):
+                raise CodecError(f"truncated u{bits}")
+            return unpack_from(buf, pos)[0], end
+
+    else:
+
+        def enc(v: Any, out: list[bytes]) -> None:
+            if type(v) is not int or not 0 <= v < limit:
+                raise CodecError(f"u{bits} out of range or not an int: {v!r}")
+            out.append(v.to_bytes(size, "big"))
+
+        def dec(buf: memoryview, pos: int) -> tuple[int, int]:
+            end = pos + size
+            if end > len(buf):
+                raise CodecError(f"truncated u{bits}")
+            return int.from_bytes(buf[pos:end], "big"), end
+
+    return Kind(f"u{bits}", enc, dec, int)
+
+
+def _i64() -> Kind:
+    packer = _struct.Struct(">q")
+
+    def enc(v: Any, out: list[bytes]) -> None:
+        if type(v) is not int or not -(1 << 63) <= v < (1 << 63):
+            raise CodecError(f"i64 out of range or not an int: {v!r}")
+        out.append(packer.pack(v))
+
+    def dec(buf: memoryview, pos: int) -> tuple[int, int]:
+        if pos + 8 > len(buf):
+            raise CodecError("truncated i64")
+        return packer.unpack_from(buf, pos)[0], pos + 8
+
+    return Kind("i64", enc, dec, int)
+
+
+def _bool() -> Kind:
+    def enc(v: Any, out: list[bytes]) -> None:
+        if type(v) is not bool:
+            raise CodecError(f"bool expected: {v!r}")
+        out.append(b"\x01" if v else b"\x00")
+
+    def dec(buf: memoryview, pos: int) -> tuple[bool, int]:
+        if pos >= len(buf):
+            raise CodecError("truncated bool")
+        b = buf[pos]
+        if b > 1:
+            raise CodecError("bool must be 0 or 1")
+        return b == 1, pos + 1
+
+    return Kind("bool", enc, dec, bool)
+
+
+_LEN = _struct.Struct(">I")
+
+
+def _read_len(buf: memoryview, pos: int) -> tuple[int, int]:
+    if pos + 4 > len(buf):
+        raise CodecError("truncated length prefix")
+    n = _LEN.unpack_from(buf, pos)[0]
+    if n > MAX_LEN:
+        raise CodecError("length prefix too large")
+    return n, pos + 4
+
+
+def _bytes() -> Kind:
+    def enc(v: Any, out: list[bytes]) -> None:
+        if type(v) is not bytes:
+            raise CodecError(f"bytes expected: {type(v).__name__}")
+        if len(v) > MAX_LEN:
+            raise CodecError("bytes too long")
+        out.append(_LEN.pack(len(v)))
+        out.append(v)
+
+    def dec(buf: memoryview, pos: int) -> tuple[bytes, int]:
+        n, pos = _read_len(buf, pos)
+        end = pos + n
+        if end > len(buf):
+            raise CodecError("truncated bytes")
+        return bytes(buf[pos:end]), end
+
+    return Kind("bytes", enc, dec, bytes)
+
+
+def _fixed(size: int) -> Kind:
+    def enc(v: Any, out: list[bytes]) -> None:
+        if type(v) is not bytes or len(v) != size:
+            raise CodecError(f"exactly {size} bytes expected")
+        out.append(v)
+
+    def dec(buf: memoryview, pos: int) -> tuple[bytes, int]:
+        end = pos + size
+        if end > len(buf):
+            raise CodecError(f"truncated bytes{size}")
+        return bytes(buf[pos:end]), end
+
+    return Kind(f"bytes{size}", enc, dec, bytes)
+
+
+def _str() -> Kind:
+    def enc(v: Any, out: list[bytes]) -> None:
+        if type(v) is not str:
+            raise CodecError(f"str expected: {type(v).__name__}")
+        data = v.encode("utf-8")
+        out.append(_LEN.pack(len(data)))
+        out.append(data)
+
+    def dec(buf: memoryview, pos: int) -> tuple[str, int]:
+        n, pos = _read_len(buf, pos)
+        end = pos + n
+        if end > len(buf):
+            raise CodecError("truncated str")
+        try:
+            return str(buf[pos:end], "utf-8"), end
+        except UnicodeDecodeError as exc:
+            raise CodecError("invalid utf-8") from exc
+
+    return Kind("str", enc, dec, str)
+
+
+_KINDS: dict[str, Kind] = {}
+
+
+def _kind_list(item: Kind) -> Kind:
+    def enc(v: Any, out: list[bytes]) -> None:
+        if type(v) is not tuple:
+            raise CodecError("list fields hold tuples (immutable)")
+        out.append(_LEN.pack(len(v)))
+        for x in v:
+            item.enc(x, out)
+
+    def dec(buf: memoryview, pos: int) -> tuple[tuple[Any, ...], int]:
+        n, pos = _read_len(buf, pos)
+        if n > len(buf) - pos:  # every item takes at least one byte: reject absurd counts early
+            raise CodecError("list count exceeds remaining input")
+        items = []
+        for _ in range(n):
+            x, pos = item.dec(buf, pos)
+            items.append(x)
+        return tuple(items), pos
+
+    return Kind(f"list[{item.name}]", enc, dec, tuple)
+
+
+def _kind_optional(item: Kind) -> Kind:
+    def enc(v: Any, out: list[bytes]) -> None:
+        if v is None:
+            out.append(b"\x00")
+        else:
+            out.append(b"\x01")
+            item.enc(v, out)
+
+    def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
+        if pos >= len(buf):
+            raise CodecError("truncated optional tag")
+        tag = buf[pos]
+        if tag == 0:
+            return None, pos + 1
+        if tag != 1:
+            raise CodecError("optional tag must be 0 or 1")
+        return item.dec(buf, pos + 1)
+
+    return Kind(f"optional[{item.name}]", enc, dec, object)
+
+
+U8 = Annotated[int, _uint(8)]
+U16 = Annotated[int, _uint(16)]
+U32 = Annotated[int, _uint(32)]
+U64 = Annotated[int, _uint(64)]
+U128 = Annotated[int, _uint(128)]
+I64 = Annotated[int, _i64()]
+Bool = Annotated[bool, _bool()]
+Bytes = Annotated[bytes, _bytes()]
+Str = Annotated[str, _str()]
+Fixed20 = Annotated[bytes, _fixed(20)]
+Fixed32 = Annotated[bytes, _fixed(32)]
+Fixed64 = Annotated[bytes, _fixed(64)]
+
+
+def list_of(item: Any) -> Any:
+    """Annotation for a tuple of ``item`` values, e.g. ``list_of(Fixed32)``."""
+    return Annotated[tuple, _kind_list(_kind_of(item))]
+
+
+def optional(item: Any) -> Any:
+    """Annotation for a value that may be ``None``."""
+    return Annotated[object, _kind_optional(_kind_of(item))]
+
+
+def _kind_of(tp: Any) -> Kind:
+    if typing.get_origin(tp) is Annotated:
+        for meta in tp.__metadata__:
+            if isinstance(meta, Kind):
+                return meta
+    if isinstance(tp, type) and issubclass(tp, Struct):
+        return tp._kind()
+    raise TypeError(f"not a codec type: {tp!r}")
+
+
+T = TypeVar("T", bound="Struct")
+
+
+class Struct:
+    """Base for frozen dataclasses with a canonical encoding.
+
+    Subclasses are declared ``@dataclass(frozen=True, slots=True)`` and annotate every
+    field with a codec type.  ``encode()`` / ``decode()`` are compiled on first use.
+    """
+
+    __codec_kind__: ClassVar[Kind | None] = None
+
+    @classmethod
+    def _kind(cls) -> Kind:
+        kind = cls.__dict__.get("__codec_kind__")
+        if kind is None:
+            kind = _compile(cls)
+            cls.__codec_kind__ = kind
+        return kind
+
+    def encode(self) -> bytes:
+        out: list[bytes] = []
+        type(self)._kind().enc(self, out)
+        return b"".join(out)
+
+    @classmethod
+    def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
+        buf = memoryview(data)
+        try:
+            value, pos = cls._kind().dec(buf, 0)
+        except CodecError:
+            raise
+        except (ValueError, TypeError, IndexError) as exc:  # a field's own validation
+            raise CodecError(f"invalid {cls.__name__}: {exc}") from exc
+        if pos != len(buf):
+            raise CodecError(f"{len(buf) - pos} trailing bytes after {cls.__name__}")
+        return value
+
+
+def _compile(cls: type) -> Kind:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kinds = [_kind_of(hints[n]) for n in names]
+    encs = [k.enc for k in kinds]
+    decs = [k.dec for k in kinds]
+    pairs = list(zip(names, encs, strict=True))
+
+    def enc(v: Any, out: list[bytes]) -> None:
+        if type(v) is not cls:
+            raise CodecError(f"{cls.__name__} expected, got {type(v).__name__}")
+        for name, e in pairs:
+            e(getattr(v, name), out)
+
+    def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
+        values = []
+        for d in decs:
+            x, pos = d(buf, pos)
+            values.append(x)
+        return cls(*values), pos
+
+    return Kind(cls.__name__, enc, dec, cls)
+
+
+def encode(value: Struct) -> bytes:
+    """Canonical bytes of ``value``."""
+    return value.encode()
+
+
+def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
+    """Parse ``data`` as exactly one canonical ``cls``; raise ``CodecError`` otherwise."""
+    return cls.decode(data)

@@ -1,0 +1,271 @@
+"""The chain: blocks, receipts and state, committed together.
+
+A block is executed into an overlay; then ONE LMDB write transaction stores the state
+writes, the state commitment, the block, its transaction records and the new height. A
+node killed at any instant therefore restarts with either the whole block or none of it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from smartchain.codec import U32, U64, Struct
+from smartchain.crypto.address import address_of
+from smartchain.crypto.hashing import h256
+from smartchain.crypto.keys import PrivateKey, verify
+from smartchain.crypto.merkle import merkle_root, root_of_hashes
+from smartchain.state.commitment import StateProof, StateTree
+from smartchain.state.errors import TxError
+from smartchain.state.executor import CheckedTx, Executor
+from smartchain.state.genesis import Genesis
+from smartchain.state.module import BlockInfo, Module
+from smartchain.state.modules.bank import Bank
+from smartchain.state.params import PARAMS_KEY, Params
+from smartchain.state.store import Overlay, StateReader, Store
+from smartchain.types.block import ZERO_HASH, Block, BlockHeader
+from smartchain.types.tx import Receipt, Transaction
+
+_H = struct.Struct(">Q")
+HEIGHT_KEY = b"height"
+GENESIS_KEY = b"genesis"
+
+
+class ChainError(Exception):
+    """A block that cannot be applied, or a store that belongs to another chain."""
+
+
+@dataclass(frozen=True, slots=True)
+class TxRecord(Struct):
+    """Where a committed transaction is, and what it did."""
+
+    height: U64
+    index: U32
+    receipt: Receipt
+
+
+def default_modules() -> list[Module]:
+    return [Bank()]
+
+
+class Chain:
+    def __init__(self, path: Path | str, genesis: Genesis,
+                 modules: list[Module] | None = None) -> None:
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.store = Store(path)
+        self.executor = Executor(modules or default_modules())
+        self.tree = StateTree()
+        dbs = self.store.dbs
+        with self.store.read() as txn:
+            stored = txn.get(GENESIS_KEY, db=dbs["meta"])
+            self.tree.load(txn, dbs["sleaf"])
+        if stored is None:
+            self._init_genesis()
+        elif stored != genesis.hash():
+            raise ChainError("this data directory belongs to a different genesis")
+        self.height = self._read_height()
+        self.latest = self.get_block(self.height).header if self.height else None
+        self.params = self.read_params()
+
+    # --- genesis ------------------------------------------------------------------------
+
+    def _init_genesis(self) -> None:
+        reader = StateReader(self.store)
+        overlay = Overlay(reader)
+        overlay.set(PARAMS_KEY, self.genesis.params.encode())
+        for mod in self.executor.modules:
+            mod.init_genesis(overlay, self.genesis)
+        reader.close()
+        dbs = self.store.dbs
+        with self.store.write() as txn:
+            self._put_state(txn, overlay.writes)
+            self.tree.apply(txn, dbs, overlay.writes)
+            txn.put(GENESIS_KEY, self.genesis.hash(), db=dbs["meta"])
+            txn.put(HEIGHT_KEY, _H.pack(0), db=dbs["meta"])
+
+    def _read_height(self) -> int:
+        raw = self.store.get("meta", HEIGHT_KEY)
+        return _H.unpack(raw)[0] if raw else 0
+
+    def read_params(self) -> Params:
+        return Params.decode(self.store.get("state", PARAMS_KEY))
+
+    @property
+    def state_root(self) -> bytes:
+        return self.tree.root
+
+    @property
+    def latest_hash(self) -> bytes:
+        return self.latest.hash() if self.latest else ZERO_HASH
+
+    # --- producing and applying blocks ---------------------------------------------------
+
+    def _block_info(self, height: int, time_ms: int, proposer_pk: bytes) -> BlockInfo:
+        return BlockInfo(self.chain_id, height, time_ms, address_of(proposer_pk), self.params)
+
+    def next_time(self, now_ms: int) -> int:
+        """Block time: the proposer's clock, but strictly after the previous block."""
+        floor = self.latest.time_ms + 1 if self.latest else self.genesis.time_ms
+        return max(now_ms, floor)
+
+    def build_block(self, candidates: Iterable[CheckedTx], time_ms: int, key: PrivateKey,
+                    max_txs: int | None = None) -> tuple[Block, list[Receipt], list[CheckedTx]]:
+        """Execute candidates in order, skipping those that cannot be included (bad nonce,
+        fee not covered), then commit. Returns the block, receipts and the skipped txs."""
+        height = self.height + 1
+        info = self._block_info(height, time_ms, key.public_key)
+        reader = StateReader(self.store)
+        try:
+            overlay = Overlay(reader)
+            self.executor.begin_block(overlay, info)
+            included: list[CheckedTx] = []
+            receipts: list[Receipt] = []
+            skipped: list[CheckedTx] = []
+            size = 0
+            limit = max_txs if max_txs is not None else 1 << 62
+            deliver = self.executor.deliver
+            for ctx in candidates:
+                if len(included) >= limit or size + len(ctx.raw) > self.params.max_block_bytes:
+                    break
+                try:
+                    receipt = deliver(overlay, info, ctx)
+                except TxError:
+                    skipped.append(ctx)
+                    continue
+                included.append(ctx)
+                receipts.append(receipt)
+                size += len(ctx.raw)
+            self.executor.end_block(overlay, info)
+        finally:
+            reader.close()
+
+        def make_header(state_root: bytes) -> BlockHeader:
+            return BlockHeader(
+                self.chain_id, height, time_ms, self.latest_hash,
+                root_of_hashes([c.hash for c in included]),
+                merkle_root([r.encode() for r in receipts]),
+                state_root, key.public_key,
+            )
+
+        block = self._commit(overlay.writes, included, receipts,
+                             lambda root: self._sign(make_header(root), key))
+        return block, receipts, skipped
+
+    @staticmethod
+    def _sign(header: BlockHeader, key: PrivateKey) -> Block:
+        return Block(header, (), key.sign(header.hash()))
+
+    def apply_block(self, block: Block, checked: list[CheckedTx]) -> list[Receipt]:
+        """Re-execute a block made elsewhere; commit it only if every root matches."""
+        h = block.header
+        if h.chain_id != self.chain_id or h.height != self.height + 1:
+            raise ChainError(f"block {h.height} does not follow height {self.height}")
+        if h.prev_hash != self.latest_hash:
+            raise ChainError("block does not extend our latest block")
+        if not verify(h.proposer, h.hash(), block.signature):
+            raise ChainError("bad proposer signature")
+        if self.latest and h.time_ms <= self.latest.time_ms:
+            raise ChainError("block time does not increase")
+        if root_of_hashes([c.hash for c in checked]) != h.tx_root:
+            raise ChainError("transactions do not match tx_root")
+        info = self._block_info(h.height, h.time_ms, h.proposer)
+        reader = StateReader(self.store)
+        try:
+            overlay = Overlay(reader)
+            self.executor.begin_block(overlay, info)
+            try:
+                receipts = [self.executor.deliver(overlay, info, c) for c in checked]
+            except TxError as exc:
+                raise ChainError(f"block includes an invalid transaction: {exc.message}") from exc
+            self.executor.end_block(overlay, info)
+        finally:
+            reader.close()
+        if merkle_root([r.encode() for r in receipts]) != h.receipts_root:
+            raise ChainError("receipts do not match receipts_root")
+
+        def check_root(root: bytes) -> Block:
+            if root != h.state_root:
+                raise ChainError("state root mismatch: block rejected")
+            return Block(h, (), block.signature)
+
+        self._commit(overlay.writes, checked, receipts, check_root)
+        return receipts
+
+    def _commit(self, writes: dict[bytes, bytes | None], included: list[CheckedTx],
+                receipts: list[Receipt], seal: Callable[[bytes], Block]) -> Block:
+        dbs = self.store.dbs
+        txn = self.store.write()
+        undo = []
+        try:
+            self._put_state(txn, writes)
+            undo = self.tree.apply(txn, dbs, writes)
+            block = seal(self.tree.root)
+            block = Block(block.header, tuple(c.raw for c in included), block.signature)
+            height = block.header.height
+            hkey = _H.pack(height)
+            txn.put(hkey, block.encode(), db=dbs["blocks"])
+            txn.put(block.hash(), hkey, db=dbs["hashes"])
+            records = [(c.hash, TxRecord(height, i, r).encode())
+                       for i, (c, r) in enumerate(zip(included, receipts, strict=True))]
+            txn.cursor(db=dbs["txs"]).putmulti(records)
+            txn.put(HEIGHT_KEY, hkey, db=dbs["meta"])
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            self.tree.undo(undo)
+            raise
+        self.height = height
+        self.latest = block.header
+        if PARAMS_KEY in writes:
+            self.params = self.read_params()
+        return block
+
+    def _put_state(self, txn: object, writes: dict[bytes, bytes | None]) -> None:
+        put, delete = txn.put, txn.delete  # type: ignore[attr-defined]
+        db = self.store.dbs["state"]
+        for k, v in writes.items():
+            if v is None:
+                delete(k, db=db)
+            else:
+                put(k, v, db=db)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get_block(self, height: int) -> Block | None:
+        raw = self.store.get("blocks", _H.pack(height))
+        return Block.decode(raw) if raw else None
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        raw = self.store.get("hashes", block_hash)
+        return _H.unpack(raw)[0] if raw else None
+
+    def get_tx(self, tx_hash: bytes) -> tuple[TxRecord, Transaction] | None:
+        raw = self.store.get("txs", tx_hash)
+        if raw is None:
+            return None
+        rec = TxRecord.decode(raw)
+        block = self.get_block(rec.height)
+        assert block is not None
+        return rec, Transaction.decode(block.txs[rec.index])
+
+    def has_tx(self, tx_hash: bytes) -> bool:
+        return self.store.get("txs", tx_hash) is not None
+
+    def reader(self) -> StateReader:
+        """A consistent snapshot of committed state (close it when done)."""
+        return StateReader(self.store)
+
+    def prove(self, key: bytes) -> tuple[bytes | None, StateProof]:
+        with self.store.read() as txn:
+            value = txn.get(key, db=self.store.dbs["state"])
+            return value, self.tree.prove(txn, self.store.dbs["sidx"], key)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def tx_hash(raw: bytes) -> bytes:
+    return h256(raw)

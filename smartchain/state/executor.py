@@ -1,0 +1,111 @@
+"""The executor: runs transactions through the registered modules.
+
+It knows nothing about any feature: it looks up the message kind, charges intrinsic gas,
+runs the auth step (nonce, fee), runs the handler in its own overlay so a failure
+reverts every write of the handler, then settles the fee. The same checks run before a
+transaction enters the mempool (``check``) so bad input is refused before it costs anyone
+anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from smartchain.codec import CodecError
+from smartchain.state.errors import Code, TxError
+from smartchain.state.module import BlockInfo, GasMeter, Module, Msg, TxContext
+from smartchain.state.modules.bank import Bank
+from smartchain.state.params import Params
+from smartchain.state.store import Overlay
+from smartchain.types.tx import Event, Receipt, Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedTx:
+    """A transaction that passed every stateless check: decoded and ready to execute."""
+
+    raw: bytes
+    tx: Transaction
+    hash: bytes
+    sender: bytes  # address
+    msg: Msg
+    payload: Any
+    spend: int  # HPC it can take from the sender: max fee + what the message moves
+
+
+class Executor:
+    def __init__(self, modules: list[Module]) -> None:
+        self.modules = modules
+        self.bank = next(m for m in modules if isinstance(m, Bank))
+        self.msgs: dict[str, Msg] = {}
+        self.queries: dict[str, Any] = {}
+        for mod in modules:
+            for kind, msg in mod.messages().items():
+                if kind in self.msgs:
+                    raise ValueError(f"message kind {kind} registered twice")
+                self.msgs[kind] = msg
+            for name, fn in mod.queries().items():
+                self.queries[f"{mod.name}/{name}"] = fn
+
+    def intrinsic_gas(self, params: Params, size: int) -> int:
+        return params.tx_base_gas + params.gas_per_tx_byte * size
+
+    def check_stateless(self, raw: bytes, tx: Transaction, tx_hash: bytes, chain_id: str,
+                        params: Params) -> CheckedTx:
+        """Everything that can be checked without state or signature: raise ``TxError``."""
+        if len(raw) > params.max_tx_bytes:
+            raise TxError(Code.TX_TOO_LARGE,
+                          f"transaction is {len(raw)} bytes, limit {params.max_tx_bytes}")
+        if tx.chain_id != chain_id:
+            raise TxError(Code.WRONG_CHAIN, f"chain id {tx.chain_id!r}, this chain is {chain_id!r}")
+        msg = self.msgs.get(tx.kind)
+        if msg is None:
+            raise TxError(Code.UNKNOWN_KIND, f"unknown transaction kind {tx.kind!r}")
+        if tx.gas_price < params.min_gas_price:
+            raise TxError(Code.FEE_TOO_LOW,
+                          f"gas price {tx.gas_price} below minimum {params.min_gas_price}")
+        need = self.intrinsic_gas(params, len(raw))
+        if tx.gas_limit < need:
+            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} below intrinsic gas {need}")
+        if tx.gas_limit > params.max_tx_gas:
+            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} above {params.max_tx_gas}")
+        try:
+            payload = msg.payload.decode(tx.payload)
+        except CodecError as exc:
+            raise TxError(Code.INVALID_PAYLOAD, f"bad {tx.kind} payload: {exc}") from exc
+        msg.validate(payload)
+        spend = tx.gas_limit * tx.gas_price + msg.spend(payload)
+        return CheckedTx(raw, tx, tx_hash, tx.sender_address, msg, payload, spend)
+
+    def begin_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
+        events: list[Event] = []
+        for mod in self.modules:
+            events.extend(mod.begin_block(store, block))
+        return events
+
+    def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
+        events: list[Event] = []
+        for mod in self.modules:
+            events.extend(mod.end_block(store, block))
+        return events
+
+    def deliver(self, store: Overlay, block: BlockInfo, ctx_tx: CheckedTx) -> Receipt:
+        """Execute one checked transaction. Raises ``TxError`` only if it cannot be in a
+        block at all (bad nonce, cannot pay the fee); any later failure is a receipt."""
+        tx = ctx_tx.tx
+        sender = ctx_tx.sender
+        self.bank.ante(store, tx, sender)
+        gas = GasMeter(tx.gas_limit)
+        gas.consume(self.intrinsic_gas(block.params, len(ctx_tx.raw)))
+        scratch = Overlay(store)
+        ctx = TxContext(scratch, block, sender, gas)
+        code, log = Code.OK, ""
+        try:
+            ctx_tx.msg.handler(ctx, ctx_tx.payload)
+            scratch.commit()
+        except TxError as exc:
+            code, log = exc.code, exc.message
+            ctx.events.clear()
+        fee = self.bank.settle_fee(store, tx, sender, gas.used, block.proposer)
+        return Receipt(ctx_tx.hash, int(code), gas.used, fee, log, tuple(ctx.events))

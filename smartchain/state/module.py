@@ -1,0 +1,95 @@
+"""The module pattern: each feature registers its messages, queries and block hooks.
+
+Adding a feature means adding a ``Module`` and listing it in the app; the executor never
+changes. Handlers see only a ``TxContext``: the buffered store, the block's height, time
+and proposer, the sender, a gas meter and an event list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from smartchain.codec import Struct
+from smartchain.state.errors import Code, OutOfGas, TxError
+from smartchain.state.params import Params
+from smartchain.state.store import Overlay
+from smartchain.types.tx import Event
+
+
+class GasMeter:
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def consume(self, amount: int) -> None:
+        self.used += amount
+        if self.used > self.limit:
+            self.used = self.limit
+            raise OutOfGas(self.limit)
+
+
+@dataclass(slots=True)
+class BlockInfo:
+    chain_id: str
+    height: int
+    time_ms: int
+    proposer: bytes  # address (20 bytes) that receives fees and the block reward
+    params: Params
+
+
+@dataclass(slots=True)
+class TxContext:
+    store: Overlay
+    block: BlockInfo
+    sender: bytes  # address
+    gas: GasMeter
+    events: list[Event] = field(default_factory=list)
+
+    def emit(self, kind: str, **attrs: object) -> None:
+        self.events.append(Event.of(kind, **attrs))
+
+    def write(self, key: bytes, value: bytes) -> None:
+        self.gas.consume(self.block.params.gas_per_write)
+        self.store.set(key, value)
+
+    def fail(self, message: str, code: Code = Code.FAILED) -> TxError:
+        return TxError(code, message)
+
+
+Handler = Callable[[TxContext, Any], None]
+Query = Callable[[Any, dict[str, str]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Msg:
+    """One transaction kind: its payload type, handler and how much HPC it can move out."""
+
+    payload: type[Struct]
+    handler: Handler
+    validate: Callable[[Any], None] = lambda payload: None  # stateless checks, raise TxError
+    spend: Callable[[Any], int] = lambda payload: 0  # HPC leaving the sender besides the fee
+
+
+class Module:
+    """Base class: override what the feature needs."""
+
+    name: str = ""
+
+    def messages(self) -> dict[str, Msg]:
+        return {}
+
+    def queries(self) -> dict[str, Query]:
+        return {}
+
+    def init_genesis(self, store: Overlay, genesis: Any) -> None:
+        pass
+
+    def begin_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
+        return []
+
+    def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
+        return []

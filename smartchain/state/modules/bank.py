@@ -1,0 +1,170 @@
+"""The bank: HPC accounts (balance and nonce), transfers, fees, supply and emission.
+
+It is also the chain's *auth* step (the ante handler): before any message runs, the
+sender's nonce must be next and its balance must cover the maximum fee, which is taken up
+front; unused gas is refunded afterwards and the fee goes to the block proposer. Fees
+move HPC, they never create or destroy it, so supply changes only by emission.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from smartchain.codec import U64, U128, Fixed20, Struct
+from smartchain.crypto.address import from_bech32, to_bech32
+from smartchain.state.errors import Code, TxError
+from smartchain.state.module import BlockInfo, Module, Msg, TxContext
+from smartchain.state.modules.emission import Emission, block_reward
+from smartchain.state.store import Overlay
+from smartchain.types.tx import Event, Transaction
+
+ACCOUNT_PREFIX = b"bank/acct/"
+SUPPLY_KEY = b"bank/supply"
+MINTED_KEY = b"bank/minted"
+EMISSION_KEY = b"bank/emission"
+
+_ACCT = struct.Struct(">QQQ")  # balance as u128 (hi, lo) + nonce: the Account encoding
+_U128_MASK = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Account(Struct):
+    balance: U128
+    nonce: U64
+
+
+def _decode_account(raw: bytes | None) -> tuple[int, int]:
+    """(balance, nonce) of an encoded Account; the hot path, so no object is built."""
+    if raw is None:
+        return 0, 0
+    hi, lo, nonce = _ACCT.unpack(raw)
+    return (hi << 64) | lo, nonce
+
+
+def _encode_account(balance: int, nonce: int) -> bytes:
+    return _ACCT.pack(balance >> 64, balance & _U128_MASK, nonce)
+
+
+def account_key(address: bytes) -> bytes:
+    return ACCOUNT_PREFIX + address
+
+
+def get_account(store: Any, address: bytes) -> Account:
+    balance, nonce = _decode_account(store.get(ACCOUNT_PREFIX + address))
+    return Account(balance, nonce)
+
+
+def _u128(store: Any, key: bytes) -> int:
+    raw = store.get(key)
+    return int.from_bytes(raw, "big") if raw else 0
+
+
+def total_supply(store: Any) -> int:
+    return _u128(store, SUPPLY_KEY)
+
+
+def add_balance(store: Overlay, address: bytes, amount: int) -> None:
+    key = ACCOUNT_PREFIX + address
+    balance, nonce = _decode_account(store.get(key))
+    store.set(key, _encode_account(balance + amount, nonce))
+
+
+def sub_balance(store: Overlay, address: bytes, amount: int) -> None:
+    key = ACCOUNT_PREFIX + address
+    balance, nonce = _decode_account(store.get(key))
+    if balance < amount:
+        raise TxError(Code.INSUFFICIENT_FUNDS,
+                      f"insufficient funds: balance {balance} < {amount} needed")
+    store.set(key, _encode_account(balance - amount, nonce))
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer(Struct):
+    to: Fixed20
+    amount: U128
+
+
+def _validate_transfer(msg: Transfer) -> None:
+    if msg.amount <= 0:
+        raise TxError(Code.INVALID_PAYLOAD, "transfer amount must be a positive integer")
+
+
+def _handle_transfer(ctx: TxContext, msg: Transfer) -> None:
+    store = ctx.store
+    ctx.gas.consume(2 * ctx.block.params.gas_per_write)
+    skey = ACCOUNT_PREFIX + ctx.sender
+    balance, nonce = _decode_account(store.get(skey))
+    if balance < msg.amount:
+        raise TxError(Code.INSUFFICIENT_FUNDS,
+                      f"insufficient funds: balance {balance} < amount {msg.amount}")
+    store.set(skey, _encode_account(balance - msg.amount, nonce))
+    rkey = ACCOUNT_PREFIX + msg.to
+    rbal, rnonce = _decode_account(store.get(rkey))
+    store.set(rkey, _encode_account(rbal + msg.amount, rnonce))
+    ctx.events.append(Event.of("transfer", sender=to_bech32(ctx.sender),
+                               recipient=to_bech32(msg.to), amount=msg.amount))
+
+
+class Bank(Module):
+    name = "bank"
+
+    def messages(self) -> dict[str, Msg]:
+        return {
+            "bank/transfer": Msg(Transfer, _handle_transfer, _validate_transfer,
+                                 spend=lambda m: m.amount),
+        }
+
+    def queries(self) -> dict:
+        return {
+            "account": lambda view, args: get_account(view, from_bech32(args["address"])),
+            "supply": lambda view, args: total_supply(view),
+        }
+
+    def init_genesis(self, store: Overlay, genesis: Any) -> None:
+        supply = 0
+        for alloc in genesis.accounts:
+            add_balance(store, alloc.address, alloc.balance)
+            supply += alloc.balance
+        store.set(SUPPLY_KEY, supply.to_bytes(16, "big"))
+        store.set(MINTED_KEY, (0).to_bytes(16, "big"))
+        store.set(EMISSION_KEY, genesis.emission().encode())
+
+    def begin_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
+        """Mint this height's reward to the proposer, never past the emission pool."""
+        em = Emission.decode(store.get(EMISSION_KEY))
+        minted = _u128(store, MINTED_KEY)
+        reward = min(block_reward(em, block.height), em.pool - minted)
+        if reward <= 0:
+            return []
+        add_balance(store, block.proposer, reward)
+        store.set(MINTED_KEY, (minted + reward).to_bytes(16, "big"))
+        store.set(SUPPLY_KEY, (_u128(store, SUPPLY_KEY) + reward).to_bytes(16, "big"))
+        return [Event.of("block_reward", proposer=to_bech32(block.proposer), amount=reward)]
+
+    # --- auth: the ante handler and fee settlement -------------------------------------
+
+    def ante(self, store: Overlay, tx: Transaction, sender: bytes) -> None:
+        """Check nonce and fee cover, take the maximum fee and bump the nonce."""
+        key = ACCOUNT_PREFIX + sender
+        balance, nonce = _decode_account(store.get(key))
+        if tx.nonce != nonce:
+            code = Code.NONCE_REUSED if tx.nonce < nonce else Code.NONCE_SKIPPED
+            raise TxError(code, f"nonce {tx.nonce} but account expects {nonce}")
+        max_fee = tx.gas_limit * tx.gas_price
+        if balance < max_fee:
+            raise TxError(Code.INSUFFICIENT_FUNDS,
+                          f"insufficient funds for fee: balance {balance} < {max_fee}")
+        store.set(key, _encode_account(balance - max_fee, nonce + 1))
+
+    def settle_fee(self, store: Overlay, tx: Transaction, sender: bytes, gas_used: int,
+                   proposer: bytes) -> int:
+        """Refund unused gas to the sender, pay the used part to the proposer."""
+        fee = gas_used * tx.gas_price
+        refund = tx.gas_limit * tx.gas_price - fee
+        if refund:
+            add_balance(store, sender, refund)
+        if fee:
+            add_balance(store, proposer, fee)
+        return fee

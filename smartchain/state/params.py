@@ -1,0 +1,22 @@
+"""Chain parameters: set in genesis, kept in state (governance will change them later)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smartchain.codec import U32, U64, Struct
+
+PARAMS_KEY = b"params"
+
+
+@dataclass(frozen=True, slots=True)
+class Params(Struct):
+    min_gas_price: U64 = 1  # base units of HPC per unit of gas
+    tx_base_gas: U64 = 10_000  # every transaction, for signature check and bookkeeping
+    gas_per_tx_byte: U64 = 10
+    gas_per_write: U64 = 1_000  # each state key written
+    max_tx_bytes: U32 = 64 * 1024
+    max_tx_gas: U64 = 50_000_000
+    max_block_bytes: U64 = 32 * 1024 * 1024
+    max_block_gas: U64 = 2_000_000_000_000
+    block_time_ms: U64 = 1_000  # target; also sets the halving interval at genesis

@@ -1,0 +1,123 @@
+"""The embedded database: LMDB.
+
+Chosen by measurement on these machines: LMDB random reads 377 k/s vs 68 k/s for RocksDB
+(rocksdict). RocksDB wins durable *single* writes (254 k/s vs 81 k/s), but we never write
+one key at a time: a whole block — header, transactions, receipts, state writes and the
+state commitment — goes into ONE LMDB write transaction with one fsync, so the write rate
+per key is far above the single-write figure, while execution is dominated by reads.
+LMDB's copy-on-write B+tree also needs no recovery: after SIGKILL the last committed
+transaction is simply there, or the one in flight is simply not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import lmdb
+
+DB_NAMES = ("state", "sidx", "sleaf", "blocks", "hashes", "txs", "receipts", "meta")
+_MISSING = object()
+
+
+class Store:
+    """One LMDB environment with a named database per kind of record."""
+
+    def __init__(self, path: Path | str, map_size: int = 1 << 36) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self.env = lmdb.open(
+            str(path), map_size=map_size, max_dbs=len(DB_NAMES) + 4, sync=True, metasync=True,
+            readahead=False, max_readers=256,
+        )
+        self.dbs = {name: self.env.open_db(name.encode()) for name in DB_NAMES}
+
+    def read(self) -> lmdb.Transaction:
+        return self.env.begin(write=False, buffers=False)
+
+    def write(self) -> lmdb.Transaction:
+        return self.env.begin(write=True)
+
+    def get(self, name: str, key: bytes) -> bytes | None:
+        with self.env.begin(db=self.dbs[name]) as txn:
+            return txn.get(key)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class StateReader:
+    """Read-only view of committed state through one LMDB read transaction (a snapshot)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.txn = store.env.begin(db=store.dbs["state"])
+        self._get = self.txn.get
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._get(key)
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        cur = self.txn.cursor()
+        if not cur.set_range(prefix):
+            return
+        for k, v in cur:
+            if not k.startswith(prefix):
+                break
+            yield k, v
+
+    def close(self) -> None:
+        self.txn.abort()
+
+
+class Overlay:
+    """Buffered writes over a parent view: a transaction's or a block's pending changes.
+
+    ``None`` in ``writes`` marks a deletion. ``commit()`` pushes the writes one level down;
+    dropping the overlay discards them, which is how a failed transaction reverts.
+    """
+
+    __slots__ = ("_pget", "parent", "writes")
+
+    def __init__(self, parent: StateReader | Overlay) -> None:
+        self.parent = parent
+        self._pget = parent.get
+        self.writes: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        v = self.writes.get(key, _MISSING)
+        if v is _MISSING:
+            return self._pget(key)
+        return v  # type: ignore[return-value]
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self.writes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.writes[key] = None
+
+    def commit(self) -> None:
+        if isinstance(self.parent, Overlay):
+            self.parent.writes.update(self.writes)
+            self.writes = {}
+        else:
+            raise TypeError("the bottom overlay is committed by the chain, in one LMDB txn")
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Merged iteration in key order (deterministic), hiding deleted keys."""
+        mine = sorted((k, v) for k, v in self.writes.items() if k.startswith(prefix))
+        below = self.parent.iter_prefix(prefix)
+        i = 0
+        for k, v in below:
+            while i < len(mine) and mine[i][0] < k:
+                if mine[i][1] is not None:
+                    yield mine[i]  # type: ignore[misc]
+                i += 1
+            if i < len(mine) and mine[i][0] == k:
+                if mine[i][1] is not None:
+                    yield mine[i]  # type: ignore[misc]
+                i += 1
+                continue
+            yield k, v
+        for k, v in mine[i:]:
+            if v is not None:
+                yield k, v

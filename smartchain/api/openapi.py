@@ -1,0 +1,179 @@
+"""OpenAPI 3.1 description of the node API (kept beside the routes; a test checks they match)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+HEX32 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+UNITS = {"type": "string", "pattern": "^[0-9]+$",
+         "description": "integer base units (1 HPC = 10^8)"}
+ADDRESS = {"type": "string", "pattern": "^smart1[02-9ac-hj-np-z]{38}$", "description": "bech32"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }},
+    },
+    "SubmitTx": {
+        "type": "object", "required": ["tx"],
+        "properties": {"tx": {"type": "string", "description": "hex of the canonical encoding"}},
+    },
+    "Submitted": {
+        "type": "object", "required": ["hash", "status"],
+        "properties": {"hash": HEX32, "status": {"const": "pending"}},
+    },
+    "Receipt": {
+        "type": "object",
+        "properties": {
+            "ok": {"type": "boolean"}, "code": {"type": "integer"},
+            "code_name": {"type": "string"}, "gas_used": {"type": "integer"}, "fee": UNITS,
+            "log": {"type": "string"}, "events": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Transaction": {
+        "type": "object",
+        "required": ["hash", "status", "chain_id", "sender", "nonce", "kind"],
+        "properties": {
+            "hash": HEX32, "status": {"enum": ["pending", "committed"]},
+            "chain_id": {"type": "string"}, "sender": ADDRESS, "public_key": HEX32,
+            "nonce": {"type": "integer"}, "gas_limit": {"type": "integer"},
+            "gas_price": {"type": "integer"}, "kind": {"type": "string"},
+            "payload": {"type": "object"}, "signature": {"type": "string"},
+            "height": {"type": "integer"}, "index": {"type": "integer"},
+            "receipt": _ref("Receipt"),
+        },
+    },
+    "BlockHeader": {
+        "type": "object",
+        "properties": {
+            "chain_id": {"type": "string"}, "height": {"type": "integer"},
+            "time_ms": {"type": "integer"}, "prev_hash": HEX32, "tx_root": HEX32,
+            "receipts_root": HEX32, "state_root": HEX32, "proposer": HEX32,
+            "proposer_address": ADDRESS,
+        },
+    },
+    "Block": {
+        "type": "object", "required": ["height", "hash", "header", "txs"],
+        "properties": {
+            "height": {"type": "integer"}, "hash": HEX32, "header": _ref("BlockHeader"),
+            "signature": {"type": "string"}, "tx_count": {"type": "integer"},
+            "txs": {"type": "array", "items": HEX32},
+        },
+    },
+    "Account": {
+        "type": "object", "required": ["address", "balance", "nonce"],
+        "properties": {
+            "address": ADDRESS, "balance": UNITS, "balance_hpc": {"type": "string"},
+            "nonce": {"type": "integer"}, "pending_nonce": {"type": "integer"},
+        },
+    },
+    "Status": {
+        "type": "object", "required": ["chain_id", "height", "latest_hash", "state_root"],
+        "properties": {
+            "chain_id": {"type": "string"}, "height": {"type": "integer"},
+            "latest_hash": HEX32, "latest_time_ms": {"type": ["integer", "null"]},
+            "state_root": HEX32, "genesis_hash": HEX32, "mempool_size": {"type": "integer"},
+            "min_gas_price": {"type": "integer"}, "tx_base_gas": {"type": "integer"},
+            "gas_per_tx_byte": {"type": "integer"}, "gas_per_write": {"type": "integer"},
+            "block_time_ms": {"type": "integer"}, "moniker": {"type": "string"},
+            "validator": ADDRESS,
+        },
+    },
+}
+
+
+def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+PATHS: dict[str, Any] = {
+    "/v1/txs": {"post": {
+        "summary": "Submit a signed transaction",
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": _ref("SubmitTx")},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        }},
+        "responses": {
+            "202": _json(_ref("Submitted"), "accepted into the mempool"),
+            "400": _err("malformed JSON or encoding"),
+            "409": _err("duplicate transaction"),
+            "413": _err("transaction too large"),
+            "422": _err("rejected: bad signature, chain id, nonce, funds, fee, kind, payload"),
+            "429": _err("mempool full"),
+        },
+    }},
+    "/v1/txs/batch": {"post": {
+        "summary": "Submit up to 10,000 signed transactions; signatures checked in parallel",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["txs"],
+            "properties": {"txs": {"type": "array", "items": {"type": "string"}}},
+        }}}},
+        "responses": {
+            "200": _json({"type": "object", "properties": {"results": {"type": "array"}}},
+                         "one result (hash or error) per transaction, in order"),
+            "400": _err("malformed request"),
+            "413": _err("too many transactions"),
+        },
+    }},
+    "/v1/txs/{hash}": {"get": {
+        "summary": "Status and receipt of a transaction",
+        "parameters": [_path_param("hash", HEX32)],
+        "responses": {"200": _json(_ref("Transaction"), "pending or committed"),
+                      "400": _err("malformed hash"), "404": _err("unknown transaction")},
+    }},
+    "/v1/blocks/latest": {"get": {
+        "summary": "The latest committed block",
+        "responses": {"200": _json(_ref("Block"), "block"), "404": _err("no block yet")},
+    }},
+    "/v1/blocks/{height}": {"get": {
+        "summary": "A committed block by height",
+        "parameters": [_path_param("height", {"type": "integer", "minimum": 0})],
+        "responses": {"200": _json(_ref("Block"), "block"), "400": _err("malformed height"),
+                      "404": _err("no such block")},
+    }},
+    "/v1/accounts/{address}": {"get": {
+        "summary": "Balance and nonce of an account",
+        "parameters": [_path_param("address", ADDRESS)],
+        "responses": {"200": _json(_ref("Account"), "account (zero if never used)"),
+                      "400": _err("invalid address")},
+    }},
+    "/v1/status": {"get": {
+        "summary": "Chain id, height, latest hash and state root",
+        "responses": {"200": _json(_ref("Status"), "node status")},
+    }},
+    "/metrics": {"get": {
+        "summary": "Prometheus metrics",
+        "responses": {"200": {"description": "text exposition format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    }},
+    "/openapi.json": {"get": {
+        "summary": "This document",
+        "responses": {"200": {"description": "OpenAPI 3.1",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}},
+    }},
+}
+
+
+def openapi_spec() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Smartchain node API", "version": "1"},
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS},
+    }

@@ -1,0 +1,229 @@
+"""The node: admits transactions, produces blocks on a timer, commits them.
+
+Transaction admission (decode, stateless checks, signature, mempool) runs on the event
+loop thread; signature checks of batches are spread over cores by libsodium threads.
+A block is executed and committed in a worker thread so the API stays responsive; the
+mempool is only touched from the loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from smartchain.codec import CodecError
+from smartchain.crypto.hashing import h256
+from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify
+from smartchain.node.config import DATA_DIR, GENESIS_FILE, NodeConfig
+from smartchain.node.mempool import AccountLookup, Mempool
+from smartchain.node.metrics import NodeMetrics
+from smartchain.state.chain import Chain
+from smartchain.state.errors import Code, TxError
+from smartchain.state.executor import CheckedTx
+from smartchain.state.genesis import Genesis
+from smartchain.state.modules.bank import ACCOUNT_PREFIX, _decode_account
+from smartchain.state.store import StateReader
+from smartchain.types.block import Block
+from smartchain.types.tx import TX_SIGN_DOMAIN, Receipt, Transaction
+
+log = logging.getLogger("smartchain.node")
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    block: Block
+    included: int
+    dropped: int
+    seconds: float
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Node:
+    def __init__(self, home: Path, key: PrivateKey, config: NodeConfig | None = None,
+                 genesis: Genesis | None = None) -> None:
+        self.home = Path(home)
+        self.config = config or NodeConfig.load(self.home)
+        self.genesis = genesis or Genesis.load(self.home / GENESIS_FILE)
+        self.key = key
+        self.chain = Chain(self.home / DATA_DIR, self.genesis)
+        self.mempool = Mempool(self.config.mempool_max_txs, self.config.mempool_max_bytes)
+        self.metrics = NodeMetrics()
+        self.verifier = ParallelVerifier()
+        self.is_signer = any(v.public_key == key.public_key for v in self.genesis.validators)
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="block-builder")
+        self._last_block_at: float | None = None
+        self.metrics.height.set(self.chain.height)
+
+    # --- admission -----------------------------------------------------------------------
+
+    def _lookup(self, reader: StateReader) -> AccountLookup:
+        get = reader.get
+
+        def lookup(address: bytes) -> tuple[int, int]:
+            return _decode_account(get(ACCOUNT_PREFIX + address))
+
+        return lookup
+
+    def precheck(self, raw: bytes) -> CheckedTx:
+        """Decode and check everything but the signature and state."""
+        params = self.chain.params
+        if len(raw) > params.max_tx_bytes:
+            raise TxError(Code.TX_TOO_LARGE,
+                          f"transaction is {len(raw)} bytes, limit {params.max_tx_bytes}")
+        try:
+            tx = Transaction.decode(raw)
+        except CodecError as exc:
+            raise TxError(Code.MALFORMED, f"cannot decode transaction: {exc}") from exc
+        tx_hash = h256(raw)
+        checked = self.chain.executor.check_stateless(raw, tx, tx_hash, self.chain.chain_id,
+                                                      params)
+        if tx_hash in self.mempool:
+            raise TxError(Code.DUPLICATE, "transaction already in the mempool")
+        if self.chain.has_tx(tx_hash):
+            raise TxError(Code.DUPLICATE, "transaction already committed")
+        return checked
+
+    def submit(self, raw: bytes) -> bytes:
+        """Admit one transaction; returns its hash or raises ``TxError``."""
+        try:
+            checked = self.precheck(raw)
+            if not verify(checked.tx.sender, TX_SIGN_DOMAIN + raw[:-64], checked.tx.signature):
+                raise TxError(Code.BAD_SIGNATURE, "signature does not match sender and contents")
+            reader = self.chain.reader()
+            try:
+                self.mempool.add(checked, self._lookup(reader))
+            finally:
+                reader.close()
+        except TxError as exc:
+            self.metrics.txs_rejected.labels(exc.code.slug).inc()
+            raise
+        self.metrics.mempool_size.set(len(self.mempool))
+        return checked.hash
+
+    def submit_many(self, raws: list[bytes]) -> list[bytes | TxError]:
+        """Admit a batch: signatures verified in parallel, then mempool in order."""
+        results: list[bytes | TxError] = [b""] * len(raws)
+        pending: list[tuple[int, CheckedTx]] = []
+        for i, raw in enumerate(raws):
+            try:
+                pending.append((i, self.precheck(raw)))
+            except TxError as exc:
+                results[i] = exc
+        oks = self.verifier.verify(
+            [(c.tx.sender, TX_SIGN_DOMAIN + c.raw[:-64], c.tx.signature) for _, c in pending])
+        reader = self.chain.reader()
+        lookup = self._lookup(reader)
+        add = self.mempool.add
+        try:
+            for (i, checked), ok in zip(pending, oks, strict=True):
+                if not ok:
+                    results[i] = TxError(Code.BAD_SIGNATURE, "signature does not match")
+                    continue
+                try:
+                    add(checked, lookup)
+                    results[i] = checked.hash
+                except TxError as exc:
+                    results[i] = exc
+        finally:
+            reader.close()
+        for r in results:
+            if isinstance(r, TxError):
+                self.metrics.txs_rejected.labels(r.code.slug).inc()
+        self.metrics.mempool_size.set(len(self.mempool))
+        return results
+
+    def pending_nonce(self, address: bytes) -> int:
+        n = self.mempool.pending_nonce(address)
+        if n is not None:
+            return n
+        reader = self.chain.reader()
+        try:
+            return self._lookup(reader)(address)[1]
+        finally:
+            reader.close()
+
+    # --- block production ----------------------------------------------------------------
+
+    def _candidates(self) -> list[CheckedTx]:
+        return list(itertools.islice(self.mempool.reap(), self.config.max_block_txs))
+
+    def _build(self, candidates: list[CheckedTx], time_ms: int
+               ) -> tuple[Block, list[Receipt], list[CheckedTx]]:
+        return self.chain.build_block(candidates, time_ms, self.key)
+
+    def _after_block(self, block: Block, candidates: list[CheckedTx], skipped: list[CheckedTx],
+                     started: float) -> BlockResult:
+        n = len(block.txs)
+        included = candidates[:n + len(skipped)]
+        skipped_hashes = {c.hash for c in skipped}
+        committed = [c for c in included if c.hash not in skipped_hashes]
+        reader = self.chain.reader()
+        try:
+            self.mempool.update(committed, skipped, self._lookup(reader))
+        finally:
+            reader.close()
+        now = time.monotonic()
+        m = self.metrics
+        m.height.set(block.header.height)
+        m.mempool_size.set(len(self.mempool))
+        m.txs_committed.inc(n)
+        if self._last_block_at is not None:
+            interval = now - self._last_block_at
+            m.block_interval.set(interval)
+            m.txs_per_second.set(n / interval if interval > 0 else 0)
+        self._last_block_at = now
+        m.block_exec.observe(now - started)
+        return BlockResult(block, n, len(skipped), now - started)
+
+    def produce_block(self) -> BlockResult:
+        """Synchronous: build, commit and clean the mempool (tests, bench)."""
+        started = time.monotonic()
+        candidates = self._candidates()
+        block, _, skipped = self._build(candidates, self.chain.next_time(now_ms()))
+        return self._after_block(block, candidates, skipped, started)
+
+    async def produce_block_async(self) -> BlockResult:
+        started = time.monotonic()
+        candidates = self._candidates()
+        loop = asyncio.get_running_loop()
+        block, _, skipped = await loop.run_in_executor(
+            self._builder, self._build, candidates, self.chain.next_time(now_ms()))
+        return self._after_block(block, candidates, skipped, started)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Propose a block every ``block_time_ms`` until ``stop`` is set."""
+        if not self.is_signer:
+            log.warning("this node's key is not a genesis validator: it will not sign blocks")
+            await stop.wait()
+            return
+        loop = asyncio.get_running_loop()
+        interval = self.config.block_time_ms / 1000
+        next_tick = loop.time()
+        while not stop.is_set():
+            next_tick = max(next_tick + interval, loop.time())
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_tick - loop.time()))
+                break
+            except TimeoutError:
+                pass
+            try:
+                res = await self.produce_block_async()
+            except Exception:  # a bug must not kill the signer; it is logged loudly
+                log.exception("block production failed")
+                continue
+            if res.included:
+                log.info("block %d: %d txs in %.3fs", res.block.header.height, res.included,
+                         res.seconds)
+
+    def close(self) -> None:
+        self._builder.shutdown(wait=True)
+        self.verifier.close()
+        self.chain.close()

@@ -1,0 +1,94 @@
+"""Shared fixtures for the state-machine tests.
+
+``chainkit`` builds genesis documents, signed transfers and ``CheckedTx`` objects, and
+opens ``Chain`` instances in the test's tmp_path (closed again at teardown).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smartchain.crypto.hashing import h256
+from smartchain.crypto.keys import PrivateKey
+from smartchain.state.chain import Chain
+from smartchain.state.executor import CheckedTx
+from smartchain.state.genesis import Genesis, GenesisAccount, GenesisValidator
+from smartchain.state.modules.bank import Transfer
+from smartchain.state.params import Params
+from smartchain.types.tx import Transaction
+
+TEST_CHAIN_ID = "smart-test-1"
+GENESIS_TIME_MS = 1_700_000_000_000
+
+
+def key_from_index(i: int) -> PrivateKey:
+    """A deterministic test key (seed = i repeated)."""
+    return PrivateKey.from_seed(bytes([i % 256]) * 32)
+
+
+class ChainKit:
+    """Helpers to build a genesis, sign transfers and open chains under one tmp dir."""
+
+    chain_id = TEST_CHAIN_ID
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._chains: list[Chain] = []
+        self._n = 0
+
+    def genesis(self, balances: dict[PrivateKey, int] | list[tuple[bytes, int]],
+                *, chain_id: str = TEST_CHAIN_ID, params: Params | None = None,
+                validator: PrivateKey | None = None) -> Genesis:
+        if isinstance(balances, dict):
+            accounts = tuple(GenesisAccount(k.address, b) for k, b in balances.items())
+        else:
+            accounts = tuple(GenesisAccount(a, b) for a, b in balances)
+        validator = validator or key_from_index(250)
+        gen = Genesis(chain_id, GENESIS_TIME_MS, params or Params(), accounts,
+                      (GenesisValidator(validator.public_key, 1, "v0"),))
+        gen.validate()
+        return gen
+
+    def open(self, genesis: Genesis, path: Path | None = None) -> Chain:
+        if path is None:
+            self._n += 1
+            path = self.root / f"chain{self._n}"
+        chain = Chain(path, genesis)
+        self._chains.append(chain)
+        return chain
+
+    def close(self, chain: Chain) -> None:
+        chain.close()
+        self._chains.remove(chain)
+
+    def transfer(self, key: PrivateKey, to: bytes, amount: int, nonce: int, *,
+                 gas_limit: int = 100_000, gas_price: int = 1,
+                 chain_id: str = TEST_CHAIN_ID) -> bytes:
+        """Raw bytes of a signed bank/transfer."""
+        tx = Transaction.create(key, chain_id=chain_id, nonce=nonce, kind="bank/transfer",
+                                payload=Transfer(to, amount).encode(), gas_limit=gas_limit,
+                                gas_price=gas_price)
+        return tx.encode()
+
+    @staticmethod
+    def check(chain: Chain, raw: bytes) -> CheckedTx:
+        return chain.executor.check_stateless(raw, Transaction.decode(raw), h256(raw),
+                                              chain.chain_id, chain.params)
+
+    @staticmethod
+    def checked_of_block(chain: Chain, block_txs: tuple[bytes, ...]) -> list[CheckedTx]:
+        return [ChainKit.check(chain, raw) for raw in block_txs]
+
+    def close_all(self) -> None:
+        for chain in self._chains:
+            chain.close()
+        self._chains.clear()
+
+
+@pytest.fixture
+def chainkit(tmp_path: Path):
+    kit = ChainKit(tmp_path)
+    yield kit
+    kit.close_all()

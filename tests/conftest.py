@@ -23,8 +23,7 @@ TEST_CHAIN_ID = "smart-test-1"
 GENESIS_TIME_MS = 1_700_000_000_000
 
 
-def key_from_index(i: int) -> PrivateKey:
-    """A deterministic test key (seed = i repeated)."""
+def _key_from_index(i: int) -> PrivateKey:
     return PrivateKey.from_seed(bytes([i % 256]) * 32)
 
 
@@ -32,6 +31,7 @@ class ChainKit:
     """Helpers to build a genesis, sign transfers and open chains under one tmp dir."""
 
     chain_id = TEST_CHAIN_ID
+    genesis_time_ms = GENESIS_TIME_MS
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -45,7 +45,7 @@ class ChainKit:
             accounts = tuple(GenesisAccount(k.address, b) for k, b in balances.items())
         else:
             accounts = tuple(GenesisAccount(a, b) for a, b in balances)
-        validator = validator or key_from_index(250)
+        validator = validator or _key_from_index(250)
         gen = Genesis(chain_id, GENESIS_TIME_MS, params or Params(), accounts,
                       (GenesisValidator(validator.public_key, 1, "v0"),))
         gen.validate()

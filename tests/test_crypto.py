@@ -238,7 +238,7 @@ def test_merkle_every_proof_verifies_and_wrong_inputs_fail(n: int) -> None:
                 if 0 <= j < n:
                     assert not verify_proof(root, leaf, replace(proof, index=j))
         assert not verify_proof(root, leaf, replace(proof, index=n))  # out of range
-        assert not verify_proof(root, leaf, replace(proof, size=n + 1))
+        assert not verify_proof(root, leaf, replace(proof, index=n + 5, size=n))
         if proof.path:
             assert not verify_proof(root, leaf, replace(proof, path=proof.path[:-1]))
             tampered = (flip_bit(proof.path[0], 0),) + proof.path[1:]

@@ -65,6 +65,7 @@ class Chain:
         if stored is None:
             self._init_genesis()
         elif stored != genesis.hash():
+            self.store.close()  # release the LMDB environment: it is open once per process
             raise ChainError("this data directory belongs to a different genesis")
         self.height = self._read_height()
         self.latest = self.get_block(self.height).header if self.height else None

@@ -1,0 +1,63 @@
+"""Named keys in ``$SMART_HOME/keys/NAME.json`` (sealed key files, see crypto.keystore)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from smartchain.cli.settings import cli_home
+from smartchain.crypto import keystore
+from smartchain.crypto.keys import PrivateKey
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class KeyringError(ValueError):
+    pass
+
+
+def keys_dir() -> Path:
+    return cli_home() / "keys"
+
+
+def key_path(name: str) -> Path:
+    if not NAME_RE.match(name):
+        raise KeyringError(f"invalid key name {name!r}: use letters, digits, '_', '-', '.'")
+    return keys_dir() / f"{name}.json"
+
+
+def read_doc(name: str) -> dict:
+    path = key_path(name)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise KeyringError(f"no key named {name!r} (see `smart keys list`)") from None
+    except json.JSONDecodeError as exc:
+        raise KeyringError(f"key file {path} is corrupt: {exc}") from exc
+
+
+def add(name: str, key: PrivateKey, passphrase: str | None, *, insecure: bool = False,
+        replace_devnet: bool = False) -> Path:
+    path = key_path(name)
+    if path.exists():
+        if replace_devnet and read_doc(name).get("devnet"):
+            path.unlink()
+        else:
+            raise KeyringError(f"a key named {name!r} already exists")
+    keystore.save(path, key, passphrase, insecure=insecure)
+    if replace_devnet:
+        doc = json.loads(path.read_text())
+        doc["devnet"] = True
+        path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def load(name: str, passphrase: str | None) -> PrivateKey:
+    return keystore.open_doc(read_doc(name), passphrase)
+
+
+def names() -> list[str]:
+    if not keys_dir().exists():
+        return []
+    return sorted(p.stem for p in keys_dir().glob("*.json"))

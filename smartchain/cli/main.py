@@ -1,0 +1,450 @@
+"""The ``smart`` command.
+
+``--node URL`` and ``--json`` are accepted anywhere on the command line (they are moved in
+front of the sub-command before parsing), so every command takes them. Every error is
+one line on stderr (or a JSON error object with ``--json``) and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smartchain import devnet as devnet_mod
+from smartchain.cli import keyring, settings
+from smartchain.client import ApiError, Client
+from smartchain.crypto.address import AddressError, from_bech32, to_bech32
+from smartchain.crypto.keys import PrivateKey
+from smartchain.crypto.keystore import KeystoreError, is_encrypted, open_doc
+from smartchain.node.config import KEY_FILE, ConfigError, NodeConfig
+from smartchain.node.home import init_home, load_validator_key
+from smartchain.state.genesis import GenesisError
+from smartchain.types.amount import AmountError, format_hpc, parse_hpc
+
+app = typer.Typer(help="Smartchain: share compute, storage and bandwidth; paid in HPC.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+keys_app = typer.Typer(help="Manage named keys in the local keyring.", no_args_is_help=True)
+tx_app = typer.Typer(help="Sign and send transactions.", no_args_is_help=True)
+query_app = typer.Typer(help="Read chain state.", no_args_is_help=True)
+node_app = typer.Typer(help="Initialise and run a node.", no_args_is_help=True)
+devnet_app = typer.Typer(help="A local network for development.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(tx_app, name="tx")
+app.add_typer(query_app, name="query")
+app.add_typer(node_app, name="node")
+app.add_typer(devnet_app, name="devnet")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class CliError(Exception):
+    """A user-facing failure: message and exit code."""
+
+    def __init__(self, message: str, code: str = "error", exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.exit_code = exit_code
+
+
+@dataclass
+class Opts:
+    node: str | None = None
+    json: bool = False
+
+    @property
+    def client(self) -> Client:
+        return Client(self.node or settings.default_node())
+
+
+OPTS = Opts()
+
+
+@app.callback()
+def _global(
+    node: Annotated[str | None, typer.Option("--node", help="Node API URL.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    OPTS.node = node
+    OPTS.json = as_json
+
+
+def emit(data: Any, human: Any = None) -> None:
+    """Print ``data`` as JSON with --json, else the human rendering (or data)."""
+    if OPTS.json:
+        print(json.dumps(data, indent=2))
+    elif callable(human):
+        human()
+    else:
+        out.print(human if human is not None else data)
+
+
+def _passphrase(prompt: str, confirm: bool = False, file: Path | None = None) -> str:
+    if file is not None:
+        try:
+            return file.read_text().rstrip("\n")
+        except OSError as exc:
+            raise CliError(f"cannot read passphrase file: {exc}") from exc
+    env = os.environ.get("SMART_PASSPHRASE")
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise CliError("a passphrase is needed: set SMART_PASSPHRASE or use --passphrase-file")
+    pw = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat passphrase: ") != pw:
+        raise CliError("passphrases do not match")
+    return pw
+
+
+def _load_key(name: str, passphrase_file: Path | None = None) -> PrivateKey:
+    doc = keyring.read_doc(name)
+    pw = _passphrase(f"Passphrase for {name}: ", file=passphrase_file) if is_encrypted(doc) \
+        else None
+    return open_doc(doc, pw)
+
+
+def _resolve_address(text: str) -> str:
+    """An address, or the name of a key in the keyring."""
+    if text.startswith("smart1") or text.upper().startswith("SMART1"):
+        return to_bech32(from_bech32(text))
+    try:
+        return keyring.read_doc(text)["address"]
+    except keyring.KeyringError:
+        from_bech32(text)  # raises the address error, which is the likelier mistake
+        raise
+
+
+PassFile = Annotated[Path | None, typer.Option("--passphrase-file",
+                                               help="Read the passphrase from this file.")]
+
+# --- keys ------------------------------------------------------------------------------
+
+
+@keys_app.command("new")
+def keys_new(
+    name: str,
+    insecure: Annotated[bool, typer.Option(help="Store unencrypted (throwaway keys).")] = False,
+    passphrase_file: PassFile = None,
+) -> None:
+    """Create a key; it is sealed with a passphrase unless --insecure."""
+    key = PrivateKey.generate()
+    pw = None if insecure else _passphrase("New passphrase: ", confirm=True, file=passphrase_file)
+    path = keyring.add(name, key, pw, insecure=insecure)
+    addr = to_bech32(key.address)
+    emit({"name": name, "address": addr, "file": str(path), "encrypted": not insecure},
+         f"created key [bold]{name}[/]: {addr}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    rows = []
+    for n in keyring.names():
+        doc = keyring.read_doc(n)
+        rows.append({"name": n, "address": doc["address"], "encrypted": is_encrypted(doc)})
+
+    def human() -> None:
+        t = Table("name", "address", "encrypted")
+        for r in rows:
+            t.add_row(r["name"], r["address"], "yes" if r["encrypted"] else "no (insecure)")
+        out.print(t)
+
+    emit(rows, human)
+
+
+@keys_app.command("show")
+def keys_show(name: str) -> None:
+    doc = keyring.read_doc(name)
+    data = {"name": name, "address": doc["address"], "public_key": doc["public_key"],
+            "encrypted": is_encrypted(doc)}
+    emit(data, lambda: [out.print(f"{k}: {v}") for k, v in data.items()])
+
+
+@keys_app.command("export")
+def keys_export(name: str, passphrase_file: PassFile = None) -> None:
+    """Print the private seed (hex). Anyone who sees it controls the account."""
+    key = _load_key(name, passphrase_file)
+    emit({"name": name, "address": to_bech32(key.address), "seed": key.seed.hex()}, key.seed.hex())
+
+
+@keys_app.command("import")
+def keys_import(
+    name: str,
+    seed: Annotated[str, typer.Option(help="32-byte seed in hex.")],
+    insecure: Annotated[bool, typer.Option(help="Store unencrypted.")] = False,
+    passphrase_file: PassFile = None,
+) -> None:
+    try:
+        key = PrivateKey.from_seed(bytes.fromhex(seed))
+    except ValueError as exc:
+        raise CliError(f"invalid seed: {exc}") from exc
+    pw = None if insecure else _passphrase("New passphrase: ", confirm=True, file=passphrase_file)
+    keyring.add(name, key, pw, insecure=insecure)
+    emit({"name": name, "address": to_bech32(key.address)}, f"imported {name}")
+
+
+# --- tx --------------------------------------------------------------------------------
+
+
+@tx_app.command("transfer")
+def tx_transfer(
+    sender: Annotated[str, typer.Option("--from", help="Key name in the keyring.")],
+    to: Annotated[str, typer.Option("--to", help="Recipient address (or key name).")],
+    amount: Annotated[str, typer.Option(help="Amount in HPC, exact decimal (e.g. 1.5).")],
+    gas_price: Annotated[int | None, typer.Option(help="Base units per gas.")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait until committed.")] = True,
+    passphrase_file: PassFile = None,
+) -> None:
+    """Send HPC."""
+    units = parse_hpc(amount)
+    recipient = _resolve_address(to)
+    key = _load_key(sender, passphrase_file)
+    client = OPTS.client
+    result = client.transfer(key, recipient, units, wait=wait, gas_price=gas_price)
+    if not wait:
+        emit(result, f"submitted {result['hash']}")
+        return
+    receipt = result["receipt"]
+    if not receipt["ok"]:
+        emit(result)
+        raise CliError(f"transaction {result['hash']} failed: {receipt['log']}",
+                       receipt["code_name"])
+    emit(result, lambda: out.print(
+        f"sent {format_hpc(units)} HPC to {recipient}\n"
+        f"tx {result['hash']} committed at height {result['height']} "
+        f"(fee {format_hpc(int(receipt['fee']))} HPC)"))
+
+
+# --- query -----------------------------------------------------------------------------
+
+
+@query_app.command("account")
+def query_account(address: Annotated[str, typer.Argument(help="Address or key name.")]) -> None:
+    acct = OPTS.client.account(_resolve_address(address))
+    emit(acct, lambda: out.print(
+        f"address: {acct['address']}\nbalance: {acct['balance_hpc']} HPC "
+        f"({acct['balance']} units)\nnonce:   {acct['nonce']}"))
+
+
+@query_app.command("block")
+def query_block(height: Annotated[str, typer.Argument(help="Height or 'latest'.")] = "latest"
+                ) -> None:
+    if height != "latest" and not height.isdigit():
+        raise CliError("height must be a non-negative integer or 'latest'")
+    emit(OPTS.client.block(height))
+
+
+@query_app.command("tx")
+def query_tx(tx_hash: str) -> None:
+    emit(OPTS.client.tx(tx_hash))
+
+
+@app.command("status")
+def status() -> None:
+    """Show the node's chain id, height and state root."""
+    emit(OPTS.client.status())
+
+
+# --- node ------------------------------------------------------------------------------
+
+
+def _parse_fund(items: list[str]) -> list[tuple[bytes, int]]:
+    out_list = []
+    for item in items:
+        addr, sep, amount = item.partition("=")
+        if not sep:
+            raise CliError(f"--fund takes ADDRESS=HPC, got {item!r}")
+        out_list.append((from_bech32(addr), parse_hpc(amount)))
+    return out_list
+
+
+@node_app.command("init")
+def node_init(
+    home: Annotated[Path, typer.Option(help="Node home directory.")],
+    chain_id: Annotated[str, typer.Option(help="Chain id.")] = "smart-local-1",
+    moniker: Annotated[str, typer.Option(help="Node name.")] = "node",
+    api_port: Annotated[int, typer.Option(help="HTTP API port.")] = 26657,
+    block_time_ms: Annotated[int, typer.Option(help="Block interval.")] = 1000,
+    fund: Annotated[list[str] | None, typer.Option(help="Genesis ADDRESS=HPC (repeatable).")
+                    ] = None,
+    insecure: Annotated[bool, typer.Option(help="Store the validator key unencrypted.")] = False,
+    passphrase_file: PassFile = None,
+) -> None:
+    """Create a single-validator chain: config.toml, genesis.json, validator key."""
+    key = PrivateKey.generate()
+    pw = None if insecure else _passphrase("Validator key passphrase: ", confirm=True,
+                                           file=passphrase_file)
+    cfg = NodeConfig(moniker=moniker, api_port=api_port, block_time_ms=block_time_ms)
+    genesis = init_home(home, chain_id=chain_id, key=key, passphrase=pw, insecure=insecure,
+                        accounts=_parse_fund(fund or []), config=cfg)
+    emit({"home": str(home), "chain_id": chain_id, "validator": to_bech32(key.address),
+          "genesis_hash": genesis.hash().hex()},
+         f"initialised {home} (chain {chain_id}, validator {to_bech32(key.address)})")
+
+
+@node_app.command("start")
+def node_start(
+    home: Annotated[Path, typer.Option(help="Node home directory.")],
+    passphrase_file: PassFile = None,
+) -> None:
+    """Run the node in the foreground until SIGINT/SIGTERM."""
+    from smartchain.api.serve import run  # imported here: only this command needs aiohttp
+
+    cfg = NodeConfig.load(home)
+    doc = json.loads((home / KEY_FILE).read_text())
+    pw = _passphrase("Validator key passphrase: ", file=passphrase_file) if is_encrypted(doc) \
+        else None
+    run(home, load_validator_key(home, pw), cfg)
+
+
+# --- devnet ----------------------------------------------------------------------------
+
+DevnetHome = Annotated[Path | None, typer.Option("--home", help="Devnet home directory.")]
+
+
+def _devnet_home(home: Path | None) -> Path:
+    return home or settings.cli_home() / "devnet"
+
+
+@devnet_app.command("up")
+def devnet_up(
+    home: DevnetHome = None,
+    validators: Annotated[int, typer.Option(help="Signer nodes.")] = 1,
+    accounts: Annotated[int, typer.Option(help="Funded demo accounts.")] = 5,
+    api_port: Annotated[int, typer.Option(help="First node's API port.")] = 26657,
+    block_time_ms: Annotated[int, typer.Option(help="Block interval.")] = 1000,
+    detach: Annotated[bool, typer.Option(help="Leave the network running and return.")] = False,
+) -> None:
+    """Start (or restart) the local network and fund demo accounts."""
+    home = _devnet_home(home)
+    doc = devnet_mod.load(home)
+    if doc is None:
+        doc = devnet_mod.create(home, validators=validators, accounts=accounts,
+                                api_port=api_port, block_time_ms=block_time_ms)
+    procs = devnet_mod.start(doc)
+    demos = devnet_mod.demo_accounts(doc)
+    for d in demos:
+        keyring.add(d.name, d.key, None, insecure=True, replace_devnet=True)
+    settings.save_config({**settings.load_config(), "node": doc["nodes"][0]["api_url"]})
+    summary = {
+        "chain_id": doc["chain_id"], "home": str(home),
+        "nodes": [{"name": n["name"], "api_url": n["api_url"]} for n in doc["nodes"]],
+        "accounts": [{"name": d.name, "address": d.address,
+                      "balance": str(devnet_mod.DEMO_BALANCE)} for d in demos],
+    }
+
+    def human() -> None:
+        out.print(f"[bold green]devnet {doc['chain_id']} is up[/] (home {home})")
+        for n in summary["nodes"]:
+            out.print(f"  {n['name']}: API {n['api_url']}")
+        t = Table("account", "address", "balance")
+        for a in summary["accounts"]:
+            t.add_row(a["name"], a["address"], f"{format_hpc(devnet_mod.DEMO_BALANCE)} HPC")
+        out.print(t)
+        out.print("try: smart tx transfer --from demo1 --to "
+                  f"{summary['accounts'][1]['address'] if len(demos) > 1 else 'ADDRESS'} "
+                  "--amount 1.5")
+
+    emit(summary, human)
+    sys.stdout.flush()
+    if detach:
+        return
+    if not OPTS.json:
+        out.print("[dim]Ctrl-C stops the network[/]")
+    stopping = {"flag": False}
+
+    def _stop(*_: Any) -> None:
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    while not stopping["flag"]:
+        if any(p.poll() is not None for p in procs):
+            devnet_mod.stop(doc)
+            raise CliError("a devnet node exited unexpectedly; see its node.log in " + str(home))
+        time.sleep(0.2)
+    devnet_mod.stop(doc)
+    if not OPTS.json:
+        out.print("devnet stopped")
+
+
+@devnet_app.command("down")
+def devnet_down(home: DevnetHome = None) -> None:
+    """Stop a devnet started with --detach (its data stays; `up` resumes it)."""
+    home = _devnet_home(home)
+    doc = devnet_mod.load(home)
+    if doc is None:
+        raise CliError(f"no devnet in {home}")
+    n = devnet_mod.stop(doc)
+    emit({"stopped": n}, f"stopped {n} node(s)")
+
+
+# --- entry point -----------------------------------------------------------------------
+
+_EXPECTED = (ApiError, AddressError, AmountError, KeystoreError, keyring.KeyringError,
+             ConfigError, GenesisError, devnet_mod.DevnetError, OSError, ValueError)
+
+
+def _hoist_globals(argv: list[str]) -> list[str]:
+    """Move --json and --node URL in front so they work after any sub-command."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--json":
+            front.append(a)
+        elif a == "--node" and i + 1 < len(argv):
+            front += [a, argv[i + 1]]
+            i += 1
+        elif a.startswith("--node="):
+            front.append(a)
+        else:
+            rest.append(a)
+        i += 1
+    return front + rest
+
+
+def _fail(message: str, code: str, exit_code: int) -> NoReturn:
+    if OPTS.json:
+        print(json.dumps({"error": {"code": code, "message": message}}))
+    else:
+        err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise SystemExit(exit_code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    OPTS.json = "--json" in args
+    try:
+        app(args, standalone_mode=False)
+    except CliError as exc:
+        _fail(exc.message, exc.code, exc.exit_code)
+    except ApiError as exc:
+        _fail(exc.message, exc.code, 1)
+    except _EXPECTED as exc:
+        _fail(str(exc), type(exc).__name__, 1)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("aborted", "aborted", 130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -53,13 +53,28 @@ Decoder = Callable[[memoryview, int], tuple[Any, int]]
 
 
 class Kind:
-    """A codec type: how one field is written and read."""
+    """A codec type: how one field is written and read.
 
-    def __init__(self, name: str, enc: Encoder, dec: Decoder, py: type) -> None:
+    ``fixed`` describes fixed-width kinds for the struct compiler: a ``struct`` format, a
+    type check and conversions in and out, so runs of such fields pack in one call.
+    """
+
+    def __init__(self, name: str, enc: Encoder, dec: Decoder, py: type,
+                 fixed: Fixed | None = None) -> None:
         self.name = name
         self.enc = enc
         self.dec = dec
         self.py = py
+        self.fixed = fixed
+
+
+@dataclasses.dataclass(frozen=True)
+class Fixed:
+    fmt: str  # struct format of the field
+    check: str  # expression over {x} that is True when {x} is encodable
+    to_wire: str = "{x}"  # expression giving the struct argument
+    from_wire: str = "{x}"  # expression turning the unpacked value into the field value
+    valid: str = ""  # expression over the unpacked {x} that must hold (canonical input)
 
     def __repr__(self) -> str:
         return f"Kind({self.name})"
@@ -98,7 +113,12 @@ def _uint(bits: int) -> Kind:
                 raise CodecError(f"truncated u{bits}")
             return int.from_bytes(buf[pos:end], "big"), end
 
-    return Kind(f"u{bits}", enc, dec, int)
+    if fmt is not None:
+        spec = Fixed(fmt[1:], "type({x}) is int")
+    else:
+        spec = Fixed(f"{size}s", "type({x}) is int and 0 <= {x} < " + str(limit),
+                     "{x}.to_bytes(" + str(size) + ", 'big')", "int.from_bytes({x}, 'big')")
+    return Kind(f"u{bits}", enc, dec, int, spec)
 
 
 def _i64() -> Kind:
@@ -114,7 +134,7 @@ def _i64() -> Kind:
             raise CodecError("truncated i64")
         return packer.unpack_from(buf, pos)[0], pos + 8
 
-    return Kind("i64", enc, dec, int)
+    return Kind("i64", enc, dec, int, Fixed("q", "type({x}) is int"))
 
 
 def _bool() -> Kind:
@@ -131,7 +151,8 @@ def _bool() -> Kind:
             raise CodecError("bool must be 0 or 1")
         return b == 1, pos + 1
 
-    return Kind("bool", enc, dec, bool)
+    return Kind("bool", enc, dec, bool,
+                Fixed("B", "type({x}) is bool", "int({x})", "{x} == 1", "{x} <= 1"))
 
 
 _LEN = _struct.Struct(">I")
@@ -177,7 +198,8 @@ def _fixed(size: int) -> Kind:
             raise CodecError(f"truncated bytes{size}")
         return bytes(buf[pos:end]), end
 
-    return Kind(f"bytes{size}", enc, dec, bytes)
+    return Kind(f"bytes{size}", enc, dec, bytes,
+                Fixed(f"{size}s", "type({x}) is bytes and len({x}) == " + str(size)))
 
 
 def _str() -> Kind:
@@ -320,27 +342,75 @@ class Struct:
 
 
 def _compile(cls: type) -> Kind:
+    """Build the struct's encoder/decoder as generated Python (one closure per class).
+
+    Consecutive fixed-width fields are packed/unpacked with a single ``struct`` call; the
+    generic per-field path stays as the slow path that produces precise error messages.
+    """
     hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     kinds = [_kind_of(hints[n]) for n in names]
-    encs = [k.enc for k in kinds]
-    decs = [k.dec for k in kinds]
-    pairs = list(zip(names, encs, strict=True))
+    pairs = list(zip(names, [k.enc for k in kinds], strict=True))
 
-    def enc(v: Any, out: list[bytes]) -> None:
+    def slow_enc(v: Any, out: list[bytes]) -> None:
         if type(v) is not cls:
             raise CodecError(f"{cls.__name__} expected, got {type(v).__name__}")
         for name, e in pairs:
             e(getattr(v, name), out)
 
-    def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
-        values = []
-        for d in decs:
-            x, pos = d(buf, pos)
-            values.append(x)
-        return cls(*values), pos
-
-    return Kind(cls.__name__, enc, dec, cls)
+    env: dict[str, Any] = {"cls": cls, "CodecError": CodecError, "slow_enc": slow_enc,
+                           "StructError": _struct.error}
+    enc_lines = ["def enc(v, out):", "    if type(v) is not cls:",
+                 "        return slow_enc(v, out)"]
+    dec_lines = ["def dec(buf, pos):", "    n = len(buf)"]
+    for i, name in enumerate(names):
+        enc_lines.append(f"    f{i} = v.{name}")
+    checks: list[str] = []
+    enc_body: list[str] = []
+    i = 0
+    while i < len(kinds):
+        if kinds[i].fixed is None:
+            env[f"e{i}"], env[f"d{i}"] = kinds[i].enc, kinds[i].dec
+            enc_body.append(f"    e{i}(f{i}, out)")
+            dec_lines.append(f"    f{i}, pos = d{i}(buf, pos)")
+            i += 1
+            continue
+        j = i
+        while j < len(kinds) and kinds[j].fixed is not None:
+            j += 1
+        run = range(i, j)
+        packer = _struct.Struct(">" + "".join(kinds[k].fixed.fmt for k in run))  # type: ignore[union-attr]
+        env[f"p{i}"], env[f"u{i}"] = packer.pack, packer.unpack_from
+        for k in run:
+            checks.append(kinds[k].fixed.check.format(x=f"f{k}"))  # type: ignore[union-attr]
+        args = ", ".join(kinds[k].fixed.to_wire.format(x=f"f{k}") for k in run)  # type: ignore[union-attr]
+        enc_body.append(f"    out.append(p{i}({args}))")
+        targets = "".join(f"f{k}, " for k in run)
+        dec_lines += [
+            f"    if pos + {packer.size} > n:",
+            f"        raise CodecError('truncated {cls.__name__}')",
+            f"    {targets}= u{i}(buf, pos)",
+            f"    pos += {packer.size}",
+        ]
+        for k in run:
+            fx = kinds[k].fixed
+            assert fx is not None
+            if fx.valid:
+                dec_lines += [f"    if not ({fx.valid.format(x=f'f{k}')}):",
+                              f"        raise CodecError('non-canonical {names[k]}')"]
+            if fx.from_wire != "{x}":
+                dec_lines.append(f"    f{k} = {fx.from_wire.format(x=f'f{k}')}")
+        i = j
+    if checks:
+        enc_lines += ["    if not (" + " and ".join(checks) + "):",
+                      "        return slow_enc(v, out)"]
+    enc_lines += ["    try:"] + ["    " + line for line in enc_body] + [
+        "    except StructError:", "        return slow_enc(v, out)"]
+    if not enc_body:
+        enc_lines.append("    pass")
+    dec_lines.append("    return cls(" + ", ".join(f"f{k}" for k in range(len(names))) + "), pos")
+    exec("\n".join(enc_lines) + "\n\n" + "\n".join(dec_lines), env)
+    return Kind(cls.__name__, env["enc"], env["dec"], cls)
 
 
 def encode(value: Struct) -> bytes:

@@ -92,3 +92,42 @@ def chainkit(tmp_path: Path):
     kit = ChainKit(tmp_path)
     yield kit
     kit.close_all()
+
+
+# --- functional tests: real node processes (see tests/harness.py) ---------------------------
+
+from collections.abc import Callable, Iterator  # noqa: E402
+
+from harness import NodeProcess  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smart_node_factory(tmp_path_factory: pytest.TempPathFactory
+                       ) -> Iterator[Callable[..., NodeProcess]]:
+    """``make(**NodeProcess kwargs, start=True)`` -> a node in a fresh home; every node made
+    is stopped (SIGTERM, then SIGKILL) at the end of the module, whatever happened."""
+    nodes: list[NodeProcess] = []
+
+    def make(*, start: bool = True, **kwargs: object) -> NodeProcess:
+        node = NodeProcess(tmp_path_factory.mktemp("node"), **kwargs)  # type: ignore[arg-type]
+        nodes.append(node)
+        if start:
+            node.start()
+        return node
+
+    try:
+        yield make
+    finally:
+        for node in nodes:
+            node.cleanup()
+
+
+@pytest.fixture(scope="module")
+def smart_node(request: pytest.FixtureRequest,
+               smart_node_factory: Callable[..., NodeProcess]) -> NodeProcess:
+    """One started node per test module; its genesis accounts come from the module's
+    ``SMART_NODE_GENESIS`` list of (address bytes, balance) and chain id from
+    ``SMART_NODE_CHAIN_ID`` when present. Stopped by ``smart_node_factory`` at teardown."""
+    accounts = getattr(request.module, "SMART_NODE_GENESIS", [])
+    chain_id = getattr(request.module, "SMART_NODE_CHAIN_ID", "smart-test-1")
+    return smart_node_factory(accounts=list(accounts), chain_id=chain_id)

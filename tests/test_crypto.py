@@ -21,7 +21,7 @@ from smartchain.crypto.address import (
     to_bech32,
 )
 from smartchain.crypto.hashing import h160, h256, h256_tagged
-from smartchain.crypto.keys import PrivateKey, ParallelVerifier, verify, verify_many
+from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify, verify_many
 from smartchain.crypto.merkle import (
     EMPTY_ROOT,
     MerkleProof,
@@ -241,7 +241,7 @@ def test_merkle_every_proof_verifies_and_wrong_inputs_fail(n: int) -> None:
         assert not verify_proof(root, leaf, replace(proof, index=n + 5, size=n))
         if proof.path:
             assert not verify_proof(root, leaf, replace(proof, path=proof.path[:-1]))
-            tampered = (flip_bit(proof.path[0], 0),) + proof.path[1:]
+            tampered = (flip_bit(proof.path[0], 0), *proof.path[1:])
             assert not verify_proof(root, leaf, replace(proof, path=tampered))
 
 

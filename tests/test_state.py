@@ -335,7 +335,7 @@ def test_state_proofs(chainkit) -> None:
         assert not verify_state_proof(root, key, b"\x00" * len(value), proof)
         assert not verify_state_proof(bytes(32), key, value, proof)
         assert not verify_state_proof(root, key + b"x", value, proof)
-        bad = replace(proof, siblings=(bytes(32),) + proof.siblings[1:])
+        bad = replace(proof, siblings=(bytes(32), *proof.siblings[1:]))
         assert not verify_state_proof(root, key, value, bad)
     # a key that is not in the state has no value to prove
     value, proof = chain.prove(ACCOUNT_PREFIX + bytes(20))

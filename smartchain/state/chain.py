@@ -29,6 +29,7 @@ from smartchain.types.block import ZERO_HASH, Block, BlockHeader
 from smartchain.types.tx import Receipt, Transaction
 
 _H = struct.Struct(">Q")
+_HI = struct.Struct(">QI")  # the TxRecord prefix: height, index
 HEIGHT_KEY = b"height"
 GENESIS_KEY = b"genesis"
 
@@ -143,15 +144,17 @@ class Chain:
         finally:
             reader.close()
 
+        receipt_bytes = [r.encode() for r in receipts]
+
         def make_header(state_root: bytes) -> BlockHeader:
             return BlockHeader(
                 self.chain_id, height, time_ms, self.latest_hash,
                 root_of_hashes([c.hash for c in included]),
-                merkle_root([r.encode() for r in receipts]),
+                merkle_root(receipt_bytes),
                 state_root, key.public_key,
             )
 
-        block = self._commit(overlay.writes, included, receipts,
+        block = self._commit(overlay.writes, included, receipt_bytes,
                              lambda root: self._sign(make_header(root), key))
         return block, receipts, skipped
 
@@ -184,7 +187,8 @@ class Chain:
             self.executor.end_block(overlay, info)
         finally:
             reader.close()
-        if merkle_root([r.encode() for r in receipts]) != h.receipts_root:
+        receipt_bytes = [r.encode() for r in receipts]
+        if merkle_root(receipt_bytes) != h.receipts_root:
             raise ChainError("receipts do not match receipts_root")
 
         def check_root(root: bytes) -> Block:
@@ -192,11 +196,11 @@ class Chain:
                 raise ChainError("state root mismatch: block rejected")
             return Block(h, (), block.signature)
 
-        self._commit(overlay.writes, checked, receipts, check_root)
+        self._commit(overlay.writes, checked, receipt_bytes, check_root)
         return receipts
 
     def _commit(self, writes: dict[bytes, bytes | None], included: list[CheckedTx],
-                receipts: list[Receipt], seal: Callable[[bytes], Block]) -> Block:
+                receipt_bytes: list[bytes], seal: Callable[[bytes], Block]) -> Block:
         dbs = self.store.dbs
         txn = self.store.write()
         undo = []
@@ -209,8 +213,8 @@ class Chain:
             hkey = _H.pack(height)
             txn.put(hkey, block.encode(), db=dbs["blocks"])
             txn.put(block.hash(), hkey, db=dbs["hashes"])
-            records = [(c.hash, TxRecord(height, i, r).encode())
-                       for i, (c, r) in enumerate(zip(included, receipts, strict=True))]
+            records = [(c.hash, _HI.pack(height, i) + rb)
+                       for i, (c, rb) in enumerate(zip(included, receipt_bytes, strict=True))]
             txn.cursor(db=dbs["txs"]).putmulti(records)
             txn.put(HEIGHT_KEY, hkey, db=dbs["meta"])
             txn.commit()

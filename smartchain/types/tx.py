@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from smartchain.codec import U32, U64, U128, Bytes, Fixed32, Fixed64, Str, Struct, list_of
-from smartchain.crypto.address import address_of
+from smartchain.crypto.address import address_of, to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
 
@@ -63,9 +63,16 @@ class Attribute(Struct):
     value: Str
 
 
+ADDRESS_ATTRIBUTES = frozenset({"sender", "recipient", "proposer", "address", "owner", "to"})
+
+
 @dataclass(frozen=True, slots=True)
 class Event(Struct):
-    """Something a handler wants the outside world to see (indexed by the API later)."""
+    """Something a handler wants the outside world to see (indexed by the API later).
+
+    Attribute values are strings; addresses go in as 40 hex characters (cheap inside the
+    state machine) under a name in ``ADDRESS_ATTRIBUTES``, and are shown as bech32.
+    """
 
     kind: Str
     attributes: list_of(Attribute)
@@ -75,7 +82,13 @@ class Event(Struct):
         return cls(kind, tuple(Attribute(k, str(v)) for k, v in attrs.items()))
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "attributes": {a.key: a.value for a in self.attributes}}
+        attrs = {}
+        for a in self.attributes:
+            value = a.value
+            if a.key in ADDRESS_ATTRIBUTES and len(value) == 40:
+                value = to_bech32(bytes.fromhex(value))
+            attrs[a.key] = value
+        return {"kind": self.kind, "attributes": attrs}
 
 
 @dataclass(frozen=True, slots=True)

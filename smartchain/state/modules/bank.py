@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartchain.codec import U64, U128, Fixed20, Struct
-from smartchain.crypto.address import from_bech32, to_bech32
+from smartchain.crypto.address import from_bech32
 from smartchain.state.errors import Code, TxError
 from smartchain.state.module import BlockInfo, Module, Msg, TxContext
 from smartchain.state.modules.emission import Emission, block_reward
@@ -103,8 +103,8 @@ def _handle_transfer(ctx: TxContext, msg: Transfer) -> None:
     rkey = ACCOUNT_PREFIX + msg.to
     rbal, rnonce = _decode_account(store.get(rkey))
     store.set(rkey, _encode_account(rbal + msg.amount, rnonce))
-    ctx.events.append(Event.of("transfer", sender=to_bech32(ctx.sender),
-                               recipient=to_bech32(msg.to), amount=msg.amount))
+    ctx.events.append(Event.of("transfer", sender=ctx.sender.hex(), recipient=msg.to.hex(),
+                               amount=msg.amount))
 
 
 class Bank(Module):
@@ -141,7 +141,7 @@ class Bank(Module):
         add_balance(store, block.proposer, reward)
         store.set(MINTED_KEY, (minted + reward).to_bytes(16, "big"))
         store.set(SUPPLY_KEY, (_u128(store, SUPPLY_KEY) + reward).to_bytes(16, "big"))
-        return [Event.of("block_reward", proposer=to_bech32(block.proposer), amount=reward)]
+        return [Event.of("block_reward", proposer=block.proposer.hex(), amount=reward)]
 
     # --- auth: the ante handler and fee settlement -------------------------------------
 

@@ -1,0 +1,232 @@
+"""A small functional-test framework, in the style of Bitcoin Core's test_framework.
+
+``NodeProcess`` owns one node home and runs ``smart node start`` in it as a real
+subprocess (``sys.executable -m smartchain.cli.main``), on 127.0.0.1 with a free port.
+Everything a test learns about the node it learns through the HTTP API, the node's
+files or its exit status: no mocks, no in-process shortcuts.
+
+Synchronisation is always by polling real state (``wait_until``) with a deadline; a
+bare ``sleep`` never stands in for "the node has done X".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from smartchain.client import Client
+from smartchain.crypto.keys import PrivateKey
+from smartchain.node.config import NodeConfig
+from smartchain.node.home import init_home
+from smartchain.state.genesis import Genesis
+from smartchain.state.params import Params
+
+RUNTIME_FILE = "node.json"
+LOG_FILE = "node.log"
+DEFAULT_BLOCK_TIME_MS = 200
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+
+T = TypeVar("T")
+
+
+class HarnessError(AssertionError):
+    """The node did not do what the harness waited for (includes the log tail)."""
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, *, interval: float = 0.02,
+               what: str | None = None) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that.
+
+    Exceptions from the predicate propagate (a broken predicate should fail loudly, not
+    be retried until the deadline). Raises ``HarnessError`` after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            name = what or getattr(predicate, "__name__", "condition")
+            raise HarnessError(f"timed out after {timeout}s waiting for {name}")
+        time.sleep(interval)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class NodeProcess:
+    """One single-validator node in its own home directory, run as a subprocess."""
+
+    def __init__(self, home: Path, *, accounts: list[tuple[bytes, int]] | None = None,
+                 chain_id: str = "smart-test-1", block_time_ms: int = DEFAULT_BLOCK_TIME_MS,
+                 moniker: str = "node0", params: Params | None = None,
+                 validator_key: PrivateKey | None = None, log_level: str = "info") -> None:
+        self.home = Path(home)
+        self.key = validator_key or PrivateKey.generate()
+        self.config = NodeConfig(moniker=moniker, api_port=0, block_time_ms=block_time_ms,
+                                 log_level=log_level)
+        self.genesis: Genesis = init_home(
+            self.home, chain_id=chain_id, key=self.key, passphrase=None, insecure=True,
+            accounts=accounts or [], config=self.config,
+            params=params or Params(block_time_ms=block_time_ms))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url: str | None = None
+        self.starts = 0
+
+    # --- paths ---------------------------------------------------------------------------
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / LOG_FILE
+
+    @property
+    def runtime_path(self) -> Path:
+        return self.home / RUNTIME_FILE
+
+    def log_tail(self, lines: int = 40) -> str:
+        return _tail(self.log_path, lines)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def client(self) -> Client:
+        if self.url is None:
+            raise HarnessError("node is not started")
+        return Client(self.url, timeout=10.0)
+
+    def start(self, timeout: float = START_TIMEOUT) -> str:
+        """Start the node process and wait until its API is listening; returns its URL."""
+        if self.running:
+            raise HarnessError("node already running")
+        # A SIGKILLed node leaves its node.json behind: never read a stale one.
+        self.runtime_path.unlink(missing_ok=True)
+        self.url = None
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== harness: start #{self.starts} =====\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "smartchain.cli.main", "node", "start", "--home",
+                 str(self.home)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        try:
+            self.url = self._wait_ready(timeout)
+        except BaseException:
+            self._kill_quietly()
+            raise
+        return self.url
+
+    def _wait_ready(self, timeout: float) -> str:
+        assert self.proc is not None
+        proc = self.proc
+
+        def ready() -> str | None:
+            if proc.poll() is not None:
+                raise HarnessError(
+                    f"node exited with code {proc.returncode} before serving its API; "
+                    f"log tail ({self.log_path}):\n{self.log_tail()}")
+            try:
+                doc = json.loads(self.runtime_path.read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                return None
+            if doc.get("pid") != proc.pid:
+                return None
+            return str(doc["api_url"])
+
+        try:
+            return wait_until(ready, timeout, interval=0.05, what="node.json")
+        except HarnessError as exc:
+            if "timed out" in str(exc):
+                raise HarnessError(f"{exc}; log tail:\n{self.log_tail()}") from None
+            raise
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the node must survive (no cleanup code runs)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=STOP_TIMEOUT)
+        self.url = None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM and wait for a clean exit; returns the exit code (None if never run).
+
+        If the node does not exit in time it is killed and ``HarnessError`` is raised.
+        """
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._kill_quietly()
+                raise HarnessError(f"node did not stop within {timeout}s after SIGTERM; "
+                                   f"log tail:\n{self.log_tail()}") from None
+        self.url = None
+        return self.proc.returncode
+
+    def restart(self, timeout: float = START_TIMEOUT) -> str:
+        """Stop cleanly if running (a killed node stays killed), then start again."""
+        self.stop()
+        return self.start(timeout)
+
+    def _kill_quietly(self) -> None:
+        try:
+            self.kill()
+        except Exception:  # teardown must not mask the original failure
+            pass
+
+    def cleanup(self) -> None:
+        """Teardown: always leaves no process behind, whatever state the node is in."""
+        try:
+            self.stop()
+        except HarnessError:
+            pass
+        finally:
+            self._kill_quietly()
+
+    # --- checks --------------------------------------------------------------------------
+
+    def log_errors(self) -> list[str]:
+        """Log lines that indicate a bug (tracebacks, internal errors, failed blocks)."""
+        bad = ("Traceback", "internal error", "block production failed", " ERROR ")
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if any(b in line for b in bad)]
+
+    def wait_for_height(self, height: int, timeout: float = 15.0) -> int:
+        """Wait until the node has committed ``height``; returns the current height."""
+        client = self.client
+
+        def reached() -> tuple[int] | None:
+            h = int(client.status()["height"])
+            return (h,) if h >= height else None
+
+        return wait_until(reached, timeout, interval=0.05, what=f"height {height}")[0]
+
+    def __repr__(self) -> str:
+        pid = self.proc.pid if self.proc else None
+        return f"NodeProcess(home={self.home}, pid={pid}, url={self.url})"

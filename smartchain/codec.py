@@ -60,12 +60,13 @@ class Kind:
     """
 
     def __init__(self, name: str, enc: Encoder, dec: Decoder, py: type,
-                 fixed: Fixed | None = None) -> None:
+                 fixed: Fixed | None = None, inline_read: str = "") -> None:
         self.name = name
         self.enc = enc
         self.dec = dec
         self.py = py
         self.fixed = fixed
+        self.inline_read = inline_read  # "bytes"/"str": length-prefixed, decoded inline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,7 +184,7 @@ def _bytes() -> Kind:
             raise CodecError("truncated bytes")
         return bytes(buf[pos:end]), end
 
-    return Kind("bytes", enc, dec, bytes)
+    return Kind("bytes", enc, dec, bytes, inline_read="bytes")
 
 
 def _fixed(size: int) -> Kind:
@@ -207,6 +208,8 @@ def _str() -> Kind:
         if type(v) is not str:
             raise CodecError(f"str expected: {type(v).__name__}")
         data = v.encode("utf-8")
+        if len(data) > MAX_LEN:
+            raise CodecError("str too long")
         out.append(_LEN.pack(len(data)))
         out.append(data)
 
@@ -220,7 +223,7 @@ def _str() -> Kind:
         except UnicodeDecodeError as exc:
             raise CodecError("invalid utf-8") from exc
 
-    return Kind("str", enc, dec, str)
+    return Kind("str", enc, dec, str, inline_read="str")
 
 
 _KINDS: dict[str, Kind] = {}
@@ -320,18 +323,23 @@ class Struct:
         if kind is None:
             kind = _compile(cls)
             cls.__codec_kind__ = kind
+            cls.__codec_enc__ = staticmethod(kind.enc)
+            cls.__codec_dec__ = staticmethod(kind.dec)
         return kind
 
     def encode(self) -> bytes:
+        cls = type(self)
+        enc = cls.__dict__.get("__codec_enc__") or (cls._kind() and cls.__codec_enc__)
         out: list[bytes] = []
-        type(self)._kind().enc(self, out)
+        enc(self, out)
         return b"".join(out)
 
     @classmethod
     def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
         buf = memoryview(data)
+        dec = cls.__dict__.get("__codec_dec__") or (cls._kind() and cls.__codec_dec__)
         try:
-            value, pos = cls._kind().dec(buf, 0)
+            value, pos = dec(buf, 0)
         except CodecError:
             raise
         except (ValueError, TypeError, IndexError) as exc:  # a field's own validation
@@ -339,6 +347,23 @@ class Struct:
         if pos != len(buf):
             raise CodecError(f"{len(buf) - pos} trailing bytes after {cls.__name__}")
         return value
+
+
+def _inline_read(kind: Kind, i: int, name: str, owner: str) -> list[str]:
+    """Decoder lines for field ``i``: inline for bytes/str (the hot path), else a call."""
+    if not kind.inline_read:
+        return [f"    f{i}, pos = d{i}(buf, pos)"]
+    convert = "bytes(buf[pos:end])" if kind.inline_read == "bytes" else "str(buf[pos:end], 'utf-8')"
+    return [
+        "    if pos + 4 > n:",
+        f"        raise CodecError('truncated {owner}.{name}')",
+        "    end = pos + 4 + ulen(buf, pos)[0]",
+        "    pos += 4",
+        "    if end > n or end - pos > MAX_LEN:",
+        f"        raise CodecError('truncated {owner}.{name}')",
+        f"    f{i} = {convert}",
+        "    pos = end",
+    ]
 
 
 def _compile(cls: type) -> Kind:
@@ -359,7 +384,8 @@ def _compile(cls: type) -> Kind:
             e(getattr(v, name), out)
 
     env: dict[str, Any] = {"cls": cls, "CodecError": CodecError, "slow_enc": slow_enc,
-                           "StructError": _struct.error}
+                           "StructError": _struct.error, "ulen": _LEN.unpack_from,
+                           "MAX_LEN": MAX_LEN}
     enc_lines = ["def enc(v, out):", "    if type(v) is not cls:",
                  "        return slow_enc(v, out)"]
     dec_lines = ["def dec(buf, pos):", "    n = len(buf)"]
@@ -372,7 +398,7 @@ def _compile(cls: type) -> Kind:
         if kinds[i].fixed is None:
             env[f"e{i}"], env[f"d{i}"] = kinds[i].enc, kinds[i].dec
             enc_body.append(f"    e{i}(f{i}, out)")
-            dec_lines.append(f"    f{i}, pos = d{i}(buf, pos)")
+            dec_lines += _inline_read(kinds[i], i, names[i], cls.__name__)
             i += 1
             continue
         j = i

@@ -22,6 +22,7 @@ from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.node.config import NodeConfig
 from smartchain.node.home import init_home
+from smartchain.state.params import Params
 from smartchain.types.amount import UNITS_PER_HPC
 
 DEVNET_FILE = "devnet.json"
@@ -72,7 +73,8 @@ def create(home: Path, *, validators: int = 1, accounts: int = 5, chain_id: str 
         cfg = NodeConfig(moniker=f"node{i}", api_port=_free_port(api_port + i),
                          block_time_ms=block_time_ms)
         init_home(node_home, chain_id=chain_id, key=key, passphrase=None, insecure=True,
-                  accounts=[(d.key.address, DEMO_BALANCE) for d in demos], config=cfg)
+                  accounts=[(d.key.address, DEMO_BALANCE) for d in demos], config=cfg,
+                  params=Params(block_time_ms=block_time_ms))  # it fixes the halving interval
         nodes.append({"name": f"node{i}", "home": str(node_home),
                       "api_url": f"http://127.0.0.1:{cfg.api_port}"})
     doc = {"chain_id": chain_id, "nodes": nodes,
@@ -93,6 +95,11 @@ def demo_accounts(doc: dict) -> list[DemoAccount]:
 
 
 def _alive(pid: int) -> bool:
+    try:  # a node we started ourselves (foreground `up`) stays a zombie until reaped
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import pytest
 
+from smartchain.codec import Bool, Str, Struct
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.state.chain import Chain
 from smartchain.state.errors import Code, TxError
 from smartchain.state.executor import Executor
+from smartchain.state.module import Module, Msg
 from smartchain.state.modules.bank import (
     ACCOUNT_PREFIX,
     MINTED_KEY,
@@ -121,6 +125,57 @@ def test_out_of_gas_charges_whole_limit_and_reverts_handler(chainkit) -> None:
     assert alice.balance == 10 * HPC - 3 * limit
     assert alice.nonce == 1
     assert bob.balance == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Note(Struct):
+    text: Str
+    fail: Bool
+
+
+class NotesModule(Module):
+    """A test module whose handler writes a key, then fails if asked to."""
+
+    name = "notes"
+
+    def messages(self) -> dict[str, Msg]:
+        def handle(ctx, msg: Note) -> None:
+            ctx.write(b"notes/" + ctx.sender, msg.text.encode())
+            ctx.emit("note", text=msg.text)
+            if msg.fail:
+                raise ctx.fail("asked to fail")
+
+        return {"notes/write": Msg(Note, handle)}
+
+
+def test_failed_handler_writes_are_reverted_and_fee_still_paid(tmp_path, chainkit) -> None:
+    gen = chainkit.genesis({ALICE: 10 * HPC})
+    chain = Chain(tmp_path / "notes", gen, modules=[Bank(), NotesModule()])
+    try:
+        def note(text: str, fail: bool, nonce: int) -> bytes:
+            return Transaction.create(ALICE, chain_id=chain.chain_id, nonce=nonce,
+                                      kind="notes/write", payload=Note(text, fail).encode(),
+                                      gas_limit=100_000, gas_price=2).encode()
+
+        ok_raw, bad_raw = note("kept", False, 0), note("dropped", True, 1)
+        _, (ok, bad), skipped = build(chainkit, chain, [ok_raw, bad_raw])
+        assert not skipped
+        assert ok.ok and [e.kind for e in ok.events] == ["note"]
+        assert bad.code == Code.FAILED and bad.log == "asked to fail"
+        assert bad.events == ()  # events of a failed handler are dropped too
+        write_gas = chain.params.gas_per_write
+        assert bad.gas_used == intrinsic(chain, bad_raw) + write_gas  # the failed write is paid
+        r = chain.reader()
+        try:
+            assert r.get(b"notes/" + ALICE.address) == b"kept"  # not b"dropped"
+            alice = get_account(r, ALICE.address)
+        finally:
+            r.close()
+        assert alice.nonce == 2
+        assert alice.balance == 10 * HPC - ok.fee - bad.fee
+        assert bad.fee == 2 * bad.gas_used
+    finally:
+        chain.close()
 
 
 def test_transfer_above_balance_fails_but_pays_fee(chainkit) -> None:

@@ -105,7 +105,7 @@ def test_verify_many_and_parallel_verifier_agree_with_verify() -> None:
     expected = [verify(*item) for item in items]
     assert expected.count(False) == 120
     assert verify_many(items) == expected
-    pv = ParallelVerifier(workers=2, chunk=64)
+    pv = ParallelVerifier(workers=2, threshold=64)
     try:
         assert pv.verify(items) == expected
     finally:

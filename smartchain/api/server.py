@@ -133,7 +133,7 @@ async def post_tx_batch(request: web.Request) -> web.Response:
         except ValueError as exc:
             raise ApiError(400, "malformed", f"txs[{i}] is not valid hex") from exc
     results = []
-    for r in _node(request).submit_many(raws):
+    for r in await _node(request).submit_many_async(raws):
         if isinstance(r, TxError):
             results.append({"error": {"code": r.code.slug, "message": r.message}})
         else:

@@ -8,6 +8,7 @@ one line on stderr (or a JSON error object with ``--json``) and a non-zero exit 
 from __future__ import annotations
 
 import getpass
+import importlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from smartchain import devnet as devnet_mod
@@ -30,6 +32,7 @@ from smartchain.crypto.keystore import KeystoreError, is_encrypted, open_doc
 from smartchain.node.config import KEY_FILE, ConfigError, NodeConfig
 from smartchain.node.home import init_home, load_validator_key
 from smartchain.state.genesis import GenesisError
+from smartchain.state.params import Params
 from smartchain.types.amount import AmountError, format_hpc, parse_hpc
 
 app = typer.Typer(help="Smartchain: share compute, storage and bandwidth; paid in HPC.",
@@ -83,8 +86,8 @@ def _global(
 
 def emit(data: Any, human: Any = None) -> None:
     """Print ``data`` as JSON with --json, else the human rendering (or data)."""
-    if OPTS.json:
-        print(json.dumps(data, indent=2))
+    if OPTS.json or (human is None and isinstance(data, dict | list)):
+        print(json.dumps(data, indent=2))  # no rendering of its own: JSON, not a Python repr
     elif callable(human):
         human()
     else:
@@ -287,7 +290,8 @@ def node_init(
                                            file=passphrase_file)
     cfg = NodeConfig(moniker=moniker, api_port=api_port, block_time_ms=block_time_ms)
     genesis = init_home(home, chain_id=chain_id, key=key, passphrase=pw, insecure=insecure,
-                        accounts=_parse_fund(fund or []), config=cfg)
+                        accounts=_parse_fund(fund or []), config=cfg,
+                        params=Params(block_time_ms=block_time_ms))  # sets the halving interval
     emit({"home": str(home), "chain_id": chain_id, "validator": to_bech32(key.address),
           "genesis_hash": genesis.hash().hex()},
          f"initialised {home} (chain {chain_id}, validator {to_bech32(key.address)})")
@@ -328,6 +332,14 @@ def devnet_up(
 ) -> None:
     """Start (or restart) the local network and fund demo accounts."""
     home = _devnet_home(home)
+    stopping = {"flag": False}
+
+    def _stop(*_: Any) -> None:
+        stopping["flag"] = True
+
+    if not detach:  # before starting nodes: a Ctrl-C during start-up must still stop them
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
     doc = devnet_mod.load(home)
     if doc is None:
         doc = devnet_mod.create(home, validators=validators, accounts=accounts,
@@ -362,13 +374,6 @@ def devnet_up(
         return
     if not OPTS.json:
         out.print("[dim]Ctrl-C stops the network[/]")
-    stopping = {"flag": False}
-
-    def _stop(*_: Any) -> None:
-        stopping["flag"] = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
     while not stopping["flag"]:
         if any(p.poll() is not None for p in procs):
             devnet_mod.stop(doc)
@@ -420,7 +425,7 @@ def _fail(message: str, code: str, exit_code: int) -> NoReturn:
     if OPTS.json:
         print(json.dumps({"error": {"code": code, "message": message}}))
     else:
-        err.print(f"[bold red]error:[/] {message}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(exit_code)
 
 
@@ -428,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _hoist_globals(list(sys.argv[1:] if argv is None else argv))
     OPTS.json = "--json" in args
     try:
-        app(args, standalone_mode=False)
+        rc = app(args, standalone_mode=False)
     except CliError as exc:
         _fail(exc.message, exc.code, exc.exit_code)
     except ApiError as exc:
@@ -438,12 +443,27 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         _fail("aborted", "aborted", 130)
     except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, _click_exceptions()):
             exc.show()
             raise SystemExit(exc.exit_code) from None
         raise
+    # typer turns Ctrl-C into Exit(130) and, with standalone_mode=False, returns the code
+    if isinstance(rc, int) and rc:
+        if rc == 130:
+            _fail("aborted", "aborted", 130)
+        raise SystemExit(rc)
+
+
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """ClickException of the click typer really uses (recent typer vendors it as typer._click
+    and no longer depends on click)."""
+    types: list[type[Exception]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            types.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(types)
 
 
 if __name__ == "__main__":

@@ -10,19 +10,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smartchain.codec import U64, Fixed32, Struct, list_of
-from smartchain.crypto.hashing import h256_tagged
+from smartchain.crypto.hashing import h256_tagged, tagged_hasher
 
 LEAF_TAG = b"smart/mk-leaf"
 NODE_TAG = b"smart/mk-node"
 EMPTY_ROOT = h256_tagged(b"smart/mk-empty")
 
 
+_LEAF = tagged_hasher(LEAF_TAG)
+_NODE = tagged_hasher(NODE_TAG)
+
+
 def leaf_hash(data: bytes) -> bytes:
-    return h256_tagged(LEAF_TAG, data)
+    h = _LEAF.copy()
+    h.update(data)
+    return h.digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    return h256_tagged(NODE_TAG, left, right)
+    h = _NODE.copy()
+    h.update(left + right)
+    return h.digest()
 
 
 def _split(n: int) -> int:
@@ -33,12 +41,20 @@ def _split(n: int) -> int:
 
 
 def root_of_hashes(leaves: list[bytes]) -> bytes:
-    """Root over already-hashed leaves."""
+    """Root over already-hashed leaves.
+
+    Computed bottom-up, carrying a level's odd last node up unchanged: this builds exactly
+    the RFC 6962 (left-balanced) tree that ``prove`` walks top-down.
+    """
     if not leaves:
         return EMPTY_ROOT
     level = list(leaves)
-    # Bottom-up on the RFC 6962 shape: pair within each largest-power-of-two block.
-    return _root(level, 0, len(level))
+    while len(level) > 1:
+        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
 
 
 def _root(leaves: list[bytes], lo: int, hi: int) -> bytes:

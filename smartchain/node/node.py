@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import lmdb
+
 from smartchain.codec import CodecError
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify
@@ -60,6 +62,7 @@ class Node:
         self.is_signer = any(v.public_key == key.public_key for v in self.genesis.validators)
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="block-builder")
         self._last_block_at: float | None = None
+        self._admission_tail: asyncio.Future[None] | None = None
         self.metrics.height.set(self.chain.height)
 
     # --- admission -----------------------------------------------------------------------
@@ -72,8 +75,9 @@ class Node:
 
         return lookup
 
-    def precheck(self, raw: bytes) -> CheckedTx:
-        """Decode and check everything but the signature and state."""
+    def precheck(self, raw: bytes, txn: lmdb.Transaction | None = None) -> CheckedTx:
+        """Decode and check everything but the signature and state (``txn``: a read
+        transaction to reuse across a batch)."""
         params = self.chain.params
         if len(raw) > params.max_tx_bytes:
             raise TxError(Code.TX_TOO_LARGE,
@@ -87,7 +91,7 @@ class Node:
                                                       params)
         if tx_hash in self.mempool:
             raise TxError(Code.DUPLICATE, "transaction already in the mempool")
-        if self.chain.has_tx(tx_hash):
+        if self.chain.has_tx(tx_hash, txn):
             raise TxError(Code.DUPLICATE, "transaction already committed")
         return checked
 
@@ -109,23 +113,55 @@ class Node:
         return checked.hash
 
     def submit_many(self, raws: list[bytes]) -> list[bytes | TxError]:
-        """Admit a batch: signatures verified in parallel, then mempool in order."""
+        """Admit a batch: signatures verified in worker processes, then mempool in order."""
+        results, pending = self._precheck_batch(raws)
+        return self._admit(results, pending, self.verifier.verify(self._sig_items(pending)))
+
+    async def submit_many_async(self, raws: list[bytes]) -> list[bytes | TxError]:
+        """As ``submit_many``, but the event loop keeps running while workers verify.
+
+        Batches may verify concurrently, but they enter the mempool in arrival order, so
+        one sender's consecutive nonces split over two batches are never seen as a gap.
+        """
+        loop = asyncio.get_running_loop()
+        previous, mine = self._admission_tail, loop.create_future()
+        self._admission_tail = mine
+        try:
+            results, pending = self._precheck_batch(raws)
+            oks = await loop.run_in_executor(None, self.verifier.verify,
+                                             self._sig_items(pending))
+            if previous is not None:
+                await previous
+            return self._admit(results, pending, oks)
+        finally:
+            mine.set_result(None)
+
+    def _precheck_batch(self, raws: list[bytes]
+                        ) -> tuple[list[bytes | TxError], list[tuple[int, CheckedTx]]]:
         results: list[bytes | TxError] = [b""] * len(raws)
         pending: list[tuple[int, CheckedTx]] = []
-        for i, raw in enumerate(raws):
-            try:
-                pending.append((i, self.precheck(raw)))
-            except TxError as exc:
-                results[i] = exc
-        oks = self.verifier.verify(
-            [(c.tx.sender, TX_SIGN_DOMAIN + c.raw[:-64], c.tx.signature) for _, c in pending])
+        with self.chain.store.read() as txn:
+            for i, raw in enumerate(raws):
+                try:
+                    pending.append((i, self.precheck(raw, txn)))
+                except TxError as exc:
+                    results[i] = exc
+        return results, pending
+
+    @staticmethod
+    def _sig_items(pending: list[tuple[int, CheckedTx]]) -> list[tuple[bytes, bytes, bytes]]:
+        return [(c.tx.sender, TX_SIGN_DOMAIN + c.raw[:-64], c.tx.signature) for _, c in pending]
+
+    def _admit(self, results: list[bytes | TxError], pending: list[tuple[int, CheckedTx]],
+               oks: list[bool]) -> list[bytes | TxError]:
         reader = self.chain.reader()
         lookup = self._lookup(reader)
         add = self.mempool.add
         try:
             for (i, checked), ok in zip(pending, oks, strict=True):
                 if not ok:
-                    results[i] = TxError(Code.BAD_SIGNATURE, "signature does not match")
+                    results[i] = TxError(Code.BAD_SIGNATURE,
+                                         "signature does not match sender and contents")
                     continue
                 try:
                     add(checked, lookup)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import lmdb
+
 from smartchain.codec import U32, U64, Struct
 from smartchain.crypto.address import address_of
 from smartchain.crypto.hashing import h256
@@ -54,6 +56,7 @@ def default_modules() -> list[Module]:
 class Chain:
     def __init__(self, path: Path | str, genesis: Genesis,
                  modules: list[Module] | None = None) -> None:
+        genesis.validate()
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.store = Store(path)
@@ -256,8 +259,10 @@ class Chain:
         assert block is not None
         return rec, Transaction.decode(block.txs[rec.index])
 
-    def has_tx(self, tx_hash: bytes) -> bool:
-        return self.store.get("txs", tx_hash) is not None
+    def has_tx(self, tx_hash: bytes, txn: lmdb.Transaction | None = None) -> bool:
+        if txn is None:
+            return self.store.get("txs", tx_hash) is not None
+        return txn.get(tx_hash, db=self.store.dbs["txs"]) is not None
 
     def reader(self) -> StateReader:
         """A consistent snapshot of committed state (close it when done)."""

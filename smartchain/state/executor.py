@@ -95,17 +95,20 @@ class Executor:
         block at all (bad nonce, cannot pay the fee); any later failure is a receipt."""
         tx = ctx_tx.tx
         sender = ctx_tx.sender
+        intrinsic = self.intrinsic_gas(block.params, len(ctx_tx.raw))
+        if intrinsic > tx.gas_limit:  # only if governance raised gas costs since admission
+            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} below intrinsic {intrinsic}")
         self.bank.ante(store, tx, sender)
         gas = GasMeter(tx.gas_limit)
-        gas.consume(self.intrinsic_gas(block.params, len(ctx_tx.raw)))
-        scratch = Overlay(store)
-        ctx = TxContext(scratch, block, sender, gas)
+        gas.used = intrinsic
+        ctx = TxContext(store, block, sender, gas)
         code, log = Code.OK, ""
+        checkpoint = store.checkpoint()
         try:
             ctx_tx.msg.handler(ctx, ctx_tx.payload)
-            scratch.commit()
         except TxError as exc:
+            store.revert_to(checkpoint)
             code, log = exc.code, exc.message
             ctx.events.clear()
-        fee = self.bank.settle_fee(store, tx, sender, gas.used, block.proposer)
+        fee = self.bank.settle_fee(store, tx, sender, gas.used, block)
         return Receipt(ctx_tx.hash, int(code), gas.used, fee, log, tuple(ctx.events))

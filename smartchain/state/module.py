@@ -8,7 +8,7 @@ and proposer, the sender, a gas meter and an event list.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from smartchain.codec import Struct
@@ -39,15 +39,20 @@ class BlockInfo:
     time_ms: int
     proposer: bytes  # address (20 bytes) that receives fees and the block reward
     params: Params
+    fees: int = 0  # collected during the block, paid to the proposer at end_block
 
 
-@dataclass(slots=True)
 class TxContext:
-    store: Overlay
-    block: BlockInfo
-    sender: bytes  # address
-    gas: GasMeter
-    events: list[Event] = field(default_factory=list)
+    """What a handler sees of the world while it runs one transaction."""
+
+    __slots__ = ("block", "events", "gas", "sender", "store")
+
+    def __init__(self, store: Overlay, block: BlockInfo, sender: bytes, gas: GasMeter) -> None:
+        self.store = store
+        self.block = block
+        self.sender = sender  # address
+        self.gas = gas
+        self.events: list[Event] = []
 
     def emit(self, kind: str, **attrs: object) -> None:
         self.events.append(Event.of(kind, **attrs))

@@ -70,18 +70,21 @@ class StateReader:
 
 
 class Overlay:
-    """Buffered writes over a parent view: a transaction's or a block's pending changes.
+    """Buffered writes over a parent view: a block's (or a nested scope's) pending changes.
 
-    ``None`` in ``writes`` marks a deletion. ``commit()`` pushes the writes one level down;
-    dropping the overlay discards them, which is how a failed transaction reverts.
+    ``None`` in ``writes`` marks a deletion. Every write is journalled, so
+    ``revert_to(checkpoint())`` undoes exactly the writes made since the checkpoint: that
+    is how a failed transaction reverts without copying state. ``commit()`` pushes a
+    nested overlay's writes one level down.
     """
 
-    __slots__ = ("_pget", "parent", "writes")
+    __slots__ = ("_pget", "journal", "parent", "writes")
 
     def __init__(self, parent: StateReader | Overlay) -> None:
         self.parent = parent
         self._pget = parent.get
         self.writes: dict[bytes, bytes | None] = {}
+        self.journal: list[tuple[bytes, object]] = []
 
     def get(self, key: bytes) -> bytes | None:
         v = self.writes.get(key, _MISSING)
@@ -90,15 +93,35 @@ class Overlay:
         return v  # type: ignore[return-value]
 
     def set(self, key: bytes, value: bytes) -> None:
-        self.writes[key] = value
+        writes = self.writes
+        self.journal.append((key, writes.get(key, _MISSING)))
+        writes[key] = value
 
     def delete(self, key: bytes) -> None:
+        self.journal.append((key, self.writes.get(key, _MISSING)))
         self.writes[key] = None
+
+    def checkpoint(self) -> int:
+        return len(self.journal)
+
+    def revert_to(self, checkpoint: int) -> None:
+        journal, writes = self.journal, self.writes
+        while len(journal) > checkpoint:
+            key, old = journal.pop()
+            if old is _MISSING:
+                del writes[key]
+            else:
+                writes[key] = old  # type: ignore[assignment]
 
     def commit(self) -> None:
         if isinstance(self.parent, Overlay):
-            self.parent.writes.update(self.writes)
+            for key, value in self.writes.items():
+                if value is None:
+                    self.parent.delete(key)
+                else:
+                    self.parent.set(key, value)
             self.writes = {}
+            self.journal = []
         else:
             raise TypeError("the bottom overlay is committed by the chain, in one LMDB txn")
 

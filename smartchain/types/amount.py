@@ -6,6 +6,7 @@ from decimal import Decimal, InvalidOperation
 
 DECIMALS = 8
 UNITS_PER_HPC = 10**DECIMALS
+MAX_UNITS = 2**128 - 1  # amounts are u128 on chain
 
 
 class AmountError(ValueError):
@@ -20,12 +21,26 @@ def parse_hpc(text: str) -> int:
         raise AmountError(f"not a number: {text!r}") from exc
     if not value.is_finite():
         raise AmountError(f"not a finite amount: {text!r}")
-    units = value * UNITS_PER_HPC
-    if units != units.to_integral_value():
-        raise AmountError(f"HPC has at most {DECIMALS} decimal places: {text!r}")
-    if units <= 0:
+    if value <= 0:
         raise AmountError(f"amount must be positive: {text!r}")
-    return int(units)
+    # Integer arithmetic on (digits, exponent): Decimal multiplication would round to 28
+    # significant digits and overflow on exponents like 1e999999.
+    _, digits, exponent = value.as_tuple()
+    coefficient = int("".join(map(str, digits)))
+    shift = int(exponent) + DECIMALS
+    if value.adjusted() + DECIMALS >= len(str(MAX_UNITS)):
+        raise AmountError(f"amount too large: {text!r}")
+    if shift >= 0:
+        units = coefficient * 10**shift
+    elif -shift > len(digits):  # every digit lies beyond the 8th decimal place
+        raise AmountError(f"HPC has at most {DECIMALS} decimal places: {text!r}")
+    else:
+        units, rest = divmod(coefficient, 10**-shift)
+        if rest:
+            raise AmountError(f"HPC has at most {DECIMALS} decimal places: {text!r}")
+    if units > MAX_UNITS:
+        raise AmountError(f"amount too large: {text!r}")
+    return units
 
 
 def format_hpc(units: int) -> str:

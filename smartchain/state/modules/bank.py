@@ -18,7 +18,7 @@ from smartchain.state.errors import Code, TxError
 from smartchain.state.module import BlockInfo, Module, Msg, TxContext
 from smartchain.state.modules.emission import Emission, block_reward
 from smartchain.state.store import Overlay
-from smartchain.types.tx import Event, Transaction
+from smartchain.types.tx import Attribute, Event, Transaction
 
 ACCOUNT_PREFIX = b"bank/acct/"
 SUPPLY_KEY = b"bank/supply"
@@ -103,8 +103,9 @@ def _handle_transfer(ctx: TxContext, msg: Transfer) -> None:
     rkey = ACCOUNT_PREFIX + msg.to
     rbal, rnonce = _decode_account(store.get(rkey))
     store.set(rkey, _encode_account(rbal + msg.amount, rnonce))
-    ctx.events.append(Event.of("transfer", sender=ctx.sender.hex(), recipient=msg.to.hex(),
-                               amount=msg.amount))
+    ctx.events.append(Event("transfer", (Attribute("sender", ctx.sender.hex()),
+                                         Attribute("recipient", msg.to.hex()),
+                                         Attribute("amount", str(msg.amount)))))
 
 
 class Bank(Module):
@@ -159,12 +160,16 @@ class Bank(Module):
         store.set(key, _encode_account(balance - max_fee, nonce + 1))
 
     def settle_fee(self, store: Overlay, tx: Transaction, sender: bytes, gas_used: int,
-                   proposer: bytes) -> int:
-        """Refund unused gas to the sender, pay the used part to the proposer."""
+                   block: BlockInfo) -> int:
+        """Refund unused gas to the sender; the used part goes to the proposer at end_block."""
         fee = gas_used * tx.gas_price
         refund = tx.gas_limit * tx.gas_price - fee
         if refund:
             add_balance(store, sender, refund)
-        if fee:
-            add_balance(store, proposer, fee)
+        block.fees += fee
         return fee
+
+    def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
+        if block.fees:
+            add_balance(store, block.proposer, block.fees)
+        return []

@@ -1,0 +1,476 @@
+"""The ``smart`` CLI, run as a user runs it: one subprocess per command.
+
+Every command runs with ``SMART_HOME`` set to a temporary directory (the CLI keyring and
+its config.toml live there) and with any other ``SMART_*`` variable of the caller removed.
+The transaction and query tests share one detached devnet started by a module fixture;
+each test uses its own demo accounts, so their balance checks do not interfere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smartchain.crypto.address import to_bech32
+from smartchain.crypto.keys import PrivateKey
+from smartchain.crypto.keystore import load as load_key_file
+
+SMART = [sys.executable, "-m", "smartchain.cli.main"]
+BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+UNITS = 10**8
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def cli_env(home: Path, passphrase: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SMART_") and k not in ("FORCE_COLOR", "COLUMNS")}
+    env["SMART_HOME"] = str(home)
+    if passphrase is not None:
+        env["SMART_PASSPHRASE"] = passphrase
+    return env
+
+
+def smart(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*SMART, *args], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def smart_many(env: dict[str, str], *commands: list[str]) -> list[subprocess.CompletedProcess]:
+    """Independent commands, run concurrently (each is mostly interpreter start-up)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda args: smart(env, *args), commands))
+
+
+def ok_json(r: subprocess.CompletedProcess) -> Any:
+    assert r.returncode == 0, f"exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
+    return json.loads(r.stdout)
+
+
+def assert_error(r: subprocess.CompletedProcess, *fragments: str) -> str:
+    """A failure as the CLI promises it: non-zero exit, one line on stderr, no traceback."""
+    assert r.returncode != 0, f"expected a failure, got exit 0\nstdout: {r.stdout}"
+    assert "Traceback" not in r.stderr + r.stdout, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected a one-line error, got:\n{r.stderr}"
+    assert lines[0].startswith("error: "), lines[0]
+    for f in fragments:
+        assert f in lines[0], f"{f!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def assert_json_error(r: subprocess.CompletedProcess, code: str | None = None) -> dict:
+    assert r.returncode != 0, r.stdout
+    assert "Traceback" not in r.stderr + r.stdout, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"error"}, doc
+    assert isinstance(doc["error"]["message"], str) and doc["error"]["message"]
+    if code is not None:
+        assert doc["error"]["code"] == code, doc
+    return doc["error"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def devnet_cleanup(env: dict[str, str], home: Path) -> None:
+    """`smart devnet down`, then SIGKILL whatever node is still recorded as running."""
+    try:
+        smart(env, "devnet", "down", "--home", str(home), timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
+    for runtime in home.glob("node*/node.json"):
+        try:
+            os.kill(int(json.loads(runtime.read_text())["pid"]), signal.SIGKILL)
+        except (OSError, ValueError, KeyError):
+            pass
+
+
+def http_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def tamper(address: str) -> str:
+    """The address with one data character replaced: bech32 must reject it."""
+    i = len(address) - 10
+    new = next(c for c in BECH32_CHARSET if c != address[i])
+    return address[:i] + new + address[i + 1:]
+
+
+# --- the shared devnet -----------------------------------------------------------------
+
+
+class Net:
+    def __init__(self, env: dict[str, str], home: Path, summary: dict) -> None:
+        self.env = env
+        self.home = home
+        self.summary = summary
+        self.chain_id: str = summary["chain_id"]
+        self.api_url: str = summary["nodes"][0]["api_url"]
+        self.addr = {a["name"]: a["address"] for a in summary["accounts"]}
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return smart(self.env, *args)
+
+    def run_many(self, *commands: list[str]) -> list[subprocess.CompletedProcess]:
+        return smart_many(self.env, *commands)
+
+    def account(self, who: str) -> dict:
+        return ok_json(self.run("query", "account", who, "--json"))
+
+    def balance(self, who: str) -> int:
+        return int(self.account(who)["balance"])
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("cli")
+    env = cli_env(root / "smart-home")
+    home = root / "devnet"
+    try:
+        r = smart(env, "devnet", "up", "--home", str(home), "--detach", "--json",
+                  "--block-time-ms", "200", "--accounts", "6", "--api-port", str(free_port()))
+        yield Net(env, home, ok_json(r))
+    finally:
+        devnet_cleanup(env, home)
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+def test_keys_encrypted_new_list_show_export(tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "smart-home", passphrase="correct horse")
+    created = ok_json(smart(env, "keys", "new", "alice", "--json"))
+    assert created["name"] == "alice" and created["encrypted"] is True
+    addr = created["address"]
+    assert addr.startswith("smart1")
+    key_file = Path(created["file"])
+    assert key_file.parent == tmp_path / "smart-home" / "keys"
+
+    listed, human, shown, exported, plain = smart_many(
+        env, ["keys", "list", "--json"], ["keys", "list"], ["keys", "show", "alice", "--json"],
+        ["keys", "export", "alice", "--json"], ["keys", "export", "alice"])
+    assert ok_json(listed) == [{"name": "alice", "address": addr, "encrypted": True}]
+    assert human.returncode == 0 and "alice" in human.stdout and addr in human.stdout
+
+    shown = ok_json(shown)
+    assert shown["address"] == addr and shown["encrypted"] is True
+    pub = shown["public_key"]
+
+    exported = ok_json(exported)
+    assert exported["address"] == addr
+    key = PrivateKey.from_seed(bytes.fromhex(exported["seed"]))
+    assert to_bech32(key.address) == addr
+    assert key.public_key.hex() == pub
+    assert plain.returncode == 0 and plain.stdout.strip() == exported["seed"]
+    # the key file is sealed: the seed is not in it
+    text = key_file.read_text()
+    assert exported["seed"] not in text and "insecure_plaintext_seed" not in text
+
+    wrong_env = cli_env(tmp_path / "smart-home", passphrase="wrong")
+    wrong, wrong_json = smart_many(wrong_env, ["keys", "export", "alice"],
+                                   ["keys", "export", "alice", "--json"])
+    assert_error(wrong, "wrong passphrase")
+    assert exported["seed"] not in wrong.stdout + wrong.stderr
+    assert "wrong passphrase" in assert_json_error(wrong_json)["message"]
+    assert exported["seed"] not in wrong_json.stdout
+
+    # no passphrase at all, and no terminal to ask on
+    missing = smart(cli_env(tmp_path / "smart-home"), "keys", "export", "alice")
+    assert_error(missing, "passphrase")
+
+
+def test_keys_insecure_duplicate_and_invalid_names(tmp_path: Path) -> None:
+    home = tmp_path / "smart-home"
+    env = cli_env(home)
+    created = ok_json(smart(env, "keys", "new", "bob", "--insecure", "--json"))
+    assert created["encrypted"] is False
+    # an insecure key exports without any passphrase
+    exported = ok_json(smart(env, "keys", "export", "bob", "--json"))
+    assert to_bech32(PrivateKey.from_seed(bytes.fromhex(exported["seed"])).address) \
+        == created["address"]
+
+    before = (home / "keys" / "bob.json").read_text()
+    bad_names = ("bad name", "../evil", "a/b", "x" * 65, "é", "[/]", "[bold]x")
+    duplicate, unknown, *invalid = smart_many(
+        env, ["keys", "new", "bob", "--insecure"], ["keys", "show", "carol"],
+        *(["keys", "new", bad, "--insecure"] for bad in bad_names))
+    assert_error(duplicate, "already exists")
+    assert (home / "keys" / "bob.json").read_text() == before
+    assert_error(unknown, "no key named 'carol'")
+    for bad, r in zip(bad_names, invalid, strict=True):
+        # the name is echoed verbatim (not eaten as console markup)
+        assert_error(r, f"invalid key name {bad!r}")
+    assert sorted(p.name for p in (home / "keys").iterdir()) == ["bob.json"]
+    assert not (home / "evil.json").exists()
+
+    # an encrypted key needs a non-empty passphrase
+    assert_error(smart(cli_env(home, passphrase=""), "keys", "new", "carol"), "passphrase")
+    assert ok_json(smart(env, "keys", "list", "--json")) == [
+        {"name": "bob", "address": created["address"], "encrypted": False}]
+
+
+# --- tx transfer -----------------------------------------------------------------------
+
+
+def test_transfer_exact_amounts(net: Net) -> None:
+    to = net.addr["demo2"]
+    start = net.account("demo1")
+    sender0, recipient0 = int(start["balance"]), net.balance(to)
+
+    tiny = ok_json(net.run("tx", "transfer", "--from", "demo1", "--to", to,
+                           "--amount", "0.00000001", "--json"))
+    assert tiny["status"] == "committed" and tiny["receipt"]["ok"] is True
+    assert tiny["payload"] == {"to": to, "amount": "1", "amount_hpc": "0.00000001"}
+    assert net.balance(to) == recipient0 + 1
+    fee1 = int(tiny["receipt"]["fee"])
+    assert net.balance("demo1") == sender0 - 1 - fee1
+
+    r = net.run("tx", "transfer", "--from", "demo1", "--to", to, "--amount", "1.5")
+    assert r.returncode == 0, r.stderr
+    assert "sent 1.5 HPC" in r.stdout
+    assert net.balance(to) == recipient0 + 1 + 150_000_000
+    after = net.account("demo1")
+    assert after["nonce"] == start["nonce"] + 2
+    fee2 = sender0 - 1 - fee1 - 150_000_000 - int(after["balance"])
+    assert 0 < fee2 < UNITS // 100  # a fee was paid, and it is a small one
+
+
+def test_transfer_rejects_bad_amounts(net: Net) -> None:
+    to = net.addr["demo4"]
+    before = (net.account("demo3"), net.account(to))
+    cases = {
+        ("--amount", "-1"): "positive",
+        ("--amount=-1",): "positive",
+        ("--amount", "0"): "positive",
+        ("--amount", "abc"): "not a number",
+        ("--amount", "1.000000001"): "8 decimal places",
+        ("--amount", "0.000000001"): "8 decimal places",
+        ("--amount", "NaN"): "finite",
+        ("--amount", "1e999999"): "too large",
+        ("--amount", "1e40"): "too large",
+    }
+    results = net.run_many(*(["tx", "transfer", "--from", "demo3", "--to", to, *amount_args]
+                             for amount_args in cases))
+    for fragment, r in zip(cases.values(), results, strict=True):
+        assert_error(r, fragment)
+    assert (net.account("demo3"), net.account(to)) == before
+
+
+def test_transfer_address_key_and_funds_errors(net: Net) -> None:
+    to = net.addr["demo6"]
+    before = (net.account("demo5"), net.account(to))
+    bad = tamper(to)
+    assert bad != to
+
+    def transfer(sender: str, recipient: str, amount: str) -> list[str]:
+        return ["tx", "transfer", "--from", sender, "--to", recipient, "--amount", amount]
+
+    checksum, mixed, no_key, no_name, query, too_much, no_fee = net.run_many(
+        transfer("demo5", bad, "1"),
+        transfer("demo5", to.upper()[:-1] + to[-1], "1"),
+        transfer("nosuchkey", to, "1"),
+        # an unknown recipient name is reported as what it most likely is: a bad address
+        transfer("demo5", "nosuchkey", "1"),
+        ["query", "account", bad],
+        transfer("demo5", to, "1000001"),  # more than the demo account's 1,000,000 HPC
+        transfer("demo5", to, "1000000"),  # all of it: nothing left for the fee
+    )
+    assert_error(checksum, "invalid bech32 address", bad)
+    assert_error(mixed, "address")
+    assert_error(no_key, "no key named 'nosuchkey'")
+    assert_error(no_name, "address")
+    assert_error(query, "invalid bech32 address")
+    assert_error(too_much, "insufficient funds")
+    assert_error(no_fee, "insufficient funds")
+    assert (net.account("demo5"), net.account(to)) == before
+
+
+# --- global options and errors ---------------------------------------------------------
+
+
+def test_json_flag_before_and_after_subcommand(net: Net) -> None:
+    bad = tamper(net.addr["demo1"])
+    a, b, human, err_before, err_after, amount, keyring_err, not_found = net.run_many(
+        ["--json", "query", "account", "demo1"],
+        ["query", "account", "demo1", "--json"],
+        ["query", "account", "demo1"],
+        ["--json", "query", "account", bad],
+        ["query", "account", bad, "--json"],
+        ["tx", "transfer", "--from", "demo3", "--to", "demo4", "--amount", "abc", "--json"],
+        ["--json", "keys", "show", "nosuch"],
+        ["query", "block", "99999999", "--json"],
+    )
+    a, b = ok_json(a), ok_json(b)
+    assert a["address"] == b["address"] == net.addr["demo1"]
+    assert set(a) >= {"address", "balance", "balance_hpc", "nonce", "pending_nonce"}
+    assert isinstance(a["balance"], str) and a["balance"].isdigit()
+    assert human.returncode == 0 and net.addr["demo1"] in human.stdout and "HPC" in human.stdout
+
+    for r in (err_before, err_after):
+        assert_json_error(r, "AddressError")
+        assert r.stderr.strip() == ""
+    assert "not a number" in assert_json_error(amount, "AmountError")["message"]
+    assert_json_error(keyring_err, "KeyringError")
+    assert_json_error(not_found, "not_found")
+
+
+def test_unreachable_node(net: Net) -> None:
+    dead = "http://127.0.0.1:1"
+    *plain, as_json = net.run_many(
+        ["--node", dead, "status"],
+        ["query", "account", "demo1", "--node", dead],
+        ["tx", "transfer", "--from", "demo1", "--to", "demo2", "--amount", "1", f"--node={dead}"],
+        ["--node", dead, "status", "--json"],
+    )
+    for r in plain:
+        assert_error(r, "cannot reach node")
+    assert "cannot reach node" in assert_json_error(as_json, "unreachable")["message"]
+
+
+def test_usage_errors_are_not_tracebacks(net: Net) -> None:
+    commands = (["tx", "transfer", "--from", "demo1", "--to", "demo2"],  # no --amount
+                ["query", "block", "-1"], ["nosuchcommand"], ["keys"])
+    for args, r in zip(commands, net.run_many(*commands), strict=True):
+        assert r.returncode != 0, args
+        assert "Traceback" not in r.stderr + r.stdout, r.stderr
+        assert "Usage" in r.stdout + r.stderr, args
+
+
+# --- queries ---------------------------------------------------------------------------
+
+
+def test_query_block_tx_status(net: Net) -> None:
+    to = net.addr["demo1"]
+    sent = ok_json(net.run("tx", "transfer", "--from", "demo6", "--to", to, "--amount", "2.25",
+                           "--json"))
+    tx_hash, height = sent["hash"], sent["height"]
+
+    tx, block, first, latest, status, *errors = net.run_many(
+        ["query", "tx", tx_hash, "--json"],
+        ["query", "block", str(height), "--json"],
+        ["query", "block", "1"],  # no rendering of its own: JSON too
+        ["query", "block", "latest", "--json"],
+        ["status", "--json"],
+        ["query", "tx", "abc"],
+        ["query", "tx", "00" * 32],
+        ["query", "block", "abc"],
+        ["query", "block", "99999999"],
+    )
+    tx = ok_json(tx)
+    assert tx["hash"] == tx_hash and tx["status"] == "committed"
+    assert tx["height"] == height and tx["chain_id"] == net.chain_id
+    assert tx["sender"] == net.addr["demo6"] and tx["kind"] == "bank/transfer"
+    assert tx["payload"] == {"to": to, "amount": "225000000", "amount_hpc": "2.25"}
+    assert tx["receipt"]["ok"] is True and tx["receipt"]["code_name"] == "ok"
+
+    block = ok_json(block)
+    assert block["height"] == block["header"]["height"] == height
+    assert tx_hash in block["txs"] and block["tx_count"] == len(block["txs"])
+
+    first = ok_json(first)
+    assert first["height"] == 1 and first["header"]["chain_id"] == net.chain_id
+    assert first["header"]["prev_hash"] == "00" * 32
+    assert len(first["hash"]) == 64 and set(first) >= {"signature", "tx_count", "txs"}
+
+    latest = ok_json(latest)
+    assert latest["height"] >= height
+    assert latest["header"]["chain_id"] == net.chain_id
+
+    status = ok_json(status)
+    assert status["chain_id"] == net.chain_id and status["height"] >= height
+    assert status["block_time_ms"] == 200 and len(status["genesis_hash"]) == 64
+    assert status["validator"].startswith("smart1")
+
+    for r, fragment in zip(errors, ["64 hex", "no transaction", "height",
+                                    "no block at height 99999999"], strict=True):
+        assert_error(r, fragment)
+
+
+# --- node init -------------------------------------------------------------------------
+
+
+def test_node_init_insecure(tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "smart-home")
+    funded = to_bech32(PrivateKey.generate().address)
+    home = tmp_path / "node"
+    port = free_port()
+    out = ok_json(smart(env, "node", "init", "--home", str(home), "--insecure",
+                        "--fund", f"{funded}=10", "--api-port", str(port),
+                        "--chain-id", "smart-test-9", "--block-time-ms", "250", "--json"))
+    assert out["chain_id"] == "smart-test-9" and len(out["genesis_hash"]) == 64
+    assert sorted(p.name for p in home.iterdir()) == \
+        ["config.toml", "genesis.json", "validator_key.json"]
+    assert f"api_port = {port}" in (home / "config.toml").read_text()
+    genesis = json.loads((home / "genesis.json").read_text())
+    assert genesis["chain_id"] == "smart-test-9"
+    assert genesis["accounts"] == [{"address": funded, "balance": str(10 * UNITS)}]
+    assert genesis["params"]["block_time_ms"] == 250
+    key_doc = json.loads((home / "validator_key.json").read_text())
+    assert key_doc["address"] == out["validator"] and "insecure_plaintext_seed" in key_doc
+
+    again, bad_addr, no_amount, bad_amount = smart_many(
+        env,
+        ["node", "init", "--home", str(home), "--insecure"],
+        ["node", "init", "--home", str(tmp_path / "n2"), "--insecure", "--fund", "smart1bogus=1"],
+        ["node", "init", "--home", str(tmp_path / "n3"), "--insecure", "--fund", funded],
+        ["node", "init", "--home", str(tmp_path / "n4"), "--insecure",
+         "--fund", f"{funded}=0.000000001"],
+    )
+    assert_error(again, "already initialised")
+    assert json.loads((home / "validator_key.json").read_text()) == key_doc
+    assert_error(bad_addr, "address")
+    assert_error(no_amount, "ADDRESS=HPC")
+    assert_error(bad_amount, "decimal places")
+    assert not any((tmp_path / n).exists() for n in ("n2", "n3", "n4"))
+
+
+def test_node_init_encrypted_key(tmp_path: Path) -> None:
+    home = tmp_path / "node"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sealed = pool.submit(smart, cli_env(tmp_path / "smart-home", passphrase="validator pw"),
+                             "node", "init", "--home", str(home), "--json")
+        # without a passphrase (and no terminal) nothing is written
+        no_pw = pool.submit(smart, cli_env(tmp_path / "smart-home"),
+                            "node", "init", "--home", str(tmp_path / "n2"))
+    assert_error(no_pw.result(), "passphrase")
+    assert not (tmp_path / "n2").exists()
+    out = ok_json(sealed.result())
+    text = (home / "validator_key.json").read_text()
+    doc = json.loads(text)
+    assert "crypto" in doc and "insecure_plaintext_seed" not in doc
+    key = load_key_file(home / "validator_key.json", "validator pw")
+    assert to_bech32(key.address) == out["validator"] == doc["address"]
+    assert key.seed.hex() not in text
+
+
+# --- the devnet fixture itself ---------------------------------------------------------
+
+
+def test_cli_default_node_is_the_devnet(net: Net) -> None:
+    config = (Path(net.env["SMART_HOME"]) / "config.toml").read_text()
+    assert f'node = "{net.api_url}"' in config
+    explicit, default = net.run_many(["--node", net.api_url, "status", "--json"],
+                                     ["status", "--json"])
+    assert ok_json(default)["genesis_hash"] == ok_json(explicit)["genesis_hash"]
+    height = ok_json(explicit)["height"]
+    deadline = time.monotonic() + 10
+    while http_json(net.api_url + "/v1/status")["height"] <= height:
+        assert time.monotonic() < deadline, "the devnet is not producing blocks"
+        time.sleep(0.1)

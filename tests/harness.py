@@ -59,6 +59,45 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, *, interval: f
         time.sleep(interval)
 
 
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of a live process, from /proc (Linux); None if gone."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = data.rsplit(")", 1)[1].split()  # the command name may contain spaces
+    if fields[0] == "Z":  # a zombie has exited; only its exit status is left
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """Every live descendant of ``pid`` as (pid, start time); empty without /proc."""
+    children: dict[int, list[int]] = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            st = _proc_stat(int(entry.name))
+            if st is not None:
+                children.setdefault(st[0], []).append(int(entry.name))
+    out: list[tuple[int, int]] = []
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        st = _proc_stat(child)
+        if st is not None:
+            out.append((child, st[1]))
+        todo.extend(children.get(child, []))
+    return out
+
+
+def _alive(proc: tuple[int, int]) -> bool:
+    st = _proc_stat(proc[0])
+    return st is not None and st[1] == proc[1]  # same start time: not a recycled pid
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -85,6 +124,7 @@ class NodeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url: str | None = None
         self.starts = 0
+        self.orphan_watch: list[tuple[int, int]] = []  # descendants seen when killed
 
     # --- paths ---------------------------------------------------------------------------
 
@@ -160,13 +200,31 @@ class NodeProcess:
             raise
 
     def kill(self) -> None:
-        """SIGKILL: the crash the node must survive (no cleanup code runs)."""
+        """SIGKILL: the crash the node must survive (no cleanup code runs).
+
+        The node's own child processes (if any) are remembered, here and in ``stop``:
+        ``orphans()`` tells whether they outlived it, and ``cleanup()`` reaps them."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            self.orphan_watch += descendants(self.proc.pid)
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=STOP_TIMEOUT)
         self.url = None
+
+    def orphans(self) -> list[int]:
+        """Pids of processes the node had started that are still alive after it was killed
+        or stopped."""
+        return [pid for pid, start in self.orphan_watch if _alive((pid, start))]
+
+    def _reap_orphans(self) -> None:
+        for pid, start in self.orphan_watch:
+            if _alive((pid, start)):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.orphan_watch.clear()
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """SIGTERM and wait for a clean exit; returns the exit code (None if never run).
@@ -176,6 +234,7 @@ class NodeProcess:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            self.orphan_watch += descendants(self.proc.pid)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=timeout)
@@ -205,6 +264,7 @@ class NodeProcess:
             pass
         finally:
             self._kill_quietly()
+            self._reap_orphans()
 
     # --- checks --------------------------------------------------------------------------
 

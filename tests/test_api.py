@@ -39,11 +39,13 @@ BOB = _key("bob")
 CAROL = _key("carol")  # never funded at genesis: a pure recipient
 SENDER = _key("sender")  # the account the bad-input cases try to spend from
 POOR = _key("poor")
+DAVE = _key("dave")  # funded, never sends: its account view is fixed
 SMART_NODE_GENESIS = [
     (ALICE.address, 1_000 * HPC),
     (BOB.address, 1_000 * HPC),
     (SENDER.address, 1_000 * HPC),
     (POOR.address, POOR_BALANCE),
+    (DAVE.address, 1_000 * HPC),
 ]
 PARAMS = Params()
 ERROR_SLUG = re.compile(r"^[a-z_]+$")
@@ -260,11 +262,12 @@ def test_blocks_by_height_and_latest(api: Api) -> None:
 
 
 def test_account_view(api: Api) -> None:
-    acct = api.account(BOB)
-    assert acct["address"] == to_bech32(BOB.address)
-    assert int(acct["balance"]) >= 1_000 * HPC
+    assert api.account(DAVE) == {
+        "address": to_bech32(DAVE.address), "balance": str(1_000 * HPC), "balance_hpc": "1000",
+        "nonce": 0, "pending_nonce": 0}
+    acct = api.account(ALICE)
+    assert int(acct["balance"]) > 0
     assert acct["balance_hpc"] == format_hpc(int(acct["balance"]))
-    assert acct["nonce"] == 0 and acct["pending_nonce"] == 0
     fresh = to_bech32(_key("never-used").address)
     assert api.ok(f"/v1/accounts/{fresh}") == {
         "address": fresh, "balance": "0", "balance_hpc": "0", "nonce": 0, "pending_nonce": 0}

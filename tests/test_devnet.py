@@ -85,11 +85,12 @@ def devnet_cleanup(env: dict[str, str], home: Path, extra_pids: Sequence[int] = 
     except subprocess.TimeoutExpired:
         pass
     for pid in {*node_pids(home), *extra_pids}:
-        if pid_alive(pid):
-            try:
+        try:
+            # only a node of this devnet (a stale pid may belong to anyone by now)
+            if pid_alive(pid) and str(home).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        except OSError:
+            pass
 
 
 def http_json(url: str) -> Any:

@@ -41,8 +41,10 @@ CHAIN_ID = "smart-crash-test-1"
 HPC = 10**8
 GENESIS_BALANCE = 1_000_000 * HPC
 N_ACCOUNTS = 20
-N_CLI = 2  # accounts 0..1 send only through the CLI; the rest through the API threads
+N_CLI = 2  # accounts 0..1 send only through the CLI
+N_BATCH = 4  # accounts 2..5 only through POST /v1/txs/batch; the rest one tx per request
 API_WORKERS = 3
+BATCH_ROUNDS = 70  # a batch of 4 x 70 = 280 txs: above the node's in-process threshold
 MAX_UNCONFIRMED = 400  # back-pressure: accepted but not yet seen committed
 GAS_LIMIT = 20_000
 CLI_AMOUNT = "0.0001"
@@ -55,7 +57,8 @@ def _key(i: int) -> PrivateKey:
 KEYS = [_key(i) for i in range(N_ACCOUNTS)]
 ADDRS = [k.address for k in KEYS]
 CLI_KEYS = KEYS[:N_CLI]
-API_KEYS = KEYS[N_CLI:]
+BATCH_KEYS = KEYS[N_CLI:N_CLI + N_BATCH]
+API_KEYS = KEYS[N_CLI + N_BATCH:]
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Load:
     committed: dict[str, tuple[int, int]] = field(default_factory=dict)  # seen: (height, idx)
     blocks: dict[int, str] = field(default_factory=dict)  # height -> hash, as seen
     anomalies: list[str] = field(default_factory=list)
+    batches: int = 0  # batches fully accepted
 
     def unconfirmed(self) -> int:
         with self.lock:
@@ -134,6 +138,56 @@ def api_sender(load: Load, keys: list[PrivateKey], seed: int, limit: int | None 
                 load.accept(tx_hash)
                 nonces[k.public_key] += 1
                 sent += 1
+    return sent
+
+
+def batch_sender(load: Load, keys: list[PrivateKey], seed: int, limit: int | None = None
+                 ) -> int:
+    """Send big batches through POST /v1/txs/batch (signatures checked by the node's
+    worker processes), each sender's consecutive nonces in one batch."""
+    rng = random.Random(seed)
+    sent = 0
+    with requests.Session() as s:
+        nonces = {}
+        for k in keys:
+            r = s.get(f"{load.url}/v1/accounts/{to_bech32(k.address)}", timeout=10)
+            r.raise_for_status()
+            nonces[k.public_key] = r.json()["pending_nonce"]
+        while not load.stop.is_set() and (limit is None or load.batches < limit):
+            wait_until(lambda: load.stop.is_set() or load.unconfirmed() < MAX_UNCONFIRMED // 2,
+                       30, interval=0.01, what="the poller to catch up")
+            if load.stop.is_set():
+                break
+            raws = []
+            for k in keys:
+                for _ in range(BATCH_ROUNDS):
+                    to = rng.choice([a for a in ADDRS if a != k.address])
+                    raws.append(sign(k, nonces[k.public_key], to, rng.randint(1, 100_000)))
+                    nonces[k.public_key] += 1
+            hashes = [h256(raw).hex() for raw in raws]
+            with load.lock:
+                load.attempted.update(hashes)
+                for raw, tx_hash in zip(raws, hashes, strict=True):
+                    load.senders[tx_hash] = Transaction.decode(raw).sender_address
+            try:
+                r = s.post(f"{load.url}/v1/txs/batch", json={"txs": [x.hex() for x in raws]},
+                           timeout=30)
+            except requests.RequestException as exc:
+                load.note(f"batch failed: {exc!r}")
+                break
+            if r.status_code != 200:
+                load.note(f"batch refused: {r.status_code} {r.text}")
+                break
+            results = r.json()["results"]
+            assert len(results) == len(raws)
+            for tx_hash, res in zip(hashes, results, strict=True):
+                if res.get("hash") != tx_hash:
+                    load.note(f"batch tx refused: {res}")
+                    return sent
+                load.accept(tx_hash)
+                sent += 1
+            with load.lock:
+                load.batches += 1
     return sent
 
 
@@ -200,10 +254,11 @@ class Running:
     futures: list[Future[int] | Future[None]]
 
 
-def start_load(load: Load, *, cli_per_key: int, seed: int,
-               api_limit: int | None = None) -> Running:
-    pool = ThreadPoolExecutor(API_WORKERS + 2)
+def start_load(load: Load, *, cli_per_key: int, seed: int, api_limit: int | None = None,
+               batch_limit: int | None = None) -> Running:
+    pool = ThreadPoolExecutor(API_WORKERS + 3)
     futures: list[Future[int] | Future[None]] = [pool.submit(poller, load)]
+    futures.append(pool.submit(batch_sender, load, BATCH_KEYS, seed - 1, batch_limit))
     for w in range(API_WORKERS):
         futures.append(pool.submit(api_sender, load, API_KEYS[w::API_WORKERS], seed + w,
                                    api_limit))
@@ -258,8 +313,11 @@ def test_sigkill_under_load_loses_nothing_committed(crash_node: NodeProcess, cli
             with load.lock:
                 heights = {h for h, _ in load.committed.values()}
                 n = len(load.committed)
-            return (len(heights) >= 4 and n >= 300 and cli_future.done()
-                    and load.unconfirmed() > 0)
+            if not (len(heights) >= 4 and n >= 300 and cli_future.done()
+                    and load.batches >= 2):
+                return False
+            # mid-load: the node holds accepted, uncommitted transactions right now
+            return node.client.status()["mempool_size"] > 0
 
         wait_until(enough_committed, 45, interval=0.02, what="committed load before the kill")
         load.crashing.set()
@@ -267,6 +325,9 @@ def test_sigkill_under_load_loses_nothing_committed(crash_node: NodeProcess, cli
     finally:
         finish(run)
     assert node.proc is not None and node.proc.returncode == -9
+    # whatever processes the node had started must not outlive it
+    wait_until(lambda: not node.orphans(), 10,
+               what=f"the killed node's children {node.orphans()} to exit")
     assert load.anomalies == [], load.anomalies[:5]
     with load.lock:
         seen = dict(load.committed)
@@ -277,7 +338,7 @@ def test_sigkill_under_load_loses_nothing_committed(crash_node: NodeProcess, cli
     assert len({h for h, _ in seen.values()}) >= 4
     print(f"killed at seen height {max_seen}: {len(load.attempted)} sent, {len(accepted)} "
           f"accepted, {len(seen)} seen committed in {len({h for h, _ in seen.values()})} "
-          f"blocks")
+          f"blocks; {len(node.orphan_watch)} child processes of the node exited with it")
 
     # --- restart from the same home --------------------------------------------------------
     node.start()
@@ -315,7 +376,7 @@ def test_sigkill_under_load_loses_nothing_committed(crash_node: NodeProcess, cli
 
     # --- phase 2: the restarted node takes and commits new transfers ------------------------
     load2 = Load(node.url)
-    run2 = start_load(load2, cli_per_key=0, seed=100, api_limit=3)
+    run2 = start_load(load2, cli_per_key=0, seed=100, api_limit=3, batch_limit=1)
     try:
         for f in run2.futures[1:]:
             f.result(timeout=60)
@@ -323,7 +384,7 @@ def test_sigkill_under_load_loses_nothing_committed(crash_node: NodeProcess, cli
     finally:
         finish(run2)
     assert load2.anomalies == [], load2.anomalies[:5]
-    assert len(load2.accepted) == 3 * len(API_KEYS)
+    assert len(load2.accepted) == 3 * len(API_KEYS) + BATCH_ROUNDS * len(BATCH_KEYS)
     assert min(h for h, _ in load2.committed.values()) > restart_height
     p = cli(node.url, "tx", "transfer", "--from", "cli0", "--to", to_bech32(ADDRS[-1]),
             "--amount", CLI_AMOUNT, "--json")
@@ -336,6 +397,8 @@ def test_sigkill_under_load_loses_nothing_committed(crash_node: NodeProcess, cli
     # --- clean stop, then audit the stored chain directly ---------------------------------
     assert node.stop() == 0, node.log_tail()
     assert not node.runtime_path.exists()
+    wait_until(lambda: not node.orphans(), 10,
+               what=f"the stopped node's children {node.orphans()} to exit")
     assert node.log_errors() == [], node.log_errors()
     _audit_chain(node, all_sent, seen, tmp_path / "replica")
     s.close()

@@ -91,8 +91,8 @@ def _hex_field(doc: Any, name: str) -> bytes:
     if not isinstance(doc, dict) or not isinstance(doc.get(name), str):
         raise ApiError(400, "malformed", f'expected a JSON object with a hex string "{name}"')
     try:
-        return bytes.fromhex(doc[name])
-    except ValueError as exc:
+        return binascii.unhexlify(doc[name])  # unlike bytes.fromhex, refuses whitespace
+    except (binascii.Error, ValueError) as exc:
         raise ApiError(400, "malformed", f'"{name}" is not valid hex') from exc
 
 
@@ -108,10 +108,14 @@ def _hash_param(text: str) -> bytes:
 
 async def post_tx(request: web.Request) -> web.Response:
     node = _node(request)
-    if request.content_type == "application/octet-stream":
-        raw = await request.read()
-    else:
-        raw = _hex_field(await _json_body(request), "tx")
+    try:
+        if request.content_type == "application/octet-stream":
+            raw = await request.read()
+        else:
+            raw = _hex_field(await _json_body(request), "tx")
+    except ApiError as exc:
+        node.metrics.txs_rejected.labels(exc.code).inc()
+        raise
     try:
         tx_hash = node.submit(raw)
     except TxError as exc:
@@ -129,8 +133,8 @@ async def post_tx_batch(request: web.Request) -> web.Response:
     raws: list[bytes] = []
     for i, t in enumerate(txs):
         try:
-            raws.append(bytes.fromhex(t))
-        except ValueError as exc:
+            raws.append(binascii.unhexlify(t))
+        except (binascii.Error, ValueError) as exc:
             raise ApiError(400, "malformed", f"txs[{i}] is not valid hex") from exc
     results = []
     for r in await _node(request).submit_many_async(raws):
@@ -200,11 +204,11 @@ async def get_account_view(request: web.Request) -> web.Response:
 async def get_status(request: web.Request) -> web.Response:
     node = _node(request)
     chain = node.chain
-    latest = chain.latest
+    latest = chain.latest  # one read: height, hash and root all come from this header
     return web.json_response({
         "chain_id": chain.chain_id,
-        "height": chain.height,
-        "latest_hash": chain.latest_hash.hex(),
+        "height": latest.height if latest else 0,
+        "latest_hash": (latest.hash() if latest else bytes(32)).hex(),
         "latest_time_ms": latest.time_ms if latest else None,
         "state_root": (latest.state_root if latest else chain.state_root).hex(),
         "genesis_hash": chain.genesis.hash().hex(),

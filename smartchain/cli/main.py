@@ -33,7 +33,7 @@ from smartchain.node.config import KEY_FILE, ConfigError, NodeConfig
 from smartchain.node.home import init_home, load_validator_key
 from smartchain.state.genesis import GenesisError
 from smartchain.state.params import Params
-from smartchain.types.amount import AmountError, format_hpc, parse_hpc
+from smartchain.types.amount import AmountError, format_hpc, parse_hpc, parse_units
 
 app = typer.Typer(help="Smartchain: share compute, storage and bandwidth; paid in HPC.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -204,17 +204,24 @@ def keys_import(
 def tx_transfer(
     sender: Annotated[str, typer.Option("--from", help="Key name in the keyring.")],
     to: Annotated[str, typer.Option("--to", help="Recipient address (or key name).")],
-    amount: Annotated[str, typer.Option(help="Amount in HPC, exact decimal (e.g. 1.5).")],
+    amount: Annotated[str | None, typer.Option(help="Amount in HPC, exact decimal (e.g. 1.5).")
+                      ] = None,
+    units: Annotated[str | None, typer.Option(help="Amount in base units (1 HPC = 10^8).")
+                     ] = None,
     gas_price: Annotated[int | None, typer.Option(help="Base units per gas.")] = None,
     wait: Annotated[bool, typer.Option(help="Wait until committed.")] = True,
     passphrase_file: PassFile = None,
 ) -> None:
-    """Send HPC."""
-    units = parse_hpc(amount)
+    """Send HPC (give exactly one of --amount and --units)."""
+    if (amount is None) == (units is None):
+        raise CliError("give exactly one of --amount (HPC) and --units (base units)")
+    value = parse_hpc(amount) if amount is not None else parse_units(units)
+    if value <= 0:
+        raise CliError("amount must be positive")
     recipient = _resolve_address(to)
     key = _load_key(sender, passphrase_file)
     client = OPTS.client
-    result = client.transfer(key, recipient, units, wait=wait, gas_price=gas_price)
+    result = client.transfer(key, recipient, value, wait=wait, gas_price=gas_price)
     if not wait:
         emit(result, f"submitted {result['hash']}")
         return
@@ -224,7 +231,7 @@ def tx_transfer(
         raise CliError(f"transaction {result['hash']} failed: {receipt['log']}",
                        receipt["code_name"])
     emit(result, lambda: out.print(
-        f"sent {format_hpc(units)} HPC to {recipient}\n"
+        f"sent {format_hpc(value)} HPC to {recipient}\n"
         f"tx {result['hash']} committed at height {result['height']} "
         f"(fee {format_hpc(int(receipt['fee']))} HPC)"))
 

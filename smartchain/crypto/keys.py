@@ -16,6 +16,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import struct
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -70,6 +72,19 @@ def _verify_packed(blob: bytes) -> bytes:
     return bytes(out)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: exit once the node that started us is gone. A node killed by
+    SIGKILL cannot shut its pool down, and a worker blocked on its call queue would
+    otherwise live on as an orphan after every crash."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 class ParallelVerifier:
     """Spreads batches of signature checks over worker processes (one per core).
 
@@ -86,7 +101,8 @@ class ParallelVerifier:
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"))
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     def warm_up(self) -> None:

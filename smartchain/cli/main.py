@@ -48,8 +48,8 @@ app.add_typer(query_app, name="query")
 app.add_typer(node_app, name="node")
 app.add_typer(devnet_app, name="devnet")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # never re-wrap lines: output is often piped or parsed
+err = Console(stderr=True, soft_wrap=True)
 
 
 class CliError(Exception):
@@ -226,8 +226,7 @@ def tx_transfer(
         emit(result, f"submitted {result['hash']}")
         return
     receipt = result["receipt"]
-    if not receipt["ok"]:
-        emit(result)
+    if not receipt["ok"]:  # committed (fee paid) but failed: one error, with the tx hash
         raise CliError(f"transaction {result['hash']} failed: {receipt['log']}",
                        receipt["code_name"])
     emit(result, lambda: out.print(
@@ -451,6 +450,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted", "aborted", 130)
     except Exception as exc:  # click usage errors and the like
         if isinstance(exc, _click_exceptions()):
+            if OPTS.json:
+                _fail(exc.format_message(), "usage", exc.exit_code)
             exc.show()
             raise SystemExit(exc.exit_code) from None
         raise

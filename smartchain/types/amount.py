@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
 
 DECIMALS = 8
 UNITS_PER_HPC = 10**DECIMALS
@@ -13,31 +13,23 @@ class AmountError(ValueError):
     pass
 
 
+_HPC_TEXT = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
+
+
 def parse_hpc(text: str) -> int:
-    """'1.5' -> 150000000. Rejects negatives, zero, more than 8 decimals and non-numbers."""
-    try:
-        value = Decimal(str(text).strip())
-    except InvalidOperation as exc:
-        raise AmountError(f"not a number: {text!r}") from exc
-    if not value.is_finite():
-        raise AmountError(f"not a finite amount: {text!r}")
-    if value <= 0:
-        raise AmountError(f"amount must be positive: {text!r}")
-    # Integer arithmetic on (digits, exponent): Decimal multiplication would round to 28
-    # significant digits and overflow on exponents like 1e999999.
-    _, digits, exponent = value.as_tuple()
-    coefficient = int("".join(map(str, digits)))
-    shift = int(exponent) + DECIMALS
-    if value.adjusted() + DECIMALS >= len(str(MAX_UNITS)):
-        raise AmountError(f"amount too large: {text!r}")
-    if shift >= 0:
-        units = coefficient * 10**shift
-    elif -shift > len(digits):  # every digit lies beyond the 8th decimal place
+    """'1.5' -> 150000000. Plain decimal digits only (no sign, exponent, '_' or spaces),
+    at most 8 decimal places, positive, and within the 128-bit amount range."""
+    match = _HPC_TEXT.fullmatch(str(text))
+    if match is None:
+        raise AmountError(f"not a plain decimal HPC amount (like 1.5): {text!r}")
+    whole, frac = match.group(1), match.group(2) or ""
+    if len(frac) > DECIMALS:
         raise AmountError(f"HPC has at most {DECIMALS} decimal places: {text!r}")
-    else:
-        units, rest = divmod(coefficient, 10**-shift)
-        if rest:
-            raise AmountError(f"HPC has at most {DECIMALS} decimal places: {text!r}")
+    if len(whole) > len(str(MAX_UNITS)):
+        raise AmountError(f"amount too large: {text!r}")
+    units = int(whole) * UNITS_PER_HPC + int(frac.ljust(DECIMALS, "0"))
+    if units <= 0:
+        raise AmountError(f"amount must be positive: {text!r}")
     if units > MAX_UNITS:
         raise AmountError(f"amount too large: {text!r}")
     return units

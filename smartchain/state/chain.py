@@ -16,7 +16,6 @@ import lmdb
 
 from smartchain.codec import U32, U64, Struct
 from smartchain.crypto.address import address_of
-from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import merkle_root, root_of_hashes
 from smartchain.state.commitment import StateProof, StateTree
@@ -276,6 +275,3 @@ class Chain:
     def close(self) -> None:
         self.store.close()
 
-
-def tx_hash(raw: bytes) -> bytes:
-    return h256(raw)

@@ -156,7 +156,9 @@ def tree_root_after(tmp_path, name: str, batches: list[dict[bytes, bytes | None]
     try:
         for writes in batches:
             with s.write() as txn:
-                tree.apply(txn, s.dbs, writes)
+                update = tree.stage(txn, s.dbs["sidx"], writes)
+                tree.write(txn, s.dbs, update)
+            tree.install(update)
         reloaded = StateTree()
         with s.read() as txn:
             reloaded.load(txn, s.dbs["sleaf"])
@@ -200,19 +202,27 @@ def test_state_tree_delete_everything_returns_to_empty_root(tmp_path) -> None:
     assert root == reloaded == empty
 
 
-def test_state_tree_undo_restores_root(tmp_path) -> None:
+def test_staging_leaves_the_tree_unchanged(tmp_path) -> None:
     s = Store(tmp_path / "u")
     try:
         tree = StateTree()
         with s.write() as txn:
-            tree.apply(txn, s.dbs, {b"a": b"1"})
+            first = tree.stage(txn, s.dbs["sidx"], {b"a": b"1"})
+            tree.write(txn, s.dbs, first)
+        tree.install(first)
         before = tree.root
-        txn = s.write()
-        undo = tree.apply(txn, s.dbs, {b"a": b"2", b"b": b"3"})
-        assert tree.root != before
-        txn.abort()
-        tree.undo(undo)
-        assert tree.root == before
+        with s.read() as txn:
+            staged = tree.stage(txn, s.dbs["sidx"], {b"a": b"2", b"b": b"3"})
+        assert staged.root != before
+        assert tree.root == before  # staging (a proposal not yet decided) changes nothing
+        with s.write() as txn:
+            tree.write(txn, s.dbs, staged)
+        tree.install(staged)
+        assert tree.root == staged.root
+        with s.read() as txn:
+            reloaded = StateTree()
+            reloaded.load(txn, s.dbs["sleaf"])
+        assert reloaded.root == staged.root
     finally:
         s.close()
 

@@ -8,7 +8,7 @@ node killed at any instant therefore restarts with either the whole block or non
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from smartchain.codec import U32, U64, Struct
 from smartchain.crypto.address import address_of
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import merkle_root, root_of_hashes
-from smartchain.state.commitment import StateProof, StateTree
+from smartchain.state.commitment import StateProof, StateTree, TreeUpdate
 from smartchain.state.errors import TxError
 from smartchain.state.executor import CheckedTx, Executor
 from smartchain.state.genesis import Genesis
@@ -46,6 +46,19 @@ class TxRecord(Struct):
     height: U64
     index: U32
     receipt: Receipt
+
+
+@dataclass(slots=True)
+class StagedBlock:
+    """A block executed against the current state but not yet committed."""
+
+    block: Block
+    included: list[CheckedTx]
+    receipts: list[Receipt]
+    receipt_bytes: list[bytes]
+    writes: dict[bytes, bytes | None]
+    tree: TreeUpdate
+    skipped: list[CheckedTx]
 
 
 def default_modules() -> list[Module]:
@@ -85,10 +98,12 @@ class Chain:
         reader.close()
         dbs = self.store.dbs
         with self.store.write() as txn:
+            update = self.tree.stage(txn, dbs["sidx"], overlay.writes)
             self._put_state(txn, overlay.writes)
-            self.tree.apply(txn, dbs, overlay.writes)
+            self.tree.write(txn, dbs, update)
             txn.put(GENESIS_KEY, self.genesis.hash(), db=dbs["meta"])
             txn.put(HEIGHT_KEY, _H.pack(0), db=dbs["meta"])
+        self.tree.install(update)
 
     def _read_height(self) -> int:
         raw = self.store.get("meta", HEIGHT_KEY)
@@ -117,8 +132,24 @@ class Chain:
 
     def build_block(self, candidates: Iterable[CheckedTx], time_ms: int, key: PrivateKey,
                     max_txs: int | None = None) -> tuple[Block, list[Receipt], list[CheckedTx]]:
-        """Execute candidates in order, skipping those that cannot be included (bad nonce,
-        fee not covered), then commit. Returns the block, receipts and the skipped txs."""
+        """Propose and commit at once (a sole signer): see ``stage_proposal``."""
+        staged = self.stage_proposal(candidates, time_ms, key, max_txs)
+        self.commit(staged)
+        return staged.block, staged.receipts, staged.skipped
+
+    def apply_block(self, block: Block, checked: list[CheckedTx]) -> list[Receipt]:
+        """Validate a block made elsewhere and commit it: see ``stage_block``."""
+        staged = self.stage_block(block, checked)
+        self.commit(staged)
+        return staged.receipts
+
+    def stage_proposal(self, candidates: Iterable[CheckedTx], time_ms: int, key: PrivateKey,
+                       max_txs: int | None = None) -> StagedBlock:
+        """Execute candidates in order into a new block, without committing anything.
+
+        Candidates that cannot be included (bad nonce, fee not covered) are skipped and
+        reported, so the mempool can drop them.
+        """
         height = self.height + 1
         info = self._block_info(height, time_ms, key.public_key)
         reader = StateReader(self.store)
@@ -143,29 +174,21 @@ class Chain:
                 receipts.append(receipt)
                 size += len(ctx.raw)
             self.executor.end_block(overlay, info)
+            tree = self.tree.stage(reader.txn, self.store.dbs["sidx"], overlay.writes)
         finally:
             reader.close()
-
         receipt_bytes = [r.encode() for r in receipts]
+        header = BlockHeader(
+            self.chain_id, height, time_ms, self.latest_hash,
+            root_of_hashes([c.hash for c in included]), merkle_root(receipt_bytes),
+            tree.root, key.public_key,
+        )
+        block = Block(header, tuple(c.raw for c in included), key.sign(header.hash()))
+        return StagedBlock(block, included, receipts, receipt_bytes, overlay.writes, tree,
+                           skipped)
 
-        def make_header(state_root: bytes) -> BlockHeader:
-            return BlockHeader(
-                self.chain_id, height, time_ms, self.latest_hash,
-                root_of_hashes([c.hash for c in included]),
-                merkle_root(receipt_bytes),
-                state_root, key.public_key,
-            )
-
-        block = self._commit(overlay.writes, included, receipt_bytes,
-                             lambda root: self._sign(make_header(root), key))
-        return block, receipts, skipped
-
-    @staticmethod
-    def _sign(header: BlockHeader, key: PrivateKey) -> Block:
-        return Block(header, (), key.sign(header.hash()))
-
-    def apply_block(self, block: Block, checked: list[CheckedTx]) -> list[Receipt]:
-        """Re-execute a block made elsewhere; commit it only if every root matches."""
+    def stage_block(self, block: Block, checked: list[CheckedTx]) -> StagedBlock:
+        """Re-execute a block made elsewhere; raise ``ChainError`` unless every root matches."""
         h = block.header
         if h.chain_id != self.chain_id or h.height != self.height + 1:
             raise ChainError(f"block {h.height} does not follow height {self.height}")
@@ -187,48 +210,40 @@ class Chain:
             except TxError as exc:
                 raise ChainError(f"block includes an invalid transaction: {exc.message}") from exc
             self.executor.end_block(overlay, info)
+            tree = self.tree.stage(reader.txn, self.store.dbs["sidx"], overlay.writes)
         finally:
             reader.close()
         receipt_bytes = [r.encode() for r in receipts]
         if merkle_root(receipt_bytes) != h.receipts_root:
             raise ChainError("receipts do not match receipts_root")
+        if tree.root != h.state_root:
+            raise ChainError("state root mismatch: block rejected")
+        full = Block(h, tuple(c.raw for c in checked), block.signature)
+        return StagedBlock(full, list(checked), receipts, receipt_bytes, overlay.writes, tree, [])
 
-        def check_root(root: bytes) -> Block:
-            if root != h.state_root:
-                raise ChainError("state root mismatch: block rejected")
-            return Block(h, (), block.signature)
-
-        self._commit(overlay.writes, checked, receipt_bytes, check_root)
-        return receipts
-
-    def _commit(self, writes: dict[bytes, bytes | None], included: list[CheckedTx],
-                receipt_bytes: list[bytes], seal: Callable[[bytes], Block]) -> Block:
+    def commit(self, staged: StagedBlock) -> None:
+        """Write a staged block, its receipts and its state in ONE LMDB transaction."""
+        block = staged.block
+        height = block.header.height
+        if height != self.height + 1 or block.header.prev_hash != self.latest_hash:
+            raise ChainError("staged block no longer follows the chain (staged on old state)")
         dbs = self.store.dbs
-        txn = self.store.write()
-        undo = []
-        try:
-            self._put_state(txn, writes)
-            undo = self.tree.apply(txn, dbs, writes)
-            block = seal(self.tree.root)
-            block = Block(block.header, tuple(c.raw for c in included), block.signature)
-            height = block.header.height
-            hkey = _H.pack(height)
+        hkey = _H.pack(height)
+        with self.store.write() as txn:  # commits on exit, aborts on an exception
+            self._put_state(txn, staged.writes)
+            self.tree.write(txn, dbs, staged.tree)
             txn.put(hkey, block.encode(), db=dbs["blocks"])
             txn.put(block.hash(), hkey, db=dbs["hashes"])
-            records = [(c.hash, _HI.pack(height, i) + rb)
-                       for i, (c, rb) in enumerate(zip(included, receipt_bytes, strict=True))]
-            txn.cursor(db=dbs["txs"]).putmulti(records)
+            txn.cursor(db=dbs["txs"]).putmulti(
+                [(c.hash, _HI.pack(height, i) + rb)
+                 for i, (c, rb) in enumerate(zip(staged.included, staged.receipt_bytes,
+                                                 strict=True))])
             txn.put(HEIGHT_KEY, hkey, db=dbs["meta"])
-            txn.commit()
-        except BaseException:
-            txn.abort()
-            self.tree.undo(undo)
-            raise
-        self.height = height
+        self.tree.install(staged.tree)
         self.latest = block.header
-        if PARAMS_KEY in writes:
+        self.height = height
+        if PARAMS_KEY in staged.writes:
             self.params = self.read_params()
-        return block
 
     def _put_state(self, txn: object, writes: dict[bytes, bytes | None]) -> None:
         put, delete = txn.put, txn.delete  # type: ignore[attr-defined]

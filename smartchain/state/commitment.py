@@ -67,6 +67,20 @@ class StateProof(Struct):
     siblings: list_of(Fixed32)  # leaf level first
 
 
+@dataclass(slots=True)
+class TreeUpdate:
+    """A block's effect on the state tree, computed without changing it.
+
+    Proposers and validators stage a block to learn its state root; only a committed
+    block's update is written (``write``) and then installed (``install``).
+    """
+
+    root: bytes
+    entries: dict[bytes, bytes | None]  # sidx key -> entry hash (None: delete)
+    leaves: dict[int, bytes]  # bucket -> new leaf
+    nodes: dict[tuple[int, int], bytes]  # (level, index) -> new inner node
+
+
 class StateTree:
     """In-memory inner nodes of the bucket tree; leaves persisted in LMDB."""
 
@@ -81,68 +95,71 @@ class StateTree:
 
     def load(self, txn: lmdb.Transaction, sleaf_db: object) -> None:
         """Rebuild the tree from the persisted bucket leaves."""
-        dirty = set()
+        leaves: dict[int, bytes] = {}
         for k, v in txn.cursor(db=sleaf_db):
-            b = int.from_bytes(k, "big")
-            self.levels[0][b] = v
-            dirty.add(b)
-        self._recompute(dirty)
+            leaves[int.from_bytes(k, "big")] = v
+        self.install(TreeUpdate(b"", {}, leaves, self._paths(leaves)))
 
-    def _recompute(self, dirty: set[int]) -> list[tuple[int, int, bytes]]:
-        """Recompute the paths above ``dirty`` leaves; return (level, index, old) for undo."""
-        undo: list[tuple[int, int, bytes]] = []
+    def _paths(self, leaves: dict[int, bytes]) -> dict[tuple[int, int], bytes]:
+        """New inner nodes above changed ``leaves`` (the tree itself is not touched)."""
+        nodes: dict[tuple[int, int], bytes] = {(0, b): leaf for b, leaf in leaves.items()}
         levels = self.levels
+        dirty = set(leaves)
         for lvl in range(1, DEPTH + 1):
-            below = levels[lvl - 1]
-            here = levels[lvl]
+            below = lvl - 1
             dirty = {i >> 1 for i in dirty}
             for i in dirty:
-                undo.append((lvl, i, here[i]))
-                here[i] = node_of(below[2 * i], below[2 * i + 1])
-        return undo
+                left = nodes.get((below, 2 * i)) or levels[below][2 * i]
+                right = nodes.get((below, 2 * i + 1)) or levels[below][2 * i + 1]
+                nodes[(lvl, i)] = node_of(left, right)
+        return nodes
 
-    def apply(self, txn: lmdb.Transaction, dbs: dict, writes: dict[bytes, bytes | None]
-              ) -> list[tuple[int, int, bytes]]:
-        """Fold a block's state writes into the tree inside the block's LMDB write txn.
-
-        Returns an undo log so the caller can restore the in-memory tree if the LMDB
-        transaction is aborted instead of committed.
-        """
-        sidx, sleaf = dbs["sidx"], dbs["sleaf"]
-        dirty: set[int] = set()
-        put, delete = txn.put, txn.delete
+    def stage(self, txn: lmdb.Transaction, sidx_db: object,
+              writes: dict[bytes, bytes | None]) -> TreeUpdate:
+        """The tree update for ``writes`` over the committed state seen by ``txn``."""
+        entries: dict[bytes, bytes | None] = {}
+        by_bucket: dict[int, dict[bytes, bytes | None]] = {}
         for key, value in writes.items():
             b = bucket_of(key)
             skey = b.to_bytes(2, "big") + key
-            if value is None:
-                delete(skey, db=sidx)
-            else:
-                put(skey, entry_hash(key, value), db=sidx)
-            dirty.add(b)
-        leaves = self.levels[0]
-        undo: list[tuple[int, int, bytes]] = []
-        cur = txn.cursor(db=sidx)
-        for b in dirty:
+            h = None if value is None else entry_hash(key, value)
+            entries[skey] = h
+            by_bucket.setdefault(b, {})[skey] = h
+        cur = txn.cursor(db=sidx_db)
+        leaves: dict[int, bytes] = {}
+        for b, changes in by_bucket.items():
             prefix = b.to_bytes(2, "big")
-            hashes = []
+            merged: dict[bytes, bytes | None] = {}
             if cur.set_range(prefix):
                 for k, v in cur:
                     if not k.startswith(prefix):
                         break
-                    hashes.append(v)
-            leaf = leaf_of(hashes)
-            undo.append((0, b, leaves[b]))
-            leaves[b] = leaf
-            if hashes:
-                put(prefix, leaf, db=sleaf)
-            else:
-                delete(prefix, db=sleaf)
-        undo.extend(self._recompute(dirty))
-        return undo
+                    merged[k] = v
+            merged.update(changes)
+            leaves[b] = leaf_of([merged[k] for k in sorted(merged) if merged[k] is not None])
+        nodes = self._paths(leaves)
+        return TreeUpdate(nodes[(DEPTH, 0)] if nodes else self.root, entries, leaves, nodes)
 
-    def undo(self, log: list[tuple[int, int, bytes]]) -> None:
-        for lvl, i, old in reversed(log):
-            self.levels[lvl][i] = old
+    @staticmethod
+    def write(txn: lmdb.Transaction, dbs: dict, update: TreeUpdate) -> None:
+        """Persist entry hashes and leaves inside the block's LMDB write transaction."""
+        sidx, sleaf = dbs["sidx"], dbs["sleaf"]
+        for skey, h in update.entries.items():
+            if h is None:
+                txn.delete(skey, db=sidx)
+            else:
+                txn.put(skey, h, db=sidx)
+        for b, leaf in update.leaves.items():
+            if leaf == EMPTY_LEAF:
+                txn.delete(b.to_bytes(2, "big"), db=sleaf)
+            else:
+                txn.put(b.to_bytes(2, "big"), leaf, db=sleaf)
+
+    def install(self, update: TreeUpdate) -> None:
+        """Adopt a written update (after its LMDB transaction committed)."""
+        levels = self.levels
+        for (lvl, i), h in update.nodes.items():
+            levels[lvl][i] = h
 
     def prove(self, txn: lmdb.Transaction, sidx_db: object, key: bytes) -> StateProof:
         b = bucket_of(key)

@@ -30,6 +30,13 @@ from smartchain.codec import (
 )
 from smartchain.crypto.merkle import MerkleProof
 from smartchain.types.block import Block, BlockHeader
+from smartchain.types.consensus import (
+    EMPTY_COMMIT,
+    Commit,
+    CommitSig,
+    DuplicateVoteEvidence,
+    Vote,
+)
 from smartchain.types.tx import Attribute, Event, Receipt, Transaction
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -151,9 +158,18 @@ tx_st = st.builds(
 )
 header_st = st.builds(
     BlockHeader, small_text, uint(64), uint(64), fixed(32), fixed(32), fixed(32), fixed(32),
-    fixed(32),
+    fixed(32), fixed(32), fixed(32),
 )
-block_st = st.builds(Block, header_st, st.lists(small_bytes, max_size=4).map(tuple), fixed(64))
+vote_st = st.builds(Vote, small_text, uint(64), uint(32), uint(8), fixed(32), fixed(32), fixed(64))
+commit_st = st.builds(
+    Commit, uint(64), uint(32), fixed(32),
+    st.lists(st.builds(CommitSig, uint(32), fixed(64)), max_size=3).map(tuple),
+)
+evidence_st = st.builds(DuplicateVoteEvidence, vote_st, vote_st)
+block_st = st.builds(
+    Block, header_st, st.lists(small_bytes, max_size=4).map(tuple), commit_st,
+    st.lists(evidence_st, max_size=2).map(tuple), fixed(64),
+)
 event_st = st.builds(
     Event, small_text, st.lists(st.builds(Attribute, small_text, small_text), max_size=3).map(tuple)
 )
@@ -374,7 +390,7 @@ def test_wrong_types_rejected_on_encode() -> None:
     with pytest.raises(CodecError):
         OneStr(b"bytes").encode()
     with pytest.raises(CodecError):
-        Block("not a header", (), bytes(64)).encode()  # nested struct of the wrong type
+        Block("not a header", (), EMPTY_COMMIT, (), bytes(64)).encode()  # wrong nested type
 
 
 def test_encoding_layout_is_big_endian_and_length_prefixed() -> None:

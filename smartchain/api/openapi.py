@@ -64,7 +64,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "chain_id": {"type": "string"}, "height": {"type": "integer"},
             "time_ms": {"type": "integer"}, "prev_hash": HEX32, "tx_root": HEX32,
-            "receipts_root": HEX32, "state_root": HEX32, "proposer": HEX32,
+            "receipts_root": HEX32, "state_root": HEX32, "last_commit_hash": HEX32,
+            "evidence_hash": HEX32, "proposer": HEX32,
             "proposer_address": ADDRESS,
         },
     },
@@ -74,6 +75,8 @@ SCHEMAS: dict[str, Any] = {
             "height": {"type": "integer"}, "hash": HEX32, "header": _ref("BlockHeader"),
             "signature": {"type": "string"}, "tx_count": {"type": "integer"},
             "txs": {"type": "array", "items": HEX32},
+            "last_commit": {"type": "object", "description": "+2/3 precommits for the parent"},
+            "evidence": {"type": "array", "items": {"type": "object"}},
         },
     },
     "Account": {

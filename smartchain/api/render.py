@@ -12,6 +12,7 @@ from smartchain.state.errors import Code
 from smartchain.state.modules.bank import Transfer
 from smartchain.types.amount import format_hpc
 from smartchain.types.block import Block, BlockHeader
+from smartchain.types.consensus import Commit
 from smartchain.types.tx import Receipt, Transaction
 
 PAYLOAD_TYPES = {"bank/transfer": Transfer}
@@ -78,6 +79,8 @@ def header_json(h: BlockHeader) -> dict[str, Any]:
         "tx_root": h.tx_root.hex(),
         "receipts_root": h.receipts_root.hex(),
         "state_root": h.state_root.hex(),
+        "last_commit_hash": h.last_commit_hash.hex(),
+        "evidence_hash": h.evidence_hash.hex(),
         "proposer": h.proposer.hex(),
         "proposer_address": to_bech32(address_of(h.proposer)),
     }
@@ -91,4 +94,15 @@ def block_json(b: Block) -> dict[str, Any]:
         "signature": b.signature.hex(),
         "tx_count": len(b.txs),
         "txs": [h256(raw).hex() for raw in b.txs],
+        "last_commit": commit_json(b.last_commit),
+        "evidence": [{"validator": e.vote_a.validator.hex(), "height": e.vote_a.height,
+                      "round": e.vote_a.round, "step": e.vote_a.step,
+                      "block_hashes": [e.vote_a.block_hash.hex(), e.vote_b.block_hash.hex()]}
+                     for e in b.evidence],
     }
+
+
+def commit_json(c: Commit) -> dict[str, Any]:
+    return {"height": c.height, "round": c.round, "block_hash": c.block_hash.hex(),
+            "signatures": [{"validator_index": s.validator_index, "signature": s.signature.hex()}
+                           for s in c.signatures]}

@@ -31,6 +31,7 @@ from smartchain.state.genesis import Genesis
 from smartchain.state.modules.bank import ACCOUNT_PREFIX, _decode_account
 from smartchain.state.store import StateReader
 from smartchain.types.block import Block
+from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
 from smartchain.types.tx import TX_SIGN_DOMAIN, Receipt, Transaction
 
 log = logging.getLogger("smartchain.node")
@@ -59,7 +60,9 @@ class Node:
         self.mempool = Mempool(self.config.mempool_max_txs, self.config.mempool_max_bytes)
         self.metrics = NodeMetrics()
         self.verifier = ParallelVerifier()
-        self.is_signer = any(v.public_key == key.public_key for v in self.genesis.validators)
+        keys = [v.public_key for v in self.genesis.validators]
+        self.is_signer = key.public_key in keys
+        self.validator_index = keys.index(key.public_key) if self.is_signer else -1
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="block-builder")
         self._last_block_at: float | None = None
         self._admission_tail: asyncio.Future[None] | None = None
@@ -193,7 +196,20 @@ class Node:
 
     def _build(self, candidates: list[CheckedTx], time_ms: int
                ) -> tuple[Block, list[Receipt], list[CheckedTx]]:
-        return self.chain.build_block(candidates, time_ms, self.key)
+        """Sole signer: propose, precommit our own block, commit it with its certificate.
+
+        The certificate is the same kind the BFT engine produces, so a chain started by
+        one signer stays verifiable when more join."""
+        chain = self.chain
+        last_commit = (chain.get_commit(chain.height) if chain.height else None) or EMPTY_COMMIT
+        staged = chain.stage_proposal(candidates, time_ms, self.key, last_commit=last_commit)
+        block = staged.block
+        vote = Vote(chain.chain_id, block.header.height, 0, int(Step.PRECOMMIT), block.hash(),
+                    self.key.public_key, bytes(64)).signed_by(self.key)
+        commit = Commit(block.header.height, 0, block.hash(),
+                        (CommitSig(self.validator_index, vote.signature),))
+        chain.commit(staged, commit)
+        return block, staged.receipts, staged.skipped
 
     def _after_block(self, block: Block, candidates: list[CheckedTx], skipped: list[CheckedTx],
                      started: float) -> BlockResult:

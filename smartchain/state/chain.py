@@ -26,7 +26,8 @@ from smartchain.state.module import BlockInfo, Module
 from smartchain.state.modules.bank import Bank
 from smartchain.state.params import PARAMS_KEY, Params
 from smartchain.state.store import Overlay, StateReader, Store
-from smartchain.types.block import ZERO_HASH, Block, BlockHeader
+from smartchain.types.block import ZERO_HASH, Block, BlockHeader, commit_hash, evidence_hash
+from smartchain.types.consensus import EMPTY_COMMIT, Commit, DuplicateVoteEvidence
 from smartchain.types.tx import Receipt, Transaction
 
 _H = struct.Struct(">Q")
@@ -144,7 +145,8 @@ class Chain:
         return staged.receipts
 
     def stage_proposal(self, candidates: Iterable[CheckedTx], time_ms: int, key: PrivateKey,
-                       max_txs: int | None = None) -> StagedBlock:
+                       max_txs: int | None = None, last_commit: Commit = EMPTY_COMMIT,
+                       evidence: tuple[DuplicateVoteEvidence, ...] = ()) -> StagedBlock:
         """Execute candidates in order into a new block, without committing anything.
 
         Candidates that cannot be included (bad nonce, fee not covered) are skipped and
@@ -181,9 +183,10 @@ class Chain:
         header = BlockHeader(
             self.chain_id, height, time_ms, self.latest_hash,
             root_of_hashes([c.hash for c in included]), merkle_root(receipt_bytes),
-            tree.root, key.public_key,
+            tree.root, commit_hash(last_commit), evidence_hash(evidence), key.public_key,
         )
-        block = Block(header, tuple(c.raw for c in included), key.sign(header.hash()))
+        block = Block(header, tuple(c.raw for c in included), last_commit, evidence,
+                      key.sign(header.hash()))
         return StagedBlock(block, included, receipts, receipt_bytes, overlay.writes, tree,
                            skipped)
 
@@ -200,6 +203,12 @@ class Chain:
             raise ChainError("block time does not increase")
         if root_of_hashes([c.hash for c in checked]) != h.tx_root:
             raise ChainError("transactions do not match tx_root")
+        if commit_hash(block.last_commit) != h.last_commit_hash:
+            raise ChainError("last commit does not match last_commit_hash")
+        if evidence_hash(block.evidence) != h.evidence_hash:
+            raise ChainError("evidence does not match evidence_hash")
+        if not all(e.is_valid(self.chain_id) for e in block.evidence):
+            raise ChainError("block carries invalid evidence")
         info = self._block_info(h.height, h.time_ms, h.proposer)
         reader = StateReader(self.store)
         try:
@@ -218,11 +227,13 @@ class Chain:
             raise ChainError("receipts do not match receipts_root")
         if tree.root != h.state_root:
             raise ChainError("state root mismatch: block rejected")
-        full = Block(h, tuple(c.raw for c in checked), block.signature)
+        full = Block(h, tuple(c.raw for c in checked), block.last_commit, block.evidence,
+                     block.signature)
         return StagedBlock(full, list(checked), receipts, receipt_bytes, overlay.writes, tree, [])
 
-    def commit(self, staged: StagedBlock) -> None:
-        """Write a staged block, its receipts and its state in ONE LMDB transaction."""
+    def commit(self, staged: StagedBlock, commit: Commit | None = None) -> None:
+        """Write a staged block, its receipts, its state and (when given) its own commit
+        certificate in ONE LMDB transaction."""
         block = staged.block
         height = block.header.height
         if height != self.height + 1 or block.header.prev_hash != self.latest_hash:
@@ -238,6 +249,8 @@ class Chain:
                 [(c.hash, _HI.pack(height, i) + rb)
                  for i, (c, rb) in enumerate(zip(staged.included, staged.receipt_bytes,
                                                  strict=True))])
+            if commit is not None:
+                txn.put(hkey, commit.encode(), db=dbs["commits"])
             txn.put(HEIGHT_KEY, hkey, db=dbs["meta"])
         self.tree.install(staged.tree)
         self.latest = block.header
@@ -259,6 +272,15 @@ class Chain:
     def get_block(self, height: int) -> Block | None:
         raw = self.store.get("blocks", _H.pack(height))
         return Block.decode(raw) if raw else None
+
+    def get_commit(self, height: int) -> Commit | None:
+        """The certificate that finalised block ``height`` (stored with it, and carried
+        again as ``last_commit`` by the next block)."""
+        raw = self.store.get("commits", _H.pack(height))
+        if raw is not None:
+            return Commit.decode(raw)
+        nxt = self.get_block(height + 1)
+        return nxt.last_commit if nxt is not None else None
 
     def height_of(self, block_hash: bytes) -> int | None:
         raw = self.store.get("hashes", block_hash)

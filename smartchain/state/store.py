@@ -16,7 +16,7 @@ from pathlib import Path
 
 import lmdb
 
-DB_NAMES = ("state", "sidx", "sleaf", "blocks", "hashes", "txs", "receipts", "meta")
+DB_NAMES = ("state", "sidx", "sleaf", "blocks", "hashes", "commits", "txs", "meta")
 _MISSING = object()
 
 

@@ -1,0 +1,1 @@
+"""Peer-to-peer networking: transport, peers, DHT, gossip, request/response, block sync."""

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify
 from smartchain.node.config import DATA_DIR, GENESIS_FILE, NodeConfig
 from smartchain.node.mempool import AccountLookup, Mempool
 from smartchain.node.metrics import NodeMetrics
-from smartchain.state.chain import Chain
+from smartchain.state.chain import Chain, StagedBlock
 from smartchain.state.errors import Code, TxError
 from smartchain.state.executor import CheckedTx
 from smartchain.state.genesis import Genesis
@@ -32,7 +33,7 @@ from smartchain.state.modules.bank import ACCOUNT_PREFIX, _decode_account
 from smartchain.state.store import StateReader
 from smartchain.types.block import Block
 from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
-from smartchain.types.tx import TX_SIGN_DOMAIN, Receipt, Transaction
+from smartchain.types.tx import TX_SIGN_DOMAIN, Transaction
 
 log = logging.getLogger("smartchain.node")
 
@@ -66,6 +67,8 @@ class Node:
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="block-builder")
         self._last_block_at: float | None = None
         self._admission_tail: asyncio.Future[None] | None = None
+        # Set by the consensus service: hands newly admitted transactions to gossip.
+        self.announce: Callable[[list[bytes]], None] = lambda raws: None
         self.metrics.height.set(self.chain.height)
 
     # --- admission -----------------------------------------------------------------------
@@ -79,8 +82,17 @@ class Node:
         return lookup
 
     def precheck(self, raw: bytes, txn: lmdb.Transaction | None = None) -> CheckedTx:
-        """Decode and check everything but the signature and state (``txn``: a read
-        transaction to reuse across a batch)."""
+        """Decode and check everything but the signature and state, and refuse what we
+        already have (``txn``: a read transaction to reuse across a batch)."""
+        checked = self.decode_checked(raw)
+        if checked.hash in self.mempool:
+            raise TxError(Code.DUPLICATE, "transaction already in the mempool")
+        if self.chain.has_tx(checked.hash, txn):
+            raise TxError(Code.DUPLICATE, "transaction already committed")
+        return checked
+
+    def decode_checked(self, raw: bytes) -> CheckedTx:
+        """Decode a transaction and run every stateless check (not the signature)."""
         params = self.chain.params
         if len(raw) > params.max_tx_bytes:
             raise TxError(Code.TX_TOO_LARGE,
@@ -89,13 +101,20 @@ class Node:
             tx = Transaction.decode(raw)
         except CodecError as exc:
             raise TxError(Code.MALFORMED, f"cannot decode transaction: {exc}") from exc
-        tx_hash = h256(raw)
-        checked = self.chain.executor.check_stateless(raw, tx, tx_hash, self.chain.chain_id,
-                                                      params)
-        if tx_hash in self.mempool:
-            raise TxError(Code.DUPLICATE, "transaction already in the mempool")
-        if self.chain.has_tx(tx_hash, txn):
-            raise TxError(Code.DUPLICATE, "transaction already committed")
+        return self.chain.executor.check_stateless(raw, tx, h256(raw), self.chain.chain_id,
+                                                   params)
+
+    def check_block_txs(self, block: Block) -> list[CheckedTx]:
+        """Decode and verify a proposed or synced block's transactions; raise ``TxError``
+        on the first invalid one. Signatures of transactions already in our mempool were
+        checked on admission and are not checked again."""
+        checked = [self.mempool.by_hash.get(h256(raw)) or self.decode_checked(raw)
+                   for raw in block.txs]
+        unverified = [c for c in checked if c.hash not in self.mempool]
+        oks = self.verifier.verify(self._sig_items([(0, c) for c in unverified]))
+        for c, ok in zip(unverified, oks, strict=True):
+            if not ok:
+                raise TxError(Code.BAD_SIGNATURE, f"bad signature on {c.hash.hex()}")
         return checked
 
     def submit(self, raw: bytes) -> bytes:
@@ -113,6 +132,7 @@ class Node:
             self.metrics.txs_rejected.labels(exc.code.slug).inc()
             raise
         self.metrics.mempool_size.set(len(self.mempool))
+        self.announce([raw])
         return checked.hash
 
     def submit_many(self, raws: list[bytes]) -> list[bytes | TxError]:
@@ -173,10 +193,12 @@ class Node:
                     results[i] = exc
         finally:
             reader.close()
+        admitted = [checked.raw for i, checked in pending if isinstance(results[i], bytes)]
         for r in results:
             if isinstance(r, TxError):
                 self.metrics.txs_rejected.labels(r.code.slug).inc()
         self.metrics.mempool_size.set(len(self.mempool))
+        self.announce(admitted)
         return results
 
     def pending_nonce(self, address: bytes) -> int:
@@ -194,8 +216,7 @@ class Node:
     def _candidates(self) -> list[CheckedTx]:
         return list(itertools.islice(self.mempool.reap(), self.config.max_block_txs))
 
-    def _build(self, candidates: list[CheckedTx], time_ms: int
-               ) -> tuple[Block, list[Receipt], list[CheckedTx]]:
+    def _build(self, candidates: list[CheckedTx], time_ms: int) -> StagedBlock:
         """Sole signer: propose, precommit our own block, commit it with its certificate.
 
         The certificate is the same kind the BFT engine produces, so a chain started by
@@ -209,20 +230,18 @@ class Node:
         commit = Commit(block.header.height, 0, block.hash(),
                         (CommitSig(self.validator_index, vote.signature),))
         chain.commit(staged, commit)
-        return block, staged.receipts, staged.skipped
+        return staged
 
-    def _after_block(self, block: Block, candidates: list[CheckedTx], skipped: list[CheckedTx],
-                     started: float) -> BlockResult:
-        n = len(block.txs)
-        included = candidates[:n + len(skipped)]
-        skipped_hashes = {c.hash for c in skipped}
-        committed = [c for c in included if c.hash not in skipped_hashes]
+    def after_commit(self, staged: StagedBlock, started: float) -> BlockResult:
+        """Drop what the block included or refused from the mempool; update metrics."""
+        block = staged.block
         reader = self.chain.reader()
         try:
-            self.mempool.update(committed, skipped, self._lookup(reader))
+            self.mempool.update(staged.included, staged.skipped, self._lookup(reader))
         finally:
             reader.close()
         now = time.monotonic()
+        n = len(block.txs)
         m = self.metrics
         m.height.set(block.header.height)
         m.mempool_size.set(len(self.mempool))
@@ -233,22 +252,21 @@ class Node:
             m.txs_per_second.set(n / interval if interval > 0 else 0)
         self._last_block_at = now
         m.block_exec.observe(now - started)
-        return BlockResult(block, n, len(skipped), now - started)
+        return BlockResult(block, n, len(staged.skipped), now - started)
 
     def produce_block(self) -> BlockResult:
         """Synchronous: build, commit and clean the mempool (tests, bench)."""
         started = time.monotonic()
-        candidates = self._candidates()
-        block, _, skipped = self._build(candidates, self.chain.next_time(now_ms()))
-        return self._after_block(block, candidates, skipped, started)
+        staged = self._build(self._candidates(), self.chain.next_time(now_ms()))
+        return self.after_commit(staged, started)
 
     async def produce_block_async(self) -> BlockResult:
         started = time.monotonic()
         candidates = self._candidates()
         loop = asyncio.get_running_loop()
-        block, _, skipped = await loop.run_in_executor(
+        staged = await loop.run_in_executor(
             self._builder, self._build, candidates, self.chain.next_time(now_ms()))
-        return self._after_block(block, candidates, skipped, started)
+        return self.after_commit(staged, started)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Propose a block every ``block_time_ms`` until ``stop`` is set."""

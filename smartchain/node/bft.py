@@ -1,0 +1,370 @@
+"""The node's consensus service: drives the BFT engine over the P2P network.
+
+The engine (``smartchain.consensus``) is pure; this module gives it a clock (asyncio
+timers), a network (P2P topics for proposals, votes and transaction batches, and a
+request for blocks by height), and the chain as its application: proposing stages a block
+from the mempool, validating re-executes a proposed block, deciding commits the staged
+block together with its commit certificate in one store transaction.
+
+A node that is behind (new, or back from a crash) first syncs: it asks its peers for
+their height and fetches blocks with their certificates, checking each against the
+validator set before applying it, then joins consensus at the next height.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from smartchain.codec import U64, Bytes, CodecError, Struct, list_of
+from smartchain.consensus.engine import (
+    Action,
+    Broadcast,
+    ConsensusEngine,
+    Decide,
+    EngineConfig,
+    EvidenceFound,
+    InvalidMessage,
+    ScheduleTimeout,
+)
+from smartchain.consensus.signer import DurableSigner
+from smartchain.consensus.validators import Validator, ValidatorSet
+from smartchain.crypto.hashing import h256
+from smartchain.state.chain import ChainError, StagedBlock
+from smartchain.state.errors import TxError
+from smartchain.types.block import Block, BlockHeader
+from smartchain.types.consensus import (
+    EMPTY_COMMIT,
+    Commit,
+    DuplicateVoteEvidence,
+    ProposalMessage,
+    Vote,
+)
+
+if TYPE_CHECKING:
+    from smartchain.node.node import Node
+    from smartchain.p2p.peers import P2P
+
+log = logging.getLogger("smartchain.bft")
+
+TOPIC_PROPOSAL = "cons/proposal"
+TOPIC_VOTE = "cons/vote"
+TOPIC_TXS = "mempool/txs"
+REQ_BLOCK = "sync/block"
+REQ_STATUS = "sync/status"
+MAX_STAGED = 16  # staged proposals kept per height (one per round at most, normally)
+TX_BATCH_MS = 20
+TX_BATCH_MAX = 2_000
+SYNC_BATCH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TxBatch(Struct):
+    txs: list_of(Bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest(Struct):
+    height: U64
+
+
+@dataclass(frozen=True, slots=True)
+class SyncBlock(Struct):
+    """A block with the certificate that finalised it: everything a follower needs."""
+
+    block: Block
+    commit: Commit
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStatus(Struct):
+    height: U64
+
+
+def header_of(block_bytes: bytes) -> BlockHeader:
+    """The header of an encoded block without decoding its transactions."""
+    header, _ = BlockHeader._kind().dec(memoryview(block_bytes), 0)
+    return header
+
+
+class ChainApplication:
+    """The chain as the consensus engine's application."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.chain = node.chain
+        self.staged: OrderedDict[bytes, StagedBlock] = OrderedDict()
+        self.evidence: dict[bytes, DuplicateVoteEvidence] = {}
+        self.valset = ValidatorSet(
+            [Validator(v.public_key, v.power, v.name) for v in node.genesis.validators])
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        # Selection by competence and votes comes with the staking module; the set can
+        # already change per height through this one call.
+        return self.valset
+
+    def block_hash(self, block: bytes) -> bytes:
+        return header_of(block).hash()
+
+    def _remember(self, staged: StagedBlock) -> None:
+        self.staged[staged.block.hash()] = staged
+        while len(self.staged) > MAX_STAGED:
+            self.staged.popitem(last=False)
+
+    def propose(self, height: int, round: int) -> bytes:
+        node, chain = self.node, self.chain
+        last_commit = (chain.get_commit(chain.height) if chain.height else None) or EMPTY_COMMIT
+        evidence = tuple(self.evidence[k] for k in sorted(self.evidence))
+        candidates = list(itertools.islice(node.mempool.reap(), node.config.max_block_txs))
+        staged = chain.stage_proposal(candidates, chain.next_time(now_ms()), node.key,
+                                      last_commit=last_commit, evidence=evidence)
+        self._remember(staged)
+        return staged.block.encode()
+
+    def validate(self, height: int, block_bytes: bytes) -> bool:
+        try:
+            header = header_of(block_bytes)
+            if header.hash() in self.staged:
+                return True  # our own proposal, or one we already executed
+            block = Block.decode(block_bytes)
+            if block.header.height != height:
+                return False
+            if height > 1:
+                self.validators_at(height - 1).verify_commit(
+                    self.chain.chain_id, block.last_commit, self.chain.latest_hash, height - 1,
+                    verifier=self.node.verifier.verify)
+            checked = self.node.check_block_txs(block)
+            self._remember(self.chain.stage_block(block, checked))
+            return True
+        except (CodecError, ValueError, ChainError, TxError) as exc:
+            log.warning("rejecting proposed block at height %d: %s", height, exc)
+            return False
+
+    def take(self, block_bytes: bytes) -> StagedBlock | None:
+        return self.staged.get(header_of(block_bytes).hash())
+
+    def clear(self) -> None:
+        self.staged.clear()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ConsensusService:
+    """Wires engine, chain, mempool and P2P together on the node's event loop."""
+
+    def __init__(self, node: Node, p2p: P2P, signer: DurableSigner | None,
+                 config: EngineConfig | None = None) -> None:
+        self.node = node
+        self.p2p = p2p
+        self.app = ChainApplication(node)
+        self.engine = ConsensusEngine(node.chain.chain_id, self.app, signer,
+                                      config or EngineConfig())
+        self._stopped = False
+        self._tx_outbox: list[bytes] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._syncing = False
+        self._started = False
+        self._behind = asyncio.Event()
+        node.announce = self._tx_outbox.extend
+        p2p.subscribe(TOPIC_PROPOSAL, self._on_proposal)
+        p2p.subscribe(TOPIC_VOTE, self._on_vote)
+        p2p.subscribe(TOPIC_TXS, self._on_txs)
+        p2p.register_request(REQ_BLOCK, self._serve_block)
+        p2p.register_request(REQ_STATUS, self._serve_status)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.sync()
+        self._started = True
+        self._run(self.engine.start(self.node.chain.height + 1))
+        self._tasks.append(asyncio.create_task(self._flush_txs_forever()))
+        self._tasks.append(asyncio.create_task(self._catch_up_forever()))
+
+    async def stop(self) -> None:
+        self._stopped = True  # pending timers fire into nothing
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- engine actions ------------------------------------------------------------------
+
+    def _run(self, actions: list[Action]) -> None:
+        loop = asyncio.get_running_loop()
+        for action in actions:
+            if isinstance(action, Broadcast):
+                msg = action.message
+                topic = TOPIC_PROPOSAL if isinstance(msg, ProposalMessage) else TOPIC_VOTE
+                self._spawn(self.p2p.publish(topic, msg.encode(), priority=True))
+            elif isinstance(action, ScheduleTimeout):
+                loop.call_later(action.delay_ms / 1000, self._fire, action)
+            elif isinstance(action, Decide):
+                self._decide(action)
+            elif isinstance(action, EvidenceFound):
+                ev = action.evidence
+                self.app.evidence[h256(ev.encode())] = ev
+                log.warning("double-sign evidence against %s at height %d",
+                            ev.vote_a.validator.hex()[:16], ev.vote_a.height)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(_log_failure)
+
+    def _fire(self, action: ScheduleTimeout) -> None:
+        if not self._stopped:
+            self._run(self.engine.on_timeout(action.timeout))
+
+    def _decide(self, action: Decide) -> None:
+        node, chain = self.node, self.node.chain
+        started = time.monotonic()
+        staged = self.app.take(action.block)
+        if staged is None or staged.block.header.height != chain.height + 1:
+            block = Block.decode(action.block)
+            staged = chain.stage_block(block, node.check_block_txs(block))
+        chain.commit(staged, action.commit)
+        self.app.clear()
+        included = {e.vote_a.encode() for e in staged.block.evidence}
+        self.app.evidence = {k: e for k, e in self.app.evidence.items()
+                             if e.vote_a.encode() not in included}
+        node.after_commit(staged, started)
+        delay = max(0.0, node.config.block_time_ms / 1000 - (time.monotonic() - started))
+        asyncio.get_running_loop().call_later(delay, self._next_height)
+
+    def _next_height(self) -> None:
+        height = self.node.chain.height + 1
+        if not self._stopped and self.engine.height < height:
+            self._run(self.engine.start(height))
+
+    # --- network input -------------------------------------------------------------------
+
+    async def _on_proposal(self, peer: bytes, payload: bytes) -> bool:
+        msg = ProposalMessage.decode(payload)  # CodecError => the transport penalises
+        self._note_height(msg.proposal.height)
+        try:
+            self._run(self.engine.on_proposal(msg.proposal, msg.block))
+        except InvalidMessage as exc:
+            self.p2p.penalize(peer, 20, f"invalid proposal: {exc}")
+            return False
+        return True
+
+    async def _on_vote(self, peer: bytes, payload: bytes) -> bool:
+        vote = Vote.decode(payload)
+        self._note_height(vote.height)
+        try:
+            self._run(self.engine.on_vote(vote))
+        except InvalidMessage as exc:
+            self.p2p.penalize(peer, 20, f"invalid vote: {exc}")
+            return False
+        return True
+
+    def _note_height(self, height: int) -> None:
+        if height > self.node.chain.height + 1:
+            self._behind.set()
+
+    async def _on_txs(self, peer: bytes, payload: bytes) -> bool:
+        batch = TxBatch.decode(payload)
+        # The node re-announces only what it admitted (see Node.announce), so a flood of
+        # duplicates or invalid transactions dies at the first hop.
+        await self.node.submit_many_async(list(batch.txs))
+        return False
+
+    async def _flush_txs_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TX_BATCH_MS / 1000)
+            while self._tx_outbox:
+                batch, self._tx_outbox = (self._tx_outbox[:TX_BATCH_MAX],
+                                          self._tx_outbox[TX_BATCH_MAX:])
+                await self.p2p.publish(TOPIC_TXS, TxBatch(tuple(batch)).encode())
+
+    # --- block sync ----------------------------------------------------------------------
+
+    async def _serve_status(self, peer: bytes, payload: bytes) -> bytes:
+        return SyncStatus(self.node.chain.height).encode()
+
+    async def _serve_block(self, peer: bytes, payload: bytes) -> bytes:
+        height = SyncRequest.decode(payload).height
+        chain = self.node.chain
+        block = chain.get_block(height)
+        commit = chain.get_commit(height)
+        if block is None or commit is None:
+            raise LookupError(f"no committed block at height {height}")
+        return SyncBlock(block, commit).encode()
+
+    async def _catch_up_forever(self) -> None:
+        while True:
+            await self._behind.wait()
+            self._behind.clear()
+            await self.sync()
+            self._next_height()
+
+    async def sync(self) -> None:
+        """Fetch and apply blocks until no peer knows a higher one."""
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            while True:
+                best, peer = await self._best_peer()
+                if peer is None or best <= self.node.chain.height:
+                    return
+                await self._fetch_from(peer, best)
+        finally:
+            self._syncing = False
+
+    async def _best_peer(self) -> tuple[int, bytes | None]:
+        best, best_peer = -1, None
+        for peer in self.p2p.connected_peers():
+            try:
+                raw = await self.p2p.request(peer, REQ_STATUS, b"", timeout=2.0)
+                height = SyncStatus.decode(raw).height
+            except Exception as exc:  # a peer that cannot answer is simply skipped
+                log.debug("status from %s failed: %s", peer.hex()[:16], exc)
+                continue
+            if height > best:
+                best, best_peer = height, peer
+        return best, best_peer
+
+    async def _fetch_from(self, peer: bytes, target: int) -> None:
+        chain = self.node.chain
+        while chain.height < target:
+            height = chain.height + 1
+            try:
+                raw = await self.p2p.request(peer, REQ_BLOCK, SyncRequest(height).encode(),
+                                             timeout=10.0)
+                sb = SyncBlock.decode(raw)
+                self._apply_synced(sb, height)
+            except (CodecError, ValueError, ChainError, TxError) as exc:
+                self.p2p.penalize(peer, 50, f"bad block {height} in sync: {exc}")
+                return
+            except Exception as exc:  # timeouts, disconnects: try another peer later
+                log.info("sync from %s stopped at %d: %s", peer.hex()[:16], height, exc)
+                return
+            await asyncio.sleep(0)
+
+    def _apply_synced(self, sb: SyncBlock, height: int) -> None:
+        block = sb.block
+        if block.header.height != height:
+            raise ValueError(f"asked for block {height}, got {block.header.height}")
+        self.app.validators_at(height).verify_commit(
+            self.node.chain.chain_id, sb.commit, block.hash(), height,
+            verifier=self.node.verifier.verify)
+        started = time.monotonic()
+        staged = self.node.chain.stage_block(block, self.node.check_block_txs(block))
+        self.node.chain.commit(staged, sb.commit)
+        self.node.after_commit(staged, started)
+
+
+def _log_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("consensus send failed: %s", task.exception())

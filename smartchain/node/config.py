@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 CONFIG_FILE = "config.toml"
@@ -21,7 +22,12 @@ class NodeConfig:
     moniker: str = "node"
     api_host: str = "127.0.0.1"
     api_port: int = 26657
-    block_time_ms: int = 1000  # how often this signer proposes a block
+    block_time_ms: int = 1000  # target interval between blocks
+    p2p_host: str = "127.0.0.1"
+    p2p_port: int = 26656
+    seeds: list[str] = field(default_factory=list)  # "PUBKEYHEX@host:port"
+    timeout_propose_ms: int = 3000  # consensus timeouts (they grow per round)
+    timeout_vote_ms: int = 1000
     max_block_txs: int = 50_000
     mempool_max_txs: int = 200_000
     mempool_max_bytes: int = 256 * 1024 * 1024
@@ -30,7 +36,7 @@ class NodeConfig:
     def to_toml(self) -> str:
         lines = ["# Smartchain node configuration", "[node]"]
         for k, v in asdict(self).items():
-            lines.append(f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}")
+            lines.append(f"{k} = {json.dumps(v)}")  # JSON strings/ints/arrays are valid TOML
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -50,9 +56,11 @@ class NodeConfig:
             raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
         cfg = cls(**section)
         for f in fields(cls):
-            want = int if f.type in ("int", int) else str
-            if type(getattr(cfg, f.name)) is not want:
-                raise ConfigError(f"{path}: {f.name} must be {want.__name__}")
+            value = getattr(cfg, f.name)
+            want = {"int": int, "str": str, "list[str]": list}[str(f.type)]
+            if type(value) is not want or (want is list and
+                                          not all(isinstance(x, str) for x in value)):
+                raise ConfigError(f"{path}: {f.name} must be {f.type}")
         return cfg
 
     def save(self, home: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.node.config import NodeConfig
-from smartchain.node.home import init_home
+from smartchain.node.home import init_home, make_genesis
 from smartchain.state.params import Params
 from smartchain.types.amount import UNITS_PER_HPC
 
@@ -59,24 +59,33 @@ def _free_port(preferred: int) -> int:
     raise DevnetError("no free TCP port")
 
 
-def create(home: Path, *, validators: int = 1, accounts: int = 5, chain_id: str = "smart-devnet-1",
-           api_port: int = 26657, block_time_ms: int = 1000) -> dict:
-    if validators != 1:
-        raise DevnetError("this build runs a single signer; multi-signer devnets come with "
-                          "the consensus layer")
+def create(home: Path, *, validators: int = 4, accounts: int = 5,
+           chain_id: str = "smart-devnet-1", api_port: int = 26657,
+           block_time_ms: int = 1000) -> dict:
+    """Keys, one shared genesis and a home per signer node; every node seeds every other."""
+    if not 1 <= validators <= 32:
+        raise DevnetError("a devnet has 1 to 32 validators")
     home.mkdir(parents=True, exist_ok=True)
     demos = [DemoAccount(f"demo{i + 1}", os.urandom(32).hex()) for i in range(accounts)]
+    keys = [PrivateKey.generate() for _ in range(validators)]
+    genesis = make_genesis(
+        chain_id, [(k.public_key, 1, f"node{i}") for i, k in enumerate(keys)],
+        [(d.key.address, DEMO_BALANCE) for d in demos],
+        params=Params(block_time_ms=block_time_ms))  # it fixes the halving interval
+    configs = [NodeConfig(moniker=f"node{i}", api_port=_free_port(api_port + i),
+                          p2p_port=_free_port(api_port + 1000 + i), block_time_ms=block_time_ms)
+               for i in range(validators)]
+    addresses = [f"{k.public_key.hex()}@127.0.0.1:{c.p2p_port}" for k, c in zip(keys, configs,
+                                                                              strict=True)]
     nodes = []
-    for i in range(validators):
-        key = PrivateKey.generate()
+    for i, (key, cfg) in enumerate(zip(keys, configs, strict=True)):
+        cfg.seeds = [a for j, a in enumerate(addresses) if j != i]
         node_home = home / f"node{i}"
-        cfg = NodeConfig(moniker=f"node{i}", api_port=_free_port(api_port + i),
-                         block_time_ms=block_time_ms)
         init_home(node_home, chain_id=chain_id, key=key, passphrase=None, insecure=True,
-                  accounts=[(d.key.address, DEMO_BALANCE) for d in demos], config=cfg,
-                  params=Params(block_time_ms=block_time_ms))  # it fixes the halving interval
+                  config=cfg, genesis=genesis)
         nodes.append({"name": f"node{i}", "home": str(node_home),
-                      "api_url": f"http://127.0.0.1:{cfg.api_port}"})
+                      "api_url": f"http://127.0.0.1:{cfg.api_port}",
+                      "p2p_address": addresses[i]})
     doc = {"chain_id": chain_id, "nodes": nodes,
            "accounts": [{"name": d.name, "seed": d.seed, "address": d.address} for d in demos]}
     (home / DEVNET_FILE).write_text(json.dumps(doc, indent=2))

@@ -149,8 +149,8 @@ def net(tmp_path_factory: pytest.TempPathFactory):
     env = cli_env(root / "smart-home")
     home = root / "devnet"
     try:
-        r = smart(env, "devnet", "up", "--home", str(home), "--detach", "--json",
-                  "--block-time-ms", "200", "--accounts", "6", "--api-port", str(free_port()))
+        r = smart(env, "devnet", "up", "--home", str(home), "--detach", "--json", "--validators",
+                  "1", "--block-time-ms", "200", "--accounts", "6", "--api-port", str(free_port()))
         yield Net(env, home, ok_json(r))
     finally:
         devnet_cleanup(env, home)

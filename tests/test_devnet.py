@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_devnet_up_transfer_down_and_resume(tmp_path: Path) -> None:
         assert isinstance(summary, dict)
         chain_id = summary["chain_id"]
         assert chain_id and summary["home"] == str(home)
-        assert len(summary["nodes"]) == 1
+        assert len(summary["nodes"]) == 4  # four signers by default
         api_url = summary["nodes"][0]["api_url"]
         assert api_url.startswith("http://127.0.0.1:")
         accounts = {a["name"]: a for a in summary["accounts"]}
@@ -118,11 +119,12 @@ def test_devnet_up_transfer_down_and_resume(tmp_path: Path) -> None:
         assert all(a["balance"] == str(DEMO_BALANCE) for a in accounts.values())
         demo2 = accounts["demo2"]["address"]
 
-        [pid] = node_pids(home)
-        seen_pids.append(pid)
-        assert pid_alive(pid)
-        status = http_json(api_url + "/v1/status")
-        assert status["chain_id"] == chain_id
+        pids = node_pids(home)
+        assert len(pids) == 4
+        seen_pids.extend(pids)
+        assert all(pid_alive(p) for p in pids)
+        for node in summary["nodes"]:
+            assert http_json(node["api_url"] + "/v1/status")["chain_id"] == chain_id
 
         # the demo keys are in the CLI keyring, unencrypted
         keys = {k["name"]: k for k in ok_json(smart(env, "keys", "list", "--json"))}
@@ -141,14 +143,27 @@ def test_devnet_up_transfer_down_and_resume(tmp_path: Path) -> None:
         assert "sent 1.5 HPC" in sent.stdout and "committed at" in sent.stdout
         after2 = int(ok_json(smart(env, "query", "account", demo2, "--json"))["balance"])
         assert after2 == balance2 + 150_000_000
+        # every signer holds the same block at the transfer's height
+        height = ok_json(smart(env, "status", "--json"))["height"]
+        deadline = time.monotonic() + 20
+        hashes: set[str] = set()
+        for node in summary["nodes"]:
+            while True:
+                try:
+                    hashes.add(http_json(f"{node['api_url']}/v1/blocks/{height}")["hash"])
+                    break
+                except urllib.error.HTTPError:
+                    assert time.monotonic() < deadline, f"{node['name']} never reached {height}"
+                    time.sleep(0.05)
+        assert len(hashes) == 1
 
         before_down = ok_json(smart(env, "status", "--json"))
         assert before_down["chain_id"] == chain_id
 
         down = smart(env, "devnet", "down", "--home", str(home))
         assert down.returncode == 0, down.stderr
-        assert "stopped 1 node" in down.stdout
-        assert wait_gone(pid), f"node {pid} still running after devnet down"
+        assert "stopped 4 node" in down.stdout
+        assert all(wait_gone(p) for p in pids), "a node still runs after devnet down"
         assert not (home / "node0" / "node.json").exists()
         unreachable = smart(env, "status")
         assert unreachable.returncode != 0 and "cannot reach node" in unreachable.stderr

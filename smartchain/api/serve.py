@@ -17,16 +17,33 @@ from pathlib import Path
 from aiohttp import web
 
 from smartchain.api.server import create_app
+from smartchain.consensus.engine import EngineConfig
+from smartchain.consensus.signer import DurableSigner
 from smartchain.crypto.keys import PrivateKey
+from smartchain.node.bft import ConsensusService
 from smartchain.node.config import NodeConfig
 from smartchain.node.node import Node
+from smartchain.p2p import P2P
 
 RUNTIME_FILE = "node.json"
 log = logging.getLogger("smartchain.serve")
 
 
+SIGNER_STATE_FILE = "signer_state.json"
+
+
 async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
     node = Node(home, key, config)
+    # The network id is the genesis hash: nodes of another chain (even one reusing our
+    # chain id) fail the handshake instead of feeding us foreign blocks.
+    p2p = P2P(key, node.genesis.hash().hex(), config.p2p_host, config.p2p_port, config.seeds)
+    signer = DurableSigner(key, home / SIGNER_STATE_FILE) if node.is_signer else None
+    engine_config = EngineConfig(
+        timeout_propose_ms=config.timeout_propose_ms,
+        timeout_prevote_ms=config.timeout_vote_ms,
+        timeout_precommit_ms=config.timeout_vote_ms,
+    )
+    service = ConsensusService(node, p2p, signer, engine_config)
     app = create_app(node)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -37,19 +54,25 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     runtime = home / RUNTIME_FILE
     try:
+        await p2p.start()
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         url = f"http://{config.api_host}:{port}"
         tmp = runtime.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "api_url": url,
+                                   "p2p_address": p2p.address,
                                    "chain_id": node.chain.chain_id}))
         tmp.replace(runtime)
-        log.info("node %s serving API on %s (chain %s, height %d)", config.moniker, url,
-                 node.chain.chain_id, node.chain.height)
-        await node.run(stop)
+        log.info("node %s: API %s, P2P %s (chain %s, height %d, %s)", config.moniker, url,
+                 p2p.address, node.chain.chain_id, node.chain.height,
+                 "signer" if signer else "follower")
+        await service.start()
+        await stop.wait()
     finally:
         with contextlib.suppress(FileNotFoundError):
             runtime.unlink()
+        await service.stop()
+        await p2p.stop()
         await runner.cleanup()
         node.close()
 

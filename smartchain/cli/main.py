@@ -330,7 +330,7 @@ def _devnet_home(home: Path | None) -> Path:
 @devnet_app.command("up")
 def devnet_up(
     home: DevnetHome = None,
-    validators: Annotated[int, typer.Option(help="Signer nodes.")] = 1,
+    validators: Annotated[int, typer.Option(help="Signer nodes.")] = 4,
     accounts: Annotated[int, typer.Option(help="Funded demo accounts.")] = 5,
     api_port: Annotated[int, typer.Option(help="First node's API port.")] = 26657,
     block_time_ms: Annotated[int, typer.Option(help="Block interval.")] = 1000,

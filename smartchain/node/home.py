@@ -12,23 +12,35 @@ from smartchain.state.genesis import Genesis, GenesisAccount, GenesisValidator
 from smartchain.state.params import Params
 
 
-def init_home(home: Path, *, chain_id: str, key: PrivateKey, passphrase: str | None,
-              insecure: bool, accounts: list[tuple[bytes, int]] | None = None,
-              config: NodeConfig | None = None, genesis_time_ms: int | None = None,
-              params: Params | None = None) -> Genesis:
-    """A single-validator home: config.toml, genesis.json and the (sealed) validator key."""
-    home = Path(home)
-    if (home / GENESIS_FILE).exists():
-        raise ConfigError(f"{home} is already initialised")
-    home.mkdir(parents=True, exist_ok=True)
+def make_genesis(chain_id: str, validators: list[tuple[bytes, int, str]],
+                 accounts: list[tuple[bytes, int]] | None = None,
+                 genesis_time_ms: int | None = None, params: Params | None = None) -> Genesis:
     genesis = Genesis(
         chain_id=chain_id,
         time_ms=genesis_time_ms if genesis_time_ms is not None else time.time_ns() // 10**6,
         params=params or Params(),
         accounts=tuple(GenesisAccount(a, b) for a, b in (accounts or [])),
-        validators=(GenesisValidator(key.public_key, 1, (config or NodeConfig()).moniker),),
+        validators=tuple(GenesisValidator(pk, power, name) for pk, power, name in validators),
     )
     genesis.validate()
+    return genesis
+
+
+def init_home(home: Path, *, chain_id: str, key: PrivateKey, passphrase: str | None,
+              insecure: bool, accounts: list[tuple[bytes, int]] | None = None,
+              config: NodeConfig | None = None, genesis_time_ms: int | None = None,
+              params: Params | None = None, genesis: Genesis | None = None) -> Genesis:
+    """A node home: config.toml, genesis.json and the (sealed) validator key.
+
+    Without ``genesis``, a new single-validator chain whose signer is ``key``."""
+    home = Path(home)
+    if (home / GENESIS_FILE).exists():
+        raise ConfigError(f"{home} is already initialised")
+    home.mkdir(parents=True, exist_ok=True)
+    if genesis is None:
+        moniker = (config or NodeConfig()).moniker
+        genesis = make_genesis(chain_id, [(key.public_key, 1, moniker)], accounts,
+                               genesis_time_ms, params)
     keystore.save(home / KEY_FILE, key, passphrase, insecure=insecure)
     (config or NodeConfig()).save(home)
     genesis.save(home / GENESIS_FILE)

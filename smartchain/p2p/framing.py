@@ -17,6 +17,7 @@ ChaCha20-Poly1305 (IETF, libsodium) ciphertext+tag of one plaintext message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import time
 
@@ -125,7 +126,7 @@ class SecureChannel:
             raise FrameError("receive counter exhausted")
         try:
             pt = _decrypt(ciphertext, None, _NONCE.pack(n), self._recv_key)
-        except CryptoError:
+        except (CryptoError, ValueError):  # ValueError: shorter than a tag
             raise FrameCorrupt("frame failed authentication") from None
         self._recv_n = n + 1
         return pt
@@ -168,8 +169,8 @@ class SecureChannel:
         return None
 
     def close(self) -> None:
-        """Close the transport; bytes already written are flushed first (a parting frame
-        such as a final response still reaches the peer)."""
-        transport = self.writer.transport
-        if not transport.is_closing():
-            transport.close()
+        """Drop the connection now. ``abort`` rather than ``close``: a graceful close
+        waits for our unsent buffer to drain, and a peer that stopped reading would then
+        hold the socket open for ever. Bytes already handed to the kernel still go out."""
+        with contextlib.suppress(Exception):  # already closed: nothing to do
+            self.writer.transport.abort()

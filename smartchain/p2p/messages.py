@@ -20,7 +20,6 @@ a malformed message is detected by one ``decode`` call and costs the sender peer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
 from smartchain.codec import U8, U64, Bytes, Str, Struct, list_of
 from smartchain.crypto.hashing import h256_tagged
@@ -44,7 +43,9 @@ MAX_ADDRESS_LEN = 300
 ENVELOPE_OVERHEAD = 1 + 4 + MAX_TOPIC_LEN + 8 + 4
 
 
-class Kind(IntEnum):
+class Kind:
+    """Envelope kinds: plain ints, because the codec encodes exactly ``int`` (not enums)."""
+
     GOSSIP = 1
     GOSSIP_PRIORITY = 2
     DIRECT = 3

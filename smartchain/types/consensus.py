@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-from smartchain.codec import I64, U8, U32, U64, Fixed32, Fixed64, Str, Struct, list_of
+from smartchain.codec import I64, U8, U32, U64, Bytes, Fixed32, Fixed64, Str, Struct, list_of
 from smartchain.crypto.keys import PrivateKey, verify
 
 VOTE_DOMAIN = b"smartchain/vote/v1\x00"
@@ -93,6 +93,15 @@ class Commit(Struct):
 
 
 EMPTY_COMMIT = Commit(0, 0, NIL, ())
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalMessage(Struct):
+    """A proposal on the wire travels with its block, so a receiver can check the hash and
+    vote at once instead of fetching the block in a second round trip."""
+
+    proposal: Proposal
+    block: Bytes
 
 
 @dataclass(frozen=True, slots=True)

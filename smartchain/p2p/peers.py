@@ -35,12 +35,12 @@ import inspect
 import logging
 import random
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from smartchain.codec import CodecError
+from smartchain.codec import MAX_LEN, CodecError
 from smartchain.crypto.keys import PrivateKey
 from smartchain.p2p import handshake
 from smartchain.p2p.framing import (
@@ -165,6 +165,51 @@ class P2PConfig:
     advertise_host: str | None = None  # host put in our address when listening on 0.0.0.0
 
 
+class _Lane:
+    """A bounded FIFO of plaintext frames for one peer's writer.
+
+    Unlike ``asyncio.Queue``, senders that had to wait keep their order: a frame offered
+    while anyone is waiting queues behind them, and a freed slot goes to the oldest
+    waiter. (With ``asyncio.Queue`` a new ``put_nowait`` can take the slot a woken putter
+    was about to use, which would reorder consensus messages published from separate
+    tasks.)
+    """
+
+    __slots__ = ("items", "maxsize", "waiters")
+
+    def __init__(self, maxsize: int) -> None:
+        self.items: deque[bytes] = deque()
+        self.maxsize = maxsize
+        self.waiters: deque[tuple[bytes, asyncio.Future[None]]] = deque()
+
+    def offer(self, frame: bytes) -> bool:
+        """Append without waiting; False when the frame would have to wait its turn."""
+        if self.waiters or len(self.items) >= self.maxsize:
+            return False
+        self.items.append(frame)
+        return True
+
+    def park(self, frame: bytes) -> asyncio.Future[None]:
+        """Wait in line; the future resolves once the frame is in ``items``."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append((frame, fut))
+        return fut
+
+    def pop(self) -> bytes:
+        frame = self.items.popleft()
+        waiters = self.waiters
+        while waiters and len(self.items) < self.maxsize:
+            waiting, fut = waiters.popleft()
+            if not fut.done():  # a done future was abandoned (timeout or cancellation)
+                self.items.append(waiting)
+                fut.set_result(None)
+        return frame
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.waiters.clear()  # their senders are woken by the peer's closed_fut
+
+
 class _Peer:
     """State of one live connection (a reconnect makes a new ``_Peer``)."""
 
@@ -199,8 +244,8 @@ class _Peer:
         self.channel = channel
         self.outbound = outbound
         self.address = address
-        self.prio: asyncio.Queue[bytes] = asyncio.Queue(cfg.priority_queue_size)
-        self.norm: asyncio.Queue[bytes] = asyncio.Queue(cfg.normal_queue_size)
+        self.prio = _Lane(cfg.priority_queue_size)
+        self.norm = _Lane(cfg.normal_queue_size)
         self.wake = asyncio.Event()
         self.closed = False
         self.closed_fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -232,6 +277,8 @@ class P2P:
         self.seeds = list(seeds)
         for seed in self.seeds:
             parse_address(seed)  # fail at construction on a malformed seed
+        if not 4096 <= max_frame <= MAX_LEN:
+            raise ValueError(f"max_frame must be between 4 KiB and {MAX_LEN} bytes")
         self.max_peers = max_peers
         self.max_frame = max_frame
         self.config = config or P2PConfig()
@@ -547,7 +594,7 @@ class P2P:
         for t in (peer.reader_task, peer.writer_task):
             self._peer_tasks.add(t)
             t.add_done_callback(self._peer_tasks.discard)
-        peer.norm.put_nowait(self._peer_list_frame(exclude=pid))
+        peer.norm.offer(self._peer_list_frame(exclude=pid))
         peer.wake.set()
         self.stats["connections"] += 1
         log.debug("connected to %s (%s)", pid.hex()[:16], "out" if outbound else "in")
@@ -569,9 +616,8 @@ class P2P:
             if task is not None and task is not current:
                 task.cancel()
         peer.closed_fut.set_result(None)
-        for q in (peer.prio, peer.norm):  # free memory; blocked senders see closed_fut
-            while not q.empty():
-                q.get_nowait()
+        peer.prio.clear()  # free memory; blocked senders are woken by closed_fut
+        peer.norm.clear()
         for req_id in list(peer.pending):
             entry = self._pending.pop(req_id, None)
             if entry is not None and not entry[1].done():
@@ -743,10 +789,9 @@ class P2P:
     def _reply_nowait(self, peer: _Peer, env: Envelope) -> None:
         """Immediate error replies from the reader: dropped if the lane is full (the
         requester times out) rather than letting a flood of requests block the reader."""
-        try:
-            peer.norm.put_nowait(env.encode())
+        if peer.norm.offer(env.encode()):
             peer.wake.set()
-        except asyncio.QueueFull:
+        else:
             self.stats["dropped_replies"] += 1
 
     def _on_response(self, peer: _Peer, env: Envelope) -> None:
@@ -818,14 +863,12 @@ class P2P:
         for peer in self._peers.values():
             if peer.peer_id == exclude:
                 continue
-            try:
-                (peer.prio if priority else peer.norm).put_nowait(frame)
+            if (peer.prio if priority else peer.norm).offer(frame):
                 peer.wake.set()
-            except asyncio.QueueFull:
-                if priority:
-                    waits.append(self._enqueue_quiet(peer, frame))
-                else:
-                    stats["dropped_gossip"] += 1
+            elif priority:
+                waits.append(self._enqueue_quiet(peer, frame))
+            else:
+                stats["dropped_gossip"] += 1
         if waits:
             await asyncio.gather(*waits)
 
@@ -839,28 +882,27 @@ class P2P:
                        droppable: bool) -> bool:
         if peer.closed:
             raise PeerNotConnected(f"peer {peer.peer_id.hex()[:16]}… is not connected")
-        q = peer.prio if priority else peer.norm
-        try:
-            q.put_nowait(frame)
-        except asyncio.QueueFull:
+        lane = peer.prio if priority else peer.norm
+        if not lane.offer(frame):
             if droppable:
                 self.stats["dropped_gossip"] += 1
                 return False
-            await self._wait_put(peer, q, frame)
+            await self._wait_put(peer, lane, frame)
         peer.wake.set()
         return True
 
-    async def _wait_put(self, peer: _Peer, q: asyncio.Queue[bytes], frame: bytes) -> None:
+    async def _wait_put(self, peer: _Peer, lane: _Lane, frame: bytes) -> None:
         """Bounded wait for queue space; a peer that cannot drain in time is dropped."""
         self.stats["send_waits"] += 1
-        put = asyncio.ensure_future(q.put(frame))
+        peer.wake.set()  # whatever is queued must be moving for our turn to come
+        admitted = lane.park(frame)
         try:
-            await asyncio.wait((put, peer.closed_fut), timeout=self.config.send_timeout,
+            await asyncio.wait((admitted, peer.closed_fut), timeout=self.config.send_timeout,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if not put.done():
-                put.cancel()
-        if put.done() and not put.cancelled() and not peer.closed:
+            if not admitted.done():
+                admitted.cancel()  # gives up our place in line
+        if not admitted.cancelled() and not peer.closed:
             return
         if not peer.closed:
             self.stats["send_stalls"] += 1
@@ -881,17 +923,17 @@ class P2P:
         reason = "writer stopped"
         try:
             while True:
-                if prio.empty() and norm.empty():
+                if not prio.items and not norm.items:
                     wake.clear()
                     await wake.wait()
                     continue
                 parts: list[bytes] = []
                 size = 0
                 while size < batch_limit:
-                    if not prio.empty():
-                        sealed = seal(prio.get_nowait())
-                    elif not norm.empty():
-                        sealed = seal(norm.get_nowait())
+                    if prio.items:
+                        sealed = seal(prio.pop())
+                    elif norm.items:
+                        sealed = seal(norm.pop())
                     else:
                         break
                     parts.append(sealed)
@@ -1032,11 +1074,9 @@ class P2P:
                     self._queue_nowait(peer, self._peer_list_frame(peer.peer_id))
 
     def _queue_nowait(self, peer: _Peer, frame: bytes) -> None:
-        try:
-            peer.norm.put_nowait(frame)
+        if peer.norm.offer(frame):
             peer.wake.set()
-        except asyncio.QueueFull:
-            pass  # the lane is busy, so the peer is hearing from us anyway
+        # else: the lane is busy, so the peer is hearing from us anyway
 
     def _spawn(self, coro: Awaitable[Any], what: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)

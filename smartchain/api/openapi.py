@@ -95,6 +95,7 @@ SCHEMAS: dict[str, Any] = {
             "min_gas_price": {"type": "integer"}, "tx_base_gas": {"type": "integer"},
             "gas_per_tx_byte": {"type": "integer"}, "gas_per_write": {"type": "integer"},
             "block_time_ms": {"type": "integer"}, "moniker": {"type": "string"},
+            "peers": {"type": "integer"}, "signer": {"type": "boolean"},
             "validator": ADDRESS,
         },
     },

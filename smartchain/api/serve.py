@@ -23,27 +23,30 @@ from smartchain.crypto.keys import PrivateKey
 from smartchain.node.bft import ConsensusService
 from smartchain.node.config import NodeConfig
 from smartchain.node.node import Node
-from smartchain.p2p import P2P
+from smartchain.p2p import P2P, P2PConfig, P2PError
+from smartchain.p2p.dht import DhtError, DhtNode
 
 RUNTIME_FILE = "node.json"
-log = logging.getLogger("smartchain.serve")
-
-
 SIGNER_STATE_FILE = "signer_state.json"
+log = logging.getLogger("smartchain.serve")
 
 
 async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
     node = Node(home, key, config)
     # The network id is the genesis hash: nodes of another chain (even one reusing our
     # chain id) fail the handshake instead of feeding us foreign blocks.
-    p2p = P2P(key, node.genesis.hash().hex(), config.p2p_host, config.p2p_port, config.seeds)
+    p2p_config = P2PConfig(pex=config.pex, rate_frames=float(config.p2p_rate_frames),
+                           burst_frames=float(config.p2p_burst_frames))
+    p2p = P2P(key, node.genesis.hash().hex(), config.p2p_host, config.p2p_port, config.seeds,
+              config=p2p_config)
     signer = DurableSigner(key, home / SIGNER_STATE_FILE) if node.is_signer else None
     engine_config = EngineConfig(
         timeout_propose_ms=config.timeout_propose_ms,
         timeout_prevote_ms=config.timeout_vote_ms,
         timeout_precommit_ms=config.timeout_vote_ms,
     )
-    service = ConsensusService(node, p2p, signer, engine_config)
+    service = ConsensusService(node, p2p, signer, engine_config,
+                               test_equivocate_every=config.test_equivocate_every)
     app = create_app(node)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -66,8 +69,16 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
         log.info("node %s: API %s, P2P %s (chain %s, height %d, %s)", config.moniker, url,
                  p2p.address, node.chain.chain_id, node.chain.height,
                  "signer" if signer else "follower")
+        dht = DhtNode(p2p, key.public_key, p2p.address)
+        node.peer_count = lambda: len(p2p.connected_peers())
+        # pex = false means seeds only: no DHT discovery either (lookups dial the
+        # addresses peers advertise); the DHT still answers others' requests.
+        discovery = (asyncio.create_task(_discover(dht, config.seeds)) if config.pex
+                     else None)
         await service.start()
         await stop.wait()
+        if discovery is not None:
+            discovery.cancel()
     finally:
         with contextlib.suppress(FileNotFoundError):
             runtime.unlink()
@@ -75,6 +86,24 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
         await p2p.stop()
         await runner.cleanup()
         node.close()
+
+
+async def _discover(dht: DhtNode, seeds: list[str]) -> None:
+    """Join the DHT through the seeds (retrying until one answers), then refresh hourly."""
+    delay = 1.0
+    while True:
+        try:
+            await dht.bootstrap(seeds)
+            log.info("DHT joined: %d contacts", len(dht.table))
+            break
+        except (DhtError, OSError, TimeoutError, P2PError) as exc:
+            log.info("DHT bootstrap: %s; retrying in %.0fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+    while True:
+        await asyncio.sleep(3600)
+        with contextlib.suppress(DhtError, OSError, TimeoutError, P2PError):
+            await dht.refresh()
 
 
 def run(home: Path, key: PrivateKey, config: NodeConfig) -> None:

@@ -219,6 +219,8 @@ async def get_status(request: web.Request) -> web.Response:
         "gas_per_write": chain.params.gas_per_write,
         "block_time_ms": node.config.block_time_ms,
         "moniker": node.config.moniker,
+        "peers": node.peer_count(),
+        "signer": node.is_signer,
         "validator": to_bech32(node.key.address),
     })
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol
 
-from smartchain.consensus.signer import DoubleSignError
+from smartchain.consensus.signer import DoubleSignError, LockRecord, SignState, SignStep
 from smartchain.consensus.validators import ValidatorSet
 from smartchain.consensus.votes import InvalidVote, VoteSet
 from smartchain.types.consensus import (
@@ -146,9 +146,16 @@ class Signer(Protocol):
     @property
     def public_key(self) -> bytes: ...
 
+    @property
+    def last(self) -> SignState | None: ...
+
     def sign_vote(self, vote: Vote) -> Vote: ...
 
     def sign_proposal(self, proposal: Proposal) -> Proposal: ...
+
+    def save_lock(self, record: LockRecord) -> None: ...
+
+    def lock_record(self, height: int) -> LockRecord | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +170,7 @@ class EngineConfig:
     timeout_precommit_ms: int = 1000
     timeout_precommit_delta_ms: int = 500
     gossip_interval_ms: int = 2000
+    stall_ticks: int = 3  # intervals without progress before the liveness backstop acts
     max_future_rounds: int = 2  # distinct future rounds tracked per validator
     max_proposal_rounds_ahead: int = 8  # proposals further ahead wait for a retransmission
     max_buffered_votes: int = 4096  # next-height votes held until start(height + 1)
@@ -183,7 +191,6 @@ class _Decision:
     """What a node one height behind needs to decide too."""
 
     height: int
-    block: bytes
     commit: Commit
     proposal: ProposalMessage | None
     precommits: list[Vote] = field(default_factory=list)
@@ -222,10 +229,17 @@ class ConsensusEngine:
 
     # -- public API -------------------------------------------------------------------
 
-    def start(self, height: int) -> list[Action]:
-        """Begin ``height`` at round 0 (after the previous block was applied, or at boot)."""
+    def start(self, height: int, last_commit: Commit | None = None) -> list[Action]:
+        """Begin ``height`` (after the previous block was applied, or at boot).
+
+        At boot, pass the stored commit of ``height - 1``: peers still on that height get
+        its precommits from us. A validator that signed in ``height`` before a restart
+        resumes where its signer stopped (see ``_resume``); otherwise round 0.
+        """
         if height <= self.height:
             raise ValueError(f"cannot start height {height}: already at {self.height}")
+        if last_commit is not None and (self._last is None or self._last.height != height - 1):
+            self._last = self._decision_from_commit(height - 1, last_commit)
         self.height = height
         self._reset_height()
         self.valset = self.app.validators_at(height)
@@ -235,7 +249,11 @@ class ConsensusEngine:
         buffered = [m for m in self._buffer if _height_of(m) == height]
         self._buffer = []
         self._schedule(0, TimeoutStep.GOSSIP)
-        self._start_round(0)
+        last = self.signer.last if self.signer is not None and self._me is not None else None
+        if last is not None and last.height == height:
+            self._resume(last)
+        else:
+            self._start_round(0)
         for msg in buffered:
             try:
                 self._ingest(msg)
@@ -243,6 +261,45 @@ class ConsensusEngine:
                 pass  # its sender cannot be blamed any more; just drop it
         self._run_rules()
         return self._flush()
+
+    def _decision_from_commit(self, height: int, commit: Commit) -> _Decision:
+        if commit.height != height:
+            raise ValueError(f"last_commit is for height {commit.height}, not {height}")
+        vals = self.app.validators_at(height).validators
+        votes = [commit.vote_for(self.chain_id, vals[s.validator_index].public_key, s)
+                 for s in commit.signatures if s.validator_index < len(vals)]
+        return _Decision(height, commit, None, votes, self._ticks)
+
+    def _resume(self, last: SignState) -> None:
+        """Restarted in the middle of a height: go back to the round and step of our last
+        signature, with its lock (and the locked block and its proof, if saved), and resend
+        that vote. Starting over at round 0 instead, the signer would (rightly) refuse every
+        vote up to where we were, and if all validators restarted at once nobody could vote
+        and no timeout would ever fire."""
+        assert self.signer is not None
+        self.round = last.round
+        if last.locked_round >= 0:
+            self._locked_round, self._locked_hash = last.locked_round, last.locked_hash
+            rec = self.signer.lock_record(self.height)
+            if (rec is not None and rec.round == last.locked_round
+                    and self.app.block_hash(rec.block) == last.locked_hash):
+                self._add_block(last.locked_hash, rec.block)
+                for v in rec.prevotes:
+                    try:
+                        self._add_vote(v)
+                    except InvalidMessage:
+                        pass
+                self._valid_hash, self._valid_round = last.locked_hash, last.locked_round
+        self._start_round(last.round)
+        vote = last.vote()
+        if vote is None:
+            return
+        self.step = RoundStep.PREVOTE if last.step == SignStep.PREVOTE else RoundStep.PRECOMMIT
+        try:
+            self._add_vote(vote)
+        except InvalidMessage:
+            return
+        self._out.append(Broadcast(vote, True))
 
     def on_message(self, message: Message) -> list[Action]:
         if isinstance(message, ProposalMessage):
@@ -319,6 +376,7 @@ class ConsensusEngine:
         self._precommit_timeout_armed: set[int] = set()
         self._seen_evidence: set[bytes] = set()
         self._tick_snapshot: tuple[int, int] | None = None
+        self._stalled_ticks = 0
 
     def _flush(self) -> list[Action]:
         out, self._out = self._out, []
@@ -471,6 +529,8 @@ class ConsensusEngine:
         if self.valset.proposer_index(self.height, round) != self._me:
             return
         if self._valid_hash is not None:
+            if self._valid_round >= round:
+                return  # resumed in the round we locked in: its proposal is already out
             block_hash, pol = self._valid_hash, self._valid_round
             block = self._blocks[block_hash]
         else:
@@ -495,7 +555,7 @@ class ConsensusEngine:
     def _decide(self, commit: Commit, block: bytes, proposal: ProposalMessage | None,
                 precommits: list[Vote]) -> None:
         self.decided = True
-        self._last = _Decision(self.height, block, commit, proposal, precommits, self._ticks)
+        self._last = _Decision(self.height, commit, proposal, precommits, self._ticks)
         self._out.append(Decide(self.height, block, commit))
 
     # -- the rules --------------------------------------------------------------------
@@ -522,18 +582,25 @@ class ConsensusEngine:
         return False
 
     def _rule_skip_round(self) -> bool:
-        """Line 55: more than 1/3 of the power is already in a higher round: go there."""
+        """Line 55, generalised: if validators with more than 1/3 of the power have sent
+        messages from rounds above ours, an honest one is at least at the lowest of their
+        highest rounds: go there. With all of them in one round this is the paper's rule;
+        the general form also gathers validators spread over several higher rounds (as
+        after everyone restarts at once), where the per-round count could deadlock."""
         assert self.valset is not None
-        powers = self.valset.validators
-        best = -1
+        highest: dict[int, int] = {}  # validator -> its highest round above ours
         for r, who in self._senders.items():
-            if r > self.round and r > best and \
-                    sum(powers[i].power for i in who) >= self.valset.skip_power:
-                best = r
-        if best < 0:
-            return False
-        self._start_round(best)
-        return True
+            if r > self.round:
+                for i in who:
+                    if r > highest.get(i, -1):
+                        highest[i] = r
+        power = 0
+        for i, r in sorted(highest.items(), key=lambda x: -x[1]):
+            power += self.valset.validators[i].power
+            if power >= self.valset.skip_power:
+                self._start_round(r)
+                return True
+        return False
 
     def _rules_current_round(self) -> bool:
         assert self.valset is not None
@@ -567,6 +634,9 @@ class ConsensusEngine:
                 self._lock_rule_done.add(r)
                 if self.step == RoundStep.PREVOTE:
                     self._locked_hash, self._locked_round = maj, r
+                    if self.signer is not None and self._me is not None:
+                        self.signer.save_lock(LockRecord(self.height, r, self._blocks[maj],
+                                                         tuple(prevotes.votes(maj))))
                     self._vote(Step.PRECOMMIT, maj)
                     self.step = RoundStep.PRECOMMIT
                 self._valid_hash, self._valid_round = maj, r
@@ -586,11 +656,28 @@ class ConsensusEngine:
 
     def _gossip_tick(self) -> None:
         """If (round, step) did not move for a whole interval, some message was probably
-        lost: resend what this round (and any proof of lock) needs."""
+        lost: resend what this round (and any proof of lock) needs.
+
+        If it still does not move for ``stall_ticks`` intervals, the missing messages may
+        exist nowhere any more (their senders crashed and restarted without them), and
+        the paper's timeouts, which wait for +2/3 of *some* votes, would never fire. Then
+        precommit nil, or go to the next round: both are always safe (neither can help a
+        block be decided), and they restore the vote counts the timeouts wait for.
+        """
         snapshot = (self.round, int(self.step))
         if snapshot == self._tick_snapshot:
+            self._stalled_ticks += 1
             self._retransmit()
-        self._tick_snapshot = snapshot
+            if self._stalled_ticks >= self.config.stall_ticks:
+                self._stalled_ticks = 0
+                if self.step == RoundStep.PREVOTE:
+                    self._vote(Step.PRECOMMIT, NIL)
+                    self.step = RoundStep.PRECOMMIT
+                elif self.step == RoundStep.PRECOMMIT:
+                    self._start_round(self.round + 1)
+        else:
+            self._stalled_ticks = 0
+        self._tick_snapshot = (self.round, int(self.step))
         self._ticks += 1
         self._schedule(self.round, TimeoutStep.GOSSIP)
 

@@ -20,7 +20,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from smartchain.codec import U64, Bytes, CodecError, Struct, list_of
@@ -45,6 +45,7 @@ from smartchain.types.consensus import (
     Commit,
     DuplicateVoteEvidence,
     ProposalMessage,
+    Step,
     Vote,
 )
 
@@ -162,8 +163,11 @@ class ConsensusService:
     """Wires engine, chain, mempool and P2P together on the node's event loop."""
 
     def __init__(self, node: Node, p2p: P2P, signer: DurableSigner | None,
-                 config: EngineConfig | None = None) -> None:
+                 config: EngineConfig | None = None, *, test_equivocate_every: int = 0) -> None:
+        """``test_equivocate_every`` is a fault injection for tests only (NodeConfig refuses
+        it outside them): see ``_equivocate``."""
         self.node = node
+        self.test_equivocate_every = test_equivocate_every
         self.p2p = p2p
         self.app = ChainApplication(node)
         self.engine = ConsensusEngine(node.chain.chain_id, self.app, signer,
@@ -207,6 +211,8 @@ class ConsensusService:
                 msg = action.message
                 topic = TOPIC_PROPOSAL if isinstance(msg, ProposalMessage) else TOPIC_VOTE
                 self._spawn(self.p2p.publish(topic, msg.encode(), priority=True))
+                if self.test_equivocate_every and not action.retransmit:
+                    self._equivocate(msg)
             elif isinstance(action, ScheduleTimeout):
                 loop.call_later(action.delay_ms / 1000, self._fire, action)
             elif isinstance(action, Decide):
@@ -216,6 +222,22 @@ class ConsensusService:
                 self.app.evidence[h256(ev.encode())] = ev
                 log.warning("double-sign evidence against %s at height %d",
                             ev.vote_a.validator.hex()[:16], ev.vote_a.height)
+
+    def _equivocate(self, msg: ProposalMessage | Vote) -> None:
+        """TEST ONLY: after our own fresh prevote at a height divisible by
+        ``test_equivocate_every``, send a second prevote for another (made-up) block hash,
+        signed with the raw key: the DurableSigner would rightly refuse it. Honest nodes
+        must report it as ``DuplicateVoteEvidence`` and put that in a block."""
+        key = self.node.key
+        if (not isinstance(msg, Vote) or msg.step != Step.PREVOTE
+                or msg.validator != key.public_key
+                or msg.height % self.test_equivocate_every):
+            return
+        other = h256(b"smartchain/test-equivocation" + msg.encode())
+        conflicting = replace(msg, block_hash=other).signed_by(key)
+        log.warning("TEST FAULT: double-signing a prevote at height %d round %d",
+                    msg.height, msg.round)
+        self._spawn(self.p2p.publish(TOPIC_VOTE, conflicting.encode(), priority=True))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -234,12 +256,17 @@ class ConsensusService:
             staged = chain.stage_block(block, node.check_block_txs(block))
         chain.commit(staged, action.commit)
         self.app.clear()
-        included = {e.vote_a.encode() for e in staged.block.evidence}
-        self.app.evidence = {k: e for k, e in self.app.evidence.items()
-                             if e.vote_a.encode() not in included}
+        self._forget_included_evidence(staged.block)
         node.after_commit(staged, started)
         delay = max(0.0, node.config.block_time_ms / 1000 - (time.monotonic() - started))
         asyncio.get_running_loop().call_later(delay, self._next_height)
+
+    def _forget_included_evidence(self, block: Block) -> None:
+        """Evidence a committed block carries is not proposed again."""
+        included = {e.vote_a.encode() for e in block.evidence}
+        if included:
+            self.app.evidence = {k: e for k, e in self.app.evidence.items()
+                                 if e.vote_a.encode() not in included}
 
     def _next_height(self) -> None:
         height = self.node.chain.height + 1
@@ -362,6 +389,7 @@ class ConsensusService:
         started = time.monotonic()
         staged = self.node.chain.stage_block(block, self.node.check_block_txs(block))
         self.node.chain.commit(staged, sb.commit)
+        self._forget_included_evidence(staged.block)
         self.node.after_commit(staged, started)
 
 

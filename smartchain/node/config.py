@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -11,6 +12,8 @@ CONFIG_FILE = "config.toml"
 GENESIS_FILE = "genesis.json"
 KEY_FILE = "validator_key.json"
 DATA_DIR = "data"
+# Settings named ``test_*`` inject faults; a node refuses them unless this variable is "1".
+TEST_FAULTS_ENV = "SMARTCHAIN_TEST_FAULTS"
 
 
 class ConfigError(ValueError):
@@ -26,17 +29,26 @@ class NodeConfig:
     p2p_host: str = "127.0.0.1"
     p2p_port: int = 26656
     seeds: list[str] = field(default_factory=list)  # "PUBKEYHEX@host:port"
+    pex: bool = True  # peer exchange; false: connect to the seeds only, dial nothing learned
+    p2p_rate_frames: int = 50_000  # inbound frames per second and burst allowed per peer
+    p2p_burst_frames: int = 100_000  # (beyond them the peer is disconnected and banned)
     timeout_propose_ms: int = 3000  # consensus timeouts (they grow per round)
     timeout_vote_ms: int = 1000
     max_block_txs: int = 50_000
     mempool_max_txs: int = 200_000
     mempool_max_bytes: int = 256 * 1024 * 1024
     log_level: str = "info"
+    # TEST ONLY (refused unless SMARTCHAIN_TEST_FAULTS=1): at every height divisible by this,
+    # the signer also sends a second, conflicting prevote signed with its raw key, i.e. it
+    # double-signs on purpose so tests can watch the evidence path. 0 = never.
+    test_equivocate_every: int = 0
 
     def to_toml(self) -> str:
         lines = ["# Smartchain node configuration", "[node]"]
         for k, v in asdict(self).items():
-            lines.append(f"{k} = {json.dumps(v)}")  # JSON strings/ints/arrays are valid TOML
+            if k.startswith("test_") and not v:
+                continue  # fault injection stays out of ordinary config files
+            lines.append(f"{k} = {json.dumps(v)}")  # JSON str/int/bool/array: valid TOML
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -57,10 +69,17 @@ class NodeConfig:
         cfg = cls(**section)
         for f in fields(cls):
             value = getattr(cfg, f.name)
-            want = {"int": int, "str": str, "list[str]": list}[str(f.type)]
+            want = {"int": int, "str": str, "bool": bool, "list[str]": list}[str(f.type)]
             if type(value) is not want or (want is list and
                                           not all(isinstance(x, str) for x in value)):
                 raise ConfigError(f"{path}: {f.name} must be {f.type}")
+        if cfg.test_equivocate_every < 0:
+            raise ConfigError(f"{path}: test_equivocate_every must be >= 0")
+        if cfg.test_equivocate_every and os.environ.get(TEST_FAULTS_ENV) != "1":
+            raise ConfigError(f"{path}: test_equivocate_every makes this node double-sign; it "
+                              f"is for tests only and needs {TEST_FAULTS_ENV}=1")
+        if cfg.p2p_rate_frames <= 0 or cfg.p2p_burst_frames <= 0:
+            raise ConfigError(f"{path}: p2p_rate_frames and p2p_burst_frames must be > 0")
         return cfg
 
     def save(self, home: Path) -> None:

@@ -67,6 +67,7 @@ class Node:
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="block-builder")
         self._last_block_at: float | None = None
         self._admission_tail: asyncio.Future[None] | None = None
+        self.peer_count: Callable[[], int] = lambda: 0  # set by the process that owns P2P
         # Set by the consensus service: hands newly admitted transactions to gossip.
         self.announce: Callable[[list[bytes]], None] = lambda raws: None
         self.metrics.height.set(self.chain.height)

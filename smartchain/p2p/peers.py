@@ -157,6 +157,7 @@ class P2PConfig:
     seen_cache: int = 100_000  # gossip ids remembered for de-duplication
     max_pending_handshakes: int = 64
     max_inbound_requests: int = 64  # requests served concurrently per peer
+    pex: bool = True  # peer exchange; False: send no addresses, dial none learned (seeds only)
     pex_interval: float = 30.0
     max_known: int = 1000
     seed_backoff_min: float = 0.1
@@ -594,7 +595,8 @@ class P2P:
         for t in (peer.reader_task, peer.writer_task):
             self._peer_tasks.add(t)
             t.add_done_callback(self._peer_tasks.discard)
-        peer.norm.offer(self._peer_list_frame(exclude=pid))
+        if self.config.pex:
+            peer.norm.offer(self._peer_list_frame(exclude=pid))
         peer.wake.set()
         self.stats["connections"] += 1
         log.debug("connected to %s (%s)", pid.hex()[:16], "out" if outbound else "in")
@@ -809,6 +811,8 @@ class P2P:
             fut.set_exception(RequestError(f"peer {peer.peer_id.hex()[:16]}… answered: {text}"))
 
     def _on_peer_list(self, peer: _Peer, env: Envelope) -> None:
+        if not self.config.pex:
+            return  # seeds only: learned addresses are neither kept nor dialled
         try:
             addresses = PeerList.decode(env.payload).addresses
             if len(addresses) > MAX_PEX_ADDRESSES:
@@ -1068,7 +1072,7 @@ class P2P:
                     self._disconnect(peer, "idle timeout")
                 elif now - peer.last_send > cfg.keepalive_interval:
                     self._queue_nowait(peer, ping)
-            if now >= next_pex:
+            if cfg.pex and now >= next_pex:
                 next_pex = now + cfg.pex_interval
                 for peer in list(self._peers.values()):
                     self._queue_nowait(peer, self._peer_list_frame(peer.peer_id))

@@ -23,6 +23,7 @@ from smartchain.consensus.engine import (
 from smartchain.consensus.signer import (
     DoubleSignError,
     DurableSigner,
+    LockRecord,
     SignerStateError,
     SignState,
     SignStep,
@@ -42,6 +43,7 @@ __all__ = [
     "EvidenceFound",
     "InvalidMessage",
     "InvalidVote",
+    "LockRecord",
     "Message",
     "RoundStep",
     "ScheduleTimeout",

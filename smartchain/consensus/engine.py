@@ -7,11 +7,18 @@ timer, commit a block, report evidence). That keeps it deterministic, so a simul
 with a virtual clock can test it exhaustively, and the node can drive it from any event loop.
 
 Beyond the paper, the engine
+- counts an equivocator's votes for every block a proposal carries (the paper counts all
+  signed messages; counting only the first vote can leave locked validators stuck forever);
 - retransmits when it has made no progress for a whole gossip interval, because the paper
-  assumes every message is eventually delivered and real networks lose some;
+  assumes every message is eventually delivered and real networks lose some; and if that
+  does not help for ``stall_ticks`` intervals, precommits nil or moves to the next round
+  (always safe), since the votes it waits for may have died with their senders' memory;
 - sends the proof-of-lock prevotes along with a proposal that re-proposes a locked block;
+- skips to a higher round when validators with more than 1/3 of the power are above us,
+  even if spread over several rounds (the paper's rule counts one round at a time);
 - answers messages for the height it just decided with that decision (proposal and
   precommits), so a node one height behind catches up without block sync;
+- resumes after a restart at its signer's last round, with its lock and its last vote;
 - buffers a bounded number of messages for the next height and for a few future rounds per
   validator, and ignores older heights.
 """
@@ -222,6 +229,8 @@ class ConsensusEngine:
         self.valset: ValidatorSet | None = None
         self._out: list[Action] = []
         self._buffer: list[Message] = []
+        self._buffer_keys: set[bytes] = set()
+        self._buffer_counts: dict[bytes, int] = {}
         self._last: _Decision | None = None
         self._ticks = 0  # gossip ticks ever fired (all heights)
         self._served_tick = -1
@@ -247,7 +256,7 @@ class ConsensusEngine:
         self._me = None if me is None else self.valset.index_of(me)
         self.decided = False
         buffered = [m for m in self._buffer if _height_of(m) == height]
-        self._buffer = []
+        self._buffer, self._buffer_keys, self._buffer_counts = [], set(), {}
         self._schedule(0, TimeoutStep.GOSSIP)
         last = self.signer.last if self.signer is not None and self._me is not None else None
         if last is not None and last.height == height:
@@ -344,7 +353,7 @@ class ConsensusEngine:
         except ValueError as exc:
             raise InvalidMessage(f"bad commit: {exc}") from exc
         self._add_block(block_hash, block)
-        self._decide(commit, block, None, [])
+        self._decide(commit, block, None, self._decision_from_commit(height, commit).precommits)
         return self._flush()
 
     @property
@@ -367,6 +376,7 @@ class ConsensusEngine:
         self._valid_round = -1
         self._proposals: dict[int, ProposalMessage] = {}
         self._blocks: dict[bytes, bytes] = {}
+        self._alternates: dict[bytes, ProposalMessage] = {}  # equivocated, but voted for
         self._validity: dict[bytes, bool] = {}
         self._prevotes: dict[int, VoteSet] = {}
         self._precommits: dict[int, VoteSet] = {}
@@ -405,13 +415,15 @@ class ConsensusEngine:
         """Hold a next-height message: it cannot be checked before that height's validator
         set is known. Bounded, so a flood costs memory only up to the caps."""
         if isinstance(msg, ProposalMessage):
-            held = sum(1 for m in self._buffer if isinstance(m, ProposalMessage))
-            if held >= self.config.max_buffered_proposals:
-                return
-        elif len(self._buffer) >= self.config.max_buffered_votes:
+            key, cap = b"p" + msg.proposal.encode(), self.config.max_buffered_proposals
+        else:
+            key, cap = b"v" + msg.encode(), self.config.max_buffered_votes
+        kind = key[:1]
+        if key in self._buffer_keys or self._buffer_counts.get(kind, 0) >= cap:
             return
-        if msg not in self._buffer:
-            self._buffer.append(msg)
+        self._buffer_keys.add(key)
+        self._buffer_counts[kind] = self._buffer_counts.get(kind, 0) + 1
+        self._buffer.append(msg)
 
     def _ingest(self, msg: Message) -> None:
         if isinstance(msg, ProposalMessage):
@@ -461,19 +473,31 @@ class ConsensusEngine:
         if p.proposer != self.valset.validators[idx].public_key:
             raise InvalidMessage("proposal not from the round's proposer")
         have = self._proposals.get(p.round)
-        if have is not None:
-            # The first valid proposal of a round stands; a second one is the proposer
-            # equivocating, and is dropped (there is no proposal-evidence type to report).
+        if have is not None and (have.proposal == p or p.block_hash in self._blocks):
             return
-        if not self._round_allowed(idx, p.round):
+        if have is None and not self._round_allowed(idx, p.round):
             return
         if p.block_hash == NIL or self.app.block_hash(msg.block) != p.block_hash:
             raise InvalidMessage("block does not match the proposal's hash")
         if not p.verify():
             raise InvalidMessage("bad proposal signature")
+        if have is not None:
+            # The proposer equivocated. The first proposal stands for this round, but the
+            # other block is kept if an honest validator (more than 1/3 of the power) voted
+            # for it: it may be what the others decide, and we need its bytes to follow.
+            # Blocks nobody honest voted for are dropped, so a flood of them costs nothing.
+            if self._support(p.block_hash) >= self.valset.skip_power:
+                self._alternates[p.block_hash] = msg
+                self._add_block(p.block_hash, msg.block)
+            return
         self._proposals[p.round] = msg
         self._add_block(p.block_hash, msg.block)
         self._senders.setdefault(p.round, set()).add(idx)
+
+    def _support(self, block_hash: bytes) -> int:
+        """The most power seen voting for ``block_hash`` in any one round and step."""
+        return max((vs.power_for(block_hash) for table in (self._prevotes, self._precommits)
+                    for vs in table.values()), default=0)
 
     def _votes(self, round: int, step: Step) -> VoteSet:
         table = self._prevotes if step == Step.PREVOTE else self._precommits
@@ -575,7 +599,7 @@ class ConsensusEngine:
             if maj is None or maj == NIL or maj not in self._blocks or not self._is_valid(maj):
                 continue
             proposal = next((pm for pm in self._proposals.values()
-                             if pm.proposal.block_hash == maj), None)
+                             if pm.proposal.block_hash == maj), self._alternates.get(maj))
             precommits = votes.votes(maj)
             self._decide(votes.make_commit(), self._blocks[maj], proposal, precommits)
             return True

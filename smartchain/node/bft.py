@@ -190,7 +190,7 @@ class ConsensusService:
     async def start(self) -> None:
         await self.sync()
         self._started = True
-        self._run(self.engine.start(self.node.chain.height + 1))
+        self._next_height()
         self._tasks.append(asyncio.create_task(self._flush_txs_forever()))
         self._tasks.append(asyncio.create_task(self._catch_up_forever()))
 
@@ -210,7 +210,13 @@ class ConsensusService:
             if isinstance(action, Broadcast):
                 msg = action.message
                 topic = TOPIC_PROPOSAL if isinstance(msg, ProposalMessage) else TOPIC_VOTE
-                self._spawn(self.p2p.publish(topic, msg.encode(), priority=True))
+                if action.retransmit:
+                    # Direct sends: gossip de-duplication would drop a resend at any peer
+                    # that saw the message once but could not use it then.
+                    for peer in self.p2p.connected_peers():
+                        self._spawn(self.p2p.send(peer, topic, msg.encode(), priority=True))
+                else:
+                    self._spawn(self.p2p.publish(topic, msg.encode(), priority=True))
                 if self.test_equivocate_every and not action.retransmit:
                     self._equivocate(msg)
             elif isinstance(action, ScheduleTimeout):
@@ -249,6 +255,16 @@ class ConsensusService:
 
     def _decide(self, action: Decide) -> None:
         node, chain = self.node, self.node.chain
+        if action.height <= chain.height:
+            # Block sync committed this height while the engine was still deciding it
+            # (sync runs between the engine's messages): nothing to commit, move on.
+            have = chain.get_block(action.height)
+            if have is None or have.hash() != self.app.block_hash(action.block):
+                log.error("consensus decided another block at height %d than the one "
+                          "committed by block sync", action.height)
+            self.app.clear()
+            asyncio.get_running_loop().call_soon(self._next_height)
+            return
         started = time.monotonic()
         staged = self.app.take(action.block)
         if staged is None or staged.block.header.height != chain.height + 1:
@@ -269,9 +285,13 @@ class ConsensusService:
                                  if e.vote_a.encode() not in included}
 
     def _next_height(self) -> None:
-        height = self.node.chain.height + 1
+        """Start consensus on the next height; the last certificate lets the engine help
+        peers still finishing the previous one."""
+        chain = self.node.chain
+        height = chain.height + 1
         if not self._stopped and self.engine.height < height:
-            self._run(self.engine.start(height))
+            last = chain.get_commit(chain.height) if chain.height else None
+            self._run(self.engine.start(height, last_commit=last))
 
     # --- network input -------------------------------------------------------------------
 
@@ -369,6 +389,8 @@ class ConsensusService:
             try:
                 raw = await self.p2p.request(peer, REQ_BLOCK, SyncRequest(height).encode(),
                                              timeout=10.0)
+                if chain.height >= height:
+                    continue  # consensus committed it while we waited: not the peer's fault
                 sb = SyncBlock.decode(raw)
                 self._apply_synced(sb, height)
             except (CodecError, ValueError, ChainError, TxError) as exc:

@@ -37,6 +37,7 @@ from smartchain.consensus.engine import (
 from smartchain.consensus.signer import DurableSigner
 from smartchain.consensus.validators import Validator, ValidatorSet
 from smartchain.crypto.hashing import h256
+from smartchain.p2p import BadRequest
 from smartchain.state.chain import ChainError, StagedBlock
 from smartchain.state.errors import TxError
 from smartchain.types.block import Block, BlockHeader
@@ -141,6 +142,9 @@ class ChainApplication:
                 self.validators_at(height - 1).verify_commit(
                     self.chain.chain_id, block.last_commit, self.chain.latest_hash, height - 1,
                     verifier=self.node.verifier.verify)
+            for ev in block.evidence:  # well-formedness is the chain's; membership is ours
+                if self.validators_at(ev.vote_a.height).index_of(ev.vote_a.validator) is None:
+                    raise ValueError("evidence against a key outside the validator set")
             checked = self.node.check_block_txs(block)
             self._remember(self.chain.stage_block(block, checked))
             return True
@@ -340,7 +344,10 @@ class ConsensusService:
         return SyncStatus(self.node.chain.height).encode()
 
     async def _serve_block(self, peer: bytes, payload: bytes) -> bytes:
-        height = SyncRequest.decode(payload).height
+        try:
+            height = SyncRequest.decode(payload).height
+        except CodecError as exc:
+            raise BadRequest(f"malformed block request: {exc}") from exc
         chain = self.node.chain
         block = chain.get_block(height)
         commit = chain.get_commit(height)

@@ -30,8 +30,8 @@ class NodeConfig:
     p2p_port: int = 26656
     seeds: list[str] = field(default_factory=list)  # "PUBKEYHEX@host:port"
     pex: bool = True  # peer exchange; false: connect to the seeds only, dial nothing learned
-    p2p_rate_frames: int = 50_000  # inbound frames per second and burst allowed per peer
-    p2p_burst_frames: int = 100_000  # (beyond them the peer is disconnected and banned)
+    p2p_rate_frames: int = 5_000  # inbound frames per second and burst allowed per peer
+    p2p_burst_frames: int = 10_000  # (beyond them the peer is disconnected and banned)
     timeout_propose_ms: int = 3000  # consensus timeouts (they grow per round)
     timeout_vote_ms: int = 1000
     max_block_txs: int = 50_000

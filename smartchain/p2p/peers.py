@@ -147,8 +147,8 @@ class P2PConfig:
     priority_queue_size: int = 1024
     normal_queue_size: int = 4096
     send_timeout: float = 10.0  # longest wait for queue/socket space before dropping a peer
-    rate_frames: float = 50_000.0  # inbound token bucket per peer: frames per second...
-    burst_frames: float = 100_000.0
+    rate_frames: float = 5_000.0  # inbound token bucket per peer: frames per second...
+    burst_frames: float = 10_000.0  # (an honest node sends tens to hundreds per second)
     rate_bytes: float = 256.0 * MiB  # ...and plaintext bytes per second
     burst_bytes: float = 512.0 * MiB
     ban_threshold: float = -100.0
@@ -777,6 +777,8 @@ class P2P:
                                  _error_text(f"bad request: {exc}"))
             except asyncio.CancelledError:
                 raise
+            except LookupError as exc:  # "not here": an ordinary answer, not a fault
+                reply = Envelope(Kind.ERROR, "", env.req_id, _error_text(f"not found: {exc}"))
             except Exception as exc:
                 log.warning("request handler %r failed", env.topic, exc_info=True)
                 reply = Envelope(Kind.ERROR, "", env.req_id,

@@ -16,6 +16,7 @@ import lmdb
 
 from smartchain.codec import U32, U64, Struct
 from smartchain.crypto.address import address_of
+from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import merkle_root, root_of_hashes
 from smartchain.state.commitment import StateProof, StateTree, TreeUpdate
@@ -60,6 +61,28 @@ class StagedBlock:
     writes: dict[bytes, bytes | None]
     tree: TreeUpdate
     skipped: list[CheckedTx]
+
+
+EVIDENCE_PREFIX = b"evidence/"
+
+
+def _record_evidence(store: Overlay, evidence: tuple[DuplicateVoteEvidence, ...], height: int,
+                     *, strict: bool) -> tuple[DuplicateVoteEvidence, ...]:
+    """Put each piece of double-sign evidence on chain once (``evidence/<hash>`` -> height).
+
+    A proposer (``strict=False``) silently drops what is already recorded; a block that
+    repeats evidence (``strict=True``) is invalid. Punishment comes with staking.
+    """
+    kept = []
+    for ev in evidence:
+        key = EVIDENCE_PREFIX + h256(ev.encode())
+        if store.get(key) is not None:
+            if strict:
+                raise ChainError("block repeats evidence already on chain")
+            continue
+        store.set(key, _H.pack(height))
+        kept.append(ev)
+    return tuple(kept)
 
 
 def default_modules() -> list[Module]:
@@ -157,6 +180,7 @@ class Chain:
         reader = StateReader(self.store)
         try:
             overlay = Overlay(reader)
+            evidence = _record_evidence(overlay, evidence, height, strict=False)
             self.executor.begin_block(overlay, info)
             included: list[CheckedTx] = []
             receipts: list[Receipt] = []
@@ -213,6 +237,7 @@ class Chain:
         reader = StateReader(self.store)
         try:
             overlay = Overlay(reader)
+            _record_evidence(overlay, block.evidence, h.height, strict=True)
             self.executor.begin_block(overlay, info)
             try:
                 receipts = [self.executor.deliver(overlay, info, c) for c in checked]

@@ -958,7 +958,7 @@ class P2P:
             self.stats["send_stalls"] += 1
         except FrameError as exc:
             reason = str(exc)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # uvloop: RuntimeError on a closed transport
             reason = f"connection error: {exc}"
         except asyncio.CancelledError:
             raise
@@ -1040,7 +1040,7 @@ class P2P:
                     await self.connect(seed)
                 except asyncio.CancelledError:
                     raise
-                except (P2PError, OSError) as exc:
+                except (P2PError, OSError, RuntimeError) as exc:  # RuntimeError: uvloop
                     log.debug("seed %s unreachable: %s", seed, exc)
                     await asyncio.sleep(backoff * (0.5 + random.random()))
                     backoff = min(backoff * 2, cfg.seed_backoff_max)

@@ -11,6 +11,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 
@@ -702,9 +703,12 @@ def test_stalled_peer_is_disconnected_not_skipped() -> None:
 
 
 def test_measure_round_trips_and_gossip_rate() -> None:
+    # Throughput, not flood defence: lift the per-peer inbound limit for this measurement.
+    unlimited = replace(FAST, rate_frames=1e9, burst_frames=1e9)
+
     async def body(net: Net) -> None:
-        a = await net.node()
-        b = await net.node()
+        a = await net.node(config=unlimited)
+        b = await net.node(config=unlimited)
         await b.connect(a.address)
         a.register_request("echo", _echo)
         for _ in range(100):

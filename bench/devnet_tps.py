@@ -89,7 +89,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--validators", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=30)
-    ap.add_argument("--senders", type=int, default=400)
+    ap.add_argument("--senders", type=int, default=200)  # x 1M HPC each: under the cap
     ap.add_argument("--rate", type=int, default=6_000, help="offered transfers/s")
     ap.add_argument("--block-time-ms", type=int, default=500)
     args = ap.parse_args()

@@ -111,6 +111,8 @@ def main() -> None:
     block_times: list[float] = []
     stop = threading.Event()
     try:
+        while get(urls[0] + "/v1/status")["height"] < 2:  # type: ignore[index]
+            time.sleep(0.05)  # a cold network spends a round on its first block: not load
         start_height = get(urls[0] + "/v1/status")["height"]  # type: ignore[index]
 
         def watch() -> None:

@@ -8,7 +8,7 @@ latency from submission to finality, the mean block interval, and, as the ceilin
 compare against, the single-node pipeline rate (bench/pipeline.py) measured in the same
 run. Not a test: these machines are noisy, so compare figures from one run.
 
-    python bench/devnet_tps.py [--validators 4] [--seconds 30] [--rate 6000]
+    python bench/devnet_tps.py [--validators 4] [--seconds 30] [--rate 3000]
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ def main() -> None:
     ap.add_argument("--validators", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--senders", type=int, default=200)  # x 1M HPC each: under the cap
-    ap.add_argument("--rate", type=int, default=6_000, help="offered transfers/s")
-    ap.add_argument("--block-time-ms", type=int, default=500)
+    ap.add_argument("--rate", type=int, default=3_000, help="offered transfers/s")
+    ap.add_argument("--block-time-ms", type=int, default=200)
     args = ap.parse_args()
 
     print("measuring the single-node pipeline ceiling ...")

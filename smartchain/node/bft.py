@@ -64,7 +64,6 @@ REQ_STATUS = "sync/status"
 MAX_STAGED = 16  # staged proposals kept per height (one per round at most, normally)
 TX_BATCH_MS = 20
 TX_BATCH_MAX = 2_000
-SYNC_BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +179,6 @@ class ConsensusService:
         self._tx_outbox: list[bytes] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._syncing = False
-        self._started = False
         self._behind = asyncio.Event()
         node.announce = self._tx_outbox.extend
         p2p.subscribe(TOPIC_PROPOSAL, self._on_proposal)
@@ -193,7 +191,6 @@ class ConsensusService:
 
     async def start(self) -> None:
         await self.sync()
-        self._started = True
         self._next_height()
         self._tasks.append(asyncio.create_task(self._flush_txs_forever()))
         self._tasks.append(asyncio.create_task(self._catch_up_forever()))

@@ -1,8 +1,8 @@
-"""The node: admits transactions, produces blocks on a timer, commits them.
+"""The node: admits transactions into the mempool and commits blocks.
 
 Transaction admission (decode, stateless checks, signature, mempool) runs on the event
-loop thread; signature checks of batches are spread over cores by libsodium threads.
-A block is executed and committed in a worker thread so the API stays responsive; the
+loop thread; signature checks of batches go to worker processes (crypto.keys). Blocks are
+proposed, validated and committed through the consensus service (node/bft.py); the
 mempool is only touched from the loop thread.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,8 +33,6 @@ from smartchain.state.store import StateReader
 from smartchain.types.block import Block
 from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
 from smartchain.types.tx import TX_SIGN_DOMAIN, Transaction
-
-log = logging.getLogger("smartchain.node")
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,44 +252,14 @@ class Node:
         m.block_exec.observe(now - started)
         return BlockResult(block, n, len(staged.skipped), now - started)
 
-    def produce_block(self) -> BlockResult:
-        """Synchronous: build, commit and clean the mempool (tests, bench)."""
-        started = time.monotonic()
-        staged = self._build(self._candidates(), self.chain.next_time(now_ms()))
-        return self.after_commit(staged, started)
-
     async def produce_block_async(self) -> BlockResult:
+        """Sole-signer block without consensus rounds: the pipeline benchmark's path."""
         started = time.monotonic()
         candidates = self._candidates()
         loop = asyncio.get_running_loop()
         staged = await loop.run_in_executor(
             self._builder, self._build, candidates, self.chain.next_time(now_ms()))
         return self.after_commit(staged, started)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Propose a block every ``block_time_ms`` until ``stop`` is set."""
-        if not self.is_signer:
-            log.warning("this node's key is not a genesis validator: it will not sign blocks")
-            await stop.wait()
-            return
-        loop = asyncio.get_running_loop()
-        interval = self.config.block_time_ms / 1000
-        next_tick = loop.time()
-        while not stop.is_set():
-            next_tick = max(next_tick + interval, loop.time())
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_tick - loop.time()))
-                break
-            except TimeoutError:
-                pass
-            try:
-                res = await self.produce_block_async()
-            except Exception:  # a bug must not kill the signer; it is logged loudly
-                log.exception("block production failed")
-                continue
-            if res.included:
-                log.info("block %d: %d txs in %.3fs", res.block.header.height, res.included,
-                         res.seconds)
 
     def close(self) -> None:
         self._builder.shutdown(wait=True)

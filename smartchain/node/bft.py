@@ -190,10 +190,30 @@ class ConsensusService:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._await_peers()
         await self.sync()
         self._next_height()
         self._tasks.append(asyncio.create_task(self._flush_txs_forever()))
         self._tasks.append(asyncio.create_task(self._catch_up_forever()))
+
+    async def _await_peers(self, timeout: float = 3.0) -> None:
+        """Give the seeds a moment to connect before the first proposal, so a freshly
+        started network does not spend its first round proposing to nobody."""
+        others = len(self.app.valset.validators) - (1 if self.node.is_signer else 0)
+        want = min(others, len(self.node.config.seeds))
+        enough = asyncio.Event()
+
+        def check(_peer: bytes | None = None) -> None:
+            if len(self.p2p.connected_peers()) >= want:
+                enough.set()
+
+        self.p2p.on_peer_connected.append(check)
+        try:
+            check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(enough.wait(), timeout)
+        finally:
+            self.p2p.on_peer_connected.remove(check)
 
     async def stop(self) -> None:
         self._stopped = True  # pending timers fire into nothing

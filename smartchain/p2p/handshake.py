@@ -44,8 +44,10 @@ The whole exchange runs under a timeout, so a silent or slow peer cannot hold a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import struct
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import nacl.bindings as _nb
@@ -176,32 +178,12 @@ def _fresh_ephemeral() -> tuple[bytes, bytes]:
     return secret, _nb.crypto_scalarmult_base(secret)
 
 
-async def initiate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                   identity: PrivateKey, network_id: str, *, expected_peer: bytes | None,
-                   listen_port: int = 0, max_frame: int = 4 * 1024 * 1024,
-                   timeout: float = 5.0) -> SecureChannel:
-    """Dialer side. ``expected_peer`` (the public key from the address) is enforced
-    before we reveal our own identity; pass ``None`` only in tests."""
+@contextlib.asynccontextmanager
+async def _bounded(timeout: float) -> AsyncIterator[None]:
+    """Both sides' handshake: a deadline, and every failure as one ``HandshakeError``."""
     try:
         async with asyncio.timeout(timeout):
-            secret, ephemeral = _fresh_ephemeral()
-            hello_i = Hello(PROTOCOL, network_id, ephemeral).encode()
-            writer.write(_frame(hello_i))
-            await writer.drain()
-            hello_r_raw = await _read(reader)
-            hello_r = _check_hello(hello_r_raw, network_id, ephemeral)
-            th = _transcript(hello_i, hello_r_raw)
-            keys = _derive(secret, hello_r.ephemeral, th)
-            auth_r = _open_auth(await _read(reader), keys.hs_r2i, th, ROLE_RESPONDER)
-            if expected_peer is not None and auth_r.identity != expected_peer:
-                raise HandshakeError(
-                    f"peer identity {auth_r.identity.hex()[:16]}… is not the expected "
-                    f"{expected_peer.hex()[:16]}…")
-            if auth_r.identity == identity.public_key:
-                raise HandshakeError("connected to ourselves")
-            writer.write(_frame(_seal_auth(identity, keys.hs_i2r, th, ROLE_INITIATOR,
-                                           listen_port)))
-            await writer.drain()
+            yield
     except HandshakeError:
         raise
     except TimeoutError:
@@ -212,6 +194,33 @@ async def initiate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         raise HandshakeError(f"malformed handshake message: {exc}") from None
     except OSError as exc:
         raise HandshakeError(f"connection failed during the handshake: {exc}") from None
+
+
+async def initiate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   identity: PrivateKey, network_id: str, *, expected_peer: bytes | None,
+                   listen_port: int = 0, max_frame: int = 4 * 1024 * 1024,
+                   timeout: float = 5.0) -> SecureChannel:
+    """Dialer side. ``expected_peer`` (the public key from the address) is enforced
+    before we reveal our own identity; pass ``None`` only in tests."""
+    async with _bounded(timeout):
+        secret, ephemeral = _fresh_ephemeral()
+        hello_i = Hello(PROTOCOL, network_id, ephemeral).encode()
+        writer.write(_frame(hello_i))
+        await writer.drain()
+        hello_r_raw = await _read(reader)
+        hello_r = _check_hello(hello_r_raw, network_id, ephemeral)
+        th = _transcript(hello_i, hello_r_raw)
+        keys = _derive(secret, hello_r.ephemeral, th)
+        auth_r = _open_auth(await _read(reader), keys.hs_r2i, th, ROLE_RESPONDER)
+        if expected_peer is not None and auth_r.identity != expected_peer:
+            raise HandshakeError(
+                f"peer identity {auth_r.identity.hex()[:16]}… is not the expected "
+                f"{expected_peer.hex()[:16]}…")
+        if auth_r.identity == identity.public_key:
+            raise HandshakeError("connected to ourselves")
+        writer.write(_frame(_seal_auth(identity, keys.hs_i2r, th, ROLE_INITIATOR,
+                                       listen_port)))
+        await writer.drain()
     return SecureChannel(reader, writer, send_key=keys.i2r, recv_key=keys.r2i,
                          peer_id=auth_r.identity, initiator=True,
                          peer_listen_port=auth_r.listen_port, max_frame=max_frame,
@@ -222,34 +231,23 @@ async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                   identity: PrivateKey, network_id: str, *, listen_port: int = 0,
                   max_frame: int = 4 * 1024 * 1024, timeout: float = 5.0) -> SecureChannel:
     """Listener side: learns the dialer's identity only after proving its own."""
-    try:
-        async with asyncio.timeout(timeout):
-            hello_i_raw = await _read(reader)
-            secret, ephemeral = _fresh_ephemeral()
-            hello_r = Hello(PROTOCOL, network_id, ephemeral).encode()
-            try:
-                hello_i = _check_hello(hello_i_raw, network_id, ephemeral)
-            except (HandshakeError, CodecError):
-                writer.write(_frame(hello_r))  # public anyway; tells a dialer on another
-                raise  # network or protocol version why we hang up
-            th = _transcript(hello_i_raw, hello_r)
-            keys = _derive(secret, hello_i.ephemeral, th)
-            auth_r = _seal_auth(identity, keys.hs_r2i, th, ROLE_RESPONDER, listen_port)
-            writer.write(_frame(hello_r) + _frame(auth_r))
-            await writer.drain()
-            auth_i = _open_auth(await _read(reader), keys.hs_i2r, th, ROLE_INITIATOR)
-            if auth_i.identity == identity.public_key:
-                raise HandshakeError("connected to ourselves")
-    except HandshakeError:
-        raise
-    except TimeoutError:
-        raise HandshakeError("handshake timed out") from None
-    except asyncio.IncompleteReadError:
-        raise HandshakeError("connection closed during the handshake") from None
-    except CodecError as exc:
-        raise HandshakeError(f"malformed handshake message: {exc}") from None
-    except OSError as exc:
-        raise HandshakeError(f"connection failed during the handshake: {exc}") from None
+    async with _bounded(timeout):
+        hello_i_raw = await _read(reader)
+        secret, ephemeral = _fresh_ephemeral()
+        hello_r = Hello(PROTOCOL, network_id, ephemeral).encode()
+        try:
+            hello_i = _check_hello(hello_i_raw, network_id, ephemeral)
+        except (HandshakeError, CodecError):
+            writer.write(_frame(hello_r))  # public anyway; tells a dialer on another
+            raise  # network or protocol version why we hang up
+        th = _transcript(hello_i_raw, hello_r)
+        keys = _derive(secret, hello_i.ephemeral, th)
+        auth_r = _seal_auth(identity, keys.hs_r2i, th, ROLE_RESPONDER, listen_port)
+        writer.write(_frame(hello_r) + _frame(auth_r))
+        await writer.drain()
+        auth_i = _open_auth(await _read(reader), keys.hs_i2r, th, ROLE_INITIATOR)
+        if auth_i.identity == identity.public_key:
+            raise HandshakeError("connected to ourselves")
     return SecureChannel(reader, writer, send_key=keys.r2i, recv_key=keys.i2r,
                          peer_id=auth_i.identity, initiator=False,
                          peer_listen_port=auth_i.listen_port, max_frame=max_frame,

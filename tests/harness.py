@@ -59,16 +59,20 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, *, interval: f
         time.sleep(interval)
 
 
-def _proc_stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time) of a live process, from /proc (Linux); None if gone."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name; None if gone or a zombie."""
     try:
         data = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = data.rsplit(")", 1)[1].split()  # the command name may contain spaces
-    if fields[0] == "Z":  # a zombie has exited; only its exit status is left
-        return None
-    return int(fields[1]), int(fields[19])
+    return None if fields[0] == "Z" else fields  # a zombie has exited: only a status left
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of a live process, from /proc (Linux); None if gone."""
+    fields = stat_fields(pid)
+    return None if fields is None else (int(fields[1]), int(fields[19]))
 
 
 def descendants(pid: int) -> list[tuple[int, int]]:
@@ -98,7 +102,7 @@ def _alive(proc: tuple[int, int]) -> bool:
     return st is not None and st[1] == proc[1]  # same start time: not a recycled pid
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def log_tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
@@ -137,7 +141,7 @@ class NodeProcess:
         return self.home / RUNTIME_FILE
 
     def log_tail(self, lines: int = 40) -> str:
-        return _tail(self.log_path, lines)
+        return log_tail(self.log_path, lines)
 
     # --- lifecycle -----------------------------------------------------------------------
 

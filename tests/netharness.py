@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from harness import HarnessError, wait_until
+from harness import HarnessError, log_tail, stat_fields, wait_until
 
 from smartchain.client import ApiError, Client
 from smartchain.consensus.signer import DurableSigner, SignState
@@ -91,33 +91,15 @@ def free_ports(n: int, taken: Iterable[int] = ()) -> list[int]:
 # --- processes --------------------------------------------------------------------------
 
 
-def _stat(pid: int) -> list[str] | None:
-    """The fields of /proc/PID/stat after the command name; None if gone or a zombie."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = data.rsplit(")", 1)[1].split()
-    return None if fields[0] == "Z" else fields
-
-
 def session_members(sid: int) -> list[int]:
     """Live processes of session ``sid`` (a node started with ``start_new_session``)."""
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            st = _stat(int(entry.name))
+            st = stat_fields(int(entry.name))
             if st is not None and int(st[3]) == sid:
                 out.append(int(entry.name))
     return out
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 class NetNode:
@@ -165,7 +147,7 @@ class NetNode:
         return self.proc.pid if self.proc is not None else None
 
     def log_tail(self, lines: int = 40) -> str:
-        return _tail(self.log_path, lines)
+        return log_tail(self.log_path, lines)
 
     def log_text(self) -> str:
         try:

@@ -99,16 +99,22 @@ def sign(key: PrivateKey, nonce: int, to: bytes, amount: int) -> bytes:
                               gas_price=1).encode()
 
 
+def pending_nonces(s: requests.Session, url: str, keys: list[PrivateKey]) -> dict[bytes, int]:
+    """The next nonce of each key, as the node sees it (mempool included)."""
+    nonces = {}
+    for k in keys:
+        r = s.get(f"{url}/v1/accounts/{to_bech32(k.address)}", timeout=10)
+        r.raise_for_status()
+        nonces[k.public_key] = r.json()["pending_nonce"]
+    return nonces
+
+
 def api_sender(load: Load, keys: list[PrivateKey], seed: int, limit: int | None = None) -> int:
     """Send transfers round-robin from ``keys`` until stopped (or ``limit`` each)."""
     rng = random.Random(seed)
     sent = 0
     with requests.Session() as s:
-        nonces = {}
-        for k in keys:
-            r = s.get(f"{load.url}/v1/accounts/{to_bech32(k.address)}", timeout=10)
-            r.raise_for_status()
-            nonces[k.public_key] = r.json()["pending_nonce"]
+        nonces = pending_nonces(s, load.url, keys)
         rounds = 0
         while not load.stop.is_set() and (limit is None or rounds < limit):
             rounds += 1
@@ -148,11 +154,7 @@ def batch_sender(load: Load, keys: list[PrivateKey], seed: int, limit: int | Non
     rng = random.Random(seed)
     sent = 0
     with requests.Session() as s:
-        nonces = {}
-        for k in keys:
-            r = s.get(f"{load.url}/v1/accounts/{to_bech32(k.address)}", timeout=10)
-            r.raise_for_status()
-            nonces[k.public_key] = r.json()["pending_nonce"]
+        nonces = pending_nonces(s, load.url, keys)
         while not load.stop.is_set() and (limit is None or load.batches < limit):
             wait_until(lambda: load.stop.is_set() or load.unconfirmed() < MAX_UNCONFIRMED // 2,
                        30, interval=0.01, what="the poller to catch up")

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 import pytest
 from faultproxy import ProxyNet
+from harness import wait_until
 
 from smartchain.client import Client
 from smartchain.consensus.votes import make_evidence
@@ -64,17 +65,6 @@ T = TypeVar("T")
 
 
 # --- polling -------------------------------------------------------------------------------
-
-def wait_until(predicate: Callable[[], T], timeout: float, what: str,
-               interval: float = 0.05) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 async def async_wait_until(predicate: Callable[[], T], timeout: float, what: str,
@@ -165,7 +155,7 @@ class NodeProc:
                 return None
             return str(doc["api_url"]) if doc.get("pid") == proc.pid else None
 
-        self.url = wait_until(ready, timeout, f"node{self.index} to serve its API")
+        self.url = wait_until(ready, timeout, what=f"node{self.index} to serve its API")
 
     @property
     def running(self) -> bool:
@@ -265,7 +255,8 @@ class Cluster:
             hs = self.heights(idx)
             return hs if min(hs.values()) >= height else None
 
-        return wait_until(reached, timeout, f"nodes {idx} at height {height}", 0.05)
+        return wait_until(reached, timeout, what=f"nodes {idx} at height {height}",
+                          interval=0.05)
 
     def assert_same_chain(self, upto: int) -> dict[int, str]:
         """Every node holds the same block at every height 1..upto; returns the hashes."""
@@ -462,13 +453,13 @@ def test_partition_2_2_and_heal(cluster: Callable[..., Cluster]) -> None:
             healed_at = time.monotonic()
             proxies.heal(cross)
             wait_until(lambda h=frozen_head: max(watch.sample().values()) > h, HEAL_TIMEOUT,
-                       f"a new block after healing the {mode} partition")
+                       what=f"a new block after healing the {mode} partition")
             resumed = time.monotonic() - healed_at
             print(f"{mode}: frozen at {frozen_head}, resumed {resumed:.1f}s after healing")
             net.wait_all(frozen_head + 2, HEAL_TIMEOUT)
             if reset:  # the pairs reconnected, and through their links (not around them)
                 wait_until(lambda u=used: all(through_links(*p) > u[p] for p in cross_pairs),
-                           HEAL_TIMEOUT, "every cut pair to reconnect through its link")
+                           HEAL_TIMEOUT, what="every cut pair to reconnect through its link")
             else:  # the black hole only delayed bytes: the connections survived it
                 assert all(through_links(*p) == used[p] for p in cross_pairs)
 
@@ -506,7 +497,7 @@ def test_equivocating_signer_is_reported_in_a_block(cluster: Callable[..., Clust
         scanned = top
         return bool(found)
 
-    wait_until(evidence_in_a_block, 30, "double-sign evidence in a block", 0.1)
+    wait_until(evidence_in_a_block, 30, what="double-sign evidence in a block", interval=0.1)
     ev_height, ev = found[0]
     assert ev["validator"] == bad
     assert ev["step"] == int(Step.PREVOTE) and ev["height"] % 2 == 0
@@ -796,7 +787,7 @@ def test_hostile_peers(cluster: Callable[..., Cluster]) -> None:
     net.assert_same_chain(min(net.heights().values()))
 
     log = wait_until(lambda: (t := node.log_text()) and f"banned peer {flooder.hex()[:16]}"
-                     in t and t, 5, "the flooder's ban in the log")
+                     in t and t, 5, what="the flooder's ban in the log")
     ban_line = next(line for line in log.splitlines()
                     if f"banned peer {flooder.hex()[:16]}" in line)
     assert "inbound rate limit exceeded" in ban_line

@@ -291,19 +291,19 @@ class ConsensusService:
         if staged is None or staged.block.header.height != chain.height + 1:
             block = Block.decode(action.block)
             staged = chain.stage_block(block, node.check_block_txs(block))
-        chain.commit(staged, action.commit)
+        self._commit(staged, action.commit, started)
         self.app.clear()
-        self._forget_included_evidence(staged.block)
-        node.after_commit(staged, started)
         delay = max(0.0, node.config.block_time_ms / 1000 - (time.monotonic() - started))
         asyncio.get_running_loop().call_later(delay, self._next_height)
 
-    def _forget_included_evidence(self, block: Block) -> None:
-        """Evidence a committed block carries is not proposed again."""
-        included = {e.vote_a.encode() for e in block.evidence}
+    def _commit(self, staged: StagedBlock, commit: Commit, started: float) -> None:
+        """Commit a decided or synced block; its evidence is not proposed again."""
+        self.node.chain.commit(staged, commit)
+        included = {e.vote_a.encode() for e in staged.block.evidence}
         if included:
             self.app.evidence = {k: e for k, e in self.app.evidence.items()
                                  if e.vote_a.encode() not in included}
+        self.node.after_commit(staged, started)
 
     def _next_height(self) -> None:
         """Start consensus on the next height; the last certificate lets the engine help
@@ -433,10 +433,8 @@ class ConsensusService:
             self.node.chain.chain_id, sb.commit, block.hash(), height,
             verifier=self.node.verifier.verify)
         started = time.monotonic()
-        staged = self.node.chain.stage_block(block, self.node.check_block_txs(block))
-        self.node.chain.commit(staged, sb.commit)
-        self._forget_included_evidence(staged.block)
-        self.node.after_commit(staged, started)
+        self._commit(self.node.chain.stage_block(block, self.node.check_block_txs(block)),
+                     sb.commit, started)
 
 
 def _log_failure(task: asyncio.Future) -> None:

@@ -89,26 +89,33 @@ class Node:
             raise TxError(Code.DUPLICATE, "transaction already committed")
         return checked
 
-    def decode_checked(self, raw: bytes) -> CheckedTx:
+    def decode_checked(self, raw: bytes, tx_hash: bytes | None = None) -> CheckedTx:
         """Decode a transaction and run every stateless check (not the signature)."""
         params = self.chain.params
-        if len(raw) > params.max_tx_bytes:
+        if len(raw) > params.max_tx_bytes:  # before decoding it, not only after
             raise TxError(Code.TX_TOO_LARGE,
                           f"transaction is {len(raw)} bytes, limit {params.max_tx_bytes}")
         try:
             tx = Transaction.decode(raw)
         except CodecError as exc:
             raise TxError(Code.MALFORMED, f"cannot decode transaction: {exc}") from exc
-        return self.chain.executor.check_stateless(raw, tx, h256(raw), self.chain.chain_id,
-                                                   params)
+        return self.chain.executor.check_stateless(raw, tx, tx_hash or h256(raw),
+                                                   self.chain.chain_id, params)
 
     def check_block_txs(self, block: Block) -> list[CheckedTx]:
         """Decode and verify a proposed or synced block's transactions; raise ``TxError``
         on the first invalid one. Signatures of transactions already in our mempool were
         checked on admission and are not checked again."""
-        checked = [self.mempool.by_hash.get(h256(raw)) or self.decode_checked(raw)
-                   for raw in block.txs]
-        unverified = [c for c in checked if c.hash not in self.mempool]
+        pooled = self.mempool.by_hash
+        checked: list[CheckedTx] = []
+        unverified: list[CheckedTx] = []
+        for raw in block.txs:
+            tx_hash = h256(raw)
+            known = pooled.get(tx_hash)
+            if known is None:
+                known = self.decode_checked(raw, tx_hash)
+                unverified.append(known)
+            checked.append(known)
         oks = self.verifier.verify(self._sig_items([(0, c) for c in unverified]))
         for c, ok in zip(unverified, oks, strict=True):
             if not ok:

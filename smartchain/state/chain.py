@@ -252,9 +252,9 @@ class Chain:
             raise ChainError("receipts do not match receipts_root")
         if tree.root != h.state_root:
             raise ChainError("state root mismatch: block rejected")
-        full = Block(h, tuple(c.raw for c in checked), block.last_commit, block.evidence,
-                     block.signature)
-        return StagedBlock(full, list(checked), receipts, receipt_bytes, overlay.writes, tree, [])
+        # tx_root matched, so ``checked`` are exactly the block's transactions
+        return StagedBlock(block, list(checked), receipts, receipt_bytes, overlay.writes, tree,
+                           [])
 
     def commit(self, staged: StagedBlock, commit: Commit | None = None) -> None:
         """Write a staged block, its receipts, its state and (when given) its own commit

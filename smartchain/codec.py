@@ -430,10 +430,9 @@ def _compile(cls: type) -> Kind:
     if checks:
         enc_lines += ["    if not (" + " and ".join(checks) + "):",
                       "        return slow_enc(v, out)"]
-    enc_lines += ["    try:"] + ["    " + line for line in enc_body] + [
-        "    except StructError:", "        return slow_enc(v, out)"]
-    if not enc_body:
-        enc_lines.append("    pass")
+    if enc_body:  # a struct without fields encodes to nothing
+        enc_lines += ["    try:"] + ["    " + line for line in enc_body] + [
+            "    except StructError:", "        return slow_enc(v, out)"]
     dec_lines.append("    return cls(" + ", ".join(f"f{k}" for k in range(len(names))) + "), pos")
     exec("\n".join(enc_lines) + "\n\n" + "\n".join(dec_lines), env)
     return Kind(cls.__name__, env["enc"], env["dec"], cls)

@@ -366,13 +366,6 @@ class P2P:
         _check_topic(topic)
         self._topics.setdefault(topic, []).append(handler)
 
-    def unsubscribe(self, topic: str, handler: GossipHandler) -> None:
-        handlers = self._topics.get(topic, [])
-        if handler in handlers:
-            handlers.remove(handler)
-        if not handlers:
-            self._topics.pop(topic, None)
-
     def register_request(self, kind: str, handler: RequestHandler) -> None:
         """``handler(peer_id, payload) -> response``; one handler per kind (two
         subsystems answering the same kind would be a bug, so it raises)."""

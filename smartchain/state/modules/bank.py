@@ -71,15 +71,6 @@ def add_balance(store: Overlay, address: bytes, amount: int) -> None:
     store.set(key, _encode_account(balance + amount, nonce))
 
 
-def sub_balance(store: Overlay, address: bytes, amount: int) -> None:
-    key = ACCOUNT_PREFIX + address
-    balance, nonce = _decode_account(store.get(key))
-    if balance < amount:
-        raise TxError(Code.INSUFFICIENT_FUNDS,
-                      f"insufficient funds: balance {balance} < {amount} needed")
-    store.set(key, _encode_account(balance - amount, nonce))
-
-
 @dataclass(frozen=True, slots=True)
 class Transfer(Struct):
     to: Fixed20

@@ -20,3 +20,6 @@ class Params(Struct):
     max_block_bytes: U64 = 32 * 1024 * 1024
     max_block_gas: U64 = 2_000_000_000_000
     block_time_ms: U64 = 1_000  # target; also sets the halving interval at genesis
+    token_issue_gas: U64 = 1_000_000  # a symbol is claimed for ever: priced against squatting
+    contract_call_gas: U64 = 5_000  # each contract call, top-level or nested
+    contract_code_byte_gas: U64 = 20  # deploying: per byte of source kept on chain

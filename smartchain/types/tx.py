@@ -63,7 +63,8 @@ class Attribute(Struct):
     value: Str
 
 
-ADDRESS_ATTRIBUTES = frozenset({"sender", "recipient", "proposer", "address", "owner", "to"})
+ADDRESS_ATTRIBUTES = frozenset({"sender", "recipient", "proposer", "address", "owner", "to",
+                                "from", "spender", "issuer", "contract", "caller"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,558 @@
+-- The contract sandbox. Runs once per LuaRuntime, with the full standard library, and
+-- returns the few entry points Python uses. Contract code never sees this chunk's
+-- locals: it runs in a fresh environment per call whose globals are the whitelist
+-- built below, and every value that crosses to Python is reduced to nil, boolean,
+-- integer or string here, inside Lua, where the gas meter runs.
+--
+-- Gas: a count hook on every thread that runs contract code. Each thread pays for
+-- PERIOD instructions in advance (fewer when less gas is left); when the period is
+-- used up the hook takes the next one. When nothing is left the call is aborted:
+-- `aborted` is set, the hook then fires on every instruction, and every pcall,
+-- xpcall and coroutine.resume re-raises it, so no handler can swallow it.
+
+local H, PERIOD, MAX_STRING, MAX_DEPTH, COROUTINE_GAS, watchdog = ...
+
+local raw_pcall, raw_xpcall, raw_error, raw_type = pcall, xpcall, error, type
+local raw_select, raw_tostring, raw_tonumber, raw_rawget = select, tostring, tonumber, rawget
+local raw_setmetatable, raw_getmetatable, raw_next, raw_ipairs = setmetatable, getmetatable, next, ipairs
+local raw_rawlen, raw_rawequal, raw_assert = rawlen, rawequal, assert
+local co_create, co_resume, co_status, co_yield = coroutine.create, coroutine.resume, coroutine.status, coroutine.yield
+local co_running, co_isyieldable, co_close = coroutine.running, coroutine.isyieldable, coroutine.close
+local sethook, upvaluejoin = debug.sethook, debug.upvaluejoin
+local dbg_getmetatable, dbg_setmetatable = debug.getmetatable, debug.setmetatable
+local gc_count, load, dump = collectgarbage, load, string.dump
+local math_type, str_sub, str_byte, str_char = math.type, string.sub, string.byte, string.char
+local str_rep, str_find, str_format = string.rep, string.find, string.format
+local str_upper, str_lower, str_reverse, str_len = string.upper, string.lower, string.reverse, string.len
+local tbl_concat, tbl_sort, tbl_insert, tbl_remove = table.concat, table.sort, table.insert, table.remove
+local tbl_unpack, tbl_pack = table.unpack, table.pack
+
+-- Nothing of Python stays reachable from the global table either.
+python = nil
+package.loaded.python = nil
+
+local h_get, h_set, h_delete, h_emit = H.get, H.set, H.delete, H.emit
+local h_balance, h_transfer = H.balance, H.transfer
+local h_token_balance, h_token_transfer, h_token_transfer_from = H.token_balance, H.token_transfer, H.token_transfer_from
+local h_enter, h_leave, h_code = H.enter, H.leave, H.code
+H = nil
+
+-- --- gas -------------------------------------------------------------------------------
+
+local remaining = 0      -- gas left in the current top-level call
+local aborted = nil      -- why the call is being aborted (nil while it runs)
+local mem_start, mem_limit_kb = 0, 0
+local hook
+
+local function abort_now(why)
+  aborted = aborted or why
+  sethook(hook, "", 1)
+  raw_error(aborted, 0)
+end
+
+hook = function()
+  if aborted then sethook(hook, "", 1); raw_error(aborted, 0) end
+  if gc_count("count") - mem_start > mem_limit_kb then abort_now("memory limit exceeded") end
+  if watchdog and watchdog() then abort_now("stopped by the watchdog (query too slow)") end
+  local left = remaining
+  if left >= PERIOD then remaining = left - PERIOD; return end
+  if left <= 0 then abort_now("out of gas") end
+  remaining = 0
+  sethook(hook, "", left)
+end
+
+local function charge(n)
+  if n > remaining then remaining = 0; abort_now("out of gas") end
+  remaining = remaining - n
+end
+
+local function per_bytes(n) return (n + 15) >> 4 end  -- 1 gas per 16 bytes copied
+
+-- A new metered thread: it prepays its first period.
+local function metered_thread(f)
+  local co = co_create(f)
+  local p = remaining >= PERIOD and PERIOD or remaining
+  if p <= 0 then remaining = 0; abort_now("out of gas") end
+  remaining = remaining - p
+  sethook(co, hook, "", p)
+  return co
+end
+
+local function rethrow_if_aborted(...)
+  if aborted then raw_error(aborted, 0) end
+  return ...
+end
+
+-- --- values ----------------------------------------------------------------------------
+
+local function is_int(v) return math_type(v) == "integer" end
+
+local function check_string(v, what, limit)
+  if raw_type(v) ~= "string" then raw_error(what .. " must be a string", 3) end
+  if #v > (limit or MAX_STRING) then raw_error(what .. " is too long", 3) end
+  return v
+end
+
+local function check_int(v, what)
+  if not is_int(v) then raw_error(what .. " must be an integer", 3) end
+  return v
+end
+
+-- A value that may leave the sandbox: nil, boolean, integer or string. No metamethod runs.
+local function plain(v, what)
+  local t = raw_type(v)
+  if t == "nil" or t == "boolean" or t == "string" or (t == "number" and is_int(v)) then
+    return v
+  end
+  raw_error(what .. " must be nil, a boolean, an integer or a string (got " .. t .. ")", 3)
+end
+
+local function plain_results(n, ...)
+  if n > 16 then raw_error("a contract function returns at most 16 values", 0) end
+  for i = 1, n do plain((raw_select(i, ...)), "a returned value") end
+  return ...
+end
+
+local function error_text(e)
+  local t = raw_type(e)
+  if t == "string" then return #e > 1024 and str_sub(e, 1, 1024) or e end
+  if t == "number" and is_int(e) then return raw_tostring(e) end
+  return "error object is a " .. t .. " value"
+end
+
+-- --- the whitelisted library -------------------------------------------------------------
+
+local PROTECTED = {}  -- private key marking a metatable contracts may not replace
+
+local function readonly(lib, name)
+  return raw_setmetatable({}, {
+    __index = lib,
+    __newindex = function() raw_error(name .. " is read-only", 2) end,
+    __metatable = false,
+    [PROTECTED] = true,
+  })
+end
+
+local function safe_tostring(v)
+  local t = raw_type(v)
+  if t == "string" then return v end
+  if t == "number" then
+    if is_int(v) then return raw_tostring(v) end
+    raw_error("floating-point numbers are not allowed", 2)
+  end
+  if t == "nil" or t == "boolean" then return raw_tostring(v) end
+  if t == "table" then
+    local mt = dbg_getmetatable(v)
+    local f = mt and raw_rawget(mt, "__tostring")
+    if f ~= nil then
+      local s = f(v)
+      if raw_type(s) ~= "string" then raw_error("'__tostring' must return a string", 2) end
+      return s
+    end
+    local name = mt and raw_rawget(mt, "__name")
+    if raw_type(name) == "string" then return name end
+  end
+  return t  -- never an address: "table", "function", "thread"
+end
+
+local function safe_tonumber(v, base)
+  if base ~= nil then
+    check_int(base, "base")
+    if raw_type(v) ~= "string" then raw_error("tonumber with a base takes a string", 2) end
+    return raw_tonumber(v, base)  -- always an integer (or nil) when a base is given
+  end
+  if is_int(v) then return v end
+  if raw_type(v) ~= "string" then return nil end
+  local n = raw_tonumber(v)
+  if n ~= nil and not is_int(n) then return nil end  -- "1.5", "1e3", overlong digits
+  return n
+end
+
+-- pairs in sorted key order: Lua seeds its string hash per process, so next() differs
+-- between nodes. Integer keys first (ascending), then strings (byte order), then false, true.
+local function sorted_pairs(t)
+  if raw_type(t) ~= "table" then raw_error("pairs: table expected", 2) end
+  local ints, strs, nb, bools = {}, {}, 0, {}
+  for k in raw_next, t do
+    local kt = raw_type(k)
+    if kt == "number" then ints[#ints + 1] = k
+    elseif kt == "string" then strs[#strs + 1] = k
+    elseif kt == "boolean" then bools[k] = true
+    else raw_error("pairs: cannot order a key of type " .. kt, 2) end
+    nb = nb + 1
+  end
+  local function sort(a)
+    local n = #a
+    if n > 1 then
+      local log = 1
+      while (1 << log) < n do log = log + 1 end
+      charge(n * log)
+      tbl_sort(a)
+    end
+  end
+  sort(ints); sort(strs)
+  local keys = ints
+  for i = 1, #strs do keys[#keys + 1] = strs[i] end
+  if bools[false] then keys[#keys + 1] = false end
+  if bools[true] then keys[#keys + 1] = true end
+  local i = 0
+  return function()
+    i = i + 1
+    local k = keys[i]
+    if k == nil then return nil end
+    return k, raw_rawget(t, k)
+  end, t, nil
+end
+
+local function safe_setmetatable(t, mt)
+  if raw_type(t) ~= "table" then raw_error("setmetatable: table expected", 2) end
+  local cur = dbg_getmetatable(t)
+  if cur and raw_rawget(cur, PROTECTED) then raw_error("cannot change a protected metatable", 2) end
+  if mt == nil then dbg_setmetatable(t, nil); return t end
+  if raw_type(mt) ~= "table" then raw_error("setmetatable: metatable must be a table", 2) end
+  -- A private copy: the contract keeps `mt` (getmetatable returns it) but can never add
+  -- __gc or __mode to what Lua really uses.
+  local copy = {}
+  for k, v in raw_next, mt do
+    if k == "__gc" or k == "__mode" then
+      raw_error("setmetatable: " .. k .. " is not allowed in contracts", 2)
+    end
+    copy[k] = v
+  end
+  if raw_rawget(mt, "__metatable") ~= nil then copy[PROTECTED] = true
+  else copy.__metatable = mt end
+  dbg_setmetatable(t, copy)
+  return t
+end
+
+local S = {}  -- strings: every copy is charged, every result capped
+S.len = str_len
+function S.sub(s, i, j)
+  local r = str_sub(s, i, j); charge(per_bytes(#r)); return r
+end
+function S.upper(s) charge(per_bytes(#s)); return str_upper(s) end
+function S.lower(s) charge(per_bytes(#s)); return str_lower(s) end
+function S.reverse(s) charge(per_bytes(#s)); return str_reverse(s) end
+function S.byte(s, i, j)
+  i = i or 1; j = j or i
+  check_int(i, "string.byte start"); check_int(j, "string.byte end")
+  if j - i >= 256 then raw_error("string.byte returns at most 256 values", 2) end
+  return str_byte(s, i, j)
+end
+function S.char(...)
+  local n = raw_select("#", ...)
+  if n > 256 then raw_error("string.char takes at most 256 values", 2) end
+  return str_char(...)
+end
+function S.rep(s, n, sep)
+  check_string(s, "string.rep argument"); check_int(n, "string.rep count")
+  sep = sep or ""
+  check_string(sep, "string.rep separator")
+  if n <= 0 then return "" end
+  local size = #s * n + #sep * (n - 1)
+  if n > MAX_STRING or size > MAX_STRING then raw_error("string.rep result too long", 2) end
+  charge(per_bytes(size))
+  return str_rep(s, n, sep)
+end
+function S.find(s, sub, init, plain_flag)
+  -- plain search only: Lua patterns backtrack, and their cost is not a function of size
+  if plain_flag ~= nil and plain_flag ~= true then
+    raw_error("string.find: patterns are not available in contracts (plain search only)", 2)
+  end
+  check_string(s, "string.find subject"); check_string(sub, "string.find needle")
+  charge(per_bytes(#s))
+  return str_find(s, sub, init, true)
+end
+local FORMAT_SPECS = {d = true, i = true, x = true, X = true, s = true}
+function S.format(fmt, ...)
+  check_string(fmt, "format string")
+  local parts, argi, pos, size = {}, 0, 1, 0
+  while true do
+    local at = str_find(fmt, "%", pos, true)
+    local piece = str_sub(fmt, pos, at and at - 1 or #fmt)
+    parts[#parts + 1] = piece
+    size = size + #piece
+    if not at then break end
+    local spec = str_sub(fmt, at + 1, at + 1)
+    if spec == "%" then
+      parts[#parts + 1] = "%"
+    elseif FORMAT_SPECS[spec] then
+      argi = argi + 1
+      local v = raw_select(argi, ...)
+      local s
+      if spec == "s" then s = safe_tostring(v)
+      else s = str_format("%" .. spec, check_int(v, "format argument " .. argi)) end
+      parts[#parts + 1] = s
+      size = size + #s
+    else
+      raw_error("format: only %d, %i, %x, %X, %s and %% are available", 2)
+    end
+    if size > MAX_STRING then raw_error("format result too long", 2) end
+    pos = at + 2
+  end
+  charge(per_bytes(size))
+  return tbl_concat(parts)
+end
+
+-- concat(a, b, ...): what `..` would do, charged and capped. table.concat refuses
+-- anything but strings and numbers, and numbers here are integers.
+local function safe_concat(...)
+  if raw_select("#", ...) > 64 then raw_error("concat takes at most 64 values", 2) end
+  local s = tbl_concat({...})
+  local n = #s
+  if n > MAX_STRING then raw_error("concat: result too long", 2) end
+  local r = remaining - (n >> 4)
+  if r < 0 then remaining = 0; abort_now("out of gas") end
+  remaining = r
+  return s
+end
+
+local T = {}
+function T.insert(t, ...)
+  local n = raw_select("#", ...)
+  if n == 1 then return tbl_insert(t, (...)) end  -- append
+  if n ~= 2 then raw_error("wrong number of arguments to 'insert'", 2) end
+  local pos, v = ...
+  check_int(pos, "table.insert position")
+  charge(#t - pos + 1 > 0 and #t - pos + 1 or 0)  -- the C loop shifts these elements
+  return tbl_insert(t, pos, v)
+end
+function T.remove(t, pos)
+  if pos ~= nil then
+    check_int(pos, "table.remove position")
+    charge(#t - pos > 0 and #t - pos or 0)
+  end
+  return tbl_remove(t, pos)
+end
+function T.concat(t, sep, i, j)
+  sep = sep or ""; i = i or 1; j = j or #t
+  check_string(sep, "table.concat separator")
+  check_int(i, "table.concat start"); check_int(j, "table.concat end")
+  local size = 0
+  for k = i, j do
+    local v = t[k]
+    if raw_type(v) ~= "string" and not is_int(v) then
+      raw_error("table.concat: element " .. k .. " must be a string or an integer", 2)
+    end
+    size = size + #safe_tostring(v) + #sep
+    if size > MAX_STRING then raw_error("table.concat: result too long", 2) end
+  end
+  charge(per_bytes(size))
+  return tbl_concat(t, sep, i, j)
+end
+function T.sort(t, cmp)
+  if cmp ~= nil then raw_error("table.sort: only the default order is available in contracts", 2) end
+  local n = #t
+  if n < 2 then return end
+  local kind = raw_type(t[1])
+  if kind ~= "string" and not is_int(t[1]) then
+    raw_error("table.sort: only arrays of integers or of strings can be sorted", 2)
+  end
+  for k = 2, n do
+    local v = t[k]
+    if raw_type(v) ~= kind or (kind == "number" and not is_int(v)) then
+      raw_error("table.sort: only arrays of integers or of strings can be sorted", 2)
+    end
+  end
+  local log = 1
+  while (1 << log) < n do log = log + 1 end
+  charge(n * log)
+  tbl_sort(t)
+end
+local function safe_unpack(t, i, j)
+  i = i or 1; j = j or #t
+  check_int(i, "unpack start"); check_int(j, "unpack end")
+  if j - i >= 256 then raw_error("unpack returns at most 256 values", 2) end
+  return tbl_unpack(t, i, j)
+end
+T.unpack = safe_unpack
+T.pack = table.pack
+
+local M = {
+  abs = math.abs, max = math.max, min = math.min, tointeger = math.tointeger,
+  type = math.type, ult = math.ult,
+  maxinteger = math.maxinteger, mininteger = math.mininteger,
+}
+
+local C = {}
+function C.create(f)
+  if raw_type(f) ~= "function" then raw_error("coroutine.create: function expected", 2) end
+  charge(COROUTINE_GAS)
+  return metered_thread(f)
+end
+function C.resume(co, ...) return rethrow_if_aborted(co_resume(co, ...)) end
+local function wrap_result(ok, ...)
+  if aborted then raw_error(aborted, 0) end
+  if not ok then raw_error((...), 0) end
+  return ...
+end
+function C.wrap(f)
+  local co = C.create(f)
+  return function(...) return wrap_result(co_resume(co, ...)) end
+end
+C.yield, C.status, C.running, C.isyieldable = co_yield, co_status, co_running, co_isyieldable
+function C.close(co) return rethrow_if_aborted(co_close(co)) end
+
+local function safe_pcall(f, ...) return rethrow_if_aborted(raw_pcall(f, ...)) end
+local function safe_xpcall(f, handler, ...) return rethrow_if_aborted(raw_xpcall(f, handler, ...)) end
+
+-- --- the contract API -------------------------------------------------------------------
+
+-- Host calls validate their arguments in Python and return (value, cost), or
+-- (nil, nil, message, fatal). `pay` charges the cost; it is always tail-called, so an
+-- error at level 3 points at the contract's line.
+local function pay(v, cost, err, fatal)
+  if cost == nil then
+    if fatal then abort_now(err) end
+    raw_error(err, 3)
+  end
+  local r = remaining - cost
+  if r < 0 then remaining = 0; abort_now("out of gas") end
+  remaining = r
+  return v
+end
+
+local STORAGE = {}
+function STORAGE.get(k) return pay(h_get(k)) end
+function STORAGE.set(k, v) return pay(h_set(k, v)) end
+function STORAGE.delete(k) return pay(h_delete(k)) end
+
+local function emit(name, ...)
+  local n = raw_select("#", ...)
+  if n == 1 and raw_type((...)) == "table" then  -- named attributes, in sorted order
+    local flat = {}
+    for k, v in sorted_pairs((...)) do
+      if raw_type(k) ~= "string" then raw_error("event attribute names must be strings", 2) end
+      flat[#flat + 1] = k; flat[#flat + 1] = safe_tostring(plain(v, "event attribute value"))
+      if #flat > 32 then raw_error("an event has at most 16 attributes", 2) end
+    end
+    return pay(h_emit(name, true, tbl_unpack(flat)))
+  end
+  if n > 16 then raw_error("an event has at most 16 attributes", 2) end
+  return pay(h_emit(name, false, ...))
+end
+
+local TOKEN = {}
+function TOKEN.balance(symbol, addr) return pay(h_token_balance(symbol, addr)) end
+function TOKEN.transfer(symbol, to, amount) return pay(h_token_transfer(symbol, to, amount)) end
+function TOKEN.transfer_from(symbol, owner, to, amount)
+  return pay(h_token_transfer_from(symbol, owner, to, amount))
+end
+
+local function balance(addr) return pay(h_balance(addr)) end
+local function transfer(to, amount) return pay(h_transfer(to, amount)) end
+
+local G = {
+  assert = raw_assert, error = raw_error, ipairs = raw_ipairs, pairs = sorted_pairs,
+  pcall = safe_pcall, xpcall = safe_xpcall, select = raw_select, type = raw_type,
+  tostring = safe_tostring, tonumber = safe_tonumber,
+  getmetatable = raw_getmetatable, setmetatable = safe_setmetatable,
+  rawequal = raw_rawequal, rawget = raw_rawget, rawlen = raw_rawlen, unpack = safe_unpack,
+  string = readonly(S, "string"), table = readonly(T, "table"), math = readonly(M, "math"),
+  coroutine = readonly(C, "coroutine"), storage = readonly(STORAGE, "storage"),
+  token = readonly(TOKEN, "token"),
+  emit = emit, transfer = transfer, balance = balance, concat = safe_concat,
+}
+
+-- Strings index the restricted library, cannot be given arithmetic, and hide their metatable.
+dbg_setmetatable("", {__index = G.string, __metatable = false, [PROTECTED] = true})
+
+local ENV_MT = {__index = G, __metatable = false, [PROTECTED] = true}
+
+-- --- running contracts -------------------------------------------------------------------
+
+local chunks = {}   -- address -> compiled main chunk (one runtime lives for one block)
+local frames = {}   -- the call stack: {self=, caller=, value=}
+local origin, height, time = nil, 0, 0
+
+local function chunk_of(address)
+  local chunk = chunks[address]
+  if chunk then return chunk end
+  local src = pay(h_code(address))  -- its cost is the compiling, by size, once per block
+  local f, err = load(src, "=contract", "t", {})
+  if not f then abort_now("stored contract does not compile: " .. err) end
+  chunks[address] = f
+  return f
+end
+
+local function env_holder(env) return function() return env end end
+
+-- Instantiate a contract for one call: its chunk runs again in a fresh environment, so
+-- nothing a call leaves in globals survives it.
+local function instantiate(address, frame)
+  local env = raw_setmetatable({ctx = {
+    self = address, caller = frame.caller, value = frame.value, origin = origin,
+    height = height, time = time,
+  }}, ENV_MT)
+  local chunk = chunk_of(address)
+  upvaluejoin(chunk, 1, env_holder(env), 1)
+  chunk()
+  return env
+end
+
+local function checked_results(...) return plain_results(raw_select("#", ...), ...) end
+
+local function run(address, fname, ...)
+  local env = instantiate(address, frames[#frames])
+  local f = raw_rawget(env, fname)
+  if raw_type(f) ~= "function" then raw_error("contract has no function '" .. fname .. "'", 0) end
+  return checked_results(f(...))
+end
+
+local function finish_thread(co, ok, ...)
+  if aborted then return false, aborted end
+  if not ok then return false, error_text((...)) end
+  if co_status(co) ~= "dead" then return false, "contract yielded outside a coroutine" end
+  return true, ...
+end
+
+local function check_args(n, ...)
+  for i = 1, n do plain((raw_select(i, ...)), "a call argument") end
+end
+
+local function enter(address, fname)
+  return pay(h_enter(address, fname))
+end
+
+function G.call(address, fname, ...)
+  if #frames >= MAX_DEPTH then raw_error("call depth limit reached", 2) end
+  check_args(raw_select("#", ...), ...)
+  enter(address, fname)
+  local caller = frames[#frames].self
+  frames[#frames + 1] = {self = address, caller = caller, value = 0}
+  local co = metered_thread(run)
+  local res = tbl_pack(finish_thread(co, co_resume(co, address, fname, ...)))
+  frames[#frames] = nil
+  if aborted then raw_error(aborted, 0) end
+  h_leave(res[1])
+  if not res[1] then raw_error(res[2], 0) end
+  return tbl_unpack(res, 2, res.n)
+end
+
+local api = {}
+
+-- One top-level call. Returns ok, gas_used, error, nresults, results...
+function api.invoke(address, fname, gas, mem_kb, caller, value, origin_, height_, time_, ...)
+  if gas <= 0 then return false, 0, "out of gas", 0 end
+  remaining, aborted = gas, nil
+  mem_start, mem_limit_kb = gc_count("count"), mem_kb
+  origin, height, time = origin_, height_, time_
+  frames = {{self = address, caller = caller, value = value}}
+  local co = metered_thread(run)  -- gas > 0, so this cannot abort on the main thread
+  local res = tbl_pack(finish_thread(co, co_resume(co, address, fname, ...)))
+  frames = {}
+  local used = gas - remaining
+  if aborted then return false, gas, aborted, 0 end
+  if not res[1] then return false, used, res[2], 0 end
+  return true, used, nil, res.n - 1, tbl_unpack(res, 2, res.n)
+end
+
+-- Compile without running; returns the bytecode dump for the determinism check, or nil
+-- and the syntax error.
+function api.compile(src)
+  local f, err = load(src, "=contract", "t", {})
+  if not f then return nil, err end
+  return dump(f), nil
+end
+
+return api

@@ -1,0 +1,120 @@
+"""The Lua 5.4 virtual machine contracts run in (lupa 2.8, pinned: gas counts depend on it).
+
+One ``LuaVM`` is one ``LuaRuntime`` with the sandbox of ``sandbox.lua`` loaded. The chain
+makes a fresh one for every block it executes, so every node starts each block from the
+same VM state: allocation, garbage collection and therefore the per-call memory limit
+behave identically everywhere. Queries get their own VM and a wall-clock watchdog, which
+never runs while a block is executed: it must not decide a consensus result.
+
+Python never hands a Python object to contract code: the host callbacks are upvalues of
+the sandbox, they return only None, booleans, integers and bytes, and they never raise
+into Lua (an exception would carry a Python object into the contract's ``pcall``).
+"""
+
+from __future__ import annotations
+
+import locale
+import logging
+import time
+from collections.abc import Callable
+from importlib.resources import files
+from typing import Any, NamedTuple
+
+from lupa import lua54
+
+from smartchain.contracts.bytecode import BytecodeError, check_bytecode
+from smartchain.contracts.host import ContractError, Host
+
+log = logging.getLogger("smartchain.contracts")
+
+PERIOD = 256  # instructions paid per hook firing; a call pays at least one period
+MAX_STRING = 64 * 1024  # longest string a contract can build
+MAX_DEPTH = 8  # nested contract calls
+MAX_CODE = 64 * 1024
+MAX_MEMORY = 256 * 1024 * 1024  # the whole runtime: a last resort under the per-call limit
+CALL_MEMORY_KB = 32 * 1024  # what one top-level call may add to the heap
+
+
+class CallOutcome(NamedTuple):  # a tuple: built once per call on the hot path
+    ok: bool
+    gas_used: int
+    error: str
+    results: tuple[Any, ...]  # None, bool, int or bytes each
+
+
+def _deny_attribute(*_args: object) -> None:
+    raise AttributeError("attribute access is not available in contracts")
+
+
+_SANDBOX = files("smartchain.contracts").joinpath("sandbox.lua").read_bytes()
+_HOST_METHODS = ("get", "set", "delete", "emit", "balance", "transfer", "token_balance",
+                 "token_transfer", "token_transfer_from", "enter", "leave", "code")
+
+
+def _guarded(method: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """A host call that never raises into Lua: failures become (nil, nil, message[, fatal])."""
+    def call(*args: Any) -> Any:
+        try:
+            return method(*args)
+        except ContractError as exc:
+            return None, None, exc.message.encode()
+        except Exception:  # a bug of ours: abort the call, never leak the exception
+            log.exception("host call %s failed", name)
+            return None, None, b"internal error in the host", True
+    return call
+
+
+class LuaVM:
+    """One runtime with the sandbox loaded, serving one ``Host``."""
+
+    def __init__(self, host: Host, *, watchdog_seconds: float | None = None) -> None:
+        # Lua compares strings with strcoll: pin the collation so every node orders alike.
+        locale.setlocale(locale.LC_COLLATE, "C")
+        self.host = host
+        self._deadline = 0.0
+        self.watchdog_seconds = watchdog_seconds
+        self.rt = lua54.LuaRuntime(
+            register_eval=False, register_builtins=False, unpack_returned_tuples=True,
+            attribute_handlers=(_deny_attribute, _deny_attribute), max_memory=MAX_MEMORY,
+            encoding=None,
+        )
+        callbacks = self.rt.table_from({name.encode(): _guarded(getattr(host, name), name)
+                                        for name in _HOST_METHODS})
+        watchdog = self._watchdog_fired if watchdog_seconds is not None else None
+        api = self.rt.execute(_SANDBOX, callbacks, PERIOD, MAX_STRING, MAX_DEPTH,
+                              host.gas.coroutine, watchdog)
+        self._invoke = api[b"invoke"]
+        self._compile = api[b"compile"]
+
+    def _watchdog_fired(self) -> bool:
+        return time.monotonic() > self._deadline
+
+    def check_source(self, source: bytes) -> None:
+        """Raise ``ContractError`` unless the source compiles and keeps the contract rules."""
+        if len(source) > MAX_CODE:
+            raise ContractError(f"contract source is {len(source)} bytes, limit {MAX_CODE}")
+        dumped, err = self._compile(source)
+        if dumped is None:
+            raise ContractError(f"syntax error: {err.decode(errors='replace')}")
+        try:
+            check_bytecode(dumped)
+        except BytecodeError as exc:
+            raise ContractError(str(exc)) from exc
+
+    def invoke(self, address: bytes, function: bytes, args: tuple[Any, ...], *,
+               gas: int, caller: bytes, value: int, origin: bytes, height: int, time_ms: int,
+               memory_kb: int = CALL_MEMORY_KB) -> CallOutcome:
+        """Run ``function`` of the contract at ``address`` (bech32 bytes) with ``args``.
+
+        The host must have ``begin`` the call (its frame stack and checkpoint)."""
+        if self.watchdog_seconds is not None:
+            self._deadline = time.monotonic() + self.watchdog_seconds
+        try:
+            out = self._invoke(address, function, gas, memory_kb, caller, value, origin,
+                               height, time_ms, *args)
+        except lua54.LuaError as exc:  # the sandbox returns errors as values: a VM fault
+            log.error("contract VM fault: %s", exc)
+            return CallOutcome(False, gas, "the contract VM failed", ())
+        if not out[0]:
+            return CallOutcome(False, out[1], out[2].decode(errors="replace"), ())
+        return CallOutcome(True, out[1], "", out[4:])

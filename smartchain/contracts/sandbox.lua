@@ -391,10 +391,23 @@ function C.wrap(f)
   return function(...) return wrap_result(co_resume(co, ...)) end
 end
 C.yield, C.status, C.running, C.isyieldable = co_yield, co_status, co_running, co_isyieldable
-function C.close(co) return rethrow_if_aborted(co_close(co)) end
+-- An aborted coroutine died inside the hook, where Lua turns hooks off for that thread:
+-- its pending __close handlers must never run.
+function C.close(co)
+  if aborted then raw_error(aborted, 0) end
+  return co_close(co)
+end
 
 local function safe_pcall(f, ...) return rethrow_if_aborted(raw_pcall(f, ...)) end
-local function safe_xpcall(f, handler, ...) return rethrow_if_aborted(raw_xpcall(f, handler, ...)) end
+
+-- A message handler runs before the stack unwinds; when the error came from the gas hook,
+-- hooks are still off at that point, so the contract's handler must not run at all.
+local function safe_xpcall(f, handler, ...)
+  return rethrow_if_aborted(raw_xpcall(f, function(e)
+    if aborted then return e end
+    return handler(e)
+  end, ...))
+end
 
 -- --- the contract API -------------------------------------------------------------------
 
@@ -492,10 +505,15 @@ end
 
 local function checked_results(...) return plain_results(raw_select("#", ...), ...) end
 
+local optional = false  -- a missing function is no error (a contract without init)
+
 local function run(address, fname, ...)
   local env = instantiate(address, frames[#frames])
   local f = raw_rawget(env, fname)
-  if raw_type(f) ~= "function" then raw_error("contract has no function '" .. fname .. "'", 0) end
+  if raw_type(f) ~= "function" then
+    if optional and #frames == 1 then return end
+    raw_error("contract has no function '" .. fname .. "'", 0)
+  end
   return checked_results(f(...))
 end
 
@@ -532,11 +550,11 @@ end
 local api = {}
 
 -- One top-level call. Returns ok, gas_used, error, nresults, results...
-function api.invoke(address, fname, gas, mem_kb, caller, value, origin_, height_, time_, ...)
+function api.invoke(address, fname, gas, mem_kb, optional_, caller, value, origin_, height_, time_, ...)
   if gas <= 0 then return false, 0, "out of gas", 0 end
   remaining, aborted = gas, nil
   mem_start, mem_limit_kb = gc_count("count"), mem_kb
-  origin, height, time = origin_, height_, time_
+  origin, height, time, optional = origin_, height_, time_, optional_
   frames = {{self = address, caller = caller, value = value}}
   local co = metered_thread(run)  -- gas > 0, so this cannot abort on the main thread
   local res = tbl_pack(finish_thread(co, co_resume(co, address, fname, ...)))

@@ -103,15 +103,17 @@ class LuaVM:
 
     def invoke(self, address: bytes, function: bytes, args: tuple[Any, ...], *,
                gas: int, caller: bytes, value: int, origin: bytes, height: int, time_ms: int,
-               memory_kb: int = CALL_MEMORY_KB) -> CallOutcome:
+               memory_kb: int = CALL_MEMORY_KB, optional: bool = False) -> CallOutcome:
         """Run ``function`` of the contract at ``address`` (bech32 bytes) with ``args``.
 
-        The host must have ``begin`` the call (its frame stack and checkpoint)."""
+        The host must have ``begin`` the call (its frame stack and checkpoint). With
+        ``optional``, a missing function is a successful call that does nothing (``init``).
+        """
         if self.watchdog_seconds is not None:
             self._deadline = time.monotonic() + self.watchdog_seconds
         try:
-            out = self._invoke(address, function, gas, memory_kb, caller, value, origin,
-                               height, time_ms, *args)
+            out = self._invoke(address, function, gas, memory_kb, optional, caller, value,
+                               origin, height, time_ms, *args)
         except lua54.LuaError as exc:  # the sandbox returns errors as values: a VM fault
             log.error("contract VM fault: %s", exc)
             return CallOutcome(False, gas, "the contract VM failed", ())

@@ -8,7 +8,7 @@ and proposer, the sender, a gas meter and an event list.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from smartchain.codec import Struct
@@ -40,6 +40,7 @@ class BlockInfo:
     proposer: bytes  # address (20 bytes) that receives fees and the block reward
     params: Params
     fees: int = 0  # collected during the block, paid to the proposer at end_block
+    cache: dict[str, Any] = field(default_factory=dict)  # per-execution scratch of modules
 
 
 class TxContext:

@@ -71,6 +71,17 @@ def add_balance(store: Overlay, address: bytes, amount: int) -> None:
     store.set(key, _encode_account(balance + amount, nonce))
 
 
+def move_hpc(store: Overlay, frm: bytes, to: bytes, amount: int) -> None:
+    """Move HPC between accounts, or raise ``TxError`` if ``frm`` cannot cover it."""
+    fkey = ACCOUNT_PREFIX + frm
+    balance, nonce = _decode_account(store.get(fkey))
+    if balance < amount:
+        raise TxError(Code.INSUFFICIENT_FUNDS,
+                      f"insufficient funds: balance {balance} < amount {amount}")
+    store.set(fkey, _encode_account(balance - amount, nonce))
+    add_balance(store, to, amount)
+
+
 @dataclass(frozen=True, slots=True)
 class Transfer(Struct):
     to: Fixed20
@@ -83,17 +94,8 @@ def _validate_transfer(msg: Transfer) -> None:
 
 
 def _handle_transfer(ctx: TxContext, msg: Transfer) -> None:
-    store = ctx.store
     ctx.gas.consume(2 * ctx.block.params.gas_per_write)
-    skey = ACCOUNT_PREFIX + ctx.sender
-    balance, nonce = _decode_account(store.get(skey))
-    if balance < msg.amount:
-        raise TxError(Code.INSUFFICIENT_FUNDS,
-                      f"insufficient funds: balance {balance} < amount {msg.amount}")
-    store.set(skey, _encode_account(balance - msg.amount, nonce))
-    rkey = ACCOUNT_PREFIX + msg.to
-    rbal, rnonce = _decode_account(store.get(rkey))
-    store.set(rkey, _encode_account(rbal + msg.amount, rnonce))
+    move_hpc(ctx.store, ctx.sender, msg.to, msg.amount)
     # No event: like Ethereum's value transfers, the transaction itself (sender, recipient,
     # amount) is the record, and a receipt-per-transfer event would double the receipt
     # work on the hottest path. Events carry what a transaction does not say.

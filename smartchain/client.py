@@ -5,16 +5,28 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from smartchain.codec import Struct
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.state.modules.bank import Transfer
+from smartchain.state.modules.tokens import (
+    MAX_AMOUNT,
+    Approve,
+    Burn,
+    Issue,
+    Mint,
+    TokenTransfer,
+    TransferFrom,
+)
 from smartchain.types.tx import Transaction
 
 TRANSFER_GAS_LIMIT = 20_000
+TOKEN_GAS_LIMIT = 30_000  # intrinsic gas of a token transaction plus its (at most 3) writes
 
 
 class ApiError(Exception):
@@ -30,6 +42,11 @@ class ApiError(Exception):
 class NodeUnreachable(ApiError):
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(0, "unreachable", f"cannot reach node at {url}: {reason}")
+
+
+def _seg(text: str) -> str:
+    """One URL path segment: user input must not add segments or a query."""
+    return urllib.parse.quote(text, safe="")
 
 
 @dataclass
@@ -93,24 +110,104 @@ class Client:
                 raise ApiError(0, "timeout", f"transaction {tx_hash} not committed in {timeout}s")
             time.sleep(poll)
 
-    def build_transfer(self, key: PrivateKey, to: str, amount: int, *, nonce: int | None = None,
-                       gas_price: int | None = None, gas_limit: int = TRANSFER_GAS_LIMIT,
-                       chain_id: str | None = None) -> Transaction:
-        """A signed transfer; nonce, chain id and gas price are fetched when not given."""
+    def build_tx(self, key: PrivateKey, kind: str, payload: Struct | bytes, *, gas_limit: int,
+                 nonce: int | None = None, gas_price: int | None = None,
+                 chain_id: str | None = None) -> Transaction:
+        """A signed transaction of any kind; nonce, chain id and gas price are fetched when
+        not given (the nonce is the account's next one, counting its pending transactions)."""
         if chain_id is None or gas_price is None:
             st = self.status()
             chain_id = chain_id or st["chain_id"]
             gas_price = gas_price if gas_price is not None else st["min_gas_price"]
         if nonce is None:
             nonce = self.account(to_bech32(key.address))["pending_nonce"]
-        payload = Transfer(from_bech32(to), amount).encode()
-        return Transaction.create(key, chain_id=chain_id, nonce=nonce, kind="bank/transfer",
-                                  payload=payload, gas_limit=gas_limit, gas_price=gas_price)
+        raw = payload if isinstance(payload, bytes) else payload.encode()
+        return Transaction.create(key, chain_id=chain_id, nonce=nonce, kind=kind, payload=raw,
+                                  gas_limit=gas_limit, gas_price=gas_price)
 
-    def transfer(self, key: PrivateKey, to: str, amount: int, *, wait: bool = True,
-                 **kwargs: Any) -> dict[str, Any]:
-        tx = self.build_transfer(key, to, amount, **kwargs)
+    def send_tx(self, key: PrivateKey, kind: str, payload: Struct | bytes, *, gas_limit: int,
+                wait: bool = True, **kwargs: Any) -> dict[str, Any]:
+        """Sign, submit and (by default) wait: returns the committed transaction with its
+        receipt, whose ``ok`` says whether it succeeded (a failed one still paid its fee)."""
+        tx = self.build_tx(key, kind, payload, gas_limit=gas_limit, **kwargs)
         tx_hash = self.submit(tx.encode())
         if not wait:
             return {"hash": tx_hash, "status": "pending"}
         return self.wait_tx(tx_hash)
+
+    def build_transfer(self, key: PrivateKey, to: str, amount: int, *, nonce: int | None = None,
+                       gas_price: int | None = None, gas_limit: int = TRANSFER_GAS_LIMIT,
+                       chain_id: str | None = None) -> Transaction:
+        """A signed transfer; nonce, chain id and gas price are fetched when not given."""
+        return self.build_tx(key, "bank/transfer", Transfer(from_bech32(to), amount),
+                             gas_limit=gas_limit, nonce=nonce, gas_price=gas_price,
+                             chain_id=chain_id)
+
+    def transfer(self, key: PrivateKey, to: str, amount: int, *, wait: bool = True,
+                 gas_limit: int = TRANSFER_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+        return self.send_tx(key, "bank/transfer", Transfer(from_bech32(to), amount),
+                            gas_limit=gas_limit, wait=wait, **kwargs)
+
+    # --- tokens (IOT_Coin) ---------------------------------------------------------------
+
+    def token(self, symbol: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/tokens/{_seg(symbol)}")
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/v1/tokens")["tokens"]
+
+    def token_balance_info(self, symbol: str, address: str) -> dict[str, Any]:
+        """Balance in base units and as a decimal amount (with the token's decimals)."""
+        return self._request("GET", f"/v1/tokens/{_seg(symbol)}/balances/{_seg(address)}")
+
+    def token_balance(self, symbol: str, address: str) -> int:
+        return int(self.token_balance_info(symbol, address)["balance"])
+
+    def allowance_info(self, symbol: str, owner: str, spender: str) -> dict[str, Any]:
+        path = f"/v1/tokens/{_seg(symbol)}/allowances/{_seg(owner)}/{_seg(spender)}"
+        return self._request("GET", path)
+
+    def allowance(self, symbol: str, owner: str, spender: str) -> int:
+        return int(self.allowance_info(symbol, owner, spender)["allowance"])
+
+    def issue_token(self, key: PrivateKey, symbol: str, name: str, decimals: int, supply: int,
+                    *, mintable: bool = False, max_supply: int | None = None,
+                    gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Issue a token; amounts in base units. ``max_supply`` defaults to the supply for a
+        fixed token and to the 64-bit limit for a mintable one. The gas limit covers the
+        chain's issue price (read from the node) when not given."""
+        if max_supply is None:
+            max_supply = MAX_AMOUNT if mintable else supply
+        if gas_limit is None:
+            gas_limit = int(self.status().get("token_issue_gas", 0)) + TOKEN_GAS_LIMIT
+        return self.send_tx(key, "tokens/issue",
+                            Issue(symbol, name, decimals, supply, mintable, max_supply),
+                            gas_limit=gas_limit, **kwargs)
+
+    def token_transfer(self, key: PrivateKey, symbol: str, to: str, amount: int, *,
+                       gas_limit: int = TOKEN_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+        return self.send_tx(key, "tokens/transfer",
+                            TokenTransfer(symbol, from_bech32(to), amount),
+                            gas_limit=gas_limit, **kwargs)
+
+    def approve(self, key: PrivateKey, symbol: str, spender: str, amount: int, *,
+                gas_limit: int = TOKEN_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+        """Set (not add to) what ``spender`` may move out of this key's balance."""
+        return self.send_tx(key, "tokens/approve", Approve(symbol, from_bech32(spender), amount),
+                            gas_limit=gas_limit, **kwargs)
+
+    def transfer_from(self, key: PrivateKey, symbol: str, owner: str, to: str, amount: int, *,
+                      gas_limit: int = TOKEN_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+        return self.send_tx(key, "tokens/transfer_from",
+                            TransferFrom(symbol, from_bech32(owner), from_bech32(to), amount),
+                            gas_limit=gas_limit, **kwargs)
+
+    def mint(self, key: PrivateKey, symbol: str, to: str, amount: int, *,
+             gas_limit: int = TOKEN_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+        return self.send_tx(key, "tokens/mint", Mint(symbol, from_bech32(to), amount),
+                            gas_limit=gas_limit, **kwargs)
+
+    def burn(self, key: PrivateKey, symbol: str, amount: int, *,
+             gas_limit: int = TOKEN_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+        return self.send_tx(key, "tokens/burn", Burn(symbol, amount), gas_limit=gas_limit,
+                            **kwargs)

@@ -262,13 +262,14 @@ def test_blocks_by_height_and_latest(api: Api) -> None:
 def test_account_view(api: Api) -> None:
     assert api.account(DAVE) == {
         "address": to_bech32(DAVE.address), "balance": str(1_000 * HPC), "balance_hpc": "1000",
-        "nonce": 0, "pending_nonce": 0}
+        "nonce": 0, "pending_nonce": 0, "tokens": []}
     acct = api.account(ALICE)
     assert int(acct["balance"]) > 0
     assert acct["balance_hpc"] == format_hpc(int(acct["balance"]))
     fresh = to_bech32(_key("never-used").address)
     assert api.ok(f"/v1/accounts/{fresh}") == {
-        "address": fresh, "balance": "0", "balance_hpc": "0", "nonce": 0, "pending_nonce": 0}
+        "address": fresh, "balance": "0", "balance_hpc": "0", "nonce": 0, "pending_nonce": 0,
+        "tokens": []}
     # bech32 allows all-upper-case; the answer is canonical lower case
     assert api.ok(f"/v1/accounts/{fresh.upper()}")["address"] == fresh
 

@@ -8,6 +8,10 @@ HEX32 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 UNITS = {"type": "string", "pattern": "^[0-9]+$",
          "description": "integer base units (1 HPC = 10^8)"}
 ADDRESS = {"type": "string", "pattern": "^smart1[02-9ac-hj-np-z]{38}$", "description": "bech32"}
+SYMBOL = {"type": "string", "pattern": "^[A-Z][A-Z0-9]{1,9}$", "description": "token symbol"}
+TOKEN_UNITS = {"type": "string", "pattern": "^[0-9]+$",
+               "description": "integer base units of the token (at most 2^63-1)"}
+DECIMAL = {"type": "string", "description": "exact decimal amount, using the token's decimals"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -80,11 +84,40 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Account": {
-        "type": "object", "required": ["address", "balance", "nonce"],
+        "type": "object", "required": ["address", "balance", "nonce", "tokens"],
         "properties": {
             "address": ADDRESS, "balance": UNITS, "balance_hpc": {"type": "string"},
             "nonce": {"type": "integer"}, "pending_nonce": {"type": "integer"},
+            "tokens": {"type": "array", "items": _ref("Holding"),
+                       "description": "token balances, by symbol"},
         },
+    },
+    "Holding": {
+        "type": "object", "required": ["symbol", "balance", "decimals", "amount"],
+        "properties": {"symbol": SYMBOL, "balance": TOKEN_UNITS,
+                       "decimals": {"type": "integer"}, "amount": DECIMAL},
+    },
+    "Token": {
+        "type": "object",
+        "required": ["symbol", "name", "decimals", "issuer", "mintable", "supply", "max_supply"],
+        "properties": {
+            "symbol": SYMBOL, "name": {"type": "string"},
+            "decimals": {"type": "integer", "minimum": 0, "maximum": 18}, "issuer": ADDRESS,
+            "mintable": {"type": "boolean"}, "supply": TOKEN_UNITS, "max_supply": TOKEN_UNITS,
+            "supply_amount": DECIMAL, "max_supply_amount": DECIMAL,
+        },
+    },
+    "TokenBalance": {
+        "type": "object", "required": ["symbol", "address", "balance", "decimals", "amount"],
+        "properties": {"symbol": SYMBOL, "address": ADDRESS, "balance": TOKEN_UNITS,
+                       "decimals": {"type": "integer"}, "amount": DECIMAL},
+    },
+    "TokenAllowance": {
+        "type": "object",
+        "required": ["symbol", "owner", "spender", "allowance", "decimals", "amount"],
+        "properties": {"symbol": SYMBOL, "owner": ADDRESS, "spender": ADDRESS,
+                       "allowance": TOKEN_UNITS, "decimals": {"type": "integer"},
+                       "amount": DECIMAL},
     },
     "Status": {
         "type": "object", "required": ["chain_id", "height", "latest_hash", "state_root"],
@@ -94,6 +127,7 @@ SCHEMAS: dict[str, Any] = {
             "state_root": HEX32, "genesis_hash": HEX32, "mempool_size": {"type": "integer"},
             "min_gas_price": {"type": "integer"}, "tx_base_gas": {"type": "integer"},
             "gas_per_tx_byte": {"type": "integer"}, "gas_per_write": {"type": "integer"},
+            "token_issue_gas": {"type": "integer"},
             "block_time_ms": {"type": "integer"}, "moniker": {"type": "string"},
             "peers": {"type": "integer"}, "signer": {"type": "boolean"},
             "validator": ADDRESS,
@@ -152,10 +186,36 @@ PATHS: dict[str, Any] = {
                       "404": _err("no such block")},
     }},
     "/v1/accounts/{address}": {"get": {
-        "summary": "Balance and nonce of an account",
+        "summary": "Balance, nonce and token balances of an account",
         "parameters": [_path_param("address", ADDRESS)],
         "responses": {"200": _json(_ref("Account"), "account (zero if never used)"),
                       "400": _err("invalid address")},
+    }},
+    "/v1/tokens": {"get": {
+        "summary": "Every issued token, by symbol",
+        "responses": {"200": _json({"type": "object", "required": ["tokens"], "properties": {
+            "tokens": {"type": "array", "items": _ref("Token")}}}, "all tokens")},
+    }},
+    "/v1/tokens/{symbol}": {"get": {
+        "summary": "A token's issuer, decimals and supply",
+        "parameters": [_path_param("symbol", SYMBOL)],
+        "responses": {"200": _json(_ref("Token"), "token"), "400": _err("malformed symbol"),
+                      "404": _err("no such token")},
+    }},
+    "/v1/tokens/{symbol}/balances/{address}": {"get": {
+        "summary": "An address's balance of a token",
+        "parameters": [_path_param("symbol", SYMBOL), _path_param("address", ADDRESS)],
+        "responses": {"200": _json(_ref("TokenBalance"), "balance (zero if none)"),
+                      "400": _err("malformed symbol or address"),
+                      "404": _err("no such token")},
+    }},
+    "/v1/tokens/{symbol}/allowances/{owner}/{spender}": {"get": {
+        "summary": "How much of owner's token the spender may still transfer",
+        "parameters": [_path_param("symbol", SYMBOL), _path_param("owner", ADDRESS),
+                       _path_param("spender", ADDRESS)],
+        "responses": {"200": _json(_ref("TokenAllowance"), "allowance (zero if none)"),
+                      "400": _err("malformed symbol or address"),
+                      "404": _err("no such token")},
     }},
     "/v1/status": {"get": {
         "summary": "Chain id, height, latest hash and state root",

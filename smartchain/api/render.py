@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import typing
 from typing import Any
 
-from smartchain.codec import CodecError
+from smartchain.codec import CodecError, Struct
 from smartchain.crypto.address import address_of, to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.state.chain import TxRecord
 from smartchain.state.errors import Code
 from smartchain.state.modules.bank import Transfer
-from smartchain.types.amount import format_hpc
+from smartchain.state.modules.tokens import PAYLOADS as TOKEN_PAYLOADS
+from smartchain.state.modules.tokens import TokenInfo
+from smartchain.types.amount import format_hpc, format_units
 from smartchain.types.block import Block, BlockHeader
 from smartchain.types.consensus import Commit
 from smartchain.types.tx import Receipt, Transaction
 
-PAYLOAD_TYPES = {"bank/transfer": Transfer}
+PAYLOAD_TYPES: dict[str, type[Struct]] = {"bank/transfer": Transfer, **TOKEN_PAYLOADS}
 
 
 def payload_json(kind: str, payload: bytes) -> Any:
@@ -29,7 +34,42 @@ def payload_json(kind: str, payload: bytes) -> Any:
     if isinstance(msg, Transfer):
         return {"to": to_bech32(msg.to), "amount": str(msg.amount),
                 "amount_hpc": format_hpc(msg.amount)}
-    return {"raw": payload.hex()}
+    return fields_json(msg)
+
+
+@functools.cache
+def _wide_ints(cls: type) -> frozenset[str]:
+    """Fields encoded as u64/u128: JSON gives them as strings (they may exceed 2^53)."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return frozenset(name for name, hint in hints.items()
+                     if any(getattr(m, "name", "") in ("u64", "u128", "i64")
+                            for m in getattr(hint, "__metadata__", ())))
+
+
+def fields_json(msg: Any) -> dict[str, Any]:
+    """A payload's fields as JSON: 20-byte fields are addresses, 64- and 128-bit integers
+    strings; the rest as they are."""
+    wide = _wide_ints(type(msg))
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(msg):
+        v = getattr(msg, f.name)
+        if isinstance(v, bytes):
+            out[f.name] = to_bech32(v) if len(v) == 20 else v.hex()
+        elif f.name in wide:
+            out[f.name] = str(v)
+        else:
+            out[f.name] = v
+    return out
+
+
+def token_json(t: TokenInfo) -> dict[str, Any]:
+    return {
+        "symbol": t.symbol, "name": t.name, "decimals": t.decimals,
+        "issuer": to_bech32(t.issuer), "mintable": t.mintable,
+        "supply": str(t.supply), "max_supply": str(t.max_supply),
+        "supply_amount": format_units(t.supply, t.decimals),
+        "max_supply_amount": format_units(t.max_supply, t.decimals),
+    }
 
 
 def tx_json(tx: Transaction) -> dict[str, Any]:

@@ -17,12 +17,22 @@ from typing import Any
 from aiohttp import web
 
 from smartchain.api.openapi import openapi_spec
-from smartchain.api.render import block_json, committed_tx_json, tx_json
+from smartchain.api.render import block_json, committed_tx_json, token_json, tx_json
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.node.node import Node
 from smartchain.state.errors import Code, TxError
 from smartchain.state.modules.bank import get_account
-from smartchain.types.amount import format_hpc
+from smartchain.state.modules.tokens import (
+    SYMBOL_RE,
+    TokenInfo,
+    all_tokens,
+    allowance,
+    holdings,
+    token_balance,
+    token_info,
+)
+from smartchain.state.store import StateReader
+from smartchain.types.amount import format_hpc, format_units
 
 log = logging.getLogger("smartchain.api")
 NODE = web.AppKey("node", Node)
@@ -181,15 +191,30 @@ async def get_latest_block(request: web.Request) -> web.Response:
     return _block_response(node, node.chain.height)
 
 
-async def get_account_view(request: web.Request) -> web.Response:
-    node = _node(request)
+def _address_param(request: web.Request, name: str = "address") -> bytes:
     try:
-        address = from_bech32(request.match_info["address"])
+        return from_bech32(request.match_info[name])
     except AddressError as exc:
         raise ApiError(400, "invalid_address", str(exc)) from exc
+
+
+def _holdings_json(reader: StateReader, address: bytes) -> list[dict[str, Any]]:
+    out = []
+    for symbol, balance in holdings(reader, address):
+        info = token_info(reader, symbol)
+        decimals = info.decimals if info is not None else 0
+        out.append({"symbol": symbol, "balance": str(balance), "decimals": decimals,
+                    "amount": format_units(balance, decimals)})
+    return out
+
+
+async def get_account_view(request: web.Request) -> web.Response:
+    node = _node(request)
+    address = _address_param(request)
     reader = node.chain.reader()
     try:
         acct = get_account(reader, address)
+        tokens = _holdings_json(reader, address)
     finally:
         reader.close()
     return web.json_response({
@@ -198,7 +223,80 @@ async def get_account_view(request: web.Request) -> web.Response:
         "balance_hpc": format_hpc(acct.balance),
         "nonce": acct.nonce,
         "pending_nonce": node.pending_nonce(address),
+        "tokens": tokens,
     })
+
+
+# --- tokens ----------------------------------------------------------------------------
+
+
+def _symbol_param(request: web.Request) -> str:
+    symbol = request.match_info["symbol"]
+    if not SYMBOL_RE.fullmatch(symbol):
+        raise ApiError(400, "invalid_symbol", f"invalid token symbol {symbol!r}: 2-10 "
+                       "characters, an upper-case letter then upper-case letters or digits")
+    return symbol
+
+
+def _require_token(reader: StateReader, symbol: str) -> TokenInfo:
+    info = token_info(reader, symbol)
+    if info is None:
+        hint = " (HPC is the native coin: see /v1/accounts)" if symbol == "HPC" else ""
+        raise ApiError(404, "not_found", f"no token {symbol}{hint}")
+    return info
+
+
+def _read(request: web.Request) -> StateReader:
+    return _node(request).chain.reader()
+
+
+async def get_tokens(request: web.Request) -> web.Response:
+    reader = _read(request)
+    try:
+        tokens = all_tokens(reader)
+    finally:
+        reader.close()
+    return web.json_response({"tokens": [token_json(t) for t in tokens]})
+
+
+async def get_token(request: web.Request) -> web.Response:
+    symbol = _symbol_param(request)
+    reader = _read(request)
+    try:
+        info = _require_token(reader, symbol)
+    finally:
+        reader.close()
+    return web.json_response(token_json(info))
+
+
+async def get_token_balance(request: web.Request) -> web.Response:
+    symbol = _symbol_param(request)
+    address = _address_param(request)
+    reader = _read(request)
+    try:
+        info = _require_token(reader, symbol)
+        balance = token_balance(reader, symbol, address)
+    finally:
+        reader.close()
+    return web.json_response({
+        "symbol": symbol, "address": to_bech32(address), "balance": str(balance),
+        "decimals": info.decimals, "amount": format_units(balance, info.decimals)})
+
+
+async def get_token_allowance(request: web.Request) -> web.Response:
+    symbol = _symbol_param(request)
+    owner = _address_param(request, "owner")
+    spender = _address_param(request, "spender")
+    reader = _read(request)
+    try:
+        info = _require_token(reader, symbol)
+        allowed = allowance(reader, symbol, owner, spender)
+    finally:
+        reader.close()
+    return web.json_response({
+        "symbol": symbol, "owner": to_bech32(owner), "spender": to_bech32(spender),
+        "allowance": str(allowed), "decimals": info.decimals,
+        "amount": format_units(allowed, info.decimals)})
 
 
 async def get_status(request: web.Request) -> web.Response:
@@ -217,6 +315,7 @@ async def get_status(request: web.Request) -> web.Response:
         "tx_base_gas": chain.params.tx_base_gas,
         "gas_per_tx_byte": chain.params.gas_per_tx_byte,
         "gas_per_write": chain.params.gas_per_write,
+        "token_issue_gas": chain.params.token_issue_gas,
         "block_time_ms": node.config.block_time_ms,
         "moniker": node.config.moniker,
         "peers": node.peer_count(),
@@ -241,6 +340,10 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] 
     ("GET", "/v1/blocks/latest", get_latest_block),
     ("GET", "/v1/blocks/{height}", get_block),
     ("GET", "/v1/accounts/{address}", get_account_view),
+    ("GET", "/v1/tokens", get_tokens),
+    ("GET", "/v1/tokens/{symbol}", get_token),
+    ("GET", "/v1/tokens/{symbol}/balances/{address}", get_token_balance),
+    ("GET", "/v1/tokens/{symbol}/allowances/{owner}/{spender}", get_token_allowance),
     ("GET", "/v1/status", get_status),
     ("GET", "/metrics", get_metrics),
     ("GET", "/openapi.json", get_openapi),

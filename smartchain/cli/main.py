@@ -7,28 +7,40 @@ one line on stderr (or a JSON error object with ``--json``) and a non-zero exit 
 
 from __future__ import annotations
 
-import getpass
 import importlib
 import json
-import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from smartchain import devnet as devnet_mod
 from smartchain.cli import keyring, settings
-from smartchain.client import ApiError, Client
+from smartchain.cli.common import (
+    OPTS,
+    CliError,
+    GasPrice,
+    PassFile,
+    Wait,
+    committed_line,
+    emit,
+    err,
+    load_key,
+    out,
+    passphrase,
+    require_ok,
+    resolve_address,
+)
+from smartchain.cli.tokens import holdings_lines, token_app
+from smartchain.client import ApiError
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.crypto.keystore import KeystoreError, is_encrypted, open_doc
+from smartchain.crypto.keystore import KeystoreError, is_encrypted
 from smartchain.node.config import KEY_FILE, ConfigError, NodeConfig
 from smartchain.node.home import init_home, load_validator_key
 from smartchain.state.genesis import GenesisError
@@ -47,32 +59,7 @@ app.add_typer(tx_app, name="tx")
 app.add_typer(query_app, name="query")
 app.add_typer(node_app, name="node")
 app.add_typer(devnet_app, name="devnet")
-
-out = Console(soft_wrap=True)  # never re-wrap lines: output is often piped or parsed
-err = Console(stderr=True, soft_wrap=True)
-
-
-class CliError(Exception):
-    """A user-facing failure: message and exit code."""
-
-    def __init__(self, message: str, code: str = "error", exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.exit_code = exit_code
-
-
-@dataclass
-class Opts:
-    node: str | None = None
-    json: bool = False
-
-    @property
-    def client(self) -> Client:
-        return Client(self.node or settings.default_node())
-
-
-OPTS = Opts()
+app.add_typer(token_app, name="token")
 
 
 @app.callback()
@@ -83,54 +70,6 @@ def _global(
     OPTS.node = node
     OPTS.json = as_json
 
-
-def emit(data: Any, human: Any = None) -> None:
-    """Print ``data`` as JSON with --json, else the human rendering (or data)."""
-    if OPTS.json or (human is None and isinstance(data, dict | list)):
-        print(json.dumps(data, indent=2))  # no rendering of its own: JSON, not a Python repr
-    elif callable(human):
-        human()
-    else:
-        out.print(human if human is not None else data)
-
-
-def _passphrase(prompt: str, confirm: bool = False, file: Path | None = None) -> str:
-    if file is not None:
-        try:
-            return file.read_text().rstrip("\n")
-        except OSError as exc:
-            raise CliError(f"cannot read passphrase file: {exc}") from exc
-    env = os.environ.get("SMART_PASSPHRASE")
-    if env is not None:
-        return env
-    if not sys.stdin.isatty():
-        raise CliError("a passphrase is needed: set SMART_PASSPHRASE or use --passphrase-file")
-    pw = getpass.getpass(prompt)
-    if confirm and getpass.getpass("Repeat passphrase: ") != pw:
-        raise CliError("passphrases do not match")
-    return pw
-
-
-def _load_key(name: str, passphrase_file: Path | None = None) -> PrivateKey:
-    doc = keyring.read_doc(name)
-    pw = _passphrase(f"Passphrase for {name}: ", file=passphrase_file) if is_encrypted(doc) \
-        else None
-    return open_doc(doc, pw)
-
-
-def _resolve_address(text: str) -> str:
-    """An address, or the name of a key in the keyring."""
-    if text.startswith("smart1") or text.upper().startswith("SMART1"):
-        return to_bech32(from_bech32(text))
-    try:
-        return keyring.read_doc(text)["address"]
-    except keyring.KeyringError:
-        from_bech32(text)  # raises the address error, which is the likelier mistake
-        raise
-
-
-PassFile = Annotated[Path | None, typer.Option("--passphrase-file",
-                                               help="Read the passphrase from this file.")]
 
 # --- keys ------------------------------------------------------------------------------
 
@@ -143,7 +82,7 @@ def keys_new(
 ) -> None:
     """Create a key; it is sealed with a passphrase unless --insecure."""
     key = PrivateKey.generate()
-    pw = None if insecure else _passphrase("New passphrase: ", confirm=True, file=passphrase_file)
+    pw = None if insecure else passphrase("New passphrase: ", confirm=True, file=passphrase_file)
     path = keyring.add(name, key, pw, insecure=insecure)
     addr = to_bech32(key.address)
     emit({"name": name, "address": addr, "file": str(path), "encrypted": not insecure},
@@ -177,7 +116,7 @@ def keys_show(name: str) -> None:
 @keys_app.command("export")
 def keys_export(name: str, passphrase_file: PassFile = None) -> None:
     """Print the private seed (hex). Anyone who sees it controls the account."""
-    key = _load_key(name, passphrase_file)
+    key = load_key(name, passphrase_file)
     emit({"name": name, "address": to_bech32(key.address), "seed": key.seed.hex()}, key.seed.hex())
 
 
@@ -192,7 +131,7 @@ def keys_import(
         key = PrivateKey.from_seed(bytes.fromhex(seed))
     except ValueError as exc:
         raise CliError(f"invalid seed: {exc}") from exc
-    pw = None if insecure else _passphrase("New passphrase: ", confirm=True, file=passphrase_file)
+    pw = None if insecure else passphrase("New passphrase: ", confirm=True, file=passphrase_file)
     keyring.add(name, key, pw, insecure=insecure)
     emit({"name": name, "address": to_bech32(key.address)}, f"imported {name}")
 
@@ -208,8 +147,8 @@ def tx_transfer(
                       ] = None,
     units: Annotated[str | None, typer.Option(help="Amount in base units (1 HPC = 10^8).")
                      ] = None,
-    gas_price: Annotated[int | None, typer.Option(help="Base units per gas.")] = None,
-    wait: Annotated[bool, typer.Option(help="Wait until committed.")] = True,
+    gas_price: GasPrice = None,
+    wait: Wait = True,
     passphrase_file: PassFile = None,
 ) -> None:
     """Send HPC (give exactly one of --amount and --units)."""
@@ -218,21 +157,16 @@ def tx_transfer(
     value = parse_hpc(amount) if amount is not None else parse_units(units)
     if value <= 0:
         raise CliError("amount must be positive")
-    recipient = _resolve_address(to)
-    key = _load_key(sender, passphrase_file)
+    recipient = resolve_address(to)
+    key = load_key(sender, passphrase_file)
     client = OPTS.client
     result = client.transfer(key, recipient, value, wait=wait, gas_price=gas_price)
     if not wait:
         emit(result, f"submitted {result['hash']}")
         return
-    receipt = result["receipt"]
-    if not receipt["ok"]:  # committed (fee paid) but failed: one error, with the tx hash
-        raise CliError(f"transaction {result['hash']} failed: {receipt['log']}",
-                       receipt["code_name"])
+    require_ok(result)
     emit(result, lambda: out.print(
-        f"sent {format_hpc(value)} HPC to {recipient}\n"
-        f"tx {result['hash']} committed at height {result['height']} "
-        f"(fee {format_hpc(int(receipt['fee']))} HPC)"))
+        f"sent {format_hpc(value)} HPC to {recipient}\n{committed_line(result)}"))
 
 
 # --- query -----------------------------------------------------------------------------
@@ -240,10 +174,11 @@ def tx_transfer(
 
 @query_app.command("account")
 def query_account(address: Annotated[str, typer.Argument(help="Address or key name.")]) -> None:
-    acct = OPTS.client.account(_resolve_address(address))
+    acct = OPTS.client.account(resolve_address(address))
     emit(acct, lambda: out.print(
         f"address: {acct['address']}\nbalance: {acct['balance_hpc']} HPC "
-        f"({acct['balance']} units)\nnonce:   {acct['nonce']}"))
+        f"({acct['balance']} units)\nnonce:   {acct['nonce']}"
+        + "".join(f"\n{line}" for line in holdings_lines(acct.get("tokens", [])))))
 
 
 @query_app.command("block")
@@ -292,8 +227,8 @@ def node_init(
 ) -> None:
     """Create a single-validator chain: config.toml, genesis.json, validator key."""
     key = PrivateKey.generate()
-    pw = None if insecure else _passphrase("Validator key passphrase: ", confirm=True,
-                                           file=passphrase_file)
+    pw = None if insecure else passphrase("Validator key passphrase: ", confirm=True,
+                                          file=passphrase_file)
     cfg = NodeConfig(moniker=moniker, api_port=api_port, block_time_ms=block_time_ms)
     genesis = init_home(home, chain_id=chain_id, key=key, passphrase=pw, insecure=insecure,
                         accounts=_parse_fund(fund or []), config=cfg,
@@ -313,7 +248,7 @@ def node_start(
 
     cfg = NodeConfig.load(home)
     doc = json.loads((home / KEY_FILE).read_text())
-    pw = _passphrase("Validator key passphrase: ", file=passphrase_file) if is_encrypted(doc) \
+    pw = passphrase("Validator key passphrase: ", file=passphrase_file) if is_encrypted(doc) \
         else None
     run(home, load_validator_key(home, pw), cfg)
 

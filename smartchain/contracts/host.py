@@ -23,6 +23,7 @@ FUNCTION_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_]{0,63}")
 _I64 = struct.Struct(">q")
 _INT_TAG, _BYTES_TAG = b"\x01", b"\x02"
 STORE_PREFIX = b"contracts/store/"  # + contract address + encoded key
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class ContractError(Exception):
@@ -77,12 +78,6 @@ def encode_value(value: Any) -> bytes:
     raise ContractError("a storage value must be a string or an integer (nil deletes)")
 
 
-def decode_value(raw: bytes) -> bytes | int:
-    if raw[:1] == _INT_TAG:
-        return _I64.unpack(raw[1:])[0]
-    return raw[1:]
-
-
 def check_function_name(name: Any) -> bytes:
     """Callable from outside: an identifier, not private (``_x``) and not ``init``."""
     if type(name) is not bytes or not FUNCTION_NAME.fullmatch(name) or name == b"init":
@@ -120,6 +115,7 @@ class Host:
     frames: list[Frame] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     _addresses: dict[bytes, bytes] = field(default_factory=dict)
+    _prefix: bytes = b""  # where the running contract's storage lives
 
     # --- primitives the chain provides --------------------------------------------------
 
@@ -175,25 +171,34 @@ class Host:
         """Start a top-level call of ``contract`` (its checkpoint is the caller's)."""
         self.frames = [Frame(contract, self._checkpoint(), 0)]
         self.events = []
+        self._prefix = STORE_PREFIX + contract
 
     # --- host calls (names match the sandbox's) ----------------------------------------
 
+    # get and set are the hot path of every contract: encodings are inlined.
+
     def get(self, key: Any) -> tuple[Any, int]:
-        raw = self._load(STORE_PREFIX + self.frames[-1].address + encode_key(key))
+        if type(key) is bytes and len(key) <= MAX_KEY:
+            raw = self._load(self._prefix + b"s" + key)
+        else:
+            raw = self._load(self._prefix + encode_key(key))
         if raw is None:
             return None, self.gas.read
-        return decode_value(raw), self.gas.read + (len(raw) >> 4)
+        if raw[0] == 2:  # _BYTES_TAG
+            return raw[1:], self.gas.read + (len(raw) >> 4)
+        return _I64.unpack_from(raw, 1)[0], self.gas.read
 
     def set(self, key: Any, value: Any) -> tuple[None, int]:
         if value is None:
             return self.delete(key)
-        k = encode_key(key)
-        v = encode_value(value)
-        self._store(STORE_PREFIX + self.frames[-1].address + k, v)
+        k = b"s" + key if type(key) is bytes and len(key) <= MAX_KEY else encode_key(key)
+        v = _INT_TAG + _I64.pack(value) if type(value) is int and INT64_MIN <= value <= INT64_MAX \
+            else encode_value(value)
+        self._store(self._prefix + k, v)
         return None, self.gas.write + self.gas.byte * (len(k) + len(v))
 
     def delete(self, key: Any) -> tuple[None, int]:
-        self._store(STORE_PREFIX + self.current + encode_key(key), None)
+        self._store(self._prefix + encode_key(key), None)
         return None, self.gas.write
 
     def emit(self, name: Any, named: bool, *values: Any) -> tuple[None, int]:
@@ -239,10 +244,12 @@ class Host:
         if self._source(contract) is None:
             raise ContractError(f"no contract at {to_bech32(contract)}")
         self.frames.append(Frame(contract, self._checkpoint(), len(self.events)))
+        self._prefix = STORE_PREFIX + contract
         return None, self.gas.call
 
     def leave(self, ok: bool) -> None:
         frame = self.frames.pop()
+        self._prefix = STORE_PREFIX + self.frames[-1].address
         if not ok:
             self._revert(frame.checkpoint)
             del self.events[frame.events:]

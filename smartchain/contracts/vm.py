@@ -109,6 +109,11 @@ class LuaVM:
         The host must have ``begin`` the call (its frame stack and checkpoint). With
         ``optional``, a missing function is a successful call that does nothing (``init``).
         """
+        for a in args:
+            if not (a is None or type(a) in (bool, bytes) or
+                    (type(a) is int and -(1 << 63) <= a < 1 << 63)):
+                raise ContractError(f"a call argument must be nil, a boolean, a 64-bit "
+                                    f"integer or bytes, not {type(a).__name__}")
         if self.watchdog_seconds is not None:
             self._deadline = time.monotonic() + self.watchdog_seconds
         try:

@@ -25,6 +25,8 @@ from smartchain.state.executor import CheckedTx, Executor
 from smartchain.state.genesis import Genesis
 from smartchain.state.module import BlockInfo, Module
 from smartchain.state.modules.bank import Bank
+from smartchain.state.modules.contracts import Contracts
+from smartchain.state.modules.tokens import Tokens
 from smartchain.state.params import PARAMS_KEY, Params
 from smartchain.state.store import Overlay, StateReader, Store
 from smartchain.types.block import ZERO_HASH, Block, BlockHeader, commit_hash, evidence_hash
@@ -86,7 +88,7 @@ def _record_evidence(store: Overlay, evidence: tuple[DuplicateVoteEvidence, ...]
 
 
 def default_modules() -> list[Module]:
-    return [Bank()]
+    return [Bank(), Tokens(), Contracts()]
 
 
 class Chain:

@@ -1,0 +1,117 @@
+"""What every group of ``smart`` commands shares: global options, output, errors, keys.
+
+Kept apart from ``main`` so feature command groups (``smart token``, ...) live in their own
+modules without importing the entry point (which imports them).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from smartchain.cli import keyring, settings
+from smartchain.client import Client
+from smartchain.crypto.address import from_bech32, to_bech32
+from smartchain.crypto.keys import PrivateKey
+from smartchain.crypto.keystore import is_encrypted, open_doc
+from smartchain.types.amount import format_hpc
+
+out = Console(soft_wrap=True)  # never re-wrap lines: output is often piped or parsed
+err = Console(stderr=True, soft_wrap=True)
+
+
+class CliError(Exception):
+    """A user-facing failure: message and exit code."""
+
+    def __init__(self, message: str, code: str = "error", exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.exit_code = exit_code
+
+
+@dataclass
+class Opts:
+    node: str | None = None
+    json: bool = False
+
+    @property
+    def client(self) -> Client:
+        return Client(self.node or settings.default_node())
+
+
+OPTS = Opts()
+
+
+def emit(data: Any, human: Any = None) -> None:
+    """Print ``data`` as JSON with --json, else the human rendering (or data)."""
+    if OPTS.json or (human is None and isinstance(data, dict | list)):
+        print(json.dumps(data, indent=2))  # no rendering of its own: JSON, not a Python repr
+    elif callable(human):
+        human()
+    else:
+        out.print(human if human is not None else data)
+
+
+def passphrase(prompt: str, confirm: bool = False, file: Path | None = None) -> str:
+    if file is not None:
+        try:
+            return file.read_text().rstrip("\n")
+        except OSError as exc:
+            raise CliError(f"cannot read passphrase file: {exc}") from exc
+    env = os.environ.get("SMART_PASSPHRASE")
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise CliError("a passphrase is needed: set SMART_PASSPHRASE or use --passphrase-file")
+    pw = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat passphrase: ") != pw:
+        raise CliError("passphrases do not match")
+    return pw
+
+
+def load_key(name: str, passphrase_file: Path | None = None) -> PrivateKey:
+    doc = keyring.read_doc(name)
+    pw = passphrase(f"Passphrase for {name}: ", file=passphrase_file) if is_encrypted(doc) \
+        else None
+    return open_doc(doc, pw)
+
+
+def resolve_address(text: str) -> str:
+    """An address, or the name of a key in the keyring."""
+    if text.startswith("smart1") or text.upper().startswith("SMART1"):
+        return to_bech32(from_bech32(text))
+    try:
+        return keyring.read_doc(text)["address"]
+    except keyring.KeyringError:
+        from_bech32(text)  # raises the address error, which is the likelier mistake
+        raise
+
+
+def require_ok(result: dict[str, Any]) -> dict[str, Any]:
+    """A committed transaction that failed paid its fee but did nothing: that is an error
+    for the user, reported in one line with the hash to look it up by."""
+    receipt = result["receipt"]
+    if not receipt["ok"]:
+        raise CliError(f"transaction {result['hash']} failed: {receipt['log']}",
+                       receipt["code_name"])
+    return result
+
+
+def committed_line(result: dict[str, Any]) -> str:
+    return (f"tx {result['hash']} committed at height {result['height']} "
+            f"(fee {format_hpc(int(result['receipt']['fee']))} HPC)")
+
+
+PassFile = Annotated[Path | None, typer.Option("--passphrase-file",
+                                               help="Read the passphrase from this file.")]
+GasPrice = Annotated[int | None, typer.Option(help="Base units per gas.")]
+Wait = Annotated[bool, typer.Option(help="Wait until committed.")]

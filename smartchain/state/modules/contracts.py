@@ -1,0 +1,284 @@
+"""Lua smart contracts: deploy, call and query (Smartshare ch. II §3-4; Smart Chain 3.2.5).
+
+The source is kept on chain, so what a contract does is readable by anyone; its storage is
+chain state under ``contracts/store/<address>``, in the state root like everything else.
+Each executed block gets a fresh ``LuaVM`` (see ``smartchain.contracts.vm``), and a call's
+gas comes out of its transaction's gas: instructions, storage bytes, events and the call
+itself. A failed or out-of-gas call reverts every write of its transaction and still pays.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from smartchain.codec import I64, U8, U64, U128, Bytes, Fixed20, Fixed32, Str, Struct, list_of
+from smartchain.contracts.host import ContractError, GasSchedule, Host, check_function_name
+from smartchain.contracts.memhost import MemoryHost
+from smartchain.contracts.vm import CallOutcome, LuaVM
+from smartchain.crypto.address import from_bech32, to_bech32
+from smartchain.crypto.hashing import h256, h256_tagged
+from smartchain.state.errors import Code, OutOfGas, TxError
+from smartchain.state.module import BlockInfo, Module, Msg, TxContext
+from smartchain.state.modules import tokens
+from smartchain.state.modules.bank import get_account, move_hpc
+from smartchain.state.params import Params
+from smartchain.state.store import Overlay
+from smartchain.types.tx import Event
+
+CODE_PREFIX = b"contracts/code/"
+INFO_PREFIX = b"contracts/info/"
+MAX_ARGS = 16
+QUERY_GAS = 20_000_000
+QUERY_SECONDS = 2.0
+
+NIL, FALSE, TRUE, INT, STR = range(5)
+
+
+@dataclass(frozen=True, slots=True)
+class Arg(Struct):
+    """One argument of a call: nil, a boolean, a 64-bit integer or a byte string."""
+
+    kind: U8
+    integer: I64 = 0
+    data: Bytes = b""
+
+    @classmethod
+    def of(cls, value: Any) -> Arg:
+        if value is None:
+            return cls(NIL)
+        if isinstance(value, bool):
+            return cls(TRUE if value else FALSE)
+        if isinstance(value, int):
+            return cls(INT, value)
+        if isinstance(value, str):
+            value = value.encode()
+        if isinstance(value, bytes):
+            return cls(STR, 0, value)
+        raise TypeError(f"a contract argument is None, bool, int, str or bytes, not {value!r}")
+
+    def value(self) -> Any:
+        return (None, False, True, self.integer, self.data)[self.kind]
+
+    def check(self) -> None:
+        if self.kind > STR:
+            raise TxError(Code.INVALID_PAYLOAD, f"unknown argument kind {self.kind}")
+        if (self.kind != INT and self.integer) or (self.kind != STR and self.data):
+            raise TxError(Code.INVALID_PAYLOAD, "argument has fields its kind does not use")
+
+
+@dataclass(frozen=True, slots=True)
+class Deploy(Struct):
+    source: Bytes
+    init_args: list_of(Arg)
+    value: U128 = 0  # HPC the new contract starts with
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Struct):
+    contract: Fixed20
+    function: Str
+    args: list_of(Arg)
+    value: U128 = 0  # HPC sent to the contract with the call
+
+
+@dataclass(frozen=True, slots=True)
+class ContractInfo(Struct):
+    creator: Fixed20
+    code_hash: Fixed32
+    code_size: U64
+    height: U64  # deployed at
+
+
+def contract_address(creator: bytes, nonce: int) -> bytes:
+    """Derived from the creator and its account nonce: known before the deploy is sent."""
+    return h256_tagged(b"smart/contract", creator, nonce.to_bytes(8, "big"))[:20]
+
+
+def contract_info(store: Any, address: bytes) -> ContractInfo | None:
+    raw = store.get(INFO_PREFIX + address)
+    return ContractInfo.decode(raw) if raw is not None else None
+
+
+# --- the chain as a contract host ------------------------------------------------------
+
+
+class ChainHost(Host):
+    """Host primitives over the block's overlay, the bank and the tokens module."""
+
+    def __init__(self, gas: GasSchedule) -> None:
+        super().__init__(gas)
+        self.store: Overlay | None = None
+
+    def bind(self, store: Overlay) -> None:
+        """Run the next calls against ``store`` (the block's overlay, or a query's)."""
+        self.store = store
+        self._load = store.get  # type: ignore[method-assign]  # the hot path: no extra frame
+
+    def _store(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.store.delete(key)  # type: ignore[union-attr]
+        else:
+            self.store.set(key, value)  # type: ignore[union-attr]
+
+    def _checkpoint(self) -> int:
+        return self.store.checkpoint()  # type: ignore[union-attr]
+
+    def _revert(self, checkpoint: int) -> None:
+        self.store.revert_to(checkpoint)  # type: ignore[union-attr]
+
+    def _source(self, address: bytes) -> bytes | None:
+        return self.store.get(CODE_PREFIX + address)  # type: ignore[union-attr]
+
+    def _balance(self, address: bytes) -> int:
+        return get_account(self.store, address).balance
+
+    def _move_hpc(self, frm: bytes, to: bytes, amount: int) -> None:
+        _as_contract_error(move_hpc, self.store, frm, to, amount)
+
+    def _token_balance(self, symbol: str, address: bytes) -> int:
+        return tokens.token_balance(self.store, symbol, address)
+
+    def _move_tokens(self, symbol: str, frm: bytes, to: bytes, amount: int) -> None:
+        _as_contract_error(tokens.move_tokens, self.store, symbol, frm, to, amount)
+
+    def _spend_allowance(self, symbol: str, owner: bytes, spender: bytes, amount: int) -> None:
+        _as_contract_error(tokens.spend_allowance, self.store, symbol, owner, spender, amount)
+
+
+def _as_contract_error(fn: Any, *args: Any) -> None:
+    try:
+        fn(*args)
+    except TxError as exc:
+        raise ContractError(exc.message) from exc
+
+
+def _schedule(params: Params) -> GasSchedule:
+    return GasSchedule(call=params.contract_call_gas)
+
+
+def _block_vm(block: BlockInfo) -> tuple[LuaVM, ChainHost]:
+    """This block's VM: every node executes a block in a VM that starts in the same state."""
+    cached = block.cache.get("contracts")
+    if cached is None:
+        host = ChainHost(_schedule(block.params))
+        cached = block.cache["contracts"] = (LuaVM(host), host)
+    return cached
+
+
+_checker = threading.local()
+
+
+def check_source(source: bytes) -> None:
+    """Compile and check a contract before it reaches the mempool (``TxError`` if bad)."""
+    vm = getattr(_checker, "vm", None)
+    if vm is None:
+        vm = _checker.vm = LuaVM(MemoryHost())
+    try:
+        vm.check_source(source)
+    except ContractError as exc:
+        raise TxError(Code.INVALID_PAYLOAD, f"contract rejected: {exc.message}") from exc
+
+
+def _check_args(args: tuple[Arg, ...]) -> None:
+    if len(args) > MAX_ARGS:
+        raise TxError(Code.INVALID_PAYLOAD, f"at most {MAX_ARGS} arguments")
+    for a in args:
+        a.check()
+
+
+def _validate_deploy(msg: Deploy) -> None:
+    _check_args(msg.init_args)
+    check_source(msg.source)
+
+
+def _validate_call(msg: Call) -> None:
+    _check_args(msg.args)
+    try:
+        check_function_name(msg.function.encode())
+    except ContractError as exc:
+        raise TxError(Code.INVALID_PAYLOAD, exc.message) from exc
+
+
+def _run(ctx: TxContext, address: bytes, function: str, args: tuple[Arg, ...], value: int,
+         *, optional: bool = False) -> CallOutcome:
+    """Invoke a contract inside a transaction; a failure raises and so reverts the tx."""
+    vm, host = _block_vm(ctx.block)
+    host.bind(ctx.store)
+    host.begin(address)
+    me = to_bech32(ctx.sender).encode()
+    outcome = vm.invoke(to_bech32(address).encode(), function.encode(),
+                        tuple(a.value() for a in args), gas=ctx.gas.limit - ctx.gas.used,
+                        caller=me, value=value, origin=me, height=ctx.block.height,
+                        time_ms=ctx.block.time_ms, optional=optional)
+    ctx.gas.consume(outcome.gas_used)
+    if outcome.error == "out of gas":
+        raise OutOfGas(ctx.gas.limit)
+    if not outcome.ok:
+        raise TxError(Code.FAILED, f"contract call failed: {outcome.error}")
+    ctx.events.extend(host.events)
+    return outcome
+
+
+def _handle_deploy(ctx: TxContext, msg: Deploy) -> None:
+    params = ctx.block.params
+    ctx.gas.consume(params.contract_code_byte_gas * len(msg.source))
+    nonce = get_account(ctx.store, ctx.sender).nonce  # already bumped: unique per deploy
+    address = contract_address(ctx.sender, nonce)
+    if contract_info(ctx.store, address) is not None:
+        raise TxError(Code.FAILED, "a contract already lives at the derived address")
+    ctx.write(CODE_PREFIX + address, msg.source)
+    info = ContractInfo(ctx.sender, h256(msg.source), len(msg.source), ctx.block.height)
+    ctx.write(INFO_PREFIX + address, info.encode())
+    if msg.value:
+        move_hpc(ctx.store, ctx.sender, address, msg.value)
+    ctx.gas.consume(params.contract_call_gas)
+    _run(ctx, address, "init", msg.init_args, msg.value, optional=True)
+    ctx.emit("contract_deploy", contract=address.hex(), creator=ctx.sender.hex(),
+             code_hash=info.code_hash.hex())
+
+
+def _handle_call(ctx: TxContext, msg: Call) -> None:
+    ctx.gas.consume(ctx.block.params.contract_call_gas)
+    if contract_info(ctx.store, msg.contract) is None:
+        raise TxError(Code.FAILED, f"no contract at {to_bech32(msg.contract)}")
+    if msg.value:
+        move_hpc(ctx.store, ctx.sender, msg.contract, msg.value)
+    _run(ctx, msg.contract, msg.function, msg.args, msg.value)
+
+
+def query_call(view: Any, params: Params, address: bytes, function: str, args: list[Any],
+               *, caller: bytes, height: int, time_ms: int, value: int = 0) -> CallOutcome:
+    """A dry run on committed state: free, not in a block, writes discarded. ``value`` is
+    what ``ctx.value`` says; no HPC moves."""
+    info = contract_info(view, address)
+    if info is None:
+        raise TxError(Code.FAILED, f"no contract at {to_bech32(address)}")
+    host = ChainHost(_schedule(params))
+    host.bind(Overlay(view))
+    host.begin(address)
+    vm = LuaVM(host, watchdog_seconds=QUERY_SECONDS)
+    me = to_bech32(caller).encode()
+    return vm.invoke(to_bech32(address).encode(), function.encode(),
+                     tuple(Arg.of(a).value() for a in args),
+                     gas=QUERY_GAS, caller=me, value=value, origin=me, height=height,
+                     time_ms=time_ms)
+
+
+class Contracts(Module):
+    name = "contracts"
+
+    def messages(self) -> dict[str, Msg]:
+        return {
+            "contracts/deploy": Msg(Deploy, _handle_deploy, _validate_deploy,
+                                    spend=lambda m: m.value),
+            "contracts/call": Msg(Call, _handle_call, _validate_call, spend=lambda m: m.value),
+        }
+
+    def queries(self) -> dict:
+        return {"info": lambda view, args: contract_info(view, from_bech32(args["address"]))}
+
+    def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
+        block.cache.pop("contracts", None)  # the VM lives for one block
+        return []

@@ -23,7 +23,6 @@ FUNCTION_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_]{0,63}")
 _I64 = struct.Struct(">q")
 _INT_TAG, _BYTES_TAG = b"\x01", b"\x02"
 STORE_PREFIX = b"contracts/store/"  # + contract address + encoded key
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class ContractError(Exception):
@@ -175,31 +174,29 @@ class Host:
 
     # --- host calls (names match the sandbox's) ----------------------------------------
 
-    # get and set are the hot path of every contract: encodings are inlined.
-
     def get(self, key: Any) -> tuple[Any, int]:
-        if type(key) is bytes and len(key) <= MAX_KEY:
-            raw = self._load(self._prefix + b"s" + key)
-        else:
-            raw = self._load(self._prefix + encode_key(key))
+        """A read the sandbox's cache missed (the sandbox charges reads itself)."""
+        raw = self._load(self._prefix + encode_key(key))
         if raw is None:
-            return None, self.gas.read
-        if raw[0] == 2:  # _BYTES_TAG
-            return raw[1:], self.gas.read + (len(raw) >> 4)
-        return _I64.unpack_from(raw, 1)[0], self.gas.read
+            return None, 0
+        if raw[0] == _BYTES_TAG[0]:
+            return raw[1:], 0
+        return _I64.unpack_from(raw, 1)[0], 0
 
-    def set(self, key: Any, value: Any) -> tuple[None, int]:
-        if value is None:
-            return self.delete(key)
-        k = b"s" + key if type(key) is bytes and len(key) <= MAX_KEY else encode_key(key)
-        v = _INT_TAG + _I64.pack(value) if type(value) is int and INT64_MIN <= value <= INT64_MAX \
-            else encode_value(value)
-        self._store(self._prefix + k, v)
-        return None, self.gas.write + self.gas.byte * (len(k) + len(v))
-
-    def delete(self, key: Any) -> tuple[None, int]:
-        self._store(self._prefix + encode_key(key), None)
-        return None, self.gas.write
+    def flush(self, *pairs: Any) -> tuple[None, int]:
+        """The running frame's buffered writes: key, value (None deletes), key, value...
+        (checked and charged by the sandbox when they were made; checked again here)."""
+        prefix, store = self._prefix, self._store
+        for i in range(0, len(pairs), 2):
+            key, value = pairs[i], pairs[i + 1]
+            k = b"s" + key if type(key) is bytes and len(key) <= MAX_KEY else encode_key(key)
+            if value is None:
+                store(prefix + k, None)
+            elif type(value) is int and -(1 << 63) <= value < (1 << 63):
+                store(prefix + k, _INT_TAG + _I64.pack(value))
+            else:
+                store(prefix + k, encode_value(value))
+        return None, 0
 
     def emit(self, name: Any, named: bool, *values: Any) -> tuple[None, int]:
         if type(name) is not bytes or not FUNCTION_NAME.fullmatch(name):

@@ -29,6 +29,10 @@ class MemoryHost(Host):
         else:
             table[key] = value
 
+    def commit(self) -> None:
+        """Forget the undo journal (a block was committed): nothing before can be reverted."""
+        self.journal.clear()
+
     def _load(self, key: bytes) -> bytes | None:
         return self.state.get(key)
 

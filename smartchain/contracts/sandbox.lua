@@ -10,7 +10,8 @@
 -- `aborted` is set, the hook then fires on every instruction, and every pcall,
 -- xpcall and coroutine.resume re-raises it, so no handler can swallow it.
 
-local H, PERIOD, MAX_STRING, MAX_DEPTH, COROUTINE_GAS, watchdog = ...
+local H, PERIOD, MAX_STRING, MAX_DEPTH, GAS, watchdog = ...
+local COROUTINE_GAS, GAS_READ, GAS_WRITE, GAS_BYTE = GAS.coroutine, GAS.read, GAS.write, GAS.byte
 
 local raw_pcall, raw_xpcall, raw_error, raw_type = pcall, xpcall, error, type
 local raw_select, raw_tostring, raw_tonumber, raw_rawget = select, tostring, tonumber, rawget
@@ -31,11 +32,13 @@ local tbl_unpack, tbl_pack = table.unpack, table.pack
 python = nil
 package.loaded.python = nil
 
-local h_get, h_set, h_delete, h_emit = H.get, H.set, H.delete, H.emit
+local h_get, h_flush, h_emit = H.get, H.flush, H.emit
 local h_balance, h_transfer = H.balance, H.transfer
 local h_token_balance, h_token_transfer, h_token_transfer_from = H.token_balance, H.token_transfer, H.token_transfer_from
 local h_enter, h_leave, h_code = H.enter, H.leave, H.code
 H = nil
+
+local frames = {}   -- the call stack: {self=, caller=, value=}
 
 -- --- gas -------------------------------------------------------------------------------
 
@@ -296,9 +299,16 @@ end
 
 -- concat(a, b, ...): what `..` would do, charged and capped. table.concat refuses
 -- anything but strings and numbers, and numbers here are integers.
-local function safe_concat(...)
-  if raw_select("#", ...) > 64 then raw_error("concat takes at most 64 values", 2) end
-  local s = tbl_concat({...})
+local function safe_concat(a, b, ...)
+  local s
+  local ta, tb = raw_type(a), raw_type(b)
+  if (ta == "string" or ta == "number") and (tb == "string" or tb == "number")
+      and raw_select("#", ...) == 0 then
+    s = a .. b  -- the common case, without a table
+  else
+    if raw_select("#", ...) > 62 then raw_error("concat takes at most 64 values", 2) end
+    s = tbl_concat({a, b, ...})
+  end
   local n = #s
   if n > MAX_STRING then raw_error("concat: result too long", 2) end
   local r = remaining - (n >> 4)
@@ -425,10 +435,94 @@ local function pay(v, cost, err, fatal)
   return v
 end
 
+-- Storage. Reads go through this block's cache of contract storage (only contracts write
+-- it, and only through here, so the cache is exact); writes wait in the running frame's
+-- buffer until the frame ends well or calls out, then go to the chain in one host call.
+-- Gas is the same whether a read hits the cache or not.
+local cache = {}       -- contract address -> key -> value (NONE: known absent)
+local NONE = {}
+local dkeys, dvals, dpos, dn = {}, {}, {}, 0  -- the buffer, in first-write order
+local flushes = 0      -- how many buffers went to the chain (to spot stale cache entries)
+
+local function check_key(k)
+  if raw_type(k) == "string" then
+    if #k > 128 then raw_error("storage key is longer than 128 bytes", 3) end
+    return #k + 1
+  end
+  if not is_int(k) then raw_error("a storage key must be a string or an integer", 3) end
+  return 9
+end
+
+local function contract_cache()
+  local me = frames[#frames].self
+  local c = cache[me]
+  if not c then c = {}; cache[me] = c end
+  return c
+end
+
 local STORAGE = {}
-function STORAGE.get(k) return pay(h_get(k)) end
-function STORAGE.set(k, v) return pay(h_set(k, v)) end
-function STORAGE.delete(k) return pay(h_delete(k)) end
+function STORAGE.get(k)
+  check_key(k)
+  local v
+  local i = dpos[k]
+  if i then v = dvals[i] else
+    local c = contract_cache()
+    v = c[k]
+    if v == nil then
+      v = pay(h_get(k))
+      if v == nil then v = NONE end
+      c[k] = v
+    end
+  end
+  if v == NONE then charge(GAS_READ); return nil end
+  charge(raw_type(v) == "string" and GAS_READ + (#v >> 4) or GAS_READ)
+  return v
+end
+
+function STORAGE.set(k, v)
+  local klen = check_key(k)
+  local vt = raw_type(v)
+  if v == nil then charge(GAS_WRITE); v = NONE
+  elseif vt == "string" then
+    if #v > 16384 then raw_error("a storage value is at most 16384 bytes", 2) end
+    charge(GAS_WRITE + GAS_BYTE * (klen + #v + 1))
+  elseif is_int(v) then charge(GAS_WRITE + GAS_BYTE * (klen + 9))
+  else raw_error("a storage value must be a string or an integer (nil deletes)", 2) end
+  local i = dpos[k]
+  if not i then dn = dn + 1; i = dn; dkeys[i] = k; dpos[k] = i end
+  dvals[i] = v
+end
+
+function STORAGE.delete(k) return STORAGE.set(k, nil) end
+
+local flat = {}  -- reused: the buffer as key, value, key, value...
+
+local function discard_buffer()
+  for i = 1, dn do dpos[dkeys[i]] = nil; dkeys[i] = nil; dvals[i] = nil end
+  dn = 0
+end
+
+-- Send the buffer to the chain (metered: it runs on the contract's thread).
+local function flush()
+  local n = dn
+  if n == 0 then return end
+  local c = contract_cache()
+  for i = 1, n do
+    local k, v = dkeys[i], dvals[i]
+    c[k] = v
+    flat[2 * i - 1] = k
+    if v == NONE then flat[2 * i] = nil else flat[2 * i] = v end
+  end
+  discard_buffer()
+  flushes = flushes + 1
+  pay(h_flush(tbl_unpack(flat, 1, 2 * n)))
+end
+
+-- After a failure the chain reverts what was flushed since `mark`; so must the cache.
+local function forget_since(mark)
+  discard_buffer()
+  if flushes ~= mark then cache = {} end
+end
 
 local function emit(name, ...)
   local n = raw_select("#", ...)
@@ -475,7 +569,6 @@ local ENV_MT = {__index = G, __metatable = false, [PROTECTED] = true}
 -- --- running contracts -------------------------------------------------------------------
 
 local chunks = {}   -- address -> compiled main chunk (one runtime lives for one block)
-local frames = {}   -- the call stack: {self=, caller=, value=}
 local origin, height, time = nil, 0, 0
 
 local function chunk_of(address)
@@ -493,17 +586,22 @@ local function env_holder(env) return function() return env end end
 -- Instantiate a contract for one call: its chunk runs again in a fresh environment, so
 -- nothing a call leaves in globals survives it.
 local function instantiate(address, frame)
+  -- the nil fields only size the table for the globals a contract defines (no rehashing)
   local env = raw_setmetatable({ctx = {
     self = address, caller = frame.caller, value = frame.value, origin = origin,
     height = height, time = time,
-  }}, ENV_MT)
+  }, _1 = nil, _2 = nil, _3 = nil, _4 = nil, _5 = nil, _6 = nil, _7 = nil}, ENV_MT)
   local chunk = chunk_of(address)
   upvaluejoin(chunk, 1, env_holder(env), 1)
   chunk()
   return env
 end
 
-local function checked_results(...) return plain_results(raw_select("#", ...), ...) end
+local function finish_frame(...)
+  plain_results(raw_select("#", ...), ...)
+  flush()
+  return ...
+end
 
 local optional = false  -- a missing function is no error (a contract without init)
 
@@ -514,7 +612,7 @@ local function run(address, fname, ...)
     if optional and #frames == 1 then return end
     raw_error("contract has no function '" .. fname .. "'", 0)
   end
-  return checked_results(f(...))
+  return finish_frame(f(...))
 end
 
 local function finish_thread(co, ok, ...)
@@ -535,6 +633,8 @@ end
 function G.call(address, fname, ...)
   if #frames >= MAX_DEPTH then raw_error("call depth limit reached", 2) end
   check_args(raw_select("#", ...), ...)
+  flush()  -- the callee (or a re-entered caller) must see what this frame wrote
+  local mark = flushes
   enter(address, fname)
   local caller = frames[#frames].self
   frames[#frames + 1] = {self = address, caller = caller, value = 0}
@@ -542,6 +642,7 @@ function G.call(address, fname, ...)
   local res = tbl_pack(finish_thread(co, co_resume(co, address, fname, ...)))
   frames[#frames] = nil
   if aborted then raw_error(aborted, 0) end
+  if not res[1] then forget_since(mark) end
   h_leave(res[1])
   if not res[1] then raw_error(res[2], 0) end
   return tbl_unpack(res, 2, res.n)
@@ -550,19 +651,28 @@ end
 local api = {}
 
 -- One top-level call. Returns ok, gas_used, error, nresults, results...
+local top = {}  -- the top-level frame, reused from call to call
+
+local function finish_top(gas, mark, co, ok, ...)
+  for i = #frames, 2, -1 do frames[i] = nil end  -- an abort skips the nested frames' pops
+  if aborted or not ok then forget_since(mark) end
+  if aborted then return false, gas, aborted, 0 end
+  if not ok then return false, gas - remaining, error_text((...)), 0 end
+  if co_status(co) ~= "dead" then
+    return false, gas - remaining, "contract yielded outside a coroutine", 0
+  end
+  return true, gas - remaining, nil, raw_select("#", ...), ...
+end
+
 function api.invoke(address, fname, gas, mem_kb, optional_, caller, value, origin_, height_, time_, ...)
   if gas <= 0 then return false, 0, "out of gas", 0 end
   remaining, aborted = gas, nil
   mem_start, mem_limit_kb = gc_count("count"), mem_kb
   origin, height, time, optional = origin_, height_, time_, optional_
-  frames = {{self = address, caller = caller, value = value}}
+  top.self, top.caller, top.value = address, caller, value
+  frames[1] = top
   local co = metered_thread(run)  -- gas > 0, so this cannot abort on the main thread
-  local res = tbl_pack(finish_thread(co, co_resume(co, address, fname, ...)))
-  frames = {}
-  local used = gas - remaining
-  if aborted then return false, gas, aborted, 0 end
-  if not res[1] then return false, used, res[2], 0 end
-  return true, used, nil, res.n - 1, tbl_unpack(res, 2, res.n)
+  return finish_top(gas, flushes, co, co_resume(co, address, fname, ...))
 end
 
 -- Compile without running; returns the bytecode dump for the determinism check, or nil

@@ -47,7 +47,7 @@ def _deny_attribute(*_args: object) -> None:
 
 
 _SANDBOX = files("smartchain.contracts").joinpath("sandbox.lua").read_bytes()
-_HOST_METHODS = ("get", "set", "delete", "emit", "balance", "transfer", "token_balance",
+_HOST_METHODS = ("get", "flush", "emit", "balance", "transfer", "token_balance",
                  "token_transfer", "token_transfer_from", "enter", "leave", "code")
 
 
@@ -81,8 +81,10 @@ class LuaVM:
         callbacks = self.rt.table_from({name.encode(): _guarded(getattr(host, name), name)
                                         for name in _HOST_METHODS})
         watchdog = self._watchdog_fired if watchdog_seconds is not None else None
-        api = self.rt.execute(_SANDBOX, callbacks, PERIOD, MAX_STRING, MAX_DEPTH,
-                              host.gas.coroutine, watchdog)
+        schedule = self.rt.table_from({k.encode(): getattr(host.gas, k)
+                                       for k in ("coroutine", "read", "write", "byte")})
+        api = self.rt.execute(_SANDBOX, callbacks, PERIOD, MAX_STRING, MAX_DEPTH, schedule,
+                              watchdog)
         self._invoke = api[b"invoke"]
         self._compile = api[b"compile"]
 

@@ -101,6 +101,10 @@ def contract_info(store: Any, address: bytes) -> ContractInfo | None:
     return ContractInfo.decode(raw) if raw is not None else None
 
 
+def contract_source(store: Any, address: bytes) -> bytes | None:
+    return store.get(CODE_PREFIX + address)
+
+
 # --- the chain as a contract host ------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from smartchain.consensus.signer import SignState, SignStep
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.state.modules.bank import Transfer
+from smartchain.state.modules.contracts import Arg, Call, Deploy, contract_address
 from smartchain.types.amount import UNITS_PER_HPC
 from smartchain.types.consensus import Step, Vote
 from smartchain.types.tx import Transaction
@@ -175,6 +176,56 @@ def test_four_signers_agree_and_commit_each_transfer_once(
     rounds = commit_rounds(blocks)
     report(f"agreement: {len(expected)} transfers in {len(heights_used)} blocks, "
            f"{top} heights identical on 4 nodes; decided in rounds {rounds}")
+
+
+# --- 1b. contracts: every node runs them to the same state ----------------------------------
+
+SCRAMBLE = b"""
+function scramble(n)
+  local t = {}
+  for i = 1, n do t[concat("k", i * 7919 % 1009)] = i end
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  storage.set(concat("order:", ctx.caller), table.concat(keys, ",", 1, 30))
+end
+"""
+
+
+def test_four_signers_run_contracts_to_the_same_state(
+        make_network: Callable[..., Network]) -> None:
+    """Each node process seeds Lua's string hash differently; the state roots must agree."""
+    senders = [PrivateKey.generate() for _ in range(4)]
+    net = make_network(4, accounts=[(k.address, FUNDS) for k in senders])
+    net.start_all()
+    net.wait_all(2, timeout=30)
+    token = (Path(__file__).resolve().parent.parent / "examples/contracts/token.lua").read_bytes()
+
+    def signed(key: PrivateKey, nonce: int, kind: str, payload: bytes) -> bytes:
+        return Transaction.create(key, chain_id=CHAIN_ID, nonce=nonce, kind=kind,
+                                  payload=payload, gas_limit=5_000_000, gas_price=1).encode()
+
+    deploy = signed(senders[0], 0, "contracts/deploy",
+                    Deploy(token + SCRAMBLE, (Arg.of(1_000_000),)).encode())
+    assert net.client(0).wait_tx(net.client(0).submit(deploy))["receipt"]["ok"]
+    contract = contract_address(senders[0].address, 1)
+    hashes = []
+    for n, key in enumerate(senders[1:], 1):  # the deployer pays each sender (in order)
+        call = Call(contract, "transfer", (Arg.of(to_bech32(key.address)), Arg.of(1000 * n)))
+        hashes.append(net.client(0).submit(signed(senders[0], n, "contracts/call",
+                                                  call.encode())))
+    for i, key in enumerate(senders):  # each scrambles a table through its own node
+        call = Call(contract, "scramble", (Arg.of(300 + i),))
+        nonce = 4 if i == 0 else 0
+        hashes.append(net.client(i).submit(signed(key, nonce, "contracts/call", call.encode())))
+    docs = [net.client(0).wait_tx(h) for h in hashes]
+    assert all(d["receipt"]["ok"] for d in docs), [d["receipt"]["log"] for d in docs]
+    top = max(net.heights().values())
+    net.wait_all(top, timeout=15)
+    net.assert_same_chain(range(4), top)
+    for i in range(4):  # same receipts everywhere (gas included: receipts_root agrees too)
+        assert [net.client(i).tx(h)["receipt"] for h in hashes] == \
+            [d["receipt"] for d in docs]
+    assert_log_clean(net)
 
 
 # --- 2. crash faults: f = 1 tolerated, 2 of 4 halt, restart resumes ------------------------

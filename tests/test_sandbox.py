@@ -398,3 +398,16 @@ def test_a_handler_never_runs_unmetered_after_the_gas_runs_out(box: Sandbox) -> 
         coroutine.resume(co)
     """, gas=100_000)
     assert (outcome.error, outcome.gas_used) == ("out of gas", 100_000)
+
+
+def test_costly_string_searches_and_slices_are_priced_or_refused(box: Sandbox) -> None:
+    """A plain find compares up to #s * #needle bytes; byte() with negative indices could
+    push 64 Ki values: both are covered."""
+    cheap = ok_gas(box.run("return string.find('abcdef', 'cd', 1, true)"))
+    costly = box.run("""
+        local s = string.rep('a', 60000)
+        return string.find(s, concat(string.rep('a', 30000), 'b'), 1, true)
+    """, gas=1_000_000)
+    assert cheap < 2 * PERIOD and costly.error == "out of gas"
+    assert "at most 256 values" in failed(box.run(
+        "return string.byte(string.rep('a', 60000), 1, -1)"))

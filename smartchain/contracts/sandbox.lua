@@ -237,8 +237,12 @@ function S.upper(s) charge(per_bytes(#s)); return str_upper(s) end
 function S.lower(s) charge(per_bytes(#s)); return str_lower(s) end
 function S.reverse(s) charge(per_bytes(#s)); return str_reverse(s) end
 function S.byte(s, i, j)
+  check_string(s, "string.byte argument")
   i = i or 1; j = j or i
   check_int(i, "string.byte start"); check_int(j, "string.byte end")
+  local n = #s
+  if i < 0 then i = n + i + 1 end
+  if j < 0 then j = n + j + 1 end
   if j - i >= 256 then raw_error("string.byte returns at most 256 values", 2) end
   return str_byte(s, i, j)
 end
@@ -263,7 +267,7 @@ function S.find(s, sub, init, plain_flag)
     raw_error("string.find: patterns are not available in contracts (plain search only)", 2)
   end
   check_string(s, "string.find subject"); check_string(sub, "string.find needle")
-  charge(per_bytes(#s))
+  charge(per_bytes(#s) + ((#s * #sub) >> 8))  -- a naive search compares up to #s * #sub bytes
   return str_find(s, sub, init, true)
 end
 local FORMAT_SPECS = {d = true, i = true, x = true, X = true, s = true}

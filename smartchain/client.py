@@ -14,6 +14,7 @@ from smartchain.codec import Struct
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.state.modules.bank import Transfer
+from smartchain.state.modules.contracts import Arg, Call, Deploy
 from smartchain.state.modules.tokens import (
     MAX_AMOUNT,
     Approve,
@@ -27,6 +28,8 @@ from smartchain.types.tx import Transaction
 
 TRANSFER_GAS_LIMIT = 20_000
 TOKEN_GAS_LIMIT = 30_000  # intrinsic gas of a token transaction plus its (at most 3) writes
+INIT_GAS = 2_000_000  # what a deploy allows its init(...) when no gas limit is given
+TX_OVERHEAD = 512  # bytes of a transaction beyond its payload, rounded well up
 
 
 class ApiError(Exception):
@@ -211,3 +214,88 @@ class Client:
              gas_limit: int = TOKEN_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
         return self.send_tx(key, "tokens/burn", Burn(symbol, amount), gas_limit=gas_limit,
                             **kwargs)
+
+    # --- contracts (Lua) ----------------------------------------------------------------
+    # Arguments and results are None, bool, int (64-bit), str or bytes; addresses are
+    # their bech32 strings (what ctx.caller is to a contract). Values are HPC base units.
+
+    def contract(self, address: str) -> dict[str, Any]:
+        """Creator, deploy height, code hash and size, HPC balance and source."""
+        return self._request("GET", f"/v1/contracts/{_seg(address)}")
+
+    def query_contract(self, address: str, function: str, args: Any = (), *,
+                       caller: str | None = None, value: int = 0) -> dict[str, Any]:
+        """Run ``function`` read-only on the latest state: ``{"ok", "gas_used", "results"}``
+        (bytes results that are not UTF-8 come as ``{"hex": ...}``). A failing call raises
+        ``ApiError`` with code ``contract_failed``."""
+        body: dict[str, Any] = {"function": function, "args": [_arg_json(a) for a in args]}
+        if caller is not None:
+            body["caller"] = caller
+        if value:
+            body["value"] = str(value)
+        return self._request("POST", f"/v1/contracts/{_seg(address)}/query", body)
+
+    def estimate_call_gas(self, address: str, function: str, args: Any = (), *,
+                          caller: str, value: int = 0) -> int:
+        """A gas limit for calling ``function``: its gas in a dry run plus a quarter, and the
+        transaction's own gas. Raises ``ApiError`` (``contract_failed``) if the call would
+        fail now."""
+        dry = self.query_contract(address, function, args, caller=caller, value=value)
+        st = self.status()
+        size = len(Call(from_bech32(address), function, _args(args), value).encode())
+        limit = (dry["gas_used"] * 5 // 4 + int(st["contract_call_gas"]) + int(st["tx_base_gas"])
+                 + int(st["gas_per_tx_byte"]) * (size + TX_OVERHEAD))
+        return min(limit, int(st.get("max_tx_gas", limit)))
+
+    def call_contract(self, key: PrivateKey, address: str, function: str, args: Any = (), *,
+                      value: int = 0, gas_limit: int | None = None, wait: bool = True,
+                      gas_price: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Call ``function`` in a transaction, sending ``value`` base units of HPC with it.
+        Without ``gas_limit`` the call is dry-run first (``estimate_call_gas``), so a call
+        that would fail raises ``ApiError`` instead of being sent."""
+        if gas_limit is None:
+            gas_limit = self.estimate_call_gas(address, function, args,
+                                               caller=to_bech32(key.address), value=value)
+        return self.send_tx(key, "contracts/call",
+                            Call(from_bech32(address), function, _args(args), value),
+                            gas_limit=gas_limit, wait=wait, gas_price=gas_price, **kwargs)
+
+    def deploy_contract(self, key: PrivateKey, source: str | bytes, args: Any = (), *,
+                        value: int = 0, gas_limit: int | None = None, wait: bool = True,
+                        gas_price: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Deploy Lua ``source``; ``init(*args)`` runs once, with ``value`` base units of HPC
+        moved to the new contract. The receipt's ``contract_deploy`` event names its address
+        (``deployed_address`` reads it). Without ``gas_limit``: the code's price plus
+        ``INIT_GAS`` for init (within the chain's per-transaction maximum)."""
+        code = source.encode() if isinstance(source, str) else source
+        payload = Deploy(code, _args(args), value)
+        if gas_limit is None:
+            st = self.status()
+            size = len(payload.encode()) + TX_OVERHEAD
+            gas_limit = (int(st["tx_base_gas"]) + int(st["gas_per_tx_byte"]) * size
+                         + int(st["contract_code_byte_gas"]) * len(code)
+                         + 2 * int(st["gas_per_write"]) + int(st["contract_call_gas"]) + INIT_GAS)
+            gas_limit = min(gas_limit, int(st.get("max_tx_gas", gas_limit)))
+        return self.send_tx(key, "contracts/deploy", payload, gas_limit=gas_limit, wait=wait,
+                            gas_price=gas_price, **kwargs)
+
+
+def deployed_address(result: dict[str, Any]) -> str:
+    """The new contract's address from a committed deploy (``KeyError`` if it failed)."""
+    for event in result["receipt"]["events"]:
+        if event["kind"] == "contract_deploy":
+            return event["attributes"]["contract"]
+    raise KeyError("no contract_deploy event: the deploy did not succeed")
+
+
+def _args(values: Any) -> tuple[Arg, ...]:
+    return tuple(Arg.of(v) for v in values)
+
+
+def _arg_json(v: Any) -> Any:
+    """An argument as the query API takes it: bytes travel as hex, the rest as they are."""
+    if isinstance(v, bytes):
+        return {"hex": v.hex()}
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    raise TypeError(f"a contract argument is None, bool, int, str or bytes, not {v!r}")

@@ -12,6 +12,13 @@ SYMBOL = {"type": "string", "pattern": "^[A-Z][A-Z0-9]{1,9}$", "description": "t
 TOKEN_UNITS = {"type": "string", "pattern": "^[0-9]+$",
                "description": "integer base units of the token (at most 2^63-1)"}
 DECIMAL = {"type": "string", "description": "exact decimal amount, using the token's decimals"}
+CONTRACT_VALUE = {
+    "description": "a contract value: null, a boolean, a 64-bit integer, a string (UTF-8 "
+                   'bytes) or {"hex": ...} for bytes that are not UTF-8',
+    "oneOf": [{"type": "null"}, {"type": "boolean"}, {"type": "integer"}, {"type": "string"},
+              {"type": "object", "required": ["hex"],
+               "properties": {"hex": {"type": "string", "pattern": "^([0-9a-f]{2})*$"}}}],
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -119,6 +126,36 @@ SCHEMAS: dict[str, Any] = {
                        "allowance": TOKEN_UNITS, "decimals": {"type": "integer"},
                        "amount": DECIMAL},
     },
+    "Contract": {
+        "type": "object",
+        "required": ["address", "creator", "height", "code_hash", "code_size", "balance",
+                     "source"],
+        "properties": {
+            "address": ADDRESS, "creator": ADDRESS,
+            "height": {"type": "integer", "description": "deployed at"},
+            "code_hash": HEX32, "code_size": {"type": "integer"}, "balance": UNITS,
+            "balance_hpc": {"type": "string"},
+            "source": {"type": "string", "description": "the Lua source (invalid UTF-8 "
+                                                        "shown as replacement characters)"},
+        },
+    },
+    "ContractQuery": {
+        "type": "object", "required": ["function"],
+        "properties": {
+            "function": {"type": "string", "description": "a public function of the contract"},
+            "args": {"type": "array", "maxItems": 16, "items": CONTRACT_VALUE},
+            "caller": {**ADDRESS, "description": "what ctx.caller says (default: the zero "
+                                                 "address)"},
+            "value": {"oneOf": [{"type": "integer", "minimum": 0},
+                                {"type": "string", "pattern": "^[0-9]+$"}],
+                      "description": "what ctx.value says, in base units; no HPC moves"},
+        },
+    },
+    "ContractQueryResult": {
+        "type": "object", "required": ["ok", "gas_used", "results"],
+        "properties": {"ok": {"const": True}, "gas_used": {"type": "integer"},
+                       "results": {"type": "array", "items": CONTRACT_VALUE}},
+    },
     "Status": {
         "type": "object", "required": ["chain_id", "height", "latest_hash", "state_root"],
         "properties": {
@@ -127,7 +164,8 @@ SCHEMAS: dict[str, Any] = {
             "state_root": HEX32, "genesis_hash": HEX32, "mempool_size": {"type": "integer"},
             "min_gas_price": {"type": "integer"}, "tx_base_gas": {"type": "integer"},
             "gas_per_tx_byte": {"type": "integer"}, "gas_per_write": {"type": "integer"},
-            "token_issue_gas": {"type": "integer"},
+            "token_issue_gas": {"type": "integer"}, "contract_call_gas": {"type": "integer"},
+            "contract_code_byte_gas": {"type": "integer"}, "max_tx_gas": {"type": "integer"},
             "block_time_ms": {"type": "integer"}, "moniker": {"type": "string"},
             "peers": {"type": "integer"}, "signer": {"type": "boolean"},
             "validator": ADDRESS,
@@ -216,6 +254,27 @@ PATHS: dict[str, Any] = {
         "responses": {"200": _json(_ref("TokenAllowance"), "allowance (zero if none)"),
                       "400": _err("malformed symbol or address"),
                       "404": _err("no such token")},
+    }},
+    "/v1/contracts/{address}": {"get": {
+        "summary": "A contract's creator, code hash, HPC balance and source",
+        "parameters": [_path_param("address", ADDRESS)],
+        "responses": {"200": _json(_ref("Contract"), "contract"),
+                      "400": _err("invalid address"), "404": _err("no contract there")},
+    }},
+    "/v1/contracts/{address}/query": {"post": {
+        "summary": "Run a contract function read-only on the latest state (free; writes "
+                   "discarded; at most 20,000,000 gas and 2 s)",
+        "parameters": [_path_param("address", ADDRESS)],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": _ref("ContractQuery")}}},
+        "responses": {
+            "200": _json(_ref("ContractQueryResult"), "the function's results"),
+            "400": _err("malformed request, address, function name or argument"),
+            "404": _err("no contract there"),
+            "422": _err("the contract call failed (its error, out of gas, or stopped by the "
+                        "watchdog); the message gives the gas used"),
+            "429": _err("too many queries in progress"),
+        },
     }},
     "/v1/status": {"get": {
         "summary": "Chain id, height, latest hash and state root",

@@ -13,6 +13,7 @@ from smartchain.crypto.hashing import h256
 from smartchain.state.chain import TxRecord
 from smartchain.state.errors import Code
 from smartchain.state.modules.bank import Transfer
+from smartchain.state.modules.contracts import STR, Arg, Call, Deploy
 from smartchain.state.modules.tokens import PAYLOADS as TOKEN_PAYLOADS
 from smartchain.state.modules.tokens import TokenInfo
 from smartchain.types.amount import format_hpc, format_units
@@ -20,7 +21,8 @@ from smartchain.types.block import Block, BlockHeader
 from smartchain.types.consensus import Commit
 from smartchain.types.tx import Receipt, Transaction
 
-PAYLOAD_TYPES: dict[str, type[Struct]] = {"bank/transfer": Transfer, **TOKEN_PAYLOADS}
+PAYLOAD_TYPES: dict[str, type[Struct]] = {"bank/transfer": Transfer, **TOKEN_PAYLOADS,
+                                          "contracts/deploy": Deploy, "contracts/call": Call}
 
 
 def payload_json(kind: str, payload: bytes) -> Any:
@@ -34,7 +36,32 @@ def payload_json(kind: str, payload: bytes) -> Any:
     if isinstance(msg, Transfer):
         return {"to": to_bech32(msg.to), "amount": str(msg.amount),
                 "amount_hpc": format_hpc(msg.amount)}
+    if isinstance(msg, Deploy | Call):
+        args = msg.init_args if isinstance(msg, Deploy) else msg.args
+        if any(a.kind > STR for a in args):  # never valid on chain: show the bytes as sent
+            return {"raw": payload.hex()}
+        value = {"value": str(msg.value), "value_hpc": format_hpc(msg.value)}
+        if isinstance(msg, Deploy):  # the source is on chain: GET /v1/contracts/{address}
+            return {"source_size": len(msg.source), "code_hash": h256(msg.source).hex(),
+                    "init_args": args_json(args), **value}
+        return {"contract": to_bech32(msg.contract), "function": msg.function,
+                "args": args_json(args), **value}
     return fields_json(msg)
+
+
+def contract_value_json(v: Any) -> Any:
+    """A contract value (None, bool, int or bytes) as JSON: bytes are a string when they
+    are UTF-8, else ``{"hex": ...}``."""
+    if isinstance(v, bytes):
+        try:
+            return v.decode()
+        except UnicodeDecodeError:
+            return {"hex": v.hex()}
+    return v
+
+
+def args_json(args: tuple[Arg, ...]) -> list[Any]:
+    return [contract_value_json(a.value()) for a in args]
 
 
 @functools.cache

@@ -8,20 +8,37 @@ codec, and its error path is ours to shape: every error is
 
 from __future__ import annotations
 
+import asyncio
 import binascii
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
 
 from smartchain.api.openapi import openapi_spec
-from smartchain.api.render import block_json, committed_tx_json, token_json, tx_json
+from smartchain.api.render import (
+    block_json,
+    committed_tx_json,
+    contract_value_json,
+    token_json,
+    tx_json,
+)
+from smartchain.contracts.host import ContractError, check_function_name
+from smartchain.contracts.vm import CallOutcome
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.node.node import Node
 from smartchain.state.errors import Code, TxError
 from smartchain.state.modules.bank import get_account
+from smartchain.state.modules.contracts import (
+    MAX_ARGS,
+    contract_info,
+    contract_source,
+    query_call,
+)
 from smartchain.state.modules.tokens import (
     SYMBOL_RE,
     TokenInfo,
@@ -38,6 +55,10 @@ log = logging.getLogger("smartchain.api")
 NODE = web.AppKey("node", Node)
 MAX_BODY = 8 * 1024 * 1024
 MAX_BATCH = 10_000
+QUERY_THREADS = 4  # contract queries run at once (each stopped by the watchdog within 2 s)
+MAX_QUERIES = 64  # queued or running; beyond that a query is refused with 429
+INT64 = 1 << 63
+ZERO_ADDRESS = bytes(20)  # the caller of a query that names none
 
 _TX_STATUS = {
     Code.MALFORMED: 400,
@@ -299,6 +320,161 @@ async def get_token_allowance(request: web.Request) -> web.Response:
         "amount": format_units(allowed, info.decimals)})
 
 
+# --- contracts -------------------------------------------------------------------------
+
+
+async def get_contract(request: web.Request) -> web.Response:
+    address = _address_param(request)
+    reader = _read(request)
+    try:
+        info = contract_info(reader, address)
+        if info is None:
+            raise ApiError(404, "not_found", f"no contract at {to_bech32(address)}")
+        source = contract_source(reader, address) or b""
+        balance = get_account(reader, address).balance
+    finally:
+        reader.close()
+    return web.json_response({
+        "address": to_bech32(address), "creator": to_bech32(info.creator),
+        "height": info.height, "code_hash": info.code_hash.hex(), "code_size": info.code_size,
+        "balance": str(balance), "balance_hpc": format_hpc(balance),
+        "source": source.decode("utf-8", errors="replace"),
+    })
+
+
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate escaped in the JSON
+        raise ApiError(400, "malformed", f"{what} is not valid Unicode text") from exc
+
+
+def _query_arg(i: int, v: Any) -> Any:
+    """A JSON argument as the contract sees it: null, a boolean, a 64-bit integer, a string
+    (its UTF-8 bytes) or ``{"hex": ...}`` (raw bytes)."""
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        if not -INT64 <= v < INT64:
+            raise ApiError(400, "invalid_argument",
+                           f"args[{i}]: integer {v} does not fit in 64 bits (signed)")
+        return v
+    if isinstance(v, str):
+        return _utf8(v, f"args[{i}]")
+    if isinstance(v, float):
+        raise ApiError(400, "invalid_argument", f"args[{i}]: {v!r} is not an integer; "
+                       "contracts have no floating-point numbers")
+    if isinstance(v, dict) and set(v) == {"hex"} and isinstance(v["hex"], str):
+        try:
+            return binascii.unhexlify(v["hex"])
+        except (binascii.Error, ValueError) as exc:
+            raise ApiError(400, "invalid_argument", f'args[{i}]: "hex" is not valid hex'
+                           ) from exc
+    kind = "an object" if isinstance(v, dict) else "a list" if isinstance(v, list) else \
+        type(v).__name__
+    raise ApiError(400, "invalid_argument", f"args[{i}]: a contract argument is null, a "
+                   f'boolean, a 64-bit integer, a string or {{"hex": ...}}, not {kind}')
+
+
+def _query_value(v: Any) -> int:
+    if v is None:
+        return 0
+    if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 19:
+        v = int(v)
+    if type(v) is not int or not 0 <= v < INT64:
+        raise ApiError(400, "malformed", '"value" must be base units: a non-negative integer '
+                       "(or a string of digits) below 2^63")
+    return v
+
+
+class QueryRunner:
+    """Contract queries off the event loop, in threads of their own (a query may run until
+    the watchdog stops it) and at most ``MAX_QUERIES`` queued or running at once."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="contract-query")
+        self.pending = 0  # touched on the event loop only
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.pending >= MAX_QUERIES:
+            raise ApiError(429, "busy", "too many contract queries in progress; retry shortly")
+        loop = asyncio.get_running_loop()
+        self.pending += 1
+        future = self.pool.submit(fn, *args)
+        # counted until the work is really over, even if the client has gone away
+        future.add_done_callback(lambda _: self._finished(loop))
+        return await asyncio.wrap_future(future)
+
+    def _finished(self, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to count
+            loop.call_soon_threadsafe(self._done)
+
+    def _done(self) -> None:
+        self.pending -= 1
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+QUERIES = web.AppKey("queries", QueryRunner)
+
+
+def _run_query(node: Node, address: bytes, function: str, args: list[Any], caller: bytes,
+               value: int) -> CallOutcome:
+    """In a worker thread: the reader's read transaction is opened and closed here."""
+    latest = node.chain.latest
+    height, time_ms = (latest.height, latest.time_ms) if latest else \
+        (0, node.chain.genesis.time_ms)
+    reader = node.chain.reader()
+    try:
+        if contract_info(reader, address) is None:
+            raise ApiError(404, "not_found", f"no contract at {to_bech32(address)}")
+        return query_call(reader, node.chain.params, address, function, args, caller=caller,
+                          height=height, time_ms=time_ms, value=value)
+    finally:
+        reader.close()
+
+
+async def post_contract_query(request: web.Request) -> web.Response:
+    address = _address_param(request)
+    doc = await _json_body(request)
+    if not isinstance(doc, dict) or not isinstance(doc.get("function"), str):
+        raise ApiError(400, "malformed", 'expected a JSON object with a string "function"')
+    function = doc["function"]
+    try:
+        check_function_name(_utf8(function, '"function"'))
+    except ContractError as exc:
+        raise ApiError(400, "invalid_function", f"cannot call {function!r}: a public "
+                       "function name is an identifier not starting with '_', and not "
+                       "'init'") from exc
+    raw_args = doc.get("args", [])
+    if not isinstance(raw_args, list):
+        raise ApiError(400, "malformed", '"args" must be a JSON list')
+    if len(raw_args) > MAX_ARGS:
+        raise ApiError(400, "invalid_argument", f"at most {MAX_ARGS} arguments")
+    args = [_query_arg(i, v) for i, v in enumerate(raw_args)]
+    size = sum(len(a) for a in args if isinstance(a, bytes))
+    limit = _node(request).chain.params.max_tx_bytes
+    if size > limit:  # no more than a transaction could carry
+        raise ApiError(400, "invalid_argument", f"arguments total {size} bytes, at most {limit}")
+    caller = ZERO_ADDRESS
+    if doc.get("caller") is not None:
+        if not isinstance(doc["caller"], str):
+            raise ApiError(400, "invalid_address", '"caller" must be a bech32 address')
+        try:
+            caller = from_bech32(doc["caller"])
+        except AddressError as exc:
+            raise ApiError(400, "invalid_address", f"caller: {exc}") from exc
+    value = _query_value(doc.get("value"))
+    outcome = await request.app[QUERIES].run(_run_query, _node(request), address, function,
+                                             args, caller, value)
+    if not outcome.ok:
+        raise ApiError(422, "contract_failed", f"contract call failed: {outcome.error} "
+                       f"(gas used {outcome.gas_used})")
+    return web.json_response({"ok": True, "gas_used": outcome.gas_used,
+                              "results": [contract_value_json(v) for v in outcome.results]})
+
+
 async def get_status(request: web.Request) -> web.Response:
     node = _node(request)
     chain = node.chain
@@ -316,6 +492,9 @@ async def get_status(request: web.Request) -> web.Response:
         "gas_per_tx_byte": chain.params.gas_per_tx_byte,
         "gas_per_write": chain.params.gas_per_write,
         "token_issue_gas": chain.params.token_issue_gas,
+        "contract_call_gas": chain.params.contract_call_gas,
+        "contract_code_byte_gas": chain.params.contract_code_byte_gas,
+        "max_tx_gas": chain.params.max_tx_gas,
         "block_time_ms": node.config.block_time_ms,
         "moniker": node.config.moniker,
         "peers": node.peer_count(),
@@ -344,6 +523,8 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] 
     ("GET", "/v1/tokens/{symbol}", get_token),
     ("GET", "/v1/tokens/{symbol}/balances/{address}", get_token_balance),
     ("GET", "/v1/tokens/{symbol}/allowances/{owner}/{spender}", get_token_allowance),
+    ("GET", "/v1/contracts/{address}", get_contract),
+    ("POST", "/v1/contracts/{address}/query", post_contract_query),
     ("GET", "/v1/status", get_status),
     ("GET", "/metrics", get_metrics),
     ("GET", "/openapi.json", get_openapi),
@@ -353,6 +534,12 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] 
 def create_app(node: Node) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY)
     app[NODE] = node
+    app[QUERIES] = QueryRunner()
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
+    app.on_cleanup.append(_stop_queries)
     return app
+
+
+async def _stop_queries(app: web.Application) -> None:
+    app[QUERIES].close()

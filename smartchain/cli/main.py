@@ -36,6 +36,7 @@ from smartchain.cli.common import (
     require_ok,
     resolve_address,
 )
+from smartchain.cli.contracts import contract_app
 from smartchain.cli.tokens import holdings_lines, token_app
 from smartchain.client import ApiError
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
@@ -60,6 +61,7 @@ app.add_typer(query_app, name="query")
 app.add_typer(node_app, name="node")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(token_app, name="token")
+app.add_typer(contract_app, name="contract")
 
 
 @app.callback()

@@ -46,6 +46,9 @@ def _deny_attribute(*_args: object) -> None:
     raise AttributeError("attribute access is not available in contracts")
 
 
+# Lua compares strings with strcoll: pin the collation so every node orders alike (once, at
+# import: setlocale is process-wide and not thread-safe).
+locale.setlocale(locale.LC_COLLATE, "C")
 _SANDBOX = files("smartchain.contracts").joinpath("sandbox.lua").read_bytes()
 _HOST_METHODS = ("get", "flush", "emit", "balance", "transfer", "token_balance",
                  "token_transfer", "token_transfer_from", "enter", "leave", "code")
@@ -68,8 +71,6 @@ class LuaVM:
     """One runtime with the sandbox loaded, serving one ``Host``."""
 
     def __init__(self, host: Host, *, watchdog_seconds: float | None = None) -> None:
-        # Lua compares strings with strcoll: pin the collation so every node orders alike.
-        locale.setlocale(locale.LC_COLLATE, "C")
         self.host = host
         self._deadline = 0.0
         self.watchdog_seconds = watchdog_seconds

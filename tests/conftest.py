@@ -97,6 +97,7 @@ def chainkit(tmp_path: Path):
 # --- functional tests: real node processes (see tests/harness.py) ---------------------------
 
 from collections.abc import Callable, Iterator  # noqa: E402
+from typing import Any  # noqa: E402
 
 from harness import NodeProcess  # noqa: E402
 
@@ -131,3 +132,16 @@ def smart_node(request: pytest.FixtureRequest,
     accounts = getattr(request.module, "SMART_NODE_GENESIS", [])
     chain_id = getattr(request.module, "SMART_NODE_CHAIN_ID", "smart-test-1")
     return smart_node_factory(accounts=list(accounts), chain_id=chain_id)
+
+
+@pytest.fixture(scope="module")
+def api(smart_node: NodeProcess) -> Iterator[Any]:
+    """An HTTP session on the module's node (``test_api.Api``); at teardown the node must
+    still be running with no error in its log."""
+    from test_api import Api
+
+    a = Api(smart_node.url or "")
+    yield a
+    a.session.close()
+    assert smart_node.running, f"node died; log:\n{smart_node.log_tail()}"
+    assert smart_node.log_errors() == [], smart_node.log_tail()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -118,15 +118,6 @@ class Api:
                 if s.name == name and (labels is None or s.labels == labels):
                     return s.value
         return 0.0
-
-
-@pytest.fixture(scope="module")
-def api(smart_node: NodeProcess) -> Iterator[Api]:
-    a = Api(smart_node.url or "")
-    yield a
-    a.session.close()
-    assert smart_node.running, f"node died; log:\n{smart_node.log_tail()}"
-    assert smart_node.log_errors() == [], smart_node.log_tail()
 
 
 def sign(key: PrivateKey, *, nonce: int, to: bytes = BOB.address, amount: int = 1_000,

@@ -54,6 +54,30 @@ def smart_many(env: dict[str, str], *commands: list[str]) -> list[subprocess.Com
         return list(pool.map(lambda args: smart(env, *args), commands))
 
 
+class Cli:
+    """The ``smart`` command with one environment (home, keyring, node)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return smart(self.env, *args)
+
+    def many(self, *commands: list[str]) -> list[subprocess.CompletedProcess]:
+        return smart_many(self.env, *commands)
+
+
+def keyed_cli(home: Path, node_url: str, keys: dict[str, Any]) -> Cli:
+    """A CLI pointed at ``node_url`` with ``keys`` (name -> PrivateKey) imported unsealed."""
+    env = cli_env(home)
+    env["SMART_NODE"] = node_url
+    c = Cli(env)
+    for r in c.many(*(["keys", "import", name, "--seed", key.seed.hex(), "--insecure"]
+                      for name, key in keys.items())):
+        assert r.returncode == 0, r.stderr
+    return c
+
+
 def ok_json(r: subprocess.CompletedProcess) -> Any:
     assert r.returncode == 0, f"exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
     return json.loads(r.stdout)

@@ -6,15 +6,13 @@ different accounts so their balance checks do not interfere.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import NodeProcess
 from test_api import Api
-from test_cli import assert_error, assert_json_error, cli_env, ok_json, smart, smart_many
+from test_cli import Cli, assert_error, assert_json_error, keyed_cli, ok_json
 
 from smartchain.client import ApiError, Client
 from smartchain.crypto.address import to_bech32
@@ -40,15 +38,6 @@ SMART_NODE_GENESIS = [(k.address, 1_000 * HPC)
 
 def addr(key: PrivateKey) -> str:
     return to_bech32(key.address)
-
-
-@pytest.fixture(scope="module")
-def api(smart_node: NodeProcess) -> Iterator[Api]:
-    a = Api(smart_node.url or "")
-    yield a
-    a.session.close()
-    assert smart_node.running, f"node died; log:\n{smart_node.log_tail()}"
-    assert smart_node.log_errors() == [], smart_node.log_tail()
 
 
 @pytest.fixture(scope="module")
@@ -166,26 +155,10 @@ def test_unknown_token_message_points_hpc_to_accounts(api: Api) -> None:
 # --- CLI -----------------------------------------------------------------------------------
 
 
-class Cli:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    def run(self, *args: str) -> subprocess.CompletedProcess:
-        return smart(self.env, *args)
-
-    def many(self, *commands: list[str]) -> list[subprocess.CompletedProcess]:
-        return smart_many(self.env, *commands)
-
-
 @pytest.fixture(scope="module")
 def cli(smart_node: NodeProcess, tmp_path_factory: pytest.TempPathFactory) -> Cli:
-    env = cli_env(Path(tmp_path_factory.mktemp("token-cli")) / "smart-home")
-    env["SMART_NODE"] = smart_node.url or ""
-    c = Cli(env)
-    for r in c.many(*(["keys", "import", name, "--seed", key.seed.hex(), "--insecure"]
-                      for name, key in CLI_KEYS.items())):
-        assert r.returncode == 0, r.stderr
-    return c
+    home = Path(tmp_path_factory.mktemp("token-cli")) / "smart-home"
+    return keyed_cli(home, smart_node.url or "", CLI_KEYS)
 
 
 def test_cli_issue_transfer_and_query(cli: Cli, client: Client) -> None:

@@ -64,7 +64,7 @@ class Attribute(Struct):
 
 
 ADDRESS_ATTRIBUTES = frozenset({"sender", "recipient", "proposer", "address", "owner", "to",
-                                "from", "spender", "issuer", "contract", "caller"})
+                                "from", "spender", "issuer", "contract", "caller", "creator"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,9 @@ class Sandbox:
         out = self.vm.invoke(to_bech32(address).encode(), function.encode(), args, gas=gas,
                              caller=ALICE_TEXT, value=value, origin=ALICE_TEXT, height=7,
                              time_ms=1_000)
-        if not out.ok:  # as the executor does with a failed transaction
+        if out.ok:  # as the chain does at the end of a block
+            self.host.apply_writes(self.vm.drain())
+        else:  # as the executor does with a failed transaction
             self.host._revert(start)
         return out
 
@@ -411,3 +413,38 @@ def test_costly_string_searches_and_slices_are_priced_or_refused(box: Sandbox) -
     assert cheap < 2 * PERIOD and costly.error == "out of gas"
     assert "at most 256 values" in failed(box.run(
         "return string.byte(string.rep('a', 60000), 1, -1)"))
+
+
+def test_writes_flushed_by_a_callee_are_undone_when_an_outer_call_fails(box: Sandbox) -> None:
+    """C succeeds inside B, B then fails: C's write must vanish, the caller's stay; and a
+    top-level call that fails after its callee succeeded leaves nothing at all."""
+    c = box.deploy('function put(v) storage.set("c", v) end')
+    b = box.deploy(f"""
+        function work(fail)
+          storage.set("b", 1)
+          call("{to_bech32(c)}", "put", 7)
+          if fail then error("b fails") end
+        end
+    """)
+    a = box.deploy(f"""
+        function f(fail)
+          storage.set("a", 1)
+          local ok = pcall(call, "{to_bech32(b)}", "work", fail)
+          return ok, storage.get("a")
+        end
+        function g() call("{to_bech32(b)}", "work", false) error("a fails after") end
+    """)
+    assert ok(box.call(a, "f", True)) == (False, 1)
+    assert stored(box) == {(a, b"sa"): 1}
+    assert "a fails after" in failed(box.call(a, "g"))
+    assert stored(box) == {(a, b"sa"): 1}
+    assert ok(box.call(a, "f", False)) == (True, 1)
+    assert stored(box) == {(a, b"sa"): 1, (b, b"sb"): 1, (c, b"sc"): 7}
+
+
+def stored(box: Sandbox) -> dict[tuple[bytes, bytes], int]:
+    """Contract storage in the host: (contract, encoded key) -> integer value."""
+    prefix = b"contracts/store/"
+    return {(k[len(prefix):len(prefix) + 20], k[len(prefix) + 20:]):
+            int.from_bytes(v[1:], "big", signed=True)
+            for k, v in box.host.state.items() if k.startswith(prefix)}

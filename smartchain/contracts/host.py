@@ -183,20 +183,12 @@ class Host:
             return raw[1:], 0
         return _I64.unpack_from(raw, 1)[0], 0
 
-    def flush(self, *pairs: Any) -> tuple[None, int]:
-        """The running frame's buffered writes: key, value (None deletes), key, value...
-        (checked and charged by the sandbox when they were made; checked again here)."""
-        prefix, store = self._prefix, self._store
-        for i in range(0, len(pairs), 2):
-            key, value = pairs[i], pairs[i + 1]
-            k = b"s" + key if type(key) is bytes and len(key) <= MAX_KEY else encode_key(key)
-            if value is None:
-                store(prefix + k, None)
-            elif type(value) is int and -(1 << 63) <= value < (1 << 63):
-                store(prefix + k, _INT_TAG + _I64.pack(value))
-            else:
-                store(prefix + k, encode_value(value))
-        return None, 0
+    def apply_writes(self, writes: list[tuple[bytes, Any, Any]]) -> None:
+        """Store a VM's drained writes: (contract address text, key, value or None)."""
+        store = self._store
+        for address, key, value in writes:
+            prefix = STORE_PREFIX + self.address(address)
+            store(prefix + encode_key(key), None if value is None else encode_value(value))
 
     def emit(self, name: Any, named: bool, *values: Any) -> tuple[None, int]:
         if type(name) is not bytes or not FUNCTION_NAME.fullmatch(name):

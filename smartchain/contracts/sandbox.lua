@@ -32,7 +32,7 @@ local tbl_unpack, tbl_pack = table.unpack, table.pack
 python = nil
 package.loaded.python = nil
 
-local h_get, h_flush, h_emit = H.get, H.flush, H.emit
+local h_get, h_emit = H.get, H.emit
 local h_balance, h_transfer = H.balance, H.transfer
 local h_token_balance, h_token_transfer, h_token_transfer_from = H.token_balance, H.token_transfer, H.token_transfer_from
 local h_enter, h_leave, h_code = H.enter, H.leave, H.code
@@ -439,14 +439,17 @@ local function pay(v, cost, err, fatal)
   return v
 end
 
--- Storage. Reads go through this block's cache of contract storage (only contracts write
--- it, and only through here, so the cache is exact); writes wait in the running frame's
--- buffer until the frame ends well or calls out, then go to the chain in one host call.
--- Gas is the same whether a read hits the cache or not.
+-- Storage. Only contracts write contract storage, and only through here, so the VM keeps
+-- the block's view of it: reads go through a cache, writes wait in the running frame's
+-- buffer until the frame ends well (or calls out), then join the block's writes, which
+-- the chain drains once, at the end of the block. What a failed call had added is undone
+-- from a journal. Gas is the same whether a read hits the cache or not.
 local cache = {}       -- contract address -> key -> value (NONE: known absent)
 local NONE = {}
-local dkeys, dvals, dpos, dn = {}, {}, {}, 0  -- the buffer, in first-write order
-local flushes = 0      -- how many buffers went to the chain (to spot stale cache entries)
+local dkeys, dvals, dpos, dn = {}, {}, {}, 0  -- the frame's buffer, in first-write order
+local written = {}     -- address -> key -> true: written in this block
+local waddr, wkey, wn = {}, {}, 0  -- the block's written keys, in first-write order
+local ua, uk, uold, unew, un = {}, {}, {}, {}, 0  -- undo journal of the running transaction
 
 local function check_key(k)
   if raw_type(k) == "string" then
@@ -499,33 +502,40 @@ end
 
 function STORAGE.delete(k) return STORAGE.set(k, nil) end
 
-local flat = {}  -- reused: the buffer as key, value, key, value...
-
 local function discard_buffer()
   for i = 1, dn do dpos[dkeys[i]] = nil; dkeys[i] = nil; dvals[i] = nil end
   dn = 0
 end
 
--- Send the buffer to the chain (metered: it runs on the contract's thread).
+-- The frame's buffer joins the block's writes (metered: it runs on the contract's thread).
 local function flush()
   local n = dn
   if n == 0 then return end
+  local me = frames[#frames].self
   local c = contract_cache()
+  local w = written[me]
+  if not w then w = {}; written[me] = w end
   for i = 1, n do
     local k, v = dkeys[i], dvals[i]
+    local new = not w[k]
+    un = un + 1
+    ua[un], uk[un], uold[un], unew[un] = me, k, c[k], new
     c[k] = v
-    flat[2 * i - 1] = k
-    if v == NONE then flat[2 * i] = nil else flat[2 * i] = v end
+    if new then w[k] = true; wn = wn + 1; waddr[wn] = me; wkey[wn] = k end
   end
   discard_buffer()
-  flushes = flushes + 1
-  pay(h_flush(tbl_unpack(flat, 1, 2 * n)))
 end
 
--- After a failure the chain reverts what was flushed since `mark`; so must the cache.
+-- A call failed: drop its buffer and undo what it (and its callees) flushed since `mark`.
 local function forget_since(mark)
   discard_buffer()
-  if flushes ~= mark then cache = {} end
+  for i = un, mark + 1, -1 do
+    local a, k = ua[i], uk[i]
+    cache[a][k] = uold[i]
+    if unew[i] then written[a][k] = nil; waddr[wn], wkey[wn] = nil, nil; wn = wn - 1 end
+    ua[i], uk[i], uold[i] = nil, nil, nil
+  end
+  un = mark
 end
 
 local function emit(name, ...)
@@ -638,7 +648,7 @@ function G.call(address, fname, ...)
   if #frames >= MAX_DEPTH then raw_error("call depth limit reached", 2) end
   check_args(raw_select("#", ...), ...)
   flush()  -- the callee (or a re-entered caller) must see what this frame wrote
-  local mark = flushes
+  local mark = un
   enter(address, fname)
   local caller = frames[#frames].self
   frames[#frames + 1] = {self = address, caller = caller, value = 0}
@@ -676,7 +686,27 @@ function api.invoke(address, fname, gas, mem_kb, optional_, caller, value, origi
   top.self, top.caller, top.value = address, caller, value
   frames[1] = top
   local co = metered_thread(run)  -- gas > 0, so this cannot abort on the main thread
-  return finish_top(gas, flushes, co, co_resume(co, address, fname, ...))
+  for i = 1, un do ua[i], uk[i], uold[i] = nil, nil, nil end  -- the last call is settled
+  un = 0
+  return finish_top(gas, 0, co, co_resume(co, address, fname, ...))
+end
+
+-- The block's writes, up to DRAIN at a time from position `from`: count, then address,
+-- key, value (nil: deleted) for each. Called by the chain at the end of the block.
+local DRAIN = 4096
+function api.drain(from)
+  local last = from + DRAIN - 1
+  if last > wn then last = wn end
+  local out, j = {}, 0
+  for i = from, last do
+    local a, k = waddr[i], wkey[i]
+    local v = cache[a][k]
+    out[j + 1], out[j + 2] = a, k
+    if v ~= NONE then out[j + 3] = v end
+    j = j + 3
+  end
+  if last >= wn then written, waddr, wkey, wn = {}, {}, {}, 0 end
+  return last - from + 1, tbl_unpack(out, 1, j)
 end
 
 -- Compile without running; returns the bytecode dump for the determinism check, or nil

@@ -33,6 +33,7 @@ MAX_DEPTH = 8  # nested contract calls
 MAX_CODE = 64 * 1024
 MAX_MEMORY = 256 * 1024 * 1024  # the whole runtime: a last resort under the per-call limit
 CALL_MEMORY_KB = 32 * 1024  # what one top-level call may add to the heap
+_DRAIN_CHUNK = 4096  # writes per drain call (sandbox.lua's DRAIN): Lua's stack bounds it
 
 
 class CallOutcome(NamedTuple):  # a tuple: built once per call on the hot path
@@ -50,7 +51,7 @@ def _deny_attribute(*_args: object) -> None:
 # import: setlocale is process-wide and not thread-safe).
 locale.setlocale(locale.LC_COLLATE, "C")
 _SANDBOX = files("smartchain.contracts").joinpath("sandbox.lua").read_bytes()
-_HOST_METHODS = ("get", "flush", "emit", "balance", "transfer", "token_balance",
+_HOST_METHODS = ("get", "emit", "balance", "transfer", "token_balance",
                  "token_transfer", "token_transfer_from", "enter", "leave", "code")
 
 
@@ -87,10 +88,26 @@ class LuaVM:
         api = self.rt.execute(_SANDBOX, callbacks, PERIOD, MAX_STRING, MAX_DEPTH, schedule,
                               watchdog)
         self._invoke = api[b"invoke"]
+        self._drain = api[b"drain"]
         self._compile = api[b"compile"]
 
     def _watchdog_fired(self) -> bool:
         return time.monotonic() > self._deadline
+
+    def drain(self) -> list[tuple[bytes, Any, Any]]:
+        """The storage writes of the calls run so far (address text, key, value or None for
+        a deletion), in first-write order; the VM forgets them. The chain applies them once,
+        at the end of the block: a contract call that succeeded is the last thing its
+        transaction does, so nothing can revert it afterwards."""
+        writes: list[tuple[bytes, Any, Any]] = []
+        start = 1
+        while True:
+            out = self._drain(start)  # lupa returns a lone count as an int, not a tuple
+            count, flat = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+            writes.extend(zip(flat[0::3], flat[1::3], flat[2::3], strict=True))
+            if count < _DRAIN_CHUNK:
+                return writes
+            start += count
 
     def check_source(self, source: bytes) -> None:
         """Raise ``ContractError`` unless the source compiles and keeps the contract rules."""

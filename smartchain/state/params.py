@@ -23,3 +23,14 @@ class Params(Struct):
     token_issue_gas: U64 = 1_000_000  # a symbol is claimed for ever: priced against squatting
     contract_call_gas: U64 = 5_000  # each contract call, top-level or nested
     contract_code_byte_gas: U64 = 20  # deploying: per byte of source kept on chain
+    # compute jobs (smartchain/state/modules/compute.py)
+    compute_min_stake: U64 = 10 * 10**8  # base units a provider locks to be assigned tasks
+    compute_slash_bps: U32 = 1_000  # part of its stake a provider loses per out-voted result
+    compute_max_extra_replicas: U32 = 3  # adaptive replication: replicas added on disagreement
+    compute_max_reassign: U32 = 8  # replicas a task may lose (deadline, abstention) and replace
+    compute_reveal_blocks: U64 = 10  # blocks to reveal once every replica of a task committed
+    compute_max_misses: U32 = 3  # missed deadlines in a row that take a provider off the roster
+    compute_measure_min_ms: U64 = 60_000  # verified busy time before measured speed counts
+    compute_max_tasks: U32 = 4_096  # tasks in one job
+    compute_assign_per_block: U32 = 1_024  # pending tasks end_block tries to place per block
+    compute_scan_gas: U64 = 20  # each provider looked at when placing one replica

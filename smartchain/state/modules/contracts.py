@@ -284,5 +284,10 @@ class Contracts(Module):
         return {"info": lambda view, args: contract_info(view, from_bech32(args["address"]))}
 
     def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
-        block.cache.pop("contracts", None)  # the VM lives for one block
+        """Write the block's contract storage into state; the VM lived for this block."""
+        cached = block.cache.pop("contracts", None)
+        if cached is not None:
+            vm, host = cached
+            host.bind(store)
+            host.apply_writes(vm.drain())
         return []

@@ -2,9 +2,10 @@
 
 The source is kept on chain, so what a contract does is readable by anyone; its storage is
 chain state under ``contracts/store/<address>``, in the state root like everything else.
-Each executed block gets a fresh ``LuaVM`` (see ``smartchain.contracts.vm``), and a call's
-gas comes out of its transaction's gas: instructions, storage bytes, events and the call
-itself. A failed or out-of-gas call reverts every write of its transaction and still pays.
+Each executed block gets a fresh ``LuaVM`` (see ``smartchain.contracts.vm``), which keeps
+the block's contract storage and hands its writes to state in ``end_block``. A call's gas
+comes out of its transaction's gas: instructions, storage bytes, events and the call itself.
+A failed or out-of-gas call reverts every write of its transaction and still pays.
 """
 
 from __future__ import annotations
@@ -207,7 +208,10 @@ def _validate_call(msg: Call) -> None:
 
 def _run(ctx: TxContext, address: bytes, function: str, args: tuple[Arg, ...], value: int,
          *, optional: bool = False) -> CallOutcome:
-    """Invoke a contract inside a transaction; a failure raises and so reverts the tx."""
+    """Invoke a contract inside a transaction; a failure raises and so reverts the tx.
+
+    A successful call must stay the last step of its transaction: its storage writes are
+    already the block's (the VM applies them at ``end_block``) and could not be reverted."""
     vm, host = _block_vm(ctx.block)
     host.bind(ctx.store)
     host.begin(address)

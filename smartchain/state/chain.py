@@ -25,6 +25,7 @@ from smartchain.state.executor import CheckedTx, Executor
 from smartchain.state.genesis import Genesis
 from smartchain.state.module import BlockInfo, Module
 from smartchain.state.modules.bank import Bank
+from smartchain.state.modules.compute import Compute
 from smartchain.state.modules.contracts import Contracts
 from smartchain.state.modules.tokens import Tokens
 from smartchain.state.params import PARAMS_KEY, Params
@@ -88,7 +89,7 @@ def _record_evidence(store: Overlay, evidence: tuple[DuplicateVoteEvidence, ...]
 
 
 def default_modules() -> list[Module]:
-    return [Bank(), Tokens(), Contracts()]
+    return [Bank(), Tokens(), Contracts(), Compute()]
 
 
 class Chain:

@@ -1,0 +1,1125 @@
+"""Compute jobs on chain: providers, jobs sliced into tasks, assignment, commit-reveal,
+verification by quorum, payment from escrow (Smart Chain 3.2.1, 5.2; BOINC, iExec).
+
+Why it is shaped this way:
+
+- **Money stays in the bank.** Provider stakes and job escrows are HPC moved into one module
+  account (``MODULE_ACCOUNT``), so the bank's supply check holds untouched: the module
+  account's balance is the sum of live stakes and job escrows. Slashed stake is not burned
+  (only emission changes supply): it moves into the job's escrow, pays for the extra
+  replicas the disagreement caused, and what is left returns to the requester with the
+  rest of the unused escrow when the job ends.
+- **The chain decides who runs what.** Assignment is nginx's smooth weighted round-robin
+  (``swrr_pick``, a function over plain ``Slot`` data) over active providers. A provider
+  may only take a replica if its declared capability (fuel/s) still covers every replica
+  it holds by their deadlines (each reserves ``fuel_per_task / deadline`` fuel/s): nobody
+  gets a task it cannot finish in time. Its weight is its *effective* capability scaled by
+  the part of its capacity still free. Effective capability is the declared one until the
+  provider has ``compute_measure_min_ms`` of verified busy time, then
+  ``min(declared, measured)`` where measured = verified fuel / verified busy time; busy time
+  of a replica is from its assignment (or the provider's previous commit, if later) to its
+  commit, so it is a lower bound of the provider's speed when blocks, not compute, are the
+  bottleneck; it only moves shares, it never makes a provider ineligible. The SWRR current
+  weights live in the provider records, so the rotation continues across jobs. Ties are
+  broken by a hash of (height, job, task, address): the beacon is not in ``BlockInfo``.
+- **Commit, then reveal.** A worker commits to ``commitment(output, error, fuel, address)``
+  (its own address is in the hash, so a commitment cannot be copied); reveals open when
+  every live replica of the task has committed. A runner error (``out of fuel``, a trap) is
+  a result like any other: matching errors verify and the requester pays the fuel. An error
+  marked machine-dependent (a native stack overflow) is an abstention: no pay, no penalty,
+  another replica is placed.
+- **Quorum with adaptive replication.** A task is verified when at least ``redundancy``
+  reveals agree on (output, error, fuel) and they are a strict majority of the reveals;
+  otherwise one more replica is added, up to ``redundancy + compute_max_extra_replicas``,
+  after which the task fails and its escrow returns. The out-voted are slashed
+  (``compute_slash_bps`` of their stake) and lose reputation. Each winner is paid
+  ``fuel_used × price_per_fuel`` from the task's budget (``redundancy × fuel_per_task ×
+  price`` plus the slashed stake); a budget too small for every winner is shared equally.
+  Reveals are public, so a replica added after a disagreement can see the answers on the
+  table; it still has to take a side, and the losing side is slashed.
+- **Deadlines.** A replica must commit within ``deadline_blocks`` of its assignment and, once
+  reveals open, reveal within ``compute_reveal_blocks``; ``end_block`` expires laggards (a
+  little reputation, no slash; ``compute_max_misses`` misses in a row take a provider off
+  the roster until it registers again) and places a new replica. Tasks short of replicas
+  (no eligible provider yet) stay pending and ``end_block`` retries them, oldest job first.
+- **Results.** A job is done when each task is verified or failed; its unused escrow returns
+  to the requester. The verified outputs stay in the task records (``job_outputs``); a
+  reduce module, if given, is stored by hash and run by the client over the outputs (or
+  posted by it as a later one-task job): the chain does not run WebAssembly itself.
+
+Work done in ``end_block`` (expiries, placing pending replicas) is not metered: the
+transactions that created it paid for it, and placing is capped per block.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Container, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from smartchain.codec import (
+    I64,
+    U8,
+    U32,
+    U64,
+    U128,
+    Bool,
+    Bytes,
+    Fixed20,
+    Fixed32,
+    Str,
+    Struct,
+    list_of,
+    optional,
+)
+from smartchain.compute.wasm import TaskRunner
+from smartchain.crypto.address import from_bech32
+from smartchain.crypto.hashing import h256, h256_tagged
+from smartchain.state.errors import Code, TxError
+from smartchain.state.module import BlockInfo, GasMeter, Module, Msg, TxContext
+from smartchain.state.modules.bank import move_hpc
+from smartchain.state.modules.emission import MAX_SUPPLY
+from smartchain.state.params import PARAMS_KEY, Params
+from smartchain.state.store import Overlay
+from smartchain.types.tx import Event
+
+MODULE_ACCOUNT = h256_tagged(b"smart/module", b"compute")[:20]
+
+PROVIDER_PREFIX = b"compute/prov/"
+JOB_PREFIX = b"compute/job/"
+TASK_PREFIX = b"compute/task/"
+INPUT_PREFIX = b"compute/input/"
+MODULE_PREFIX = b"compute/module/"
+PENDING_PREFIX = b"compute/pending/"  # + job + task: tasks short of replicas
+DEADLINE_PREFIX = b"compute/deadline/"  # + height + job + task + provider
+ASSIGNED_PREFIX = b"compute/assigned/"  # + provider + job + task: what a worker must run
+NEXT_JOB_KEY = b"compute/next_job"
+MARK = b"\x01"  # the value of index keys
+
+MAX_REDUNDANCY = 16
+MAX_DEADLINE_BLOCKS = 1_000_000
+MAX_ERROR = 256
+MAX_REPLICAS = 255  # ``Task.want`` is a u8
+INITIAL_REPUTATION = 1_000
+MAX_REPUTATION = 1_000_000
+REPUTATION_GAIN = 1  # per verified result
+REPUTATION_SLASH = 100  # per out-voted result
+REPUTATION_MISS = 10  # per missed deadline
+ABSTAIN_MARK = "machine-dependent"  # in a runner error that must not count as a vote
+BPS = 10_000
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+
+ASSIGNED, COMMITTED, REVEALED, EXPIRED, ABSTAINED = range(5)
+REPLICA_STATUS = ("assigned", "committed", "revealed", "expired", "abstained")
+LIVE = frozenset({ASSIGNED, COMMITTED, REVEALED})  # replicas that hold a provider's capacity
+
+PENDING, T_ASSIGNED, T_COMMITTED, VERIFIED, FAILED, CANCELLED = range(6)
+TASK_STATUS = ("pending", "assigned", "committed", "verified", "failed", "cancelled")
+FINAL = frozenset({VERIFIED, FAILED, CANCELLED})
+
+OPEN, DONE, JOB_CANCELLED = range(3)
+JOB_STATUS = ("open", "done", "cancelled")
+
+_U64 = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
+_ZERO32 = bytes(32)
+
+
+# --- stored records -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Provider(Struct):
+    capability: U64  # declared fuel/s
+    stake: U128  # locked in MODULE_ACCOUNT
+    reputation: U64
+    verified_fuel: U128  # fuel of its verified results
+    verified_ms: U64  # busy time of those results: measured speed = fuel / time
+    load: U32  # replicas it holds (assigned, committed or revealed, not yet decided)
+    reserved: U64  # fuel/s those replicas need to finish by their deadlines
+    slashed: U128  # total stake lost
+    active: Bool  # gets new replicas
+    current: I64  # SWRR current weight
+    last_commit_ms: U64
+    misses: U32  # deadlines missed in a row
+    registered: U64  # height
+
+
+@dataclass(frozen=True, slots=True)
+class Replica(Struct):
+    provider: Fixed20
+    status: U8
+    assigned_height: U64
+    assigned_ms: U64
+    deadline: U64  # last height to commit (or to reveal once reveals open); 0: none running
+    commitment: Fixed32
+    output: Bytes
+    error: Str
+    fuel_used: U64
+    busy_ms: U64
+
+
+@dataclass(frozen=True, slots=True)
+class Task(Struct):
+    status: U8
+    want: U8  # live replicas the task needs now (redundancy, more after a disagreement)
+    bonus: U128  # slashed stake added to this task's budget
+    replicas: list_of(Replica)
+    output: Bytes  # the verified result
+    error: Str
+    fuel_used: U64
+
+
+@dataclass(frozen=True, slots=True)
+class Job(Struct):
+    requester: Fixed20
+    module_hash: Fixed32
+    reduce_hash: optional(Fixed32)
+    tasks: U32
+    redundancy: U8
+    fuel_per_task: U64
+    price_per_fuel: U64
+    deadline_blocks: U64
+    rate: U64  # fuel/s one replica reserves on its provider
+    escrow: U128  # still locked for this job
+    paid: U128
+    status: U8
+    verified: U32
+    failed: U32
+    height: U64  # posted at
+    finished: U64  # height it was done or cancelled at, 0 while open
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome(Struct):
+    output: Bytes
+    error: Str
+    fuel_used: U64
+
+
+# --- payloads -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterProvider(Struct):
+    """Register, or update a registered provider: new capability, ``stake`` added."""
+
+    capability: U64  # fuel/s
+    stake: U128
+
+
+@dataclass(frozen=True, slots=True)
+class Deregister(Struct):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PostJob(Struct):
+    module: Bytes  # the WebAssembly task module
+    tasks: list_of(Bytes)  # one input per task (the client slices)
+    fuel_per_task: U64
+    price_per_fuel: U64  # base units of HPC
+    deadline_blocks: U64  # a replica commits within this many blocks of its assignment
+    redundancy: U8 = 2
+    reduce: Bytes = b""  # optional reduce module, kept for the client
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult(Struct):
+    job: U64
+    task: U32
+    commitment: Fixed32
+
+
+@dataclass(frozen=True, slots=True)
+class RevealResult(Struct):
+    job: U64
+    task: U32
+    output: Bytes
+    error: Str  # the runner's error, '' when the task ran to its end
+    fuel_used: U64
+
+
+@dataclass(frozen=True, slots=True)
+class CancelJob(Struct):
+    job: U64
+
+
+PAYLOADS: dict[str, type[Struct]] = {
+    "compute/register_provider": RegisterProvider,
+    "compute/deregister": Deregister,
+    "compute/post_job": PostJob,
+    "compute/commit_result": CommitResult,
+    "compute/reveal_result": RevealResult,
+    "compute/cancel_job": CancelJob,
+}
+
+
+def commitment(output: bytes, error: str, fuel_used: int, provider: bytes) -> bytes:
+    """What a worker commits to: its result bound to its own address."""
+    return h256_tagged(b"smart/compute/c", _Outcome(output, error, fuel_used).encode(), provider)
+
+
+def job_escrow(msg: PostJob) -> int:
+    """What posting locks: every replica at its full fuel."""
+    return len(msg.tasks) * msg.redundancy * msg.fuel_per_task * msg.price_per_fuel
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def _jt(job_id: int, idx: int) -> bytes:
+    return _U64.pack(job_id) + _U32.pack(idx)
+
+
+def provider_key(address: bytes) -> bytes:
+    return PROVIDER_PREFIX + address
+
+
+def job_key(job_id: int) -> bytes:
+    return JOB_PREFIX + _U64.pack(job_id)
+
+
+def task_key(job_id: int, idx: int) -> bytes:
+    return TASK_PREFIX + _jt(job_id, idx)
+
+
+def input_key(job_id: int, idx: int) -> bytes:
+    return INPUT_PREFIX + _jt(job_id, idx)
+
+
+def _pending_key(job_id: int, idx: int) -> bytes:
+    return PENDING_PREFIX + _jt(job_id, idx)
+
+
+def _deadline_key(height: int, job_id: int, idx: int, provider: bytes) -> bytes:
+    return DEADLINE_PREFIX + _U64.pack(height) + _jt(job_id, idx) + provider
+
+
+def _assigned_key(provider: bytes, job_id: int, idx: int) -> bytes:
+    return ASSIGNED_PREFIX + provider + _jt(job_id, idx)
+
+
+def _split_jt(raw: bytes) -> tuple[int, int]:
+    return _U64.unpack_from(raw)[0], _U32.unpack_from(raw, 8)[0]
+
+
+# --- reads any module or query may use ---------------------------------------------------------
+
+
+def get_provider(store: Any, address: bytes) -> Provider | None:
+    raw = store.get(provider_key(address))
+    return Provider.decode(raw) if raw is not None else None
+
+
+def get_job(store: Any, job_id: int) -> Job | None:
+    raw = store.get(job_key(job_id))
+    return Job.decode(raw) if raw is not None else None
+
+
+def get_task(store: Any, job_id: int, idx: int) -> Task | None:
+    raw = store.get(task_key(job_id, idx))
+    return Task.decode(raw) if raw is not None else None
+
+
+def task_input(store: Any, job_id: int, idx: int) -> bytes | None:
+    return store.get(input_key(job_id, idx))
+
+
+def get_module(store: Any, module_hash: bytes) -> bytes | None:
+    return store.get(MODULE_PREFIX + module_hash)
+
+
+def job_outputs(store: Any, job_id: int) -> list[bytes | None] | None:
+    """Verified outputs in task order (None for a task that is not verified): what a
+    reduce step runs over."""
+    job = get_job(store, job_id)
+    if job is None:
+        return None
+    out: list[bytes | None] = []
+    for idx in range(job.tasks):
+        task = get_task(store, job_id, idx)
+        out.append(task.output if task is not None and task.status == VERIFIED else None)
+    return out
+
+
+def effective_capability(p: Provider, measure_min_ms: int) -> int:
+    """Declared fuel/s until enough verified work was measured, then the smaller of the two."""
+    if p.verified_ms == 0 or p.verified_ms < measure_min_ms:
+        return p.capability
+    return max(1, min(p.capability, p.verified_fuel * 1000 // p.verified_ms))
+
+
+# --- the scheduling policy, over plain data ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Slot:
+    """A provider as the scheduler sees it: plain data, so the policy is testable alone."""
+
+    address: bytes
+    capacity: int  # declared fuel/s: the most its replicas may reserve
+    effective: int  # fuel/s its weight is based on
+    reserved: int = 0  # fuel/s held by its replicas
+    current: int = 0  # SWRR current weight
+    placed: int = 0  # replicas placed on it by this batch
+    placed_rate: int = 0
+
+
+def slot_weight(s: Slot) -> int:
+    """Effective capability scaled by the free part of the capacity: load lowers the share."""
+    return max(1, s.effective * (s.capacity - s.reserved) // s.capacity)
+
+
+def _tie(seed: bytes, address: bytes) -> bytes:
+    return h256_tagged(b"smart/compute/tie", seed, address)
+
+
+def swrr_pick(slots: list[Slot], rate: int, exclude: Container[bytes],
+              seed: bytes = b"") -> Slot | None:
+    """One step of smooth weighted round-robin (nginx) over the slots that can take one more
+    replica reserving ``rate`` fuel/s; updates the slots and returns the chosen one."""
+    best: Slot | None = None
+    total = 0
+    for s in slots:
+        if s.capacity <= 0 or s.reserved + rate > s.capacity or s.address in exclude:
+            continue
+        w = slot_weight(s)
+        s.current += w
+        total += w
+        if best is None or s.current > best.current or (
+                s.current == best.current and _tie(seed, s.address) > _tie(seed, best.address)):
+            best = s
+    if best is None:
+        return None
+    best.current -= total
+    best.reserved += rate
+    best.placed += 1
+    best.placed_rate += rate
+    return best
+
+
+def replica_rate(fuel_per_task: int, deadline_blocks: int, block_time_ms: int) -> int:
+    """Fuel/s a replica needs to finish by its deadline (rounded up)."""
+    window_ms = max(1, deadline_blocks * block_time_ms)
+    return max(1, -(-fuel_per_task * 1000 // window_ms))
+
+
+# --- the shared state logic ----------------------------------------------------------------------
+
+
+class _Env:
+    """The store, the block and, inside a transaction, its gas meter (``None`` in end_block).
+    Providers are cached and written once at ``flush``."""
+
+    __slots__ = ("block", "dirty", "events", "gas", "params", "providers", "store")
+
+    def __init__(self, store: Overlay, block: BlockInfo, gas: GasMeter | None,
+                 events: list[Event]) -> None:
+        self.store = store
+        self.block = block
+        self.params = block.params
+        self.gas = gas
+        self.events = events
+        self.providers: dict[bytes, Provider] = {}
+        self.dirty: set[bytes] = set()
+
+    def charge(self, amount: int) -> None:
+        if self.gas is not None:
+            self.gas.consume(amount)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self.charge(self.params.gas_per_write)
+        self.store.set(key, value)
+
+    def delete(self, key: bytes) -> None:
+        if self.store.get(key) is not None:
+            self.charge(self.params.gas_per_write)
+            self.store.delete(key)
+
+    def move(self, frm: bytes, to: bytes, amount: int) -> None:
+        if amount:
+            self.charge(2 * self.params.gas_per_write)
+            move_hpc(self.store, frm, to, amount)
+
+    def emit(self, kind: str, **attrs: object) -> None:
+        self.events.append(Event.of(kind, **attrs))
+
+    def provider(self, address: bytes) -> Provider | None:
+        p = self.providers.get(address)
+        if p is None:
+            p = get_provider(self.store, address)
+            if p is not None:
+                self.providers[address] = p
+        return p
+
+    def put_provider(self, address: bytes, p: Provider) -> None:
+        self.providers[address] = p
+        self.dirty.add(address)
+
+    def all_providers(self) -> Iterator[tuple[bytes, Provider]]:
+        """Every provider in address order (cached versions win)."""
+        start = len(PROVIDER_PREFIX)
+        for key, raw in self.store.iter_prefix(PROVIDER_PREFIX):
+            address = key[start:]
+            p = self.providers.get(address)
+            yield address, p if p is not None else Provider.decode(raw)
+
+    def flush(self) -> None:
+        for address in sorted(self.dirty):
+            self.set(provider_key(address), self.providers[address].encode())
+        self.dirty.clear()
+
+    def seed(self, job_id: int, idx: int) -> bytes:
+        return h256_tagged(b"smart/compute/seed", _U64.pack(self.block.height), _jt(job_id, idx))
+
+
+def _need_provider(env: _Env, address: bytes) -> Provider:
+    p = env.provider(address)
+    assert p is not None, "a replica names a provider that is not registered"
+    return p
+
+
+def _slots(env: _Env) -> list[Slot]:
+    """The providers that may get new replicas, in address order."""
+    params = env.params
+    return [Slot(a, p.capability, effective_capability(p, params.compute_measure_min_ms),
+                 p.reserved, p.current)
+            for a, p in env.all_providers()
+            if p.active and p.stake >= params.compute_min_stake and p.capability > 0]
+
+
+def _store_slots(env: _Env, slots: list[Slot]) -> None:
+    """Write back what a batch of picks changed (as deltas: releases may have happened)."""
+    for s in slots:
+        p = _need_provider(env, s.address)
+        if s.placed == 0 and s.current == p.current:
+            continue
+        env.put_provider(s.address, replace(
+            p, current=min(I64_MAX, max(I64_MIN, s.current)), load=p.load + s.placed,
+            reserved=p.reserved + s.placed_rate))
+
+
+def _put(env: _Env, job_id: int, job: Job, idx: int, task: Task) -> None:
+    env.set(task_key(job_id, idx), task.encode())
+    env.set(job_key(job_id), job.encode())
+
+
+def _set_pending(env: _Env, job_id: int, idx: int, pending: bool) -> None:
+    key = _pending_key(job_id, idx)
+    if pending:
+        if env.store.get(key) is None:
+            env.set(key, MARK)
+    else:
+        env.delete(key)
+
+
+def _release(env: _Env, job_id: int, job: Job, idx: int, rep: Replica) -> None:
+    """The provider no longer holds this replica: its load and reservation go down."""
+    p = _need_provider(env, rep.provider)
+    env.put_provider(rep.provider, replace(p, load=max(0, p.load - 1),
+                                           reserved=max(0, p.reserved - job.rate)))
+    env.delete(_assigned_key(rep.provider, job_id, idx))
+    if rep.deadline:
+        env.delete(_deadline_key(rep.deadline, job_id, idx, rep.provider))
+
+
+def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[Slot]) -> Task:
+    """Give the task the replicas it is short of, on distinct providers (if there are any).
+    Providers that already held it are avoided; one that only missed its deadline may get
+    it back when nobody else can take it."""
+    need = task.want - sum(r.status in LIVE for r in task.replicas)
+    held = {r.provider for r in task.replicas}
+    fallback = {r.provider for r in task.replicas if r.status != EXPIRED}
+    seed = env.seed(job_id, idx)
+    height = env.block.height
+    placed: list[Replica] = []
+    for _ in range(need):
+        env.charge(env.params.compute_scan_gas * len(slots))
+        s = swrr_pick(slots, job.rate, held, seed) or swrr_pick(slots, job.rate, fallback, seed)
+        if s is None:
+            break
+        held.add(s.address)
+        fallback.add(s.address)
+        deadline = height + job.deadline_blocks
+        placed.append(Replica(s.address, ASSIGNED, height, env.block.time_ms, deadline, _ZERO32,
+                              b"", "", 0, 0))
+        env.set(_deadline_key(deadline, job_id, idx, s.address), MARK)
+        env.set(_assigned_key(s.address, job_id, idx), MARK)
+    if not placed:
+        return task
+    return replace(task, replicas=task.replicas + tuple(placed))
+
+
+def _reveal_deadlines(env: _Env, job_id: int, idx: int, task: Task, deadline: int) -> Task:
+    """Reveals open (every live replica committed): the committed replicas get ``deadline``;
+    reveals close again (a replica was lost): they wait with none (``deadline`` 0)."""
+    replicas = []
+    for r in task.replicas:
+        if r.status == COMMITTED:
+            if r.deadline:
+                env.delete(_deadline_key(r.deadline, job_id, idx, r.provider))
+            if deadline:
+                env.set(_deadline_key(deadline, job_id, idx, r.provider), MARK)
+            r = replace(r, deadline=deadline)
+        replicas.append(r)
+    return replace(task, replicas=tuple(replicas))
+
+
+def _settle(env: _Env, job_id: int, job: Job, idx: int, task: Task,
+            slots: list[Slot] | None = None) -> tuple[Job, Task]:
+    """Move a task on after any change: place missing replicas (when ``slots`` are given),
+    open reveals, decide. Returns the (maybe changed) job and task; the caller stores them."""
+    while task.status not in FINAL:
+        live = sum(r.status in LIVE for r in task.replicas)
+        if live < task.want:
+            lost = sum(r.status in (EXPIRED, ABSTAINED) for r in task.replicas)
+            if lost > env.params.compute_max_reassign:
+                env.emit("compute_task_failed", job=job_id, task=idx, reason="replicas lost")
+                return _finish_task(env, job_id, job, idx, task, FAILED)
+            if slots is not None:
+                task = _place(env, job_id, job, idx, task, slots)
+                live = sum(r.status in LIVE for r in task.replicas)
+        statuses = {r.status for r in task.replicas if r.status in LIVE}
+        if live < task.want:
+            status = PENDING
+        elif ASSIGNED in statuses:
+            status = T_ASSIGNED
+        elif COMMITTED in statuses:
+            status = T_COMMITTED
+        else:  # every live replica revealed
+            job, task = _decide(env, job_id, job, idx, task)
+            continue
+        if status == T_COMMITTED and task.status != T_COMMITTED:
+            task = _reveal_deadlines(env, job_id, idx, task,
+                                     env.block.height + env.params.compute_reveal_blocks)
+        elif status != T_COMMITTED and task.status == T_COMMITTED:
+            task = _reveal_deadlines(env, job_id, idx, task, 0)
+        _set_pending(env, job_id, idx, status == PENDING)
+        return job, replace(task, status=status)
+    return job, task
+
+
+def _decide(env: _Env, job_id: int, job: Job, idx: int, task: Task) -> tuple[Job, Task]:
+    """All live replicas revealed: verify, add a replica, or give up."""
+    revealed = [r for r in task.replicas if r.status == REVEALED]
+    groups: dict[tuple[bytes, str, int], list[Replica]] = {}
+    for r in revealed:
+        groups.setdefault((r.output, r.error, r.fuel_used), []).append(r)
+    winners = max(groups.values(), key=len)  # a strict majority is unique
+    if len(winners) >= job.redundancy and 2 * len(winners) > len(revealed):
+        return _verify(env, job_id, job, idx, task, winners, revealed)
+    cap = min(MAX_REPLICAS, job.redundancy + env.params.compute_max_extra_replicas)
+    if task.want < cap:
+        env.emit("compute_replicate", job=job_id, task=idx, replicas=task.want + 1)
+        return job, replace(task, want=task.want + 1, status=PENDING)
+    env.emit("compute_task_failed", job=job_id, task=idx, reason="no majority")
+    return _finish_task(env, job_id, job, idx, task, FAILED)
+
+
+def _verify(env: _Env, job_id: int, job: Job, idx: int, task: Task, winners: list[Replica],
+            revealed: list[Replica]) -> tuple[Job, Task]:
+    """Slash the out-voted into the task's budget, then pay the winners from it."""
+    winning = {r.provider for r in winners}
+    bonus = sum(_slash(env, r.provider, job_id, idx) for r in revealed
+                if r.provider not in winning)
+    budget = job.redundancy * job.fuel_per_task * job.price_per_fuel + task.bonus + bonus
+    due = winners[0].fuel_used * job.price_per_fuel
+    each = due if due * len(winners) <= budget else budget // len(winners)
+    for r in winners:
+        env.move(MODULE_ACCOUNT, r.provider, each)
+        _credit(env, r)
+    spent = each * len(winners)
+    job = replace(job, escrow=job.escrow + bonus - spent, paid=job.paid + spent)
+    w = winners[0]
+    task = replace(task, bonus=task.bonus + bonus, output=w.output, error=w.error,
+                   fuel_used=w.fuel_used)
+    env.emit("compute_task_verified", job=job_id, task=idx, fuel=w.fuel_used, paid=spent,
+             replicas=len(revealed))
+    return _finish_task(env, job_id, job, idx, task, VERIFIED)
+
+
+def _slash(env: _Env, address: bytes, job_id: int, idx: int) -> int:
+    p = _need_provider(env, address)
+    amount = p.stake * env.params.compute_slash_bps // BPS
+    stake = p.stake - amount
+    env.put_provider(address, replace(
+        p, stake=stake, slashed=p.slashed + amount,
+        reputation=max(0, p.reputation - REPUTATION_SLASH),
+        active=p.active and stake >= env.params.compute_min_stake))
+    env.emit("compute_slash", address=address.hex(), job=job_id, task=idx, amount=amount)
+    return amount
+
+
+def _credit(env: _Env, r: Replica) -> None:
+    p = _need_provider(env, r.provider)
+    env.put_provider(r.provider, replace(
+        p, reputation=min(MAX_REPUTATION, p.reputation + REPUTATION_GAIN),
+        verified_fuel=p.verified_fuel + r.fuel_used, verified_ms=p.verified_ms + r.busy_ms,
+        misses=0))
+
+
+def _finish_task(env: _Env, job_id: int, job: Job, idx: int, task: Task,
+                 status: int) -> tuple[Job, Task]:
+    for r in task.replicas:
+        if r.status in LIVE:
+            _release(env, job_id, job, idx, r)
+    _set_pending(env, job_id, idx, False)
+    task = replace(task, status=status)
+    if status == CANCELLED:
+        return job, task
+    job = replace(job, verified=job.verified + (status == VERIFIED),
+                  failed=job.failed + (status == FAILED))
+    if job.verified + job.failed == job.tasks:
+        job = _close_job(env, job_id, job, DONE)
+    return job, task
+
+
+def _close_job(env: _Env, job_id: int, job: Job, status: int) -> Job:
+    """The job ends: its unused escrow (and leftover slashed stake) goes back."""
+    env.move(MODULE_ACCOUNT, job.requester, job.escrow)
+    env.emit("compute_job_" + JOB_STATUS[status], job=job_id, owner=job.requester.hex(),
+             refund=job.escrow, paid=job.paid, verified=job.verified, failed=job.failed)
+    return replace(job, escrow=0, status=status, finished=env.block.height)
+
+
+def _expire(env: _Env) -> None:
+    """Replicas past their deadline lose it: the laggard loses a little reputation (and,
+    after ``compute_max_misses`` in a row, its place on the roster); the task goes back to
+    pending so a new replica is placed."""
+    height = env.block.height
+    due: list[bytes] = []
+    for key, _ in env.store.iter_prefix(DEADLINE_PREFIX):
+        if _U64.unpack_from(key, len(DEADLINE_PREFIX))[0] > height:
+            break
+        due.append(key)
+    for key in due:
+        rest = key[len(DEADLINE_PREFIX):]
+        deadline = _U64.unpack_from(rest)[0]
+        job_id, idx = _split_jt(rest[8:20])
+        _expire_one(env, deadline, job_id, idx, rest[20:])
+
+
+def _expire_one(env: _Env, deadline: int, job_id: int, idx: int, address: bytes) -> None:
+    job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
+    assert job is not None and task is not None, "a deadline names a task that does not exist"
+    replicas = list(task.replicas)
+    for i, r in enumerate(replicas):
+        running = r.status in (ASSIGNED, COMMITTED)
+        if running and r.provider == address and r.deadline == deadline:
+            _release(env, job_id, job, idx, r)
+            replicas[i] = replace(r, status=EXPIRED, deadline=0)
+            break
+    else:  # unreachable: deadline keys are deleted with their replica's deadline
+        env.delete(_deadline_key(deadline, job_id, idx, address))
+        return
+    p = _need_provider(env, address)
+    misses = p.misses + 1
+    off = misses >= env.params.compute_max_misses
+    env.put_provider(address, replace(
+        p, misses=misses, reputation=max(0, p.reputation - REPUTATION_MISS),
+        active=p.active and not off))
+    env.emit("compute_deadline_missed", address=address.hex(), job=job_id, task=idx,
+             misses=misses)
+    job, task = _settle(env, job_id, job, idx, replace(task, replicas=tuple(replicas)))
+    _put(env, job_id, job, idx, task)
+
+
+def _place_pending(env: _Env) -> None:
+    """Retry tasks short of replicas, oldest job first, up to the per-block cap."""
+    todo: list[tuple[int, int]] = []
+    for key, _ in env.store.iter_prefix(PENDING_PREFIX):
+        todo.append(_split_jt(key[len(PENDING_PREFIX):]))
+        if len(todo) >= env.params.compute_assign_per_block:
+            break
+    if not todo:
+        return
+    slots = _slots(env)
+    if not slots:
+        return
+    for job_id, idx in todo:
+        job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
+        assert job is not None and task is not None, "a pending key names no task"
+        if not any(s.reserved + job.rate <= s.capacity for s in slots):
+            continue  # everyone is full for this job's tasks: no need to look closer
+        new_job, new_task = _settle(env, job_id, job, idx, task, slots)
+        if new_task != task:
+            env.set(task_key(job_id, idx), new_task.encode())
+        if new_job != job:
+            env.set(job_key(job_id), new_job.encode())
+    _store_slots(env, slots)
+
+
+# --- stateless checks --------------------------------------------------------------------------
+
+
+def _invalid(message: str) -> TxError:
+    return TxError(Code.INVALID_PAYLOAD, message)
+
+
+_checker = threading.local()
+
+
+def check_module(module: bytes, what: str = "module") -> None:
+    """Refuse a module that cannot run as a task before it reaches the mempool."""
+    runner = getattr(_checker, "runner", None)
+    if runner is None:
+        runner = _checker.runner = TaskRunner(cache_size=16)
+    problem = runner.check(module)
+    if problem:
+        raise _invalid(f"{what} rejected: {problem}")
+
+
+def _validate_register(msg: RegisterProvider) -> None:
+    if msg.capability <= 0:
+        raise _invalid("capability must be a positive number of fuel units per second")
+
+
+def _validate_post(msg: PostJob) -> None:
+    if not msg.tasks:
+        raise _invalid("a job needs at least one task")
+    if not 1 <= msg.redundancy <= MAX_REDUNDANCY:
+        raise _invalid(f"redundancy must be 1..{MAX_REDUNDANCY}")
+    if msg.fuel_per_task <= 0 or msg.price_per_fuel <= 0:
+        raise _invalid("fuel per task and price per fuel must be positive integers")
+    if not 1 <= msg.deadline_blocks <= MAX_DEADLINE_BLOCKS:
+        raise _invalid(f"deadline must be 1..{MAX_DEADLINE_BLOCKS} blocks")
+    if job_escrow(msg) > MAX_SUPPLY:
+        raise _invalid("escrow (tasks × redundancy × fuel × price) exceeds the HPC supply cap")
+    check_module(msg.module)
+    if msg.reduce:
+        check_module(msg.reduce, "reduce module")
+
+
+def _validate_reveal(msg: RevealResult) -> None:
+    if len(msg.error) > MAX_ERROR:
+        raise _invalid(f"error text is at most {MAX_ERROR} characters")
+    if msg.error and msg.output:
+        raise _invalid("a failed task has no output")
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+
+def _env(ctx: TxContext) -> _Env:
+    return _Env(ctx.store, ctx.block, ctx.gas, ctx.events)
+
+
+def _fail(message: str) -> TxError:
+    return TxError(Code.FAILED, message)
+
+
+def _handle_register(ctx: TxContext, msg: RegisterProvider) -> None:
+    env = _env(ctx)
+    p = env.provider(ctx.sender)
+    if p is None:
+        p = Provider(msg.capability, msg.stake, INITIAL_REPUTATION, 0, 0, 0, 0, 0, True, 0, 0, 0,
+                     ctx.block.height)
+    else:
+        p = replace(p, capability=msg.capability, stake=p.stake + msg.stake, active=True,
+                    misses=0)
+    if p.stake < env.params.compute_min_stake:
+        raise _fail(f"stake {p.stake} below the minimum {env.params.compute_min_stake}")
+    env.move(ctx.sender, MODULE_ACCOUNT, msg.stake)
+    env.put_provider(ctx.sender, p)
+    env.flush()
+    env.emit("compute_provider_register", address=ctx.sender.hex(), capability=p.capability,
+             stake=p.stake)
+
+
+def _handle_deregister(ctx: TxContext, msg: Deregister) -> None:
+    env = _env(ctx)
+    p = env.provider(ctx.sender)
+    if p is None or (not p.active and p.stake == 0):
+        raise _fail("not a registered compute provider")
+    if p.load:
+        raise _fail(f"provider still holds {p.load} replicas")
+    env.move(MODULE_ACCOUNT, ctx.sender, p.stake)
+    env.put_provider(ctx.sender, replace(p, stake=0, active=False))
+    env.flush()
+    env.emit("compute_provider_deregister", address=ctx.sender.hex(), stake=p.stake)
+
+
+def _store_module(env: _Env, module: bytes) -> bytes:
+    """Modules are kept once, by hash: jobs that reuse one do not pay to store it again."""
+    digest = h256(module)
+    if env.store.get(MODULE_PREFIX + digest) is None:
+        env.set(MODULE_PREFIX + digest, module)
+    return digest
+
+
+def _next_job_id(env: _Env) -> int:
+    raw = env.store.get(NEXT_JOB_KEY)
+    job_id = _U64.unpack(raw)[0] if raw else 1
+    env.set(NEXT_JOB_KEY, _U64.pack(job_id + 1))
+    return job_id
+
+
+def _handle_post(ctx: TxContext, msg: PostJob) -> None:
+    env = _env(ctx)
+    params = env.params
+    if len(msg.tasks) > params.compute_max_tasks:
+        raise _fail(f"{len(msg.tasks)} tasks, at most {params.compute_max_tasks} per job")
+    escrow = job_escrow(msg)
+    env.move(ctx.sender, MODULE_ACCOUNT, escrow)
+    job_id = _next_job_id(env)
+    job = Job(ctx.sender, _store_module(env, msg.module),
+              _store_module(env, msg.reduce) if msg.reduce else None, len(msg.tasks),
+              msg.redundancy, msg.fuel_per_task, msg.price_per_fuel, msg.deadline_blocks,
+              replica_rate(msg.fuel_per_task, msg.deadline_blocks, params.block_time_ms),
+              escrow, 0, OPEN, 0, 0, ctx.block.height, 0)
+    slots = _slots(env)
+    for idx, data in enumerate(msg.tasks):
+        env.set(input_key(job_id, idx), data)
+        task = Task(PENDING, msg.redundancy, 0, (), b"", "", 0)
+        job, task = _settle(env, job_id, job, idx, task, slots)
+        env.set(task_key(job_id, idx), task.encode())
+    _store_slots(env, slots)
+    env.set(job_key(job_id), job.encode())
+    env.flush()
+    env.emit("compute_job_post", job=job_id, owner=ctx.sender.hex(), tasks=len(msg.tasks),
+             escrow=escrow, module=job.module_hash.hex())
+
+
+def _open_task(env: _Env, job_id: int, idx: int) -> tuple[Job, Task]:
+    job = get_job(env.store, job_id)
+    if job is None:
+        raise _fail(f"no job {job_id}")
+    if job.status != OPEN:
+        raise _fail(f"job {job_id} is {JOB_STATUS[job.status]}")
+    task = get_task(env.store, job_id, idx) if idx < job.tasks else None
+    if task is None:
+        raise _fail(f"job {job_id} has no task {idx}")
+    if task.status in FINAL:
+        raise _fail(f"task {idx} of job {job_id} is {TASK_STATUS[task.status]}")
+    return job, task
+
+
+def _with_replica(task: Task, i: int, r: Replica) -> Task:
+    return replace(task, replicas=(*task.replicas[:i], r, *task.replicas[i + 1:]))
+
+
+def _my_replica(task: Task, sender: bytes, status: int, doing: str) -> int:
+    for i, r in enumerate(task.replicas):
+        if r.provider == sender and r.status in LIVE:
+            if r.status != status:
+                raise _fail(f"cannot {doing}: this replica is {REPLICA_STATUS[r.status]}")
+            return i
+    raise _fail(f"cannot {doing}: the sender is not assigned this task")
+
+
+def _handle_commit(ctx: TxContext, msg: CommitResult) -> None:
+    env = _env(ctx)
+    job, task = _open_task(env, msg.job, msg.task)
+    i = _my_replica(task, ctx.sender, ASSIGNED, "commit")
+    r = task.replicas[i]
+    p = _need_provider(env, ctx.sender)
+    now = ctx.block.time_ms
+    busy = max(0, now - max(r.assigned_ms, p.last_commit_ms))
+    env.delete(_deadline_key(r.deadline, msg.job, msg.task, ctx.sender))
+    r = replace(r, status=COMMITTED, commitment=msg.commitment, deadline=0, busy_ms=busy)
+    env.put_provider(ctx.sender, replace(p, last_commit_ms=now, misses=0))
+    task = _with_replica(task, i, r)
+    job, task = _settle(env, msg.job, job, msg.task, task)
+    _put(env, msg.job, job, msg.task, task)
+    env.flush()
+    env.emit("compute_commit", address=ctx.sender.hex(), job=msg.job, task=msg.task)
+
+
+def _handle_reveal(ctx: TxContext, msg: RevealResult) -> None:
+    env = _env(ctx)
+    job, task = _open_task(env, msg.job, msg.task)
+    i = _my_replica(task, ctx.sender, COMMITTED, "reveal")
+    if task.status != T_COMMITTED:
+        raise _fail("reveals open once every replica of the task has committed")
+    if msg.fuel_used > job.fuel_per_task:
+        raise _fail(f"fuel used {msg.fuel_used} above the task's limit {job.fuel_per_task}")
+    r = task.replicas[i]
+    if commitment(msg.output, msg.error, msg.fuel_used, ctx.sender) != r.commitment:
+        raise _fail("reveal does not match the commitment")
+    env.delete(_deadline_key(r.deadline, msg.job, msg.task, ctx.sender))
+    if ABSTAIN_MARK in msg.error:  # not a vote: the same module may pass elsewhere
+        _release(env, msg.job, job, msg.task, r)
+        r = replace(r, status=ABSTAINED, deadline=0, error=msg.error, fuel_used=msg.fuel_used)
+    else:
+        r = replace(r, status=REVEALED, deadline=0, output=msg.output, error=msg.error,
+                    fuel_used=msg.fuel_used)
+    task = _with_replica(task, i, r)
+    job, task = _settle(env, msg.job, job, msg.task, task)
+    _put(env, msg.job, job, msg.task, task)
+    env.flush()
+    env.emit("compute_reveal", address=ctx.sender.hex(), job=msg.job, task=msg.task)
+
+
+def _handle_cancel(ctx: TxContext, msg: CancelJob) -> None:
+    """Stop a job: replicas are released unpaid, the escrow not yet spent goes back."""
+    env = _env(ctx)
+    job = get_job(env.store, msg.job)
+    if job is None:
+        raise _fail(f"no job {msg.job}")
+    if job.requester != ctx.sender:
+        raise _fail("only the requester can cancel a job")
+    if job.status != OPEN:
+        raise _fail(f"job {msg.job} is {JOB_STATUS[job.status]}")
+    for idx in range(job.tasks):
+        task = get_task(env.store, msg.job, idx)
+        assert task is not None
+        if task.status not in FINAL:
+            job, task = _finish_task(env, msg.job, job, idx, task, CANCELLED)
+            env.set(task_key(msg.job, idx), task.encode())
+    job = _close_job(env, msg.job, job, JOB_CANCELLED)
+    env.set(job_key(msg.job), job.encode())
+    env.flush()
+
+
+# --- queries -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderView(Struct):
+    address: Fixed20
+    provider: Provider
+    effective_capability: U64
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaView(Struct):
+    provider: Fixed20
+    status: Str
+    deadline: U64
+    output: Bytes
+    error: Str
+    fuel_used: U64
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView(Struct):
+    index: U32
+    status: Str
+    want: U8
+    replicas: list_of(ReplicaView)
+    output: Bytes
+    error: Str
+    fuel_used: U64
+
+
+@dataclass(frozen=True, slots=True)
+class JobView(Struct):
+    id: U64
+    status: Str
+    job: Job
+    tasks: list_of(TaskView)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment(Struct):
+    """One replica a worker holds, with what it needs to run it and what to do next."""
+
+    job: U64
+    task: U32
+    module_hash: Fixed32
+    input: Bytes
+    fuel: U64
+    deadline: U64  # 0 while waiting for the other replicas
+    action: Str  # "commit", "reveal" or "wait"
+
+
+def _params(view: Any) -> Params:
+    raw = view.get(PARAMS_KEY)
+    return Params.decode(raw) if raw is not None else Params()
+
+
+def provider_view(view: Any, address: bytes) -> ProviderView | None:
+    p = get_provider(view, address)
+    if p is None:
+        return None
+    return ProviderView(address, p,
+                        effective_capability(p, _params(view).compute_measure_min_ms))
+
+
+def list_providers(view: Any) -> list[ProviderView]:
+    measure = _params(view).compute_measure_min_ms
+    start = len(PROVIDER_PREFIX)
+    out = []
+    for key, raw in view.iter_prefix(PROVIDER_PREFIX):
+        p = Provider.decode(raw)
+        out.append(ProviderView(key[start:], p, effective_capability(p, measure)))
+    return out
+
+
+def _task_view(idx: int, task: Task) -> TaskView:
+    replicas = tuple(ReplicaView(r.provider, REPLICA_STATUS[r.status], r.deadline, r.output,
+                                 r.error, r.fuel_used) for r in task.replicas)
+    return TaskView(idx, TASK_STATUS[task.status], task.want, replicas, task.output, task.error,
+                    task.fuel_used)
+
+
+def job_view(view: Any, job_id: int) -> JobView | None:
+    job = get_job(view, job_id)
+    if job is None:
+        return None
+    tasks = []
+    for idx in range(job.tasks):
+        task = get_task(view, job_id, idx)
+        assert task is not None
+        tasks.append(_task_view(idx, task))
+    return JobView(job_id, JOB_STATUS[job.status], job, tuple(tasks))
+
+
+def assignments(view: Any, address: bytes) -> list[Assignment]:
+    """What a worker must run or answer now, in (job, task) order."""
+    prefix = ASSIGNED_PREFIX + address
+    out = []
+    for key, _ in view.iter_prefix(prefix):
+        job_id, idx = _split_jt(key[len(prefix):])
+        job, task = get_job(view, job_id), get_task(view, job_id, idx)
+        assert job is not None and task is not None
+        r = next(r for r in task.replicas if r.provider == address and r.status in LIVE)
+        if r.status == ASSIGNED:
+            action = "commit"
+        elif r.status == COMMITTED and task.status == T_COMMITTED:
+            action = "reveal"
+        else:
+            action = "wait"
+        out.append(Assignment(job_id, idx, job.module_hash, task_input(view, job_id, idx) or b"",
+                              job.fuel_per_task, r.deadline, action))
+    return out
+
+
+def _address(args: dict[str, str]) -> bytes:
+    return from_bech32(args["address"])
+
+
+class Compute(Module):
+    name = "compute"
+
+    def messages(self) -> dict[str, Msg]:
+        return {
+            "compute/register_provider": Msg(RegisterProvider, _handle_register,
+                                             _validate_register, spend=lambda m: m.stake),
+            "compute/deregister": Msg(Deregister, _handle_deregister),
+            "compute/post_job": Msg(PostJob, _handle_post, _validate_post, spend=job_escrow),
+            "compute/commit_result": Msg(CommitResult, _handle_commit),
+            "compute/reveal_result": Msg(RevealResult, _handle_reveal, _validate_reveal),
+            "compute/cancel_job": Msg(CancelJob, _handle_cancel),
+        }
+
+    def queries(self) -> dict:
+        return {
+            "provider": lambda view, args: provider_view(view, _address(args)),
+            "providers": lambda view, args: list_providers(view),
+            "job": lambda view, args: job_view(view, int(args["id"])),
+            "result": lambda view, args: job_outputs(view, int(args["id"])),
+            "assignments": lambda view, args: assignments(view, _address(args)),
+            "module": lambda view, args: get_module(view, bytes.fromhex(args["hash"])),
+        }
+
+    def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
+        env = _Env(store, block, None, [])
+        _expire(env)
+        env.flush()
+        _place_pending(env)
+        env.flush()
+        return env.events

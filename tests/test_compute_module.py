@@ -1,0 +1,611 @@
+"""The compute module on a real chain: providers, jobs, assignment, commit-reveal, quorum,
+payment, slashing, deadlines, cancelling, and two chains fed the same blocks agreeing.
+
+The test code plays the workers: it reads each provider's assignments from state, runs the
+task with the real wasmtime ``TaskRunner`` and sends signed commit and reveal transactions.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wasmtime
+
+from smartchain.codec import Struct
+from smartchain.compute import TaskRunner
+from smartchain.crypto.keys import PrivateKey
+from smartchain.state.chain import Chain
+from smartchain.state.errors import Code, TxError
+from smartchain.state.modules import compute as cm
+from smartchain.state.modules.bank import ACCOUNT_PREFIX, Bank, get_account, total_supply
+from smartchain.state.modules.compute import (
+    MODULE_ACCOUNT,
+    CancelJob,
+    CommitResult,
+    Compute,
+    Deregister,
+    PostJob,
+    RegisterProvider,
+    RevealResult,
+    Slot,
+    assignments,
+    commitment,
+    get_module,
+    get_provider,
+    job_outputs,
+    job_view,
+    swrr_pick,
+)
+from smartchain.state.modules.contracts import Contracts
+from smartchain.state.modules.tokens import Tokens
+from smartchain.state.params import Params
+from smartchain.types.tx import Receipt, Transaction
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "compute"
+HPC = 10**8
+STAKE = 100 * HPC
+CAPABILITY = 1_000_000_000  # fuel/s
+FUEL = 1_000_000
+PRICE = 3
+KINDS = {cls: kind for kind, cls in cm.PAYLOADS.items()}
+TEXT = (b"It was the best of times, it was the worst of times, it was the age of wisdom, "
+        b"it was the age of foolishness,\nit was the epoch of belief, it was the epoch of "
+        b"incredulity,\tit was the season of Light, it was the season of Darkness ") * 3
+RUNNER = TaskRunner()
+
+
+def key(i: int) -> PrivateKey:
+    return PrivateKey.from_seed(bytes([i]) * 32)
+
+
+REQUESTER = key(60)
+PROVIDERS = [key(61 + i) for i in range(5)]
+PROPOSER = key(69)
+
+
+def wasm(name: str) -> bytes:
+    return (EXAMPLES / f"{name}.wasm").read_bytes()
+
+
+def slices(text: bytes, words_per_task: int) -> tuple[bytes, ...]:
+    """Cut at whitespace so no word is split: the slicer's job, done by the client."""
+    words = text.split()
+    return tuple(b" ".join(words[i:i + words_per_task])
+                 for i in range(0, len(words), words_per_task))
+
+
+def u64(data: bytes) -> int:
+    return struct.unpack("<Q", data)[0]
+
+
+class Net:
+    """One chain with the compute module; nonces and fees tracked per key; one block per
+    ``block`` call, one block time apart."""
+
+    def __init__(self, kit: Any, chain: Chain) -> None:
+        self.kit = kit
+        self.chain = chain
+        self.nonces: dict[bytes, int] = {}
+        self.fees: Counter[bytes] = Counter()
+        self.blocks: list[Any] = []
+
+    def sign(self, k: PrivateKey, msg: Struct, *, gas_limit: int = 20_000_000) -> bytes:
+        nonce = self.nonces.get(k.address, 0)
+        self.nonces[k.address] = nonce + 1
+        return Transaction.create(k, chain_id=self.kit.chain_id, nonce=nonce,
+                                  kind=KINDS[type(msg)], payload=msg.encode(),
+                                  gas_limit=gas_limit, gas_price=1).encode()
+
+    def block(self, *raws: bytes) -> list[Receipt]:
+        checked = [self.kit.check(self.chain, raw) for raw in raws]
+        time_ms = self.kit.genesis_time_ms + 1_000 * (self.chain.height + 1)
+        block, receipts, skipped = self.chain.build_block(checked, time_ms, PROPOSER)
+        assert not skipped
+        for c, r in zip(checked, receipts, strict=True):
+            self.fees[c.sender] += r.fee
+        self.blocks.append(block)
+        return receipts
+
+    def send(self, k: PrivateKey, msg: Struct) -> Receipt:
+        (receipt,) = self.block(self.sign(k, msg))
+        return receipt
+
+    def ok(self, k: PrivateKey, msg: Struct) -> Receipt:
+        receipt = self.send(k, msg)
+        assert receipt.ok, receipt.log
+        return receipt
+
+    def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        reader = self.chain.reader()
+        try:
+            return fn(reader, *args)
+        finally:
+            reader.close()
+
+    def balance(self, k: PrivateKey | bytes) -> int:
+        address = k if isinstance(k, bytes) else k.address
+        return self.read(get_account, address).balance
+
+    def post(self, tasks: tuple[bytes, ...], *, module: str = "wordcount", redundancy: int = 2,
+             fuel: int = FUEL, deadline: int = 5, reduce: bytes = b"") -> int:
+        receipt = self.ok(REQUESTER, PostJob(wasm(module), tasks, fuel, PRICE, deadline,
+                                             redundancy, reduce))
+        (event,) = [e.to_json() for e in receipt.events if e.kind == "compute_job_post"]
+        return int(event["attributes"]["job"])
+
+    def register(self, providers: list[PrivateKey], capabilities: list[int] | None = None) -> None:
+        caps = capabilities or [CAPABILITY] * len(providers)
+        receipts = self.block(*(self.sign(p, RegisterProvider(c, STAKE))
+                                for p, c in zip(providers, caps, strict=True)))
+        assert all(r.ok for r in receipts), [r.log for r in receipts]
+
+
+class Workers:
+    """Honest workers by default; ``cheats`` reveal a wrong count, ``silent`` never answer,
+    ``abstains`` report a machine-dependent error (a native stack overflow)."""
+
+    def __init__(self, net: Net, keys: list[PrivateKey], *, cheats: tuple[PrivateKey, ...] = (),
+                 silent: tuple[PrivateKey, ...] = (),
+                 abstains: tuple[PrivateKey, ...] = ()) -> None:
+        self.net = net
+        self.keys = keys
+        self.cheats = {k.address for k in cheats}
+        self.silent = {k.address for k in silent}
+        self.abstains = {k.address for k in abstains}
+        self.results: dict[tuple[bytes, int, int], tuple[bytes, str, int]] = {}
+
+    def result(self, k: PrivateKey, a: cm.Assignment) -> tuple[bytes, str, int]:
+        module = self.net.read(get_module, a.module_hash)
+        res = RUNNER.run(module, a.input, fuel=a.fuel)
+        output = res.output
+        if k.address in self.abstains:
+            return b"", "trap: native stack overflow (machine-dependent)", res.fuel_used
+        if k.address in self.cheats and res.ok:
+            output = struct.pack("<Q", u64(output) + 1)
+        return output, res.error, res.fuel_used
+
+    def txs(self) -> list[bytes]:
+        raws = []
+        for k in self.keys:
+            if k.address in self.silent:
+                continue
+            for a in self.net.read(assignments, k.address):
+                slot = (k.address, a.job, a.task)
+                if a.action == "commit":
+                    self.results[slot] = out = self.result(k, a)
+                    raws.append(self.net.sign(k, CommitResult(a.job, a.task,
+                                                              commitment(*out, k.address))))
+                elif a.action == "reveal":
+                    raws.append(self.net.sign(k, RevealResult(a.job, a.task, *self.results[slot])))
+        return raws
+
+    def run(self, job_id: int, max_blocks: int = 60) -> cm.JobView:
+        for _ in range(max_blocks):
+            receipts = self.net.block(*self.txs())
+            assert all(r.ok for r in receipts), [r.log for r in receipts if not r.ok]
+            view = self.net.read(job_view, job_id)
+            if view.status != "open":
+                return view
+        raise AssertionError(f"job {job_id} did not finish in {max_blocks} blocks")
+
+
+def params(**kw: Any) -> Params:
+    return Params(compute_min_stake=10 * HPC, **kw)
+
+
+@pytest.fixture
+def make_net(chainkit) -> Any:
+    opened: list[Chain] = []
+
+    def make(name: str = "a", **kw: Any) -> Net:
+        gen = chainkit.genesis({k: 10_000 * HPC for k in [REQUESTER, *PROVIDERS]},
+                               params=params(**kw))
+        chain = Chain(chainkit.root / name, gen,
+                      modules=[Bank(), Tokens(), Contracts(), Compute()])
+        opened.append(chain)
+        return Net(chainkit, chain)
+
+    yield make
+    for chain in opened:
+        chain.close()
+
+
+@pytest.fixture
+def net(make_net: Any) -> Net:
+    return make_net()
+
+
+def check_books(net: Net) -> None:
+    """Supply = every balance; the module account holds exactly the stakes and escrows."""
+    def books(view: Any) -> tuple[int, int, int, int]:
+        balances = sum(get_account(view, k[len(ACCOUNT_PREFIX):]).balance
+                       for k, _ in view.iter_prefix(ACCOUNT_PREFIX))
+        stakes = sum(p.provider.stake for p in cm.list_providers(view))
+        escrows = sum(cm.Job.decode(v).escrow for _k, v in view.iter_prefix(cm.JOB_PREFIX))
+        return balances, total_supply(view), stakes + escrows, get_account(
+            view, MODULE_ACCOUNT).balance
+    balances, supply, locked, module_balance = net.read(books)
+    assert balances == supply
+    assert module_balance == locked
+
+
+def winners(view: cm.JobView) -> Counter[bytes]:
+    """Units paid per provider by a finished job, recomputed from its task records."""
+    paid: Counter[bytes] = Counter()
+    for t in view.tasks:
+        if t.status == "verified":
+            for r in t.replicas:
+                if r.status == "revealed" and (r.output, r.error, r.fuel_used) == (
+                        t.output, t.error, t.fuel_used):
+                    paid[r.provider] += t.fuel_used * PRICE
+    return paid
+
+
+# --- providers ---------------------------------------------------------------------------------
+
+
+def test_register_locks_stake_and_deregister_returns_it(net: Net) -> None:
+    p = PROVIDERS[0]
+    before = net.balance(p)
+    net.ok(p, RegisterProvider(CAPABILITY, STAKE))
+    info = net.read(get_provider, p.address)
+    assert (info.capability, info.stake, info.reputation, info.active) == (
+        CAPABILITY, STAKE, 1_000, True)
+    assert net.balance(MODULE_ACCOUNT) == STAKE
+    assert net.balance(p) == before - STAKE - net.fees[p.address]
+    low = net.send(PROVIDERS[1], RegisterProvider(CAPABILITY, HPC))
+    assert low.code == Code.FAILED and "below the minimum" in low.log
+    net.ok(p, Deregister())
+    assert net.balance(p) == before - net.fees[p.address]
+    assert not net.read(get_provider, p.address).active
+    assert net.send(p, Deregister()).code == Code.FAILED
+    check_books(net)
+
+
+def test_zero_capability_is_refused_before_the_mempool(net: Net) -> None:
+    with pytest.raises(TxError) as err:
+        net.kit.check(net.chain, net.sign(PROVIDERS[0], RegisterProvider(0, STAKE)))
+    assert err.value.code == Code.INVALID_PAYLOAD
+
+
+# --- a whole job --------------------------------------------------------------------------------
+
+
+def test_wordcount_job_verifies_pays_and_returns_the_unused_escrow(net: Net) -> None:
+    net.register(PROVIDERS[:3])
+    supply0 = net.read(total_supply)
+    tasks = slices(TEXT, 7)
+    start = net.balance(REQUESTER)
+    job_id = net.post(tasks, reduce=wasm("sum_u64"))
+    assert net.balance(MODULE_ACCOUNT) == 3 * STAKE + len(tasks) * 2 * FUEL * PRICE
+    check_books(net)
+    placed = sum(len(net.read(assignments, p.address)) for p in PROVIDERS[:3])
+    assert placed == 2 * len(tasks)  # assigned when posted: r = 2 replicas on 2 providers
+    view = Workers(net, PROVIDERS[:3]).run(job_id)
+    assert view.status == "done"
+    assert all(t.status == "verified" and t.error == "" for t in view.tasks)
+    for t in view.tasks:
+        assert len({r.provider for r in t.replicas}) == 2
+    outputs = net.read(job_outputs, job_id)
+    assert [u64(o) for o in outputs] == [len(s.split()) for s in tasks]
+    reduced = RUNNER.run(wasm("sum_u64"), b"".join(outputs), fuel=FUEL)  # client-side reduce
+    assert u64(reduced.output) == len(TEXT.split())
+    assert view.job.reduce_hash is not None and net.read(get_module, view.job.reduce_hash)
+    paid = winners(view)
+    assert sum(paid.values()) == view.job.paid > 0 and view.job.escrow == 0
+    for p in PROVIDERS[:3]:
+        info = net.read(get_provider, p.address)
+        assert net.balance(p) == 10_000 * HPC - STAKE - net.fees[p.address] + paid[p.address]
+        assert info.load == 0 and info.reserved == 0 and info.slashed == 0
+        assert info.reputation > 1_000 and info.verified_fuel > 0
+        assert net.read(assignments, p.address) == []
+    assert net.balance(REQUESTER) == start - net.fees[REQUESTER.address] - view.job.paid
+    assert net.balance(MODULE_ACCOUNT) == 3 * STAKE
+    assert net.read(total_supply) > supply0  # only emission (block rewards) moved it
+    check_books(net)
+    net.ok(PROVIDERS[0], Deregister())  # nothing held any more: the stake comes back
+    check_books(net)
+
+
+def test_tasks_wait_for_providers_then_complete(net: Net) -> None:
+    job_id = net.post(slices(TEXT, 20))
+    assert {t.status for t in net.read(job_view, job_id).tasks} == {"pending"}
+    net.register(PROVIDERS[:1])
+    view = net.read(job_view, job_id)  # one provider: one replica each, still short of two
+    assert {t.status for t in view.tasks} == {"pending"}
+    assert {len(t.replicas) for t in view.tasks} == {1}
+    net.register(PROVIDERS[1:3])  # end_block places the rest
+    assert {t.status for t in net.read(job_view, job_id).tasks} == {"assigned"}
+    assert Workers(net, PROVIDERS[:3]).run(job_id).status == "done"
+    check_books(net)
+
+
+def test_a_task_error_is_a_result_paid_for_its_fuel_and_nobody_is_punished(net: Net) -> None:
+    net.register(PROVIDERS[:2])
+    job_id = net.post((struct.pack("<Q", 27), struct.pack("<Q", 97)), module="collatz",
+                      fuel=200)
+    view = Workers(net, PROVIDERS[:2]).run(job_id)
+    assert [(t.status, t.error, t.fuel_used) for t in view.tasks] == [
+        ("verified", "out of fuel", 200)] * 2
+    assert view.job.paid == 2 * 2 * 200 * PRICE
+    for p in PROVIDERS[:2]:
+        assert net.read(get_provider, p.address).slashed == 0
+    check_books(net)
+
+
+# --- faults --------------------------------------------------------------------------------------
+
+
+def test_a_cheater_is_outvoted_by_adaptive_replication_and_slashed(net: Net) -> None:
+    net.register(PROVIDERS[:4])
+    cheater = PROVIDERS[3]
+    tasks = slices(TEXT, 5)
+    start = net.balance(REQUESTER)
+    job_id = net.post(tasks)
+    view = Workers(net, PROVIDERS[:4], cheats=(cheater,)).run(job_id)
+    assert view.status == "done"
+    assert [u64(t.output) for t in view.tasks] == [len(s.split()) for s in tasks]
+    disputed = [t for t in view.tasks if any(r.provider == cheater.address for r in t.replicas)]
+    assert disputed and all(t.want == 3 and len(t.replicas) == 3 for t in disputed)
+    bad = net.read(get_provider, cheater.address)
+    slashed = bad.slashed
+    assert slashed > 0 and bad.stake == STAKE - slashed
+    assert bad.reputation < 1_000 and bad.load == 0
+    assert net.balance(cheater) == 10_000 * HPC - STAKE - net.fees[cheater.address]
+    for p in PROVIDERS[:3]:
+        assert net.read(get_provider, p.address).slashed == 0
+    paid = winners(view)
+    assert cheater.address not in paid and sum(paid.values()) == view.job.paid
+    # the slashed stake paid the extra replicas; what is left went back to the requester
+    assert net.balance(REQUESTER) == (start - net.fees[REQUESTER.address] - view.job.paid
+                                      + slashed)
+    check_books(net)
+
+
+def test_a_silent_provider_is_replaced_after_the_deadline(net: Net) -> None:
+    net.register(PROVIDERS[:4])
+    silent = PROVIDERS[0]
+    tasks = slices(TEXT, 6)
+    job_id = net.post(tasks, deadline=3)
+    assert net.read(assignments, silent.address)  # it was given work
+    view = Workers(net, PROVIDERS[:4], silent=(silent,)).run(job_id)
+    assert view.status == "done"
+    assert [u64(t.output) for t in view.tasks] == [len(s.split()) for s in tasks]
+    expired = [r for t in view.tasks for r in t.replicas if r.status == "expired"]
+    assert expired and {r.provider for r in expired} == {silent.address}
+    info = net.read(get_provider, silent.address)
+    assert info.slashed == 0 and info.stake == STAKE and info.load == 0
+    assert info.reputation < 1_000 and info.misses >= 3 and not info.active
+    assert net.read(assignments, silent.address) == []
+    check_books(net)
+
+
+def test_a_machine_dependent_error_abstains_and_another_replica_decides(net: Net) -> None:
+    net.register(PROVIDERS[:3])
+    tasks = slices(TEXT, 9)
+    job_id = net.post(tasks)
+    odd = PROVIDERS[2]
+    view = Workers(net, PROVIDERS[:3], abstains=(odd,)).run(job_id)
+    assert [u64(t.output) for t in view.tasks] == [len(s.split()) for s in tasks]
+    abstained = [r for t in view.tasks for r in t.replicas if r.status == "abstained"]
+    assert abstained and {r.provider for r in abstained} == {odd.address}
+    info = net.read(get_provider, odd.address)
+    assert (info.slashed, info.reputation, info.load) == (0, 1_000, 0)
+    assert odd.address not in winners(view)
+    check_books(net)
+
+
+def test_without_a_majority_the_task_fails_and_its_escrow_returns(make_net: Any) -> None:
+    net = make_net(compute_max_extra_replicas=0)
+    net.register(PROVIDERS[:2])
+    start = net.balance(REQUESTER)
+    job_id = net.post((b"a b c",))
+    view = Workers(net, PROVIDERS[:2], cheats=(PROVIDERS[1],)).run(job_id)
+    assert view.status == "done" and view.job.failed == 1 and view.job.paid == 0
+    assert view.tasks[0].status == "failed"
+    assert net.balance(REQUESTER) == start - net.fees[REQUESTER.address]
+    for p in PROVIDERS[:2]:  # nobody can tell who was wrong: nobody is slashed
+        assert net.read(get_provider, p.address).slashed == 0
+    check_books(net)
+
+
+def test_a_task_that_loses_too_many_replicas_fails(make_net: Any) -> None:
+    net = make_net(compute_max_reassign=0)
+    net.register(PROVIDERS[:3])
+    job_id = net.post((b"a b c",), deadline=2)
+    holders = [r.provider for r in net.read(job_view, job_id).tasks[0].replicas]
+    silent = next(p for p in PROVIDERS if p.address == holders[0])
+    view = Workers(net, PROVIDERS[:3], silent=(silent,)).run(job_id)
+    assert view.tasks[0].status == "failed" and view.job.paid == 0
+    assert all(net.read(get_provider, p.address).load == 0 for p in PROVIDERS[:3])
+    check_books(net)
+
+
+def test_a_reveal_that_does_not_match_the_commitment_is_refused(net: Net) -> None:
+    net.register(PROVIDERS[:2])
+    job_id = net.post((b"one two three",))
+    a, b = PROVIDERS[:2]
+    count = struct.pack("<Q", 3)
+    fuel = RUNNER.run(wasm("wordcount"), b"one two three", fuel=FUEL).fuel_used
+    net.block(*(net.sign(p, CommitResult(job_id, 0, commitment(count, "", fuel, p.address)))
+                for p in (a, b)))
+    wrong = net.send(a, RevealResult(job_id, 0, struct.pack("<Q", 4), "", fuel))
+    assert wrong.code == Code.FAILED and "does not match the commitment" in wrong.log
+    copied = net.send(a, RevealResult(job_id, 0, count, "", fuel + 1))
+    assert copied.code == Code.FAILED
+    net.block(*(net.sign(p, RevealResult(job_id, 0, count, "", fuel)) for p in (a, b)))
+    view = net.read(job_view, job_id)
+    assert view.status == "done" and u64(view.tasks[0].output) == 3
+
+
+def test_a_commitment_cannot_be_copied_from_another_provider(net: Net) -> None:
+    net.register(PROVIDERS[:2])
+    job_id = net.post((b"a b",))
+    a, b = PROVIDERS[:2]
+    out = (struct.pack("<Q", 2), "", RUNNER.run(wasm("wordcount"), b"a b", fuel=FUEL).fuel_used)
+    theirs = commitment(*out, a.address)
+    net.block(net.sign(a, CommitResult(job_id, 0, theirs)),
+              net.sign(b, CommitResult(job_id, 0, theirs)))  # b copies a's hash
+    net.ok(a, RevealResult(job_id, 0, *out))
+    assert net.send(b, RevealResult(job_id, 0, *out)).code == Code.FAILED
+
+
+def test_only_an_assigned_provider_can_commit_or_reveal(net: Net) -> None:
+    net.register(PROVIDERS[:3])
+    job_id = net.post((b"a b c",), redundancy=2)
+    view = net.read(job_view, job_id)
+    holders = {r.provider for r in view.tasks[0].replicas}
+    outsider = next(p for p in PROVIDERS[:3] if p.address not in holders)  # registered, idle
+    refused = net.send(outsider, CommitResult(job_id, 0, bytes(32)))
+    assert refused.code == Code.FAILED and "not assigned" in refused.log
+    assert net.send(outsider, RevealResult(job_id, 0, b"x" * 8, "", 1)).code == Code.FAILED
+    assert net.send(REQUESTER, CommitResult(job_id, 9, bytes(32))).code == Code.FAILED
+    assert net.send(REQUESTER, CommitResult(99, 0, bytes(32))).code == Code.FAILED
+
+
+def test_a_provider_holding_work_cannot_deregister(net: Net) -> None:
+    net.register(PROVIDERS[:2])
+    net.post((b"a b c",))
+    refused = net.send(PROVIDERS[0], Deregister())
+    assert refused.code == Code.FAILED and "holds 1 replicas" in refused.log
+
+
+def test_cancel_returns_the_escrow_of_unverified_tasks_and_frees_the_providers(net: Net) -> None:
+    net.register(PROVIDERS[:2])
+    tasks = slices(TEXT, 10)
+    start = net.balance(REQUESTER)
+    job_id = net.post(tasks)
+    workers = Workers(net, PROVIDERS[:2])
+    net.block(*workers.txs())  # commits
+    workers.keys = PROVIDERS[:1]
+    net.block(*workers.txs())  # one provider reveals: nothing is decided yet
+    assert {t.status for t in net.read(job_view, job_id).tasks} == {"committed"}
+    assert net.send(PROVIDERS[0], CancelJob(job_id)).code == Code.FAILED  # not the requester
+    net.ok(REQUESTER, CancelJob(job_id))
+    view = net.read(job_view, job_id)
+    assert view.status == "cancelled" and view.job.paid == 0 and view.job.escrow == 0
+    assert {t.status for t in view.tasks} == {"cancelled"}
+    assert net.balance(REQUESTER) == start - net.fees[REQUESTER.address]
+    for p in PROVIDERS[:2]:
+        info = net.read(get_provider, p.address)
+        assert (info.load, info.reserved) == (0, 0)
+        assert net.read(assignments, p.address) == []
+    assert net.balance(MODULE_ACCOUNT) == 2 * STAKE
+    assert net.send(REQUESTER, CancelJob(job_id)).code == Code.FAILED
+    check_books(net)
+
+
+def test_bad_modules_are_refused_before_the_mempool(net: Net) -> None:
+    importing = wasmtime.wat2wasm('(module (import "env" "f" (func)) (memory (export "memory") 1)'
+                                  ' (func (export "alloc") (param i32) (result i32) i32.const 0)'
+                                  ' (func (export "run") (param i32 i32) (result i64)'
+                                  ' i64.const 0))')
+    bad = [(b"not wasm at all", "not a WebAssembly binary"),
+           (bytes(importing), "imports env.f"),
+           (wasmtime.wat2wasm("(module)"), "must export memory")]
+    for module, reason in bad:
+        raw = net.sign(REQUESTER, PostJob(bytes(module), (b"x",), FUEL, PRICE, 5))
+        with pytest.raises(TxError) as err:
+            net.kit.check(net.chain, raw)
+        assert err.value.code == Code.INVALID_PAYLOAD and reason in err.value.message
+    raw = net.sign(REQUESTER, PostJob(wasm("wordcount"), (b"x",), FUEL, PRICE, 5, 2, b"junk"))
+    with pytest.raises(TxError, match="reduce module rejected"):
+        net.kit.check(net.chain, raw)
+    for msg in [PostJob(wasm("wordcount"), (), FUEL, PRICE, 5),
+                PostJob(wasm("wordcount"), (b"x",), FUEL, PRICE, 5, 0),
+                PostJob(wasm("wordcount"), (b"x",), 0, PRICE, 5),
+                PostJob(wasm("wordcount"), (b"x",), FUEL, PRICE, 0)]:
+        with pytest.raises(TxError):
+            net.kit.check(net.chain, net.sign(REQUESTER, msg))
+
+
+def test_a_job_the_requester_cannot_pay_for_fails_and_changes_nothing(net: Net) -> None:
+    net.register(PROVIDERS[:2])
+    big = PostJob(wasm("wordcount"), (b"x",) * 2, 10**11, 10**2, 5)  # 4 * 10^13 units
+    failed = net.send(REQUESTER, big)
+    assert failed.code == Code.INSUFFICIENT_FUNDS
+    assert net.balance(MODULE_ACCOUNT) == 2 * STAKE
+    assert all(net.read(assignments, p.address) == [] for p in PROVIDERS[:2])
+
+
+# --- scheduling --------------------------------------------------------------------------------
+
+
+def shares(slots: list[Slot], tasks: int, redundancy: int, rate: int, *,
+           release: bool) -> Counter[bytes]:
+    got: Counter[bytes] = Counter()
+    for t in range(tasks):
+        chosen: list[Slot] = []
+        for _ in range(redundancy):
+            s = swrr_pick(slots, rate, {c.address for c in chosen}, t.to_bytes(4, "big"))
+            assert s is not None
+            chosen.append(s)
+            got[s.address] += 1
+        if release:  # tasks finish before the next one: a steady state
+            for s in chosen:
+                s.reserved -= rate
+    return got
+
+
+@pytest.mark.parametrize(("redundancy", "release"), [(1, True), (2, True), (2, False)])
+def test_swrr_shares_follow_capability_within_20_percent(redundancy: int, release: bool) -> None:
+    caps = [1_000_000, 2_000_000, 3_000_000, 4_000_000, 7_000_000]
+    slots = [Slot(bytes([i]) * 20, c, c) for i, c in enumerate(caps)]
+    got = shares(slots, 300, redundancy, rate=5_000, release=release)
+    total = sum(got.values())
+    assert total == 300 * redundancy
+    for s, c in zip(slots, caps, strict=True):
+        want = c / sum(caps)
+        assert abs(got[s.address] / total - want) <= 0.2 * want, (got, caps)
+    for s in slots:
+        assert s.reserved <= s.capacity
+
+
+def test_swrr_never_overloads_and_waits_when_everyone_is_full() -> None:
+    slots = [Slot(b"a" * 20, 10, 10), Slot(b"b" * 20, 30, 30)]
+    got = Counter()
+    while (s := swrr_pick(slots, 5, ())) is not None:
+        got[s.address] += 1
+    assert got == {b"a" * 20: 2, b"b" * 20: 6}  # 10/5 and 30/5: then nobody has room
+    assert all(s.reserved <= s.capacity for s in slots)
+
+
+def test_measured_speed_caps_the_declared_capability() -> None:
+    p = cm.Provider(1_000_000, STAKE, 1_000, 0, 0, 0, 0, 0, True, 0, 0, 0, 1)
+    assert cm.effective_capability(p, 60_000) == 1_000_000
+    slow = cm.Provider(1_000_000, STAKE, 1_000, 30_000_000, 60_000, 0, 0, 0, True, 0, 0, 0, 1)
+    assert cm.effective_capability(slow, 60_000) == 500_000
+    assert cm.effective_capability(slow, 120_000) == 1_000_000  # not enough measured yet
+
+
+def test_the_rotation_continues_across_jobs_on_chain(net: Net) -> None:
+    net.register(PROVIDERS[:3], [CAPABILITY, 2 * CAPABILITY, 3 * CAPABILITY])
+    got: Counter[bytes] = Counter()
+    for i in range(12):
+        job_id = net.post((b"w" * (i + 1),), redundancy=1)
+        (replica,) = net.read(job_view, job_id).tasks[0].replicas
+        got[replica.provider] += 1
+    counts = [got[p.address] for p in PROVIDERS[:3]]
+    assert sum(counts) == 12
+    assert all(abs(c - w) <= 1 for c, w in zip(counts, [2, 4, 6], strict=True)), counts
+
+
+# --- determinism ---------------------------------------------------------------------------------
+
+
+def test_two_chains_fed_the_same_blocks_reach_the_same_state_root(make_net: Any) -> None:
+    net = make_net("a")
+    net.register(PROVIDERS[:4])
+    job_id = net.post(slices(TEXT, 5), deadline=3)
+    view = Workers(net, PROVIDERS[:4], cheats=(PROVIDERS[3],), silent=(PROVIDERS[0],)).run(job_id)
+    assert view.status == "done"
+    twin = make_net("b")
+    for block in net.blocks:
+        twin.chain.apply_block(block, twin.kit.checked_of_block(twin.chain, block.txs))
+    assert twin.chain.state_root == net.chain.state_root
+    assert twin.chain.height == net.chain.height

@@ -119,8 +119,9 @@ class NodeProcess:
                  validator_key: PrivateKey | None = None, log_level: str = "info") -> None:
         self.home = Path(home)
         self.key = validator_key or PrivateKey.generate()
-        self.config = NodeConfig(moniker=moniker, api_port=0, block_time_ms=block_time_ms,
-                                 log_level=log_level)
+        # port 0: the OS picks free ports, so nodes of concurrent test runs never collide
+        self.config = NodeConfig(moniker=moniker, api_port=0, p2p_port=0,
+                                 block_time_ms=block_time_ms, log_level=log_level)
         self.genesis: Genesis = init_home(
             self.home, chain_id=chain_id, key=self.key, passphrase=None, insecure=True,
             accounts=accounts or [], config=self.config,

@@ -14,6 +14,15 @@ from smartchain.codec import Struct
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.state.modules.bank import Transfer
+from smartchain.state.modules.compute import (
+    CancelJob,
+    CommitResult,
+    Deregister,
+    PostJob,
+    RegisterProvider,
+    RevealResult,
+    commitment,
+)
 from smartchain.state.modules.contracts import Arg, Call, Deploy
 from smartchain.state.modules.tokens import (
     MAX_AMOUNT,
@@ -278,6 +287,122 @@ class Client:
             gas_limit = min(gas_limit, int(st.get("max_tx_gas", gas_limit)))
         return self.send_tx(key, "contracts/deploy", payload, gas_limit=gas_limit, wait=wait,
                             gas_price=gas_price, **kwargs)
+
+    # --- compute (WebAssembly jobs) -------------------------------------------------------
+    # Gas limits are computed from the chain's parameters (``/v1/status``): each state write
+    # a handler may do, and the scan of the provider roster when replicas are placed.
+
+    def compute_providers(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/v1/compute/providers")["providers"]
+
+    def compute_provider(self, address: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/compute/providers/{_seg(address)}")
+
+    def compute_assignments(self, address: str) -> list[dict[str, Any]]:
+        """What a provider must do now: ``{job, task, module_hash, input (hex), fuel,
+        deadline, action}`` with action ``commit``, ``reveal`` or ``wait``."""
+        path = f"/v1/compute/providers/{_seg(address)}/assignments"
+        return self._request("GET", path)["assignments"]
+
+    def compute_job(self, job_id: int | str) -> dict[str, Any]:
+        """A job's terms and state: ``counts`` of tasks per state and ``task_states``."""
+        return self._request("GET", f"/v1/compute/jobs/{_seg(str(job_id))}")
+
+    def compute_result(self, job_id: int | str) -> dict[str, Any]:
+        """The verified outputs in task order (``output`` hex; ``value`` when 8 bytes)."""
+        return self._request("GET", f"/v1/compute/jobs/{_seg(str(job_id))}/result")
+
+    def compute_module(self, module_hash: str, *, with_bytes: bool = False) -> dict[str, Any]:
+        query = "?bytes=1" if with_bytes else ""
+        return self._request("GET", f"/v1/compute/modules/{_seg(module_hash)}{query}")
+
+    def _compute_gas(self, payload: Struct, writes: int, scans: int,
+                     st: dict[str, Any] | None = None) -> int:
+        st = st or self.status()
+        providers = len(self.compute_providers()) if scans else 0
+        size = len(payload.encode()) + TX_OVERHEAD
+        gas = (int(st["tx_base_gas"]) + int(st["gas_per_tx_byte"]) * size
+               + int(st["gas_per_write"]) * writes
+               + int(st.get("compute_scan_gas", 20)) * (providers + 1) * scans)
+        gas = gas * 5 // 4  # margin: placing may touch a few more keys than counted
+        return min(gas, int(st.get("max_tx_gas", gas)))
+
+    def register_compute_provider(self, key: PrivateKey, capability: int, stake: int, *,
+                                  gas_limit: int | None = None, **kwargs: Any
+                                  ) -> dict[str, Any]:
+        """Register (or update) this key as a compute provider declaring ``capability``
+        fuel/s; ``stake`` base units of HPC are locked (added to any stake already there)."""
+        payload = RegisterProvider(capability, stake)
+        if gas_limit is None:
+            gas_limit = self._compute_gas(payload, writes=8, scans=0)
+        return self.send_tx(key, "compute/register_provider", payload, gas_limit=gas_limit,
+                            **kwargs)
+
+    def deregister_compute_provider(self, key: PrivateKey, *, gas_limit: int | None = None,
+                                    **kwargs: Any) -> dict[str, Any]:
+        payload = Deregister()
+        if gas_limit is None:
+            gas_limit = self._compute_gas(payload, writes=8, scans=0)
+        return self.send_tx(key, "compute/deregister", payload, gas_limit=gas_limit, **kwargs)
+
+    def post_job_gas(self, payload: PostJob, st: dict[str, Any] | None = None) -> int:
+        tasks, r = len(payload.tasks), payload.redundancy
+        # escrow move, job id, modules, job; per task: input, task, pending mark, and per
+        # replica a deadline and an assignment key; every provider record at the end
+        writes = 10 + tasks * (3 + 2 * r) + len(self.compute_providers())
+        return self._compute_gas(payload, writes=writes, scans=tasks * r, st=st)
+
+    def post_job(self, key: PrivateKey, module: bytes, inputs: Any, *, redundancy: int = 2,
+                 fuel_per_task: int, price_per_fuel: int, deadline_blocks: int,
+                 reduce: bytes = b"", gas_limit: int | None = None, **kwargs: Any
+                 ) -> dict[str, Any]:
+        """Post a job: ``module`` runs once per input (``redundancy`` times, on different
+        providers); ``tasks × redundancy × fuel_per_task × price_per_fuel`` is locked in
+        escrow and what is not spent comes back. The job id is ``posted_job_id(result)``."""
+        payload = PostJob(bytes(module), tuple(bytes(i) for i in inputs), fuel_per_task,
+                          price_per_fuel, deadline_blocks, redundancy, bytes(reduce))
+        if gas_limit is None:
+            gas_limit = self.post_job_gas(payload)
+        return self.send_tx(key, "compute/post_job", payload, gas_limit=gas_limit, **kwargs)
+
+    def cancel_job(self, key: PrivateKey, job_id: int, *, gas_limit: int | None = None,
+                   **kwargs: Any) -> dict[str, Any]:
+        """Stop a job (requester only): unverified tasks are dropped, unspent escrow returns."""
+        payload = CancelJob(job_id)
+        if gas_limit is None:
+            tasks = int(self.compute_job(job_id)["tasks"])
+            r = int(self.status().get("compute_max_extra_replicas", 3)) + 16
+            gas_limit = self._compute_gas(payload, writes=10 + tasks * (2 + 2 * r), scans=0)
+        return self.send_tx(key, "compute/cancel_job", payload, gas_limit=gas_limit, **kwargs)
+
+    def _result_gas(self, payload: Struct) -> int:
+        st = self.status()
+        replicas = 16 + int(st.get("compute_max_extra_replicas", 3))
+        # deadlines, provider records, payments (two writes each), slashing, the job's close
+        return self._compute_gas(payload, writes=24 + 8 * replicas, scans=2, st=st)
+
+    def commit_result(self, key: PrivateKey, job_id: int, task: int, output: bytes,
+                      error: str, fuel_used: int, *, gas_limit: int | None = None,
+                      **kwargs: Any) -> dict[str, Any]:
+        """A worker's commitment to its result for one task (its address is bound in)."""
+        payload = CommitResult(job_id, task, commitment(output, error, fuel_used, key.address))
+        return self.send_tx(key, "compute/commit_result", payload,
+                            gas_limit=gas_limit or self._result_gas(payload), **kwargs)
+
+    def reveal_result(self, key: PrivateKey, job_id: int, task: int, output: bytes,
+                      error: str, fuel_used: int, *, gas_limit: int | None = None,
+                      **kwargs: Any) -> dict[str, Any]:
+        payload = RevealResult(job_id, task, output, error, fuel_used)
+        return self.send_tx(key, "compute/reveal_result", payload,
+                            gas_limit=gas_limit or self._result_gas(payload), **kwargs)
+
+
+def posted_job_id(result: dict[str, Any]) -> int:
+    """The job id from a committed ``post_job`` (``KeyError`` if it failed)."""
+    for event in result["receipt"]["events"]:
+        if event["kind"] == "compute_job_post":
+            return int(event["attributes"]["job"])
+    raise KeyError("no compute_job_post event: the job was not posted")
 
 
 def deployed_address(result: dict[str, Any]) -> str:

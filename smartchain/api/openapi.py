@@ -11,6 +11,8 @@ ADDRESS = {"type": "string", "pattern": "^smart1[02-9ac-hj-np-z]{38}$", "descrip
 SYMBOL = {"type": "string", "pattern": "^[A-Z][A-Z0-9]{1,9}$", "description": "token symbol"}
 TOKEN_UNITS = {"type": "string", "pattern": "^[0-9]+$",
                "description": "integer base units of the token (at most 2^63-1)"}
+U64 = {"type": "string", "pattern": "^[0-9]+$", "description": "unsigned 64-bit integer"}
+TASK_STATES = ("pending", "assigned", "committed", "verified", "failed", "cancelled")
 DECIMAL = {"type": "string", "description": "exact decimal amount, using the token's decimals"}
 CONTRACT_VALUE = {
     "description": "a contract value: null, a boolean, a 64-bit integer, a string (UTF-8 "
@@ -168,8 +170,82 @@ SCHEMAS: dict[str, Any] = {
             "contract_code_byte_gas": {"type": "integer"}, "max_tx_gas": {"type": "integer"},
             "block_time_ms": {"type": "integer"}, "moniker": {"type": "string"},
             "peers": {"type": "integer"}, "signer": {"type": "boolean"},
-            "validator": ADDRESS,
+            "validator": ADDRESS, "max_tx_bytes": {"type": "integer"},
+            "compute_scan_gas": {"type": "integer"}, "compute_min_stake": UNITS,
+            "compute_max_tasks": {"type": "integer"},
+            "compute_max_extra_replicas": {"type": "integer"},
+            "compute_reveal_blocks": {"type": "integer"},
         },
+    },
+    "ComputeProvider": {
+        "type": "object", "required": ["address", "active", "capability", "stake"],
+        "properties": {
+            "address": ADDRESS, "active": {"type": "boolean"},
+            "capability": {**U64, "description": "declared fuel/s"},
+            "effective_capability": {**U64, "description": "fuel/s its share is based on"},
+            "stake": UNITS, "stake_hpc": {"type": "string"}, "reputation": U64,
+            "load": {"type": "integer", "description": "replicas it holds"},
+            "reserved": U64, "verified_fuel": U64, "verified_ms": U64, "slashed": UNITS,
+            "misses": {"type": "integer"}, "registered": U64,
+        },
+    },
+    "ComputeJob": {
+        "type": "object", "required": ["id", "status", "tasks", "counts", "task_states"],
+        "properties": {
+            "id": U64, "status": {"enum": ["open", "done", "cancelled"]},
+            "requester": ADDRESS, "module_hash": HEX32,
+            "reduce_hash": {"oneOf": [HEX32, {"type": "null"}]},
+            "tasks": {"type": "integer"}, "redundancy": {"type": "integer"},
+            "fuel_per_task": U64, "price_per_fuel": UNITS, "deadline_blocks": U64,
+            "escrow": UNITS, "escrow_hpc": {"type": "string"}, "paid": UNITS,
+            "paid_hpc": {"type": "string"}, "verified": {"type": "integer"},
+            "failed": {"type": "integer"}, "height": U64, "finished": U64,
+            "counts": {"type": "object", "description": "tasks per state",
+                       "additionalProperties": {"type": "integer"},
+                       "properties": {s: {"type": "integer"} for s in TASK_STATES}},
+            "task_states": {"type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": "integer"}, "status": {"enum": list(TASK_STATES)},
+                    "want": {"type": "integer"}, "output_size": {"type": "integer"},
+                    "error": {"type": "string"}, "fuel_used": U64,
+                    "replicas": {"type": "array", "items": {"type": "object", "properties": {
+                        "provider": ADDRESS, "status": {"type": "string"}, "deadline": U64,
+                        "fuel_used": U64, "error": {"type": "string"}}}},
+                }}},
+        },
+    },
+    "ComputeResult": {
+        "type": "object", "required": ["id", "status", "complete", "outputs"],
+        "properties": {
+            "id": U64, "status": {"enum": ["open", "done", "cancelled"]},
+            "module_hash": HEX32, "reduce_hash": {"oneOf": [HEX32, {"type": "null"}]},
+            "complete": {"type": "boolean",
+                         "description": "every task verified without a runner error"},
+            "outputs": {"type": "array", "items": {
+                "type": "object", "required": ["index", "status"],
+                "properties": {
+                    "index": {"type": "integer"}, "status": {"enum": list(TASK_STATES)},
+                    "output": {"type": "string", "description": "hex, verified tasks only"},
+                    "value": {**U64, "description": "the output as a little-endian integer, "
+                              "when it is 8 bytes"},
+                    "error": {"type": "string"},
+                }}},
+        },
+    },
+    "ComputeAssignment": {
+        "type": "object", "required": ["job", "task", "action"],
+        "properties": {
+            "job": U64, "task": {"type": "integer"}, "module_hash": HEX32,
+            "input": {"type": "string", "description": "hex"}, "fuel": U64,
+            "deadline": {**U64, "description": "last height to act; 0 while waiting"},
+            "action": {"enum": ["commit", "reveal", "wait"]},
+        },
+    },
+    "ComputeModule": {
+        "type": "object", "required": ["hash", "size"],
+        "properties": {"hash": HEX32, "size": {"type": "integer"},
+                       "hex": {"type": "string", "description": "the module, with ?bytes=1"}},
     },
 }
 
@@ -275,6 +351,49 @@ PATHS: dict[str, Any] = {
                         "watchdog); the message gives the gas used"),
             "429": _err("too many queries in progress"),
         },
+    }},
+    "/v1/compute/providers": {"get": {
+        "summary": "Registered compute providers, in address order",
+        "responses": {"200": _json({"type": "object", "required": ["providers"], "properties": {
+            "providers": {"type": "array", "items": _ref("ComputeProvider")}}},
+            "all providers")},
+    }},
+    "/v1/compute/providers/{address}": {"get": {
+        "summary": "One compute provider: capability, stake, reputation, load",
+        "parameters": [_path_param("address", ADDRESS)],
+        "responses": {"200": _json(_ref("ComputeProvider"), "provider"),
+                      "400": _err("invalid address"), "404": _err("not a provider")},
+    }},
+    "/v1/compute/providers/{address}/assignments": {"get": {
+        "summary": "What a provider must run or answer now, in (job, task) order: the task's "
+                   "input, fuel and deadline, and commit, reveal or wait",
+        "parameters": [_path_param("address", ADDRESS)],
+        "responses": {"200": _json({"type": "object", "required": ["assignments"],
+                                    "properties": {"address": ADDRESS, "assignments": {
+                                        "type": "array", "items": _ref("ComputeAssignment")}}},
+                                   "assignments (empty for an address that holds none)"),
+                      "400": _err("invalid address")},
+    }},
+    "/v1/compute/jobs/{id}": {"get": {
+        "summary": "A compute job: terms, escrow, and each task's state with counts",
+        "parameters": [_path_param("id", {"type": "integer", "minimum": 0})],
+        "responses": {"200": _json(_ref("ComputeJob"), "job"),
+                      "400": _err("malformed job id"), "404": _err("no such job")},
+    }},
+    "/v1/compute/jobs/{id}/result": {"get": {
+        "summary": "A compute job's verified outputs in task order",
+        "parameters": [_path_param("id", {"type": "integer", "minimum": 0})],
+        "responses": {"200": _json(_ref("ComputeResult"), "outputs"),
+                      "400": _err("malformed job id"), "404": _err("no such job")},
+    }},
+    "/v1/compute/modules/{hash}": {"get": {
+        "summary": "A task or reduce module kept on chain: its size, and its bytes with "
+                   "?bytes=1",
+        "parameters": [_path_param("hash", HEX32),
+                       {"name": "bytes", "in": "query", "required": False,
+                        "schema": {"enum": ["0", "1", "true", "false"]}}],
+        "responses": {"200": _json(_ref("ComputeModule"), "module"),
+                      "400": _err("malformed hash or flag"), "404": _err("no such module")},
     }},
     "/v1/status": {"get": {
         "summary": "Chain id, height, latest hash and state root",

@@ -13,6 +13,16 @@ from smartchain.crypto.hashing import h256
 from smartchain.state.chain import TxRecord
 from smartchain.state.errors import Code
 from smartchain.state.modules.bank import Transfer
+from smartchain.state.modules.compute import PAYLOADS as COMPUTE_PAYLOADS
+from smartchain.state.modules.compute import (
+    TASK_STATUS,
+    JobView,
+    PostJob,
+    ProviderView,
+    RevealResult,
+    TaskView,
+    job_escrow,
+)
 from smartchain.state.modules.contracts import STR, Arg, Call, Deploy
 from smartchain.state.modules.tokens import PAYLOADS as TOKEN_PAYLOADS
 from smartchain.state.modules.tokens import TokenInfo
@@ -22,7 +32,8 @@ from smartchain.types.consensus import Commit
 from smartchain.types.tx import Receipt, Transaction
 
 PAYLOAD_TYPES: dict[str, type[Struct]] = {"bank/transfer": Transfer, **TOKEN_PAYLOADS,
-                                          "contracts/deploy": Deploy, "contracts/call": Call}
+                                          "contracts/deploy": Deploy, "contracts/call": Call,
+                                          **COMPUTE_PAYLOADS}
 
 
 def payload_json(kind: str, payload: bytes) -> Any:
@@ -46,7 +57,100 @@ def payload_json(kind: str, payload: bytes) -> Any:
                     "init_args": args_json(args), **value}
         return {"contract": to_bech32(msg.contract), "function": msg.function,
                 "args": args_json(args), **value}
+    if isinstance(msg, PostJob):
+        return post_job_json(msg)
+    if isinstance(msg, RevealResult):
+        return {"job": str(msg.job), "task": msg.task, "output": msg.output.hex(),
+                "output_size": len(msg.output), "error": msg.error,
+                "fuel_used": str(msg.fuel_used)}
     return fields_json(msg)
+
+
+def post_job_json(msg: PostJob) -> dict[str, Any]:
+    """A job posting, compact: the module and inputs are summarised, never dumped (the module
+    is on chain by hash: GET /v1/compute/modules/{hash})."""
+    escrow = job_escrow(msg)
+    return {
+        "module_hash": h256(msg.module).hex(), "module_size": len(msg.module),
+        "tasks": len(msg.tasks), "input_bytes": sum(len(t) for t in msg.tasks),
+        "redundancy": msg.redundancy, "fuel_per_task": str(msg.fuel_per_task),
+        "price_per_fuel": str(msg.price_per_fuel), "deadline_blocks": str(msg.deadline_blocks),
+        "escrow": str(escrow), "escrow_hpc": format_hpc(escrow),
+        "reduce_hash": h256(msg.reduce).hex() if msg.reduce else None,
+        "reduce_size": len(msg.reduce),
+    }
+
+
+# --- compute views ------------------------------------------------------------------------
+
+
+def u64_value(data: bytes) -> int | None:
+    """An 8-byte output read as the little-endian integer the example modules produce."""
+    return int.from_bytes(data, "little") if len(data) == 8 else None
+
+
+def compute_provider_json(v: ProviderView) -> dict[str, Any]:
+    p = v.provider
+    return {
+        "address": to_bech32(v.address), "active": p.active,
+        "capability": str(p.capability), "effective_capability": str(v.effective_capability),
+        "stake": str(p.stake), "stake_hpc": format_hpc(p.stake),
+        "reputation": str(p.reputation), "load": p.load, "reserved": str(p.reserved),
+        "verified_fuel": str(p.verified_fuel), "verified_ms": str(p.verified_ms),
+        "slashed": str(p.slashed), "misses": p.misses, "registered": str(p.registered),
+    }
+
+
+def _task_json(t: TaskView) -> dict[str, Any]:
+    return {
+        "index": t.index, "status": t.status, "want": t.want,
+        "replicas": [{"provider": to_bech32(r.provider), "status": r.status,
+                      "deadline": str(r.deadline), "fuel_used": str(r.fuel_used),
+                      "error": r.error} for r in t.replicas],
+        "output_size": len(t.output), "error": t.error, "fuel_used": str(t.fuel_used),
+    }
+
+
+def compute_job_json(v: JobView) -> dict[str, Any]:
+    """A job's status: its terms, money, and each task's state with counts per state."""
+    j = v.job
+    counts = dict.fromkeys(TASK_STATUS, 0)
+    for t in v.tasks:
+        counts[t.status] += 1
+    return {
+        "id": str(v.id), "status": v.status, "requester": to_bech32(j.requester),
+        "module_hash": j.module_hash.hex(),
+        "reduce_hash": j.reduce_hash.hex() if j.reduce_hash is not None else None,
+        "tasks": j.tasks, "redundancy": j.redundancy, "fuel_per_task": str(j.fuel_per_task),
+        "price_per_fuel": str(j.price_per_fuel), "deadline_blocks": str(j.deadline_blocks),
+        "escrow": str(j.escrow), "escrow_hpc": format_hpc(j.escrow),
+        "paid": str(j.paid), "paid_hpc": format_hpc(j.paid),
+        "verified": j.verified, "failed": j.failed, "height": str(j.height),
+        "finished": str(j.finished), "counts": counts,
+        "task_states": [_task_json(t) for t in v.tasks],
+    }
+
+
+def compute_result_json(v: JobView) -> dict[str, Any]:
+    """The verified outputs in task order (hex, and the integer when 8 bytes); tasks not
+    verified have no output and say why."""
+    outputs = []
+    for t in v.tasks:
+        item: dict[str, Any] = {"index": t.index, "status": t.status}
+        if t.status == "verified":
+            item["output"] = t.output.hex()
+            value = u64_value(t.output)
+            if value is not None:
+                item["value"] = str(value)
+            if t.error:
+                item["error"] = t.error  # a verified runner error (out of fuel, a trap)
+        elif t.error:
+            item["error"] = t.error
+        outputs.append(item)
+    return {"id": str(v.id), "status": v.status, "module_hash": v.job.module_hash.hex(),
+            "reduce_hash": v.job.reduce_hash.hex() if v.job.reduce_hash is not None else None,
+            "complete": all(t.status == "verified" and not t.error for t in v.tasks),
+            "outputs": outputs}
 
 
 def contract_value_json(v: Any) -> Any:

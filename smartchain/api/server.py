@@ -23,6 +23,9 @@ from smartchain.api.openapi import openapi_spec
 from smartchain.api.render import (
     block_json,
     committed_tx_json,
+    compute_job_json,
+    compute_provider_json,
+    compute_result_json,
     contract_value_json,
     token_json,
     tx_json,
@@ -33,6 +36,13 @@ from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.node.node import Node
 from smartchain.state.errors import Code, TxError
 from smartchain.state.modules.bank import get_account
+from smartchain.state.modules.compute import (
+    assignments,
+    get_module,
+    job_view,
+    list_providers,
+    provider_view,
+)
 from smartchain.state.modules.contracts import (
     MAX_ARGS,
     contract_info,
@@ -475,6 +485,88 @@ async def post_contract_query(request: web.Request) -> web.Response:
                               "results": [contract_value_json(v) for v in outcome.results]})
 
 
+# --- compute ----------------------------------------------------------------------------
+
+
+def _job_id_param(request: web.Request) -> int:
+    text = request.match_info["id"]
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) >= 1 << 64:
+        raise ApiError(400, "malformed", "job id must be a non-negative integer")
+    return int(text)
+
+
+async def get_compute_providers(request: web.Request) -> web.Response:
+    reader = _read(request)
+    try:
+        providers = list_providers(reader)
+    finally:
+        reader.close()
+    return web.json_response({"providers": [compute_provider_json(p) for p in providers]})
+
+
+async def get_compute_provider(request: web.Request) -> web.Response:
+    address = _address_param(request)
+    reader = _read(request)
+    try:
+        view = provider_view(reader, address)
+    finally:
+        reader.close()
+    if view is None:
+        raise ApiError(404, "not_found", f"no compute provider {to_bech32(address)}")
+    return web.json_response(compute_provider_json(view))
+
+
+async def get_compute_assignments(request: web.Request) -> web.Response:
+    address = _address_param(request)
+    reader = _read(request)
+    try:
+        todo = assignments(reader, address)
+    finally:
+        reader.close()
+    return web.json_response({"address": to_bech32(address), "assignments": [
+        {"job": str(a.job), "task": a.task, "module_hash": a.module_hash.hex(),
+         "input": a.input.hex(), "fuel": str(a.fuel), "deadline": str(a.deadline),
+         "action": a.action} for a in todo]})
+
+
+def _job_view(request: web.Request) -> Any:
+    job_id = _job_id_param(request)
+    reader = _read(request)
+    try:
+        view = job_view(reader, job_id)
+    finally:
+        reader.close()
+    if view is None:
+        raise ApiError(404, "not_found", f"no compute job {job_id}")
+    return view
+
+
+async def get_compute_job(request: web.Request) -> web.Response:
+    return web.json_response(compute_job_json(_job_view(request)))
+
+
+async def get_compute_result(request: web.Request) -> web.Response:
+    return web.json_response(compute_result_json(_job_view(request)))
+
+
+async def get_compute_module(request: web.Request) -> web.Response:
+    digest = _hash_param(request.match_info["hash"])
+    flag = request.query.get("bytes", "0")
+    if flag not in ("0", "1", "true", "false"):
+        raise ApiError(400, "malformed", "bytes must be 0 or 1")
+    reader = _read(request)
+    try:
+        module = get_module(reader, digest)
+    finally:
+        reader.close()
+    if module is None:
+        raise ApiError(404, "not_found", f"no compute module {digest.hex()}")
+    out: dict[str, Any] = {"hash": digest.hex(), "size": len(module)}
+    if flag in ("1", "true"):
+        out["hex"] = module.hex()
+    return web.json_response(out)
+
+
 async def get_status(request: web.Request) -> web.Response:
     node = _node(request)
     chain = node.chain
@@ -495,6 +587,12 @@ async def get_status(request: web.Request) -> web.Response:
         "contract_call_gas": chain.params.contract_call_gas,
         "contract_code_byte_gas": chain.params.contract_code_byte_gas,
         "max_tx_gas": chain.params.max_tx_gas,
+        "max_tx_bytes": chain.params.max_tx_bytes,
+        "compute_scan_gas": chain.params.compute_scan_gas,
+        "compute_min_stake": str(chain.params.compute_min_stake),
+        "compute_max_tasks": chain.params.compute_max_tasks,
+        "compute_max_extra_replicas": chain.params.compute_max_extra_replicas,
+        "compute_reveal_blocks": chain.params.compute_reveal_blocks,
         "block_time_ms": node.config.block_time_ms,
         "moniker": node.config.moniker,
         "peers": node.peer_count(),
@@ -525,6 +623,12 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] 
     ("GET", "/v1/tokens/{symbol}/allowances/{owner}/{spender}", get_token_allowance),
     ("GET", "/v1/contracts/{address}", get_contract),
     ("POST", "/v1/contracts/{address}/query", post_contract_query),
+    ("GET", "/v1/compute/providers", get_compute_providers),
+    ("GET", "/v1/compute/providers/{address}", get_compute_provider),
+    ("GET", "/v1/compute/providers/{address}/assignments", get_compute_assignments),
+    ("GET", "/v1/compute/jobs/{id}", get_compute_job),
+    ("GET", "/v1/compute/jobs/{id}/result", get_compute_result),
+    ("GET", "/v1/compute/modules/{hash}", get_compute_module),
     ("GET", "/v1/status", get_status),
     ("GET", "/metrics", get_metrics),
     ("GET", "/openapi.json", get_openapi),

@@ -7,6 +7,7 @@ one line on stderr (or a JSON error object with ``--json``) and a non-zero exit 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import signal
@@ -36,6 +37,7 @@ from smartchain.cli.common import (
     require_ok,
     resolve_address,
 )
+from smartchain.cli.compute import compute_app, parse_provide
 from smartchain.cli.contracts import contract_app
 from smartchain.cli.tokens import holdings_lines, token_app
 from smartchain.client import ApiError
@@ -62,6 +64,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(token_app, name="token")
 app.add_typer(contract_app, name="contract")
+app.add_typer(compute_app, name="compute")
 
 
 @app.callback()
@@ -244,11 +247,18 @@ def node_init(
 def node_start(
     home: Annotated[Path, typer.Option(help="Node home directory.")],
     passphrase_file: PassFile = None,
+    provide: Annotated[list[str] | None, typer.Option(
+        help="Offer resources: compute=N (N cores; repeatable option).")] = None,
 ) -> None:
     """Run the node in the foreground until SIGINT/SIGTERM."""
+    offers = parse_provide(provide)
     from smartchain.api.serve import run  # imported here: only this command needs aiohttp
 
     cfg = NodeConfig.load(home)
+    if "compute" in offers:
+        if "provide_compute" not in {f.name for f in dataclasses.fields(cfg)}:
+            raise CliError("--provide compute: this node cannot provide compute yet", "usage")
+        cfg.provide_compute = offers["compute"]  # type: ignore[attr-defined]
     doc = json.loads((home / KEY_FILE).read_text())
     pw = passphrase("Validator key passphrase: ", file=passphrase_file) if is_encrypted(doc) \
         else None

@@ -38,10 +38,20 @@ class NodeConfig:
     mempool_max_txs: int = 200_000
     mempool_max_bytes: int = 256 * 1024 * 1024
     log_level: str = "info"
+    # Compute provider (smartchain/node/compute_worker.py): cores offered to compute jobs
+    # (0: none), the stake in whole HPC the node's key locks when it registers, and, for tests
+    # and the devnet only, a declared capability in fuel/s instead of the benchmark's (0: run
+    # the benchmark), so identical machines can be providers of different declared speeds.
+    provide_compute: int = 0
+    compute_stake: int = 10
+    compute_capability_override: int = 0
     # TEST ONLY (refused unless SMARTCHAIN_TEST_FAULTS=1): at every height divisible by this,
     # the signer also sends a second, conflicting prevote signed with its raw key, i.e. it
     # double-signs on purpose so tests can watch the evidence path. 0 = never.
     test_equivocate_every: int = 0
+    # TEST ONLY (refused unless SMARTCHAIN_TEST_FAULTS=1): the compute worker falsifies every
+    # successful task output (first byte flipped), so tests can watch it out-voted and slashed.
+    test_cheat_compute: bool = False
 
     def to_toml(self) -> str:
         lines = ["# Smartchain node configuration", "[node]"]
@@ -78,6 +88,12 @@ class NodeConfig:
         if cfg.test_equivocate_every and os.environ.get(TEST_FAULTS_ENV) != "1":
             raise ConfigError(f"{path}: test_equivocate_every makes this node double-sign; it "
                               f"is for tests only and needs {TEST_FAULTS_ENV}=1")
+        if cfg.test_cheat_compute and os.environ.get(TEST_FAULTS_ENV) != "1":
+            raise ConfigError(f"{path}: test_cheat_compute makes this node return wrong compute "
+                              f"results; it is for tests only and needs {TEST_FAULTS_ENV}=1")
+        if cfg.provide_compute < 0 or cfg.compute_stake < 0 or cfg.compute_capability_override < 0:
+            raise ConfigError(f"{path}: provide_compute, compute_stake and "
+                              f"compute_capability_override must be >= 0")
         if cfg.p2p_rate_frames <= 0 or cfg.p2p_burst_frames <= 0:
             raise ConfigError(f"{path}: p2p_rate_frames and p2p_burst_frames must be > 0")
         return cfg

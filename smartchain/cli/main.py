@@ -7,7 +7,6 @@ one line on stderr (or a JSON error object with ``--json``) and a non-zero exit 
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import signal
@@ -255,10 +254,11 @@ def node_start(
     from smartchain.api.serve import run  # imported here: only this command needs aiohttp
 
     cfg = NodeConfig.load(home)
-    if "compute" in offers:
-        if "provide_compute" not in {f.name for f in dataclasses.fields(cfg)}:
-            raise CliError("--provide compute: this node cannot provide compute yet", "usage")
-        cfg.provide_compute = offers["compute"]  # type: ignore[attr-defined]
+    if "compute" in offers:  # the node-side worker is not in this release: say so, run nothing
+        raise CliError("--provide compute: the node's compute worker is not available yet; a "
+                       "provider can register and work through the SDK (Client."
+                       "register_compute_provider, compute_assignments, commit/reveal_result)",
+                       "usage")
     doc = json.loads((home / KEY_FILE).read_text())
     pw = passphrase("Validator key passphrase: ", file=passphrase_file) if is_encrypted(doc) \
         else None

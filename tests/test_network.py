@@ -178,6 +178,21 @@ def test_four_signers_agree_and_commit_each_transfer_once(
            f"{top} heights identical on 4 nodes; decided in rounds {rounds}")
 
 
+def test_every_transaction_sent_to_a_follower_is_gossiped_and_committed(
+        make_network: Callable[..., Network]) -> None:
+    """A follower never proposes: what clients send it must reach the signers, every batch
+    (the gossip outbox was once replaced by a copy after its first flush)."""
+    sender = PrivateKey.generate()
+    net = make_network(1, accounts=[(sender.address, FUNDS)])
+    net.start_all()
+    net.wait_all(2, timeout=30)
+    f = net.add_follower(seeds=[0], start=True)
+    net.wait_height(f, net.height(0))
+    for nonce in range(4):  # one at a time: each is a batch of its own
+        tx_hash = net.client(f).submit(transfer(sender, bytes(20), 5, nonce))
+        assert net.client(0).wait_tx(tx_hash, timeout=15)["receipt"]["ok"]
+
+
 # --- 1b. contracts: every node runs them to the same state ----------------------------------
 
 SCRAMBLE = b"""

@@ -351,8 +351,9 @@ class ConsensusService:
         while True:
             await asyncio.sleep(TX_BATCH_MS / 1000)
             while self._tx_outbox:
-                batch, self._tx_outbox = (self._tx_outbox[:TX_BATCH_MAX],
-                                          self._tx_outbox[TX_BATCH_MAX:])
+                # in place: Node.announce is this very list's extend
+                batch = self._tx_outbox[:TX_BATCH_MAX]
+                del self._tx_outbox[:TX_BATCH_MAX]
                 await self.p2p.publish(TOPIC_TXS, TxBatch(tuple(batch)).encode())
 
     # --- block sync ----------------------------------------------------------------------

@@ -28,6 +28,11 @@ from smartchain.types.amount import UNITS_PER_HPC
 DEVNET_FILE = "devnet.json"
 RUNTIME_FILE = "node.json"
 DEMO_BALANCE = 1_000_000 * UNITS_PER_HPC
+PROVIDER_BALANCE = 10_000 * UNITS_PER_HPC  # a compute provider's stake and fees
+# Declared speed of compute provider i (fuel/s): (i + 1) × this, so the providers of a
+# devnet differ in declared speed the same way on every machine (the chain then measures
+# their real speed on verified tasks).
+PROVIDER_CAPABILITY_STEP = 1_000_000_000
 
 
 class DevnetError(RuntimeError):
@@ -61,31 +66,47 @@ def _free_port(preferred: int) -> int:
 
 def create(home: Path, *, validators: int = 4, accounts: int = 5,
            chain_id: str = "smart-devnet-1", api_port: int = 26657,
-           block_time_ms: int = 1000) -> dict:
-    """Keys, one shared genesis and a home per signer node; every node seeds every other."""
+           block_time_ms: int = 1000, compute_providers: int = 0) -> dict:
+    """Keys, one shared genesis and a home per signer node; every node seeds every other.
+
+    ``compute_providers`` adds that many follower (non-signer) nodes named ``compute0``…,
+    each offering one core of compute with its node key funded in genesis and a declared
+    capability of ``(i + 1) × PROVIDER_CAPABILITY_STEP`` fuel/s."""
     if not 1 <= validators <= 32:
         raise DevnetError("a devnet has 1 to 32 validators")
+    if not 0 <= compute_providers <= 32:
+        raise DevnetError("a devnet has 0 to 32 compute providers")
     home.mkdir(parents=True, exist_ok=True)
     demos = [DemoAccount(f"demo{i + 1}", os.urandom(32).hex()) for i in range(accounts)]
     keys = [PrivateKey.generate() for _ in range(validators)]
+    provider_keys = [PrivateKey.generate() for _ in range(compute_providers)]
     genesis = make_genesis(
         chain_id, [(k.public_key, 1, f"node{i}") for i, k in enumerate(keys)],
-        [(d.key.address, DEMO_BALANCE) for d in demos],
+        [(d.key.address, DEMO_BALANCE) for d in demos]
+        + [(k.address, PROVIDER_BALANCE) for k in provider_keys],
         params=Params(block_time_ms=block_time_ms))  # it fixes the halving interval
-    configs = [NodeConfig(moniker=f"node{i}", api_port=_free_port(api_port + i),
+    names = [f"node{i}" for i in range(validators)] + \
+        [f"compute{i}" for i in range(compute_providers)]
+    configs = [NodeConfig(moniker=name, api_port=_free_port(api_port + i),
                           p2p_port=_free_port(api_port + 1000 + i), block_time_ms=block_time_ms)
-               for i in range(validators)]
+               for i, name in enumerate(names)]
+    for i, cfg in enumerate(configs[validators:]):
+        cfg.provide_compute = 1
+        cfg.compute_capability_override = (i + 1) * PROVIDER_CAPABILITY_STEP
+    keys += provider_keys
     addresses = [f"{k.public_key.hex()}@127.0.0.1:{c.p2p_port}" for k, c in zip(keys, configs,
                                                                               strict=True)]
     nodes = []
     for i, (key, cfg) in enumerate(zip(keys, configs, strict=True)):
-        cfg.seeds = [a for j, a in enumerate(addresses) if j != i]
-        node_home = home / f"node{i}"
+        # Everyone seeds the signers; providers are found through them (and the DHT).
+        cfg.seeds = [a for j, a in enumerate(addresses[:validators]) if j != i]
+        node_home = home / names[i]
         init_home(node_home, chain_id=chain_id, key=key, passphrase=None, insecure=True,
                   config=cfg, genesis=genesis)
-        nodes.append({"name": f"node{i}", "home": str(node_home),
+        nodes.append({"name": names[i], "home": str(node_home),
                       "api_url": f"http://127.0.0.1:{cfg.api_port}",
-                      "p2p_address": addresses[i]})
+                      "p2p_address": addresses[i],
+                      **({"compute_provider": True} if i >= validators else {})})
     doc = {"chain_id": chain_id, "nodes": nodes,
            "accounts": [{"name": d.name, "seed": d.seed, "address": d.address} for d in demos]}
     (home / DEVNET_FILE).write_text(json.dumps(doc, indent=2))

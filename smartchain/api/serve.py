@@ -21,6 +21,7 @@ from smartchain.consensus.engine import EngineConfig
 from smartchain.consensus.signer import DurableSigner
 from smartchain.crypto.keys import PrivateKey
 from smartchain.node.bft import ConsensusService
+from smartchain.node.compute_worker import ComputeWorker
 from smartchain.node.config import NodeConfig
 from smartchain.node.node import Node
 from smartchain.p2p import P2P, P2PConfig, P2PError
@@ -47,6 +48,10 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
     )
     service = ConsensusService(node, p2p, signer, engine_config,
                                test_equivocate_every=config.test_equivocate_every)
+    worker = (ComputeWorker(node, cores=config.provide_compute, stake_hpc=config.compute_stake,
+                            capability_override=config.compute_capability_override,
+                            cheat=config.test_cheat_compute)
+              if config.provide_compute > 0 else None)
     app = create_app(node)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -76,12 +81,16 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
         discovery = (asyncio.create_task(_discover(dht, config.seeds)) if config.pex
                      else None)
         await service.start()
+        if worker is not None:
+            await worker.start()
         await stop.wait()
         if discovery is not None:
             discovery.cancel()
     finally:
         with contextlib.suppress(FileNotFoundError):
             runtime.unlink()
+        if worker is not None:
+            await worker.stop()
         await service.stop()
         await p2p.stop()
         await runner.cleanup()

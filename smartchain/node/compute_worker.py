@@ -1,0 +1,402 @@
+"""The compute worker: a node that offers compute (``provide_compute`` cores) runs the tasks
+the chain assigns it, in the node process, and answers with commit and reveal transactions.
+
+How it works:
+
+- **Identity.** The provider is the node's own key (``Node.key``: the key in
+  ``validator_key.json``, which is the consensus key on a signer). That is the simplest
+  identity a node has, needs no second key file, and ties the provider's reputation to the
+  node. The key's account pays the stake and the fees, so it must be funded (the devnet and
+  the tests fund it in genesis).
+- **Capability.** At start the worker runs a fixed benchmark module (``BENCH_WAT``, a tight
+  integer loop; deterministic fuel) a few times on one pool thread and takes the best
+  fuel/s, times ``provide_compute`` cores. The chain only trusts it until it has measured
+  the provider's verified speed (``effective_capability`` in the compute module).
+  ``compute_capability_override`` (config; tests and the devnet) declares a fixed value
+  instead, so a network of identical machines can still have providers of different
+  declared speeds, deterministically.
+- **Registration.** Until the chain shows this address as an active provider with the
+  declared capability, the worker sends ``compute/register_provider`` (topping its stake up
+  to ``compute_stake`` HPC), retrying each few blocks (an unfunded account gets one clear
+  warning per attempt, no traceback).
+- **Each new block** it reads ``assignments(address)`` straight from the node's state (it is
+  in-process), fetches modules by hash (cached), runs what is new in a pool of
+  ``provide_compute`` threads with a large native stack (wasmtime needs more than 2 MiB
+  free), then submits ``commit_result``; when an assignment says ``reveal`` it submits
+  ``reveal_result``. Nonces come from ``Node.pending_nonce`` (state + own mempool); a
+  transaction the mempool refuses (nonce raced, not synced yet) is simply retried at the
+  next block, and one that was committed but failed is not retried for that assignment.
+- **Persistence.** Results are kept in ``HOME/compute_results.json`` (output hex, error,
+  fuel per job/task), written atomically before the commit is sent, so a restarted node can
+  still reveal what it committed to; entries leave the file when the chain no longer lists
+  the assignment. Without the file a result is simply computed again (tasks are
+  deterministic), except in cheat mode.
+- **Cheat mode** (``test_cheat_compute``, tests only, needs ``SMARTCHAIN_TEST_FAULTS=1``):
+  every successful output has its first byte flipped, so tests can watch the quorum out-vote
+  and slash this provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import wasmtime
+
+from smartchain.compute.wasm import TaskResult, TaskRunner
+from smartchain.crypto.address import to_bech32
+from smartchain.node.node import Node
+from smartchain.state.errors import TxError
+from smartchain.state.modules import compute as cm
+from smartchain.types.amount import UNITS_PER_HPC
+from smartchain.types.tx import Transaction
+
+log = logging.getLogger("smartchain.compute")
+
+RESULTS_FILE = "compute_results.json"
+POLL_S = 0.05  # how often the worker looks for a new block
+THREAD_STACK = 16 * 1024 * 1024  # native stack of the task threads (wasmtime wants > 2 MiB)
+COMMIT_GAS = 2_000_000
+REVEAL_GAS = 3_000_000  # base + 10 gas per byte of a (<= 64 KiB) transaction + writes
+REGISTER_GAS = 2_000_000
+REGISTER_RETRY_BLOCKS = 5
+BENCH_ITERATIONS = 2_000_000  # ~66M fuel: a few ms
+BENCH_RUNS = 3
+BENCH_FUEL = 100_000_000
+
+# The standard benchmark: n iterations of an integer mix (xorshift-multiply), output the
+# final state. Same fuel on every machine; only the time differs.
+BENCH_WAT = """
+(module
+  (memory (export "memory") 1)
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "run") (param $ptr i32) (param $len i32) (result i64)
+    (local $n i64) (local $x i64)
+    (local.set $n (i64.load (local.get $ptr)))
+    (local.set $x (i64.const 0x9E3779B97F4A7C15))
+    (block $done
+      (loop $next
+        (br_if $done (i64.eqz (local.get $n)))
+        (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 30))))
+        (local.set $x (i64.mul (local.get $x) (i64.const 0xBF58476D1CE4E5B9)))
+        (local.set $x (i64.add (local.get $x) (local.get $n)))
+        (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+        (br $next)))
+    (i64.store (i32.const 2048) (local.get $x))
+    (i64.const 0x0000080000000008))
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    output: bytes
+    error: str
+    fuel_used: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"output": self.output.hex(), "error": self.error, "fuel_used": self.fuel_used}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Result:
+        return cls(bytes.fromhex(doc["output"]), str(doc["error"]), int(doc["fuel_used"]))
+
+
+def bench_module() -> bytes:
+    return wasmtime.wat2wasm(BENCH_WAT)
+
+
+def measure_capability(runner: TaskRunner, cores: int = 1) -> int:
+    """Fuel/s of this machine on the standard benchmark (best of a few runs) × cores."""
+    module = bench_module()
+    data = BENCH_ITERATIONS.to_bytes(8, "little")
+    runner.run(module, data, fuel=BENCH_FUEL)  # compile and warm up
+    best = 0
+    for _ in range(BENCH_RUNS):
+        t0 = time.perf_counter_ns()
+        res = runner.run(module, data, fuel=BENCH_FUEL)
+        ns = max(1, time.perf_counter_ns() - t0)
+        if not res.ok:
+            raise RuntimeError(f"benchmark module failed: {res.error}")
+        best = max(best, res.fuel_used * 1_000_000_000 // ns)
+    return max(1, best * cores)
+
+
+def cheat(result: Result) -> Result:
+    """The test-only wrong answer: the first output byte flipped."""
+    if result.error or not result.output:
+        return result
+    return Result(bytes([result.output[0] ^ 0xFF]) + result.output[1:], "", result.fuel_used)
+
+
+def _big_stack_pool(threads: int) -> ThreadPoolExecutor:
+    """A pool whose threads all exist now, created with a large native stack."""
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="compute-task")
+    old = threading.stack_size(THREAD_STACK)
+    try:
+        barrier = threading.Barrier(threads)
+        for f in [pool.submit(barrier.wait) for _ in range(threads)]:
+            f.result()
+    finally:
+        threading.stack_size(old)
+    return pool
+
+
+class ComputeWorker:
+    """See the module docstring. ``start``/``stop`` from the node's event loop."""
+
+    def __init__(self, node: Node, *, cores: int, stake_hpc: int,
+                 capability_override: int = 0, cheat: bool = False) -> None:
+        if cores <= 0:
+            raise ValueError("cores must be positive")
+        self.node = node
+        self.key = node.key
+        self.address = node.key.address
+        self.cores = cores
+        self.stake = stake_hpc * UNITS_PER_HPC
+        self.capability_override = capability_override
+        self.cheat = cheat
+        self.capability = 0
+        self.runner = TaskRunner()
+        self.pool: ThreadPoolExecutor | None = None
+        self.path = node.home / RESULTS_FILE
+        self.results: dict[tuple[int, int], Result] = self._load()
+        self.modules: dict[bytes, bytes] = {}
+        self.running: set[tuple[int, int]] = set()
+        # (job, task, action, deadline) -> hash of the transaction sent for it
+        self.sent: dict[tuple[int, int, str, int], bytes] = {}
+        self.given_up: set[tuple[int, int, str, int]] = set()
+        self.registered = False
+        self._register_at = -1
+        self._task: asyncio.Task[None] | None = None
+        self.stats = {"computed": 0, "commits": 0, "reveals": 0}
+
+    # --- persistence ---------------------------------------------------------------------
+
+    def _load(self) -> dict[tuple[int, int], Result]:
+        try:
+            doc = json.loads(self.path.read_text())
+            return {(int(k.split(":")[0]), int(k.split(":")[1])): Result.from_json(v)
+                    for k, v in doc.items()}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            log.warning("compute: ignoring unreadable %s (%s); results will be recomputed",
+                        self.path, exc)
+            return {}
+
+    def _save(self) -> None:
+        doc = {f"{j}:{t}": r.to_json() for (j, t), r in sorted(self.results.items())}
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.pool = _big_stack_pool(self.cores)
+        loop = asyncio.get_running_loop()
+        if self.capability_override > 0:
+            self.capability = self.capability_override
+            how = "declared by compute_capability_override"
+        else:
+            self.capability = await loop.run_in_executor(self.pool, measure_capability,
+                                                         self.runner, self.cores)
+            how = f"benchmark, {self.cores} core(s)"
+        log.info("compute: providing %d core(s) as %s, capability %d fuel/s (%s)%s",
+                 self.cores, to_bech32(self.address), self.capability, how,
+                 " [TEST CHEAT MODE: outputs are falsified]" if self.cheat else "")
+        self._task = asyncio.create_task(self._run_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        log.info("compute: stopped (%d tasks computed, %d commits, %d reveals sent)",
+                 self.stats["computed"], self.stats["commits"], self.stats["reveals"])
+
+    async def _run_forever(self) -> None:
+        seen = -1
+        while True:
+            height = self.node.chain.height
+            if height != seen and height > 0:
+                seen = height
+                try:
+                    self._on_block(height)
+                except Exception:  # a bug here must not kill the node; say it loudly
+                    log.exception("compute: worker pass at height %d failed", height)
+            await asyncio.sleep(POLL_S)
+
+    # --- chain reads ---------------------------------------------------------------------
+
+    def _read(self, fn: Any, *args: Any) -> Any:
+        reader = self.node.chain.reader()
+        try:
+            return fn(reader, *args)
+        finally:
+            reader.close()
+
+    def _module(self, digest: bytes) -> bytes | None:
+        module = self.modules.get(digest)
+        if module is None:
+            module = self._read(cm.get_module, digest)
+            if module is not None:
+                if len(self.modules) >= 64:
+                    self.modules.pop(next(iter(self.modules)))
+                self.modules[digest] = module
+        return module
+
+    # --- transactions --------------------------------------------------------------------
+
+    def _send(self, kind: str, msg: Any, gas_limit: int) -> bytes | None:
+        node = self.node
+        tx = Transaction.create(self.key, chain_id=node.chain.chain_id,
+                                nonce=node.pending_nonce(self.address), kind=kind,
+                                payload=msg.encode(), gas_limit=gas_limit,
+                                gas_price=node.chain.params.min_gas_price)
+        try:
+            return node.submit(tx.encode())
+        except TxError as exc:
+            log.info("compute: %s not admitted (%s); will retry", kind, exc)
+            return None
+
+    # --- the per-block pass --------------------------------------------------------------
+
+    def _on_block(self, height: int) -> None:
+        if self.registered and height % REGISTER_RETRY_BLOCKS == 0:
+            pv = self._read(cm.provider_view, self.address)
+            if pv is None or not pv.provider.active:  # deregistered, or off the roster
+                log.warning("compute: no longer an active provider; registering again")
+                self.registered = False
+        if not self.registered:
+            self._ensure_registered(height)
+            if not self.registered:
+                return
+        work = self._read(cm.assignments, self.address)
+        live = {(a.job, a.task) for a in work}
+        stale = [k for k in self.results if k not in live and k not in self.running]
+        if stale:
+            for k in stale:
+                del self.results[k]
+            self._save()
+        for a in work:
+            self._handle(a)
+
+    def _ensure_registered(self, height: int) -> None:
+        pv = self._read(cm.provider_view, self.address)
+        if pv is not None and pv.provider.active and pv.provider.capability == self.capability \
+                and pv.provider.stake >= self.stake:
+            self.registered = True
+            log.info("compute: registered on chain (stake %d, capability %d fuel/s)",
+                     pv.provider.stake, pv.provider.capability)
+            return
+        if self._register_at >= 0 and height < self._register_at + REGISTER_RETRY_BLOCKS:
+            return
+        self._register_at = height
+        have = pv.provider.stake if pv is not None else 0
+        msg = cm.RegisterProvider(self.capability, max(0, self.stake - have))
+        if self._send("compute/register_provider", msg, REGISTER_GAS) is not None:
+            log.info("compute: registering (capability %d fuel/s, stake %d)", self.capability,
+                     msg.stake)
+
+    def _tx_state(self, key: tuple[int, int, str, int]) -> str:
+        """'none' (never sent, or dropped from the mempool), 'pending' or 'committed'."""
+        tx_hash = self.sent.get(key)
+        if tx_hash is None:
+            return "none"
+        if tx_hash in self.node.mempool:
+            return "pending"
+        if self.node.chain.has_tx(tx_hash):
+            return "committed"
+        return "none"
+
+    def _handle(self, a: cm.Assignment) -> None:
+        if a.action not in ("commit", "reveal"):
+            return
+        slot = (a.job, a.task)
+        key = (a.job, a.task, a.action, a.deadline)
+        if key in self.given_up:
+            return
+        state = self._tx_state(key)
+        if state == "pending":
+            return
+        if state == "committed":  # included, yet the chain still asks: it failed
+            log.warning("compute: %s for job %d task %d was included but did not take "
+                        "effect; not retrying it", a.action, a.job, a.task)
+            self.given_up.add(key)
+            return
+        result = self.results.get(slot)
+        if result is None:
+            if slot not in self.running:
+                self._compute(a)
+            return
+        self._answer(a, key, result)
+
+    def _answer(self, a: cm.Assignment, key: tuple[int, int, str, int], result: Result) -> None:
+        if a.action == "commit":
+            msg: Any = cm.CommitResult(a.job, a.task, cm.commitment(
+                result.output, result.error, result.fuel_used, self.address))
+            tx_hash = self._send("compute/commit_result", msg, COMMIT_GAS)
+            counter = "commits"
+        else:
+            msg = cm.RevealResult(a.job, a.task, result.output, result.error, result.fuel_used)
+            tx_hash = self._send("compute/reveal_result", msg, REVEAL_GAS)
+            counter = "reveals"
+        if tx_hash is not None:
+            self.sent[key] = tx_hash
+            self.stats[counter] += 1
+            log.info("compute: sent %s for job %d task %d", a.action, a.job, a.task)
+
+    def _compute(self, a: cm.Assignment) -> None:
+        module = self._module(a.module_hash)
+        if module is None:
+            log.warning("compute: module %s of job %d not in state", a.module_hash.hex(), a.job)
+            return
+        slot = (a.job, a.task)
+        self.running.add(slot)
+        assert self.pool is not None
+        fut = asyncio.get_running_loop().run_in_executor(
+            self.pool, self._run_task, module, a.input, a.fuel)
+        fut.add_done_callback(lambda f: self._done(a, f))
+
+    def _run_task(self, module: bytes, data: bytes, fuel: int) -> TaskResult:
+        return self.runner.run(module, data, fuel=fuel)
+
+    def _done(self, a: cm.Assignment, fut: asyncio.Future[TaskResult]) -> None:
+        slot = (a.job, a.task)
+        self.running.discard(slot)
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            log.error("compute: job %d task %d could not run: %s", a.job, a.task, exc)
+            return
+        res = fut.result()
+        result = Result(res.output, res.error, res.fuel_used)
+        if self.cheat:
+            result = cheat(result)
+        self.results[slot] = result
+        self.stats["computed"] += 1
+        self._save()  # before the commit leaves: a restart can still reveal
+        log.info("compute: ran job %d task %d: %s, %d fuel", a.job, a.task,
+                 f"error {res.error!r}" if res.error else f"{len(res.output)} bytes",
+                 res.fuel_used)
+        # Answer at once if the chain still wants it (no need to wait for the next block).
+        current = {(w.job, w.task): w for w in self._read(cm.assignments, self.address)}
+        w = current.get(slot)
+        if w is not None:
+            self._handle(w)

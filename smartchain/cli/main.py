@@ -254,11 +254,8 @@ def node_start(
     from smartchain.api.serve import run  # imported here: only this command needs aiohttp
 
     cfg = NodeConfig.load(home)
-    if "compute" in offers:  # the node-side worker is not in this release: say so, run nothing
-        raise CliError("--provide compute: the node's compute worker is not available yet; a "
-                       "provider can register and work through the SDK (Client."
-                       "register_compute_provider, compute_assignments, commit/reveal_result)",
-                       "usage")
+    if "compute" in offers:  # the node's compute worker (smartchain/node/compute_worker.py)
+        cfg.provide_compute = offers["compute"]
     doc = json.loads((home / KEY_FILE).read_text())
     pw = passphrase("Validator key passphrase: ", file=passphrase_file) if is_encrypted(doc) \
         else None

@@ -276,6 +276,9 @@ def devnet_up(
     home: DevnetHome = None,
     validators: Annotated[int, typer.Option(help="Signer nodes.")] = 4,
     accounts: Annotated[int, typer.Option(help="Funded demo accounts.")] = 5,
+    compute_providers: Annotated[int, typer.Option(
+        help="Extra nodes that provide compute (1 core each; set when the devnet is created).")
+    ] = 0,
     api_port: Annotated[int, typer.Option(help="First node's API port.")] = 26657,
     block_time_ms: Annotated[int, typer.Option(help="Block interval.")] = 1000,
     detach: Annotated[bool, typer.Option(help="Leave the network running and return.")] = False,
@@ -293,7 +296,8 @@ def devnet_up(
     doc = devnet_mod.load(home)
     if doc is None:
         doc = devnet_mod.create(home, validators=validators, accounts=accounts,
-                                api_port=api_port, block_time_ms=block_time_ms)
+                                api_port=api_port, block_time_ms=block_time_ms,
+                                compute_providers=compute_providers)
     procs = devnet_mod.start(doc)
     demos = devnet_mod.demo_accounts(doc)
     for d in demos:

@@ -67,7 +67,7 @@ def _free_port(preferred: int) -> int:
 def create(home: Path, *, validators: int = 4, accounts: int = 5,
            chain_id: str = "smart-devnet-1", api_port: int = 26657,
            block_time_ms: int = 1000, compute_providers: int = 0) -> dict:
-    """Keys, one shared genesis and a home per signer node; every node seeds every other.
+    """Keys, one shared genesis and a home per node; every node seeds every signer.
 
     ``compute_providers`` adds that many follower (non-signer) nodes named ``compute0``…,
     each offering one core of compute with its node key funded in genesis and a declared

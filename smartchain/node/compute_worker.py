@@ -171,6 +171,7 @@ class ComputeWorker:
         self.results: dict[tuple[int, int], Result] = self._load()
         self.modules: dict[bytes, bytes] = {}
         self.running: set[tuple[int, int]] = set()
+        self._fresh: list[cm.Assignment] = []  # computed, waiting for one save and answer
         # (job, task, action, deadline) -> hash of the transaction sent for it
         self.sent: dict[tuple[int, int, str, int], bytes] = {}
         self.given_up: set[tuple[int, int, str, int]] = set()
@@ -391,12 +392,17 @@ class ComputeWorker:
             result = cheat(result)
         self.results[slot] = result
         self.stats["computed"] += 1
-        self._save()  # before the commit leaves: a restart can still reveal
         log.info("compute: ran job %d task %d: %s, %d fuel", a.job, a.task,
                  f"error {res.error!r}" if res.error else f"{len(res.output)} bytes",
                  res.fuel_used)
-        # Answer at once if the chain still wants it (no need to wait for the next block).
-        current = {(w.job, w.task): w for w in self._read(cm.assignments, self.address)}
-        w = current.get(slot)
-        if w is not None:
-            self._handle(w)
+        # Answer at once (no need to wait for the next block), but in one batch per loop
+        # turn: saving the results file and reading assignments cost O(results) each.
+        self._fresh.append(a)
+        if len(self._fresh) == 1:
+            asyncio.get_running_loop().call_soon(self._answer_fresh)
+
+    def _answer_fresh(self) -> None:
+        fresh, self._fresh = self._fresh, []
+        self._save()  # before the commits leave: a restart can still reveal
+        for a in fresh:
+            self._handle(a)

@@ -1072,9 +1072,12 @@ def assignments(view: Any, address: bytes) -> list[Assignment]:
     """What a worker must run or answer now, in (job, task) order."""
     prefix = ASSIGNED_PREFIX + address
     out = []
+    jobs: dict[int, Job | None] = {}  # a worker holds many tasks of few jobs
     for key, _ in view.iter_prefix(prefix):
         job_id, idx = _split_jt(key[len(prefix):])
-        job, task = get_job(view, job_id), get_task(view, job_id, idx)
+        if job_id not in jobs:
+            jobs[job_id] = get_job(view, job_id)
+        job, task = jobs[job_id], get_task(view, job_id, idx)
         assert job is not None and task is not None
         r = next(r for r in task.replicas if r.provider == address and r.status in LIVE)
         if r.status == ASSIGNED:

@@ -242,12 +242,9 @@ def _holdings_json(reader: StateReader, address: bytes) -> list[dict[str, Any]]:
 async def get_account_view(request: web.Request) -> web.Response:
     node = _node(request)
     address = _address_param(request)
-    reader = node.chain.reader()
-    try:
+    with node.chain.reader() as reader:
         acct = get_account(reader, address)
         tokens = _holdings_json(reader, address)
-    finally:
-        reader.close()
     return web.json_response({
         "address": to_bech32(address),
         "balance": str(acct.balance),
@@ -282,33 +279,24 @@ def _read(request: web.Request) -> StateReader:
 
 
 async def get_tokens(request: web.Request) -> web.Response:
-    reader = _read(request)
-    try:
+    with _read(request) as reader:
         tokens = all_tokens(reader)
-    finally:
-        reader.close()
     return web.json_response({"tokens": [token_json(t) for t in tokens]})
 
 
 async def get_token(request: web.Request) -> web.Response:
     symbol = _symbol_param(request)
-    reader = _read(request)
-    try:
+    with _read(request) as reader:
         info = _require_token(reader, symbol)
-    finally:
-        reader.close()
     return web.json_response(token_json(info))
 
 
 async def get_token_balance(request: web.Request) -> web.Response:
     symbol = _symbol_param(request)
     address = _address_param(request)
-    reader = _read(request)
-    try:
+    with _read(request) as reader:
         info = _require_token(reader, symbol)
         balance = token_balance(reader, symbol, address)
-    finally:
-        reader.close()
     return web.json_response({
         "symbol": symbol, "address": to_bech32(address), "balance": str(balance),
         "decimals": info.decimals, "amount": format_units(balance, info.decimals)})
@@ -318,12 +306,9 @@ async def get_token_allowance(request: web.Request) -> web.Response:
     symbol = _symbol_param(request)
     owner = _address_param(request, "owner")
     spender = _address_param(request, "spender")
-    reader = _read(request)
-    try:
+    with _read(request) as reader:
         info = _require_token(reader, symbol)
         allowed = allowance(reader, symbol, owner, spender)
-    finally:
-        reader.close()
     return web.json_response({
         "symbol": symbol, "owner": to_bech32(owner), "spender": to_bech32(spender),
         "allowance": str(allowed), "decimals": info.decimals,
@@ -335,15 +320,12 @@ async def get_token_allowance(request: web.Request) -> web.Response:
 
 async def get_contract(request: web.Request) -> web.Response:
     address = _address_param(request)
-    reader = _read(request)
-    try:
+    with _read(request) as reader:
         info = contract_info(reader, address)
         if info is None:
             raise ApiError(404, "not_found", f"no contract at {to_bech32(address)}")
         source = contract_source(reader, address) or b""
         balance = get_account(reader, address).balance
-    finally:
-        reader.close()
     return web.json_response({
         "address": to_bech32(address), "creator": to_bech32(info.creator),
         "height": info.height, "code_hash": info.code_hash.hex(), "code_size": info.code_size,
@@ -435,14 +417,11 @@ def _run_query(node: Node, address: bytes, function: str, args: list[Any], calle
     latest = node.chain.latest
     height, time_ms = (latest.height, latest.time_ms) if latest else \
         (0, node.chain.genesis.time_ms)
-    reader = node.chain.reader()
-    try:
+    with node.chain.reader() as reader:
         if contract_info(reader, address) is None:
             raise ApiError(404, "not_found", f"no contract at {to_bech32(address)}")
         return query_call(reader, node.chain.params, address, function, args, caller=caller,
                           height=height, time_ms=time_ms, value=value)
-    finally:
-        reader.close()
 
 
 async def post_contract_query(request: web.Request) -> web.Response:
@@ -496,21 +475,15 @@ def _job_id_param(request: web.Request) -> int:
 
 
 async def get_compute_providers(request: web.Request) -> web.Response:
-    reader = _read(request)
-    try:
+    with _read(request) as reader:
         providers = list_providers(reader)
-    finally:
-        reader.close()
     return web.json_response({"providers": [compute_provider_json(p) for p in providers]})
 
 
 async def get_compute_provider(request: web.Request) -> web.Response:
     address = _address_param(request)
-    reader = _read(request)
-    try:
+    with _read(request) as reader:
         view = provider_view(reader, address)
-    finally:
-        reader.close()
     if view is None:
         raise ApiError(404, "not_found", f"no compute provider {to_bech32(address)}")
     return web.json_response(compute_provider_json(view))
@@ -518,11 +491,8 @@ async def get_compute_provider(request: web.Request) -> web.Response:
 
 async def get_compute_assignments(request: web.Request) -> web.Response:
     address = _address_param(request)
-    reader = _read(request)
-    try:
+    with _read(request) as reader:
         todo = assignments(reader, address)
-    finally:
-        reader.close()
     return web.json_response({"address": to_bech32(address), "assignments": [
         {"job": str(a.job), "task": a.task, "module_hash": a.module_hash.hex(),
          "input": a.input.hex(), "fuel": str(a.fuel), "deadline": str(a.deadline),
@@ -531,11 +501,8 @@ async def get_compute_assignments(request: web.Request) -> web.Response:
 
 def _job_view(request: web.Request) -> Any:
     job_id = _job_id_param(request)
-    reader = _read(request)
-    try:
+    with _read(request) as reader:
         view = job_view(reader, job_id)
-    finally:
-        reader.close()
     if view is None:
         raise ApiError(404, "not_found", f"no compute job {job_id}")
     return view
@@ -554,11 +521,8 @@ async def get_compute_module(request: web.Request) -> web.Response:
     flag = request.query.get("bytes", "0")
     if flag not in ("0", "1", "true", "false"):
         raise ApiError(400, "malformed", "bytes must be 0 or 1")
-    reader = _read(request)
-    try:
+    with _read(request) as reader:
         module = get_module(reader, digest)
-    finally:
-        reader.close()
     if module is None:
         raise ApiError(404, "not_found", f"no compute module {digest.hex()}")
     out: dict[str, Any] = {"hash": digest.hex(), "size": len(module)}

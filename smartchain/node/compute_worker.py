@@ -245,11 +245,8 @@ class ComputeWorker:
     # --- chain reads ---------------------------------------------------------------------
 
     def _read(self, fn: Any, *args: Any) -> Any:
-        reader = self.node.chain.reader()
-        try:
+        with self.node.chain.reader() as reader:
             return fn(reader, *args)
-        finally:
-            reader.close()
 
     def _module(self, digest: bytes) -> bytes | None:
         module = self.modules.get(digest)

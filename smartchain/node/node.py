@@ -128,11 +128,8 @@ class Node:
             checked = self.precheck(raw)
             if not verify(checked.tx.sender, TX_SIGN_DOMAIN + raw[:-64], checked.tx.signature):
                 raise TxError(Code.BAD_SIGNATURE, "signature does not match sender and contents")
-            reader = self.chain.reader()
-            try:
+            with self.chain.reader() as reader:
                 self.mempool.add(checked, self._lookup(reader))
-            finally:
-                reader.close()
         except TxError as exc:
             self.metrics.txs_rejected.labels(exc.code.slug).inc()
             raise
@@ -210,11 +207,8 @@ class Node:
         n = self.mempool.pending_nonce(address)
         if n is not None:
             return n
-        reader = self.chain.reader()
-        try:
+        with self.chain.reader() as reader:
             return self._lookup(reader)(address)[1]
-        finally:
-            reader.close()
 
     # --- block production ----------------------------------------------------------------
 
@@ -240,11 +234,8 @@ class Node:
     def after_commit(self, staged: StagedBlock, started: float) -> BlockResult:
         """Drop what the block included or refused from the mempool; update metrics."""
         block = staged.block
-        reader = self.chain.reader()
-        try:
+        with self.chain.reader() as reader:
             self.mempool.update(staged.included, staged.skipped, self._lookup(reader))
-        finally:
-            reader.close()
         now = time.monotonic()
         n = len(block.txs)
         m = self.metrics

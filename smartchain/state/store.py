@@ -68,6 +68,12 @@ class StateReader:
     def close(self) -> None:
         self.txn.abort()
 
+    def __enter__(self) -> StateReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class Overlay:
     """Buffered writes over a parent view: a block's (or a nested scope's) pending changes.

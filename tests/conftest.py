@@ -7,6 +7,7 @@ opens ``Chain`` instances in the test's tmp_path (closed again at teardown).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from smartchain.state.executor import CheckedTx
 from smartchain.state.genesis import Genesis, GenesisAccount, GenesisValidator
 from smartchain.state.modules.bank import Transfer
 from smartchain.state.params import Params
-from smartchain.types.tx import Transaction
+from smartchain.types.tx import Receipt, Transaction
 
 TEST_CHAIN_ID = "smart-test-1"
 GENESIS_TIME_MS = 1_700_000_000_000
@@ -87,6 +88,62 @@ class ChainKit:
         self._chains.clear()
 
 
+class ChainNet:
+    """One chain driven by signed transactions: nonces tracked per key, one block per
+    ``block`` call (``block_ms`` apart, built by ``proposer``). A message's kind comes from
+    the chain's own registry, so tests name payloads, never kind strings."""
+
+    block_ms = 1_000
+    gas_limit = 2_000_000
+
+    def __init__(self, kit: ChainKit, chain: Chain, proposer: PrivateKey) -> None:
+        self.kit = kit
+        self.chain = chain
+        self.proposer = proposer
+        self.nonces: dict[bytes, int] = {}
+        self.blocks: list[Any] = []
+        self.kinds = {m.payload: kind for kind, m in chain.executor.msgs.items()}
+
+    def default_gas(self, kind: str) -> int:
+        return self.gas_limit
+
+    def sign(self, key: PrivateKey, msg: Any, *, gas_limit: int | None = None,
+             gas_price: int = 1) -> bytes:
+        kind = self.kinds[type(msg)]
+        nonce = self.nonces.get(key.address, 0)
+        self.nonces[key.address] = nonce + 1
+        return Transaction.create(key, chain_id=self.kit.chain_id, nonce=nonce, kind=kind,
+                                  payload=msg.encode(),
+                                  gas_limit=gas_limit or self.default_gas(kind),
+                                  gas_price=gas_price).encode()
+
+    def block(self, *raws: bytes) -> list[Receipt]:
+        checked = [self.kit.check(self.chain, raw) for raw in raws]
+        time_ms = self.chain.next_time(
+            self.kit.genesis_time_ms + self.block_ms * (self.chain.height + 1))
+        block, receipts, skipped = self.chain.build_block(checked, time_ms, self.proposer)
+        assert not skipped
+        self.blocks.append(block)
+        self.on_block(checked, receipts)
+        return receipts
+
+    def on_block(self, checked: list[CheckedTx], receipts: list[Receipt]) -> None:
+        """For subclasses that keep books of what each block did."""
+
+    def send(self, key: PrivateKey, msg: Any, **kwargs: Any) -> Receipt:
+        (receipt,) = self.block(self.sign(key, msg, **kwargs))
+        return receipt
+
+    def ok(self, key: PrivateKey, msg: Any, **kwargs: Any) -> Receipt:
+        receipt = self.send(key, msg, **kwargs)
+        assert receipt.ok, receipt.log
+        return receipt
+
+    def read(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.chain.reader() as reader:
+            return fn(reader, *args, **kwargs)
+
+
 @pytest.fixture
 def chainkit(tmp_path: Path):
     kit = ChainKit(tmp_path)
@@ -97,7 +154,6 @@ def chainkit(tmp_path: Path):
 # --- functional tests: real node processes (see tests/harness.py) ---------------------------
 
 from collections.abc import Callable, Iterator  # noqa: E402
-from typing import Any  # noqa: E402
 
 from harness import NodeProcess  # noqa: E402
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import wasmtime
+from conftest import ChainNet
 
-from smartchain.codec import Struct
 from smartchain.compute import TaskRunner
 from smartchain.crypto.keys import PrivateKey
 from smartchain.state.chain import Chain
@@ -44,7 +43,7 @@ from smartchain.state.modules.compute import (
 from smartchain.state.modules.contracts import Contracts
 from smartchain.state.modules.tokens import Tokens
 from smartchain.state.params import Params
-from smartchain.types.tx import Receipt, Transaction
+from smartchain.types.tx import Receipt
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "compute"
 HPC = 10**8
@@ -52,7 +51,6 @@ STAKE = 100 * HPC
 CAPABILITY = 1_000_000_000  # fuel/s
 FUEL = 1_000_000
 PRICE = 3
-KINDS = {cls: kind for kind, cls in cm.PAYLOADS.items()}
 TEXT = (b"It was the best of times, it was the worst of times, it was the age of wisdom, "
         b"it was the age of foolishness,\nit was the epoch of belief, it was the epoch of "
         b"incredulity,\tit was the season of Light, it was the season of Darkness ") * 3
@@ -83,49 +81,18 @@ def u64(data: bytes) -> int:
     return struct.unpack("<Q", data)[0]
 
 
-class Net:
-    """One chain with the compute module; nonces and fees tracked per key; one block per
-    ``block`` call, one block time apart."""
+class Net(ChainNet):
+    """The compute tests' chain: fees are kept per sender, for the books."""
+
+    gas_limit = 20_000_000
 
     def __init__(self, kit: Any, chain: Chain) -> None:
-        self.kit = kit
-        self.chain = chain
-        self.nonces: dict[bytes, int] = {}
+        super().__init__(kit, chain, PROPOSER)
         self.fees: Counter[bytes] = Counter()
-        self.blocks: list[Any] = []
 
-    def sign(self, k: PrivateKey, msg: Struct, *, gas_limit: int = 20_000_000) -> bytes:
-        nonce = self.nonces.get(k.address, 0)
-        self.nonces[k.address] = nonce + 1
-        return Transaction.create(k, chain_id=self.kit.chain_id, nonce=nonce,
-                                  kind=KINDS[type(msg)], payload=msg.encode(),
-                                  gas_limit=gas_limit, gas_price=1).encode()
-
-    def block(self, *raws: bytes) -> list[Receipt]:
-        checked = [self.kit.check(self.chain, raw) for raw in raws]
-        time_ms = self.kit.genesis_time_ms + 1_000 * (self.chain.height + 1)
-        block, receipts, skipped = self.chain.build_block(checked, time_ms, PROPOSER)
-        assert not skipped
+    def on_block(self, checked: list[Any], receipts: list[Receipt]) -> None:
         for c, r in zip(checked, receipts, strict=True):
             self.fees[c.sender] += r.fee
-        self.blocks.append(block)
-        return receipts
-
-    def send(self, k: PrivateKey, msg: Struct) -> Receipt:
-        (receipt,) = self.block(self.sign(k, msg))
-        return receipt
-
-    def ok(self, k: PrivateKey, msg: Struct) -> Receipt:
-        receipt = self.send(k, msg)
-        assert receipt.ok, receipt.log
-        return receipt
-
-    def read(self, fn: Callable[..., Any], *args: Any) -> Any:
-        reader = self.chain.reader()
-        try:
-            return fn(reader, *args)
-        finally:
-            reader.close()
 
     def balance(self, k: PrivateKey | bytes) -> int:
         address = k if isinstance(k, bytes) else k.address

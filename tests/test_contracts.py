@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ChainNet
 
-from smartchain.codec import Struct
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.chain import Chain
 from smartchain.state.errors import Code, TxError
 from smartchain.state.modules.bank import get_account
 from smartchain.state.modules.contracts import (
@@ -23,13 +22,10 @@ from smartchain.state.modules.contracts import (
     query_call,
 )
 from smartchain.state.modules.tokens import Approve, Issue, Mint, token_balance
-from smartchain.types.tx import Receipt, Transaction
+from smartchain.types.tx import Receipt
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "contracts"
 HPC = 10**8
-KINDS = {Deploy: "contracts/deploy", Call: "contracts/call", Issue: "tokens/issue",
-         Approve: "tokens/approve", Mint: "tokens/mint"}
-
 
 def key_from_index(i: int) -> PrivateKey:
     return PrivateKey.from_seed(bytes([i]) * 32)
@@ -43,34 +39,10 @@ def addr(key: PrivateKey) -> str:
     return to_bech32(key.address)
 
 
-class Net:
-    """One chain; nonces tracked per key; one block per ``block`` call, one minute apart."""
+class Net(ChainNet):
+    """The contract tests' chain: blocks one minute apart (the parking fee counts minutes)."""
 
-    def __init__(self, kit: Any, chain: Chain) -> None:
-        self.kit = kit
-        self.chain = chain
-        self.nonces: dict[bytes, int] = {}
-        self.blocks: list[Any] = []
-
-    def sign(self, key: PrivateKey, msg: Struct, *, gas_limit: int = 2_000_000,
-             gas_price: int = 1) -> bytes:
-        nonce = self.nonces.get(key.address, 0)
-        self.nonces[key.address] = nonce + 1
-        return Transaction.create(key, chain_id=self.kit.chain_id, nonce=nonce,
-                                  kind=KINDS[type(msg)], payload=msg.encode(),
-                                  gas_limit=gas_limit, gas_price=gas_price).encode()
-
-    def block(self, *raws: bytes) -> list[Receipt]:
-        checked = [self.kit.check(self.chain, raw) for raw in raws]
-        time_ms = self.kit.genesis_time_ms + 60_000 * (self.chain.height + 1)
-        block, receipts, skipped = self.chain.build_block(checked, time_ms, PROPOSER)
-        assert not skipped
-        self.blocks.append(block)
-        return receipts
-
-    def send(self, key: PrivateKey, msg: Struct, **kwargs: Any) -> Receipt:
-        (receipt,) = self.block(self.sign(key, msg, **kwargs))
-        return receipt
+    block_ms = 60_000
 
     def deploy(self, key: PrivateKey, source: bytes, *args: Any, value: int = 0) -> bytes:
         nonce = self.nonces.get(key.address, 0)
@@ -84,27 +56,16 @@ class Net:
                          **kwargs)
 
     def query(self, contract: bytes, function: str, *args: Any) -> tuple:
-        reader = self.chain.reader()
-        try:
-            out = query_call(reader, self.chain.params, contract, function, list(args),
-                             caller=ALICE.address, height=self.chain.height, time_ms=0)
-        finally:
-            reader.close()
+        out = self.read(query_call, self.chain.params, contract, function, list(args),
+                        caller=ALICE.address, height=self.chain.height, time_ms=0)
         assert out.ok, out.error
         return out.results
-
-    def read(self, fn: Any, *args: Any) -> Any:
-        reader = self.chain.reader()
-        try:
-            return fn(reader, *args)
-        finally:
-            reader.close()
 
 
 @pytest.fixture
 def net(chainkit) -> Net:
     gen = chainkit.genesis({ALICE: 1_000 * HPC, BOB: 1_000 * HPC, CAROL: 1_000 * HPC})
-    return Net(chainkit, chainkit.open(gen))
+    return Net(chainkit, chainkit.open(gen), PROPOSER)
 
 
 def example(name: str) -> bytes:

@@ -4,16 +4,14 @@ limits, fees in HPC, reverts, and the supply invariant over random histories."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from conftest import ChainNet
 
 from smartchain.codec import Struct
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.chain import Chain
 from smartchain.state.errors import Code, TxError
 from smartchain.state.modules.bank import get_account
 from smartchain.state.modules.tokens import (
@@ -35,7 +33,7 @@ from smartchain.state.modules.tokens import (
     token_info,
 )
 from smartchain.state.store import Overlay, StateReader
-from smartchain.types.tx import Receipt, Transaction
+from smartchain.types.tx import Receipt
 
 
 def key_from_index(i: int) -> PrivateKey:
@@ -45,52 +43,16 @@ def key_from_index(i: int) -> PrivateKey:
 ALICE, BOB, CAROL, DAVE = (key_from_index(i) for i in (31, 32, 33, 34))
 PROPOSER = key_from_index(39)
 HPC = 10**8
-KINDS = {Issue: "tokens/issue", TokenTransfer: "tokens/transfer", Approve: "tokens/approve",
-         TransferFrom: "tokens/transfer_from", Mint: "tokens/mint", Burn: "tokens/burn"}
+class Net(ChainNet):
+    """The token tests' chain: an issue carries the symbol price in its gas."""
 
+    gas_limit = 100_000
 
-class Net:
-    """One chain, nonces tracked per key, one block per ``block`` call."""
+    def default_gas(self, kind: str) -> int:
+        return 1_100_000 if kind == "tokens/issue" else self.gas_limit
 
-    def __init__(self, kit: Any, chain: Chain) -> None:
-        self.kit = kit
-        self.chain = chain
-        self.nonces: dict[bytes, int] = {}
-
-    def sign(self, key: PrivateKey, msg: Struct, *, gas_limit: int | None = None,
-             gas_price: int = 1) -> bytes:
-        kind = KINDS[type(msg)]
-        if gas_limit is None:
-            gas_limit = 1_100_000 if kind == "tokens/issue" else 100_000
-        nonce = self.nonces.get(key.address, 0)
-        self.nonces[key.address] = nonce + 1
-        return Transaction.create(key, chain_id=self.kit.chain_id, nonce=nonce, kind=kind,
-                                  payload=msg.encode(), gas_limit=gas_limit,
-                                  gas_price=gas_price).encode()
-
-    def block(self, *raws: bytes) -> list[Receipt]:
-        checked = [self.kit.check(self.chain, raw) for raw in raws]
-        time_ms = self.chain.next_time(self.kit.genesis_time_ms + 1000 * (self.chain.height + 1))
-        _block, receipts, skipped = self.chain.build_block(checked, time_ms, PROPOSER)
-        assert not skipped
-        return receipts
-
-    def send(self, key: PrivateKey, msg: Struct, **kwargs: Any) -> Receipt:
-        (receipt,) = self.block(self.sign(key, msg, **kwargs))
-        return receipt
-
-    def ok(self, key: PrivateKey, msg: Struct, **kwargs: Any) -> Receipt:
-        receipt = self.send(key, msg, **kwargs)
-        assert receipt.ok, receipt.log
-        return receipt
-
-    @contextmanager
-    def view(self) -> Iterator[StateReader]:
-        reader = self.chain.reader()
-        try:
-            yield reader
-        finally:
-            reader.close()
+    def view(self) -> StateReader:
+        return self.chain.reader()
 
     def info(self, symbol: str) -> TokenInfo | None:
         with self.view() as r:
@@ -113,7 +75,7 @@ class Net:
 def net(chainkit: Any) -> Net:
     gen = chainkit.genesis({ALICE: 1_000 * HPC, BOB: 1_000 * HPC, CAROL: 1_000 * HPC,
                             DAVE: 1_000 * HPC})
-    return Net(chainkit, chainkit.open(gen))
+    return Net(chainkit, chainkit.open(gen), PROPOSER)
 
 
 def park(supply: int = 1_000_000, *, mintable: bool = False, max_supply: int | None = None,

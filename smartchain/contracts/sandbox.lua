@@ -12,6 +12,7 @@
 
 local H, PERIOD, MAX_STRING, MAX_DEPTH, GAS, watchdog = ...
 local COROUTINE_GAS, GAS_READ, GAS_WRITE, GAS_BYTE = GAS.coroutine, GAS.read, GAS.write, GAS.byte
+local MAX_KEY, MAX_VALUE = GAS.max_key, GAS.max_value  -- the host's limits (contracts/host.py)
 
 local raw_pcall, raw_xpcall, raw_error, raw_type = pcall, xpcall, error, type
 local raw_select, raw_tostring, raw_tonumber, raw_rawget = select, tostring, tonumber, rawget
@@ -451,9 +452,11 @@ local written = {}     -- address -> key -> true: written in this block
 local waddr, wkey, wn = {}, {}, 0  -- the block's written keys, in first-write order
 local ua, uk, uold, unew, un = {}, {}, {}, {}, 0  -- undo journal of the running transaction
 
+local function concat_limit(text, n) return text .. raw_tostring(n) .. " bytes" end
+
 local function check_key(k)
   if raw_type(k) == "string" then
-    if #k > 128 then raw_error("storage key is longer than 128 bytes", 3) end
+    if #k > MAX_KEY then raw_error(concat_limit("storage key is longer than ", MAX_KEY), 3) end
     return #k + 1
   end
   if not is_int(k) then raw_error("a storage key must be a string or an integer", 3) end
@@ -491,7 +494,7 @@ function STORAGE.set(k, v)
   local vt = raw_type(v)
   if v == nil then charge(GAS_WRITE); v = NONE
   elseif vt == "string" then
-    if #v > 16384 then raw_error("a storage value is at most 16384 bytes", 2) end
+    if #v > MAX_VALUE then raw_error(concat_limit("a storage value is at most ", MAX_VALUE), 2) end
     charge(GAS_WRITE + GAS_BYTE * (klen + #v + 1))
   elseif is_int(v) then charge(GAS_WRITE + GAS_BYTE * (klen + 9))
   else raw_error("a storage value must be a string or an integer (nil deletes)", 2) end

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from lupa import lua54
 
 from smartchain.contracts.bytecode import BytecodeError, check_bytecode
-from smartchain.contracts.host import ContractError, Host
+from smartchain.contracts.host import MAX_KEY, MAX_VALUE, ContractError, Host
 
 log = logging.getLogger("smartchain.contracts")
 
@@ -83,8 +83,9 @@ class LuaVM:
         callbacks = self.rt.table_from({name.encode(): _guarded(getattr(host, name), name)
                                         for name in _HOST_METHODS})
         watchdog = self._watchdog_fired if watchdog_seconds is not None else None
-        schedule = self.rt.table_from({k.encode(): getattr(host.gas, k)
-                                       for k in ("coroutine", "read", "write", "byte")})
+        schedule = self.rt.table_from({
+            **{k.encode(): getattr(host.gas, k) for k in ("coroutine", "read", "write", "byte")},
+            b"max_key": MAX_KEY, b"max_value": MAX_VALUE})
         api = self.rt.execute(_SANDBOX, callbacks, PERIOD, MAX_STRING, MAX_DEPTH, schedule,
                               watchdog)
         self._invoke = api[b"invoke"]

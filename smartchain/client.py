@@ -304,9 +304,11 @@ class Client:
         path = f"/v1/compute/providers/{_seg(address)}/assignments"
         return self._request("GET", path)["assignments"]
 
-    def compute_job(self, job_id: int | str) -> dict[str, Any]:
-        """A job's terms and state: ``counts`` of tasks per state and ``task_states``."""
-        return self._request("GET", f"/v1/compute/jobs/{_seg(str(job_id))}")
+    def compute_job(self, job_id: int | str, *, tasks: bool = True) -> dict[str, Any]:
+        """A job's terms and state: ``counts`` of tasks per state and ``task_states``
+        (``tasks=False``: the job record alone, which stays cheap for large jobs)."""
+        query = "" if tasks else "?tasks=0"
+        return self._request("GET", f"/v1/compute/jobs/{_seg(str(job_id))}{query}")
 
     def compute_result(self, job_id: int | str) -> dict[str, Any]:
         """The verified outputs in task order (``output`` hex; ``value`` when 8 bytes)."""

@@ -215,6 +215,11 @@ def test_post_job_without_providers_stays_pending(api: Api, client: Client) -> N
                              "failed": 0, "cancelled": 0}
     assert [t["status"] for t in job["task_states"]] == ["pending"] * 3
     assert all(t["replicas"] == [] for t in job["task_states"])
+    summary = client.compute_job(job_id, tasks=False)
+    assert "task_states" not in summary and "counts" not in summary
+    assert {k: v for k, v in job.items() if k not in ("task_states", "counts")} == summary
+    r = api.get(f"/v1/compute/jobs/{job_id}?tasks=maybe")
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "malformed")
 
     result = client.compute_result(job_id)
     assert result["complete"] is False and result["status"] == "open"

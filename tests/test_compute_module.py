@@ -26,11 +26,13 @@ from smartchain.state.modules.compute import (
     MODULE_ACCOUNT,
     CancelJob,
     CommitResult,
+    CommitResults,
     Compute,
     Deregister,
     PostJob,
     RegisterProvider,
     RevealResult,
+    RevealResults,
     Slot,
     assignments,
     commitment,
@@ -408,6 +410,42 @@ def test_a_reveal_that_does_not_match_the_commitment_is_refused(net: Net) -> Non
     net.block(*(net.sign(p, RevealResult(job_id, 0, count, "", fuel)) for p in (a, b)))
     view = net.read(job_view, job_id)
     assert view.status == "done" and u64(view.tasks[0].output) == 3
+
+
+def test_batched_answers_verify_and_a_bad_item_fails_the_whole_batch(net: Net) -> None:
+    net.register(PROVIDERS[:2])
+    texts = (b"one two three", b"a b", b"x")
+    job_id = net.post(texts)
+    a, b = PROVIDERS[:2]
+    outs = [(struct.pack("<Q", len(t.split())), "",
+             RUNNER.run(wasm("wordcount"), t, fuel=FUEL).fuel_used) for t in texts]
+
+    def commits(p: PrivateKey, *, spoil: int = -1) -> CommitResults:
+        return CommitResults(tuple(
+            CommitResult(job_id, i, commitment(*o, p.address) if i != spoil else bytes(32))
+            for i, o in enumerate(outs)))
+
+    root = net.chain.state_root
+    assert net.send(a, CommitResults((*commits(a).commits, CommitResult(job_id, 7, bytes(32))))
+                    ).code == Code.FAILED  # task 7 does not exist: nothing of it applies
+    assert net.chain.state_root != root  # the fee was paid...
+    assert all(t.status == "assigned" for t in net.read(job_view, job_id).tasks)  # ...only
+    net.block(net.sign(a, commits(a)), net.sign(b, commits(b, spoil=1)))
+    reveal = RevealResults(tuple(RevealResult(job_id, i, *o) for i, o in enumerate(outs)))
+    bad = net.send(b, reveal)
+    assert bad.code == Code.FAILED and "reveal for job" in bad.log and "task 1" in bad.log
+    net.ok(a, reveal)
+    view = net.read(job_view, job_id)
+    assert [t.status for t in view.tasks] == ["committed"] * 3  # b's batch changed nothing
+    net.ok(b, RevealResults((reveal.reveals[0], reveal.reveals[2])))
+    view = net.read(job_view, job_id)
+    assert [t.status for t in view.tasks] == ["verified", "committed", "verified"]
+    for msg, reason in [(CommitResults(()), "1 to 1024"),
+                        (CommitResults(commits(a).commits[:1] * 2), "names a task twice"),
+                        (RevealResults((RevealResult(job_id, 0, b"x", "trap", 1),)),
+                         "no output")]:
+        with pytest.raises(TxError, match=reason):
+            net.kit.check(net.chain, net.sign(a, msg))
 
 
 def test_a_commitment_cannot_be_copied_from_another_provider(net: Net) -> None:

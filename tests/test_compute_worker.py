@@ -102,8 +102,6 @@ def post_job(net: Network, requester: PrivateKey, tasks: tuple[bytes, ...], *,
 
 
 def _reveal(payload: dict[str, Any]) -> RevealResult:
-    if "raw" in payload:
-        return RevealResult.decode(bytes.fromhex(payload["raw"]))
     return RevealResult(int(payload["job"]), int(payload["task"]),
                         bytes.fromhex(payload["output"]), payload["error"],
                         int(payload["fuel_used"]))
@@ -131,10 +129,10 @@ class JobWatch:
                     if e["kind"].startswith("compute_") and \
                             str(e["attributes"].get("job")) == str(self.job):
                         self.events.append(e)
-                if doc["kind"] == "compute/reveal_result" and receipt.get("ok"):
-                    r = _reveal(doc["payload"])
-                    if r.job == self.job:
-                        self.reveals[r.task].append((doc["sender"], r.output))
+                if doc["kind"] == "compute/reveal_results" and receipt.get("ok"):
+                    for r in map(_reveal, doc["payload"]["reveals"]):
+                        if r.job == self.job:
+                            self.reveals[r.task].append((doc["sender"], r.output))
             self.next += 1
         return any(e["kind"] == "compute_job_done" for e in self.events)
 

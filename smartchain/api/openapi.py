@@ -190,7 +190,7 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "ComputeJob": {
-        "type": "object", "required": ["id", "status", "tasks", "counts", "task_states"],
+        "type": "object", "required": ["id", "status", "tasks", "verified", "failed"],
         "properties": {
             "id": U64, "status": {"enum": ["open", "done", "cancelled"]},
             "requester": ADDRESS, "module_hash": HEX32,
@@ -375,8 +375,11 @@ PATHS: dict[str, Any] = {
                       "400": _err("invalid address")},
     }},
     "/v1/compute/jobs/{id}": {"get": {
-        "summary": "A compute job: terms, escrow, and each task's state with counts",
-        "parameters": [_path_param("id", {"type": "integer", "minimum": 0})],
+        "summary": "A compute job: terms, escrow, and each task's state with counts "
+                   "(?tasks=0: the job alone, no counts or task_states)",
+        "parameters": [_path_param("id", {"type": "integer", "minimum": 0}),
+                       {"name": "tasks", "in": "query", "required": False,
+                        "schema": {"enum": ["0", "1", "true", "false"]}}],
         "responses": {"200": _json(_ref("ComputeJob"), "job"),
                       "400": _err("malformed job id"), "404": _err("no such job")},
     }},

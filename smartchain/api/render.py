@@ -16,10 +16,12 @@ from smartchain.state.modules.bank import Transfer
 from smartchain.state.modules.compute import PAYLOADS as COMPUTE_PAYLOADS
 from smartchain.state.modules.compute import (
     TASK_STATUS,
+    CommitResults,
     JobView,
     PostJob,
     ProviderView,
     RevealResult,
+    RevealResults,
     TaskView,
     job_escrow,
 )
@@ -60,10 +62,17 @@ def payload_json(kind: str, payload: bytes) -> Any:
     if isinstance(msg, PostJob):
         return post_job_json(msg)
     if isinstance(msg, RevealResult):
-        return {"job": str(msg.job), "task": msg.task, "output": msg.output.hex(),
-                "output_size": len(msg.output), "error": msg.error,
-                "fuel_used": str(msg.fuel_used)}
+        return reveal_json(msg)
+    if isinstance(msg, RevealResults):
+        return {"reveals": [reveal_json(r) for r in msg.reveals]}
+    if isinstance(msg, CommitResults):
+        return {"commits": [fields_json(c) for c in msg.commits]}
     return fields_json(msg)
+
+
+def reveal_json(msg: RevealResult) -> dict[str, Any]:
+    return {"job": str(msg.job), "task": msg.task, "output": msg.output.hex(),
+            "output_size": len(msg.output), "error": msg.error, "fuel_used": str(msg.fuel_used)}
 
 
 def post_job_json(msg: PostJob) -> dict[str, Any]:
@@ -111,13 +120,11 @@ def _task_json(t: TaskView) -> dict[str, Any]:
     }
 
 
-def compute_job_json(v: JobView) -> dict[str, Any]:
-    """A job's status: its terms, money, and each task's state with counts per state."""
+def compute_job_json(v: JobView, with_tasks: bool = True) -> dict[str, Any]:
+    """A job's status: its terms, money, and (``with_tasks``) each task's state with counts
+    per state."""
     j = v.job
-    counts = dict.fromkeys(TASK_STATUS, 0)
-    for t in v.tasks:
-        counts[t.status] += 1
-    return {
+    out = {
         "id": str(v.id), "status": v.status, "requester": to_bech32(j.requester),
         "module_hash": j.module_hash.hex(),
         "reduce_hash": j.reduce_hash.hex() if j.reduce_hash is not None else None,
@@ -126,9 +133,15 @@ def compute_job_json(v: JobView) -> dict[str, Any]:
         "escrow": str(j.escrow), "escrow_hpc": format_hpc(j.escrow),
         "paid": str(j.paid), "paid_hpc": format_hpc(j.paid),
         "verified": j.verified, "failed": j.failed, "height": str(j.height),
-        "finished": str(j.finished), "counts": counts,
-        "task_states": [_task_json(t) for t in v.tasks],
+        "finished": str(j.finished),
     }
+    if with_tasks:
+        counts = dict.fromkeys(TASK_STATUS, 0)
+        for t in v.tasks:
+            counts[t.status] += 1
+        out["counts"] = counts
+        out["task_states"] = [_task_json(t) for t in v.tasks]
+    return out
 
 
 def compute_result_json(v: JobView) -> dict[str, Any]:

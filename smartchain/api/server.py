@@ -499,17 +499,22 @@ async def get_compute_assignments(request: web.Request) -> web.Response:
          "action": a.action} for a in todo]})
 
 
-def _job_view(request: web.Request) -> Any:
+def _job_view(request: web.Request, with_tasks: bool = True) -> Any:
     job_id = _job_id_param(request)
     with _read(request) as reader:
-        view = job_view(reader, job_id)
+        view = job_view(reader, job_id, with_tasks=with_tasks)
     if view is None:
         raise ApiError(404, "not_found", f"no compute job {job_id}")
     return view
 
 
 async def get_compute_job(request: web.Request) -> web.Response:
-    return web.json_response(compute_job_json(_job_view(request)))
+    """``?tasks=0``: the job's record alone, without reading its tasks (cheap to poll)."""
+    flag = request.query.get("tasks", "1")
+    if flag not in ("0", "1", "true", "false"):
+        raise ApiError(400, "malformed", "tasks must be 0 or 1")
+    with_tasks = flag in ("1", "true")
+    return web.json_response(compute_job_json(_job_view(request, with_tasks), with_tasks))
 
 
 async def get_compute_result(request: web.Request) -> web.Response:

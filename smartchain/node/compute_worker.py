@@ -22,10 +22,14 @@ How it works:
 - **Each new block** it reads ``assignments(address)`` straight from the node's state (it is
   in-process), fetches modules by hash (cached), runs what is new in a pool of
   ``provide_compute`` threads with a large native stack (wasmtime needs more than 2 MiB
-  free), then submits ``commit_result``; when an assignment says ``reveal`` it submits
-  ``reveal_result``. Nonces come from ``Node.pending_nonce`` (state + own mempool); a
-  transaction the mempool refuses (nonce raced, not synced yet) is simply retried at the
-  next block, and one that was committed but failed is not retried for that assignment.
+  free), then answers: every commit it owes in one ``commit_results`` transaction and every
+  reveal in one ``reveal_results`` (split only by size). One transaction per block instead of
+  one per task is what keeps the chain's cost per task low: a signature check, a gossip
+  round and a base fee are paid once for the batch. Nonces come from ``Node.pending_nonce``
+  (state + own mempool); a transaction the mempool refuses (nonce raced, not synced yet) is
+  simply retried at the next block. A batch is all or nothing, so when one was committed but
+  failed, its answers are retried one per transaction, and one that fails alone is not
+  retried for that assignment.
 - **Persistence.** Results are kept in ``HOME/compute_results.json`` (output hex, error,
   fuel per job/task), written atomically before the commit is sent, so a restarted node can
   still reveal what it committed to; entries leave the file when the chain no longer lists
@@ -64,8 +68,11 @@ log = logging.getLogger("smartchain.compute")
 RESULTS_FILE = "compute_results.json"
 POLL_S = 0.05  # how often the worker looks for a new block
 THREAD_STACK = 16 * 1024 * 1024  # native stack of the task threads (wasmtime wants > 2 MiB)
-COMMIT_GAS = 2_000_000
-REVEAL_GAS = 3_000_000  # base + 10 gas per byte of a (<= 64 KiB) transaction + writes
+BATCH_GAS = 1_000_000  # a batch of commits or reveals: the transaction itself...
+COMMIT_GAS = 200_000  # ...plus this per commit (writes, and a verification it may finish)
+REVEAL_GAS = 300_000  # ...or per reveal, plus 10 per byte of its output
+BATCH_BYTES = 48 * 1024  # payload bytes per batch, under max_tx_bytes with room to spare
+BATCH_ITEMS = 150  # answers per batch: 150 reveals' gas stays under max_tx_gas (50M)
 REGISTER_GAS = 2_000_000
 REGISTER_RETRY_BLOCKS = 5
 BENCH_ITERATIONS = 2_000_000  # ~66M fuel: a few ms
@@ -94,6 +101,9 @@ BENCH_WAT = """
     (i64.const 0x0000080000000008))
 )
 """
+
+
+Key = tuple[int, int, str, int]  # (job, task, action, deadline): one answer owed
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +183,10 @@ class ComputeWorker:
         self.running: set[tuple[int, int]] = set()
         self._fresh: list[cm.Assignment] = []  # computed, waiting for one save and answer
         # (job, task, action, deadline) -> hash of the transaction sent for it
-        self.sent: dict[tuple[int, int, str, int], bytes] = {}
-        self.given_up: set[tuple[int, int, str, int]] = set()
+        self.sent: dict[Key, bytes] = {}
+        self.given_up: set[Key] = set()
+        self.solo: set[Key] = set()  # failed inside a batch: retried alone, to find out why
+        self.outbox: dict[str, list[tuple[Key, Any]]] = {"commit": [], "reveal": []}
         self.registered = False
         self._register_at = -1
         self._task: asyncio.Task[None] | None = None
@@ -293,6 +305,7 @@ class ComputeWorker:
             self._save()
         for a in work:
             self._handle(a)
+        self._flush()
 
     def _ensure_registered(self, height: int) -> None:
         pv = self._read(cm.provider_view, self.address)
@@ -311,7 +324,7 @@ class ComputeWorker:
             log.info("compute: registering (capability %d fuel/s, stake %d)", self.capability,
                      msg.stake)
 
-    def _tx_state(self, key: tuple[int, int, str, int]) -> str:
+    def _tx_state(self, key: Key) -> str:
         """'none' (never sent, or dropped from the mempool), 'pending' or 'committed'."""
         tx_hash = self.sent.get(key)
         if tx_hash is None:
@@ -333,31 +346,48 @@ class ComputeWorker:
         if state == "pending":
             return
         if state == "committed":  # included, yet the chain still asks: it failed
-            log.warning("compute: %s for job %d task %d was included but did not take "
-                        "effect; not retrying it", a.action, a.job, a.task)
-            self.given_up.add(key)
-            return
+            if key in self.solo:
+                log.warning("compute: %s for job %d task %d was included but did not take "
+                            "effect; not retrying it", a.action, a.job, a.task)
+                self.given_up.add(key)
+                return
+            self.solo.add(key)  # its batch failed, maybe because of another answer in it
         result = self.results.get(slot)
         if result is None:
             if slot not in self.running:
                 self._compute(a)
             return
-        self._answer(a, key, result)
-
-    def _answer(self, a: cm.Assignment, key: tuple[int, int, str, int], result: Result) -> None:
         if a.action == "commit":
-            msg: Any = cm.CommitResult(a.job, a.task, cm.commitment(
+            item: Any = cm.CommitResult(a.job, a.task, cm.commitment(
                 result.output, result.error, result.fuel_used, self.address))
-            tx_hash = self._send("compute/commit_result", msg, COMMIT_GAS)
-            counter = "commits"
         else:
-            msg = cm.RevealResult(a.job, a.task, result.output, result.error, result.fuel_used)
-            tx_hash = self._send("compute/reveal_result", msg, REVEAL_GAS)
-            counter = "reveals"
-        if tx_hash is not None:
+            item = cm.RevealResult(a.job, a.task, result.output, result.error, result.fuel_used)
+        self.outbox[a.action].append((key, item))
+
+    def _flush(self) -> None:
+        """Send what is owed, a batch per kind (and alone what failed inside a batch)."""
+        for action, items in self.outbox.items():
+            self.outbox[action] = []
+            alone = [[it] for it in items if it[0] in self.solo]
+            for batch in alone + _batches([it for it in items if it[0] not in self.solo]):
+                self._send_batch(action, batch)
+
+    def _send_batch(self, action: str, batch: list[tuple[Key, Any]]) -> None:
+        items = tuple(item for _, item in batch)
+        if action == "commit":
+            msg: Any = cm.CommitResults(items)
+            gas = BATCH_GAS + COMMIT_GAS * len(items)
+        else:
+            msg = cm.RevealResults(items)
+            gas = BATCH_GAS + sum(REVEAL_GAS + 10 * len(r.output) for r in items)
+        tx_hash = self._send(f"compute/{action}_results", msg,
+                             min(gas, self.node.chain.params.max_tx_gas))
+        if tx_hash is None:
+            return
+        for key, _ in batch:
             self.sent[key] = tx_hash
-            self.stats[counter] += 1
-            log.info("compute: sent %s for job %d task %d", a.action, a.job, a.task)
+        self.stats[action + "s"] += len(items)
+        log.info("compute: sent %d %s(s) in one transaction", len(items), action)
 
     def _compute(self, a: cm.Assignment) -> None:
         module = self._module(a.module_hash)
@@ -403,3 +433,19 @@ class ComputeWorker:
         self._save()  # before the commits leave: a restart can still reveal
         for a in fresh:
             self._handle(a)
+        self._flush()
+
+
+def _batches(items: list[tuple[Key, Any]]) -> list[list[tuple[Key, Any]]]:
+    """Split answers into transactions of at most ``cm.MAX_BATCH`` items and about
+    ``BATCH_BYTES`` of payload (a reveal carries its output, up to 64 KiB)."""
+    out: list[list[tuple[Key, Any]]] = []
+    size = 0
+    for it in items:
+        n = len(it[1].encode())
+        if not out or len(out[-1]) >= BATCH_ITEMS or size + n > BATCH_BYTES:
+            out.append([])
+            size = 0
+        out[-1].append(it)
+        size += n
+    return out

@@ -77,7 +77,7 @@ from smartchain.codec import (
 from smartchain.compute.wasm import TaskRunner
 from smartchain.crypto.address import from_bech32
 from smartchain.crypto.hashing import h256, h256_tagged
-from smartchain.state.errors import Code, TxError
+from smartchain.state.errors import Code, OutOfGas, TxError
 from smartchain.state.module import BlockInfo, GasMeter, Module, Msg, TxContext
 from smartchain.state.modules.bank import move_hpc
 from smartchain.state.modules.emission import MAX_SUPPLY
@@ -102,6 +102,7 @@ MAX_REDUNDANCY = 16
 MAX_DEADLINE_BLOCKS = 1_000_000
 MAX_ERROR = 256
 MAX_REPLICAS = 255  # ``Task.want`` is a u8
+MAX_BATCH = 1_024  # commits or reveals in one transaction
 INITIAL_REPUTATION = 1_000
 MAX_REPUTATION = 1_000_000
 REPUTATION_GAIN = 1  # per verified result
@@ -243,6 +244,19 @@ class RevealResult(Struct):
 
 
 @dataclass(frozen=True, slots=True)
+class CommitResults(Struct):
+    """Many commits in one transaction: a worker answers all it finished in one block, so
+    the chain verifies one signature and charges one base fee instead of one per task."""
+
+    commits: list_of(CommitResult)
+
+
+@dataclass(frozen=True, slots=True)
+class RevealResults(Struct):
+    reveals: list_of(RevealResult)
+
+
+@dataclass(frozen=True, slots=True)
 class CancelJob(Struct):
     job: U64
 
@@ -253,6 +267,8 @@ PAYLOADS: dict[str, type[Struct]] = {
     "compute/post_job": PostJob,
     "compute/commit_result": CommitResult,
     "compute/reveal_result": RevealResult,
+    "compute/commit_results": CommitResults,
+    "compute/reveal_results": RevealResults,
     "compute/cancel_job": CancelJob,
 }
 
@@ -739,16 +755,21 @@ def _place_pending(env: _Env) -> None:
     slots = _slots(env)
     if not slots:
         return
+    jobs: dict[int, Job] = {}  # pending tasks come in runs of one job
     for job_id, idx in todo:
-        job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
-        assert job is not None and task is not None, "a pending key names no task"
+        job = jobs.get(job_id) or get_job(env.store, job_id)
+        assert job is not None, "a pending key names no job"
+        jobs[job_id] = job
         if not any(s.reserved + job.rate <= s.capacity for s in slots):
-            continue  # everyone is full for this job's tasks: no need to look closer
+            continue  # everyone is full for this job's tasks: do not even read the task
+        task = get_task(env.store, job_id, idx)
+        assert task is not None, "a pending key names no task"
         new_job, new_task = _settle(env, job_id, job, idx, task, slots)
         if new_task != task:
             env.set(task_key(job_id, idx), new_task.encode())
         if new_job != job:
             env.set(job_key(job_id), new_job.encode())
+            jobs[job_id] = new_job
     _store_slots(env, slots)
 
 
@@ -798,6 +819,23 @@ def _validate_reveal(msg: RevealResult) -> None:
         raise _invalid(f"error text is at most {MAX_ERROR} characters")
     if msg.error and msg.output:
         raise _invalid("a failed task has no output")
+
+
+def _validate_batch(items: tuple[Any, ...], what: str) -> None:
+    if not 1 <= len(items) <= MAX_BATCH:
+        raise _invalid(f"a batch holds 1 to {MAX_BATCH} {what}, not {len(items)}")
+    if len({(i.job, i.task) for i in items}) != len(items):
+        raise _invalid(f"a batch names a task twice in its {what}")
+
+
+def _validate_commits(msg: CommitResults) -> None:
+    _validate_batch(msg.commits, "commits")
+
+
+def _validate_reveals(msg: RevealResults) -> None:
+    _validate_batch(msg.reveals, "reveals")
+    for r in msg.reveals:
+        _validate_reveal(r)
 
 
 # --- handlers ----------------------------------------------------------------------------------
@@ -953,6 +991,26 @@ def _handle_reveal(ctx: TxContext, msg: RevealResult) -> None:
     env.emit("compute_reveal", address=ctx.sender.hex(), job=msg.job, task=msg.task)
 
 
+def _each(ctx: TxContext, items: tuple[Any, ...], handle: Any, what: str) -> None:
+    """A batch is all or nothing, like any transaction; the error names the item."""
+    for item in items:
+        try:
+            handle(ctx, item)
+        except TxError as exc:
+            if isinstance(exc, OutOfGas):
+                raise
+            raise TxError(exc.code, f"{what} for job {item.job} task {item.task}: "
+                                    f"{exc.message}") from None
+
+
+def _handle_commits(ctx: TxContext, msg: CommitResults) -> None:
+    _each(ctx, msg.commits, _handle_commit, "commit")
+
+
+def _handle_reveals(ctx: TxContext, msg: RevealResults) -> None:
+    _each(ctx, msg.reveals, _handle_reveal, "reveal")
+
+
 def _handle_cancel(ctx: TxContext, msg: CancelJob) -> None:
     """Stop a job: replicas are released unpaid, the escrow not yet spent goes back."""
     env = _env(ctx)
@@ -1056,12 +1114,12 @@ def _task_view(idx: int, task: Task) -> TaskView:
                     task.fuel_used)
 
 
-def job_view(view: Any, job_id: int) -> JobView | None:
+def job_view(view: Any, job_id: int, with_tasks: bool = True) -> JobView | None:
     job = get_job(view, job_id)
     if job is None:
         return None
     tasks = []
-    for idx in range(job.tasks):
+    for idx in range(job.tasks if with_tasks else 0):
         task = get_task(view, job_id, idx)
         assert task is not None
         tasks.append(_task_view(idx, task))
@@ -1106,6 +1164,8 @@ class Compute(Module):
             "compute/post_job": Msg(PostJob, _handle_post, _validate_post, spend=job_escrow),
             "compute/commit_result": Msg(CommitResult, _handle_commit),
             "compute/reveal_result": Msg(RevealResult, _handle_reveal, _validate_reveal),
+            "compute/commit_results": Msg(CommitResults, _handle_commits, _validate_commits),
+            "compute/reveal_results": Msg(RevealResults, _handle_reveals, _validate_reveals),
             "compute/cancel_job": Msg(CancelJob, _handle_cancel),
         }
 

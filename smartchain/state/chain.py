@@ -27,6 +27,7 @@ from smartchain.state.module import BlockInfo, Module
 from smartchain.state.modules.bank import Bank
 from smartchain.state.modules.compute import Compute
 from smartchain.state.modules.contracts import Contracts
+from smartchain.state.modules.storage import Storage
 from smartchain.state.modules.tokens import Tokens
 from smartchain.state.params import PARAMS_KEY, Params
 from smartchain.state.store import Overlay, StateReader, Store
@@ -89,7 +90,7 @@ def _record_evidence(store: Overlay, evidence: tuple[DuplicateVoteEvidence, ...]
 
 
 def default_modules() -> list[Module]:
-    return [Bank(), Tokens(), Contracts(), Compute()]
+    return [Bank(), Tokens(), Contracts(), Compute(), Storage()]
 
 
 class Chain:
@@ -149,8 +150,12 @@ class Chain:
 
     # --- producing and applying blocks ---------------------------------------------------
 
-    def _block_info(self, height: int, time_ms: int, proposer_pk: bytes) -> BlockInfo:
-        return BlockInfo(self.chain_id, height, time_ms, address_of(proposer_pk), self.params)
+    def _block_info(self, height: int, time_ms: int, proposer_pk: bytes,
+                    beacon: bytes) -> BlockInfo:
+        """``beacon`` is the block's ``last_commit_hash`` (the hash of the previous block's
+        commit certificate): the only randomness the state machine sees."""
+        return BlockInfo(self.chain_id, height, time_ms, address_of(proposer_pk), self.params,
+                         beacon=beacon)
 
     def next_time(self, now_ms: int) -> int:
         """Block time: the proposer's clock, but strictly after the previous block."""
@@ -179,7 +184,7 @@ class Chain:
         reported, so the mempool can drop them.
         """
         height = self.height + 1
-        info = self._block_info(height, time_ms, key.public_key)
+        info = self._block_info(height, time_ms, key.public_key, commit_hash(last_commit))
         reader = StateReader(self.store)
         try:
             overlay = Overlay(reader)
@@ -236,7 +241,7 @@ class Chain:
             raise ChainError("evidence does not match evidence_hash")
         if not all(e.is_valid(self.chain_id) for e in block.evidence):
             raise ChainError("block carries invalid evidence")
-        info = self._block_info(h.height, h.time_ms, h.proposer)
+        info = self._block_info(h.height, h.time_ms, h.proposer, h.last_commit_hash)
         reader = StateReader(self.store)
         try:
             overlay = Overlay(reader)

@@ -41,6 +41,7 @@ class BlockInfo:
     params: Params
     fees: int = 0  # collected during the block, paid to the proposer at end_block
     cache: dict[str, Any] = field(default_factory=dict)  # per-execution scratch of modules
+    beacon: bytes = bytes(32)  # the chain's randomness: the block's last_commit_hash
 
 
 class TxContext:

@@ -34,3 +34,14 @@ class Params(Struct):
     compute_max_tasks: U32 = 4_096  # tasks in one job
     compute_assign_per_block: U32 = 1_024  # pending tasks end_block tries to place per block
     compute_scan_gas: U64 = 20  # each provider looked at when placing one replica
+    # storage deals (smartchain/state/modules/storage.py)
+    storage_epoch_blocks: U64 = 100  # blocks per audit epoch: challenges open at its first block
+    storage_min_price: U64 = 1_000  # base units per GiB per epoch a provider may ask, at least
+    storage_min_collateral: U64 = 10 * 10**8  # base units a provider locks to take columns
+    storage_slash_bps: U32 = 1_000  # part of its collateral a provider loses per missed audit
+    storage_audit_segments: U32 = 4  # segments challenged per column per epoch
+    storage_audit_window: U64 = 50  # blocks after the epoch start to answer (kept < the epoch)
+    storage_repair_bps: U32 = 2_000  # repair budget locked with a deal, part of its storage cost
+    storage_receipt_ttl: U64 = 1_000  # blocks a bandwidth receipt can be claimed in
+    storage_max_columns: U32 = 32  # code_n of a deal, at most
+    storage_max_segments: U32 = 65_536  # segments of a deal, at most

@@ -1,0 +1,1129 @@
+"""Storage deals on chain: providers, deals over erasure-coded columns, audits by challenge,
+payment from escrow, slashing, repair and bandwidth receipts (Smart Chain 3.2.2; Filecoin,
+Storj, Sia).
+
+Why it is shaped this way:
+
+- **The chain never sees a byte of the file.** A client encrypts and erasure-codes off
+  chain (``smartchain/storage``, pyeclib); the chain keeps, per *column* (one fragment
+  index across every segment, held by one provider), a Merkle root over the pieces' roots.
+  That is enough to audit: a challenged provider answers with one 1 KiB chunk and two
+  Merkle paths (chunk -> piece root -> column root), a few hundred bytes whatever the file
+  size. The tree shapes are ``crypto.merkle``'s, so the client, the provider and the chain
+  build the same roots from the same pieces without sharing code beyond ``crypto``.
+- **A provider signs what it holds.** A deal names each column's provider, root and a
+  signature of ``acceptance_bytes`` (chain id, file id, fragment index, root, bytes,
+  segments) by the provider's registered key: nobody can be made responsible for data it
+  never received, and a provider cannot deny having accepted it. The registered key comes
+  in the registration payload (the handler sees only the sender's address) and must hash
+  to the sender's address.
+- **Money stays in the bank.** Collaterals, escrows and repair budgets are HPC in one
+  module account (``MODULE_ACCOUNT``), so the bank's supply check holds untouched: its
+  balance is the sum of live collaterals, escrows and repair budgets. Slashed collateral is
+  not burned: it moves into the failing deal's repair budget, pays whoever repairs the
+  column, and what is left returns to the owner when the deal ends.
+- **Escrow covers every payment it promises.** A deal locks ``epochs x`` each column's
+  epoch fee, ``ceil(price x column_bytes / GiB)`` (rounded up per epoch, so the sum of the
+  payments never exceeds the escrow), plus ``storage_repair_bps`` of that as repair budget.
+  A repaired column keeps the price the owner agreed to (or the new provider's, if lower):
+  the escrow cannot be topped up, so the deal's price is fixed at creation.
+- **Epochs, from the chain's own randomness.** At the first block of an epoch,
+  ``begin_block`` (1) settles the previous epoch: a column with a challenge left open is
+  marked unhealthy and its provider loses ``storage_slash_bps`` of its collateral and
+  reputation; (2) ends the deals whose last epoch is over and refunds what is left; (3)
+  opens challenges for every healthy column: distinct segments and a leaf in each, drawn
+  from ``BlockInfo.beacon`` (the block's ``last_commit_hash``), answerable until
+  ``storage_audit_window`` blocks after the epoch start. When every challenge of a column
+  is answered the provider is paid the column's epoch fee at once. Unhealthy columns are
+  neither challenged nor paid; once a deal has fewer healthy columns than its
+  ``repair_threshold`` anyone may rebuild one onto a new provider and earn
+  ``ceil(repair_budget / n)``: a share of what is left, refilled by every slash.
+- **Bandwidth is paid by receipts.** A client signs a receipt for each batch of bytes a
+  provider served; the provider claims batches of them within ``storage_receipt_ttl``
+  blocks. Claimed receipts are remembered under keys ordered by the receipt's height, so
+  ``end_block`` forgets them exactly when they could no longer be claimed anyway.
+- **Determinism.** Integers only; deals, columns and challenges are visited in state-key
+  order; randomness only from the beacon.
+
+Epoch work in ``begin_block`` (settling, ending, opening challenges) is not metered: the
+deals that cause it paid for their columns, and it is proportional to the columns stored.
+Signature checks and proof hashing in transactions are metered (``SIGNATURE_GAS``,
+``HASH_GAS``).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
+
+from smartchain import codec
+from smartchain.codec import (
+    U8,
+    U32,
+    U64,
+    U128,
+    Bool,
+    Bytes,
+    Fixed20,
+    Fixed32,
+    Fixed64,
+    Str,
+    Struct,
+    list_of,
+)
+from smartchain.crypto.address import address_of, from_bech32
+from smartchain.crypto.hashing import h256_tagged
+from smartchain.crypto.keys import PrivateKey, verify
+from smartchain.crypto.merkle import MerkleProof, leaf_hash, node_hash, verify_proof
+from smartchain.state.errors import Code, TxError
+from smartchain.state.module import BlockInfo, GasMeter, Module, Msg, TxContext
+from smartchain.state.modules.bank import get_account, move_hpc
+from smartchain.state.modules.emission import MAX_SUPPLY
+from smartchain.state.params import PARAMS_KEY, Params
+from smartchain.state.store import Overlay
+from smartchain.types.tx import Event
+
+Fixed16 = Annotated[bytes, codec._fixed(16)]  # the codec exports no 16-byte kind (yet)
+
+MODULE_ACCOUNT = h256_tagged(b"smart/module", b"storage")[:20]
+
+GIB = 1 << 30
+LEAF_SIZE = 1024  # bytes of a piece one audit leaf covers
+MAX_PIECE_SIZE = 64 * 1024 * 1024  # a piece travels as one codec ``Bytes``
+MAX_CODE_N = 256  # hard bound before the ``storage_max_columns`` parameter is read
+MAX_EPOCHS = 1_000_000
+MAX_P2P = 256  # characters of a provider's P2P address
+MAX_PROOFS = 1_024  # audit proofs in one transaction
+MAX_RECEIPTS = 1_024  # bandwidth receipts in one transaction
+MAX_AUDIT_SEGMENTS = 64  # challenges per column per epoch, whatever the parameter says
+
+SIGNATURE_GAS = 5_000  # each Ed25519 verification (acceptances, receipts)
+HASH_GAS = 50  # each hash of an audit proof (a leaf of <= 1 KiB, or an inner node)
+
+INITIAL_REPUTATION = 1_000
+MAX_REPUTATION = 1_000_000
+REPUTATION_GAIN = 1  # per column-epoch proven
+REPUTATION_SLASH = 100  # per column-epoch missed
+BPS = 10_000
+
+ACTIVE, ENDED, CANCELLED = range(3)
+DEAL_STATUS = ("active", "ended", "cancelled")
+
+PROVIDER_PREFIX = b"storage/prov/"  # + address -> StorageProvider
+DEAL_PREFIX = b"storage/deal/"  # + file_id -> Deal
+OWNER_PREFIX = b"storage/owner/"  # + owner + file_id: every deal an owner made
+LIVE_PREFIX = b"storage/live/"  # + file_id: active deals, visited each epoch
+HOLD_PREFIX = b"storage/hold/"  # + provider + file_id + frag: columns of active deals
+CHALLENGE_PREFIX = b"storage/chal/"  # + provider + file_id + frag + segment -> Challenge
+CLAIMED_PREFIX = b"storage/claimed/"  # + receipt height + receipt id: bandwidth claimed
+MARK = b"\x01"
+
+_U64 = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
+
+
+# --- stored records -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StorageProvider(Struct):
+    pubkey: Fixed32  # signs acceptances
+    capacity: U64  # bytes offered
+    used: U64  # bytes of the columns it holds
+    price: U64  # base units per GiB per epoch
+    bandwidth_price: U64  # base units per GiB served
+    collateral: U128  # locked in MODULE_ACCOUNT
+    reputation: U64
+    p2p: Str  # dialable P2P address, as ``P2P.address`` prints it
+    active: Bool  # takes new columns
+    misses: U32  # column-epochs missed, in total
+
+
+@dataclass(frozen=True, slots=True)
+class Column(Struct):
+    provider: Fixed20
+    frag_index: U32
+    root: Fixed32  # root_of_hashes(piece roots of this fragment index, segment order)
+    healthy: Bool
+    price: U64  # per GiB per epoch this column is paid
+
+
+@dataclass(frozen=True, slots=True)
+class Deal(Struct):
+    owner: Fixed20
+    salt: Fixed32
+    size: U64  # plaintext bytes
+    k: U32
+    code_n: U32
+    segments: U32
+    piece_size: U64
+    last_piece_size: U64
+    start_epoch: U64  # first epoch audited and paid
+    end_epoch: U64  # first epoch no longer paid: the deal ends at its start
+    repair_threshold: U32  # repairs open when fewer columns than this are healthy
+    escrow: U128  # storage payments left
+    repair_budget: U128
+    columns: list_of(Column)
+    status: U8
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge(Struct):
+    leaf: U32
+    deadline: U64  # last height a proof is accepted at
+
+
+# --- payloads -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterProvider(Struct):
+    """Register, or update a registered provider's terms; ``collateral`` is added."""
+
+    capacity: U64
+    price: U64
+    bandwidth_price: U64
+    collateral: U128
+    p2p: Str
+    pubkey: Fixed32  # the sender's public key (its address is checked against it)
+
+
+@dataclass(frozen=True, slots=True)
+class DeregisterProvider(Struct):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NewColumn(Struct):
+    provider: Fixed20
+    frag_index: U32
+    root: Fixed32
+    signature: Fixed64  # provider's signature of ``acceptance_bytes``
+
+
+@dataclass(frozen=True, slots=True)
+class CreateDeal(Struct):
+    salt: Fixed32
+    size: U64
+    k: U32
+    code_n: U32
+    segments: U32
+    piece_size: U64
+    last_piece_size: U64
+    epochs: U64
+    repair_threshold: U32
+    columns: list_of(NewColumn)
+    max_cost: U128 = 0  # escrow + repair budget the owner accepts at most; 0: no bound
+
+
+@dataclass(frozen=True, slots=True)
+class AuditProof(Struct):
+    file_id: Fixed32
+    frag_index: U32
+    segment: U32
+    chunk: Bytes  # the challenged leaf's bytes (1 KiB, the piece's last leaf may be shorter)
+    piece_path: MerkleProof  # chunk leaf -> piece root
+    column_path: MerkleProof  # piece root -> column root
+
+
+@dataclass(frozen=True, slots=True)
+class Prove(Struct):
+    proofs: list_of(AuditProof)
+
+
+@dataclass(frozen=True, slots=True)
+class Repair(Struct):
+    file_id: Fixed32
+    frag_index: U32
+    new: NewColumn
+
+
+@dataclass(frozen=True, slots=True)
+class CancelDeal(Struct):
+    file_id: Fixed32
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt(Struct):
+    """A client's signed promise to pay a provider for bytes it served."""
+
+    client: Fixed32  # public key; its address pays
+    provider: Fixed20
+    file_id: Fixed32
+    bytes: U64
+    amount: U128
+    height: U64  # chain height when signed: claimable until height + storage_receipt_ttl
+    nonce: Fixed16
+    signature: Fixed64
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBandwidth(Struct):
+    receipts: list_of(Receipt)
+
+
+PAYLOADS: dict[str, type[Struct]] = {
+    "storage/register_provider": RegisterProvider,
+    "storage/deregister_provider": DeregisterProvider,
+    "storage/create_deal": CreateDeal,
+    "storage/prove": Prove,
+    "storage/repair": Repair,
+    "storage/cancel_deal": CancelDeal,
+    "storage/claim_bandwidth": ClaimBandwidth,
+}
+
+
+# --- what clients and providers compute the same way ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Acceptance(Struct):
+    chain_id: Str
+    file_id: Fixed32
+    frag_index: U32
+    root: Fixed32
+    column_bytes: U64
+    segments: U32
+
+
+@dataclass(frozen=True, slots=True)
+class _ReceiptBody(Struct):
+    chain_id: Str
+    client: Fixed32
+    provider: Fixed20
+    file_id: Fixed32
+    bytes: U64
+    amount: U128
+    height: U64
+    nonce: Fixed16
+
+
+def file_id_of(owner: bytes, salt: bytes) -> bytes:
+    """A deal's id, from the owner's address and a salt it chose: owners never collide, and
+    an owner picks a fresh salt per deal (an id is never reused, even after its deal ends)."""
+    return h256_tagged(b"smart/store/file", owner + salt)
+
+
+def acceptance_bytes(chain_id: str, file_id: bytes, frag_index: int, root: bytes,
+                     column_bytes: int, segments: int) -> bytes:
+    """What a provider signs to accept a column."""
+    body = _Acceptance(chain_id, file_id, frag_index, root, column_bytes, segments)
+    return h256_tagged(b"smart/store/accept", body.encode())
+
+
+def receipt_bytes(chain_id: str, r: Receipt) -> bytes:
+    """What a client signs for a receipt (every field but the signature); also the id under
+    which a claimed receipt is remembered."""
+    body = _ReceiptBody(chain_id, r.client, r.provider, r.file_id, r.bytes, r.amount, r.height,
+                        r.nonce)
+    return h256_tagged(b"smart/store/receipt", body.encode())
+
+
+def bandwidth_amount(nbytes: int, bandwidth_price: int) -> int:
+    """What serving ``nbytes`` costs at a price per GiB (rounded up)."""
+    return -(-nbytes * bandwidth_price // GIB)
+
+
+def sign_receipt(key: PrivateKey, chain_id: str, provider: bytes, file_id: bytes, nbytes: int,
+                 amount: int, height: int, nonce: bytes) -> Receipt:
+    """A receipt signed by ``key`` (the client)."""
+    r = Receipt(key.public_key, provider, file_id, nbytes, amount, height, nonce, bytes(64))
+    return replace(r, signature=key.sign(receipt_bytes(chain_id, r)))
+
+
+def column_bytes(segments: int, piece_size: int, last_piece_size: int) -> int:
+    return (segments - 1) * piece_size + last_piece_size
+
+
+def deal_column_bytes(deal: Deal) -> int:
+    return column_bytes(deal.segments, deal.piece_size, deal.last_piece_size)
+
+
+def piece_length(deal: Deal, segment: int) -> int:
+    return deal.last_piece_size if segment == deal.segments - 1 else deal.piece_size
+
+
+def leaf_count(piece_len: int) -> int:
+    """Leaves of a piece's tree: its 1 KiB chunks (an empty piece has one empty leaf)."""
+    return max(1, -(-piece_len // LEAF_SIZE))
+
+
+def epoch_fee(price: int, nbytes: int) -> int:
+    """What one column earns per proven epoch (rounded up)."""
+    return -(-price * nbytes // GIB)
+
+
+def deal_cost(prices: list[int], nbytes: int, epochs: int, repair_bps: int) -> tuple[int, int]:
+    """(escrow, repair budget) a deal with columns at ``prices`` locks from its owner."""
+    escrow = epochs * sum(epoch_fee(p, nbytes) for p in prices)
+    return escrow, escrow * repair_bps // BPS
+
+
+def epoch_of(height: int, epoch_blocks: int) -> int:
+    return height // max(1, epoch_blocks)
+
+
+def audit_picks(beacon: bytes, file_id: bytes, frag_index: int, deal: Deal,
+                count: int) -> list[tuple[int, int]]:
+    """The (segment, leaf) pairs a column is challenged on: ``min(segments, count)``
+    distinct segments (a drawn segment already taken moves to the next free one) and a
+    leaf of each, all from the beacon."""
+    segments = deal.segments
+    taken: set[int] = set()
+    picks = []
+    for j in range(min(segments, count, MAX_AUDIT_SEGMENTS)):
+        d = h256_tagged(b"smart/store/audit", beacon, file_id, _U32.pack(frag_index),
+                        _U32.pack(j))
+        s = int.from_bytes(d[:8], "big") % segments
+        while s in taken:
+            s = (s + 1) % segments
+        taken.add(s)
+        picks.append((s, int.from_bytes(d[8:16], "big") % leaf_count(piece_length(deal, s))))
+    return picks
+
+
+def climb(leaf: bytes, proof: MerkleProof) -> bytes | None:
+    """The root ``leaf`` (already hashed) reaches along ``proof``, or None for a path of
+    the wrong length: ``crypto.merkle``'s descent, returning the root instead of comparing
+    it (the chain does not store piece roots)."""
+    if not 0 <= proof.index < proof.size:
+        return None
+    sides: list[bool] = []  # True: our subtree is the left child
+    lo, hi = 0, proof.size
+    while hi - lo > 1:
+        k = 1
+        while k * 2 < hi - lo:
+            k *= 2
+        left = proof.index < lo + k
+        sides.append(left)
+        lo, hi = (lo, lo + k) if left else (lo + k, hi)
+    if len(sides) != len(proof.path):
+        return None
+    acc = leaf
+    for sibling, is_left in zip(proof.path, reversed(sides), strict=True):
+        acc = node_hash(acc, sibling) if is_left else node_hash(sibling, acc)
+    return acc
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def provider_key(address: bytes) -> bytes:
+    return PROVIDER_PREFIX + address
+
+
+def deal_key(file_id: bytes) -> bytes:
+    return DEAL_PREFIX + file_id
+
+
+def _hold_key(provider: bytes, file_id: bytes, frag: int) -> bytes:
+    return HOLD_PREFIX + provider + file_id + _U32.pack(frag)
+
+
+def _column_prefix(provider: bytes, file_id: bytes, frag: int) -> bytes:
+    return CHALLENGE_PREFIX + provider + file_id + _U32.pack(frag)
+
+
+def _challenge_key(provider: bytes, file_id: bytes, frag: int, segment: int) -> bytes:
+    return _column_prefix(provider, file_id, frag) + _U32.pack(segment)
+
+
+def _split_challenge(key: bytes) -> tuple[bytes, bytes, int, int]:
+    """(provider, file_id, frag, segment) of a challenge key."""
+    rest = key[len(CHALLENGE_PREFIX):]
+    return rest[:20], rest[20:52], _U32.unpack_from(rest, 52)[0], _U32.unpack_from(rest, 56)[0]
+
+
+def _claimed_key(height: int, receipt_id: bytes) -> bytes:
+    return CLAIMED_PREFIX + _U64.pack(height) + receipt_id
+
+
+# --- reads any module or query may use ----------------------------------------------------------
+
+
+def get_provider(store: Any, address: bytes) -> StorageProvider | None:
+    raw = store.get(provider_key(address))
+    return StorageProvider.decode(raw) if raw is not None else None
+
+
+def get_deal(store: Any, file_id: bytes) -> Deal | None:
+    raw = store.get(deal_key(file_id))
+    return Deal.decode(raw) if raw is not None else None
+
+
+def healthy_count(deal: Deal) -> int:
+    return sum(c.healthy for c in deal.columns)
+
+
+def needs_repair(deal: Deal) -> bool:
+    return deal.status == ACTIVE and healthy_count(deal) < deal.repair_threshold and any(
+        not c.healthy for c in deal.columns)
+
+
+def _column_index(deal: Deal, frag_index: int) -> int | None:
+    for i, c in enumerate(deal.columns):
+        if c.frag_index == frag_index:
+            return i
+    return None
+
+
+# --- the shared state logic ----------------------------------------------------------------------
+
+
+class _Env:
+    """The store, the block and, inside a transaction, its gas meter (``None`` in block
+    hooks). Providers are cached and written once, in address order, at ``flush``."""
+
+    __slots__ = ("block", "dirty", "events", "gas", "params", "providers", "store")
+
+    def __init__(self, store: Overlay, block: BlockInfo, gas: GasMeter | None,
+                 events: list[Event]) -> None:
+        self.store = store
+        self.block = block
+        self.params = block.params
+        self.gas = gas
+        self.events = events
+        self.providers: dict[bytes, StorageProvider] = {}
+        self.dirty: set[bytes] = set()
+
+    def charge(self, amount: int) -> None:
+        if self.gas is not None:
+            self.gas.consume(amount)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self.charge(self.params.gas_per_write)
+        self.store.set(key, value)
+
+    def delete(self, key: bytes) -> None:
+        if self.store.get(key) is not None:
+            self.charge(self.params.gas_per_write)
+            self.store.delete(key)
+
+    def move(self, frm: bytes, to: bytes, amount: int) -> None:
+        if amount:
+            self.charge(2 * self.params.gas_per_write)
+            move_hpc(self.store, frm, to, amount)
+
+    def emit(self, kind: str, **attrs: object) -> None:
+        self.events.append(Event.of(kind, **attrs))
+
+    def provider(self, address: bytes) -> StorageProvider | None:
+        p = self.providers.get(address)
+        if p is None:
+            p = get_provider(self.store, address)
+            if p is not None:
+                self.providers[address] = p
+        return p
+
+    def need_provider(self, address: bytes) -> StorageProvider:
+        p = self.provider(address)
+        assert p is not None, "a column names a provider that is not registered"
+        return p
+
+    def put_provider(self, address: bytes, p: StorageProvider) -> None:
+        self.providers[address] = p
+        self.dirty.add(address)
+
+    def put_deal(self, file_id: bytes, deal: Deal) -> None:
+        self.set(deal_key(file_id), deal.encode())
+
+    def flush(self) -> None:
+        for address in sorted(self.dirty):
+            self.set(provider_key(address), self.providers[address].encode())
+        self.dirty.clear()
+
+    @property
+    def epoch(self) -> int:
+        return epoch_of(self.block.height, self.params.storage_epoch_blocks)
+
+
+def _fail(message: str) -> TxError:
+    return TxError(Code.FAILED, message)
+
+
+def _keys(store: Any, prefix: bytes) -> list[bytes]:
+    """Keys under ``prefix`` in order, read before the caller writes under it."""
+    return [k for k, _ in store.iter_prefix(prefix)]
+
+
+def _take(env: _Env, address: bytes, nbytes: int) -> None:
+    p = env.need_provider(address)
+    env.put_provider(address, replace(p, used=p.used + nbytes))
+
+
+def _release(env: _Env, address: bytes, nbytes: int) -> None:
+    p = env.need_provider(address)
+    env.put_provider(address, replace(p, used=max(0, p.used - nbytes)))
+
+
+def _accepting_provider(env: _Env, file_id: bytes, col: NewColumn, nbytes: int,
+                        segments: int) -> StorageProvider:
+    """The column's provider, if it is active, has room and signed the acceptance."""
+    p = env.provider(col.provider)
+    who = col.provider.hex()
+    if p is None or not p.active:
+        raise _fail(f"provider {who} is not an active storage provider")
+    if p.used + nbytes > p.capacity:
+        raise _fail(f"provider {who} has {p.capacity - p.used} bytes free, the column needs "
+                    f"{nbytes}")
+    env.charge(SIGNATURE_GAS)
+    message = acceptance_bytes(env.block.chain_id, file_id, col.frag_index, col.root, nbytes,
+                               segments)
+    if not verify(p.pubkey, message, col.signature):
+        raise _fail(f"provider {who} did not sign column {col.frag_index} of this deal")
+    return p
+
+
+def _pay_column(env: _Env, file_id: bytes, deal: Deal, i: int) -> Deal:
+    """One proven column-epoch: the provider earns its fee and a little reputation."""
+    c = deal.columns[i]
+    fee = min(deal.escrow, epoch_fee(c.price, deal_column_bytes(deal)))
+    env.move(MODULE_ACCOUNT, c.provider, fee)
+    p = env.need_provider(c.provider)
+    env.put_provider(c.provider, replace(
+        p, reputation=min(MAX_REPUTATION, p.reputation + REPUTATION_GAIN)))
+    env.emit("storage_paid", file_id=file_id.hex(), frag_index=c.frag_index,
+             provider=c.provider.hex(), amount=fee)
+    return replace(deal, escrow=deal.escrow - fee)
+
+
+def _close_deal(env: _Env, file_id: bytes, deal: Deal, status: int) -> Deal:
+    """The deal stops: its providers' space is freed, escrow and repair budget go back."""
+    nbytes = deal_column_bytes(deal)
+    for c in deal.columns:
+        _release(env, c.provider, nbytes)
+        env.delete(_hold_key(c.provider, file_id, c.frag_index))
+    env.delete(LIVE_PREFIX + file_id)
+    refund = deal.escrow + deal.repair_budget
+    env.move(MODULE_ACCOUNT, deal.owner, refund)
+    env.emit("storage_deal_" + DEAL_STATUS[status], file_id=file_id.hex(),
+             owner=deal.owner.hex(), refund=refund)
+    return replace(deal, escrow=0, repair_budget=0, status=status)
+
+
+# --- epochs ------------------------------------------------------------------------------------
+
+
+def _slash_column(env: _Env, file_id: bytes, frag: int) -> None:
+    """A challenge of the column was left open: unhealthy, collateral into the repair budget."""
+    deal = get_deal(env.store, file_id)
+    assert deal is not None, "a challenge names no deal"
+    i = _column_index(deal, frag)
+    assert i is not None, "a challenge names no column"
+    c = deal.columns[i]
+    p = env.need_provider(c.provider)
+    amount = p.collateral * env.params.storage_slash_bps // BPS
+    collateral = p.collateral - amount
+    env.put_provider(c.provider, replace(
+        p, collateral=collateral, reputation=max(0, p.reputation - REPUTATION_SLASH),
+        misses=p.misses + 1,
+        active=p.active and collateral >= env.params.storage_min_collateral))
+    columns = (*deal.columns[:i], replace(c, healthy=False), *deal.columns[i + 1:])
+    env.put_deal(file_id, replace(deal, columns=columns,
+                                  repair_budget=deal.repair_budget + amount))
+    env.emit("storage_slash", file_id=file_id.hex(), frag_index=frag,
+             provider=c.provider.hex(), amount=amount)
+
+
+def _settle_epoch(env: _Env) -> None:
+    """Every challenge still open missed its deadline: one slash per column."""
+    missed: list[tuple[bytes, int]] = []
+    for key in _keys(env.store, CHALLENGE_PREFIX):
+        _provider, file_id, frag, _segment = _split_challenge(key)
+        if not missed or missed[-1] != (file_id, frag):
+            missed.append((file_id, frag))
+        env.delete(key)
+    for file_id, frag in missed:
+        _slash_column(env, file_id, frag)
+
+
+def _open_challenges(env: _Env, file_id: bytes, deal: Deal, deadline: int) -> None:
+    count = max(1, env.params.storage_audit_segments)  # a column is paid once proven
+    for c in deal.columns:
+        if not c.healthy:
+            continue
+        for segment, leaf in audit_picks(env.block.beacon, file_id, c.frag_index, deal, count):
+            env.set(_challenge_key(c.provider, file_id, c.frag_index, segment),
+                    Challenge(leaf, deadline).encode())
+
+
+def _run_epoch(env: _Env) -> None:
+    epoch = env.epoch
+    _settle_epoch(env)
+    blocks = max(1, env.params.storage_epoch_blocks)
+    deadline = env.block.height + min(env.params.storage_audit_window, blocks - 1)
+    for key in _keys(env.store, LIVE_PREFIX):
+        file_id = key[len(LIVE_PREFIX):]
+        deal = get_deal(env.store, file_id)
+        assert deal is not None and deal.status == ACTIVE, "a live key names no active deal"
+        if deal.end_epoch <= epoch:
+            env.put_deal(file_id, _close_deal(env, file_id, deal, ENDED))
+        elif deal.start_epoch <= epoch:
+            _open_challenges(env, file_id, deal, deadline)
+    env.flush()
+
+
+def _prune_claims(env: _Env) -> None:
+    """Forget claimed receipts that are past their claim window anyway."""
+    horizon = env.block.height - env.params.storage_receipt_ttl  # height <= horizon: expired
+    due = []
+    for key, _ in env.store.iter_prefix(CLAIMED_PREFIX):  # in height order: stop at the first
+        if _U64.unpack_from(key, len(CLAIMED_PREFIX))[0] > horizon:  # one still claimable
+            break
+        due.append(key)
+    for key in due:
+        env.delete(key)
+
+
+# --- stateless checks --------------------------------------------------------------------------
+
+
+def _invalid(message: str) -> TxError:
+    return TxError(Code.INVALID_PAYLOAD, message)
+
+
+def _validate_register(msg: RegisterProvider) -> None:
+    if msg.capacity <= 0:
+        raise _invalid("capacity must be a positive number of bytes")
+    if not msg.p2p or len(msg.p2p) > MAX_P2P:
+        raise _invalid(f"p2p address must be 1..{MAX_P2P} characters")
+    if msg.collateral > MAX_SUPPLY:
+        raise _invalid("collateral exceeds the HPC supply cap")
+
+
+def _validate_column(col: NewColumn, code_n: int) -> None:
+    if col.frag_index >= code_n:
+        raise _invalid(f"fragment index {col.frag_index} is not below code_n {code_n}")
+
+
+def _validate_deal(msg: CreateDeal) -> None:
+    n = len(msg.columns)
+    if not 1 <= msg.k < n <= msg.code_n <= MAX_CODE_N:
+        raise _invalid(f"need 1 <= k < n <= code_n <= {MAX_CODE_N} (k={msg.k}, n={n} columns, "
+                       f"code_n={msg.code_n})")
+    if not msg.k < msg.repair_threshold <= n:
+        raise _invalid("repair threshold must be above k and at most the number of columns")
+    if len({c.provider for c in msg.columns}) != n:
+        raise _invalid("each column needs a distinct provider")
+    if len({c.frag_index for c in msg.columns}) != n:
+        raise _invalid("each column needs a distinct fragment index")
+    for col in msg.columns:
+        _validate_column(col, msg.code_n)
+    if msg.segments < 1 or not 1 <= msg.epochs <= MAX_EPOCHS:
+        raise _invalid(f"a deal needs at least one segment and 1..{MAX_EPOCHS} epochs")
+    if msg.piece_size > MAX_PIECE_SIZE or msg.last_piece_size > MAX_PIECE_SIZE:
+        raise _invalid(f"pieces are at most {MAX_PIECE_SIZE} bytes")
+    if msg.segments > 1 and msg.last_piece_size > msg.piece_size:
+        raise _invalid("the last piece cannot be larger than the others")
+    if msg.max_cost > MAX_SUPPLY:
+        raise _invalid("max cost exceeds the HPC supply cap")
+
+
+def _validate_prove(msg: Prove) -> None:
+    if not 1 <= len(msg.proofs) <= MAX_PROOFS:
+        raise _invalid(f"1..{MAX_PROOFS} proofs per transaction")
+    for proof in msg.proofs:
+        if len(proof.chunk) > LEAF_SIZE:
+            raise _invalid(f"a proof's chunk is at most {LEAF_SIZE} bytes")
+
+
+def _validate_claim(msg: ClaimBandwidth) -> None:
+    if not 1 <= len(msg.receipts) <= MAX_RECEIPTS:
+        raise _invalid(f"1..{MAX_RECEIPTS} receipts per transaction")
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+
+def _env(ctx: TxContext) -> _Env:
+    return _Env(ctx.store, ctx.block, ctx.gas, ctx.events)
+
+
+def _handle_register(ctx: TxContext, msg: RegisterProvider) -> None:
+    env = _env(ctx)
+    params = env.params
+    if address_of(msg.pubkey) != ctx.sender:
+        raise _fail("pubkey is not the sender's public key")
+    if msg.price < params.storage_min_price:
+        raise _fail(f"price {msg.price} below the minimum {params.storage_min_price}")
+    p = env.provider(ctx.sender)
+    if p is None:
+        p = StorageProvider(msg.pubkey, msg.capacity, 0, msg.price, msg.bandwidth_price,
+                            msg.collateral, INITIAL_REPUTATION, msg.p2p, True, 0)
+    else:
+        if msg.capacity < p.used:
+            raise _fail(f"capacity {msg.capacity} below the {p.used} bytes already held")
+        p = replace(p, capacity=msg.capacity, price=msg.price,
+                    bandwidth_price=msg.bandwidth_price, collateral=p.collateral + msg.collateral,
+                    p2p=msg.p2p, active=True)
+    if p.collateral < params.storage_min_collateral:
+        raise _fail(f"collateral {p.collateral} below the minimum "
+                    f"{params.storage_min_collateral}")
+    env.move(ctx.sender, MODULE_ACCOUNT, msg.collateral)
+    env.put_provider(ctx.sender, p)
+    env.flush()
+    env.emit("storage_provider_register", address=ctx.sender.hex(), capacity=p.capacity,
+             price=p.price, collateral=p.collateral)
+
+
+def _handle_deregister(ctx: TxContext, msg: DeregisterProvider) -> None:
+    env = _env(ctx)
+    p = env.provider(ctx.sender)
+    if p is None or (not p.active and p.collateral == 0):
+        raise _fail("not a registered storage provider")
+    if p.used:
+        raise _fail(f"provider still holds {p.used} bytes of live deals")
+    env.move(MODULE_ACCOUNT, ctx.sender, p.collateral)
+    env.put_provider(ctx.sender, replace(p, collateral=0, active=False))
+    env.flush()
+    env.emit("storage_provider_deregister", address=ctx.sender.hex(), collateral=p.collateral)
+
+
+def _handle_create(ctx: TxContext, msg: CreateDeal) -> None:
+    env = _env(ctx)
+    params = env.params
+    if msg.code_n > params.storage_max_columns:
+        raise _fail(f"code_n {msg.code_n} above the limit {params.storage_max_columns}")
+    if msg.segments > params.storage_max_segments:
+        raise _fail(f"{msg.segments} segments, the limit is {params.storage_max_segments}")
+    file_id = file_id_of(ctx.sender, msg.salt)
+    if env.store.get(deal_key(file_id)) is not None:
+        raise _fail(f"a deal for file {file_id.hex()} exists: choose another salt")
+    nbytes = column_bytes(msg.segments, msg.piece_size, msg.last_piece_size)
+    columns = []
+    for col in msg.columns:
+        p = _accepting_provider(env, file_id, col, nbytes, msg.segments)
+        columns.append(Column(col.provider, col.frag_index, col.root, True, p.price))
+    escrow, budget = deal_cost([c.price for c in columns], nbytes, msg.epochs,
+                               params.storage_repair_bps)
+    if escrow + budget > MAX_SUPPLY:
+        raise _fail("the deal costs more than the HPC supply cap")
+    if msg.max_cost and escrow + budget > msg.max_cost:
+        raise _fail(f"the deal costs {escrow + budget}, above max_cost {msg.max_cost}")
+    env.move(ctx.sender, MODULE_ACCOUNT, escrow + budget)
+    start = env.epoch + 1
+    deal = Deal(ctx.sender, msg.salt, msg.size, msg.k, msg.code_n, msg.segments, msg.piece_size,
+                msg.last_piece_size, start, start + msg.epochs, msg.repair_threshold, escrow,
+                budget, tuple(columns), ACTIVE)
+    for c in columns:
+        _take(env, c.provider, nbytes)
+        env.set(_hold_key(c.provider, file_id, c.frag_index), MARK)
+    env.put_deal(file_id, deal)
+    env.set(OWNER_PREFIX + ctx.sender + file_id, MARK)
+    env.set(LIVE_PREFIX + file_id, MARK)
+    env.flush()
+    env.emit("storage_deal_create", file_id=file_id.hex(), owner=ctx.sender.hex(),
+             columns=len(columns), column_bytes=nbytes, escrow=escrow, repair_budget=budget,
+             start_epoch=start, end_epoch=deal.end_epoch)
+
+
+def _active_deal(env: _Env, file_id: bytes, cache: dict[bytes, Deal] | None = None) -> Deal:
+    deal = cache.get(file_id) if cache is not None else None
+    if deal is None:
+        deal = get_deal(env.store, file_id)
+    if deal is None:
+        raise _fail(f"no deal {file_id.hex()}")
+    if deal.status != ACTIVE:
+        raise _fail(f"deal {file_id.hex()} is {DEAL_STATUS[deal.status]}")
+    return deal
+
+
+def _check_proof(env: _Env, deal: Deal, column: Column, proof: AuditProof,
+                 challenge: Challenge) -> None:
+    """The chunk is the challenged leaf of the challenged piece of this column."""
+    where = f"segment {proof.segment} of column {proof.frag_index}"
+    size = piece_length(deal, proof.segment)
+    leaves = leaf_count(size)
+    pp, cp = proof.piece_path, proof.column_path
+    if (pp.index, pp.size) != (challenge.leaf, leaves):
+        raise _fail(f"{where}: leaf {challenge.leaf} of {leaves} was challenged, the proof is "
+                    f"for leaf {pp.index} of {pp.size}")
+    if (cp.index, cp.size) != (proof.segment, deal.segments):
+        raise _fail(f"{where}: the column path is not for piece {proof.segment} of "
+                    f"{deal.segments}")
+    want = min(LEAF_SIZE, size - LEAF_SIZE * challenge.leaf)
+    if len(proof.chunk) != want:
+        raise _fail(f"{where}: the chunk is {len(proof.chunk)} bytes, leaf {challenge.leaf} "
+                    f"has {want}")
+    env.charge(HASH_GAS * (1 + len(pp.path) + len(cp.path)))
+    piece_root = climb(leaf_hash(proof.chunk), pp)
+    if piece_root is None or not verify_proof(column.root, piece_root, cp):
+        raise _fail(f"{where}: the proof does not lead to the column root")
+
+
+def _handle_prove(ctx: TxContext, msg: Prove) -> None:
+    env = _env(ctx)
+    deals: dict[bytes, Deal] = {}
+    touched: list[tuple[bytes, int]] = []
+    for proof in msg.proofs:
+        deal = deals[proof.file_id] = _active_deal(env, proof.file_id, deals)
+        i = _column_index(deal, proof.frag_index)
+        if i is None or deal.columns[i].provider != ctx.sender:
+            raise _fail(f"the sender holds no column {proof.frag_index} of deal "
+                        f"{proof.file_id.hex()}")
+        key = _challenge_key(ctx.sender, proof.file_id, proof.frag_index, proof.segment)
+        raw = env.store.get(key)
+        if raw is None:
+            raise _fail(f"no open challenge for segment {proof.segment} of column "
+                        f"{proof.frag_index} of deal {proof.file_id.hex()}")
+        challenge = Challenge.decode(raw)
+        if ctx.block.height > challenge.deadline:
+            raise _fail(f"the challenge closed at height {challenge.deadline}")
+        _check_proof(env, deal, deal.columns[i], proof, challenge)
+        env.delete(key)
+        if (proof.file_id, i) not in touched:
+            touched.append((proof.file_id, i))
+    for file_id, i in touched:
+        c = deals[file_id].columns[i]
+        if next(env.store.iter_prefix(_column_prefix(c.provider, file_id, c.frag_index)),
+                None) is None:
+            deals[file_id] = _pay_column(env, file_id, deals[file_id], i)
+            env.put_deal(file_id, deals[file_id])
+    env.flush()
+    env.emit("storage_prove", address=ctx.sender.hex(), proofs=len(msg.proofs))
+
+
+def _handle_repair(ctx: TxContext, msg: Repair) -> None:
+    env = _env(ctx)
+    deal = _active_deal(env, msg.file_id)
+    i = _column_index(deal, msg.frag_index)
+    if i is None:
+        raise _fail(f"deal {msg.file_id.hex()} has no column {msg.frag_index}")
+    old = deal.columns[i]
+    if old.healthy:
+        raise _fail(f"column {msg.frag_index} is healthy")
+    if healthy_count(deal) >= deal.repair_threshold:
+        raise _fail(f"{healthy_count(deal)} healthy columns, repairs open below "
+                    f"{deal.repair_threshold}")
+    new = msg.new
+    if (new.frag_index, new.root) != (old.frag_index, old.root):
+        raise _fail("the new column must have the old column's fragment index and root")
+    if any(c.provider == new.provider for c in deal.columns):
+        raise _fail(f"provider {new.provider.hex()} already holds a column of this deal")
+    nbytes = deal_column_bytes(deal)
+    p = _accepting_provider(env, msg.file_id, new, nbytes, deal.segments)
+    _release(env, old.provider, nbytes)
+    env.delete(_hold_key(old.provider, msg.file_id, old.frag_index))
+    _take(env, new.provider, nbytes)
+    env.set(_hold_key(new.provider, msg.file_id, new.frag_index), MARK)
+    column = Column(new.provider, new.frag_index, new.root, True, min(old.price, p.price))
+    reward = min(deal.repair_budget, -(-deal.repair_budget // len(deal.columns)))
+    env.move(MODULE_ACCOUNT, ctx.sender, reward)
+    deal = replace(deal, columns=(*deal.columns[:i], column, *deal.columns[i + 1:]),
+                   repair_budget=deal.repair_budget - reward)
+    env.put_deal(msg.file_id, deal)
+    env.flush()
+    env.emit("storage_repair", file_id=msg.file_id.hex(), frag_index=msg.frag_index,
+             old=old.provider.hex(), new=new.provider.hex(), repairer=ctx.sender.hex(),
+             reward=reward)
+
+
+def _handle_cancel(ctx: TxContext, msg: CancelDeal) -> None:
+    """Stop a deal: the current epoch is paid to the columns still owed it (healthy, with
+    challenges open), the rest goes back to the owner."""
+    env = _env(ctx)
+    deal = _active_deal(env, msg.file_id)
+    if deal.owner != ctx.sender:
+        raise _fail("only the owner can cancel a deal")
+    for i, c in enumerate(deal.columns):
+        keys = _keys(env.store, _column_prefix(c.provider, msg.file_id, c.frag_index))
+        for key in keys:
+            env.delete(key)
+        if keys:
+            deal = _pay_column(env, msg.file_id, deal, i)
+    deal = _close_deal(env, msg.file_id, deal, CANCELLED)
+    env.put_deal(msg.file_id, replace(deal, end_epoch=min(deal.end_epoch, env.epoch + 1)))
+    env.flush()
+
+
+def _claim_one(env: _Env, sender: bytes, p: StorageProvider, r: Receipt) -> int:
+    """Pay one receipt; returns the amount (0 when the client could not pay)."""
+    height, ttl = env.block.height, env.params.storage_receipt_ttl
+    if r.provider != sender:
+        raise _fail("a receipt names another provider")
+    if not r.height <= height < r.height + ttl:
+        raise _fail(f"a receipt of height {r.height} is claimable in heights "
+                    f"{r.height}..{r.height + ttl - 1}")
+    rid = receipt_bytes(env.block.chain_id, r)
+    key = _claimed_key(r.height, rid)
+    if env.store.get(key) is not None:
+        raise _fail(f"receipt {rid.hex()} was already claimed")
+    want = bandwidth_amount(r.bytes, p.bandwidth_price)
+    if r.amount != want:
+        raise _fail(f"receipt {rid.hex()} asks {r.amount}, {r.bytes} bytes cost {want}")
+    env.charge(SIGNATURE_GAS)
+    if not verify(r.client, rid, r.signature):
+        raise _fail(f"receipt {rid.hex()} is not signed by its client")
+    client = address_of(r.client)
+    if get_account(env.store, client).balance < r.amount:
+        env.emit("storage_receipt_unpaid", client=client.hex(), receipt=rid.hex(),
+                 amount=r.amount)
+        return 0
+    env.move(client, sender, r.amount)
+    env.set(key, MARK)
+    return r.amount
+
+
+def _handle_claim(ctx: TxContext, msg: ClaimBandwidth) -> None:
+    env = _env(ctx)
+    p = env.provider(ctx.sender)
+    if p is None:
+        raise _fail("not a registered storage provider")
+    total = sum(_claim_one(env, ctx.sender, p, r) for r in msg.receipts)
+    env.emit("storage_bandwidth_claim", address=ctx.sender.hex(), receipts=len(msg.receipts),
+             amount=total)
+
+
+# --- queries -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderView(Struct):
+    address: Fixed20
+    provider: StorageProvider
+
+
+@dataclass(frozen=True, slots=True)
+class DealView(Struct):
+    file_id: Fixed32
+    status: Str
+    column_bytes: U64
+    healthy: U32
+    deal: Deal
+
+
+@dataclass(frozen=True, slots=True)
+class OpenChallenge(Struct):
+    file_id: Fixed32
+    frag_index: U32
+    segment: U32
+    leaf: U32
+    deadline: U64
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnRef(Struct):
+    file_id: Fixed32
+    frag_index: U32
+
+
+def read_params(view: Any) -> Params:
+    raw = view.get(PARAMS_KEY)
+    return Params.decode(raw) if raw is not None else Params()
+
+
+def list_providers(view: Any) -> list[ProviderView]:
+    """Every provider (active or not), in address order."""
+    start = len(PROVIDER_PREFIX)
+    return [ProviderView(k[start:], StorageProvider.decode(v))
+            for k, v in view.iter_prefix(PROVIDER_PREFIX)]
+
+
+def provider_view(view: Any, address: bytes) -> ProviderView | None:
+    p = get_provider(view, address)
+    return ProviderView(address, p) if p is not None else None
+
+
+def deal_view(view: Any, file_id: bytes) -> DealView | None:
+    deal = get_deal(view, file_id)
+    if deal is None:
+        return None
+    return DealView(file_id, DEAL_STATUS[deal.status], deal_column_bytes(deal),
+                    healthy_count(deal), deal)
+
+
+def _deal_views(view: Any, file_ids: Iterator[bytes]) -> list[DealView]:
+    out = []
+    for file_id in file_ids:
+        d = deal_view(view, file_id)
+        assert d is not None, "an index names no deal"
+        out.append(d)
+    return out
+
+
+def deals_of(view: Any, owner: bytes) -> list[DealView]:
+    """Every deal an owner made, in file id order."""
+    prefix = OWNER_PREFIX + owner
+    return _deal_views(view, (k[len(prefix):] for k, _ in view.iter_prefix(prefix)))
+
+
+def open_challenges(view: Any, provider: bytes) -> list[OpenChallenge]:
+    """What a provider must prove this epoch, in (file id, fragment, segment) order."""
+    out = []
+    for key, raw in view.iter_prefix(CHALLENGE_PREFIX + provider):
+        _p, file_id, frag, segment = _split_challenge(key)
+        c = Challenge.decode(raw)
+        out.append(OpenChallenge(file_id, frag, segment, c.leaf, c.deadline))
+    return out
+
+
+def columns_of(view: Any, provider: bytes) -> list[ColumnRef]:
+    """Columns of active deals a provider holds: whatever else it stores it may delete."""
+    prefix = HOLD_PREFIX + provider
+    return [ColumnRef(k[len(prefix):len(prefix) + 32], _U32.unpack_from(k, len(prefix) + 32)[0])
+            for k, _ in view.iter_prefix(prefix)]
+
+
+def repairs(view: Any) -> list[DealView]:
+    """Active deals with unhealthy columns and fewer healthy ones than their threshold."""
+    out = []
+    for key, _ in view.iter_prefix(LIVE_PREFIX):
+        d = deal_view(view, key[len(LIVE_PREFIX):])
+        assert d is not None, "a live key names no deal"
+        if needs_repair(d.deal):
+            out.append(d)
+    return out
+
+
+def _address(args: dict[str, str]) -> bytes:
+    return from_bech32(args["address"])
+
+
+def _file_id(args: dict[str, str]) -> bytes:
+    file_id = bytes.fromhex(args["file_id"])
+    if len(file_id) != 32:
+        raise ValueError("a file id is 32 bytes (64 hex digits)")
+    return file_id
+
+
+class Storage(Module):
+    name = "storage"
+
+    def messages(self) -> dict[str, Msg]:
+        return {
+            "storage/register_provider": Msg(RegisterProvider, _handle_register,
+                                             _validate_register, spend=lambda m: m.collateral),
+            "storage/deregister_provider": Msg(DeregisterProvider, _handle_deregister),
+            "storage/create_deal": Msg(CreateDeal, _handle_create, _validate_deal,
+                                       spend=lambda m: m.max_cost),
+            "storage/prove": Msg(Prove, _handle_prove, _validate_prove),
+            "storage/repair": Msg(Repair, _handle_repair,
+                                  lambda m: _validate_column(m.new, MAX_CODE_N)),
+            "storage/cancel_deal": Msg(CancelDeal, _handle_cancel),
+            "storage/claim_bandwidth": Msg(ClaimBandwidth, _handle_claim, _validate_claim),
+        }
+
+    def queries(self) -> dict:
+        return {
+            "providers": lambda view, args: list_providers(view),
+            "provider": lambda view, args: provider_view(view, _address(args)),
+            "deal": lambda view, args: deal_view(view, _file_id(args)),
+            "deals_of": lambda view, args: deals_of(view, _address(args)),
+            "challenges_of": lambda view, args: open_challenges(view, _address(args)),
+            "columns_of": lambda view, args: columns_of(view, _address(args)),
+            "repairs": lambda view, args: repairs(view),
+        }
+
+    def begin_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
+        if block.height % max(1, block.params.storage_epoch_blocks):
+            return []
+        env = _Env(store, block, None, [])
+        _run_epoch(env)
+        return env.events
+
+    def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
+        env = _Env(store, block, None, [])
+        _prune_claims(env)
+        return env.events

@@ -30,6 +30,7 @@ __all__ = [
     "Bool",
     "Bytes",
     "CodecError",
+    "Fixed16",
     "Fixed20",
     "Fixed32",
     "Fixed64",
@@ -280,6 +281,7 @@ I64 = Annotated[int, _i64()]
 Bool = Annotated[bool, _bool()]
 Bytes = Annotated[bytes, _bytes()]
 Str = Annotated[str, _str()]
+Fixed16 = Annotated[bytes, _fixed(16)]
 Fixed20 = Annotated[bytes, _fixed(20)]
 Fixed32 = Annotated[bytes, _fixed(32)]
 Fixed64 = Annotated[bytes, _fixed(64)]

@@ -56,9 +56,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Annotated, Any
+from typing import Any
 
-from smartchain import codec
 from smartchain.codec import (
     U8,
     U32,
@@ -66,6 +65,7 @@ from smartchain.codec import (
     U128,
     Bool,
     Bytes,
+    Fixed16,
     Fixed20,
     Fixed32,
     Fixed64,
@@ -84,8 +84,6 @@ from smartchain.state.modules.emission import MAX_SUPPLY
 from smartchain.state.params import PARAMS_KEY, Params
 from smartchain.state.store import Overlay
 from smartchain.types.tx import Event
-
-Fixed16 = Annotated[bytes, codec._fixed(16)]  # the codec exports no 16-byte kind (yet)
 
 MODULE_ACCOUNT = h256_tagged(b"smart/module", b"storage")[:20]
 

@@ -94,9 +94,12 @@ INPUT_PREFIX = b"compute/input/"
 MODULE_PREFIX = b"compute/module/"
 PENDING_PREFIX = b"compute/pending/"  # + job + task: tasks short of replicas
 DEADLINE_PREFIX = b"compute/deadline/"  # + height + job + task + provider
-ASSIGNED_PREFIX = b"compute/assigned/"  # + provider + job + task: what a worker must run
+ASSIGNED_PREFIX = b"compute/assigned/"  # + provider + job + task -> what the worker owes
 NEXT_JOB_KEY = b"compute/next_job"
 MARK = b"\x01"  # the value of index keys
+# The value of an ASSIGNED key: what the worker owes (commit, reveal or nothing yet) and by
+# when, so a worker polling every block reads its to-do list without decoding any task.
+OWE_COMMIT, OWE_REVEAL, OWE_NOTHING = b"c", b"r", b"w"
 
 MAX_REDUNDANCY = 16
 MAX_DEADLINE_BLOCKS = 1_000_000
@@ -316,6 +319,10 @@ def _deadline_key(height: int, job_id: int, idx: int, provider: bytes) -> bytes:
 
 def _assigned_key(provider: bytes, job_id: int, idx: int) -> bytes:
     return ASSIGNED_PREFIX + provider + _jt(job_id, idx)
+
+
+def _owe(env: _Env, provider: bytes, job_id: int, idx: int, what: bytes, deadline: int) -> None:
+    env.set(_assigned_key(provider, job_id, idx), what + _U64.pack(deadline))
 
 
 def _split_jt(raw: bytes) -> tuple[int, int]:
@@ -563,7 +570,7 @@ def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[S
         placed.append(Replica(s.address, ASSIGNED, height, env.block.time_ms, deadline, _ZERO32,
                               b"", "", 0, 0))
         env.set(_deadline_key(deadline, job_id, idx, s.address), MARK)
-        env.set(_assigned_key(s.address, job_id, idx), MARK)
+        _owe(env, s.address, job_id, idx, OWE_COMMIT, deadline)
     if not placed:
         return task
     return replace(task, replicas=task.replicas + tuple(placed))
@@ -579,6 +586,7 @@ def _reveal_deadlines(env: _Env, job_id: int, idx: int, task: Task, deadline: in
                 env.delete(_deadline_key(r.deadline, job_id, idx, r.provider))
             if deadline:
                 env.set(_deadline_key(deadline, job_id, idx, r.provider), MARK)
+            _owe(env, r.provider, job_id, idx, OWE_REVEAL if deadline else OWE_NOTHING, deadline)
             r = replace(r, deadline=deadline)
         replicas.append(r)
     return replace(task, replicas=tuple(replicas))
@@ -950,65 +958,78 @@ def _my_replica(task: Task, sender: bytes, status: int, doing: str) -> int:
 
 def _handle_commit(ctx: TxContext, msg: CommitResult) -> None:
     env = _env(ctx)
+    _commit(env, ctx.sender, msg)
+    env.flush()
+
+
+def _commit(env: _Env, sender: bytes, msg: CommitResult) -> None:
     job, task = _open_task(env, msg.job, msg.task)
-    i = _my_replica(task, ctx.sender, ASSIGNED, "commit")
+    i = _my_replica(task, sender, ASSIGNED, "commit")
     r = task.replicas[i]
-    p = _need_provider(env, ctx.sender)
-    now = ctx.block.time_ms
+    p = _need_provider(env, sender)
+    now = env.block.time_ms
     busy = max(0, now - max(r.assigned_ms, p.last_commit_ms))
-    env.delete(_deadline_key(r.deadline, msg.job, msg.task, ctx.sender))
+    env.delete(_deadline_key(r.deadline, msg.job, msg.task, sender))
     r = replace(r, status=COMMITTED, commitment=msg.commitment, deadline=0, busy_ms=busy)
-    env.put_provider(ctx.sender, replace(p, last_commit_ms=now, misses=0))
+    _owe(env, sender, msg.job, msg.task, OWE_NOTHING, 0)  # until reveals open
+    env.put_provider(sender, replace(p, last_commit_ms=now, misses=0))
     task = _with_replica(task, i, r)
     job, task = _settle(env, msg.job, job, msg.task, task)
     _put(env, msg.job, job, msg.task, task)
-    env.flush()
-    env.emit("compute_commit", address=ctx.sender.hex(), job=msg.job, task=msg.task)
+    env.emit("compute_commit", address=sender.hex(), job=msg.job, task=msg.task)
 
 
 def _handle_reveal(ctx: TxContext, msg: RevealResult) -> None:
     env = _env(ctx)
+    _reveal(env, ctx.sender, msg)
+    env.flush()
+
+
+def _reveal(env: _Env, sender: bytes, msg: RevealResult) -> None:
     job, task = _open_task(env, msg.job, msg.task)
-    i = _my_replica(task, ctx.sender, COMMITTED, "reveal")
+    i = _my_replica(task, sender, COMMITTED, "reveal")
     if task.status != T_COMMITTED:
         raise _fail("reveals open once every replica of the task has committed")
     if msg.fuel_used > job.fuel_per_task:
         raise _fail(f"fuel used {msg.fuel_used} above the task's limit {job.fuel_per_task}")
     r = task.replicas[i]
-    if commitment(msg.output, msg.error, msg.fuel_used, ctx.sender) != r.commitment:
+    if commitment(msg.output, msg.error, msg.fuel_used, sender) != r.commitment:
         raise _fail("reveal does not match the commitment")
-    env.delete(_deadline_key(r.deadline, msg.job, msg.task, ctx.sender))
+    env.delete(_deadline_key(r.deadline, msg.job, msg.task, sender))
     if ABSTAIN_MARK in msg.error:  # not a vote: the same module may pass elsewhere
         _release(env, msg.job, job, msg.task, r)
         r = replace(r, status=ABSTAINED, deadline=0, error=msg.error, fuel_used=msg.fuel_used)
     else:
         r = replace(r, status=REVEALED, deadline=0, output=msg.output, error=msg.error,
                     fuel_used=msg.fuel_used)
+        _owe(env, sender, msg.job, msg.task, OWE_NOTHING, 0)
     task = _with_replica(task, i, r)
     job, task = _settle(env, msg.job, job, msg.task, task)
     _put(env, msg.job, job, msg.task, task)
-    env.flush()
-    env.emit("compute_reveal", address=ctx.sender.hex(), job=msg.job, task=msg.task)
+    env.emit("compute_reveal", address=sender.hex(), job=msg.job, task=msg.task)
 
 
 def _each(ctx: TxContext, items: tuple[Any, ...], handle: Any, what: str) -> None:
-    """A batch is all or nothing, like any transaction; the error names the item."""
+    """A batch is all or nothing, like any transaction; the error names the item. One
+    ``_Env`` for the batch: the provider's record is written once, not once per item."""
+    env = _env(ctx)
     for item in items:
         try:
-            handle(ctx, item)
+            handle(env, ctx.sender, item)
         except TxError as exc:
             if isinstance(exc, OutOfGas):
                 raise
             raise TxError(exc.code, f"{what} for job {item.job} task {item.task}: "
                                     f"{exc.message}") from None
+    env.flush()
 
 
 def _handle_commits(ctx: TxContext, msg: CommitResults) -> None:
-    _each(ctx, msg.commits, _handle_commit, "commit")
+    _each(ctx, msg.commits, _commit, "commit")
 
 
 def _handle_reveals(ctx: TxContext, msg: RevealResults) -> None:
-    _each(ctx, msg.reveals, _handle_reveal, "reveal")
+    _each(ctx, msg.reveals, _reveal, "reveal")
 
 
 def _handle_cancel(ctx: TxContext, msg: CancelJob) -> None:
@@ -1078,7 +1099,7 @@ class Assignment(Struct):
     job: U64
     task: U32
     module_hash: Fixed32
-    input: Bytes
+    input: Bytes  # empty while waiting: nothing to run
     fuel: U64
     deadline: U64  # 0 while waiting for the other replicas
     action: Str  # "commit", "reveal" or "wait"
@@ -1126,26 +1147,26 @@ def job_view(view: Any, job_id: int, with_tasks: bool = True) -> JobView | None:
     return JobView(job_id, JOB_STATUS[job.status], job, tuple(tasks))
 
 
+ACTIONS = {OWE_COMMIT: "commit", OWE_REVEAL: "reveal", OWE_NOTHING: "wait"}
+
+
 def assignments(view: Any, address: bytes) -> list[Assignment]:
-    """What a worker must run or answer now, in (job, task) order."""
+    """What a worker must run or answer now, in (job, task) order. Read from the worker's
+    index alone (plus the job and, for a commit owed, the task's input): it is polled
+    every block, so it decodes no task."""
     prefix = ASSIGNED_PREFIX + address
     out = []
     jobs: dict[int, Job | None] = {}  # a worker holds many tasks of few jobs
-    for key, _ in view.iter_prefix(prefix):
+    for key, owed in view.iter_prefix(prefix):
         job_id, idx = _split_jt(key[len(prefix):])
         if job_id not in jobs:
             jobs[job_id] = get_job(view, job_id)
-        job, task = jobs[job_id], get_task(view, job_id, idx)
-        assert job is not None and task is not None
-        r = next(r for r in task.replicas if r.provider == address and r.status in LIVE)
-        if r.status == ASSIGNED:
-            action = "commit"
-        elif r.status == COMMITTED and task.status == T_COMMITTED:
-            action = "reveal"
-        else:
-            action = "wait"
-        out.append(Assignment(job_id, idx, job.module_hash, task_input(view, job_id, idx) or b"",
-                              job.fuel_per_task, r.deadline, action))
+        job = jobs[job_id]
+        assert job is not None
+        action = ACTIONS[owed[:1]]
+        data = b"" if action == "wait" else task_input(view, job_id, idx) or b""
+        out.append(Assignment(job_id, idx, job.module_hash, data, job.fuel_per_task,
+                              _U64.unpack_from(owed, 1)[0], action))
     return out
 
 

@@ -24,6 +24,7 @@ from smartchain.p2p import (
     P2PError,
     PeerBanned,
     PeerNotConnected,
+    Refused,
     RequestError,
     RequestTimeout,
     format_address,
@@ -231,9 +232,13 @@ def test_two_nodes_gossip_direct_and_requests() -> None:
         async def strict(peer_id: bytes, payload: bytes) -> bytes:
             raise BadRequest("payload must be 32 bytes")
 
+        async def full(peer_id: bytes, payload: bytes) -> bytes:
+            raise Refused("no room for 2 MiB")
+
         a.register_request("echo", echo)
         a.register_request("broken", broken)
         a.register_request("strict", strict)
+        a.register_request("full", full)
         with pytest.raises(ValueError):
             a.register_request("echo", echo)
         assert await b.request(a.peer_id, "echo", b"ping") == b.peer_id + b"ping"
@@ -243,6 +248,9 @@ def test_two_nodes_gossip_direct_and_requests() -> None:
         with pytest.raises(RequestError, match="disk on fire"):
             await b.request(a.peer_id, "broken", b"")
         assert a.peer_score(b.peer_id) == 0  # our own failure costs the requester nothing
+        with pytest.raises(RequestError, match="refused: no room for 2 MiB"):
+            await b.request(a.peer_id, "full", b"")
+        assert a.peer_score(b.peer_id) == 0  # nor does a polite refusal
         with pytest.raises(RequestError, match="unknown request kind"):
             await b.request(a.peer_id, "nope", b"")
         with pytest.raises(RequestError, match="32 bytes"):

@@ -500,6 +500,23 @@ def test_repair_replaces_the_column_and_pays_the_repairer(net: Net) -> None:
     check_books(net)
 
 
+def test_with_no_spare_provider_a_column_is_repaired_back_onto_its_own(net: Net) -> None:
+    net.register(PROVIDERS[:3])
+    file_id = net.deal(PROVIDERS[:3], epochs=5)
+    lost = PROVIDERS[2]
+    column = net.held[(lost.address, file_id, 2)]
+    net.next_epoch()
+    net.prove_all(PROVIDERS[:2])
+    net.next_epoch()  # the third column missed its audit: unhealthy
+    net.ok(REPAIRER, Repair(file_id, 2, net.new_column(lost, file_id, 2, column)))
+    deal = net.read(get_deal, file_id)
+    assert deal.columns[2] == sm.Column(lost.address, 2, column.root, True, PRICE)
+    assert net.read(get_provider, lost.address).used == COLUMN_BYTES  # counted once
+    assert net.read(columns_of, lost.address) == [sm.ColumnRef(file_id, 2)]
+    assert net.read(repairs) == []
+    check_books(net)
+
+
 def test_cancel_pays_the_current_epoch_and_refunds_the_rest(net: Net) -> None:
     net.register(PROVIDERS[:3])
     file_id = net.deal(PROVIDERS[:3], epochs=4)

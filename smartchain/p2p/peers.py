@@ -98,6 +98,12 @@ class BadRequest(ValueError):
     """
 
 
+class Refused(Exception):
+    """Raised by a request handler that declines a valid request for an ordinary reason
+    (full, busy): the requester gets "refused: …", loses no score, and nothing is logged as
+    a failure (an honest client asking a full provider is not a bug on either side)."""
+
+
 
 
 class PeerBanned(P2PError):
@@ -772,6 +778,8 @@ class P2P:
                 raise
             except LookupError as exc:  # "not here": an ordinary answer, not a fault
                 reply = Envelope(Kind.ERROR, "", env.req_id, _error_text(f"not found: {exc}"))
+            except Refused as exc:
+                reply = Envelope(Kind.ERROR, "", env.req_id, _error_text(f"refused: {exc}"))
             except Exception as exc:
                 log.warning("request handler %r failed", env.topic, exc_info=True)
                 reply = Envelope(Kind.ERROR, "", env.req_id,

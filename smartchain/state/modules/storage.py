@@ -898,7 +898,9 @@ def _handle_repair(ctx: TxContext, msg: Repair) -> None:
     new = msg.new
     if (new.frag_index, new.root) != (old.frag_index, old.root):
         raise _fail("the new column must have the old column's fragment index and root")
-    if any(c.provider == new.provider for c in deal.columns):
+    # Back onto the provider that lost it is allowed (it re-stores and re-signs the column;
+    # with no spare provider that is the only way back to n); onto another column's is not.
+    if any(c.provider == new.provider for j, c in enumerate(deal.columns) if j != i):
         raise _fail(f"provider {new.provider.hex()} already holds a column of this deal")
     nbytes = deal_column_bytes(deal)
     p = _accepting_provider(env, msg.file_id, new, nbytes, deal.segments)

@@ -24,6 +24,15 @@ from smartchain.state.modules.compute import (
     commitment,
 )
 from smartchain.state.modules.contracts import Arg, Call, Deploy
+from smartchain.state.modules.storage import SIGNATURE_GAS as STORAGE_SIGNATURE_GAS
+from smartchain.state.modules.storage import (
+    CancelDeal,
+    Deal,
+    DealView,
+    StorageProvider,
+)
+from smartchain.state.modules.storage import ProviderView as StorageProviderView
+from smartchain.state.modules.storage import RegisterProvider as RegisterStorageProvider
 from smartchain.state.modules.tokens import (
     MAX_AMOUNT,
     Approve,
@@ -397,6 +406,87 @@ class Client:
         payload = RevealResult(job_id, task, output, error, fuel_used)
         return self.send_tx(key, "compute/reveal_result", payload,
                             gas_limit=gas_limit or self._result_gas(payload), **kwargs)
+
+    # --- storage (deals and providers) --------------------------------------------------
+    # Uploads and downloads talk to providers over P2P: ``smartchain.storage.client``
+    # (``ApiChainView`` wraps this client for it). These are the chain-side reads and writes.
+
+    def storage_providers(self, *, raw: bool = False) -> list[dict[str, Any]]:
+        """Every registered storage provider (active or not), in address order."""
+        return self._request("GET", "/v1/storage/providers" + _raw(raw))["providers"]
+
+    def storage_provider(self, address: str, *, raw: bool = False) -> dict[str, Any]:
+        return self._request("GET", f"/v1/storage/providers/{_seg(address)}{_raw(raw)}")
+
+    def storage_challenges(self, address: str) -> list[dict[str, Any]]:
+        """Audit challenges the provider must answer this epoch."""
+        path = f"/v1/storage/providers/{_seg(address)}/challenges"
+        return self._request("GET", path)["challenges"]
+
+    def storage_deal(self, file_id: str | bytes, *, raw: bool = False) -> dict[str, Any]:
+        """A deal's terms, escrow and columns; ``ApiError`` ``not_found`` when there is none."""
+        fid = file_id.hex() if isinstance(file_id, bytes) else file_id
+        return self._request("GET", f"/v1/storage/deals/{_seg(fid)}{_raw(raw)}")
+
+    def storage_deals(self, owner: str, *, raw: bool = False) -> list[dict[str, Any]]:
+        """Every deal ``owner`` made (active, ended or cancelled), in file id order."""
+        query = urllib.parse.urlencode({"owner": owner, **({"raw": "1"} if raw else {})})
+        return self._request("GET", f"/v1/storage/deals?{query}")["deals"]
+
+    def storage_repairs(self) -> list[dict[str, Any]]:
+        """Active deals with fewer healthy columns than their repair threshold."""
+        return self._request("GET", "/v1/storage/repairs")["deals"]
+
+    def storage_provider_records(self) -> list[tuple[bytes, StorageProvider]]:
+        """Every provider as the module's own record (decoded from ``?raw=1``)."""
+        out = []
+        for doc in self.storage_providers(raw=True):
+            v = StorageProviderView.decode(bytes.fromhex(doc["raw"]))
+            out.append((v.address, v.provider))
+        return out
+
+    def storage_deal_record(self, file_id: bytes) -> Deal | None:
+        """The deal as the module's own record, or ``None`` when there is none."""
+        try:
+            doc = self.storage_deal(file_id, raw=True)
+        except ApiError as exc:
+            if exc.code == "not_found":
+                return None
+            raise
+        return DealView.decode(bytes.fromhex(doc["raw"])).deal
+
+    def _storage_gas(self, payload: Struct, writes: int, signatures: int = 0) -> int:
+        st = self.status()
+        gas = (int(st["tx_base_gas"]) + int(st["gas_per_tx_byte"]) * (len(payload.encode())
+                                                                     + TX_OVERHEAD)
+               + int(st["gas_per_write"]) * writes + STORAGE_SIGNATURE_GAS * signatures)
+        return min(gas * 3 // 2, int(st.get("max_tx_gas", gas * 3 // 2)))
+
+    def register_storage_provider(self, key: PrivateKey, capacity: int, price: int,
+                                  bandwidth_price: int, collateral: int, p2p: str, *,
+                                  gas_limit: int | None = None, **kwargs: Any
+                                  ) -> dict[str, Any]:
+        """Offer ``capacity`` bytes at ``price`` base units per GiB per epoch (and
+        ``bandwidth_price`` per GiB served), locking ``collateral`` (added to any already
+        locked). ``p2p`` is the node's dialable address (``P2P.address``)."""
+        payload = RegisterStorageProvider(capacity, price, bandwidth_price, collateral, p2p,
+                                          key.public_key)
+        return self.send_tx(key, "storage/register_provider", payload,
+                            gas_limit=gas_limit or self._storage_gas(payload, 6), **kwargs)
+
+    def cancel_storage_deal(self, key: PrivateKey, file_id: bytes, *,
+                            gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        """End a deal early (owner only): the current epoch stays payable, escrow and repair
+        budget left come back."""
+        payload = CancelDeal(file_id)
+        if gas_limit is None:
+            n = len(self.storage_deal(file_id)["columns"])
+            gas_limit = self._storage_gas(payload, 12 + 8 * n)
+        return self.send_tx(key, "storage/cancel_deal", payload, gas_limit=gas_limit, **kwargs)
+
+
+def _raw(flag: bool) -> str:
+    return "?raw=1" if flag else ""
 
 
 def posted_job_id(result: dict[str, Any]) -> int:

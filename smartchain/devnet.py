@@ -33,6 +33,13 @@ PROVIDER_BALANCE = 10_000 * UNITS_PER_HPC  # a compute provider's stake and fees
 # devnet differ in declared speed the same way on every machine (the chain then measures
 # their real speed on verified tasks).
 PROVIDER_CAPABILITY_STEP = 1_000_000_000
+# A storage provider node offers this much disk (declared on chain; only what clients
+# store is really written) and keeps unpinned pieces this long before deleting them.
+STORAGE_PROVIDER_BYTES = 16 * 1024**3
+STORAGE_GC_GRACE_S = 600
+# Audit epochs suited to a quick local network: at 1 s blocks a deal is audited (and its
+# providers paid) every 20 s, with 10 blocks to answer, so repair shows within a minute.
+STORAGE_PARAMS = {"storage_epoch_blocks": 20, "storage_audit_window": 10}
 
 
 class DevnetError(RuntimeError):
@@ -66,33 +73,46 @@ def _free_port(preferred: int) -> int:
 
 def create(home: Path, *, validators: int = 4, accounts: int = 5,
            chain_id: str = "smart-devnet-1", api_port: int = 26657,
-           block_time_ms: int = 1000, compute_providers: int = 0) -> dict:
+           block_time_ms: int = 1000, compute_providers: int = 0,
+           storage_providers: int = 0) -> dict:
     """Keys, one shared genesis and a home per node; every node seeds every signer.
 
     ``compute_providers`` adds that many follower (non-signer) nodes named ``compute0``…,
     each offering one core of compute with its node key funded in genesis and a declared
-    capability of ``(i + 1) × PROVIDER_CAPABILITY_STEP`` fuel/s."""
+    capability of ``(i + 1) × PROVIDER_CAPABILITY_STEP`` fuel/s. ``storage_providers`` adds
+    followers named ``storage0``… offering ``STORAGE_PROVIDER_BYTES`` of disk each, their
+    keys funded for collateral and fees; the genesis has short audit epochs
+    (``STORAGE_PARAMS``)."""
     if not 1 <= validators <= 32:
         raise DevnetError("a devnet has 1 to 32 validators")
     if not 0 <= compute_providers <= 32:
         raise DevnetError("a devnet has 0 to 32 compute providers")
+    if not 0 <= storage_providers <= 32:
+        raise DevnetError("a devnet has 0 to 32 storage providers")
     home.mkdir(parents=True, exist_ok=True)
     demos = [DemoAccount(f"demo{i + 1}", os.urandom(32).hex()) for i in range(accounts)]
     keys = [PrivateKey.generate() for _ in range(validators)]
-    provider_keys = [PrivateKey.generate() for _ in range(compute_providers)]
+    provider_keys = [PrivateKey.generate() for _ in range(compute_providers + storage_providers)]
     genesis = make_genesis(
         chain_id, [(k.public_key, 1, f"node{i}") for i, k in enumerate(keys)],
         [(d.key.address, DEMO_BALANCE) for d in demos]
         + [(k.address, PROVIDER_BALANCE) for k in provider_keys],
-        params=Params(block_time_ms=block_time_ms))  # it fixes the halving interval
+        params=Params(block_time_ms=block_time_ms,  # it fixes the halving interval
+                      **STORAGE_PARAMS))
     names = [f"node{i}" for i in range(validators)] + \
-        [f"compute{i}" for i in range(compute_providers)]
+        [f"compute{i}" for i in range(compute_providers)] + \
+        [f"storage{i}" for i in range(storage_providers)]
     configs = [NodeConfig(moniker=name, api_port=_free_port(api_port + i),
                           p2p_port=_free_port(api_port + 1000 + i), block_time_ms=block_time_ms)
                for i, name in enumerate(names)]
-    for i, cfg in enumerate(configs[validators:]):
+    compute_cfgs = configs[validators:validators + compute_providers]
+    storage_cfgs = configs[validators + compute_providers:]
+    for i, cfg in enumerate(compute_cfgs):
         cfg.provide_compute = 1
         cfg.compute_capability_override = (i + 1) * PROVIDER_CAPABILITY_STEP
+    for cfg in storage_cfgs:
+        cfg.provide_storage = STORAGE_PROVIDER_BYTES
+        cfg.storage_gc_grace_s = STORAGE_GC_GRACE_S
     keys += provider_keys
     addresses = [f"{k.public_key.hex()}@127.0.0.1:{c.p2p_port}" for k, c in zip(keys, configs,
                                                                               strict=True)]
@@ -106,7 +126,10 @@ def create(home: Path, *, validators: int = 4, accounts: int = 5,
         nodes.append({"name": names[i], "home": str(node_home),
                       "api_url": f"http://127.0.0.1:{cfg.api_port}",
                       "p2p_address": addresses[i],
-                      **({"compute_provider": True} if i >= validators else {})})
+                      **({"compute_provider": True}
+                         if validators <= i < validators + compute_providers else {}),
+                      **({"storage_provider": True}
+                         if i >= validators + compute_providers else {})})
     doc = {"chain_id": chain_id, "nodes": nodes,
            "accounts": [{"name": d.name, "seed": d.seed, "address": d.address} for d in demos]}
     (home / DEVNET_FILE).write_text(json.dumps(doc, indent=2))

@@ -505,3 +505,41 @@ def test_cli_default_node_is_the_devnet(net: Net) -> None:
     while http_json(net.api_url + "/v1/status")["height"] <= height:
         assert time.monotonic() < deadline, "the devnet is not producing blocks"
         time.sleep(0.1)
+
+
+# --- sizes and --provide ---------------------------------------------------------------
+
+
+def test_parse_size_units() -> None:
+    from smartchain.cli.common import parse_size
+
+    assert parse_size("50GiB") == 50 * 2**30
+    assert parse_size("1.5 TiB") == 3 * 2**39
+    assert parse_size("500MB") == 500 * 10**6
+    assert parse_size("4kib") == 4096 and parse_size("2KB") == 2000
+    assert parse_size("123") == 123 == parse_size("123B")
+    assert parse_size("1_000_000") == 10**6
+    for bad in ("", "GiB", "10 parsecs", "-1GiB", "1.5B", "1.2.3MB", "nan", "inf GiB"):
+        with pytest.raises(ValueError, match="not a size"):
+            parse_size(bad)
+
+
+def test_parse_provide_storage_and_compute() -> None:
+    from smartchain.cli.common import CliError
+    from smartchain.cli.compute import parse_provide
+
+    assert parse_provide(["storage=50GiB"]) == {"storage": 50 * 2**30}
+    assert parse_provide(["storage=1GB,compute=2"]) == {"storage": 10**9, "compute": 2}
+    assert parse_provide(["compute=1", "storage=2MiB"]) == {"compute": 1, "storage": 2 * 2**20}
+    for bad, fragment in (("storage=lots", "not a size"), ("storage=0GiB", "positive"),
+                          ("storage", "storage=SIZE"), ("disk=1GiB", "storage=SIZE")):
+        with pytest.raises(CliError) as exc:
+            parse_provide([bad])
+        assert fragment in exc.value.message
+
+
+def test_node_start_rejects_a_bad_storage_size(tmp_path: Path) -> None:
+    result = smart(cli_env(tmp_path / "smart-home"), "node", "start", "--home",
+                   str(tmp_path / "none"), "--provide", "storage=12 furlongs")
+    assert_error(result, "not a size")
+    assert "Traceback" not in result.stderr

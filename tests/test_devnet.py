@@ -229,3 +229,40 @@ def test_devnet_down_without_devnet(tmp_path: Path) -> None:
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
     assert r.stderr.strip() == f"error: no devnet in {tmp_path / 'nothing'}"
+
+
+def test_devnet_storage_providers_register(tmp_path: Path) -> None:
+    """`--storage-providers 2` next to `--compute-providers 1`: two more nodes, funded in
+    genesis, registered on chain with their dialable P2P addresses; short audit epochs."""
+    env = cli_env(tmp_path / "smart-home")
+    home = tmp_path / "devnet"
+    seen: list[int] = []
+    try:
+        summary = ok_json(smart(env, "devnet", "up", "--home", str(home), "--detach", "--json",
+                                "--validators", "1", "--accounts", "1", "--compute-providers",
+                                "1", "--storage-providers", "2", "--block-time-ms", "200",
+                                "--api-port", str(free_port())))
+        names = [n["name"] for n in summary["nodes"]]
+        assert names == ["node0", "compute0", "storage0", "storage1"]
+        for runtime in home.glob("*/node.json"):
+            seen.append(int(json.loads(runtime.read_text())["pid"]))
+        doc = json.loads((home / "devnet.json").read_text())
+        flags = {n["name"]: (n.get("compute_provider", False), n.get("storage_provider", False))
+                 for n in doc["nodes"]}
+        assert flags == {"node0": (False, False), "compute0": (True, False),
+                         "storage0": (False, True), "storage1": (False, True)}
+        api = summary["nodes"][0]["api_url"]
+        assert http_json(api + "/v1/status")["chain_id"] == summary["chain_id"]
+        genesis = json.loads((home / "node0" / "genesis.json").read_text())
+        assert genesis["params"]["storage_epoch_blocks"] == 20
+        want = {n["p2p_address"] for n in doc["nodes"] if n.get("storage_provider")}
+        deadline = time.monotonic() + 30
+        while True:
+            providers = http_json(api + "/v1/storage/providers")["providers"]
+            if {p["p2p"] for p in providers if p["active"]} == want:
+                break
+            assert time.monotonic() < deadline, f"storage providers never registered: {providers}"
+            time.sleep(0.1)
+    finally:
+        devnet_cleanup(env, home, seen)
+    assert not any(pid_alive(p) for p in seen)

@@ -175,6 +175,15 @@ SCHEMAS: dict[str, Any] = {
             "compute_max_tasks": {"type": "integer"},
             "compute_max_extra_replicas": {"type": "integer"},
             "compute_reveal_blocks": {"type": "integer"},
+            "storage_epoch_blocks": {"type": "integer"}, "storage_min_price": {"type": "integer"},
+            "storage_min_collateral": UNITS, "storage_slash_bps": {"type": "integer"},
+            "storage_audit_segments": {"type": "integer"},
+            "storage_audit_window": {"type": "integer"},
+            "storage_repair_bps": {"type": "integer"},
+            "storage_receipt_ttl": {"type": "integer"},
+            "storage_max_columns": {"type": "integer"},
+            "storage_max_segments": {"type": "integer"},
+            "storage_epoch": {"type": "integer", "description": "current audit epoch"},
         },
     },
     "ComputeProvider": {
@@ -247,7 +256,52 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"hash": HEX32, "size": {"type": "integer"},
                        "hex": {"type": "string", "description": "the module, with ?bytes=1"}},
     },
+    "StorageProvider": {
+        "type": "object", "required": ["address", "active", "capacity", "used", "price", "p2p"],
+        "properties": {
+            "address": ADDRESS, "public_key": HEX32, "active": {"type": "boolean"},
+            "capacity": {**U64, "description": "bytes offered"},
+            "used": {**U64, "description": "bytes of the columns it holds"}, "free": U64,
+            "price": {**UNITS, "description": "base units per GiB per epoch"},
+            "bandwidth_price": {**UNITS, "description": "base units per GiB served"},
+            "collateral": UNITS, "collateral_hpc": {"type": "string"}, "reputation": U64,
+            "misses": {"type": "integer"},
+            "p2p": {"type": "string", "description": "dialable P2P address, pubkeyhex@host:port"},
+            "raw": {"type": "string", "description": "codec encoding (hex), with ?raw=1"},
+        },
+    },
+    "StorageDeal": {
+        "type": "object", "required": ["file_id", "status", "owner", "size", "k", "columns"],
+        "properties": {
+            "file_id": HEX32, "status": {"enum": ["active", "ended", "cancelled"]},
+            "owner": ADDRESS, "salt": HEX32, "size": {**U64, "description": "plaintext bytes"},
+            "k": {"type": "integer", "description": "pieces needed to rebuild a segment"},
+            "n": {"type": "integer", "description": "columns stored"},
+            "code_n": {"type": "integer", "description": "fragments the file was coded into"},
+            "segments": {"type": "integer"}, "piece_size": U64, "last_piece_size": U64,
+            "column_bytes": U64, "start_epoch": U64, "end_epoch": U64,
+            "repair_threshold": {"type": "integer"},
+            "healthy": {"type": "integer", "description": "columns whose audits pass"},
+            "escrow": UNITS, "escrow_hpc": {"type": "string"}, "repair_budget": UNITS,
+            "repair_budget_hpc": {"type": "string"},
+            "columns": {"type": "array", "items": {
+                "type": "object",
+                "properties": {"frag_index": {"type": "integer"}, "provider": ADDRESS,
+                               "root": HEX32, "healthy": {"type": "boolean"}, "price": UNITS}}},
+            "raw": {"type": "string", "description": "codec encoding (hex), with ?raw=1"},
+        },
+    },
+    "StorageChallenge": {
+        "type": "object", "required": ["file_id", "frag_index", "segment", "leaf", "deadline"],
+        "properties": {"file_id": HEX32, "frag_index": {"type": "integer"},
+                       "segment": {"type": "integer"}, "leaf": {"type": "integer"},
+                       "deadline": {**U64, "description": "last height a proof is accepted"}},
+    },
 }
+
+RAW_FLAG = {"name": "raw", "in": "query", "required": False,
+            "schema": {"enum": ["0", "1", "true", "false"]},
+            "description": "add each record's codec encoding (hex)"}
 
 
 def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -397,6 +451,50 @@ PATHS: dict[str, Any] = {
                         "schema": {"enum": ["0", "1", "true", "false"]}}],
         "responses": {"200": _json(_ref("ComputeModule"), "module"),
                       "400": _err("malformed hash or flag"), "404": _err("no such module")},
+    }},
+    "/v1/storage/providers": {"get": {
+        "summary": "Registered storage providers (active or not), in address order",
+        "parameters": [RAW_FLAG],
+        "responses": {"200": _json({"type": "object", "required": ["providers"], "properties": {
+            "providers": {"type": "array", "items": _ref("StorageProvider")}}},
+            "all providers"), "400": _err("malformed flag")},
+    }},
+    "/v1/storage/providers/{address}": {"get": {
+        "summary": "One storage provider: capacity, prices, collateral, reputation",
+        "parameters": [_path_param("address", ADDRESS), RAW_FLAG],
+        "responses": {"200": _json(_ref("StorageProvider"), "provider"),
+                      "400": _err("invalid address or flag"), "404": _err("not a provider")},
+    }},
+    "/v1/storage/providers/{address}/challenges": {"get": {
+        "summary": "Audit challenges a provider must answer this epoch",
+        "parameters": [_path_param("address", ADDRESS)],
+        "responses": {"200": _json({"type": "object", "required": ["challenges"],
+                                    "properties": {"address": ADDRESS, "challenges": {
+                                        "type": "array", "items": _ref("StorageChallenge")}}},
+                                   "open challenges (empty when none)"),
+                      "400": _err("invalid address")},
+    }},
+    "/v1/storage/deals": {"get": {
+        "summary": "Every storage deal an owner made, in file id order",
+        "parameters": [{"name": "owner", "in": "query", "required": True, "schema": ADDRESS},
+                       RAW_FLAG],
+        "responses": {"200": _json({"type": "object", "required": ["deals"], "properties": {
+            "owner": ADDRESS, "deals": {"type": "array", "items": _ref("StorageDeal")}}},
+            "deals (empty when none)"),
+            "400": _err("owner missing or invalid, or malformed flag")},
+    }},
+    "/v1/storage/deals/{file_id}": {"get": {
+        "summary": "A storage deal: terms, escrow and each column's provider and health",
+        "parameters": [_path_param("file_id", HEX32), RAW_FLAG],
+        "responses": {"200": _json(_ref("StorageDeal"), "deal"),
+                      "400": _err("malformed file id or flag"), "404": _err("no such deal")},
+    }},
+    "/v1/storage/repairs": {"get": {
+        "summary": "Active deals that need repair (fewer healthy columns than their threshold)",
+        "parameters": [RAW_FLAG],
+        "responses": {"200": _json({"type": "object", "required": ["deals"], "properties": {
+            "deals": {"type": "array", "items": _ref("StorageDeal")}}}, "deals to repair"),
+            "400": _err("malformed flag")},
     }},
     "/v1/status": {"get": {
         "summary": "Chain id, height, latest hash and state root",

@@ -26,6 +26,9 @@ from smartchain.state.modules.compute import (
     job_escrow,
 )
 from smartchain.state.modules.contracts import STR, Arg, Call, Deploy
+from smartchain.state.modules.storage import PAYLOADS as STORAGE_PAYLOADS
+from smartchain.state.modules.storage import DealView, OpenChallenge
+from smartchain.state.modules.storage import ProviderView as StorageProviderView
 from smartchain.state.modules.tokens import PAYLOADS as TOKEN_PAYLOADS
 from smartchain.state.modules.tokens import TokenInfo
 from smartchain.types.amount import format_hpc, format_units
@@ -35,7 +38,7 @@ from smartchain.types.tx import Receipt, Transaction
 
 PAYLOAD_TYPES: dict[str, type[Struct]] = {"bank/transfer": Transfer, **TOKEN_PAYLOADS,
                                           "contracts/deploy": Deploy, "contracts/call": Call,
-                                          **COMPUTE_PAYLOADS}
+                                          **COMPUTE_PAYLOADS, **STORAGE_PAYLOADS}
 
 
 def payload_json(kind: str, payload: bytes) -> Any:
@@ -192,18 +195,69 @@ def _wide_ints(cls: type) -> frozenset[str]:
 
 def fields_json(msg: Any) -> dict[str, Any]:
     """A payload's fields as JSON: 20-byte fields are addresses, 64- and 128-bit integers
-    strings; the rest as they are."""
+    strings, nested structs objects and lists lists; the rest as they are."""
     wide = _wide_ints(type(msg))
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(msg):
-        v = getattr(msg, f.name)
-        if isinstance(v, bytes):
-            out[f.name] = to_bech32(v) if len(v) == 20 else v.hex()
-        elif f.name in wide:
-            out[f.name] = str(v)
-        else:
-            out[f.name] = v
+    return {f.name: _field_json(getattr(msg, f.name), f.name in wide)
+            for f in dataclasses.fields(msg)}
+
+
+def _field_json(v: Any, wide: bool) -> Any:
+    if isinstance(v, bytes):
+        return to_bech32(v) if len(v) == 20 else v.hex()
+    if isinstance(v, Struct):
+        return fields_json(v)
+    if isinstance(v, tuple):
+        return [_field_json(x, wide) for x in v]
+    if wide and isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return v
+
+
+# --- storage views ------------------------------------------------------------------------
+
+
+def storage_provider_json(v: StorageProviderView, raw: bool = False) -> dict[str, Any]:
+    """A storage provider's terms and standing; ``raw`` adds the record's codec encoding
+    (hex), which the SDK decodes back into the module's own record."""
+    p = v.provider
+    out: dict[str, Any] = {
+        "address": to_bech32(v.address), "public_key": p.pubkey.hex(), "active": p.active,
+        "capacity": str(p.capacity), "used": str(p.used),
+        "free": str(max(0, p.capacity - p.used)),
+        "price": str(p.price), "bandwidth_price": str(p.bandwidth_price),
+        "collateral": str(p.collateral), "collateral_hpc": format_hpc(p.collateral),
+        "reputation": str(p.reputation), "misses": p.misses, "p2p": p.p2p,
+    }
+    if raw:
+        out["raw"] = v.encode().hex()
     return out
+
+
+def storage_deal_json(v: DealView, raw: bool = False) -> dict[str, Any]:
+    """A deal's terms, money and columns (who holds which fragment, and whether its audits
+    pass); ``raw`` adds the codec encoding of the view."""
+    d = v.deal
+    out: dict[str, Any] = {
+        "file_id": v.file_id.hex(), "status": v.status, "owner": to_bech32(d.owner),
+        "salt": d.salt.hex(), "size": str(d.size), "k": d.k, "n": len(d.columns),
+        "code_n": d.code_n, "segments": d.segments, "piece_size": str(d.piece_size),
+        "last_piece_size": str(d.last_piece_size), "column_bytes": str(v.column_bytes),
+        "start_epoch": str(d.start_epoch), "end_epoch": str(d.end_epoch),
+        "repair_threshold": d.repair_threshold, "healthy": v.healthy,
+        "escrow": str(d.escrow), "escrow_hpc": format_hpc(d.escrow),
+        "repair_budget": str(d.repair_budget), "repair_budget_hpc": format_hpc(d.repair_budget),
+        "columns": [{"frag_index": c.frag_index, "provider": to_bech32(c.provider),
+                     "root": c.root.hex(), "healthy": c.healthy, "price": str(c.price)}
+                    for c in d.columns],
+    }
+    if raw:
+        out["raw"] = v.encode().hex()
+    return out
+
+
+def storage_challenge_json(c: OpenChallenge) -> dict[str, Any]:
+    return {"file_id": c.file_id.hex(), "frag_index": c.frag_index, "segment": c.segment,
+            "leaf": c.leaf, "deadline": str(c.deadline)}
 
 
 def token_json(t: TokenInfo) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from smartchain.node.bft import ConsensusService
 from smartchain.node.compute_worker import ComputeWorker
 from smartchain.node.config import NodeConfig
 from smartchain.node.node import Node
+from smartchain.node.storage_provider import StorageProvider
 from smartchain.p2p import P2P, P2PConfig, P2PError
 from smartchain.p2p.dht import DhtError, DhtNode
 
@@ -52,6 +53,15 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
                             capability_override=config.compute_capability_override,
                             cheat=config.test_cheat_compute)
               if config.provide_compute > 0 else None)
+    storage = (StorageProvider(node, p2p, capacity=config.provide_storage,
+                               price=config.storage_price,
+                               bandwidth_price=config.storage_bandwidth_price,
+                               collateral_hpc=config.storage_collateral,
+                               storage_dir=home / config.storage_dir if config.storage_dir
+                               else None,  # relative: to the node's home
+                               min_free=config.storage_min_free,
+                               gc_grace_s=config.storage_gc_grace_s)
+               if config.provide_storage > 0 else None)
     app = create_app(node)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -83,6 +93,8 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
         await service.start()
         if worker is not None:
             await worker.start()
+        if storage is not None:
+            await storage.start()
         await stop.wait()
         if discovery is not None:
             discovery.cancel()
@@ -91,8 +103,12 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
             runtime.unlink()
         if worker is not None:
             await worker.stop()
+        if storage is not None:
+            await storage.stop()
         await service.stop()
         await p2p.stop()
+        if storage is not None:
+            storage.close()  # after P2P: no request handler can still reach the disk
         await runner.cleanup()
         node.close()
 

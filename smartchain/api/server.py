@@ -27,6 +27,9 @@ from smartchain.api.render import (
     compute_provider_json,
     compute_result_json,
     contract_value_json,
+    storage_challenge_json,
+    storage_deal_json,
+    storage_provider_json,
     token_json,
     tx_json,
 )
@@ -49,6 +52,9 @@ from smartchain.state.modules.contracts import (
     contract_source,
     query_call,
 )
+from smartchain.state.modules.storage import deal_view, deals_of, open_challenges, repairs
+from smartchain.state.modules.storage import list_providers as storage_providers
+from smartchain.state.modules.storage import provider_view as storage_provider_view
 from smartchain.state.modules.tokens import (
     SYMBOL_RE,
     TokenInfo,
@@ -69,6 +75,10 @@ QUERY_THREADS = 4  # contract queries run at once (each stopped by the watchdog 
 MAX_QUERIES = 64  # queued or running; beyond that a query is refused with 429
 INT64 = 1 << 63
 ZERO_ADDRESS = bytes(20)  # the caller of a query that names none
+STORAGE_STATUS_PARAMS = ("storage_epoch_blocks", "storage_min_price", "storage_slash_bps",
+                         "storage_audit_segments", "storage_audit_window",
+                         "storage_repair_bps", "storage_receipt_ttl", "storage_max_columns",
+                         "storage_max_segments")
 
 _TX_STATUS = {
     Code.MALFORMED: 400,
@@ -536,6 +546,84 @@ async def get_compute_module(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
+# --- storage ----------------------------------------------------------------------------
+
+
+def _raw_flag(request: web.Request) -> bool:
+    """``?raw=1``: add each record's codec encoding (hex), for clients that decode it."""
+    flag = request.query.get("raw", "0")
+    if flag not in ("0", "1", "true", "false"):
+        raise ApiError(400, "malformed", "raw must be 0 or 1")
+    return flag in ("1", "true")
+
+
+def _file_id_param(request: web.Request) -> bytes:
+    try:
+        raw = binascii.unhexlify(request.match_info["file_id"])
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(400, "malformed", "file id must be 64 hex characters") from exc
+    if len(raw) != 32:
+        raise ApiError(400, "malformed", "file id must be 64 hex characters")
+    return raw
+
+
+async def get_storage_providers(request: web.Request) -> web.Response:
+    raw = _raw_flag(request)
+    with _read(request) as reader:
+        providers = storage_providers(reader)
+    return web.json_response({"providers": [storage_provider_json(p, raw) for p in providers]})
+
+
+async def get_storage_provider(request: web.Request) -> web.Response:
+    address = _address_param(request)
+    raw = _raw_flag(request)
+    with _read(request) as reader:
+        view = storage_provider_view(reader, address)
+    if view is None:
+        raise ApiError(404, "not_found", f"no storage provider {to_bech32(address)}")
+    return web.json_response(storage_provider_json(view, raw))
+
+
+async def get_storage_challenges(request: web.Request) -> web.Response:
+    address = _address_param(request)
+    with _read(request) as reader:
+        todo = open_challenges(reader, address)
+    return web.json_response({"address": to_bech32(address),
+                              "challenges": [storage_challenge_json(c) for c in todo]})
+
+
+async def get_storage_deal(request: web.Request) -> web.Response:
+    file_id = _file_id_param(request)
+    raw = _raw_flag(request)
+    with _read(request) as reader:
+        view = deal_view(reader, file_id)
+    if view is None:
+        raise ApiError(404, "not_found", f"no storage deal for file {file_id.hex()}")
+    return web.json_response(storage_deal_json(view, raw))
+
+
+async def get_storage_deals(request: web.Request) -> web.Response:
+    owner_text = request.query.get("owner")
+    if not owner_text:
+        raise ApiError(400, "malformed", "give ?owner=ADDRESS: deals are listed per owner")
+    try:
+        owner = from_bech32(owner_text)
+    except AddressError as exc:
+        raise ApiError(400, "invalid_address", f"owner: {exc}") from exc
+    raw = _raw_flag(request)
+    with _read(request) as reader:
+        views = deals_of(reader, owner)
+    return web.json_response({"owner": to_bech32(owner),
+                              "deals": [storage_deal_json(v, raw) for v in views]})
+
+
+async def get_storage_repairs(request: web.Request) -> web.Response:
+    raw = _raw_flag(request)
+    with _read(request) as reader:
+        views = repairs(reader)
+    return web.json_response({"deals": [storage_deal_json(v, raw) for v in views]})
+
+
 async def get_status(request: web.Request) -> web.Response:
     node = _node(request)
     chain = node.chain
@@ -562,6 +650,10 @@ async def get_status(request: web.Request) -> web.Response:
         "compute_max_tasks": chain.params.compute_max_tasks,
         "compute_max_extra_replicas": chain.params.compute_max_extra_replicas,
         "compute_reveal_blocks": chain.params.compute_reveal_blocks,
+        **{name: getattr(chain.params, name) for name in STORAGE_STATUS_PARAMS},
+        "storage_min_collateral": str(chain.params.storage_min_collateral),
+        "storage_epoch": (latest.height if latest else 0)
+        // max(1, chain.params.storage_epoch_blocks),
         "block_time_ms": node.config.block_time_ms,
         "moniker": node.config.moniker,
         "peers": node.peer_count(),
@@ -598,6 +690,12 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] 
     ("GET", "/v1/compute/jobs/{id}", get_compute_job),
     ("GET", "/v1/compute/jobs/{id}/result", get_compute_result),
     ("GET", "/v1/compute/modules/{hash}", get_compute_module),
+    ("GET", "/v1/storage/providers", get_storage_providers),
+    ("GET", "/v1/storage/providers/{address}", get_storage_provider),
+    ("GET", "/v1/storage/providers/{address}/challenges", get_storage_challenges),
+    ("GET", "/v1/storage/deals", get_storage_deals),
+    ("GET", "/v1/storage/deals/{file_id}", get_storage_deal),
+    ("GET", "/v1/storage/repairs", get_storage_repairs),
     ("GET", "/v1/status", get_status),
     ("GET", "/metrics", get_metrics),
     ("GET", "/openapi.json", get_openapi),

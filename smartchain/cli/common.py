@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -115,3 +116,28 @@ PassFile = Annotated[Path | None, typer.Option("--passphrase-file",
                                                help="Read the passphrase from this file.")]
 GasPrice = Annotated[int | None, typer.Option(help="Base units per gas.")]
 Wait = Annotated[bool, typer.Option(help="Wait until committed.")]
+
+
+_SIZE_UNITS = {"b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+               "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``50GiB``, ``1.5 TiB``, ``500MB`` or a plain byte count.
+
+    Binary (KiB, MiB, GiB, TiB) and decimal (KB, MB, GB, TB) units, any case; a fraction
+    must come to whole bytes. Raises ``ValueError`` with the accepted forms."""
+    s = text.strip().replace("_", "")
+    i = len(s)
+    while i and not (s[i - 1].isdigit() or s[i - 1] == "."):
+        i -= 1
+    number, unit = s[:i].strip(), s[i:].strip().lower()
+    scale = _SIZE_UNITS.get(unit or "b")
+    try:
+        value = Decimal(number) * scale if scale is not None and number else None
+    except InvalidOperation:
+        value = None
+    if value is None or value != value.to_integral_value() or value < 0:
+        raise ValueError(f"{text!r} is not a size: give bytes or a number with a unit "
+                         f"(B, KiB, MiB, GiB, TiB, KB, MB, GB, TB), e.g. 50GiB")
+    return int(value)

@@ -44,6 +44,7 @@ from smartchain.cli.common import (
     err,
     load_key,
     out,
+    parse_size,
     require_ok,
 )
 from smartchain.client import TX_OVERHEAD, posted_job_id
@@ -518,16 +519,24 @@ def providers() -> None:
 
 
 def parse_provide(items: list[str] | None) -> dict[str, int]:
-    """``--provide compute=N`` (cores); storage is not offered yet."""
+    """``--provide compute=N`` (cores) and ``--provide storage=SIZE`` (bytes: 50GiB, 500GB…);
+    repeatable, or comma-separated (``storage=50GiB,compute=2``)."""
     offers: dict[str, int] = {}
-    for item in items or []:
+    for item in (part for arg in items or [] for part in arg.split(",") if part.strip()):
         kind, sep, amount = item.partition("=")
         kind = kind.strip().lower()
-        if kind == "storage":
-            raise CliError("--provide storage: providing storage is not available yet",
-                           "usage")
+        if kind == "storage" and sep:
+            try:
+                size = parse_size(amount)
+            except ValueError as exc:
+                raise CliError(f"--provide {item}: {exc}", "usage") from None
+            if size <= 0:
+                raise CliError(f"--provide {item}: the size must be positive", "usage")
+            offers["storage"] = size
+            continue
         if kind != "compute" or not sep:
-            raise CliError(f"--provide {item}: expected compute=N (N cores)", "usage")
+            raise CliError(f"--provide {item}: expected compute=N (N cores) or storage=SIZE "
+                           f"(e.g. storage=50GiB)", "usage")
         if not amount.strip().isdigit() or int(amount) <= 0:
             raise CliError(f"--provide {item}: N must be a positive number of cores", "usage")
         offers["compute"] = int(amount)

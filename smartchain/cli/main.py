@@ -38,6 +38,7 @@ from smartchain.cli.common import (
 )
 from smartchain.cli.compute import compute_app, parse_provide
 from smartchain.cli.contracts import contract_app
+from smartchain.cli.store import store_app
 from smartchain.cli.tokens import holdings_lines, token_app
 from smartchain.client import ApiError
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
@@ -64,6 +65,7 @@ app.add_typer(devnet_app, name="devnet")
 app.add_typer(token_app, name="token")
 app.add_typer(contract_app, name="contract")
 app.add_typer(compute_app, name="compute")
+app.add_typer(store_app, name="store")
 
 
 @app.callback()
@@ -247,7 +249,8 @@ def node_start(
     home: Annotated[Path, typer.Option(help="Node home directory.")],
     passphrase_file: PassFile = None,
     provide: Annotated[list[str] | None, typer.Option(
-        help="Offer resources: compute=N (N cores; repeatable option).")] = None,
+        help="Offer resources: compute=N (N cores) and/or storage=SIZE (e.g. 50GiB); "
+             "repeatable or comma-separated.")] = None,
 ) -> None:
     """Run the node in the foreground until SIGINT/SIGTERM."""
     offers = parse_provide(provide)
@@ -256,6 +259,8 @@ def node_start(
     cfg = NodeConfig.load(home)
     if "compute" in offers:  # the node's compute worker (smartchain/node/compute_worker.py)
         cfg.provide_compute = offers["compute"]
+    if "storage" in offers:  # its storage provider (smartchain/node/storage_provider.py)
+        cfg.provide_storage = offers["storage"]
     doc = json.loads((home / KEY_FILE).read_text())
     pw = passphrase("Validator key passphrase: ", file=passphrase_file) if is_encrypted(doc) \
         else None
@@ -279,6 +284,8 @@ def devnet_up(
     compute_providers: Annotated[int, typer.Option(
         help="Extra nodes that provide compute (1 core each; set when the devnet is created).")
     ] = 0,
+    storage_providers: Annotated[int, typer.Option(
+        help="Extra nodes that provide storage (set when the devnet is created).")] = 0,
     api_port: Annotated[int, typer.Option(help="First node's API port.")] = 26657,
     block_time_ms: Annotated[int, typer.Option(help="Block interval.")] = 1000,
     detach: Annotated[bool, typer.Option(help="Leave the network running and return.")] = False,
@@ -297,7 +304,8 @@ def devnet_up(
     if doc is None:
         doc = devnet_mod.create(home, validators=validators, accounts=accounts,
                                 api_port=api_port, block_time_ms=block_time_ms,
-                                compute_providers=compute_providers)
+                                compute_providers=compute_providers,
+                                storage_providers=storage_providers)
     procs = devnet_mod.start(doc)
     demos = devnet_mod.demo_accounts(doc)
     for d in demos:

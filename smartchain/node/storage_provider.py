@@ -1,0 +1,807 @@
+"""The storage provider: a node that offers disk (``provide_storage`` bytes) keeps pieces of
+clients' files, serves them over its P2P transport, answers the chain's audits, claims its
+bandwidth receipts, and repairs other providers' lost columns.
+
+How it works:
+
+- **Identity.** The provider is the node's own key (``Node.key``), as for the compute
+  worker: its address is the on-chain provider, it signs acceptances with it, and the key's
+  account locks the collateral and pays the fees (so it must be funded; the devnet and the
+  tests fund it in genesis).
+- **Registration.** Until the chain shows this address as an active storage provider with
+  the configured terms (capacity, price, bandwidth price, the node's dialable P2P address,
+  collateral at least ``storage_collateral`` HPC), the service sends
+  ``storage/register_provider`` (topping the collateral up), retrying each few blocks. An
+  unfunded key gets one clear warning per attempt, no traceback. A node restarted with new
+  terms, or on a new port, registers again: clients dial the address on chain.
+- **Pieces** live in a ``PieceStore`` (``storage/piecestore.py``; ``HOME/storage`` or
+  ``storage_dir``): content-addressed, fsync'd before ``store/put`` answers, checksummed
+  on every read. Disk work runs on a small thread pool, never on the event loop that also
+  runs consensus.
+- **Requests** (``storage/protocol.py``): ``store/put`` stores a piece (refused with
+  "over capacity"/"disk full" when it does not fit); ``store/accept`` signs
+  ``acceptance_bytes`` only when every piece of the column is held with the given roots;
+  ``store/get`` returns a piece with its column Merkle path ("not found" when not held, or
+  when the bytes on disk are damaged: a provider never serves what it cannot vouch for);
+  ``store/receipt`` keeps a client's signed bandwidth receipt (checked: ours, signed,
+  priced at our on-chain bandwidth price, still claimable) in an LMDB book.
+- **Each new block** (read in-process from the node's state): the columns the chain lists
+  for this provider in active deals are pinned, everything else is garbage after
+  ``storage_gc_grace_s`` (abandoned long-tail uploads, ended deals, columns repaired away);
+  open audit challenges are answered in one batched ``storage/prove`` transaction, each
+  proof checked locally against the deal's column root first (a wrong proof would fail the
+  whole batch; a piece that is corrupt or missing is skipped and logged, and the chain
+  counts it as missed, which is the truth); kept receipts are claimed in batches with
+  ``storage/claim_bandwidth`` well before their ``storage_receipt_ttl`` runs out. Nonces
+  come from ``Node.pending_nonce``; a transaction the mempool refuses is retried at the
+  next block, one committed but failed is not retried.
+- **Repairer.** A second loop reads the deals the chain says need repair and calls
+  ``storage.repair.repair_column`` (the same code as a client's) for one unhealthy column
+  per deal at a time, with a ``NodeChainView`` (chain reads in-process, transactions through
+  the node's mempool) and a ``LoopbackP2P`` (requests to this node itself reach its own
+  handlers: a repairer fetches its own pieces and may take the rebuilt column itself).
+  Every provider can repair, so they stagger: for each column the providers are ranked by
+  a hash of (column, address) and a node starts only after ``rank × REPAIR_STAGGER_S``
+  seconds, so usually one node repairs and the next takes over when the first is dead. A
+  failed repair backs off exponentially per column. The provider that lost the column does
+  not repair it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+
+from smartchain.codec import CodecError, Struct
+from smartchain.crypto.address import to_bech32
+from smartchain.crypto.hashing import h256_tagged
+from smartchain.crypto.keys import verify
+from smartchain.crypto.merkle import leaf_hash, verify_proof
+from smartchain.node.node import Node
+from smartchain.p2p import P2P
+from smartchain.p2p.messages import parse_address
+from smartchain.p2p.peers import (
+    BadRequest,
+    RequestError,
+    RequestHandler,
+    RequestTimeout,
+)
+from smartchain.state.chain import TxRecord
+from smartchain.state.errors import Code, TxError
+from smartchain.state.modules import storage as sm
+from smartchain.state.params import Params
+from smartchain.storage import layout
+from smartchain.storage.piecestore import PieceConflict, PieceCorrupt, PieceNotFound, PieceStore
+from smartchain.storage.protocol import (
+    ACCEPT,
+    GET,
+    MAX_PIECE,
+    PUT,
+    RECEIPT,
+    Acceptance,
+    AcceptColumn,
+    GetPiece,
+    PieceReply,
+    PutAck,
+    PutPiece,
+)
+from smartchain.types.amount import UNITS_PER_HPC, format_hpc
+from smartchain.types.tx import Receipt, Transaction
+
+log = logging.getLogger("smartchain.storage")
+
+STORAGE_DIR = "storage"  # under HOME unless ``storage_dir`` says otherwise
+RECEIPTS_DIR = "receipts"  # LMDB of kept bandwidth receipts, inside the storage dir
+POLL_S = 0.05  # how often the service looks for a new block
+IO_THREADS = 8  # concurrent piece reads/writes (each fsyncs: I/O bound, not CPU bound)
+REGISTER_GAS = 2_000_000
+REGISTER_RETRY_BLOCKS = 5
+PROVE_BATCH = 32  # audit proofs per transaction (~1.5 KiB each, under max_tx_bytes)
+PROVE_GAS = 1_000_000
+PROVE_GAS_PER_PROOF = 100_000
+CLAIM_BATCH = 200  # receipts per transaction (~200 bytes each)
+CLAIM_GAS = 1_000_000
+CLAIM_GAS_PER_RECEIPT = 30_000
+CLAIM_AFTER_BLOCKS = 50  # claim once the oldest kept receipt is this old (or ttl/4)
+RECEIPT_FUTURE_BLOCKS = 10  # a receipt may be dated this far ahead (clients lag or lead)
+GC_EVERY_BLOCKS = 10
+REPAIR_POLL_S = 1.0
+REPAIR_STAGGER_S = 3.0  # per rank: the best-ranked provider repairs, the next after this
+REPAIR_BACKOFF_S = (5.0, 300.0)  # first and longest wait after a failed repair of a column
+REPAIR_TIMEOUT_S = 600.0
+
+T = TypeVar("T")
+
+
+def committed_receipt(node: Node, tx_hash: bytes) -> Receipt | None:
+    """The receipt of a committed transaction, from the node's own tx index."""
+    raw = node.chain.store.get("txs", tx_hash)
+    return TxRecord.decode(raw).receipt if raw is not None else None
+
+
+class TxFailed(RuntimeError):
+    """A transaction was committed but did nothing (its receipt's log says why)."""
+
+
+# --- the ChainView of code running inside the node ------------------------------------------
+
+
+class NodeChainView:
+    """``ChainView`` (see ``storage/client.py``) for the node itself: state read in-process,
+    transactions signed with the node key and admitted by its own mempool.
+
+    Build it on the node's event loop thread. ``submit`` and the reads may be called from
+    the loop or from a worker thread; ``wait`` blocks, so it refuses to run on the loop
+    (blocking it would stop consensus, and so the very block being waited for). The shared
+    client code calls every ``ChainView`` method through ``asyncio.to_thread``."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.key = node.key
+        self.address = node.key.address
+        self.chain_id = node.chain.chain_id
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+
+    def params(self) -> Params:
+        return self.node.chain.params
+
+    def height(self) -> int:
+        return self.node.chain.height
+
+    def providers(self) -> list[tuple[bytes, sm.StorageProvider]]:
+        return [(a, p) for a, p in self.all_providers() if p.active]
+
+    def all_providers(self) -> list[tuple[bytes, sm.StorageProvider]]:
+        """Inactive ones too: a slashed provider still holds and serves its columns."""
+        with self.node.chain.reader() as reader:
+            return [(v.address, v.provider) for v in sm.list_providers(reader)]
+
+    def deal(self, file_id: bytes) -> sm.Deal | None:
+        with self.node.chain.reader() as reader:
+            return sm.get_deal(reader, file_id)
+
+    def submit(self, kind: str, payload: Struct, gas_limit: int) -> str:
+        """Sign and admit; returns the hash (hex). Raises ``TxError`` when refused."""
+        if threading.get_ident() == self._loop_thread:
+            return self._submit(kind, payload, gas_limit)
+
+        async def hop() -> str:  # the mempool is only touched from the loop thread
+            return self._submit(kind, payload, gas_limit)
+
+        return asyncio.run_coroutine_threadsafe(hop(), self._loop).result()
+
+    def _submit(self, kind: str, payload: Struct, gas_limit: int) -> str:
+        node = self.node
+        tx = Transaction.create(self.key, chain_id=self.chain_id,
+                                nonce=node.pending_nonce(self.address), kind=kind,
+                                payload=payload.encode(), gas_limit=gas_limit,
+                                gas_price=node.chain.params.min_gas_price)
+        return node.submit(tx.encode()).hex()
+
+    def _check(self, tx_hash: str) -> bool:
+        receipt = committed_receipt(self.node, bytes.fromhex(tx_hash))
+        if receipt is None:
+            return False
+        if not receipt.ok:
+            raise TxFailed(f"transaction {tx_hash} failed: {receipt.log}")
+        return True
+
+    def wait(self, tx_hash: str, timeout: float) -> None:
+        """Until committed (raises ``TxFailed`` if it failed, ``TimeoutError``). Not on the
+        event loop thread: see the class docstring."""
+        if threading.get_ident() == self._loop_thread:
+            raise RuntimeError("NodeChainView.wait would block the node's event loop (and "
+                               "with it the block it waits for); call it through "
+                               "asyncio.to_thread")
+        deadline = time.monotonic() + timeout
+        while not self._check(tx_hash):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"transaction {tx_hash} not committed within {timeout}s")
+            time.sleep(POLL_S)
+
+class LoopbackP2P:
+    """The node's ``P2P`` as storage client code sees it inside the node: a request to this
+    node itself goes straight to its own handler (a ``P2P`` cannot dial itself), with the
+    errors a remote peer's answer would raise. So a repairer fetches its own pieces like
+    anyone's, and may place the rebuilt column on itself without a network round trip."""
+
+    def __init__(self, p2p: P2P, handlers: dict[str, RequestHandler]) -> None:
+        self.p2p = p2p
+        self.peer_id = p2p.peer_id
+        self.handlers = handlers
+
+    async def connect(self, address: str) -> bytes:
+        key, _, _ = parse_address(address)
+        return key if key == self.peer_id else await self.p2p.connect(address)
+
+    async def request(self, peer_id: bytes, kind: str, payload: bytes,
+                      timeout: float = 5.0) -> bytes:
+        if peer_id != self.peer_id:
+            return await self.p2p.request(peer_id, kind, payload, timeout)
+        handler = self.handlers.get(kind)
+        if handler is None:
+            raise RequestError(f"unknown request kind {kind!r}")
+        try:
+            async with asyncio.timeout(timeout):
+                return await handler(peer_id, payload)
+        except TimeoutError:
+            raise RequestTimeout(f"no response to {kind!r} from ourselves within "
+                                 f"{timeout}s") from None
+        except BadRequest as exc:
+            raise RequestError(f"bad request: {exc}") from None
+        except LookupError as exc:
+            raise RequestError(f"not found: {exc}") from None
+        except Exception as exc:
+            raise RequestError(f"{kind} failed: {type(exc).__name__}: {exc}") from None
+
+    def penalize(self, peer_id: bytes, points: int, reason: str) -> None:
+        if peer_id != self.peer_id:
+            self.p2p.penalize(peer_id, points, reason)
+        else:
+            log.error("storage: our own piece store failed a check (%s)", reason)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.p2p, name)
+
+
+# --- kept bandwidth receipts ------------------------------------------------------------------
+
+
+class ReceiptBook:
+    """Receipts clients signed for bytes we served, kept (durably: they are money) until
+    claimed or expired. Key: receipt height + receipt id, so the oldest come first."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.env = lmdb.open(str(path), map_size=1 << 30, max_dbs=1, sync=True, metasync=True)
+
+    @staticmethod
+    def key(rid: bytes, r: sm.Receipt) -> bytes:
+        return r.height.to_bytes(8, "big") + rid
+
+    def add(self, key: bytes, r: sm.Receipt) -> bool:
+        """False when the receipt was kept already."""
+        with self.env.begin(write=True) as txn:
+            return bool(txn.put(key, r.encode(), overwrite=False))
+
+    def all(self) -> list[tuple[bytes, sm.Receipt]]:
+        with self.env.begin() as txn:
+            return [(bytes(k), sm.Receipt.decode(v)) for k, v in txn.cursor()]
+
+    def delete(self, keys: list[bytes]) -> None:
+        with self.env.begin(write=True) as txn:
+            for k in keys:
+                txn.delete(k)
+
+    def __len__(self) -> int:
+        return int(self.env.stat()["entries"])
+
+    def close(self) -> None:
+        self.env.close()
+
+
+# --- the service ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    capacity: int
+    price: int
+    bandwidth_price: int
+    collateral: int  # base units, at least this much locked
+    p2p: str
+
+
+class StorageProvider:
+    """See the module docstring. ``start``/``stop`` from the node's event loop."""
+
+    def __init__(self, node: Node, p2p: P2P, *, capacity: int, price: int = 0,
+                 bandwidth_price: int = 0, collateral_hpc: int = 10,
+                 storage_dir: Path | None = None, min_free: int = 256 * 1024 * 1024,
+                 gc_grace_s: int = 3_600) -> None:
+        if capacity <= 0:
+            raise ValueError("capacity must be positive")
+        self.node = node
+        self.p2p = p2p
+        self.key = node.key
+        self.address = node.key.address
+        self.chain_id = node.chain.chain_id
+        self.capacity = capacity
+        self.price = price
+        self.bandwidth_price = bandwidth_price
+        self.collateral = collateral_hpc * UNITS_PER_HPC
+        self.gc_grace_ms = gc_grace_s * 1000
+        self.dir = storage_dir or node.home / STORAGE_DIR
+        self.store = PieceStore(self.dir, capacity, min_free=min_free)
+        self.book = ReceiptBook(self.dir / RECEIPTS_DIR)
+        self.io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="storage-io")
+        self.view: NodeChainView | None = None
+        self.loopback: LoopbackP2P | None = None
+        self.registered = False
+        self.record: sm.StorageProvider | None = None  # ours on chain, as of the last block
+        self._register_at = -1
+        self._register_tx: bytes | None = None
+        self._pinned: set[tuple[bytes, int]] | None = None
+        self._missing_logged: set[tuple[bytes, int]] = set()
+        # (file_id, frag, segment, deadline) -> hash of the prove tx that carries its answer
+        self.sent: dict[tuple[bytes, int, int, int], bytes] = {}
+        self.given_up: set[tuple[bytes, int, int, int]] = set()
+        self._claims: dict[bytes, list[bytes]] = {}  # claim tx hash -> receipt keys in it
+        self._repair_at: dict[tuple[bytes, int], float] = {}  # column -> earliest next try
+        self._repair_wait: dict[tuple[bytes, int], float] = {}  # column -> backoff now
+        self._repair_seen: dict[tuple[bytes, int], float] = {}  # column -> first seen broken
+        self._repair_missing_logged = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stats = {"puts": 0, "gets": 0, "accepts": 0, "proofs": 0, "receipts": 0,
+                      "claimed": 0, "repairs": 0, "gc_removed": 0}
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.view = NodeChainView(self.node)
+        handlers: dict[str, RequestHandler] = {PUT: self._on_put, ACCEPT: self._on_accept,
+                                               GET: self._on_get, RECEIPT: self._on_receipt}
+        for kind, handler in handlers.items():
+            self.p2p.register_request(kind, handler)
+        self.loopback = LoopbackP2P(self.p2p, handlers)
+        log.info("storage: providing %s bytes (%s) as %s at %s, %d bytes held%s",
+                 self.capacity, _human(self.capacity), to_bech32(self.address),
+                 self.p2p.address, self.store.used,
+                 f"; removed {self.store.removed_orphans} unindexed files"
+                 if self.store.removed_orphans else "")
+        self._tasks = [asyncio.create_task(self._run_forever()),
+                       asyncio.create_task(self._repair_forever())]
+
+    async def stop(self) -> None:
+        """Stop the per-block and repair loops. The handlers keep serving until the P2P
+        layer stops; ``close`` (after it) releases the disk."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def close(self) -> None:
+        self.io.shutdown(wait=True, cancel_futures=True)
+        self.store.close()
+        self.book.close()
+        log.info("storage: stopped (%s)",
+                 ", ".join(f"{v} {k}" for k, v in self.stats.items()))
+
+    async def _disk(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
+
+    async def _run_forever(self) -> None:
+        seen = -1
+        while True:
+            height = self.node.chain.height
+            if height != seen and height > 0:
+                seen = height
+                try:
+                    await self._on_block(height)
+                except Exception:  # a bug here must not kill the node; say it loudly
+                    log.exception("storage: provider pass at height %d failed", height)
+            await asyncio.sleep(POLL_S)
+
+    # --- chain reads and transactions ----------------------------------------------------
+
+    def _read(self, fn: Any, *args: Any) -> Any:
+        with self.node.chain.reader() as reader:
+            return fn(reader, *args)
+
+    def _send(self, kind: str, msg: Struct, gas_limit: int) -> bytes | None:
+        node = self.node
+        tx = Transaction.create(self.key, chain_id=self.chain_id,
+                                nonce=node.pending_nonce(self.address), kind=kind,
+                                payload=msg.encode(), gas_limit=gas_limit,
+                                gas_price=node.chain.params.min_gas_price)
+        try:
+            return node.submit(tx.encode())
+        except TxError as exc:
+            if exc.code == Code.INSUFFICIENT_FUNDS:
+                log.warning("storage: %s refused: %s (fund %s)", kind, exc.message,
+                            to_bech32(self.address))
+            else:
+                log.info("storage: %s not admitted (%s); will retry", kind, exc.message)
+            return None
+
+    def _tx_state(self, tx_hash: bytes | None) -> str:
+        """'none' (never sent, or dropped from the mempool), 'pending' or 'committed'."""
+        if tx_hash is None:
+            return "none"
+        if tx_hash in self.node.mempool:
+            return "pending"
+        if self.node.chain.has_tx(tx_hash):
+            return "committed"
+        return "none"
+
+    # --- registration --------------------------------------------------------------------
+
+    def terms(self) -> Terms:
+        params = self.node.chain.params
+        price = self.price or params.storage_min_price
+        collateral = max(self.collateral, params.storage_min_collateral)
+        used = self.record.used if self.record is not None else 0
+        return Terms(max(self.capacity, used), max(price, params.storage_min_price),
+                     self.bandwidth_price, collateral, self.p2p.address)
+
+    def _mismatch(self, p: sm.StorageProvider | None, t: Terms) -> str:
+        """Why the on-chain record is not this node's terms ("" when it is)."""
+        if p is None:
+            return "not registered"
+        if not p.active:
+            return "inactive (deregistered, or slashed below the minimum collateral)"
+        if p.collateral < t.collateral:
+            return f"collateral {format_hpc(p.collateral)} HPC below {format_hpc(t.collateral)}"
+        for name in ("capacity", "price", "bandwidth_price", "p2p"):
+            if getattr(p, name) != getattr(t, name):
+                return f"{name} is {getattr(p, name)!r} on chain, {getattr(t, name)!r} here"
+        return ""
+
+    def _ensure_registered(self, height: int) -> None:
+        t = self.terms()
+        why = self._mismatch(self.record, t)
+        if not why:
+            if not self.registered:
+                p = self.record
+                assert p is not None
+                log.info("storage: registered on chain (capacity %d, price %d per GiB per "
+                         "epoch, bandwidth %d per GiB, collateral %s HPC, p2p %s)",
+                         p.capacity, p.price, p.bandwidth_price, format_hpc(p.collateral),
+                         p.p2p)
+            self.registered = True
+            return
+        if self.registered:
+            log.warning("storage: on-chain registration no longer matches (%s); registering "
+                        "again", why)
+            self.registered = False
+        if self._register_tx is not None:
+            state = self._tx_state(self._register_tx)
+            if state == "pending":
+                return
+            if state == "committed":
+                receipt = committed_receipt(self.node, self._register_tx)
+                if receipt is not None and not receipt.ok:
+                    log.warning("storage: registration failed on chain: %s", receipt.log)
+                self._register_tx = None
+        if self._register_at >= 0 and height < self._register_at + REGISTER_RETRY_BLOCKS:
+            return
+        self._register_at = height
+        if self.price and self.price < t.price:
+            log.warning("storage: storage_price %d is below the chain's minimum %d; asking %d",
+                        self.price, t.price, t.price)
+        have = self.record.collateral if self.record is not None else 0
+        msg = sm.RegisterProvider(t.capacity, t.price, t.bandwidth_price,
+                                  max(0, t.collateral - have), t.p2p, self.key.public_key)
+        self._register_tx = self._send("storage/register_provider", msg, REGISTER_GAS)
+        if self._register_tx is not None:
+            log.info("storage: registering (capacity %d, price %d, bandwidth price %d, "
+                     "collateral +%s HPC, p2p %s)", t.capacity, t.price, t.bandwidth_price,
+                     format_hpc(msg.collateral), t.p2p)
+
+    # --- the per-block pass --------------------------------------------------------------
+
+    async def _on_block(self, height: int) -> None:
+        self.record = self._read(sm.get_provider, self.address)
+        self._ensure_registered(height)
+        await self._sync_pins()
+        if height % GC_EVERY_BLOCKS == 0:
+            removed, freed = await self._disk(self.store.gc, self.gc_grace_ms)
+            if removed:
+                self.stats["gc_removed"] += removed
+                log.info("storage: garbage-collected %d pieces outside active deals "
+                         "(%d bytes freed)", removed, freed)
+        if self.record is not None:
+            await self._prove(height)
+            self._claim(height)
+
+    async def _sync_pins(self) -> None:
+        refs = {(c.file_id, c.frag_index) for c in self._read(sm.columns_of, self.address)}
+        if refs == self._pinned:
+            return
+        missing = await self._disk(self.store.set_pinned, refs)
+        self._pinned = refs
+        for file_id, frag in missing:
+            if (file_id, frag) not in self._missing_logged:
+                self._missing_logged.add((file_id, frag))
+                log.warning("storage: the chain lists column %d of deal %s for this provider "
+                            "but it is not here; its audits will be missed", frag,
+                            file_id.hex())
+        log.info("storage: %d columns in active deals pinned", len(refs))
+
+    # --- audits --------------------------------------------------------------------------
+
+    async def _prove(self, height: int) -> None:
+        todo: list[tuple[sm.OpenChallenge, bytes]] = []
+        deals: dict[bytes, sm.Deal | None] = {}
+        for c in self._read(sm.open_challenges, self.address):
+            key = (c.file_id, c.frag_index, c.segment, c.deadline)
+            if key in self.given_up or height > c.deadline:
+                continue
+            state = self._tx_state(self.sent.get(key))
+            if state == "pending":
+                continue
+            if state == "committed":  # included, yet the challenge is still open: it failed
+                log.warning("storage: the proof for segment %d of column %d of deal %s was "
+                            "included but did not take effect; not retrying it", c.segment,
+                            c.frag_index, c.file_id.hex())
+                self.given_up.add(key)
+                continue
+            if c.file_id not in deals:
+                deals[c.file_id] = self._read(sm.get_deal, c.file_id)
+            deal = deals[c.file_id]
+            root = next((col.root for col in deal.columns if col.frag_index == c.frag_index
+                         and col.provider == self.address), None) if deal else None
+            if root is None:
+                continue
+            todo.append((c, root))
+        # Challenges past their deadline are settled on chain: forget them.
+        self.sent = {k: v for k, v in self.sent.items() if k[3] >= height}
+        self.given_up = {k for k in self.given_up if k[3] >= height}
+        if not todo:
+            return
+        built = await self._disk(self._build_proofs, todo)
+        proofs: list[tuple[tuple[bytes, int, int, int], sm.AuditProof]] = []
+        for c, proof, why in built:
+            key = (c.file_id, c.frag_index, c.segment, c.deadline)
+            if proof is None:
+                log.warning("storage: cannot answer the audit of segment %d of column %d of "
+                            "deal %s: %s; skipping it (it will count as missed)", c.segment,
+                            c.frag_index, c.file_id.hex(), why)
+                self.given_up.add(key)
+            else:
+                proofs.append((key, proof))
+        for i in range(0, len(proofs), PROVE_BATCH):
+            batch = proofs[i:i + PROVE_BATCH]
+            tx_hash = self._send("storage/prove", sm.Prove(tuple(p for _, p in batch)),
+                                 PROVE_GAS + PROVE_GAS_PER_PROOF * len(batch))
+            if tx_hash is None:
+                break  # the nonce after a refused one would be a gap: next block
+            for key, _ in batch:
+                self.sent[key] = tx_hash
+            self.stats["proofs"] += len(batch)
+            log.info("storage: sent %d audit proofs", len(batch))
+
+    def _build_proofs(self, todo: list[tuple[sm.OpenChallenge, bytes]]
+                      ) -> list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]]:
+        """Worker thread: read each challenged piece and build its proof, checked here
+        against the column root on chain so that one bad piece cannot sink the batch."""
+        out: list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]] = []
+        for c, root in todo:
+            col = self.store.column(c.file_id, c.frag_index)
+            if col is None:
+                out.append((c, None, "the column is not held here"))
+                continue
+            if col.root != root or c.segment >= col.segments:
+                out.append((c, None, "the column held here is not the one in the deal"))
+                continue
+            try:
+                piece = self.store.get(c.file_id, c.frag_index, c.segment)
+            except (PieceNotFound, PieceCorrupt) as exc:
+                out.append((c, None, str(exc)))
+                continue
+            if c.leaf >= layout.leaf_count(len(piece)):
+                out.append((c, None, f"leaf {c.leaf} is past the piece's end"))
+                continue
+            chunk, piece_path = layout.leaf_proof(piece, c.leaf)
+            column_path = layout.column_proof(list(col.piece_roots), c.segment)
+            piece_root = col.piece_roots[c.segment]
+            if not (verify_proof(piece_root, leaf_hash(chunk), piece_path)
+                    and verify_proof(root, piece_root, column_path)):
+                out.append((c, None, "its proof does not verify against the column root"))
+                continue
+            out.append((c, sm.AuditProof(c.file_id, c.frag_index, c.segment, chunk,
+                                         piece_path, column_path), ""))
+        return out
+
+    # --- bandwidth receipts --------------------------------------------------------------
+
+    def _claim(self, height: int) -> None:
+        for tx_hash, keys in list(self._claims.items()):
+            receipt = committed_receipt(self.node, tx_hash)
+            if receipt is not None:
+                del self._claims[tx_hash]
+                self.book.delete(keys)
+                if receipt.ok:
+                    self.stats["claimed"] += len(keys)
+                    log.info("storage: claimed %d bandwidth receipts", len(keys))
+                else:
+                    log.warning("storage: a bandwidth claim of %d receipts failed (%s); "
+                                "dropping them", len(keys), receipt.log)
+            elif tx_hash not in self.node.mempool:
+                del self._claims[tx_hash]  # dropped: its receipts are claimable again
+        in_flight = {k for keys in self._claims.values() for k in keys}
+        ttl = self.node.chain.params.storage_receipt_ttl
+        expired: list[bytes] = []
+        ready: list[tuple[bytes, sm.Receipt]] = []
+        for key, r in self.book.all():
+            if key in in_flight:
+                continue
+            if r.height + ttl <= height + 1:  # could not be included in time any more
+                expired.append(key)
+            elif r.height <= height:
+                ready.append((key, r))
+        if expired:
+            self.book.delete(expired)
+            log.warning("storage: %d bandwidth receipts expired unclaimed", len(expired))
+        after = max(1, min(CLAIM_AFTER_BLOCKS, ttl // 4))
+        if not ready or (len(ready) < CLAIM_BATCH and height - ready[0][1].height < after):
+            return
+        for i in range(0, len(ready), CLAIM_BATCH):
+            batch = ready[i:i + CLAIM_BATCH]
+            msg = sm.ClaimBandwidth(tuple(r for _, r in batch))
+            tx_hash = self._send("storage/claim_bandwidth", msg,
+                                 CLAIM_GAS + CLAIM_GAS_PER_RECEIPT * len(batch))
+            if tx_hash is None:
+                break
+            self._claims[tx_hash] = [k for k, _ in batch]
+
+    # --- request handlers ----------------------------------------------------------------
+
+    async def _on_put(self, peer: bytes, payload: bytes) -> bytes:
+        msg = _decode(PutPiece, payload)
+        if len(msg.piece) > MAX_PIECE:
+            raise BadRequest(f"a piece is at most {MAX_PIECE} bytes, got {len(msg.piece)}")
+        try:
+            root = await self._disk(self.store.put, msg.file_id, msg.frag_index, msg.segment,
+                                    msg.piece)
+        except PieceConflict as exc:
+            raise BadRequest(str(exc)) from None
+        self.stats["puts"] += 1
+        return PutAck(root).encode()
+
+    async def _on_accept(self, peer: bytes, payload: bytes) -> bytes:
+        msg = _decode(AcceptColumn, payload)
+        limit = self.node.chain.params.storage_max_segments
+        if not 1 <= msg.segments == len(msg.piece_roots) <= limit:
+            raise BadRequest(f"{msg.segments} segments and {len(msg.piece_roots)} piece roots: "
+                             f"they must match and be 1..{limit}")
+        try:
+            meta = await self._disk(self.store.accept, msg.file_id, msg.frag_index,
+                                    list(msg.piece_roots))
+        except PieceConflict as exc:
+            raise BadRequest(str(exc)) from None
+        signature = self.key.sign(sm.acceptance_bytes(self.chain_id, msg.file_id,
+                                                      msg.frag_index, meta.root,
+                                                      meta.column_bytes, meta.segments))
+        self.stats["accepts"] += 1
+        log.info("storage: accepted column %d of file %s (%d segments, %d bytes)",
+                 msg.frag_index, msg.file_id.hex()[:16], meta.segments, meta.column_bytes)
+        return Acceptance(meta.root, meta.column_bytes, signature).encode()
+
+    async def _on_get(self, peer: bytes, payload: bytes) -> bytes:
+        msg = _decode(GetPiece, payload)
+        col = self.store.column(msg.file_id, msg.frag_index)
+        if col is None or msg.segment >= col.segments:
+            raise LookupError(f"piece {msg.segment} of column {msg.file_id.hex()[:16]}…/"
+                              f"{msg.frag_index} is not held here")
+        try:
+            piece = await self._disk(self.store.get, msg.file_id, msg.frag_index, msg.segment)
+        except PieceCorrupt as exc:
+            log.warning("storage: not serving a damaged piece: %s", exc)
+            raise
+        self.stats["gets"] += 1
+        return PieceReply(piece, layout.column_proof(list(col.piece_roots),
+                                                     msg.segment)).encode()
+
+    async def _on_receipt(self, peer: bytes, payload: bytes) -> bytes:
+        r = _decode(sm.Receipt, payload)
+        if r.provider != self.address:
+            raise BadRequest("the receipt names another provider")
+        rid = sm.receipt_bytes(self.chain_id, r)
+        if not verify(r.client, rid, r.signature):
+            raise BadRequest("the receipt is not signed by its client")
+        price = self.record.bandwidth_price if self.record is not None else self.bandwidth_price
+        want = sm.bandwidth_amount(r.bytes, price)
+        if r.amount != want:
+            raise BadRequest(f"the receipt asks {r.amount} for {r.bytes} bytes; at "
+                             f"{price} per GiB they cost {want}")
+        height, ttl = self.node.chain.height, self.node.chain.params.storage_receipt_ttl
+        if not height + 1 - ttl < r.height <= height + RECEIPT_FUTURE_BLOCKS:
+            raise BadRequest(f"a receipt of height {r.height} is not claimable around height "
+                             f"{height}")
+        if r.amount == 0:
+            return b""  # nothing to claim
+        if await self._disk(self.book.add, ReceiptBook.key(rid, r), r):
+            self.stats["receipts"] += 1
+        return b""
+
+    # --- repairs -------------------------------------------------------------------------
+
+    async def _repair_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REPAIR_POLL_S)
+            try:
+                await self._repair_pass()
+            except Exception:
+                log.exception("storage: repair pass failed")
+
+    def _rank(self, file_id: bytes, frag: int, exclude: bytes) -> int:
+        """Our place among active providers for repairing this column (0: first)."""
+        with self.node.chain.reader() as reader:
+            views = sm.list_providers(reader)
+        column = file_id + frag.to_bytes(4, "big")
+        order = sorted((h256_tagged(b"smart/store/repairer", column, v.address), v.address)
+                       for v in views if v.provider.active and v.address != exclude)
+        return next((i for i, (_, a) in enumerate(order) if a == self.address), len(order))
+
+    async def _repair_pass(self) -> None:
+        if not self.registered or self.view is None:
+            return
+        deals = self._read(sm.repairs)
+        now = time.monotonic()
+        broken = {(d.file_id, c.frag_index) for d in deals for c in d.deal.columns
+                  if not c.healthy}
+        for key in list(self._repair_seen):
+            if key not in broken:
+                for book in (self._repair_seen, self._repair_at, self._repair_wait):
+                    book.pop(key, None)
+        for d in deals:
+            for c in d.deal.columns:
+                key = (d.file_id, c.frag_index)
+                if c.healthy or c.provider == self.address:
+                    continue
+                first = self._repair_seen.setdefault(key, now)
+                if now < self._repair_at.get(key, 0.0):
+                    continue
+                if now - first < self._rank(d.file_id, c.frag_index, c.provider) \
+                        * REPAIR_STAGGER_S:
+                    continue
+                await self._repair_one(d.file_id, c.frag_index)
+                break  # one column per deal per pass: the chain stops repairs at threshold
+
+    async def _repair_one(self, file_id: bytes, frag: int) -> None:
+        try:
+            from smartchain.storage.repair import repair_column
+        except ImportError as exc:
+            if not self._repair_missing_logged:
+                self._repair_missing_logged = True
+                log.warning("storage: cannot repair (%s)", exc)
+            return
+        key = (file_id, frag)
+        log.info("storage: repairing column %d of deal %s", frag, file_id.hex())
+        try:
+            async with asyncio.timeout(REPAIR_TIMEOUT_S):
+                ok = await repair_column(self.loopback, self.view, file_id, frag)  # type: ignore[arg-type]
+            why = "" if ok else "not possible now"
+        except Exception as exc:  # network, chain and data errors alike: back off
+            ok, why = False, f"{type(exc).__name__}: {exc}"
+        if ok:
+            self.stats["repairs"] += 1
+            log.info("storage: repaired column %d of deal %s", frag, file_id.hex())
+            for book in (self._repair_seen, self._repair_at, self._repair_wait):
+                book.pop(key, None)
+            return
+        wait = min(REPAIR_BACKOFF_S[1], self._repair_wait.get(key, REPAIR_BACKOFF_S[0] / 2) * 2)
+        self._repair_wait[key] = wait
+        self._repair_at[key] = time.monotonic() + wait
+        log.warning("storage: repair of column %d of deal %s failed (%s); retrying in %.0fs",
+                    frag, file_id.hex(), why, wait)
+
+
+S = TypeVar("S", bound=Struct)
+
+
+def _decode(cls: type[S], payload: bytes) -> S:
+    try:
+        return cls.decode(payload)
+    except CodecError as exc:
+        raise BadRequest(f"malformed {cls.__name__}: {exc}") from None
+
+
+def _human(n: int) -> str:
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"

@@ -1,0 +1,990 @@
+"""The storage client: upload a file to providers, download it back, check its health.
+
+Everything here runs in any process that has a ``P2P`` endpoint and a ``ChainView`` (the CLI
+over the HTTP API, a node over its own state): the chain is only read for provider records and
+deals and written through ``ChainView.submit``, so the same code serves ``smart store``, the
+node's repairer and the benchmark.
+
+Upload (``put``)::
+
+    plaintext ─segment─▶ ChaCha20-Poly1305 ─▶ pyeclib k-of-code_n ─▶ piece (s, j)
+              ─▶ the provider of column j
+
+* **Placement** is weighted rendezvous hashing (``place``): every client computes the same
+  ranking of providers for a file id, without coordination, and a provider's share of files
+  follows its weight (free capacity × cheapness × reputation). Removing a provider moves only
+  the columns that were on it.
+* **Long tail**: we code ``code_n = n + extra`` columns (``extra`` up to 2, as providers allow)
+  and upload them all at once; the first ``n`` columns that hold every segment and sign for it
+  are kept, the rest are cancelled. A slow provider costs us nothing but a few wasted pieces,
+  and the expansion factor stays near ``code_n / k`` instead of waiting on the slowest disk.
+* **Streaming**: segments are encoded just ahead of the uploads (a window of a few segments),
+  so a 256 MiB file never sits in memory; a column that falls far behind the ``n``-th fastest
+  is paused (long-tail cancellation) rather than holding every segment for it.
+* A provider that fails, times out or acknowledges a piece with the wrong root is dropped; its
+  column is given to a spare placed provider when fewer than ``n`` columns would be left.
+* Only once ``n`` providers have *signed* that they hold their whole column does the client
+  post ``storage/create_deal``: a deal never names a provider that has not proved custody.
+
+Download (``get``) asks ``k + 2`` providers per segment at once, keeps the first ``k`` pieces
+whose Merkle path climbs to the column root *on chain* (so a lying provider is caught with no
+trust in it), reports corrupt ones, retries elsewhere on failure, and pays every provider that
+served a verified piece with a signed bandwidth receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import random
+import tempfile
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from smartchain.codec import CodecError, Struct
+from smartchain.crypto.keys import PrivateKey, verify
+from smartchain.p2p.framing import P2PError
+from smartchain.p2p.peers import P2P
+from smartchain.state.modules.storage import (
+    SIGNATURE_GAS,
+    CancelDeal,
+    CreateDeal,
+    Deal,
+    NewColumn,
+    StorageProvider,
+    acceptance_bytes,
+    bandwidth_amount,
+    deal_cost,
+    piece_length,
+    sign_receipt,
+)
+from smartchain.state.params import Params
+from smartchain.storage import layout
+from smartchain.storage.protocol import (
+    ACCEPT,
+    GET,
+    PUT,
+    RECEIPT,
+    Acceptance,
+    AcceptColumn,
+    GetPiece,
+    PieceReply,
+    PutAck,
+    PutPiece,
+)
+
+log = logging.getLogger("smartchain.storage.client")
+
+GiB = 1024 ** 3
+MAX_EXTRA = 2  # long-tail columns beyond n (Storj uploads 110 pieces to keep 80: ~1.4x)
+GET_EXTRA = 1  # pieces asked for beyond k per segment (one spare: a slow or dead provider
+# costs no round trip, and the download moves (k + 1) / k of the file, not (k + 2) / k)
+PIPELINE = 3  # pieces in flight to one provider (each is fsync'd before it is answered)
+LAG = 2  # a column this many segments behind the n-th fastest is a straggler
+# segments encoded ahead of the slowest running column (the memory bound: WINDOW x code_n
+# pieces). With WINDOW >= PIPELINE + LAG a column that holds the others back is always far
+# enough behind to be cut as a straggler when there are spare columns.
+WINDOW = PIPELINE + LAG
+FETCH_WINDOW = 3  # segments downloaded at once
+REQUEST_TIMEOUT = 30.0  # one piece over loopback takes milliseconds; a WAN a few seconds
+DIAL_TIMEOUT = 5.0
+MAX_STRIKES = 2  # failures after which a column is no longer asked during a download
+REP_BASE = 100  # reputation a new provider is treated as having, so it can win placements
+DEFAULT_EPOCHS = 30
+
+# the state writes a transaction of each kind may make (gas = writes x gas_per_write + size)
+DEAL_WRITES = 12  # escrow moves, file id, deal; plus two per column (provider's ``used``)
+REPAIR_WRITES = 12
+CANCEL_WRITES = 12
+TX_OVERHEAD = 512
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total): "upload" bytes, ...
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class StorageError(Exception):
+    """A storage operation failed; the message says what to do about it."""
+
+
+class NotEnoughProviders(StorageError):
+    pass
+
+
+class UploadFailed(StorageError):
+    pass
+
+
+class DealNotFound(StorageError, LookupError):
+    pass
+
+
+class NotOwner(StorageError):
+    pass
+
+
+class SegmentUnavailable(StorageError):
+    """Fewer than ``k`` verified pieces of a segment could be fetched: the file (or this part
+    of it) cannot be rebuilt now."""
+
+
+class ProviderFault(StorageError):
+    """A provider answered, but wrongly (a piece root or signature that does not match)."""
+
+
+# --- the chain, as the storage code sees it -------------------------------------------------
+
+
+class ChainView(Protocol):
+    """The few chain reads and writes the storage code needs (HTTP API or in-process).
+
+    The async functions here call every method through ``asyncio.to_thread``: a view may
+    block (HTTP, or waiting for a block the caller's own event loop must produce).
+    Optional extras, used when present: ``params() -> Params`` (gas and cost estimates;
+    defaults otherwise) and ``all_providers()`` (inactive ones too: a provider deactivated
+    by a slash still holds, and serves, the columns it had; without it downloads and
+    repairs use only active providers)."""
+
+    chain_id: str
+
+    def height(self) -> int: ...
+
+    def providers(self) -> list[tuple[bytes, StorageProvider]]: ...  # active ones
+
+    def deal(self, file_id: bytes) -> Deal | None: ...
+
+    def submit(self, kind: str, payload: Struct, gas_limit: int) -> str: ...
+
+    def wait(self, tx_hash: str, timeout: float) -> None: ...
+
+
+def tx_gas(view: Any, payload: Struct, writes: int, signatures: int = 0) -> int:
+    """A gas limit for a storage transaction: its size, writes and signature checks priced
+    with the chain's parameters, with half again as margin. A limit only reserves: the fee
+    is the gas actually used."""
+    p = chain_params(view)
+    gas = (p.tx_base_gas + p.gas_per_tx_byte * (len(payload.encode()) + TX_OVERHEAD)
+           + p.gas_per_write * writes + SIGNATURE_GAS * signatures)
+    return min(gas * 3 // 2, p.max_tx_gas)
+
+
+class ApiChainView:
+    """A ``ChainView`` over a node's HTTP API (``smartchain.client.Client``), signing with
+    ``key`` (needed only to submit)."""
+
+    def __init__(self, client: Any, key: PrivateKey | None = None,
+                 status: dict[str, Any] | None = None) -> None:
+        self.client = client
+        self.key = key
+        self.status = status if status is not None else client.status()
+        self.chain_id: str = self.status["chain_id"]
+        self.network_id: str = self.status["genesis_hash"]  # what a P2P endpoint must use
+
+    def height(self) -> int:
+        return int(self.client.status()["height"])
+
+    def providers(self) -> list[tuple[bytes, StorageProvider]]:
+        return [(a, p) for a, p in self.client.storage_provider_records() if p.active]
+
+    def all_providers(self) -> list[tuple[bytes, StorageProvider]]:
+        return self.client.storage_provider_records()
+
+    def deal(self, file_id: bytes) -> Deal | None:
+        return self.client.storage_deal_record(file_id)
+
+    def params(self) -> Params:
+        """The parameters ``/v1/status`` shows (the rest at their defaults)."""
+        known = {f: int(self.status[f]) for f in Params.__dataclass_fields__
+                 if isinstance(self.status.get(f), int | str)
+                 and str(self.status[f]).isdigit()}
+        return Params(**known)
+
+    def submit(self, kind: str, payload: Struct, gas_limit: int) -> str:
+        if self.key is None:
+            raise StorageError("this chain view has no key to sign with")
+        tx = self.client.build_tx(self.key, kind, payload, gas_limit=gas_limit,
+                                  chain_id=self.chain_id)
+        return self.client.submit(tx.encode())
+
+    def wait(self, tx_hash: str, timeout: float) -> None:
+        doc = self.client.wait_tx(tx_hash, timeout=timeout)
+        receipt = doc["receipt"]
+        if not receipt["ok"]:
+            raise StorageError(f"transaction {tx_hash} failed: {receipt['log']}")
+
+
+# --- placement -----------------------------------------------------------------------------
+
+
+def provider_weight(p: StorageProvider, cheapest: int) -> float:
+    """Free capacity (GiB) × cheapness (cheapest price / this price) × reputation factor: a
+    provider with twice the room, or half the price, gets about twice the columns."""
+    free = max(0, p.capacity - p.used) / GiB
+    price = max(1, p.price)
+    return free * (max(1, cheapest) / price) * ((REP_BASE + p.reputation) / REP_BASE)
+
+
+def _hash_fraction(file_id: bytes, address: bytes) -> float:
+    """A uniform number in (0, 1) from (file, provider): the same for every client."""
+    h = hashlib.blake2b(file_id + address, person=b"smart/place", digest_size=8).digest()
+    return ((int.from_bytes(h, "big") >> 11) + 0.5) / (1 << 53)
+
+
+def place(providers: Sequence[tuple[bytes, StorageProvider]], file_id: bytes, count: int,
+          exclude: Collection[bytes] = (), column_bytes: int = 0
+          ) -> list[tuple[bytes, StorageProvider]]:
+    """The ``count`` best providers for ``file_id`` by weighted rendezvous hashing.
+
+    Each provider's score is ``weight / -ln(u)`` with ``u`` a hash of (file, provider): the
+    maximum of these is won by each provider with probability proportional to its weight
+    (the exponential-race form of weighted rendezvous hashing), and the ranking depends
+    only on that provider's own record, so adding or removing one moves few files.
+    Providers in ``exclude``, inactive ones and those without ``column_bytes`` free are left
+    out. Ties (equal scores) are broken by address, so the result is deterministic."""
+    eligible = [(a, p) for a, p in providers
+                if a not in exclude and p.active and p.capacity - p.used >= max(1, column_bytes)]
+    if not eligible:
+        return []
+    cheapest = min(max(1, p.price) for _, p in eligible)
+    scored = []
+    for a, p in eligible:
+        w = provider_weight(p, cheapest)
+        score = w / -math.log(_hash_fraction(file_id, a)) if w > 0 else 0.0
+        scored.append((-score, a, p))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    return [(a, p) for _, a, p in scored[:count]]
+
+
+# --- shared helpers ------------------------------------------------------------------------
+
+
+def column_bytes_of(size: int, k: int, code_n: int) -> tuple[int, int, int]:
+    """(segments, piece_size, column_bytes) of a ``size``-byte file coded k-of-code_n."""
+    segments = layout.segment_count(size, k)
+    piece, last = layout.piece_sizes(size, k, code_n)
+    return segments, piece, (segments - 1) * piece + last
+
+
+def chain_params(view: Any) -> Params:
+    """The chain's parameters when the view can read them, else the defaults (used only
+    for estimates; the chain itself checks every amount)."""
+    fn = getattr(view, "params", None)
+    p = fn() if callable(fn) else fn
+    return p if isinstance(p, Params) else Params()
+
+
+def estimate_cost(providers: Sequence[StorageProvider], size: int, k: int, n: int, epochs: int,
+                  params: Params) -> int:
+    """Escrow plus repair budget a deal for ``size`` bytes on the ``n`` dearest of
+    ``providers`` would lock: an upper bound to check a balance against before uploading."""
+    _, _, nbytes = column_bytes_of(size, k, n + MAX_EXTRA)
+    prices = sorted((p.price for p in providers), reverse=True)[:n]
+    escrow, budget = deal_cost(prices, nbytes, epochs, params.storage_repair_bps)
+    return escrow + budget
+
+
+async def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """A ``ChainView`` method, off the event loop (it may block; see ``ChainView``)."""
+    return await asyncio.to_thread(fn, *args)
+
+
+def _all_providers(view: ChainView) -> list[tuple[bytes, StorageProvider]]:
+    fn = getattr(view, "all_providers", None)
+    return fn() if callable(fn) else view.providers()
+
+
+async def _need_deal_async(view: ChainView, file_id: bytes) -> Deal:
+    deal = await _call(view.deal, file_id)
+    if deal is None:
+        raise DealNotFound(f"no storage deal for file {file_id.hex()}")
+    return deal
+
+
+async def _dial(p2p: P2P, address: str, timeout: float = DIAL_TIMEOUT) -> bytes:
+    return await asyncio.wait_for(p2p.connect(address), timeout)
+
+
+_FAULTS = (P2PError, OSError, TimeoutError, CodecError, ValueError, ProviderFault)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def check_acceptance(chain_id: str, rec: StorageProvider, file_id: bytes, frag_index: int,
+                     piece_roots: list[bytes], column_bytes: int, reply: bytes) -> Acceptance:
+    """The provider's answer to ``store/accept``, checked as the chain will check it: a
+    signature that would make the deal (or repair) transaction fail is caught here, while
+    another provider can still take the column."""
+    acc = Acceptance.decode(reply)
+    root = layout.column_root(piece_roots)
+    if acc.root != root or acc.column_bytes != column_bytes:
+        raise ProviderFault("signed an acceptance for another column")
+    msg = acceptance_bytes(chain_id, file_id, frag_index, root, column_bytes, len(piece_roots))
+    if not verify(rec.pubkey, msg, acc.signature):
+        raise ProviderFault("acceptance signature does not verify")
+    return acc
+
+
+# --- upload --------------------------------------------------------------------------------
+
+
+@dataclass
+class PlacedColumn:
+    frag_index: int
+    provider: bytes
+    root: bytes
+
+
+@dataclass
+class PutResult:
+    file_id: bytes
+    salt: bytes
+    size: int
+    k: int
+    n: int
+    code_n: int
+    segments: int
+    column_bytes: int
+    columns: list[PlacedColumn]
+    bytes_sent: int  # piece bytes sent to providers, all columns (the expansion factor)
+    tx_hash: str
+    failed: list[bytes] = field(default_factory=list)  # providers that failed or lied
+    paused: int = 0  # straggler columns cut (long tail)
+
+    @property
+    def expansion(self) -> float:
+        return self.bytes_sent / max(1, self.size)
+
+
+class _Source:
+    """Plaintext segments from bytes or a file (read with ``pread``: several threads may
+    rebuild segments at once), sealed and erasure-coded on demand."""
+
+    def __init__(self, data: bytes | Path, key: bytes, file_id: bytes, k: int,
+                 code_n: int) -> None:
+        self.key, self.file_id, self.k = key, file_id, k
+        self.codec = layout.Codec(k, code_n)
+        self.data: memoryview | None = None
+        self.fd: int | None = None
+        if isinstance(data, bytes | bytearray | memoryview):
+            self.data = memoryview(data)
+            self.size = len(self.data)
+        else:
+            self.fd = os.open(data, os.O_RDONLY)
+            self.size = os.fstat(self.fd).st_size
+
+    def plain(self, s: int) -> bytes:
+        start, end = layout.segment_bounds(self.size, self.k, s)
+        if self.data is not None:
+            return bytes(self.data[start:end])
+        assert self.fd is not None
+        try:
+            chunk = os.pread(self.fd, end - start, start)
+        except OSError as exc:  # ours, not a provider's fault
+            raise UploadFailed(f"cannot read the file: {exc.strerror or exc}") from exc
+        if len(chunk) != end - start:
+            raise UploadFailed("the file changed size while it was being uploaded")
+        return chunk
+
+    def pieces(self, s: int) -> tuple[list[bytes], list[bytes]]:
+        """Segment ``s`` as ``code_n`` pieces and their piece roots (runs in a thread)."""
+        sealed = layout.encrypt_segment(self.key, self.file_id, s, self.plain(s))
+        pieces = self.codec.encode(sealed)
+        return pieces, [layout.piece_root(p) for p in pieces]
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class _Upload:
+    """One file's uploads: a task per column, a shared window of encoded segments."""
+
+    def __init__(self, p2p: P2P, view: ChainView, source: _Source, file_id: bytes, k: int,
+                 n: int, code_n: int, segments: int, column_bytes: int,
+                 placed: list[tuple[bytes, StorageProvider]], progress: Progress | None,
+                 timeout: float) -> None:
+        self.p2p, self.view, self.source = p2p, view, source
+        self.file_id, self.k, self.n, self.code_n = file_id, k, n, code_n
+        self.segments, self.column_bytes = segments, column_bytes
+        self.progress, self.timeout = progress, timeout
+        self.primary = placed[:code_n]
+        self.spares = list(placed[code_n:])
+        self.assigned: dict[int, tuple[bytes, StorageProvider]] = {}
+        self.done: dict[int, int] = {}  # column -> segments its provider holds
+        self.sent_bytes: dict[int, int] = {}  # column -> piece bytes its provider holds
+        self.running: dict[int, asyncio.Task[Acceptance]] = {}
+        self.paused: list[int] = []
+        self.pause_count = 0
+        self.accepted: dict[int, Acceptance] = {}
+        self.failed: list[bytes] = []
+        self.roots: list[list[bytes] | None] = [None] * segments
+        self.cache: dict[int, asyncio.Future[tuple[list[bytes], list[bytes]]]] = {}
+        self.cond = asyncio.Condition()
+        self.bytes_sent = 0
+
+    # the window -----------------------------------------------------------------------
+
+    def _low(self) -> int:
+        live = [self.done[j] for j in self.running]
+        return min(live) if live else self.segments
+
+    def _cut_stragglers(self) -> None:
+        """Pause the columns ``LAG`` segments behind the ``n``-th fastest, keeping ``n``."""
+        order = sorted(self.running, key=lambda j: -self.done[j])
+        if len(order) + len(self.accepted) <= self.n:
+            return
+        need = self.done[order[max(0, self.n - len(self.accepted) - 1)]]
+        for j in order[self.n - len(self.accepted):]:
+            if self.done[j] + LAG <= need and len(self.running) + len(self.accepted) > self.n:
+                log.info("column %d (provider %s) is a straggler at segment %d/%d: paused",
+                         j, self.assigned[j][0].hex()[:12], self.done[j], self.segments)
+                task = self.running.pop(j)
+                task.cancel("straggler")  # cut, not failed: ``_replace`` may resume it
+                self.paused.append(j)
+                self.pause_count += 1
+
+    async def _segment(self, j: int, s: int) -> tuple[list[bytes], list[bytes]]:
+        async with self.cond:
+            while s >= self._low() + WINDOW:
+                self._cut_stragglers()
+                if s < self._low() + WINDOW:
+                    break
+                await self.cond.wait()
+            fut = self.cache.get(s)
+            if fut is None:
+                fut = asyncio.ensure_future(asyncio.to_thread(self.source.pieces, s))
+                self.cache[s] = fut
+        pieces, roots = await asyncio.shield(fut)
+        self.roots[s] = roots
+        return pieces, roots
+
+    async def _advance(self, j: int, s: int, nbytes: int) -> None:
+        async with self.cond:
+            self.done[j] = s + 1
+            self.sent_bytes[j] = self.sent_bytes.get(j, 0) + nbytes
+            low = self._low()
+            for old in [x for x in self.cache if x < low]:
+                del self.cache[old]  # no running column needs it: free the memory
+            self.cond.notify_all()
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress is None:
+            return
+        best = sorted(self.sent_bytes.values(), reverse=True)[:self.n]
+        self.progress("upload", min(sum(best), self.n * self.column_bytes),
+                      self.n * self.column_bytes)
+
+    # one column -----------------------------------------------------------------------
+
+    async def _put(self, peer: bytes, j: int, s: int, piece: bytes, root: bytes) -> int:
+        self.bytes_sent += len(piece)  # counted when sent, even if cut before the answer
+        reply = await self.p2p.request(
+            peer, PUT, PutPiece(self.file_id, j, s, piece).encode(), self.timeout)
+        if PutAck.decode(reply).piece_root != root:
+            raise ProviderFault(f"acknowledged segment {s} with a wrong piece root")
+        return len(piece)
+
+    async def _column(self, j: int) -> Acceptance:
+        """Upload column ``j`` to its provider, ``PIPELINE`` pieces in flight: a provider
+        fsyncs each piece before answering, and waiting for every answer before sending
+        the next piece would leave the link idle for that long."""
+        rec = self.assigned[j][1]
+        peer = await _dial(self.p2p, rec.p2p)
+        inflight: deque[tuple[int, asyncio.Future[int]]] = deque()
+        try:
+            s = self.done[j]
+            while s < self.segments or inflight:
+                while s < self.segments and len(inflight) < PIPELINE:
+                    pieces, roots = await self._segment(j, s)
+                    inflight.append((s, asyncio.ensure_future(
+                        self._put(peer, j, s, pieces[j], roots[j]))))
+                    s += 1
+                first, fut = inflight[0]
+                nbytes = await fut
+                inflight.popleft()
+                await self._advance(j, first, nbytes)
+        finally:
+            for _, fut in inflight:
+                fut.cancel()
+            if inflight:
+                await asyncio.gather(*(f for _, f in inflight), return_exceptions=True)
+        piece_roots = tuple(r[j] for r in self.roots)  # type: ignore[index]
+        reply = await self.p2p.request(
+            peer, ACCEPT, AcceptColumn(self.file_id, j, self.segments, piece_roots).encode(),
+            self.timeout)
+        return check_acceptance(self.view.chain_id, rec, self.file_id, j, list(piece_roots),
+                                self.column_bytes, reply)
+
+    def _start(self, j: int) -> None:
+        self.done.setdefault(j, 0)
+        self.running[j] = asyncio.ensure_future(self._column(j))
+
+    def _replace(self) -> None:
+        """Fewer than ``n`` columns are alive: resume a paused straggler (it keeps what it
+        stored), else give a failed column's index to a spare provider (from segment 0)."""
+        while len(self.running) + len(self.accepted) < self.n:
+            if self.paused:
+                j = self.paused.pop(0)
+                log.info("resuming paused column %d", j)
+                self._start(j)
+                continue
+            free = [j for j in range(self.code_n)
+                    if j not in self.running and j not in self.accepted]
+            if not self.spares or not free:
+                return
+            j = free[0]
+            self.assigned[j] = self.spares.pop(0)
+            self.done[j] = 0
+            self.sent_bytes.pop(j, None)
+            log.info("column %d moves to spare provider %s", j,
+                     self.assigned[j][0].hex()[:12])
+            self._start(j)
+
+    async def run(self) -> dict[int, Acceptance]:
+        for j, placed in enumerate(self.primary):
+            self.assigned[j] = placed
+            self._start(j)
+        try:
+            while len(self.accepted) < self.n:
+                if not self.running:
+                    raise UploadFailed(
+                        f"only {len(self.accepted)} of {self.n} providers accepted the file "
+                        f"({len(self.failed)} failed: see the log); nothing was paid")
+                tasks = {t: j for j, t in self.running.items()}
+                finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    j = tasks[task]
+                    if self.running.get(j) is not task:
+                        continue  # paused meanwhile (its cancellation is not a failure)
+                    del self.running[j]
+                    if task.cancelled():
+                        self.paused.append(j)
+                        continue
+                    exc = task.exception()
+                    if exc is None:
+                        self.accepted[j] = task.result()
+                        continue
+                    if not isinstance(exc, _FAULTS):
+                        raise exc
+                    address = self.assigned[j][0]
+                    log.warning("provider %s failed column %d: %s", address.hex()[:12], j,
+                                _describe(exc))
+                    self.failed.append(address)
+                    async with self.cond:
+                        self.cond.notify_all()  # the window may have been waiting on it
+                self._replace()
+            return dict(sorted(self.accepted.items())[:self.n])
+        finally:
+            for task in self.running.values():
+                task.cancel()  # long-tail cancellation: the slowest never finish
+            if self.running:
+                await asyncio.gather(*self.running.values(), return_exceptions=True)
+            for fut in self.cache.values():
+                fut.cancel()
+
+
+async def put(p2p: P2P, view: ChainView, key: PrivateKey, data: bytes | Path, *, k: int = 4,
+              n: int = 6, epochs: int = DEFAULT_EPOCHS, repair_threshold: int | None = None,
+              progress: Progress | None = None, timeout: float = REQUEST_TIMEOUT,
+              tx_timeout: float = 60.0, max_columns: int = 32,
+              extra: int = MAX_EXTRA) -> PutResult:
+    """Encrypt, erasure-code and upload ``data`` (bytes or a file), then post its deal.
+
+    ``key`` is the owner: its seed derives the file key (so only its keystore decrypts) and
+    ``view`` signs the deal with it. Nothing is paid unless ``n`` providers have accepted
+    their columns; pieces of a failed upload are garbage-collected by the providers. The
+    repair threshold defaults to halfway between k and n (rounded up), so one or two lost
+    columns of a 4-of-6 file trigger a repair long before the file is at risk.
+
+    ``extra`` long-tail columns (at most, as providers allow) are coded and uploaded beyond
+    ``n``: they make the upload as fast as the ``n`` fastest providers and cost
+    ``extra / k`` of the file size in bytes sent (``expansion`` = ``code_n / k`` when every
+    column finishes at once, ``n / k`` with ``extra=0``)."""
+    if not 1 <= k < n <= max_columns:
+        raise StorageError(f"redundancy must satisfy 1 <= k < n <= {max_columns}, got {k}/{n}")
+    if epochs <= 0:
+        raise StorageError("epochs must be a positive integer")
+    source_size = len(data) if isinstance(data, bytes) else Path(data).stat().st_size
+    candidates = await _call(view.providers)
+    # every candidate must have room for a column; extra columns are cheap insurance
+    _, _, need = column_bytes_of(source_size, k, n + max(0, extra))
+    roomy = [(a, p) for a, p in candidates if p.active and p.capacity - p.used >= need]
+    if len(roomy) < n:
+        raise NotEnoughProviders(
+            f"{k}-of-{n} needs {n} storage providers with {need} bytes free; the chain has "
+            f"{len(roomy)} (of {len(candidates)} active)")
+    code_n = min(n + min(max(0, extra), len(roomy) - n), max_columns)
+    segments, piece_size, column_bytes = column_bytes_of(source_size, k, code_n)
+    last_piece = column_bytes - (segments - 1) * piece_size
+    salt = os.urandom(32)
+    file_id = layout.file_id_of(key.address, salt)
+    placed = place(roomy, file_id, len(roomy), column_bytes=column_bytes)
+    source = _Source(data, layout.file_key(key.seed, salt), file_id, k, code_n)
+    try:
+        if source.size != source_size:
+            raise UploadFailed("the file changed size while it was being uploaded")
+        up = _Upload(p2p, view, source, file_id, k, n, code_n, segments, column_bytes, placed,
+                     progress, timeout)
+        accepted = await up.run()
+    finally:
+        source.close()
+    if progress is not None:
+        progress("deal", 0, 1)
+    columns = tuple(NewColumn(up.assigned[j][0], j, acc.root, acc.signature)
+                    for j, acc in accepted.items())
+    threshold = repair_threshold if repair_threshold is not None else -(-(k + n) // 2)
+    prices = [up.assigned[j][1].price for j in accepted]
+    escrow, budget = deal_cost(prices, column_bytes, epochs,
+                               chain_params(view).storage_repair_bps)
+    # max_cost: the chain refuses (before the mempool, fee and all) an owner who cannot pay,
+    # and never charges more than the terms we saw, even if a provider re-priced meanwhile
+    payload = CreateDeal(salt, source_size, k, code_n, segments, piece_size, last_piece, epochs,
+                         threshold, columns, escrow + budget)
+    tx_hash = await _call(view.submit, "storage/create_deal", payload,
+                          tx_gas(view, payload, DEAL_WRITES + 2 * n, signatures=n))
+    await _call(view.wait, tx_hash, tx_timeout)
+    if progress is not None:
+        progress("deal", 1, 1)
+    return PutResult(file_id, salt, source_size, k, n, code_n, segments, column_bytes,
+                     [PlacedColumn(c.frag_index, c.provider, c.root) for c in columns],
+                     up.bytes_sent, tx_hash, up.failed, up.pause_count)
+
+
+# --- download ------------------------------------------------------------------------------
+
+
+@dataclass
+class CorruptPiece:
+    provider: bytes
+    frag_index: int
+    segment: int
+
+
+@dataclass
+class GetResult:
+    file_id: bytes
+    size: int
+    path: Path
+    bytes_received: int = 0
+    pieces: int = 0
+    corrupt: list[CorruptPiece] = field(default_factory=list)
+    failures: int = 0  # requests that failed or timed out (and were retried elsewhere)
+    receipts: int = 0  # bandwidth receipts delivered
+
+
+@dataclass
+class _Col:
+    frag_index: int
+    provider: bytes
+    root: bytes
+    healthy: bool
+    record: StorageProvider | None
+    strikes: int = 0
+    corrupt: bool = False
+    peer: bytes | None = None
+
+
+class _Fetcher:
+    """Pieces of one deal's segments from its columns, each checked against the chain."""
+
+    def __init__(self, p2p: P2P, view: ChainView, deal: Deal, file_id: bytes,
+                 providers: list[tuple[bytes, StorageProvider]], exclude: Collection[int] = (),
+                 timeout: float = REQUEST_TIMEOUT, key: PrivateKey | None = None,
+                 height: int = 0) -> None:
+        self.p2p, self.view, self.deal, self.file_id = p2p, view, deal, file_id
+        self.timeout, self.key, self.height = timeout, key, height
+        records = dict(providers)
+        self.cols = [_Col(c.frag_index, c.provider, c.root, c.healthy, records.get(c.provider))
+                     for c in deal.columns if c.frag_index not in exclude]
+        random.shuffle(self.cols)  # spread the load; then healthy ones first
+        self.cols.sort(key=lambda c: (not c.healthy, c.record is None))
+        self.corrupt: list[CorruptPiece] = []
+        self.failures = 0
+        self.bytes_received = 0
+        self.pieces = 0
+        self.receipt_tasks: set[asyncio.Task[bool]] = set()
+        self.receipts = 0
+
+    async def piece(self, col: _Col, s: int) -> bytes:
+        """Piece ``s`` of ``col``, verified; raises ``ProviderFault`` if it is not the one the
+        chain has the root of, and a P2P error if the provider cannot be reached."""
+        if col.record is None:
+            raise LookupError("provider is not an active storage provider")
+        if col.peer is None:
+            col.peer = await _dial(self.p2p, col.record.p2p)
+        reply = PieceReply.decode(await self.p2p.request(
+            col.peer, GET, GetPiece(self.file_id, col.frag_index, s).encode(), self.timeout))
+        piece = reply.piece
+        self.bytes_received += len(piece)
+        if len(piece) != piece_length(self.deal, s) or not await asyncio.to_thread(
+                layout.verify_piece, piece, col.root, s, self.deal.segments, reply.column_path):
+            raise ProviderFault(f"piece ({s}, {col.frag_index}) fails its Merkle check")
+        return piece
+
+    def _usable(self, tried: set[int]) -> list[_Col]:
+        cols = [c for c in self.cols if c.frag_index not in tried and not c.corrupt
+                and c.record is not None and c.strikes < MAX_STRIKES]
+        return sorted(cols, key=lambda c: c.strikes)  # stable: keeps the shuffled order
+
+    def _report_corrupt(self, col: _Col, s: int, exc: BaseException) -> None:
+        col.corrupt = True
+        self.corrupt.append(CorruptPiece(col.provider, col.frag_index, s))
+        log.warning("provider %s served a corrupt piece (segment %d, column %d): %s; it will "
+                    "not be asked again", col.provider.hex()[:12], s, col.frag_index, exc)
+        if col.peer is not None:
+            self.p2p.penalize(col.peer, 50, "corrupt storage piece")
+
+    async def segment(self, s: int, want: int, extra: int = GET_EXTRA) -> dict[int, bytes]:
+        """``want`` verified pieces of segment ``s`` (asking ``want + extra`` at once)."""
+        got: dict[int, bytes] = {}
+        tried: set[int] = set()
+        pending: dict[asyncio.Task[bytes], _Col] = {}
+
+        def launch() -> bool:
+            usable = self._usable(tried)
+            if not usable:
+                return False
+            col = usable[0]
+            tried.add(col.frag_index)
+            pending[asyncio.ensure_future(self.piece(col, s))] = col
+            return True
+
+        try:
+            while len(got) + len(pending) < want + extra and launch():
+                pass
+            while len(got) < want:
+                if not pending:
+                    unknown = sum(c.record is None for c in self.cols)
+                    raise SegmentUnavailable(
+                        f"segment {s}: only {len(got)} of the {want} pieces needed could be "
+                        f"fetched and verified ({len(self.cols)} columns"
+                        + (f", {unknown} on providers no longer registered" if unknown else "")
+                        + f"; {self.failures} requests failed, {len(self.corrupt)} corrupt)")
+                finished, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    col = pending.pop(task)
+                    exc = task.exception()
+                    if exc is None:
+                        got[col.frag_index] = task.result()
+                        self.pieces += 1
+                        self._pay(col, len(got[col.frag_index]))
+                    elif isinstance(exc, ProviderFault):
+                        self._report_corrupt(col, s, exc)
+                    elif isinstance(exc, (*_FAULTS, LookupError)):
+                        col.strikes += 1
+                        col.peer = None  # dial again next time: it may have restarted
+                        self.failures += 1
+                        log.info("segment %d: provider %s failed (%s); trying another", s,
+                                 col.provider.hex()[:12], _describe(exc))
+                    else:
+                        raise exc
+                    while len(got) < want and len(got) + len(pending) < want + extra \
+                            and launch():
+                        pass
+            return got
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    def _pay(self, col: _Col, nbytes: int) -> None:
+        """A signed receipt for a verified piece: the provider claims it on chain later. Sent
+        in the background; a receipt lost is a provider unpaid for one piece, not an error."""
+        if self.key is None or col.record is None or col.peer is None:
+            return
+        amount = bandwidth_amount(nbytes, col.record.bandwidth_price)
+        if amount == 0:
+            return  # nothing to claim: spare the provider a transaction
+        raw = sign_receipt(self.key, self.view.chain_id, col.provider, self.file_id, nbytes,
+                           amount, self.height, os.urandom(16)).encode()
+        task = asyncio.ensure_future(self._send_receipt(col.peer, raw))
+        self.receipt_tasks.add(task)
+        task.add_done_callback(self.receipt_tasks.discard)
+
+    async def _send_receipt(self, peer: bytes, raw: bytes) -> bool:
+        try:
+            await self.p2p.request(peer, RECEIPT, raw, self.timeout)
+        except _FAULTS as exc:
+            log.info("bandwidth receipt not delivered: %s", _describe(exc))
+            return False
+        self.receipts += 1
+        return True
+
+    async def flush_receipts(self, timeout: float = 10.0) -> None:
+        if self.receipt_tasks:
+            await asyncio.wait(list(self.receipt_tasks), timeout=timeout)
+
+
+def _check_owner(deal: Deal, key: PrivateKey) -> None:
+    if deal.owner != key.address:
+        raise NotOwner("this file belongs to another account: only its owner's key can "
+                       "decrypt it")
+
+
+def _need_deal(view: ChainView, file_id: bytes) -> Deal:
+    deal = view.deal(file_id)
+    if deal is None:
+        raise DealNotFound(f"no storage deal for file {file_id.hex()}")
+    return deal
+
+
+async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_path: Path, *,
+              progress: Progress | None = None, timeout: float = REQUEST_TIMEOUT) -> GetResult:
+    """Fetch, verify, decode and decrypt a file into ``out_path``.
+
+    The file is written to a temporary name beside ``out_path`` and renamed only when every
+    segment decrypted (ChaCha20-Poly1305 authenticates each segment, its position and the
+    file id) and the total size matches the deal: a failed download leaves no partial file."""
+    deal = await _need_deal_async(view, file_id)
+    _check_owner(deal, key)
+    fkey = layout.file_key(key.seed, deal.salt)
+    fetcher = _Fetcher(p2p, view, deal, file_id, await _call(_all_providers, view),
+                       timeout=timeout, key=key, height=await _call(view.height))
+    codec = layout.Codec(deal.k, deal.code_n)
+    result = GetResult(file_id, deal.size, Path(out_path))
+    out_path = Path(out_path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part",
+                                    dir=out_path.parent)
+    written = 0
+
+    async def segment(s: int) -> bytes:
+        pieces = await fetcher.segment(s, deal.k)
+        return await asyncio.to_thread(_open_segment, codec, fkey, file_id, s,
+                                       list(pieces.values()), deal.size, deal.k)
+
+    try:
+        with os.fdopen(fd, "wb") as f:
+            ahead: dict[int, asyncio.Task[bytes]] = {}
+            try:
+                for s in range(deal.segments):
+                    for t in range(s, min(deal.segments, s + FETCH_WINDOW)):
+                        if t not in ahead:
+                            ahead[t] = asyncio.ensure_future(segment(t))
+                    plain = await ahead.pop(s)
+                    f.write(plain)
+                    written += len(plain)
+                    if progress is not None:
+                        progress("download", written, deal.size)
+            finally:
+                for task in ahead.values():
+                    task.cancel()
+                if ahead:
+                    await asyncio.gather(*ahead.values(), return_exceptions=True)
+            if written != deal.size:
+                raise StorageError(f"rebuilt {written} bytes, the deal says {deal.size}")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, out_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    finally:
+        await fetcher.flush_receipts()
+    result.bytes_received, result.pieces = fetcher.bytes_received, fetcher.pieces
+    result.corrupt, result.failures = fetcher.corrupt, fetcher.failures
+    result.receipts = fetcher.receipts
+    return result
+
+
+def _open_segment(codec: layout.Codec, fkey: bytes, file_id: bytes, s: int,
+                  pieces: list[bytes], size: int, k: int) -> bytes:
+    try:
+        plain = layout.decrypt_segment(fkey, file_id, s, codec.decode(pieces))
+    except ValueError as exc:
+        raise StorageError(f"segment {s}: {exc}") from exc
+    start, end = layout.segment_bounds(size, k, s)
+    if len(plain) != end - start:
+        raise StorageError(f"segment {s} decrypted to {len(plain)} bytes, expected "
+                           f"{end - start}")
+    return plain
+
+
+# --- health --------------------------------------------------------------------------------
+
+
+@dataclass
+class ColumnHealth:
+    frag_index: int
+    provider: bytes
+    healthy_on_chain: bool
+    alive: int = 0  # pieces fetched and verified
+    corrupt: int = 0
+    missing: int = 0  # not served: not found, unreachable, timed out
+    error: str = ""  # the last failure, for the human
+
+
+@dataclass
+class Health:
+    file_id: bytes
+    k: int
+    segments: list[int]  # verified pieces alive per segment
+    columns: list[ColumnHealth]
+
+    @property
+    def recoverable(self) -> bool:
+        return all(a >= self.k for a in self.segments)
+
+
+async def health(view: ChainView, p2p: P2P, file_id: bytes, *,
+                 timeout: float = REQUEST_TIMEOUT, parallel: int = 8) -> Health:
+    """Ask every column's provider for every piece and verify each against the chain: the
+    honest answer to "how many pieces of each segment are really there" (the chain's
+    ``healthy`` flag only knows about audits, which sample). Costs the column bytes in
+    traffic; no receipts are sent (a status check is not a retrieval the owner pays for)."""
+    deal = await _need_deal_async(view, file_id)
+    fetcher = _Fetcher(p2p, view, deal, file_id, await _call(_all_providers, view),
+                       timeout=timeout)
+    alive = [0] * deal.segments
+    report = {c.frag_index: ColumnHealth(c.frag_index, c.provider, c.healthy)
+              for c in deal.columns}
+    gate = asyncio.Semaphore(parallel)
+
+    async def check(col: _Col, s: int) -> None:
+        h = report[col.frag_index]
+        async with gate:
+            if h.missing and col.peer is None:  # unreachable once: do not wait on it again
+                h.missing += 1
+                return
+            try:
+                await fetcher.piece(col, s)
+            except ProviderFault as exc:
+                h.corrupt += 1
+                h.error = str(exc)
+                return
+            except (*_FAULTS, LookupError) as exc:
+                h.missing += 1
+                h.error = _describe(exc)
+                return
+        h.alive += 1
+        alive[s] += 1
+
+    await asyncio.gather(*(check(c, s) for c in fetcher.cols for s in range(deal.segments)))
+    return Health(file_id, deal.k, alive, sorted(report.values(), key=lambda h: h.frag_index))
+
+
+# --- cancel --------------------------------------------------------------------------------
+
+
+def cancel(view: ChainView, key: PrivateKey, file_id: bytes, tx_timeout: float = 60.0) -> str:
+    """End a deal early (owner only): the current epoch stays payable, the rest comes back."""
+    deal = _need_deal(view, file_id)
+    _check_owner(deal, key)
+    payload = CancelDeal(file_id)
+    tx_hash = view.submit("storage/cancel_deal", payload,
+                          tx_gas(view, payload, CANCEL_WRITES + 8 * len(deal.columns)))
+    view.wait(tx_hash, tx_timeout)
+    return tx_hash

@@ -336,8 +336,10 @@ def test_put_then_get_round_trip(chainkit: ChainKit, tmp_path: Path) -> None:
         for c in deal.columns:  # the provider holds exactly what the chain has the root of
             p = w.by_address(c.provider)
             assert layout.column_root(p._roots(res.file_id, c.frag_index, 41)) == c.root
-        # long tail: 8 columns were coded, bytes sent stay below code_n/k of the file
+        # hedged long tail: 8 columns were coded, but reserves only start for a straggler
         assert len(data) * 6 / 4 <= res.bytes_sent <= len(data) * 8 / 4 + 8 * 41 * 200
+        if res.paused == 0:  # nobody lagged: exactly the n columns were sent
+            assert res.bytes_sent == 6 * res.column_bytes
         up = [s for s in stages if s[0] == "upload"]
         assert up[-1][1] == up[-1][2] and [s[0] for s in stages[-2:]] == ["deal", "deal"]
 
@@ -392,7 +394,8 @@ def test_long_tail_cancels_a_slow_provider(chainkit: ChainKit) -> None:
         slow = next(p for p in w.providers if p.fault == "slow")
         assert slow.address not in {c.provider for c in w.deal(res.file_id).columns}
         assert slow.puts < 30  # it was stopped long before it had every segment
-        assert res.code_n == 6
+        assert res.code_n == 6 and res.paused >= 1
+        assert res.bytes_sent < 5 * res.column_bytes  # one hedge, not every reserve
 
     run_world(chainkit, ["slow", "", "", "", "", ""], test)
 

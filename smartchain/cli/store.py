@@ -180,8 +180,8 @@ def put(
     ] = DEFAULT_REDUNDANCY,
     epochs: Annotated[int, typer.Option(help="Epochs the deal runs (and is paid for).")] = 30,
     long_tail: Annotated[int, typer.Option(
-        help="Extra columns uploaded beyond n; the slowest are cancelled (costs extra/k of "
-             "the file in upload bytes).", min=0, max=8)] = 2,
+        help="Reserve columns beyond n: one replaces a provider that falls behind (its "
+             "partial upload is the only extra cost).", min=0, max=8)] = 2,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for one provider request.")
                        ] = 30.0,
     passphrase_file: PassFile = None,

@@ -14,13 +14,16 @@ Upload (``put``)::
   ranking of providers for a file id, without coordination, and a provider's share of files
   follows its weight (free capacity × cheapness × reputation). Removing a provider moves only
   the columns that were on it.
-* **Long tail**: we code ``code_n = n + extra`` columns (``extra`` up to 2, as providers allow)
-  and upload them all at once; the first ``n`` columns that hold every segment and sign for it
-  are kept, the rest are cancelled. A slow provider costs us nothing but a few wasted pieces,
-  and the expansion factor stays near ``code_n / k`` instead of waiting on the slowest disk.
+* **Long tail, hedged**: we code ``code_n = n + extra`` columns (``extra`` up to 2, as
+  providers allow) but upload only ``n`` of them while they keep pace. A column that has
+  moved ``LAG`` segments less than the leader since it started is a straggler: it is paused
+  (long-tail cancellation) and a reserve column starts on another provider in its place; the
+  first ``n`` columns that hold every segment and sign for it are kept. Storj starts 110
+  uploads to keep 80 and so sends about 2.7× the file; a hedge costs bytes only when a
+  provider is actually slow, so a healthy upload sends ``n / k`` (1.5× at 4-of-6) and a slow
+  disk still never holds the file back.
 * **Streaming**: segments are encoded just ahead of the uploads (a window of a few segments),
-  so a 256 MiB file never sits in memory; a column that falls far behind the ``n``-th fastest
-  is paused (long-tail cancellation) rather than holding every segment for it.
+  so a 256 MiB file never sits in memory.
 * A provider that fails, times out or acknowledges a piece with the wrong root is dropped; its
   column is given to a spare placed provider when fewer than ``n`` columns would be left.
 * Only once ``n`` providers have *signed* that they hold their whole column does the client
@@ -87,7 +90,7 @@ MAX_EXTRA = 2  # long-tail columns beyond n (Storj uploads 110 pieces to keep 80
 GET_EXTRA = 1  # pieces asked for beyond k per segment (one spare: a slow or dead provider
 # costs no round trip, and the download moves (k + 1) / k of the file, not (k + 2) / k)
 PIPELINE = 3  # pieces in flight to one provider (each is fsync'd before it is answered)
-LAG = 2  # a column this many segments behind the n-th fastest is a straggler
+LAG = 2  # a column that moved this many segments less than the leader is a straggler
 # segments encoded ahead of the slowest running column (the memory bound: WINDOW x code_n
 # pieces). With WINDOW >= PIPELINE + LAG a column that holds the others back is always far
 # enough behind to be cut as a straggler when there are spare columns.
@@ -419,9 +422,13 @@ class _Upload:
         self.segments, self.column_bytes = segments, column_bytes
         self.progress, self.timeout = progress, timeout
         self.primary = placed[:code_n]
+        self.reserve = list(range(n, code_n))  # long-tail columns, started only as hedges
         self.spares = list(placed[code_n:])
         self.assigned: dict[int, tuple[bytes, StorageProvider]] = {}
         self.done: dict[int, int] = {}  # column -> segments its provider holds
+        # column -> (leader's segment, its own) when it last (re)started: its pace is judged
+        # from there, so a hedge starting at segment 0 is not a straggler by birth
+        self.since: dict[int, tuple[int, int]] = {}
         self.sent_bytes: dict[int, int] = {}  # column -> piece bytes its provider holds
         self.running: dict[int, asyncio.Task[Acceptance]] = {}
         self.paused: list[int] = []
@@ -439,25 +446,35 @@ class _Upload:
         live = [self.done[j] for j in self.running]
         return min(live) if live else self.segments
 
-    def _cut_stragglers(self) -> None:
-        """Pause the columns ``LAG`` segments behind the ``n``-th fastest, keeping ``n``."""
-        order = sorted(self.running, key=lambda j: -self.done[j])
-        if len(order) + len(self.accepted) <= self.n:
+    def _leader(self) -> int:
+        return max(self.done.values(), default=0)
+
+    def _hedge(self) -> None:
+        """Pause the slowest column if it has moved ``LAG`` segments less than the leader
+        since it started, and start a reserve column in its place (one per call)."""
+        if not self.reserve:
             return
-        need = self.done[order[max(0, self.n - len(self.accepted) - 1)]]
-        for j in order[self.n - len(self.accepted):]:
-            if self.done[j] + LAG <= need and len(self.running) + len(self.accepted) > self.n:
-                log.info("column %d (provider %s) is a straggler at segment %d/%d: paused",
-                         j, self.assigned[j][0].hex()[:12], self.done[j], self.segments)
-                task = self.running.pop(j)
-                task.cancel("straggler")  # cut, not failed: ``_replace`` may resume it
-                self.paused.append(j)
-                self.pause_count += 1
+        leader = self._leader()
+        for j in sorted(self.running, key=lambda j: self.done[j]):
+            lead_at, own_at = self.since[j]
+            if (leader - lead_at) - (self.done[j] - own_at) < LAG:
+                continue
+            r = self.reserve.pop(0)
+            log.info("column %d (provider %s) is a straggler at segment %d/%d: paused, "
+                     "column %d starts on provider %s", j, self.assigned[j][0].hex()[:12],
+                     self.done[j], self.segments, r, self.primary[r][0].hex()[:12])
+            task = self.running.pop(j)
+            task.cancel("straggler")  # cut, not failed: ``_replace`` may resume it
+            self.paused.append(j)
+            self.pause_count += 1
+            self.assigned[r] = self.primary[r]
+            self._start(r)
+            return
 
     async def _segment(self, j: int, s: int) -> tuple[list[bytes], list[bytes]]:
         async with self.cond:
             while s >= self._low() + WINDOW:
-                self._cut_stragglers()
+                self._hedge()
                 if s < self._low() + WINDOW:
                     break
                 await self.cond.wait()
@@ -529,15 +546,22 @@ class _Upload:
 
     def _start(self, j: int) -> None:
         self.done.setdefault(j, 0)
+        self.since[j] = (self._leader(), self.done[j])
         self.running[j] = asyncio.ensure_future(self._column(j))
 
     def _replace(self) -> None:
         """Fewer than ``n`` columns are alive: resume a paused straggler (it keeps what it
-        stored), else give a failed column's index to a spare provider (from segment 0)."""
+        stored), else start a reserve column, else give a failed column's index to a spare
+        provider (from segment 0)."""
         while len(self.running) + len(self.accepted) < self.n:
             if self.paused:
                 j = self.paused.pop(0)
                 log.info("resuming paused column %d", j)
+                self._start(j)
+                continue
+            if self.reserve:
+                j = self.reserve.pop(0)
+                self.assigned[j] = self.primary[j]
                 self._start(j)
                 continue
             free = [j for j in range(self.code_n)
@@ -553,8 +577,8 @@ class _Upload:
             self._start(j)
 
     async def run(self) -> dict[int, Acceptance]:
-        for j, placed in enumerate(self.primary):
-            self.assigned[j] = placed
+        for j in range(self.n):
+            self.assigned[j] = self.primary[j]
             self._start(j)
         try:
             while len(self.accepted) < self.n:
@@ -608,10 +632,9 @@ async def put(p2p: P2P, view: ChainView, key: PrivateKey, data: bytes | Path, *,
     repair threshold defaults to halfway between k and n (rounded up), so one or two lost
     columns of a 4-of-6 file trigger a repair long before the file is at risk.
 
-    ``extra`` long-tail columns (at most, as providers allow) are coded and uploaded beyond
-    ``n``: they make the upload as fast as the ``n`` fastest providers and cost
-    ``extra / k`` of the file size in bytes sent (``expansion`` = ``code_n / k`` when every
-    column finishes at once, ``n / k`` with ``extra=0``)."""
+    ``extra`` long-tail columns (at most, as providers allow) are coded beyond ``n`` and
+    uploaded only as hedges for stragglers: ``expansion`` is ``n / k`` when no provider
+    lags, plus what a paused straggler had sent when one does."""
     if not 1 <= k < n <= max_columns:
         raise StorageError(f"redundancy must satisfy 1 <= k < n <= {max_columns}, got {k}/{n}")
     if epochs <= 0:

@@ -122,7 +122,10 @@ def test_parse_spec(tmp_path: Path) -> None:
         ({"input": "x"}, "module: missing"),
         ({"module": "nope.wasm", "input": "x"}, "cannot read"),
         ({"module": "m.wasm"}, "give input"),
-        ({"module": "m.wasm", "input": "x", "input_file": "y"}, "not both"),
+        ({"module": "m.wasm", "input": "x", "input_file": "y"}, "give one of"),
+        ({"module": "m.wasm", "input": "x", "input_stored": "00" * 32}, "give one of"),
+        ({"module": "m.wasm", "input_stored": "abc"}, "64 hex digits"),
+        ({"module": "m.wasm", "input_stored": "00" * 32}, "read when the job is run"),
         ({"module": "m.wasm", "input": "x", "colour": 1}, "unknown keys ['colour']"),
         ({"module": "m.wasm", "input": "x", "slice": {"by": "lines"}}, "by ="),
         ({"module": "m.wasm", "input": "x", "slice": {"by": "bytes"}}, "slice.size"),
@@ -135,6 +138,10 @@ def test_parse_spec(tmp_path: Path) -> None:
         with pytest.raises(CliError) as exc:
             parse_spec(doc, tmp_path)
         assert fragment in exc.value.message, (doc, exc.value.message)
+    stored = {bytes(range(32)): b"a b c d e f"}  # what `smart store get` would return
+    spec = parse_spec({"module": "m.wasm", "input_stored": bytes(range(32)).hex(),
+                       "slice": {"by": "bytes", "size": 4}}, tmp_path, stored.__getitem__)
+    assert b"".join(spec.inputs) == b"a b c d e f" and len(spec.inputs) == 3
 
 
 def test_shipped_specs_parse_and_run_locally() -> None:

@@ -3,7 +3,8 @@
 A job spec is TOML or JSON (paths in it are relative to the spec's own directory)::
 
     module = "wordcount.wasm"            # the task module (validated here before anything
-    input_file = "text.txt"              # is sent); or input = "inline text"
+    input_file = "text.txt"              # is sent); or input = "inline text", or
+                                         # input_stored = "FILE_ID" (`smart store put`)
     slice = { by = "bytes", size = 4096 }   # or { by = "records", separator = "\\n",
                                             #      per_task = 100 }
                                             # or { by = "params", values = [1, 2, [3, 4]] }
@@ -18,14 +19,20 @@ word is split between tasks. A ``params`` value is one 8-byte little-endian inte
 list of them packed one after another (``pi.wasm`` takes [seed, samples]).
 
 Outputs of 8 bytes are shown as the little-endian integers the examples produce.
+
+A stored input is downloaded here, with the sender's key (files are encrypted for their
+owner), and sliced like a local file: the tasks carry their slices, so workers need neither
+the file key nor the storage network.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,7 +67,8 @@ DEFAULT_DEADLINE = 20
 DEFAULT_REDUCE_FUEL = 1_000_000_000
 WHITESPACE = b" \t\n\v\f\r"  # what wordcount.wasm (and bytes.split) call whitespace
 U64_MAX = (1 << 64) - 1
-SPEC_KEYS = {"module", "input", "input_file", "slice", "redundancy", "fuel_per_task",
+SPEC_KEYS = {"module", "input", "input_file", "input_stored", "slice", "redundancy",
+             "fuel_per_task",
              "max_price_per_fuel", "deadline_blocks", "reduce", "reduce_fuel"}
 POLL_S = 0.5
 
@@ -202,8 +210,22 @@ def _slice(data: bytes | None, how: Any) -> list[bytes]:
     return tasks
 
 
-def parse_spec(doc: Any, base: Path) -> JobSpec:
-    """A job spec from its parsed TOML/JSON document; paths are relative to ``base``."""
+def _stored(file_id: Any, fetch: Callable[[bytes], bytes] | None) -> bytes:
+    try:
+        raw = bytes.fromhex(file_id) if isinstance(file_id, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise SpecError("input_stored", "a stored file's id: 64 hex digits")
+    if fetch is None:
+        raise SpecError("input_stored", "stored inputs are read when the job is run")
+    return fetch(raw)
+
+
+def parse_spec(doc: Any, base: Path,
+               fetch: Callable[[bytes], bytes] | None = None) -> JobSpec:
+    """A job spec from its parsed TOML/JSON document; paths are relative to ``base``;
+    ``fetch(file_id)`` reads an ``input_stored`` file."""
     if not isinstance(doc, dict):
         raise SpecError("spec", "must be a table (TOML) or an object (JSON)")
     unknown = set(doc) - SPEC_KEYS
@@ -212,8 +234,8 @@ def parse_spec(doc: Any, base: Path) -> JobSpec:
     if "module" not in doc:
         raise SpecError("module", "missing: the path of the task's .wasm")
     module, module_name = _read(base, doc["module"], "module")
-    if "input" in doc and "input_file" in doc:
-        raise SpecError("spec", "give input or input_file, not both")
+    if sum(k in doc for k in ("input", "input_file", "input_stored")) > 1:
+        raise SpecError("spec", "give one of input, input_file and input_stored")
     data: bytes | None = None
     if "input" in doc:
         if not isinstance(doc["input"], str):
@@ -221,6 +243,8 @@ def parse_spec(doc: Any, base: Path) -> JobSpec:
         data = doc["input"].encode()
     elif "input_file" in doc:
         data, _ = _read(base, doc["input_file"], "input_file")
+    elif "input_stored" in doc:
+        data = _stored(doc["input_stored"], fetch)
     inputs = _slice(data, doc.get("slice"))
     reduce, reduce_name = b"", ""
     if doc.get("reduce") is not None:
@@ -234,7 +258,7 @@ def parse_spec(doc: Any, base: Path) -> JobSpec:
                    reduce_fuel=_int(doc, "reduce_fuel", DEFAULT_REDUCE_FUEL))
 
 
-def load_spec(path: Path) -> JobSpec:
+def load_spec(path: Path, fetch: Callable[[bytes], bytes] | None = None) -> JobSpec:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -243,7 +267,7 @@ def load_spec(path: Path) -> JobSpec:
         doc = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise CliError(f"{path}: {exc}", "invalid_spec") from exc
-    return parse_spec(doc, path.parent)
+    return parse_spec(doc, path.parent, fetch)
 
 
 _runner: Any = None
@@ -405,7 +429,15 @@ def run(
     passphrase_file: PassFile = None,
 ) -> None:
     """Post a job (its escrow locked), follow its tasks, reduce and print the result."""
-    spec = load_spec(spec_file)
+    def fetch(file_id: bytes) -> bytes:
+        from smartchain.cli.store import download
+
+        with tempfile.TemporaryDirectory(prefix="smart-input-") as tmp:
+            path = Path(tmp) / "input"
+            download(file_id, path, sender, passphrase_file)
+            return path.read_bytes()
+
+    spec = load_spec(spec_file, fetch)
     check_modules(spec)
     from smartchain.state.modules.compute import PostJob  # the encoding tells the size
 

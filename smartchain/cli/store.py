@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -64,6 +64,9 @@ _ERROR_CODES = {
     "SegmentUnavailable": "unavailable",
     "RepairFailed": "repair_failed",
 }
+
+if TYPE_CHECKING:  # the storage client (pyeclib) loads only for commands that need it
+    from smartchain.storage.client import GetResult
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -271,13 +274,36 @@ def get(
     passphrase_file: PassFile = None,
 ) -> None:
     """Fetch, verify, decode and decrypt a stored file (any n - k providers may be gone)."""
-    from smartchain.storage import client as sc
 
     fid = parse_file_id(file_id)
     if out_file.is_dir():
         raise CliError(f"{out_file} is a directory: give the output file's path", "usage")
     if not out_file.parent.is_dir():
         raise CliError(f"{out_file.parent}: no such directory", "not_found")
+    res = download(fid, out_file, sender, passphrase_file, timeout)
+    doc = {"file_id": fid.hex(), "out": str(out_file), "size": res.size,
+           "bytes_received": res.bytes_received, "pieces": res.pieces,
+           "failures": res.failures, "receipts": res.receipts,
+           "corrupt": [{"provider": to_bech32(c.provider), "frag_index": c.frag_index,
+                        "segment": c.segment} for c in res.corrupt]}
+
+    def human() -> None:
+        for c in res.corrupt:
+            err.print(f"warning: provider {to_bech32(c.provider)} served a corrupt piece "
+                      f"(segment {c.segment}, column {c.frag_index}); it was not used",
+                      highlight=False)
+        out.print(f"wrote {escape(str(out_file))} ({res.size} bytes, verified)",
+                  highlight=False)
+
+    emit(doc, human)
+
+
+def download(fid: bytes, out_file: Path, sender: str, passphrase_file: Path | None,
+             timeout: float = 30.0) -> GetResult:
+    """Fetch a stored file into ``out_file`` with the owner's key (a progress bar on the
+    terminal); also how ``smart compute run`` reads a job's stored input."""
+    from smartchain.storage import client as sc
+
     client = OPTS.client
     deal = _deal_doc(client, fid)
     owner = _key_address(sender)
@@ -296,24 +322,9 @@ def get(
                                     timeout=timeout)
 
     try:
-        res = asyncio.run(run())
+        return asyncio.run(run())
     except sc.StorageError as exc:
         raise _storage_error(exc) from None
-    doc = {"file_id": fid.hex(), "out": str(out_file), "size": res.size,
-           "bytes_received": res.bytes_received, "pieces": res.pieces,
-           "failures": res.failures, "receipts": res.receipts,
-           "corrupt": [{"provider": to_bech32(c.provider), "frag_index": c.frag_index,
-                        "segment": c.segment} for c in res.corrupt]}
-
-    def human() -> None:
-        for c in res.corrupt:
-            err.print(f"warning: provider {to_bech32(c.provider)} served a corrupt piece "
-                      f"(segment {c.segment}, column {c.frag_index}); it was not used",
-                      highlight=False)
-        out.print(f"wrote {escape(str(out_file))} ({res.size} bytes, verified)",
-                  highlight=False)
-
-    emit(doc, human)
 
 
 @store_app.command("ls")

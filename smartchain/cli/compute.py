@@ -2,8 +2,10 @@
 
 A job spec is TOML or JSON (paths in it are relative to the spec's own directory)::
 
-    module = "wordcount.wasm"            # the task module (validated here before anything
-    input_file = "text.txt"              # is sent); or input = "inline text", or
+    module = "wordcount.wasm"            # the task module: WebAssembly, or Lua source whose
+                                         # first line is --!lua ("wordcount.lua"); validated
+                                         # here before anything is sent
+    input_file = "text.txt"              # or input = "inline text", or
                                          # input_stored = "FILE_ID" (`smart store put`)
     slice = { by = "bytes", size = 4096 }   # or { by = "records", separator = "\\n",
                                             #      per_task = 100 }
@@ -232,7 +234,7 @@ def parse_spec(doc: Any, base: Path,
     if unknown:
         raise SpecError("spec", f"unknown keys {sorted(unknown)} (known: {sorted(SPEC_KEYS)})")
     if "module" not in doc:
-        raise SpecError("module", "missing: the path of the task's .wasm")
+        raise SpecError("module", "missing: the path of the task's .wasm or .lua")
     module, module_name = _read(base, doc["module"], "module")
     if sum(k in doc for k in ("input", "input_file", "input_stored")) > 1:
         raise SpecError("spec", "give one of input, input_file and input_stored")
@@ -283,11 +285,20 @@ def runner() -> Any:
     return _runner
 
 
+def module_problem(module: bytes, name: str) -> str:
+    """Why a task module (WebAssembly, or Lua with its ``--!lua`` first line) cannot run."""
+    from smartchain.compute.lua import MARKER, is_lua
+
+    if name.lower().endswith(".lua") and not is_lua(module):
+        return f"a Lua task's first line must start with {MARKER.decode()}"
+    return runner().check(module)
+
+
 def check_modules(spec: JobSpec) -> None:
     """A module that cannot run as a task is refused here: nothing is signed or paid."""
     for module, name in ((spec.module, spec.module_name), (spec.reduce, spec.reduce_name)):
         if module:
-            problem = runner().check(module)
+            problem = module_problem(module, name)
             if problem:
                 raise CliError(f"{name}: {problem}; nothing was sent", "invalid_module")
 
@@ -393,7 +404,7 @@ def _reduce_for(job: dict[str, Any], path: Path | None) -> bytes:
             module = path.read_bytes()
         except OSError as exc:
             raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        problem = runner().check(module)
+        problem = module_problem(module, path.name)
         if problem:
             raise CliError(f"{path}: {problem}", "invalid_module")
         return module

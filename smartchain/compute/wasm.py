@@ -1,5 +1,9 @@
 """Runs one compute task: a WebAssembly module over an input, the same way on every worker.
 
+``TaskRunner`` is the one entry point for every kind of task module: a module whose first
+line is ``--!lua`` is a Lua task and goes to ``lua.LuaTaskRunner`` (see ``compute/lua.py``);
+anything else must be WebAssembly, as described here.
+
 Workers are compared by the hash of their output, so a task must give the same output bytes
 and the same fuel count on every machine; the requester pays for the fuel. That is what the
 engine configuration and this ABI are for.
@@ -56,11 +60,12 @@ from smartchain.compute.depth import (
     export_names,
     first_import,
 )
+from smartchain.compute.lua import LuaTaskRunner, is_lua
+from smartchain.compute.result import MAX_OUTPUT, TaskResult
 from smartchain.crypto.hashing import h256
 
 PAGE = 65536
 MAX_MODULE = 16 * 1024 * 1024  # compiling is not metered: bound its input
-MAX_OUTPUT = 1024 * 1024
 DEFAULT_MAX_MEMORY = 64 * 1024 * 1024
 MAX_MEMORY = 4 * 1024 * 1024 * 1024  # a 32-bit memory cannot be larger
 MAX_TABLE_ELEMENTS = 100_000
@@ -82,13 +87,6 @@ _TRAPS = {
     wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER: "invalid conversion to integer",
     wasmtime.TrapCode.UNREACHABLE: "unreachable",
 }
-
-
-class TaskResult(NamedTuple):
-    ok: bool
-    output: bytes
-    fuel_used: int
-    error: str  # empty when ok
 
 
 class _Compiled(NamedTuple):
@@ -161,16 +159,20 @@ def _check_exports(module: wasmtime.Module) -> str:
 
 
 class TaskRunner:
-    """Compiles (and caches) task modules and runs tasks, each in a fresh store."""
+    """Compiles (and caches) task modules and runs tasks, each in a fresh store. Lua tasks
+    (``lua.is_lua``) are handed to a ``LuaTaskRunner``: same calls, same ``TaskResult``."""
 
     def __init__(self, cache_size: int = CACHE_SIZE) -> None:
         self.engine = wasmtime.Engine(deterministic_config())
         self._cache: OrderedDict[bytes, _Compiled | str] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self.lua = LuaTaskRunner()
 
     def check(self, module_bytes: bytes) -> str:
         """Why the module cannot run as a task, or '' if it can (compiling it once)."""
+        if is_lua(module_bytes):
+            return self.lua.check(module_bytes)
         if len(module_bytes) > MAX_MODULE:
             return _too_large(module_bytes)
         compiled = self._compiled(bytes(module_bytes))
@@ -184,6 +186,9 @@ class TaskRunner:
         if not 0 < max_memory_bytes <= MAX_MEMORY:
             raise ValueError(f"max_memory_bytes must be in 1..{MAX_MEMORY}")
         module_bytes = bytes(module_bytes)
+        if is_lua(module_bytes):
+            return self.lua.run(module_bytes, input_bytes, fuel=fuel,
+                                max_memory_bytes=max_memory_bytes)
         if len(module_bytes) > MAX_MODULE:
             return TaskResult(False, b"", 0, _too_large(module_bytes))
         compiled = self._compiled(module_bytes)

@@ -712,6 +712,13 @@ function api.drain(from)
   return last - from + 1, tbl_unpack(out, 1, j)
 end
 
+-- Compute tasks (smartchain/compute/lua.py) run in this sandbox with no chain access: the
+-- runtime of a task VM drops the chain's globals once, before any code runs.
+local CHAIN_GLOBALS = {"storage", "token", "emit", "transfer", "balance", "call"}
+function api.without_chain()
+  for _, name in raw_ipairs(CHAIN_GLOBALS) do G[name] = nil end
+end
+
 -- Compile without running; returns the bytecode dump for the determinism check, or nil
 -- and the syntax error.
 function api.compile(src)

@@ -91,6 +91,7 @@ class LuaVM:
         self._invoke = api[b"invoke"]
         self._drain = api[b"drain"]
         self._compile = api[b"compile"]
+        self.without_chain = api[b"without_chain"]  # for compute tasks (compute/lua.py)
 
     def _watchdog_fired(self) -> bool:
         return time.monotonic() > self._deadline

@@ -792,7 +792,10 @@ _checker = threading.local()
 
 
 def check_module(module: bytes, what: str = "module") -> None:
-    """Refuse a module that cannot run as a task before it reaches the mempool."""
+    """Refuse a module that cannot run as a task before it reaches the mempool: WebAssembly
+    is validated and compiled; a Lua task (first line ``--!lua``) is compiled, its bytecode
+    checked, and its top level run once in a fresh sandbox, metered (at most
+    ``compute.lua.CHECK_FUEL``), to see that it defines ``run``. Deterministic either way."""
     runner = getattr(_checker, "runner", None)
     if runner is None:
         runner = _checker.runner = TaskRunner(cache_size=16)

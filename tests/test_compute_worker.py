@@ -92,8 +92,8 @@ def wait_registered(net: Network, providers: list[int], timeout: float = 30.0) -
 
 
 def post_job(net: Network, requester: PrivateKey, tasks: tuple[bytes, ...], *,
-             deadline_blocks: int = 20) -> tuple[int, int]:
-    msg = PostJob((EXAMPLES / "wordcount.wasm").read_bytes(), tasks, FUEL, PRICE,
+             deadline_blocks: int = 20, module: str = "wordcount.wasm") -> tuple[int, int]:
+    msg = PostJob((EXAMPLES / module).read_bytes(), tasks, FUEL, PRICE,
                   deadline_blocks, 2, (EXAMPLES / "sum_u64.wasm").read_bytes())
     doc = net.client(0).send_tx(requester, "compute/post_job", msg, gas_limit=40_000_000)
     assert doc["receipt"]["ok"], doc["receipt"]["log"]
@@ -199,6 +199,11 @@ def test_providers_run_a_word_count_job(network: Any) -> None:
     # Every provider did some of the work, and the requester paid only for fuel used.
     revealers = {s for rs in watch.reveals.values() for s, _ in rs}
     assert revealers == {to_bech32(net[i].key.address) for i in providers}
+    # The same count from the Lua task, run in the contracts sandbox by the same workers.
+    job, height = post_job(net, requester, tasks, module="wordcount.lua")
+    watch = JobWatch(net, job, height)
+    watch.wait(60)
+    assert watch.count(len(tasks)) == len(TEXT.split())
     for i in providers:
         assert "Traceback" not in net[i].log_text()
 

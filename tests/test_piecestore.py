@@ -105,6 +105,25 @@ def test_corrupt_or_missing_file_is_detected(store: PieceStore) -> None:
         store.accept(file_id, 1, [roots[1]])
 
 
+def test_putting_a_damaged_piece_again_heals_it(store: PieceStore) -> None:
+    """A repair re-puts a lost column onto the provider whose copy rotted (with no spare
+    provider it is the only way back to n): the good bytes must replace the bad file, not
+    count as a repeated put of bytes already held."""
+    file_id, pieces = segment_pieces(4)
+    roots = [store.put(file_id, j, 0, p) for j, p in enumerate(pieces)]
+    used = store.used
+    store.path_of(roots[0]).write_bytes(os.urandom(len(pieces[0])))  # rot, same size
+    store.path_of(roots[1]).write_bytes(b"short")  # truncated
+    store.path_of(roots[2]).unlink()  # gone
+    for j, piece in enumerate(pieces):
+        with pytest.raises(PieceCorrupt):
+            store.get(file_id, j, 0)
+        assert store.put(file_id, j, 0, piece) == roots[j]
+        assert store.get(file_id, j, 0) == piece
+        assert store.accept(file_id, j, [roots[j]]).root == layout.column_root([roots[j]])
+    assert store.used == used and len(files_in(store)) == len(pieces)
+
+
 def test_over_capacity_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     file_id, pieces = segment_pieces(4)
     size = len(pieces[0])

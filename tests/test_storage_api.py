@@ -195,6 +195,8 @@ def test_store_put_refuses_bad_input(cli: Cli, client: Client, tmp_path: Path,
                  "k/n")
     assert_error(cli.run("store", "put", str(f), "--from", "owner", "--epochs", "0"),
                  "--epochs")
+    assert_error(cli.run("store", "put", str(f), "--from", "owner", "--repair-threshold", "4"),
+                 "between 5 and 6")
     assert_error(cli.run("store", "put", str(f), "--from", "owner"),  # 4/6, 3 providers
                  "needs 6 storage providers", "the chain has 3")
     assert_error(cli.run("store", "put", str(f), "--from", "poor", "--redundancy", "1/3"),

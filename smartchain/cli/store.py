@@ -182,6 +182,9 @@ def put(
         help="k/n: n pieces per segment on n providers, any k rebuild it.")
     ] = DEFAULT_REDUNDANCY,
     epochs: Annotated[int, typer.Option(help="Epochs the deal runs (and is paid for).")] = 30,
+    repair_threshold: Annotated[int | None, typer.Option(
+        help="Repair while fewer than this many columns are healthy (k+1..n; default n).")
+    ] = None,
     long_tail: Annotated[int, typer.Option(
         help="Reserve columns beyond n: one replaces a provider that falls behind (its "
              "partial upload is the only extra cost).", min=0, max=8)] = 2,
@@ -201,6 +204,9 @@ def put(
     k, n = parse_redundancy(redundancy, int(st.get("storage_max_columns", 32)))
     if epochs <= 0:
         raise CliError("--epochs must be a positive integer", "usage")
+    if repair_threshold is not None and not k < repair_threshold <= n:
+        raise CliError(f"--repair-threshold must be between {k + 1} and {n} for {k}-of-{n}",
+                       "usage")
     owner = _key_address(sender)
     view = sc.ApiChainView(client, None, st)
     providers = view.providers()
@@ -227,7 +233,8 @@ def put(
             with _progress() as bar:
                 track = _tracker(bar, {"upload": "uploading", "done": "stored"})
                 return await sc.put(p2p, view, key, file, k=k, n=n, epochs=epochs,
-                                    progress=track, timeout=timeout, extra=long_tail,
+                                    repair_threshold=repair_threshold, progress=track,
+                                    timeout=timeout, extra=long_tail,
                                     max_columns=int(st.get("storage_max_columns", 32)))
 
     try:

@@ -629,8 +629,9 @@ async def put(p2p: P2P, view: ChainView, key: PrivateKey, data: bytes | Path, *,
     ``key`` is the owner: its seed derives the file key (so only its keystore decrypts) and
     ``view`` signs the deal with it. Nothing is paid unless ``n`` providers have accepted
     their columns; pieces of a failed upload are garbage-collected by the providers. The
-    repair threshold defaults to halfway between k and n (rounded up), so one or two lost
-    columns of a 4-of-6 file trigger a repair long before the file is at risk.
+    repair threshold (the chain repairs while fewer columns than it are healthy) defaults
+    to ``n``: any lost column is rebuilt, paid from the repair budget, long before the file
+    is at risk. A lower threshold (down to ``k + 1``) saves repairs and risks more.
 
     ``extra`` long-tail columns (at most, as providers allow) are coded beyond ``n`` and
     uploaded only as hedges for stragglers: ``expansion`` is ``n / k`` when no provider
@@ -667,7 +668,7 @@ async def put(p2p: P2P, view: ChainView, key: PrivateKey, data: bytes | Path, *,
         progress("deal", 0, 1)
     columns = tuple(NewColumn(up.assigned[j][0], j, acc.root, acc.signature)
                     for j, acc in accepted.items())
-    threshold = repair_threshold if repair_threshold is not None else -(-(k + n) // 2)
+    threshold = repair_threshold if repair_threshold is not None else n
     prices = [up.assigned[j][1].price for j in accepted]
     escrow, budget = deal_cost(prices, column_bytes, epochs,
                                chain_params(view).storage_repair_bps)

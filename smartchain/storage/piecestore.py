@@ -253,7 +253,9 @@ class PieceStore:
         """Store piece ``(segment, frag_index)`` of ``file_id``; returns its piece root.
 
         Durable when it returns. Putting the same bytes again only refreshes the slot's
-        received time. Raises ``StoreFull`` (nothing changed) or ``PieceConflict``."""
+        received time, unless the file on disk was damaged: then the bytes just received
+        replace it (a repair re-puts a lost column onto the provider whose copy rotted).
+        Raises ``StoreFull`` (nothing changed) or ``PieceConflict``."""
         now = _now_ms() if now_ms is None else now_ms
         root = layout.piece_root(piece)
         skey = slot_key(file_id, frag_index, segment)
@@ -276,9 +278,9 @@ class PieceStore:
                 reserved = size
             try:
                 path = self.path_of(root)
-                if not have_blob:
-                    self._write_file(path, piece)
                 digest = checksum(piece)  # also when shared: see _link
+                if not have_blob or not self._intact(path, digest):
+                    self._write_file(path, piece)
                 replaced = self._commits.run(
                     lambda txn: self._link(txn, skey, root, size, digest, now))
             finally:
@@ -287,6 +289,13 @@ class PieceStore:
         if replaced is not None:
             self._unlink_unreferenced(replaced)
         return root
+
+    def _intact(self, path: Path, digest: bytes) -> bool:
+        """Whether a piece's file holds the bytes whose checksum is ``digest``."""
+        try:
+            return checksum(path.read_bytes()) == digest
+        except FileNotFoundError:
+            return False
 
     def _link(self, txn: lmdb.Transaction, skey: bytes, root: bytes, size: int,
               digest: bytes, now: int) -> bytes | None:
@@ -299,14 +308,17 @@ class PieceStore:
         old_raw = txn.get(skey, db=self._slots)
         old = SlotMeta.decode(old_raw) if old_raw else None
         txn.put(skey, SlotMeta(root, size, now).encode(), db=self._slots)
-        if old is not None and old.root == root:
-            return None  # a repeated put: only the time moved
+        repeated = old is not None and old.root == root
         blob_raw = txn.get(root, db=self._blobs)
         if blob_raw is not None:
+            # ``digest`` is the checksum of the file now (``put`` rewrote a damaged one)
             blob = BlobMeta.decode(blob_raw)
-            txn.put(root, BlobMeta(blob.size, blob.refs + 1, blob.checksum).encode(),
-                    db=self._blobs)
-        else:
+            refs = blob.refs + (0 if repeated else 1)
+            if (refs, digest) != (blob.refs, blob.checksum):
+                txn.put(root, BlobMeta(blob.size, refs, digest).encode(), db=self._blobs)
+        if repeated:
+            return None  # a repeated put: only the time moved
+        if blob_raw is None:
             txn.put(root, BlobMeta(size, 1, digest).encode(), db=self._blobs)
             self._add_used(txn, size)
         if old is not None and self._unref(txn, old.root):  # replaced bytes of a pending slot

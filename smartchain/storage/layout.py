@@ -30,7 +30,6 @@ from nacl.bindings import (
 from nacl.exceptions import CryptoError
 from pyeclib.ec_iface import ECDriver
 
-from smartchain.crypto.hashing import h256_tagged
 from smartchain.crypto.merkle import (
     MerkleProof,
     leaf_hash,
@@ -38,18 +37,17 @@ from smartchain.crypto.merkle import (
     root_of_hashes,
     verify_proof,
 )
+from smartchain.state.modules.storage import (  # the chain's: what an audit asks, file ids
+    LEAF_SIZE as LEAF_SIZE,
+)
+from smartchain.state.modules.storage import (
+    file_id_of as file_id_of,
+)
 
 PIECE_TARGET = 2 * 1024 * 1024  # plaintext bytes per data fragment of a full segment
-LEAF_SIZE = 1024  # bytes of a piece an audit challenges at once
 TAG = 16  # ChaCha20-Poly1305 tag per segment
 EC_TYPE = "isa_l_rs_cauchy"  # measured: decode 2× faster than isa_l_rs_vand here
-FILE_ID_TAG = b"smart/store/file"
 KEY_PERSON = b"smart/filekey"
-
-
-def file_id_of(owner: bytes, salt: bytes) -> bytes:
-    """The file's id: the owner cannot reuse it and nobody else can claim it."""
-    return h256_tagged(FILE_ID_TAG, owner + salt)
 
 
 def file_key(seed: bytes, salt: bytes) -> bytes:

@@ -58,15 +58,13 @@ import wasmtime
 from smartchain.compute.wasm import TaskResult, TaskRunner
 from smartchain.crypto.address import to_bech32
 from smartchain.node.node import Node
-from smartchain.state.errors import TxError
+from smartchain.node.service import BlockService
 from smartchain.state.modules import compute as cm
 from smartchain.types.amount import UNITS_PER_HPC
-from smartchain.types.tx import Transaction
 
 log = logging.getLogger("smartchain.compute")
 
 RESULTS_FILE = "compute_results.json"
-POLL_S = 0.05  # how often the worker looks for a new block
 THREAD_STACK = 16 * 1024 * 1024  # native stack of the task threads (wasmtime wants > 2 MiB)
 BATCH_GAS = 1_000_000  # a batch of commits or reveals: the transaction itself...
 COMMIT_GAS = 200_000  # ...plus this per commit (writes, and a verification it may finish)
@@ -160,16 +158,17 @@ def _big_stack_pool(threads: int) -> ThreadPoolExecutor:
     return pool
 
 
-class ComputeWorker:
+class ComputeWorker(BlockService):
     """See the module docstring. ``start``/``stop`` from the node's event loop."""
+
+    what = "compute"
+    log = log
 
     def __init__(self, node: Node, *, cores: int, stake_hpc: int,
                  capability_override: int = 0, cheat: bool = False) -> None:
         if cores <= 0:
             raise ValueError("cores must be positive")
-        self.node = node
-        self.key = node.key
-        self.address = node.key.address
+        super().__init__(node)
         self.cores = cores
         self.stake = stake_hpc * UNITS_PER_HPC
         self.capability_override = capability_override
@@ -230,7 +229,7 @@ class ComputeWorker:
         log.info("compute: providing %d core(s) as %s, capability %d fuel/s (%s)%s",
                  self.cores, to_bech32(self.address), self.capability, how,
                  " [TEST CHEAT MODE: outputs are falsified]" if self.cheat else "")
-        self._task = asyncio.create_task(self._run_forever())
+        self._task = asyncio.create_task(self.run_blocks())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -242,53 +241,21 @@ class ComputeWorker:
         log.info("compute: stopped (%d tasks computed, %d commits, %d reveals sent)",
                  self.stats["computed"], self.stats["commits"], self.stats["reveals"])
 
-    async def _run_forever(self) -> None:
-        seen = -1
-        while True:
-            height = self.node.chain.height
-            if height != seen and height > 0:
-                seen = height
-                try:
-                    self._on_block(height)
-                except Exception:  # a bug here must not kill the node; say it loudly
-                    log.exception("compute: worker pass at height %d failed", height)
-            await asyncio.sleep(POLL_S)
-
-    # --- chain reads ---------------------------------------------------------------------
-
-    def _read(self, fn: Any, *args: Any) -> Any:
-        with self.node.chain.reader() as reader:
-            return fn(reader, *args)
-
     def _module(self, digest: bytes) -> bytes | None:
         module = self.modules.get(digest)
         if module is None:
-            module = self._read(cm.get_module, digest)
+            module = self.read(cm.get_module, digest)
             if module is not None:
                 if len(self.modules) >= 64:
                     self.modules.pop(next(iter(self.modules)))
                 self.modules[digest] = module
         return module
 
-    # --- transactions --------------------------------------------------------------------
-
-    def _send(self, kind: str, msg: Any, gas_limit: int) -> bytes | None:
-        node = self.node
-        tx = Transaction.create(self.key, chain_id=node.chain.chain_id,
-                                nonce=node.pending_nonce(self.address), kind=kind,
-                                payload=msg.encode(), gas_limit=gas_limit,
-                                gas_price=node.chain.params.min_gas_price)
-        try:
-            return node.submit(tx.encode())
-        except TxError as exc:
-            log.info("compute: %s not admitted (%s); will retry", kind, exc)
-            return None
-
     # --- the per-block pass --------------------------------------------------------------
 
-    def _on_block(self, height: int) -> None:
+    def on_block(self, height: int) -> None:
         if self.registered and height % REGISTER_RETRY_BLOCKS == 0:
-            pv = self._read(cm.provider_view, self.address)
+            pv = self.read(cm.provider_view, self.address)
             if pv is None or not pv.provider.active:  # deregistered, or off the roster
                 log.warning("compute: no longer an active provider; registering again")
                 self.registered = False
@@ -296,7 +263,7 @@ class ComputeWorker:
             self._ensure_registered(height)
             if not self.registered:
                 return
-        work = self._read(cm.assignments, self.address)
+        work = self.read(cm.assignments, self.address)
         live = {(a.job, a.task) for a in work}
         stale = [k for k in self.results if k not in live and k not in self.running]
         if stale:
@@ -308,7 +275,7 @@ class ComputeWorker:
         self._flush()
 
     def _ensure_registered(self, height: int) -> None:
-        pv = self._read(cm.provider_view, self.address)
+        pv = self.read(cm.provider_view, self.address)
         if pv is not None and pv.provider.active and pv.provider.capability == self.capability \
                 and pv.provider.stake >= self.stake:
             self.registered = True
@@ -320,7 +287,7 @@ class ComputeWorker:
         self._register_at = height
         have = pv.provider.stake if pv is not None else 0
         msg = cm.RegisterProvider(self.capability, max(0, self.stake - have))
-        if self._send("compute/register_provider", msg, REGISTER_GAS) is not None:
+        if self.send("compute/register_provider", msg, REGISTER_GAS) is not None:
             log.info("compute: registering (capability %d fuel/s, stake %d)", self.capability,
                      msg.stake)
 
@@ -380,7 +347,7 @@ class ComputeWorker:
         else:
             msg = cm.RevealResults(items)
             gas = BATCH_GAS + sum(REVEAL_GAS + 10 * len(r.output) for r in items)
-        tx_hash = self._send(f"compute/{action}_results", msg,
+        tx_hash = self.send(f"compute/{action}_results", msg,
                              min(gas, self.node.chain.params.max_tx_gas))
         if tx_hash is None:
             return

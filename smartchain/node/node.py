@@ -18,7 +18,7 @@ from pathlib import Path
 
 import lmdb
 
-from smartchain.codec import CodecError
+from smartchain.codec import CodecError, Struct
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify
 from smartchain.node.config import DATA_DIR, GENESIS_FILE, NodeConfig
@@ -202,6 +202,15 @@ class Node:
         self.metrics.mempool_size.set(len(self.mempool))
         self.announce(admitted)
         return results
+
+    def submit_own(self, kind: str, payload: Struct, gas_limit: int) -> bytes:
+        """Sign a transaction with the node's own key at its next nonce and admit it (the
+        node's services: compute worker, storage provider). Raises ``TxError``."""
+        tx = Transaction.create(self.key, chain_id=self.chain.chain_id,
+                                nonce=self.pending_nonce(self.key.address), kind=kind,
+                                payload=payload.encode(), gas_limit=gas_limit,
+                                gas_price=self.chain.params.min_gas_price)
+        return self.submit(tx.encode())
 
     def pending_nonce(self, address: bytes) -> int:
         n = self.mempool.pending_nonce(address)

@@ -68,6 +68,7 @@ from smartchain.crypto.hashing import h256_tagged
 from smartchain.crypto.keys import verify
 from smartchain.crypto.merkle import leaf_hash, verify_proof
 from smartchain.node.node import Node
+from smartchain.node.service import BlockService
 from smartchain.p2p import P2P
 from smartchain.p2p.messages import parse_address
 from smartchain.p2p.peers import (
@@ -96,13 +97,13 @@ from smartchain.storage.protocol import (
     PutPiece,
 )
 from smartchain.types.amount import UNITS_PER_HPC, format_hpc
-from smartchain.types.tx import Receipt, Transaction
+from smartchain.types.tx import Receipt
 
 log = logging.getLogger("smartchain.storage")
 
 STORAGE_DIR = "storage"  # under HOME unless ``storage_dir`` says otherwise
 RECEIPTS_DIR = "receipts"  # LMDB of kept bandwidth receipts, inside the storage dir
-POLL_S = 0.05  # how often the service looks for a new block
+POLL_S = 0.05  # how often a wait looks for its transaction
 IO_THREADS = 8  # concurrent piece reads/writes (each fsyncs: I/O bound, not CPU bound)
 REGISTER_GAS = 2_000_000
 REGISTER_RETRY_BLOCKS = 5
@@ -182,12 +183,7 @@ class NodeChainView:
         return asyncio.run_coroutine_threadsafe(hop(), self._loop).result()
 
     def _submit(self, kind: str, payload: Struct, gas_limit: int) -> str:
-        node = self.node
-        tx = Transaction.create(self.key, chain_id=self.chain_id,
-                                nonce=node.pending_nonce(self.address), kind=kind,
-                                payload=payload.encode(), gas_limit=gas_limit,
-                                gas_price=node.chain.params.min_gas_price)
-        return node.submit(tx.encode()).hex()
+        return self.node.submit_own(kind, payload, gas_limit).hex()
 
     def _check(self, tx_hash: str) -> bool:
         receipt = committed_receipt(self.node, bytes.fromhex(tx_hash))
@@ -303,8 +299,11 @@ class Terms:
     p2p: str
 
 
-class StorageProvider:
+class StorageProvider(BlockService):
     """See the module docstring. ``start``/``stop`` from the node's event loop."""
+
+    what = "storage"
+    log = log
 
     def __init__(self, node: Node, p2p: P2P, *, capacity: int, price: int = 0,
                  bandwidth_price: int = 0, collateral_hpc: int = 10,
@@ -312,10 +311,8 @@ class StorageProvider:
                  gc_grace_s: int = 3_600) -> None:
         if capacity <= 0:
             raise ValueError("capacity must be positive")
-        self.node = node
+        super().__init__(node)
         self.p2p = p2p
-        self.key = node.key
-        self.address = node.key.address
         self.chain_id = node.chain.chain_id
         self.capacity = capacity
         self.price = price
@@ -360,7 +357,7 @@ class StorageProvider:
                  self.p2p.address, self.store.used,
                  f"; removed {self.store.removed_orphans} unindexed files"
                  if self.store.removed_orphans else "")
-        self._tasks = [asyncio.create_task(self._run_forever()),
+        self._tasks = [asyncio.create_task(self.run_blocks()),
                        asyncio.create_task(self._repair_forever())]
 
     async def stop(self) -> None:
@@ -382,39 +379,12 @@ class StorageProvider:
     async def _disk(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
 
-    async def _run_forever(self) -> None:
-        seen = -1
-        while True:
-            height = self.node.chain.height
-            if height != seen and height > 0:
-                seen = height
-                try:
-                    await self._on_block(height)
-                except Exception:  # a bug here must not kill the node; say it loudly
-                    log.exception("storage: provider pass at height %d failed", height)
-            await asyncio.sleep(POLL_S)
-
-    # --- chain reads and transactions ----------------------------------------------------
-
-    def _read(self, fn: Any, *args: Any) -> Any:
-        with self.node.chain.reader() as reader:
-            return fn(reader, *args)
-
-    def _send(self, kind: str, msg: Struct, gas_limit: int) -> bytes | None:
-        node = self.node
-        tx = Transaction.create(self.key, chain_id=self.chain_id,
-                                nonce=node.pending_nonce(self.address), kind=kind,
-                                payload=msg.encode(), gas_limit=gas_limit,
-                                gas_price=node.chain.params.min_gas_price)
-        try:
-            return node.submit(tx.encode())
-        except TxError as exc:
-            if exc.code == Code.INSUFFICIENT_FUNDS:
-                log.warning("storage: %s refused: %s (fund %s)", kind, exc.message,
-                            to_bech32(self.address))
-            else:
-                log.info("storage: %s not admitted (%s); will retry", kind, exc.message)
-            return None
+    def refused(self, kind: str, exc: TxError) -> None:
+        if exc.code == Code.INSUFFICIENT_FUNDS:
+            log.warning("storage: %s refused: %s (fund %s)", kind, exc.message,
+                        to_bech32(self.address))
+        else:
+            super().refused(kind, exc)
 
     def _tx_state(self, tx_hash: bytes | None) -> str:
         """'none' (never sent, or dropped from the mempool), 'pending' or 'committed'."""
@@ -484,7 +454,7 @@ class StorageProvider:
         have = self.record.collateral if self.record is not None else 0
         msg = sm.RegisterProvider(t.capacity, t.price, t.bandwidth_price,
                                   max(0, t.collateral - have), t.p2p, self.key.public_key)
-        self._register_tx = self._send("storage/register_provider", msg, REGISTER_GAS)
+        self._register_tx = self.send("storage/register_provider", msg, REGISTER_GAS)
         if self._register_tx is not None:
             log.info("storage: registering (capacity %d, price %d, bandwidth price %d, "
                      "collateral +%s HPC, p2p %s)", t.capacity, t.price, t.bandwidth_price,
@@ -492,8 +462,8 @@ class StorageProvider:
 
     # --- the per-block pass --------------------------------------------------------------
 
-    async def _on_block(self, height: int) -> None:
-        self.record = self._read(sm.get_provider, self.address)
+    async def on_block(self, height: int) -> None:
+        self.record = self.read(sm.get_provider, self.address)
         self._ensure_registered(height)
         await self._sync_pins()
         if height % GC_EVERY_BLOCKS == 0:
@@ -507,7 +477,7 @@ class StorageProvider:
             self._claim(height)
 
     async def _sync_pins(self) -> None:
-        refs = {(c.file_id, c.frag_index) for c in self._read(sm.columns_of, self.address)}
+        refs = {(c.file_id, c.frag_index) for c in self.read(sm.columns_of, self.address)}
         if refs == self._pinned:
             return
         missing = await self._disk(self.store.set_pinned, refs)
@@ -525,7 +495,7 @@ class StorageProvider:
     async def _prove(self, height: int) -> None:
         todo: list[tuple[sm.OpenChallenge, bytes]] = []
         deals: dict[bytes, sm.Deal | None] = {}
-        for c in self._read(sm.open_challenges, self.address):
+        for c in self.read(sm.open_challenges, self.address):
             key = (c.file_id, c.frag_index, c.segment, c.deadline)
             if key in self.given_up or height > c.deadline:
                 continue
@@ -539,7 +509,7 @@ class StorageProvider:
                 self.given_up.add(key)
                 continue
             if c.file_id not in deals:
-                deals[c.file_id] = self._read(sm.get_deal, c.file_id)
+                deals[c.file_id] = self.read(sm.get_deal, c.file_id)
             deal = deals[c.file_id]
             root = next((col.root for col in deal.columns if col.frag_index == c.frag_index
                          and col.provider == self.address), None) if deal else None
@@ -564,7 +534,7 @@ class StorageProvider:
                 proofs.append((key, proof))
         for i in range(0, len(proofs), PROVE_BATCH):
             batch = proofs[i:i + PROVE_BATCH]
-            tx_hash = self._send("storage/prove", sm.Prove(tuple(p for _, p in batch)),
+            tx_hash = self.send("storage/prove", sm.Prove(tuple(p for _, p in batch)),
                                  PROVE_GAS + PROVE_GAS_PER_PROOF * len(batch))
             if tx_hash is None:
                 break  # the nonce after a refused one would be a gap: next block
@@ -641,7 +611,7 @@ class StorageProvider:
         for i in range(0, len(ready), CLAIM_BATCH):
             batch = ready[i:i + CLAIM_BATCH]
             msg = sm.ClaimBandwidth(tuple(r for _, r in batch))
-            tx_hash = self._send("storage/claim_bandwidth", msg,
+            tx_hash = self.send("storage/claim_bandwidth", msg,
                                  CLAIM_GAS + CLAIM_GAS_PER_RECEIPT * len(batch))
             if tx_hash is None:
                 break
@@ -739,7 +709,7 @@ class StorageProvider:
     async def _repair_pass(self) -> None:
         if not self.registered or self.view is None:
             return
-        deals = self._read(sm.repairs)
+        deals = self.read(sm.repairs)
         now = time.monotonic()
         broken = {(d.file_id, c.frag_index) for d in deals for c in d.deal.columns
                   if not c.healthy}

@@ -78,9 +78,9 @@ from smartchain.compute.wasm import TaskRunner
 from smartchain.crypto.address import from_bech32
 from smartchain.crypto.hashing import h256, h256_tagged
 from smartchain.state.errors import Code, OutOfGas, TxError
-from smartchain.state.module import BlockInfo, GasMeter, Module, Msg, TxContext
-from smartchain.state.modules.bank import move_hpc
+from smartchain.state.module import BlockInfo, Module, Msg, TxContext
 from smartchain.state.modules.emission import MAX_SUPPLY
+from smartchain.state.modules.env import ModuleEnv
 from smartchain.state.params import PARAMS_KEY, Params
 from smartchain.state.store import Overlay
 from smartchain.types.tx import Event
@@ -433,54 +433,16 @@ def replica_rate(fuel_per_task: int, deadline_blocks: int, block_time_ms: int) -
 # --- the shared state logic ----------------------------------------------------------------------
 
 
-class _Env:
-    """The store, the block and, inside a transaction, its gas meter (``None`` in end_block).
-    Providers are cached and written once at ``flush``."""
+class _Env(ModuleEnv[Provider]):
+    """``ModuleEnv`` over compute providers, and the block's placement seed."""
 
-    __slots__ = ("block", "dirty", "events", "gas", "params", "providers", "store")
+    __slots__ = ()
 
-    def __init__(self, store: Overlay, block: BlockInfo, gas: GasMeter | None,
-                 events: list[Event]) -> None:
-        self.store = store
-        self.block = block
-        self.params = block.params
-        self.gas = gas
-        self.events = events
-        self.providers: dict[bytes, Provider] = {}
-        self.dirty: set[bytes] = set()
+    def provider_key(self, address: bytes) -> bytes:
+        return provider_key(address)
 
-    def charge(self, amount: int) -> None:
-        if self.gas is not None:
-            self.gas.consume(amount)
-
-    def set(self, key: bytes, value: bytes) -> None:
-        self.charge(self.params.gas_per_write)
-        self.store.set(key, value)
-
-    def delete(self, key: bytes) -> None:
-        if self.store.get(key) is not None:
-            self.charge(self.params.gas_per_write)
-            self.store.delete(key)
-
-    def move(self, frm: bytes, to: bytes, amount: int) -> None:
-        if amount:
-            self.charge(2 * self.params.gas_per_write)
-            move_hpc(self.store, frm, to, amount)
-
-    def emit(self, kind: str, **attrs: object) -> None:
-        self.events.append(Event.of(kind, **attrs))
-
-    def provider(self, address: bytes) -> Provider | None:
-        p = self.providers.get(address)
-        if p is None:
-            p = get_provider(self.store, address)
-            if p is not None:
-                self.providers[address] = p
-        return p
-
-    def put_provider(self, address: bytes, p: Provider) -> None:
-        self.providers[address] = p
-        self.dirty.add(address)
+    def load_provider(self, address: bytes) -> Provider | None:
+        return get_provider(self.store, address)
 
     def all_providers(self) -> Iterator[tuple[bytes, Provider]]:
         """Every provider in address order (cached versions win)."""
@@ -489,11 +451,6 @@ class _Env:
             address = key[start:]
             p = self.providers.get(address)
             yield address, p if p is not None else Provider.decode(raw)
-
-    def flush(self) -> None:
-        for address in sorted(self.dirty):
-            self.set(provider_key(address), self.providers[address].encode())
-        self.dirty.clear()
 
     def seed(self, job_id: int, idx: int) -> bytes:
         return h256_tagged(b"smart/compute/seed", _U64.pack(self.block.height), _jt(job_id, idx))

@@ -78,9 +78,10 @@ from smartchain.crypto.hashing import h256_tagged
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import MerkleProof, leaf_hash, node_hash, verify_proof
 from smartchain.state.errors import Code, TxError
-from smartchain.state.module import BlockInfo, GasMeter, Module, Msg, TxContext
-from smartchain.state.modules.bank import get_account, move_hpc
+from smartchain.state.module import BlockInfo, Module, Msg, TxContext
+from smartchain.state.modules.bank import get_account
 from smartchain.state.modules.emission import MAX_SUPPLY
+from smartchain.state.modules.env import ModuleEnv
 from smartchain.state.params import PARAMS_KEY, Params
 from smartchain.state.store import Overlay
 from smartchain.types.tx import Event
@@ -470,67 +471,24 @@ def _column_index(deal: Deal, frag_index: int) -> int | None:
 # --- the shared state logic ----------------------------------------------------------------------
 
 
-class _Env:
-    """The store, the block and, inside a transaction, its gas meter (``None`` in block
-    hooks). Providers are cached and written once, in address order, at ``flush``."""
+class _Env(ModuleEnv[StorageProvider]):
+    """``ModuleEnv`` over storage providers, and the deal records."""
 
-    __slots__ = ("block", "dirty", "events", "gas", "params", "providers", "store")
+    __slots__ = ()
 
-    def __init__(self, store: Overlay, block: BlockInfo, gas: GasMeter | None,
-                 events: list[Event]) -> None:
-        self.store = store
-        self.block = block
-        self.params = block.params
-        self.gas = gas
-        self.events = events
-        self.providers: dict[bytes, StorageProvider] = {}
-        self.dirty: set[bytes] = set()
+    def provider_key(self, address: bytes) -> bytes:
+        return provider_key(address)
 
-    def charge(self, amount: int) -> None:
-        if self.gas is not None:
-            self.gas.consume(amount)
-
-    def set(self, key: bytes, value: bytes) -> None:
-        self.charge(self.params.gas_per_write)
-        self.store.set(key, value)
-
-    def delete(self, key: bytes) -> None:
-        if self.store.get(key) is not None:
-            self.charge(self.params.gas_per_write)
-            self.store.delete(key)
-
-    def move(self, frm: bytes, to: bytes, amount: int) -> None:
-        if amount:
-            self.charge(2 * self.params.gas_per_write)
-            move_hpc(self.store, frm, to, amount)
-
-    def emit(self, kind: str, **attrs: object) -> None:
-        self.events.append(Event.of(kind, **attrs))
-
-    def provider(self, address: bytes) -> StorageProvider | None:
-        p = self.providers.get(address)
-        if p is None:
-            p = get_provider(self.store, address)
-            if p is not None:
-                self.providers[address] = p
-        return p
+    def load_provider(self, address: bytes) -> StorageProvider | None:
+        return get_provider(self.store, address)
 
     def need_provider(self, address: bytes) -> StorageProvider:
         p = self.provider(address)
         assert p is not None, "a column names a provider that is not registered"
         return p
 
-    def put_provider(self, address: bytes, p: StorageProvider) -> None:
-        self.providers[address] = p
-        self.dirty.add(address)
-
     def put_deal(self, file_id: bytes, deal: Deal) -> None:
         self.set(deal_key(file_id), deal.encode())
-
-    def flush(self) -> None:
-        for address in sorted(self.dirty):
-            self.set(provider_key(address), self.providers[address].encode())
-        self.dirty.clear()
 
     @property
     def epoch(self) -> int:

@@ -73,6 +73,7 @@ from smartchain.p2p import P2P
 from smartchain.p2p.messages import parse_address
 from smartchain.p2p.peers import (
     BadRequest,
+    Refused,
     RequestError,
     RequestHandler,
     RequestTimeout,
@@ -96,6 +97,7 @@ from smartchain.storage.protocol import (
     PutAck,
     PutPiece,
 )
+from smartchain.storage.repair import repair_column
 from smartchain.types.amount import UNITS_PER_HPC, format_hpc
 from smartchain.types.tx import Receipt
 
@@ -206,6 +208,7 @@ class NodeChainView:
                 raise TimeoutError(f"transaction {tx_hash} not committed within {timeout}s")
             time.sleep(POLL_S)
 
+
 class LoopbackP2P:
     """The node's ``P2P`` as storage client code sees it inside the node: a request to this
     node itself goes straight to its own handler (a ``P2P`` cannot dial itself), with the
@@ -238,6 +241,8 @@ class LoopbackP2P:
             raise RequestError(f"bad request: {exc}") from None
         except LookupError as exc:
             raise RequestError(f"not found: {exc}") from None
+        except Refused as exc:
+            raise RequestError(f"refused: {exc}") from None
         except Exception as exc:
             raise RequestError(f"{kind} failed: {type(exc).__name__}: {exc}") from None
 
@@ -338,7 +343,6 @@ class StorageProvider(BlockService):
         self._repair_at: dict[tuple[bytes, int], float] = {}  # column -> earliest next try
         self._repair_wait: dict[tuple[bytes, int], float] = {}  # column -> backoff now
         self._repair_seen: dict[tuple[bytes, int], float] = {}  # column -> first seen broken
-        self._repair_missing_logged = False
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = {"puts": 0, "gets": 0, "accepts": 0, "proofs": 0, "receipts": 0,
                       "claimed": 0, "repairs": 0, "gc_removed": 0}
@@ -732,13 +736,6 @@ class StorageProvider(BlockService):
                 break  # one column per deal per pass: the chain stops repairs at threshold
 
     async def _repair_one(self, file_id: bytes, frag: int) -> None:
-        try:
-            from smartchain.storage.repair import repair_column
-        except ImportError as exc:
-            if not self._repair_missing_logged:
-                self._repair_missing_logged = True
-                log.warning("storage: cannot repair (%s)", exc)
-            return
         key = (file_id, frag)
         log.info("storage: repairing column %d of deal %s", frag, file_id.hex())
         try:

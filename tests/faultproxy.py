@@ -71,6 +71,9 @@ class Link:
             _abort(writer)
             return
         self._live.add(writer)
+        me = asyncio.current_task()
+        if me is not None:  # close() cancels connection handlers too, not only their pumps
+            self._tasks.add(me)
         try:
             await self._open.wait()  # a black hole holds new connections too
             if self.mode == "reset" or writer.transport.is_closing():
@@ -104,6 +107,7 @@ class Link:
                 self._live.discard(up_writer)
         finally:
             self._live.discard(writer)
+            self._tasks.discard(me)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     log: bytearray) -> None:
@@ -141,9 +145,10 @@ class Link:
             self._server.close()
         for w in list(self._live):
             _abort(w)
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)

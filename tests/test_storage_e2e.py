@@ -37,8 +37,10 @@ from smartchain.cli.store import client_p2p
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.p2p.dht import DhtNode
 from smartchain.state.modules import storage as sm
 from smartchain.storage import client as sc
+from smartchain.storage import layout
 from smartchain.storage import piecestore as ps
 from smartchain.types.amount import UNITS_PER_HPC, format_hpc
 
@@ -126,6 +128,22 @@ def _rot_column(home: Path, file_id: bytes, frag_index: int, *,
     return changed
 
 
+def _dht_holders(net: Network, idx: list[int], file_id: bytes,
+                 columns: dict[int, bytes]) -> dict[int, bytes | None]:
+    """Who the DHT says holds each column (the first provider found), asked from a fresh
+    peer bootstrapped through the provider nodes."""
+    async def ask() -> dict[int, bytes | None]:
+        async with client_p2p(net.client(0).status()["genesis_hash"]) as p2p:
+            dht = DhtNode(p2p, p2p.peer_id, None)
+            await dht.bootstrap([net[i].p2p_address for i in idx])
+            out: dict[int, bytes | None] = {}
+            for frag in columns:
+                found = await dht.find_providers(layout.column_dht_key(file_id, frag))
+                out[frag] = found[0].peer_id if found else None
+            return out
+    return asyncio.run(ask())
+
+
 def _put(cli: Cli, path: Path, *args: str) -> dict[str, Any]:
     r = cli.run("--json", "store", "put", str(path), "--from", "owner", "--epochs", EPOCHS,
                 *args)
@@ -191,6 +209,14 @@ def test_put_status_ls_get_rm(cli: Cli, snet: tuple[Network, list[int]],
 
     listed = ok_json(cli.run("--json", "store", "ls", "--from", "owner"))["deals"]
     assert fid in [d["file_id"] for d in listed]
+
+    # Each column's provider announced it in the DHT: a peer that knows nothing of the chain
+    # finds who holds every column.
+    net, idx = snet
+    peer_of = {net[i].key.address: net[i].key.public_key for i in idx}
+    holders = {c["frag_index"]: peer_of[from_bech32(c["provider"])] for c in doc["columns"]}
+    wait_until(lambda: _dht_holders(net, idx, bytes.fromhex(fid), holders) == holders,
+               30, interval=0.5, what="every column announced in the DHT")
 
     out = tmp_path / "small.out"
     got = ok_json(cli.run("--json", "store", "get", fid, "-o", str(out), "--from", "owner"))

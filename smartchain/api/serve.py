@@ -94,7 +94,7 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
         if worker is not None:
             await worker.start()
         if storage is not None:
-            await storage.start()
+            await storage.start(dht)
         await stop.wait()
         if discovery is not None:
             discovery.cancel()

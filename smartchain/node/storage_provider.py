@@ -32,7 +32,9 @@ How it works:
   proof checked locally against the deal's column root first (a wrong proof would fail the
   whole batch; a piece that is corrupt or missing is skipped and logged, and the chain
   counts it as missed, which is the truth); kept receipts are claimed in batches with
-  ``storage/claim_bandwidth`` well before their ``storage_receipt_ttl`` runs out. Nonces
+  ``storage/claim_bandwidth`` well before their ``storage_receipt_ttl`` runs out; pinned
+  columns are announced in the Kademlia DHT (``layout.column_dht_key``), again every 12
+  hours, so any peer can find who holds a column without reading the chain. Nonces
   come from ``Node.pending_nonce``; a transaction the mempool refuses is retried at the
   next block, one committed but failed is not retried.
 - **Repairer.** A second loop reads the deals the chain says need repair and calls
@@ -70,6 +72,7 @@ from smartchain.crypto.merkle import leaf_hash, verify_proof
 from smartchain.node.node import Node
 from smartchain.node.service import BlockService
 from smartchain.p2p import P2P
+from smartchain.p2p.dht import DhtError, DhtNode
 from smartchain.p2p.messages import parse_address
 from smartchain.p2p.peers import (
     BadRequest,
@@ -118,6 +121,9 @@ CLAIM_GAS_PER_RECEIPT = 30_000
 CLAIM_AFTER_BLOCKS = 50  # claim once the oldest kept receipt is this old (or ttl/4)
 RECEIPT_FUTURE_BLOCKS = 10  # a receipt may be dated this far ahead (clients lag or lead)
 GC_EVERY_BLOCKS = 10
+ANNOUNCE_TTL_S = 24 * 3600  # how long DHT nodes keep our provider records...
+ANNOUNCE_EVERY_S = ANNOUNCE_TTL_S // 2  # ...so we announce again well before that
+ANNOUNCE_BATCH = 32  # columns announced per background pass
 REPAIR_POLL_S = 1.0
 REPAIR_STAGGER_S = 3.0  # per rank: the best-ranked provider repairs, the next after this
 REPAIR_BACKOFF_S = (5.0, 300.0)  # first and longest wait after a failed repair of a column
@@ -344,12 +350,16 @@ class StorageProvider(BlockService):
         self._repair_wait: dict[tuple[bytes, int], float] = {}  # column -> backoff now
         self._repair_seen: dict[tuple[bytes, int], float] = {}  # column -> first seen broken
         self._tasks: list[asyncio.Task[None]] = []
+        self.dht: DhtNode | None = None
+        self._announced: dict[tuple[bytes, int], float] = {}  # column -> when (monotonic)
+        self._announcing: asyncio.Task[None] | None = None
         self.stats = {"puts": 0, "gets": 0, "accepts": 0, "proofs": 0, "receipts": 0,
                       "claimed": 0, "repairs": 0, "gc_removed": 0}
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, dht: DhtNode | None = None) -> None:
+        self.dht = dht
         self.view = NodeChainView(self.node)
         handlers: dict[str, RequestHandler] = {PUT: self._on_put, ACCEPT: self._on_accept,
                                                GET: self._on_get, RECEIPT: self._on_receipt}
@@ -367,9 +377,10 @@ class StorageProvider(BlockService):
     async def stop(self) -> None:
         """Stop the per-block and repair loops. The handlers keep serving until the P2P
         layer stops; ``close`` (after it) releases the disk."""
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._announcing] if self._announcing else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -479,6 +490,38 @@ class StorageProvider(BlockService):
         if self.record is not None:
             await self._prove(height)
             self._claim(height)
+        self._announce()
+
+    # --- DHT announcements ---------------------------------------------------------------
+
+    def _announce(self) -> None:
+        """Announce the pinned columns not yet announced (or due again) in the DHT, one
+        batch at a time in the background: the chain says who must hold a column, the DHT
+        lets any peer find who does without reading the chain."""
+        if self.dht is None or self._pinned is None or (
+                self._announcing is not None and not self._announcing.done()):
+            return
+        now = time.monotonic()
+        for gone in set(self._announced) - self._pinned:
+            del self._announced[gone]
+        due = sorted(c for c in self._pinned
+                     if now - self._announced.get(c, -ANNOUNCE_EVERY_S) >= ANNOUNCE_EVERY_S)
+        if due:
+            self._announcing = asyncio.create_task(self._provide(due[:ANNOUNCE_BATCH]))
+
+    async def _provide(self, columns: list[tuple[bytes, int]]) -> None:
+        assert self.dht is not None
+        for file_id, frag in columns:
+            try:
+                stored = await self.dht.provide(layout.column_dht_key(file_id, frag),
+                                                ANNOUNCE_TTL_S)
+            except (DhtError, OSError, TimeoutError) as exc:  # retried at a later block
+                log.info("storage: DHT announcement of column %d of %s failed: %s", frag,
+                         file_id.hex()[:16], exc)
+                return
+            self._announced[(file_id, frag)] = time.monotonic()
+            log.info("storage: announced column %d of deal %s in the DHT (%d nodes)", frag,
+                     file_id.hex()[:16], stored)
 
     async def _sync_pins(self) -> None:
         refs = {(c.file_id, c.frag_index) for c in self.read(sm.columns_of, self.address)}

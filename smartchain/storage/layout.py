@@ -30,6 +30,7 @@ from nacl.bindings import (
 from nacl.exceptions import CryptoError
 from pyeclib.ec_iface import ECDriver
 
+from smartchain.crypto.hashing import h256_tagged
 from smartchain.crypto.merkle import (
     MerkleProof,
     leaf_hash,
@@ -48,6 +49,11 @@ PIECE_TARGET = 2 * 1024 * 1024  # plaintext bytes per data fragment of a full se
 TAG = 16  # ChaCha20-Poly1305 tag per segment
 EC_TYPE = "isa_l_rs_cauchy"  # measured: decode 2× faster than isa_l_rs_vand here
 KEY_PERSON = b"smart/filekey"
+
+
+def column_dht_key(file_id: bytes, frag_index: int) -> bytes:
+    """The DHT key under which a column's provider announces it."""
+    return h256_tagged(b"smart/store/column", file_id + frag_index.to_bytes(4, "big"))
 
 
 def file_key(seed: bytes, salt: bytes) -> bytes:

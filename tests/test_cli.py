@@ -174,7 +174,8 @@ def net(tmp_path_factory: pytest.TempPathFactory):
     home = root / "devnet"
     try:
         r = smart(env, "devnet", "up", "--home", str(home), "--detach", "--json", "--validators",
-                  "1", "--block-time-ms", "200", "--accounts", "6", "--api-port", str(free_port()))
+                  "1", "--block-time-ms", "200", "--accounts", "6", "--api-port", str(free_port()),
+                  "--compute-providers", "0", "--storage-providers", "0")
         yield Net(env, home, ok_json(r))
     finally:
         devnet_cleanup(env, home)

@@ -106,7 +106,8 @@ def test_devnet_up_transfer_down_and_resume(tmp_path: Path) -> None:
     seen_pids: list[int] = []
     try:
         up = smart(env, "devnet", "up", "--home", str(home), "--detach", "--json",
-                   "--block-time-ms", "200", "--api-port", str(port))
+                   "--block-time-ms", "200", "--api-port", str(port),
+                   "--compute-providers", "0", "--storage-providers", "0")
         summary = ok_json(up)  # the whole of stdout is one JSON object
         assert isinstance(summary, dict)
         chain_id = summary["chain_id"]
@@ -192,7 +193,7 @@ def test_devnet_foreground_stops_on_sigint(tmp_path: Path) -> None:
     runtime = home / "node0" / "node.json"
     proc = subprocess.Popen(
         [*SMART, "devnet", "up", "--home", str(home), "--block-time-ms", "200",
-         "--api-port", str(free_port())],
+         "--api-port", str(free_port()), "--compute-providers", "0", "--storage-providers", "0"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     pid = None

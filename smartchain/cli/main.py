@@ -283,9 +283,10 @@ def devnet_up(
     accounts: Annotated[int, typer.Option(help="Funded demo accounts.")] = 5,
     compute_providers: Annotated[int, typer.Option(
         help="Extra nodes that provide compute (1 core each; set when the devnet is created).")
-    ] = 0,
+    ] = 2,
     storage_providers: Annotated[int, typer.Option(
-        help="Extra nodes that provide storage (set when the devnet is created).")] = 0,
+        help="Extra nodes that provide storage (set when the devnet is created; 6 for the "
+             "default 4/6 redundancy).")] = 6,
     api_port: Annotated[int, typer.Option(help="First node's API port.")] = 26657,
     block_time_ms: Annotated[int, typer.Option(help="Block interval.")] = 1000,
     detach: Annotated[bool, typer.Option(help="Leave the network running and return.")] = False,

@@ -361,9 +361,9 @@ def test_providers_serving_corrupt_pieces_are_detected(cli: Cli,
                                                        snet: tuple[Network, list[int]],
                                                        tmp_path: Path) -> None:
     """Runs on what the previous test left: four providers alive (the two dead ones may
-    still be registered: the upload's long-tail columns absorb them). Two of the deal's
-    four columns lie, so whichever k + 1 = 3 columns a download asks first, it meets a
-    liar, detects it and still rebuilds every segment from the two honest columns.
+    still be registered: the upload's long-tail columns absorb them). The deal's two data
+    columns lie: a download asks data columns first, so it meets the liars, detects them
+    and still rebuilds every segment from the two honest (parity) columns.
 
     The chain's audits catch the liars too, and a repair then heals their columns (back
     onto them: no spare is alive). So the pieces rot just after every column was proven

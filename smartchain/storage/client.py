@@ -29,10 +29,11 @@ Upload (``put``)::
 * Only once ``n`` providers have *signed* that they hold their whole column does the client
   post ``storage/create_deal``: a deal never names a provider that has not proved custody.
 
-Download (``get``) asks ``k + 2`` providers per segment at once, keeps the first ``k`` pieces
-whose Merkle path climbs to the column root *on chain* (so a lying provider is caught with no
-trust in it), reports corrupt ones, retries elsewhere on failure, and pays every provider that
-served a verified piece with a signed bandwidth receipt.
+Download (``get``) asks ``k`` providers per segment and one more whenever a piece is late
+(a hedge), keeps the first ``k`` pieces whose Merkle path climbs to the column root *on
+chain* (so a lying provider is caught with no trust in it), reports corrupt ones, retries
+elsewhere on failure, and pays every provider that served a verified piece with a signed
+bandwidth receipt.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ import hashlib
 import logging
 import math
 import os
-import random
 import tempfile
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
@@ -87,8 +87,12 @@ log = logging.getLogger("smartchain.storage.client")
 
 GiB = 1024 ** 3
 MAX_EXTRA = 2  # long-tail columns beyond n (Storj uploads 110 pieces to keep 80: ~1.4x)
-GET_EXTRA = 1  # pieces asked for beyond k per segment (one spare: a slow or dead provider
-# costs no round trip, and the download moves (k + 1) / k of the file, not (k + 2) / k)
+# A download asks k providers per segment and hedges: a piece later than HEDGE_FACTOR times
+# the typical one so far (HEDGE_FIRST_S before any) sends one more request, so a slow
+# provider costs one extra piece, and a healthy download moves the file's size, not more.
+HEDGE_FACTOR = 3
+HEDGE_FIRST_S = 1.0
+HEDGE_MIN_S = 0.05
 PIPELINE = 3  # pieces in flight to one provider (each is fsync'd before it is answered)
 LAG = 2  # a column that moved this many segments less than the leader is a straggler
 # segments encoded ahead of the slowest running column (the memory bound: WINDOW x code_n
@@ -706,6 +710,7 @@ class GetResult:
     corrupt: list[CorruptPiece] = field(default_factory=list)
     failures: int = 0  # requests that failed or timed out (and were retried elsewhere)
     receipts: int = 0  # bandwidth receipts delivered
+    hedges: int = 0  # extra requests sent because a piece was late
 
 
 @dataclass
@@ -732,14 +737,25 @@ class _Fetcher:
         records = dict(providers)
         self.cols = [_Col(c.frag_index, c.provider, c.root, c.healthy, records.get(c.provider))
                      for c in deal.columns if c.frag_index not in exclude]
-        random.shuffle(self.cols)  # spread the load; then healthy ones first
-        self.cols.sort(key=lambda c: (not c.healthy, c.record is None))
+        # Healthy columns first, data fragments (index < k) before parity: pyeclib rebuilds a
+        # segment from its k data fragments 1.5x faster than from parity (measured: 14 vs
+        # 20 ms per 8 MiB), and parity providers serve only when a data one is missing.
+        self.cols.sort(key=lambda c: (not c.healthy, c.record is None, c.frag_index))
         self.corrupt: list[CorruptPiece] = []
         self.failures = 0
         self.bytes_received = 0
         self.pieces = 0
         self.receipt_tasks: set[asyncio.Task[bool]] = set()
         self.receipts = 0
+        self.latencies: deque[float] = deque(maxlen=32)  # seconds per verified piece
+        self.hedges = 0
+
+    def _hedge_after(self) -> float:
+        """How long to wait for a segment's next piece before asking one more provider."""
+        if not self.latencies:
+            return HEDGE_FIRST_S
+        typical = sorted(self.latencies)[len(self.latencies) // 2]
+        return max(HEDGE_MIN_S, HEDGE_FACTOR * typical)
 
     async def piece(self, col: _Col, s: int) -> bytes:
         """Piece ``s`` of ``col``, verified; raises ``ProviderFault`` if it is not the one the
@@ -748,6 +764,7 @@ class _Fetcher:
             raise LookupError("provider is not an active storage provider")
         if col.peer is None:
             col.peer = await _dial(self.p2p, col.record.p2p)
+        started = asyncio.get_running_loop().time()
         reply = PieceReply.decode(await self.p2p.request(
             col.peer, GET, GetPiece(self.file_id, col.frag_index, s).encode(), self.timeout))
         piece = reply.piece
@@ -755,12 +772,13 @@ class _Fetcher:
         if len(piece) != piece_length(self.deal, s) or not await asyncio.to_thread(
                 layout.verify_piece, piece, col.root, s, self.deal.segments, reply.column_path):
             raise ProviderFault(f"piece ({s}, {col.frag_index}) fails its Merkle check")
+        self.latencies.append(asyncio.get_running_loop().time() - started)
         return piece
 
     def _usable(self, tried: set[int]) -> list[_Col]:
         cols = [c for c in self.cols if c.frag_index not in tried and not c.corrupt
                 and c.record is not None and c.strikes < MAX_STRIKES]
-        return sorted(cols, key=lambda c: c.strikes)  # stable: keeps the shuffled order
+        return sorted(cols, key=lambda c: c.strikes)  # stable: keeps the preferred order
 
     def _report_corrupt(self, col: _Col, s: int, exc: BaseException) -> None:
         col.corrupt = True
@@ -770,8 +788,10 @@ class _Fetcher:
         if col.peer is not None:
             self.p2p.penalize(col.peer, 50, "corrupt storage piece")
 
-    async def segment(self, s: int, want: int, extra: int = GET_EXTRA) -> dict[int, bytes]:
-        """``want`` verified pieces of segment ``s`` (asking ``want + extra`` at once)."""
+    async def segment(self, s: int, want: int) -> dict[int, bytes]:
+        """``want`` verified pieces of segment ``s``: ``want`` asked at once, one more each
+        time none arrives within ``_hedge_after`` (long-tail hedging), another for each
+        failure."""
         got: dict[int, bytes] = {}
         tried: set[int] = set()
         pending: dict[asyncio.Task[bytes], _Col] = {}
@@ -786,7 +806,7 @@ class _Fetcher:
             return True
 
         try:
-            while len(got) + len(pending) < want + extra and launch():
+            while len(got) + len(pending) < want and launch():
                 pass
             while len(got) < want:
                 if not pending:
@@ -796,7 +816,12 @@ class _Fetcher:
                         f"fetched and verified ({len(self.cols)} columns"
                         + (f", {unknown} on providers no longer registered" if unknown else "")
                         + f"; {self.failures} requests failed, {len(self.corrupt)} corrupt)")
-                finished, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                finished, _ = await asyncio.wait(pending, timeout=self._hedge_after(),
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                if not finished:  # late: hedge with one more provider (if any is left)
+                    if launch():
+                        self.hedges += 1
+                    continue
                 for task in finished:
                     col = pending.pop(task)
                     exc = task.exception()
@@ -814,8 +839,7 @@ class _Fetcher:
                                  col.provider.hex()[:12], _describe(exc))
                     else:
                         raise exc
-                    while len(got) < want and len(got) + len(pending) < want + extra \
-                            and launch():
+                    while len(got) + len(pending) < want and launch():
                         pass
             return got
         finally:
@@ -920,7 +944,7 @@ async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_pa
         await fetcher.flush_receipts()
     result.bytes_received, result.pieces = fetcher.bytes_received, fetcher.pieces
     result.corrupt, result.failures = fetcher.corrupt, fetcher.failures
-    result.receipts = fetcher.receipts
+    result.receipts, result.hedges = fetcher.receipts, fetcher.hedges
     return result
 
 

@@ -488,6 +488,25 @@ def test_get_hedges_around_a_slow_provider(chainkit: ChainKit, tmp_path: Path) -
     run_world(chainkit, ["", "", "", ""], test)
 
 
+def test_get_can_ask_more_than_k_columns_at_once(chainkit: ChainKit, tmp_path: Path) -> None:
+    data = _random(4 * PIECE * 2)
+
+    async def test(w: World) -> None:
+        res = await sc.put(w.client, w.view, OWNER, data, k=2, n=4, epochs=3)
+        segments = w.deal(res.file_id).segments
+        before = sum(p.gets for p in w.providers)
+        a = await sc.get(w.client, w.view, OWNER, res.file_id, tmp_path / "a")
+        plain = sum(p.gets for p in w.providers) - before
+        b = await sc.get(w.client, w.view, OWNER, res.file_id, tmp_path / "b", extra=1)
+        wide = sum(p.gets for p in w.providers) - before - plain
+        assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes() == data
+        # k, then k + 1 requests per segment (and one more for any piece that was late)
+        assert plain == 2 * segments + a.hedges
+        assert wide == 3 * segments + b.hedges
+
+    run_world(chainkit, ["", "", "", ""], test)
+
+
 def test_get_pays_providers_with_valid_receipts(chainkit: ChainKit, tmp_path: Path) -> None:
     data = _random(5 * PIECE * 2)
     price = 10 * GiB  # 10 base units per byte: every piece is worth a receipt

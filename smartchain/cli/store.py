@@ -278,6 +278,9 @@ def get(
     sender: From,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for one provider request.")
                        ] = 30.0,
+    parallel_extra: Annotated[int, typer.Option(
+        help="Columns asked beyond k per segment at once (a late piece is hedged anyway; "
+             "each costs 1/k of the file in transfer).", min=0, max=8)] = 0,
     passphrase_file: PassFile = None,
 ) -> None:
     """Fetch, verify, decode and decrypt a stored file (any n - k providers may be gone)."""
@@ -287,7 +290,7 @@ def get(
         raise CliError(f"{out_file} is a directory: give the output file's path", "usage")
     if not out_file.parent.is_dir():
         raise CliError(f"{out_file.parent}: no such directory", "not_found")
-    res = download(fid, out_file, sender, passphrase_file, timeout)
+    res = download(fid, out_file, sender, passphrase_file, timeout, parallel_extra)
     doc = {"file_id": fid.hex(), "out": str(out_file), "size": res.size,
            "bytes_received": res.bytes_received, "pieces": res.pieces,
            "failures": res.failures, "receipts": res.receipts,
@@ -306,7 +309,7 @@ def get(
 
 
 def download(fid: bytes, out_file: Path, sender: str, passphrase_file: Path | None,
-             timeout: float = 30.0) -> GetResult:
+             timeout: float = 30.0, extra: int = 0) -> GetResult:
     """Fetch a stored file into ``out_file`` with the owner's key (a progress bar on the
     terminal); also how ``smart compute run`` reads a job's stored input."""
     from smartchain.storage import client as sc
@@ -326,7 +329,7 @@ def download(fid: bytes, out_file: Path, sender: str, passphrase_file: Path | No
             with _progress() as bar:
                 track = _tracker(bar, {"download": "downloading", "done": "written"})
                 return await sc.get(p2p, view, key, fid, out_file, progress=track,
-                                    timeout=timeout)
+                                    timeout=timeout, extra=extra)
 
     try:
         return asyncio.run(run())

@@ -788,10 +788,10 @@ class _Fetcher:
         if col.peer is not None:
             self.p2p.penalize(col.peer, 50, "corrupt storage piece")
 
-    async def segment(self, s: int, want: int) -> dict[int, bytes]:
-        """``want`` verified pieces of segment ``s``: ``want`` asked at once, one more each
-        time none arrives within ``_hedge_after`` (long-tail hedging), another for each
-        failure."""
+    async def segment(self, s: int, want: int, extra: int = 0) -> dict[int, bytes]:
+        """``want`` verified pieces of segment ``s``: ``want + extra`` asked at once, one
+        more each time none arrives within ``_hedge_after`` (long-tail hedging), another for
+        each failure."""
         got: dict[int, bytes] = {}
         tried: set[int] = set()
         pending: dict[asyncio.Task[bytes], _Col] = {}
@@ -806,7 +806,7 @@ class _Fetcher:
             return True
 
         try:
-            while len(got) + len(pending) < want and launch():
+            while len(got) + len(pending) < want + extra and launch():
                 pass
             while len(got) < want:
                 if not pending:
@@ -890,8 +890,13 @@ def _need_deal(view: ChainView, file_id: bytes) -> Deal:
 
 
 async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_path: Path, *,
-              progress: Progress | None = None, timeout: float = REQUEST_TIMEOUT) -> GetResult:
+              progress: Progress | None = None, timeout: float = REQUEST_TIMEOUT,
+              extra: int = 0) -> GetResult:
     """Fetch, verify, decode and decrypt a file into ``out_path``.
+
+    Each segment asks ``k + extra`` columns at once (and hedges a late piece either way):
+    ``extra`` 0 moves the file's size, each extra column one more ``1/k`` of it for less
+    waiting on a provider that turns out slow.
 
     The file is written to a temporary name beside ``out_path`` and renamed only when every
     segment decrypted (ChaCha20-Poly1305 authenticates each segment, its position and the
@@ -909,7 +914,7 @@ async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_pa
     written = 0
 
     async def segment(s: int) -> bytes:
-        pieces = await fetcher.segment(s, deal.k)
+        pieces = await fetcher.segment(s, deal.k, extra)
         return await asyncio.to_thread(_open_segment, codec, fkey, file_id, s,
                                        list(pieces.values()), deal.size, deal.k)
 

@@ -15,7 +15,6 @@ a block nobody holds, and halt for good; with it, the lock can still be re-propo
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, replace
 from enum import IntEnum
@@ -35,10 +34,11 @@ from smartchain.codec import (
 )
 from smartchain.crypto.hashing import h256, h256_tagged
 from smartchain.crypto.keys import PrivateKey
+from smartchain.durable import write_durably
 from smartchain.types.consensus import NIL, VOTE_DOMAIN, Proposal, Step, Vote
 
 __all__ = ["DoubleSignError", "DurableSigner", "LockRecord", "SignState", "SignStep",
-           "SignerStateError", "write_durably"]
+           "SignerStateError"]
 
 _MAGIC = b"smartchain/sign-state/v1\n"
 _LOCK_MAGIC = b"smartchain/lock-record/v1\n"
@@ -100,31 +100,6 @@ class LockRecord(Struct):
     round: U32
     block: Bytes
     prevotes: list_of(Vote)
-
-
-def write_durably(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new content.
-
-    Write a temporary file, fsync it, rename it over ``path``, fsync the directory (the
-    rename is only durable once the directory entry is).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if os.name == "posix":
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 def _seal(magic: bytes, body: bytes) -> bytes:

@@ -55,6 +55,7 @@ from typing import Any, TypeVar
 import lmdb
 
 from smartchain.codec import U32, U64, Bool, Fixed32, Struct, list_of
+from smartchain.durable import fsync_dir, write_durably
 from smartchain.p2p import Refused
 from smartchain.storage import layout
 
@@ -133,14 +134,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class PieceStore:
     """See the module docstring. ``close()`` when done (LMDB is opened once per process)."""
 
@@ -189,8 +182,8 @@ class PieceStore:
         self.blobs.mkdir(parents=True, exist_ok=True)
         for i in range(16 ** FANOUT_DIGITS):
             (self.blobs / f"{i:0{FANOUT_DIGITS}x}").mkdir(exist_ok=True)
-        _fsync_dir(self.blobs)
-        _fsync_dir(self.blobs.parent)
+        fsync_dir(self.blobs)
+        fsync_dir(self.blobs.parent)
         (self.blobs / FANOUT_MARK).touch()
 
     @property
@@ -231,16 +224,7 @@ class PieceStore:
         parent = path.parent
         tmp = parent / f"{path.name}.{os.getpid()}.{threading.get_ident()}{TMP_SUFFIX}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            _fsync_dir(parent)
+            write_durably(path, data, mode=0o644, tmp=tmp)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):

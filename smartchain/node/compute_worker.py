@@ -291,17 +291,6 @@ class ComputeWorker(BlockService):
             log.info("compute: registering (capability %d fuel/s, stake %d)", self.capability,
                      msg.stake)
 
-    def _tx_state(self, key: Key) -> str:
-        """'none' (never sent, or dropped from the mempool), 'pending' or 'committed'."""
-        tx_hash = self.sent.get(key)
-        if tx_hash is None:
-            return "none"
-        if tx_hash in self.node.mempool:
-            return "pending"
-        if self.node.chain.has_tx(tx_hash):
-            return "committed"
-        return "none"
-
     def _handle(self, a: cm.Assignment) -> None:
         if a.action not in ("commit", "reveal"):
             return
@@ -309,7 +298,7 @@ class ComputeWorker(BlockService):
         key = (a.job, a.task, a.action, a.deadline)
         if key in self.given_up:
             return
-        state = self._tx_state(key)
+        state = self.tx_state(self.sent.get(key))
         if state == "pending":
             return
         if state == "committed":  # included, yet the chain still asks: it failed

@@ -59,5 +59,15 @@ class BlockService:
             self.refused(kind, exc)
             return None
 
+    def tx_state(self, tx_hash: bytes | None) -> str:
+        """'none' (never sent, or dropped from the mempool), 'pending' or 'committed'."""
+        if tx_hash is None:
+            return "none"
+        if tx_hash in self.node.mempool:
+            return "pending"
+        if self.node.chain.has_tx(tx_hash):
+            return "committed"
+        return "none"
+
     def refused(self, kind: str, exc: TxError) -> None:
         self.log.info("%s: %s not admitted (%s); will retry", self.what, kind, exc.message)

@@ -401,16 +401,6 @@ class StorageProvider(BlockService):
         else:
             super().refused(kind, exc)
 
-    def _tx_state(self, tx_hash: bytes | None) -> str:
-        """'none' (never sent, or dropped from the mempool), 'pending' or 'committed'."""
-        if tx_hash is None:
-            return "none"
-        if tx_hash in self.node.mempool:
-            return "pending"
-        if self.node.chain.has_tx(tx_hash):
-            return "committed"
-        return "none"
-
     # --- registration --------------------------------------------------------------------
 
     def terms(self) -> Terms:
@@ -452,7 +442,7 @@ class StorageProvider(BlockService):
                         "again", why)
             self.registered = False
         if self._register_tx is not None:
-            state = self._tx_state(self._register_tx)
+            state = self.tx_state(self._register_tx)
             if state == "pending":
                 return
             if state == "committed":
@@ -546,7 +536,7 @@ class StorageProvider(BlockService):
             key = (c.file_id, c.frag_index, c.segment, c.deadline)
             if key in self.given_up or height > c.deadline:
                 continue
-            state = self._tx_state(self.sent.get(key))
+            state = self.tx_state(self.sent.get(key))
             if state == "pending":
                 continue
             if state == "committed":  # included, yet the challenge is still open: it failed

@@ -31,6 +31,8 @@ from smartchain.state.modules.compute import (
     Deregister,
     PostJob,
     RegisterProvider,
+    ReleaseOutput,
+    ReleaseOutputs,
     RevealResult,
     RevealResults,
     Slot,
@@ -40,6 +42,7 @@ from smartchain.state.modules.compute import (
     get_provider,
     job_outputs,
     job_view,
+    output_digest,
     swrr_pick,
 )
 from smartchain.state.modules.contracts import Contracts
@@ -95,6 +98,7 @@ class Net(ChainNet):
     def on_block(self, checked: list[Any], receipts: list[Receipt]) -> None:
         for c, r in zip(checked, receipts, strict=True):
             self.fees[c.sender] += r.fee
+        check_books(self)  # after every block: nothing created, nothing lost
 
     def balance(self, k: PrivateKey | bytes) -> int:
         address = k if isinstance(k, bytes) else k.address
@@ -107,25 +111,28 @@ class Net(ChainNet):
         (event,) = [e.to_json() for e in receipt.events if e.kind == "compute_job_post"]
         return int(event["attributes"]["job"])
 
-    def register(self, providers: list[PrivateKey], capabilities: list[int] | None = None) -> None:
+    def register(self, providers: list[PrivateKey], capabilities: list[int] | None = None,
+                 *, owner: bytes = bytes(20), network: str = "") -> None:
         caps = capabilities or [CAPABILITY] * len(providers)
-        receipts = self.block(*(self.sign(p, RegisterProvider(c, STAKE))
+        receipts = self.block(*(self.sign(p, RegisterProvider(c, STAKE, owner, network))
                                 for p, c in zip(providers, caps, strict=True)))
         assert all(r.ok for r in receipts), [r.log for r in receipts]
 
 
 class Workers:
     """Honest workers by default; ``cheats`` reveal a wrong count, ``silent`` never answer,
-    ``abstains`` report a machine-dependent error (a native stack overflow)."""
+    ``abstains`` report a machine-dependent error (a native stack overflow), ``hoarders``
+    never release an output they were paid for."""
 
     def __init__(self, net: Net, keys: list[PrivateKey], *, cheats: tuple[PrivateKey, ...] = (),
-                 silent: tuple[PrivateKey, ...] = (),
-                 abstains: tuple[PrivateKey, ...] = ()) -> None:
+                 silent: tuple[PrivateKey, ...] = (), abstains: tuple[PrivateKey, ...] = (),
+                 hoarders: tuple[PrivateKey, ...] = ()) -> None:
         self.net = net
         self.keys = keys
         self.cheats = {k.address for k in cheats}
         self.silent = {k.address for k in silent}
         self.abstains = {k.address for k in abstains}
+        self.hoarders = {k.address for k in hoarders}
         self.results: dict[tuple[bytes, int, int], tuple[bytes, str, int]] = {}
 
     def result(self, k: PrivateKey, a: cm.Assignment) -> tuple[bytes, str, int]:
@@ -138,19 +145,28 @@ class Workers:
             output = struct.pack("<Q", u64(output) + 1)
         return output, res.error, res.fuel_used
 
+    def answer(self, k: PrivateKey, a: cm.Assignment) -> Any:
+        """The message a worker sends for one assignment (None: nothing to send)."""
+        slot = (k.address, a.job, a.task)
+        if a.action == "commit":
+            self.results[slot] = out = self.result(k, a)
+            return CommitResult(a.job, a.task, commitment(*out, k.address))
+        if a.action == "reveal":
+            output, error, fuel = self.results[slot]
+            return RevealResult(a.job, a.task, output_digest(output), error, fuel)
+        if a.action == "release" and k.address not in self.hoarders:
+            return ReleaseOutputs((ReleaseOutput(a.job, a.task, self.results[slot][0]),))
+        return None
+
     def txs(self) -> list[bytes]:
         raws = []
         for k in self.keys:
             if k.address in self.silent:
                 continue
             for a in self.net.read(assignments, k.address):
-                slot = (k.address, a.job, a.task)
-                if a.action == "commit":
-                    self.results[slot] = out = self.result(k, a)
-                    raws.append(self.net.sign(k, CommitResult(a.job, a.task,
-                                                              commitment(*out, k.address))))
-                elif a.action == "reveal":
-                    raws.append(self.net.sign(k, RevealResult(a.job, a.task, *self.results[slot])))
+                msg = self.answer(k, a)
+                if msg is not None:
+                    raws.append(self.net.sign(k, msg))
         return raws
 
     def run(self, job_id: int, max_blocks: int = 60) -> cm.JobView:
@@ -158,7 +174,7 @@ class Workers:
             receipts = self.net.block(*self.txs())
             assert all(r.ok for r in receipts), [r.log for r in receipts if not r.ok]
             view = self.net.read(job_view, job_id)
-            if view.status != "open":
+            if view.status not in ("open", "cancelling"):
                 return view
         raise AssertionError(f"job {job_id} did not finish in {max_blocks} blocks")
 
@@ -209,8 +225,8 @@ def winners(view: cm.JobView) -> Counter[bytes]:
     for t in view.tasks:
         if t.status == "verified":
             for r in t.replicas:
-                if r.status == "revealed" and (r.output, r.error, r.fuel_used) == (
-                        t.output, t.error, t.fuel_used):
+                if r.status == "revealed" and (r.digest, r.error, r.fuel_used) == (
+                        t.digest, t.error, t.fuel_used):
                     paid[r.provider] += t.fuel_used * PRICE
     return paid
 
@@ -281,17 +297,17 @@ def test_wordcount_job_verifies_pays_and_returns_the_unused_escrow(net: Net) -> 
     check_books(net)
 
 
-def test_tasks_wait_for_providers_then_complete(net: Net) -> None:
+def test_tasks_queue_while_providers_are_full_and_are_placed_whole(make_net: Any) -> None:
+    # each provider has room for one replica at a time: two tasks of two replicas queue
+    net = make_net()
+    net.register(PROVIDERS[:2], [FUEL // 5, FUEL // 5])
     job_id = net.post(slices(TEXT, 20))
-    assert {t.status for t in net.read(job_view, job_id).tasks} == {"pending"}
-    net.register(PROVIDERS[:1])
-    view = net.read(job_view, job_id)  # one provider: one replica each, still short of two
-    assert {t.status for t in view.tasks} == {"pending"}
-    assert {len(t.replicas) for t in view.tasks} == {1}
-    net.register(PROVIDERS[1:3])  # end_block places the rest
-    assert {t.status for t in net.read(job_view, job_id).tasks} == {"assigned"}
-    assert Workers(net, PROVIDERS[:3]).run(job_id).status == "done"
-    check_books(net)
+    view = net.read(job_view, job_id)
+    assert [t.status for t in view.tasks].count("assigned") == 1
+    waiting = [t for t in view.tasks if t.status == "pending"]
+    assert waiting and all(t.replicas == () for t in waiting)  # no half-placed task
+    assert all(t.deadline == 0 for t in waiting)  # it holds nothing: it may wait
+    assert Workers(net, PROVIDERS[:2]).run(job_id).status == "done"
 
 
 def test_a_task_error_is_a_result_paid_for_its_fuel_and_nobody_is_punished(net: Net) -> None:
@@ -348,7 +364,7 @@ def test_a_silent_provider_is_replaced_after_the_deadline(net: Net) -> None:
     expired = [r for t in view.tasks for r in t.replicas if r.status == "expired"]
     assert expired and {r.provider for r in expired} == {silent.address}
     info = net.read(get_provider, silent.address)
-    assert info.slashed == 0 and info.stake == STAKE and info.load == 0
+    assert info.slashed > 0 and info.stake == STAKE - info.slashed and info.load == 0
     assert info.reputation < 1_000 and info.misses >= 3 and not info.active
     assert net.read(assignments, silent.address) == []
     check_books(net)
@@ -403,11 +419,13 @@ def test_a_reveal_that_does_not_match_the_commitment_is_refused(net: Net) -> Non
     fuel = RUNNER.run(wasm("wordcount"), b"one two three", fuel=FUEL).fuel_used
     net.block(*(net.sign(p, CommitResult(job_id, 0, commitment(count, "", fuel, p.address)))
                 for p in (a, b)))
-    wrong = net.send(a, RevealResult(job_id, 0, struct.pack("<Q", 4), "", fuel))
+    wrong = net.send(a, RevealResult(job_id, 0, output_digest(struct.pack("<Q", 4)), "", fuel))
     assert wrong.code == Code.FAILED and "does not match the commitment" in wrong.log
-    copied = net.send(a, RevealResult(job_id, 0, count, "", fuel + 1))
+    copied = net.send(a, RevealResult(job_id, 0, output_digest(count), "", fuel + 1))
     assert copied.code == Code.FAILED
-    net.block(*(net.sign(p, RevealResult(job_id, 0, count, "", fuel)) for p in (a, b)))
+    net.block(*(net.sign(p, RevealResult(job_id, 0, output_digest(count), "", fuel))
+                for p in (a, b)))
+    net.ok(b, ReleaseOutputs((ReleaseOutput(job_id, 0, count),)))
     view = net.read(job_view, job_id)
     assert view.status == "done" and u64(view.tasks[0].output) == 3
 
@@ -431,7 +449,8 @@ def test_batched_answers_verify_and_a_bad_item_fails_the_whole_batch(net: Net) -
     assert net.chain.state_root != root  # the fee was paid...
     assert all(t.status == "assigned" for t in net.read(job_view, job_id).tasks)  # ...only
     net.block(net.sign(a, commits(a)), net.sign(b, commits(b, spoil=1)))
-    reveal = RevealResults(tuple(RevealResult(job_id, i, *o) for i, o in enumerate(outs)))
+    reveal = RevealResults(tuple(RevealResult(job_id, i, output_digest(o[0]), *o[1:])
+                                 for i, o in enumerate(outs)))
     bad = net.send(b, reveal)
     assert bad.code == Code.FAILED and "reveal for job" in bad.log and "task 1" in bad.log
     net.ok(a, reveal)
@@ -439,11 +458,12 @@ def test_batched_answers_verify_and_a_bad_item_fails_the_whole_batch(net: Net) -
     assert [t.status for t in view.tasks] == ["committed"] * 3  # b's batch changed nothing
     net.ok(b, RevealResults((reveal.reveals[0], reveal.reveals[2])))
     view = net.read(job_view, job_id)
-    assert [t.status for t in view.tasks] == ["verified", "committed", "verified"]
+    assert [t.status for t in view.tasks] == ["agreed", "committed", "agreed"]
     for msg, reason in [(CommitResults(()), "1 to 1024"),
                         (CommitResults(commits(a).commits[:1] * 2), "names a task twice"),
-                        (RevealResults((RevealResult(job_id, 0, b"x", "trap", 1),)),
-                         "no output")]:
+                        (RevealResults((RevealResult(job_id, 0, output_digest(b"x"), "trap",
+                                                     1),)), "no output"),
+                        (ReleaseOutputs(()), "1 to 1024")]:
         with pytest.raises(TxError, match=reason):
             net.kit.check(net.chain, net.sign(a, msg))
 
@@ -456,8 +476,9 @@ def test_a_commitment_cannot_be_copied_from_another_provider(net: Net) -> None:
     theirs = commitment(*out, a.address)
     net.block(net.sign(a, CommitResult(job_id, 0, theirs)),
               net.sign(b, CommitResult(job_id, 0, theirs)))  # b copies a's hash
-    net.ok(a, RevealResult(job_id, 0, *out))
-    assert net.send(b, RevealResult(job_id, 0, *out)).code == Code.FAILED
+    net.ok(a, RevealResult(job_id, 0, output_digest(out[0]), *out[1:]))
+    assert net.send(b, RevealResult(job_id, 0, output_digest(out[0]),
+                                    *out[1:])).code == Code.FAILED
 
 
 def test_only_an_assigned_provider_can_commit_or_reveal(net: Net) -> None:
@@ -468,7 +489,7 @@ def test_only_an_assigned_provider_can_commit_or_reveal(net: Net) -> None:
     outsider = next(p for p in PROVIDERS[:3] if p.address not in holders)  # registered, idle
     refused = net.send(outsider, CommitResult(job_id, 0, bytes(32)))
     assert refused.code == Code.FAILED and "not assigned" in refused.log
-    assert net.send(outsider, RevealResult(job_id, 0, b"x" * 8, "", 1)).code == Code.FAILED
+    assert net.send(outsider, RevealResult(job_id, 0, bytes(32), "", 1)).code == Code.FAILED
     assert net.send(REQUESTER, CommitResult(job_id, 9, bytes(32))).code == Code.FAILED
     assert net.send(REQUESTER, CommitResult(99, 0, bytes(32))).code == Code.FAILED
 
@@ -480,16 +501,11 @@ def test_a_provider_holding_work_cannot_deregister(net: Net) -> None:
     assert refused.code == Code.FAILED and "holds 1 replicas" in refused.log
 
 
-def test_cancel_returns_the_escrow_of_unverified_tasks_and_frees_the_providers(net: Net) -> None:
+def test_cancel_before_any_commit_returns_the_whole_escrow_and_frees_the_providers(
+        net: Net) -> None:
     net.register(PROVIDERS[:2])
-    tasks = slices(TEXT, 10)
     start = net.balance(REQUESTER)
-    job_id = net.post(tasks)
-    workers = Workers(net, PROVIDERS[:2])
-    net.block(*workers.txs())  # commits
-    workers.keys = PROVIDERS[:1]
-    net.block(*workers.txs())  # one provider reveals: nothing is decided yet
-    assert {t.status for t in net.read(job_view, job_id).tasks} == {"committed"}
+    job_id = net.post(slices(TEXT, 10))
     assert net.send(PROVIDERS[0], CancelJob(job_id)).code == Code.FAILED  # not the requester
     net.ok(REQUESTER, CancelJob(job_id))
     view = net.read(job_view, job_id)
@@ -502,7 +518,82 @@ def test_cancel_returns_the_escrow_of_unverified_tasks_and_frees_the_providers(n
         assert net.read(assignments, p.address) == []
     assert net.balance(MODULE_ACCOUNT) == 2 * STAKE
     assert net.send(REQUESTER, CancelJob(job_id)).code == Code.FAILED
-    check_books(net)
+
+
+def test_a_cancel_sent_after_a_reveal_does_not_take_the_workers_pay(net: Net) -> None:
+    """The red-team case: the requester sees a reveal in gossip and front-runs the other
+    reveal with a cancel. The committed task runs on and is paid; the uncommitted ones are
+    cancelled and refunded at once."""
+    net.register(PROVIDERS[:3])
+    tasks = slices(TEXT, 10)
+    start = net.balance(REQUESTER)
+    job_id = net.post(tasks)
+    workers = Workers(net, PROVIDERS[:3])
+    first = [a for a in net.read(job_view, job_id).tasks[0].replicas]
+    holders = [next(k for k in PROVIDERS if k.address == r.provider) for r in first]
+    for k in holders:  # only task 0 is worked on
+        (a,) = [a for a in net.read(assignments, k.address) if a.task == 0]
+        net.ok(k, workers.answer(k, a))
+    reveal = workers.answer(holders[0], next(a for a in net.read(assignments, holders[0].address)
+                                             if a.task == 0))
+    late = workers.answer(holders[1], next(a for a in net.read(assignments, holders[1].address)
+                                           if a.task == 0))
+    assert isinstance(reveal, RevealResult) and not hasattr(reveal, "output")  # a hash only
+    receipts = net.block(net.sign(holders[0], reveal), net.sign(REQUESTER, CancelJob(job_id)),
+                         net.sign(holders[1], late))
+    assert all(r.ok for r in receipts), [r.log for r in receipts]
+    view = net.read(job_view, job_id)
+    assert view.status == "cancelling"
+    assert view.tasks[0].status == "agreed" and view.job.paid > 0  # paid before any output
+    assert {t.status for t in view.tasks[1:]} == {"cancelled"}
+    # the cancelled tasks' budgets are back already: only task 0's stays locked or paid
+    assert net.balance(REQUESTER) == start - net.fees[REQUESTER.address] - 2 * FUEL * PRICE
+    assert net.read(job_outputs, job_id)[0] is None
+    view = workers.run(job_id)
+    assert view.status == "cancelled" and view.tasks[0].status == "verified"
+    assert u64(view.tasks[0].output) == len(tasks[0].split())
+    paid = winners(view)
+    assert set(paid) == {k.address for k in holders} and sum(paid.values()) == view.job.paid
+    assert net.balance(REQUESTER) == start - net.fees[REQUESTER.address] - view.job.paid
+    for p in PROVIDERS[:3]:
+        assert net.read(get_provider, p.address).load == 0
+
+
+def test_the_output_is_on_chain_only_after_its_payment(net: Net) -> None:
+    net.register(PROVIDERS[:2])
+    job_id = net.post((b"one two three four",))
+    workers = Workers(net, PROVIDERS[:2])
+    for _ in range(2):  # commits, then reveals
+        net.block(*workers.txs())
+    view = net.read(job_view, job_id)
+    assert view.tasks[0].status == "agreed" and view.job.paid > 0
+    assert view.tasks[0].output == b"" and net.read(job_outputs, job_id) == [None]
+    for block in net.blocks:  # no transaction so far carried the output
+        for raw in block.txs:
+            assert struct.pack("<Q", 4) not in raw
+    owed = {a.action for p in PROVIDERS[:2] for a in net.read(assignments, p.address)}
+    assert owed == {"release"}
+    wrong = net.send(REQUESTER, ReleaseOutputs((ReleaseOutput(job_id, 0, struct.pack("<Q", 5)),)))
+    assert wrong.code == Code.FAILED and "does not match" in wrong.log
+    assert net.send(PROVIDERS[0], Deregister()).code == Code.FAILED  # owes the output
+    view = workers.run(job_id)
+    assert view.status == "done" and net.read(job_outputs, job_id) == [struct.pack("<Q", 4)]
+    assert all(net.read(assignments, p.address) == [] for p in PROVIDERS[:2])
+
+
+def test_winners_who_never_release_the_output_give_their_pay_back(net: Net) -> None:
+    net.register(PROVIDERS[:2])
+    start = net.balance(REQUESTER)
+    job_id = net.post((b"one two three four",))
+    view = Workers(net, PROVIDERS[:2], hoarders=tuple(PROVIDERS[:2])).run(job_id)
+    assert view.status == "done" and view.tasks[0].status == "failed"
+    assert net.read(job_outputs, job_id) == [None]
+    assert net.balance(REQUESTER) > start - net.fees[REQUESTER.address]  # refund + penalty
+    for p in PROVIDERS[:2]:
+        info = net.read(get_provider, p.address)
+        earned = net.balance(p) - (10_000 * HPC - STAKE - net.fees[p.address])
+        assert info.slashed > earned > 0  # the pay came back out of the stake, and more
+        assert info.misses == 1
 
 
 def test_bad_modules_are_refused_before_the_mempool(net: Net) -> None:
@@ -531,7 +622,7 @@ def test_bad_modules_are_refused_before_the_mempool(net: Net) -> None:
 
 def test_a_job_the_requester_cannot_pay_for_fails_and_changes_nothing(net: Net) -> None:
     net.register(PROVIDERS[:2])
-    big = PostJob(wasm("wordcount"), (b"x",) * 2, 10**11, 10**2, 5)  # 4 * 10^13 units
+    big = PostJob(wasm("wordcount"), (b"x",) * 2, 10**11, 10**2, 500)  # 4 * 10^13 units
     failed = net.send(REQUESTER, big)
     assert failed.code == Code.INSUFFICIENT_FUNDS
     assert net.balance(MODULE_ACCOUNT) == 2 * STAKE
@@ -580,15 +671,36 @@ def test_swrr_never_overloads_and_waits_when_everyone_is_full() -> None:
     assert all(s.reserved <= s.capacity for s in slots)
 
 
-def test_measured_speed_caps_the_declared_capability() -> None:
-    p = cm.Provider(1_000_000, STAKE, 1_000, 0, 0, 0, 0, 0, True, 0, 0, 0, 1)
-    assert cm.effective_capability(p, 60_000) == 1_000_000
-    slow = cm.Provider(1_000_000, STAKE, 1_000, 30_000_000, 60_000, 0, 0, 0, True, 0, 0, 0, 1)
-    assert cm.effective_capability(slow, 60_000) == 500_000
-    assert cm.effective_capability(slow, 120_000) == 1_000_000  # not enough measured yet
+def provider(capability: int, stake: int, verified_fuel: int) -> cm.Provider:
+    return cm.Provider(capability, stake, 1_000, verified_fuel, 0, 0, 0, 0, True, 0, 0, 0, 1,
+                       bytes(20), "")
 
 
-def test_the_rotation_continues_across_jobs_on_chain(net: Net) -> None:
+def test_weight_is_verified_work_capped_by_stake_never_the_declared_capability() -> None:
+    p = Params(compute_probation_weight=1_000, compute_weight_per_hpc=10_000)
+    assert cm.effective_capability(provider(10**12, 100 * HPC, 0), p) == 1_000  # probation
+    assert cm.effective_capability(provider(10**12, 100 * HPC, 5_000), p) == 6_000
+    # a share of the tasks needs a proportional stake: twice the stake, twice the weight
+    assert cm.effective_capability(provider(10**12, 20 * HPC, 10**9), p) == 200_000
+    assert cm.effective_capability(provider(10**12, 40 * HPC, 10**9), p) == 400_000
+    assert cm.effective_capability(provider(3_000, 100 * HPC, 10**9), p) == 3_000
+
+
+def test_network_addresses_group_by_slash_24_and_private_ones_say_nothing() -> None:
+    assert cm.network_group("203.0.114.7") == cm.network_group("203.0.114.200:26656") \
+        == "203.0.114.0/24"
+    assert cm.network_group("2a00:1450:4001:81c::200e") == "2a00:1450:4001::/48"
+    assert cm.network_group("[2a00:1450:4001:9::1]:26656") == "2a00:1450:4001::/48"
+    for private in ("", "127.0.0.1", "10.1.2.3", "192.168.0.9:1", "::1"):
+        assert cm.network_group(private) == ""
+    assert cm.network_group("Node-1.Example.com:26656") == "node-1.example.com"
+    for bad in ("not a host!", "a..b", "x" * 300):
+        with pytest.raises(ValueError):
+            cm.network_group(bad)
+
+
+def test_the_rotation_continues_across_jobs_on_chain(make_net: Any) -> None:
+    net = make_net(compute_probation_weight=10**15, compute_weight_per_hpc=10**12)  # no caps
     net.register(PROVIDERS[:3], [CAPABILITY, 2 * CAPABILITY, 3 * CAPABILITY])
     got: Counter[bytes] = Counter()
     for i in range(12):

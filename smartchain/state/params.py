@@ -30,7 +30,6 @@ class Params(Struct):
     compute_max_reassign: U32 = 8  # replicas a task may lose (deadline, abstention) and replace
     compute_reveal_blocks: U64 = 10  # blocks to reveal once every replica of a task committed
     compute_max_misses: U32 = 3  # missed deadlines in a row that take a provider off the roster
-    compute_measure_min_ms: U64 = 60_000  # verified busy time before measured speed counts
     compute_max_tasks: U32 = 4_096  # tasks in one job
     compute_assign_per_block: U32 = 1_024  # pending tasks end_block tries to place per block
     compute_scan_gas: U64 = 20  # each provider looked at when placing one replica
@@ -45,3 +44,7 @@ class Params(Struct):
     storage_receipt_ttl: U64 = 1_000  # blocks a bandwidth receipt can be claimed in
     storage_max_columns: U32 = 32  # code_n of a deal, at most
     storage_max_segments: U32 = 65_536  # segments of a deal, at most
+    # compute: Sybil resistance and clean deadlines (smartchain/state/modules/compute.py)
+    compute_probation_weight: U64 = 1_000_000  # a new provider's scheduling weight
+    compute_weight_per_hpc: U64 = 100_000  # weight each whole HPC of stake backs, at most
+    compute_miss_slash_bps: U32 = 100  # part of its stake a provider loses per missed deadline

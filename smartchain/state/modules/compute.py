@@ -9,38 +9,56 @@ Why it is shaped this way:
   (only emission changes supply): it moves into the job's escrow, pays for the extra
   replicas the disagreement caused, and what is left returns to the requester with the
   rest of the unused escrow when the job ends.
-- **The chain decides who runs what.** Assignment is nginx's smooth weighted round-robin
-  (``swrr_pick``, a function over plain ``Slot`` data) over active providers. A provider
-  may only take a replica if its declared capability (fuel/s) still covers every replica
-  it holds by their deadlines (each reserves ``fuel_per_task / deadline`` fuel/s): nobody
-  gets a task it cannot finish in time. Its weight is its *effective* capability scaled by
-  the part of its capacity still free. Effective capability is the declared one until the
-  provider has ``compute_measure_min_ms`` of verified busy time, then
-  ``min(declared, measured)`` where measured = verified fuel / verified busy time; busy time
-  of a replica is from its assignment (or the provider's previous commit, if later) to its
-  commit, so it is a lower bound of the provider's speed when blocks, not compute, are the
-  bottleneck; it only moves shares, it never makes a provider ineligible. The SWRR current
-  weights live in the provider records, so the rotation continues across jobs. Ties are
-  broken by a hash of (height, job, task, address): the beacon is not in ``BlockInfo``.
-- **Commit, then reveal.** A worker commits to ``commitment(output, error, fuel, address)``
-  (its own address is in the hash, so a commitment cannot be copied); reveals open when
-  every live replica of the task has committed. A runner error (``out of fuel``, a trap) is
-  a result like any other: matching errors verify and the requester pays the fuel. An error
+- **The chain decides who runs what, by what it verified.** Assignment is nginx's smooth
+  weighted round-robin (``swrr_pick``, a function over plain ``Slot`` data) over active
+  providers. A provider may only take a replica if its declared capability (fuel/s) still
+  covers every replica it holds by their deadlines (each reserves ``fuel_per_task /
+  deadline`` fuel/s): nobody gets a task it cannot finish in time. Its weight is never
+  what it declared: ``compute_probation_weight`` plus the fuel a quorum verified for it,
+  capped by its declared capability and by its stake (``compute_weight_per_hpc`` per
+  HPC), so a newcomer starts small and a share of the tasks needs a proportional stake at
+  risk; the weight is then scaled by the part of its capacity still free. Verified fuel is
+  the fuel the winning replicas agreed on (it is part of what they vote on). Busy time
+  (``verified_ms``, assignment or previous commit to commit) is kept for the explorer only:
+  it measures block cadence as much as machines. The SWRR current weights live in the
+  provider records, so the rotation continues across jobs. Ties are broken by a hash of
+  (height, job, task, address): the beacon is not in ``BlockInfo``.
+- **Replicas of a task are unrelated.** A provider declares an owner (the account that
+  operates it; itself by default) and a network address (kept as its /24, or /48 for
+  IPv6; private addresses say nothing and are not kept). No two live replicas of a task go
+  to providers sharing either. Both are declarations: they keep an honest operator's
+  machines apart; a Sybil is priced by stake and by verified work, not by them. Posting a
+  job whose redundancy exceeds the unrelated providers able to run it is refused. A task
+  with no replica is placed whole or not at all; a task short of replicas while others
+  wait on it has ``deadline_blocks`` to be whole again, or it fails: no reservation is
+  held for ever.
+- **Commit, reveal a hash, then release.** A worker commits to ``commitment(output, error,
+  fuel, address)`` (its own address is in the hash, so a commitment cannot be copied);
+  reveals open when every live replica of the task has committed and show the output's
+  hash (``output_digest``), not the output. A runner error (``out of fuel``, a trap) is a
+  result like any other: matching errors verify and the requester pays the fuel. An error
   marked machine-dependent (a native stack overflow) is an abstention: no pay, no penalty,
   another replica is placed.
-- **Quorum with adaptive replication.** A task is verified when at least ``redundancy``
-  reveals agree on (output, error, fuel) and they are a strict majority of the reveals;
-  otherwise one more replica is added, up to ``redundancy + compute_max_extra_replicas``,
-  after which the task fails and its escrow returns. The out-voted are slashed
-  (``compute_slash_bps`` of their stake) and lose reputation. Each winner is paid
-  ``fuel_used × price_per_fuel`` from the task's budget (``redundancy × fuel_per_task ×
-  price`` plus the slashed stake); a budget too small for every winner is shared equally.
-  Reveals are public, so a replica added after a disagreement can see the answers on the
-  table; it still has to take a side, and the losing side is slashed.
+- **Quorum with adaptive replication, paid before the output is seen.** A task is agreed
+  when at least ``redundancy`` reveals agree on (hash, error, fuel) and they are a strict
+  majority of the reveals; otherwise one more replica is added, up to ``redundancy +
+  compute_max_extra_replicas``, after which the task fails and its escrow returns. The
+  out-voted are slashed (``compute_slash_bps`` of their stake) and lose reputation. Each
+  winner is paid ``fuel_used × price_per_fuel`` from the task's budget (``redundancy ×
+  fuel_per_task × price`` plus the slashed stake) in that same step; a budget too small
+  for every winner is shared equally. Only then is the output put on chain
+  (``release_outputs``, by any winner, checked against the hash) within
+  ``compute_reveal_blocks``; if none does, the winners give their pay back out of their
+  stake with a miss and the task fails. So the output never travels before its payment
+  is final, and a paid output cannot be withheld for free.
+- **Cancelling** drops only the tasks no replica has committed to (their budget returns at
+  once); tasks with a commitment run to their end and are paid, and the job closes as
+  cancelled after them: a cancel sent after seeing anything cannot take work's pay away.
 - **Deadlines.** A replica must commit within ``deadline_blocks`` of its assignment and, once
-  reveals open, reveal within ``compute_reveal_blocks``; ``end_block`` expires laggards (a
-  little reputation, no slash; ``compute_max_misses`` misses in a row take a provider off
-  the roster until it registers again) and places a new replica. Tasks short of replicas
+  reveals open, reveal within ``compute_reveal_blocks``; ``end_block`` expires laggards
+  (``compute_miss_slash_bps`` of their stake into the job's escrow, a little reputation;
+  ``compute_max_misses`` misses without a commit take a provider off the roster, and
+  registering again forgives none of it) and places a new replica. Tasks short of replicas
   (no eligible provider yet) stay pending and ``end_block`` retries them, oldest job first.
 - **Results.** A job is done when each task is verified or failed; its unused escrow returns
   to the requester. The verified outputs stay in the task records (``job_outputs``); a
@@ -53,6 +71,7 @@ transactions that created it paid for it, and placing is capped per block.
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 import threading
 from collections.abc import Container, Iterator
@@ -83,6 +102,7 @@ from smartchain.state.modules.emission import MAX_SUPPLY
 from smartchain.state.modules.env import ModuleEnv
 from smartchain.state.params import PARAMS_KEY, Params
 from smartchain.state.store import Overlay
+from smartchain.types.amount import UNITS_PER_HPC
 from smartchain.types.tx import Event
 
 MODULE_ACCOUNT = h256_tagged(b"smart/module", b"compute")[:20]
@@ -99,11 +119,15 @@ NEXT_JOB_KEY = b"compute/next_job"
 MARK = b"\x01"  # the value of index keys
 # The value of an ASSIGNED key: what the worker owes (commit, reveal or nothing yet) and by
 # when, so a worker polling every block reads its to-do list without decoding any task.
-OWE_COMMIT, OWE_REVEAL, OWE_NOTHING = b"c", b"r", b"w"
+OWE_COMMIT, OWE_REVEAL, OWE_NOTHING, OWE_RELEASE = b"c", b"r", b"w", b"o"
+# The "provider" of a task's own deadline key: when a task short of replicas must be whole
+# again (placement deadline) or its agreed output must be on chain (release deadline).
+TASK_MARK = bytes(20)
 
 MAX_REDUNDANCY = 16
 MAX_DEADLINE_BLOCKS = 1_000_000
 MAX_ERROR = 256
+MAX_NETWORK = 255
 MAX_REPLICAS = 255  # ``Task.want`` is a u8
 MAX_BATCH = 1_024  # commits or reveals in one transaction
 INITIAL_REPUTATION = 1_000
@@ -119,12 +143,14 @@ ASSIGNED, COMMITTED, REVEALED, EXPIRED, ABSTAINED = range(5)
 REPLICA_STATUS = ("assigned", "committed", "revealed", "expired", "abstained")
 LIVE = frozenset({ASSIGNED, COMMITTED, REVEALED})  # replicas that hold a provider's capacity
 
-PENDING, T_ASSIGNED, T_COMMITTED, VERIFIED, FAILED, CANCELLED = range(6)
-TASK_STATUS = ("pending", "assigned", "committed", "verified", "failed", "cancelled")
+PENDING, T_ASSIGNED, T_COMMITTED, VERIFIED, FAILED, CANCELLED, AGREED = range(7)
+TASK_STATUS = ("pending", "assigned", "committed", "verified", "failed", "cancelled",
+               "agreed")
 FINAL = frozenset({VERIFIED, FAILED, CANCELLED})
 
-OPEN, DONE, JOB_CANCELLED = range(3)
-JOB_STATUS = ("open", "done", "cancelled")
+OPEN, DONE, JOB_CANCELLED, CANCELLING = range(4)
+JOB_STATUS = ("open", "done", "cancelled", "cancelling")
+RUNNING_JOB = frozenset({OPEN, CANCELLING})  # jobs whose tasks still take answers
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
@@ -147,8 +173,10 @@ class Provider(Struct):
     active: Bool  # gets new replicas
     current: I64  # SWRR current weight
     last_commit_ms: U64
-    misses: U32  # deadlines missed in a row
+    misses: U32  # deadlines missed since its last commit (registering again keeps them)
     registered: U64  # height
+    owner: Fixed20  # the account operating it (itself unless declared): replicas of one
+    network: Str  # task never go to two providers sharing an owner or a network
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +187,7 @@ class Replica(Struct):
     assigned_ms: U64
     deadline: U64  # last height to commit (or to reveal once reveals open); 0: none running
     commitment: Fixed32
-    output: Bytes
+    digest: Fixed32  # revealed: the hash of its output (the output itself comes later)
     error: Str
     fuel_used: U64
     busy_ms: U64
@@ -174,6 +202,8 @@ class Task(Struct):
     output: Bytes  # the verified result
     error: Str
     fuel_used: U64
+    digest: Fixed32  # the output hash a quorum agreed on (paid for; output released later)
+    deadline: U64  # placement deadline (short of replicas) or release deadline; 0: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +224,12 @@ class Job(Struct):
     failed: U32
     height: U64  # posted at
     finished: U64  # height it was done or cancelled at, 0 while open
+    cancelled: U32  # tasks cancelled (only tasks no replica had committed to)
 
 
 @dataclass(frozen=True, slots=True)
 class _Outcome(Struct):
-    output: Bytes
+    digest: Fixed32
     error: Str
     fuel_used: U64
 
@@ -212,6 +243,8 @@ class RegisterProvider(Struct):
 
     capability: U64  # fuel/s
     stake: U128
+    owner: Fixed20 = bytes(20)  # the operator's account; zero: the provider itself
+    network: Str = ""  # the provider's public IP (or host name); "" or a private IP: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,9 +272,12 @@ class CommitResult(Struct):
 
 @dataclass(frozen=True, slots=True)
 class RevealResult(Struct):
+    """Opens a commitment with the output's hash, not the output: nobody, the requester
+    included, learns the output before the quorum has paid for it."""
+
     job: U64
     task: U32
-    output: Bytes
+    digest: Fixed32  # output_digest(output)
     error: Str  # the runner's error, '' when the task ran to its end
     fuel_used: U64
 
@@ -260,6 +296,20 @@ class RevealResults(Struct):
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseOutput(Struct):
+    """The output of a task whose hash a quorum agreed on (and was paid for)."""
+
+    job: U64
+    task: U32
+    output: Bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseOutputs(Struct):
+    releases: list_of(ReleaseOutput)
+
+
+@dataclass(frozen=True, slots=True)
 class CancelJob(Struct):
     job: U64
 
@@ -272,13 +322,26 @@ PAYLOADS: dict[str, type[Struct]] = {
     "compute/reveal_result": RevealResult,
     "compute/commit_results": CommitResults,
     "compute/reveal_results": RevealResults,
+    "compute/release_outputs": ReleaseOutputs,
     "compute/cancel_job": CancelJob,
 }
 
 
+def output_digest(output: bytes) -> bytes:
+    """What a reveal shows of an output: replicas are compared by it."""
+    return h256_tagged(b"smart/compute/out", output)
+
+
+EMPTY_DIGEST = output_digest(b"")
+
+
+def digest_commitment(digest: bytes, error: str, fuel_used: int, provider: bytes) -> bytes:
+    return h256_tagged(b"smart/compute/c", _Outcome(digest, error, fuel_used).encode(), provider)
+
+
 def commitment(output: bytes, error: str, fuel_used: int, provider: bytes) -> bytes:
     """What a worker commits to: its result bound to its own address."""
-    return h256_tagged(b"smart/compute/c", _Outcome(output, error, fuel_used).encode(), provider)
+    return digest_commitment(output_digest(output), error, fuel_used, provider)
 
 
 def job_escrow(msg: PostJob) -> int:
@@ -368,11 +431,39 @@ def job_outputs(store: Any, job_id: int) -> list[bytes | None] | None:
     return out
 
 
-def effective_capability(p: Provider, measure_min_ms: int) -> int:
-    """Declared fuel/s until enough verified work was measured, then the smaller of the two."""
-    if p.verified_ms == 0 or p.verified_ms < measure_min_ms:
-        return p.capability
-    return max(1, min(p.capability, p.verified_fuel * 1000 // p.verified_ms))
+def effective_capability(p: Provider, params: Params) -> int:
+    """The provider's scheduling weight: what the chain verified, never what it declared.
+    A newcomer starts at ``compute_probation_weight``, and every unit of fuel a quorum
+    verified for it adds one; the declared capability and its stake
+    (``compute_weight_per_hpc`` per whole HPC) cap it, so a share of the tasks needs
+    verified work and a proportional stake at risk."""
+    backed = p.stake * params.compute_weight_per_hpc // UNITS_PER_HPC
+    return max(1, min(p.capability, backed, params.compute_probation_weight + p.verified_fuel))
+
+
+def network_group(address: str) -> str:
+    """The network a declared address is in, for keeping replicas apart: an IPv4 /24 or an
+    IPv6 /48; a host name as written (lower case); "" (no group) for a private, loopback
+    or otherwise non-public address, which says nothing about where a machine is.
+    Raises ``ValueError`` for text that is no address."""
+    host = address.strip().lower()
+    if not host:
+        return ""
+    if host.startswith("["):  # [v6]:port
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:  # v4:port or name:port
+        host = host.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if not all(part and len(part) <= 63 and part.replace("-", "").isalnum()
+                   and part.isascii() for part in host.split(".")) or len(host) > 253:
+            raise ValueError(f"{address!r} is not an IP address or a host name") from None
+        return host
+    if not ip.is_global:
+        return ""
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 # --- the scheduling policy, over plain data ------------------------------------------------------
@@ -384,11 +475,13 @@ class Slot:
 
     address: bytes
     capacity: int  # declared fuel/s: the most its replicas may reserve
-    effective: int  # fuel/s its weight is based on
+    effective: int  # its weight (``effective_capability``)
     reserved: int = 0  # fuel/s held by its replicas
     current: int = 0  # SWRR current weight
     placed: int = 0  # replicas placed on it by this batch
     placed_rate: int = 0
+    owner: bytes = b""
+    network: str = ""
 
 
 def slot_weight(s: Slot) -> int:
@@ -462,13 +555,16 @@ def _need_provider(env: _Env, address: bytes) -> Provider:
     return p
 
 
+def _eligible(p: Provider, params: Params) -> bool:
+    return p.active and p.stake >= params.compute_min_stake and p.capability > 0
+
+
 def _slots(env: _Env) -> list[Slot]:
     """The providers that may get new replicas, in address order."""
     params = env.params
-    return [Slot(a, p.capability, effective_capability(p, params.compute_measure_min_ms),
-                 p.reserved, p.current)
-            for a, p in env.all_providers()
-            if p.active and p.stake >= params.compute_min_stake and p.capability > 0]
+    return [Slot(a, p.capability, effective_capability(p, params), p.reserved, p.current,
+                 owner=p.owner, network=p.network)
+            for a, p in env.all_providers() if _eligible(p, params)]
 
 
 def _store_slots(env: _Env, slots: list[Slot]) -> None:
@@ -496,6 +592,17 @@ def _set_pending(env: _Env, job_id: int, idx: int, pending: bool) -> None:
         env.delete(key)
 
 
+def _set_task_deadline(env: _Env, job_id: int, idx: int, task: Task, deadline: int) -> Task:
+    """The task's own deadline (placement or release); 0 clears it."""
+    if task.deadline == deadline:
+        return task
+    if task.deadline:
+        env.delete(_deadline_key(task.deadline, job_id, idx, TASK_MARK))
+    if deadline:
+        env.set(_deadline_key(deadline, job_id, idx, TASK_MARK), MARK)
+    return replace(task, deadline=deadline)
+
+
 def _release(env: _Env, job_id: int, job: Job, idx: int, rep: Replica) -> None:
     """The provider no longer holds this replica: its load and reservation go down."""
     p = _need_provider(env, rep.provider)
@@ -506,26 +613,53 @@ def _release(env: _Env, job_id: int, job: Job, idx: int, rep: Replica) -> None:
         env.delete(_deadline_key(rep.deadline, job_id, idx, rep.provider))
 
 
+def _related(slots: list[Slot], held: set[bytes], owners: set[bytes],
+             networks: set[str]) -> set[bytes]:
+    """Providers a task must not get: those named in ``held`` and those sharing an owner
+    or a network with its live replicas."""
+    return {s.address for s in slots
+            if s.address in held or s.owner in owners or (s.network and s.network in networks)}
+
+
 def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[Slot]) -> Task:
-    """Give the task the replicas it is short of, on distinct providers (if there are any).
-    Providers that already held it are avoided; one that only missed its deadline may get
-    it back when nobody else can take it."""
-    need = task.want - sum(r.status in LIVE for r in task.replicas)
+    """Give the task the replicas it is short of, on providers that share no owner and no
+    network with each other (if there are any). Providers that already held it are
+    avoided; one that only missed its deadline may get it back when nobody else can take
+    it. A task holding no replica is placed whole or not at all: half a task would hold
+    capacity while it waits for the rest."""
+    live = [r for r in task.replicas if r.status in LIVE]
+    need = task.want - len(live)
+    by_address = {s.address: s for s in slots}
+    owners, networks = set(), set()
+    for r in live:
+        p = _need_provider(env, r.provider)
+        owners.add(p.owner)
+        networks.add(p.network)
     held = {r.provider for r in task.replicas}
-    fallback = {r.provider for r in task.replicas if r.status != EXPIRED}
+    lost = {r.provider for r in task.replicas if r.status == EXPIRED}
     seed = env.seed(job_id, idx)
     height = env.block.height
-    placed: list[Replica] = []
+    undo = [(s.current, s.reserved, s.placed, s.placed_rate) for s in slots] if not live else []
+    picked: list[Slot] = []
     for _ in range(need):
         env.charge(env.params.compute_scan_gas * len(slots))
-        s = swrr_pick(slots, job.rate, held, seed) or swrr_pick(slots, job.rate, fallback, seed)
+        s = swrr_pick(slots, job.rate, _related(slots, held, owners, networks), seed) or \
+            swrr_pick(slots, job.rate, _related(slots, held - lost, owners, networks), seed)
         if s is None:
             break
         held.add(s.address)
-        fallback.add(s.address)
+        owners.add(s.owner)
+        networks.add(s.network)
+        picked.append(by_address[s.address])
+    if undo and len(picked) < need:
+        for s, (current, reserved, placed, rate) in zip(slots, undo, strict=True):
+            s.current, s.reserved, s.placed, s.placed_rate = current, reserved, placed, rate
+        return task
+    placed: list[Replica] = []
+    for s in picked:
         deadline = height + job.deadline_blocks
         placed.append(Replica(s.address, ASSIGNED, height, env.block.time_ms, deadline, _ZERO32,
-                              b"", "", 0, 0))
+                              _ZERO32, "", 0, 0))
         env.set(_deadline_key(deadline, job_id, idx, s.address), MARK)
         _owe(env, s.address, job_id, idx, OWE_COMMIT, deadline)
     if not placed:
@@ -553,7 +687,7 @@ def _settle(env: _Env, job_id: int, job: Job, idx: int, task: Task,
             slots: list[Slot] | None = None) -> tuple[Job, Task]:
     """Move a task on after any change: place missing replicas (when ``slots`` are given),
     open reveals, decide. Returns the (maybe changed) job and task; the caller stores them."""
-    while task.status not in FINAL:
+    while task.status not in FINAL and task.status != AGREED:
         live = sum(r.status in LIVE for r in task.replicas)
         if live < task.want:
             lost = sum(r.status in (EXPIRED, ABSTAINED) for r in task.replicas)
@@ -578,6 +712,13 @@ def _settle(env: _Env, job_id: int, job: Job, idx: int, task: Task,
                                      env.block.height + env.params.compute_reveal_blocks)
         elif status != T_COMMITTED and task.status == T_COMMITTED:
             task = _reveal_deadlines(env, job_id, idx, task, 0)
+        # A task short of replicas while others wait on it gets one job deadline to be whole
+        # again: the capacity its replicas hold is never held for ever.
+        if status != PENDING or live == 0:
+            task = _set_task_deadline(env, job_id, idx, task, 0)
+        elif not task.deadline:
+            task = _set_task_deadline(env, job_id, idx, task,
+                                      env.block.height + job.deadline_blocks)
         _set_pending(env, job_id, idx, status == PENDING)
         return job, replace(task, status=status)
     return job, task
@@ -588,10 +729,10 @@ def _decide(env: _Env, job_id: int, job: Job, idx: int, task: Task) -> tuple[Job
     revealed = [r for r in task.replicas if r.status == REVEALED]
     groups: dict[tuple[bytes, str, int], list[Replica]] = {}
     for r in revealed:
-        groups.setdefault((r.output, r.error, r.fuel_used), []).append(r)
+        groups.setdefault((r.digest, r.error, r.fuel_used), []).append(r)
     winners = max(groups.values(), key=len)  # a strict majority is unique
     if len(winners) >= job.redundancy and 2 * len(winners) > len(revealed):
-        return _verify(env, job_id, job, idx, task, winners, revealed)
+        return _agree(env, job_id, job, idx, task, winners, revealed)
     cap = min(MAX_REPLICAS, job.redundancy + env.params.compute_max_extra_replicas)
     if task.want < cap:
         env.emit("compute_replicate", job=job_id, task=idx, replicas=task.want + 1)
@@ -600,9 +741,12 @@ def _decide(env: _Env, job_id: int, job: Job, idx: int, task: Task) -> tuple[Job
     return _finish_task(env, job_id, job, idx, task, FAILED)
 
 
-def _verify(env: _Env, job_id: int, job: Job, idx: int, task: Task, winners: list[Replica],
-            revealed: list[Replica]) -> tuple[Job, Task]:
-    """Slash the out-voted into the task's budget, then pay the winners from it."""
+def _agree(env: _Env, job_id: int, job: Job, idx: int, task: Task, winners: list[Replica],
+           revealed: list[Replica]) -> tuple[Job, Task]:
+    """A quorum agreed on a result: slash the out-voted into the task's budget and pay the
+    winners from it now, before anyone has seen the output. The output then has to be
+    released (``release_outputs``) within ``compute_reveal_blocks``, or the winners give
+    their pay back out of their stake (plus a miss) and the task fails."""
     winning = {r.provider for r in winners}
     bonus = sum(_slash(env, r.provider, job_id, idx) for r in revealed
                 if r.provider not in winning)
@@ -615,20 +759,46 @@ def _verify(env: _Env, job_id: int, job: Job, idx: int, task: Task, winners: lis
     spent = each * len(winners)
     job = replace(job, escrow=job.escrow + bonus - spent, paid=job.paid + spent)
     w = winners[0]
-    task = replace(task, bonus=task.bonus + bonus, output=w.output, error=w.error,
-                   fuel_used=w.fuel_used)
-    env.emit("compute_task_verified", job=job_id, task=idx, fuel=w.fuel_used, paid=spent,
+    task = replace(task, bonus=task.bonus + bonus, error=w.error, fuel_used=w.fuel_used,
+                   digest=w.digest)
+    env.emit("compute_task_agreed", job=job_id, task=idx, fuel=w.fuel_used, paid=spent,
              replicas=len(revealed))
+    if w.error or w.digest == EMPTY_DIGEST:  # nothing to release: the result is on chain
+        return _verified(env, job_id, job, idx, task, b"")
+    for r in task.replicas:  # the replicas' work is done: their capacity is free
+        if r.status in LIVE:
+            _release(env, job_id, job, idx, r)
+    deadline = env.block.height + env.params.compute_reveal_blocks
+    for r in winners:
+        _owe(env, r.provider, job_id, idx, OWE_RELEASE, deadline)
+    _set_pending(env, job_id, idx, False)
+    task = _set_task_deadline(env, job_id, idx, task, deadline)
+    return job, replace(task, status=AGREED)
+
+
+def _verified(env: _Env, job_id: int, job: Job, idx: int, task: Task,
+              output: bytes) -> tuple[Job, Task]:
+    """The agreed result is on chain: the task is done."""
+    for r in task.replicas:
+        if r.status == REVEALED:
+            env.delete(_assigned_key(r.provider, job_id, idx))
+    task = _set_task_deadline(env, job_id, idx, replace(task, output=output), 0)
+    env.emit("compute_task_verified", job=job_id, task=idx, fuel=task.fuel_used,
+             output_size=len(output))
     return _finish_task(env, job_id, job, idx, task, VERIFIED)
 
 
-def _slash(env: _Env, address: bytes, job_id: int, idx: int) -> int:
+def _slash(env: _Env, address: bytes, job_id: int, idx: int, bps: int = 0, extra: int = 0,
+           reputation: int = REPUTATION_SLASH) -> int:
+    """Take ``bps`` of the provider's stake (``compute_slash_bps`` by default) plus
+    ``extra``, at most all of it; returns the amount, which the caller adds to a job's
+    escrow."""
     p = _need_provider(env, address)
-    amount = p.stake * env.params.compute_slash_bps // BPS
+    amount = min(p.stake, p.stake * (bps or env.params.compute_slash_bps) // BPS + extra)
     stake = p.stake - amount
     env.put_provider(address, replace(
         p, stake=stake, slashed=p.slashed + amount,
-        reputation=max(0, p.reputation - REPUTATION_SLASH),
+        reputation=max(0, p.reputation - reputation),
         active=p.active and stake >= env.params.compute_min_stake))
     env.emit("compute_slash", address=address.hex(), job=job_id, task=idx, amount=amount)
     return amount
@@ -645,16 +815,15 @@ def _credit(env: _Env, r: Replica) -> None:
 def _finish_task(env: _Env, job_id: int, job: Job, idx: int, task: Task,
                  status: int) -> tuple[Job, Task]:
     for r in task.replicas:
-        if r.status in LIVE:
+        if r.status in LIVE and task.status != AGREED:  # an agreed task released them
             _release(env, job_id, job, idx, r)
     _set_pending(env, job_id, idx, False)
-    task = replace(task, status=status)
-    if status == CANCELLED:
-        return job, task
+    task = _set_task_deadline(env, job_id, idx, replace(task, status=status), 0)
     job = replace(job, verified=job.verified + (status == VERIFIED),
-                  failed=job.failed + (status == FAILED))
-    if job.verified + job.failed == job.tasks:
-        job = _close_job(env, job_id, job, DONE)
+                  failed=job.failed + (status == FAILED),
+                  cancelled=job.cancelled + (status == CANCELLED))
+    if job.verified + job.failed + job.cancelled == job.tasks:
+        job = _close_job(env, job_id, job, JOB_CANCELLED if job.status == CANCELLING else DONE)
     return job, task
 
 
@@ -667,9 +836,8 @@ def _close_job(env: _Env, job_id: int, job: Job, status: int) -> Job:
 
 
 def _expire(env: _Env) -> None:
-    """Replicas past their deadline lose it: the laggard loses a little reputation (and,
-    after ``compute_max_misses`` in a row, its place on the roster); the task goes back to
-    pending so a new replica is placed."""
+    """Everything past its deadline: replicas (``_expire_one``) and tasks' own deadlines
+    (``_expire_task``)."""
     height = env.block.height
     due: list[bytes] = []
     for key, _ in env.store.iter_prefix(DEADLINE_PREFIX):
@@ -677,13 +845,22 @@ def _expire(env: _Env) -> None:
             break
         due.append(key)
     for key in due:
+        if env.store.get(key) is None:  # went with an earlier one (a task's release)
+            continue
         rest = key[len(DEADLINE_PREFIX):]
         deadline = _U64.unpack_from(rest)[0]
         job_id, idx = _split_jt(rest[8:20])
-        _expire_one(env, deadline, job_id, idx, rest[20:])
+        if rest[20:] == TASK_MARK:
+            _expire_task(env, job_id, idx)
+        else:
+            _expire_one(env, deadline, job_id, idx, rest[20:])
 
 
 def _expire_one(env: _Env, deadline: int, job_id: int, idx: int, address: bytes) -> None:
+    """A replica missed its deadline: it is released, its provider loses
+    ``compute_miss_slash_bps`` of its stake into the job's escrow and some reputation (and,
+    after ``compute_max_misses`` misses without a commit, its place on the roster); the
+    task goes back to pending so a new replica is placed."""
     job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
     assert job is not None and task is not None, "a deadline names a task that does not exist"
     replicas = list(task.replicas)
@@ -696,15 +873,40 @@ def _expire_one(env: _Env, deadline: int, job_id: int, idx: int, address: bytes)
     else:  # unreachable: deadline keys are deleted with their replica's deadline
         env.delete(_deadline_key(deadline, job_id, idx, address))
         return
+    job = _miss(env, address, job_id, job, idx)
+    job, task = _settle(env, job_id, job, idx, replace(task, replicas=tuple(replicas)))
+    _put(env, job_id, job, idx, task)
+
+
+def _miss(env: _Env, address: bytes, job_id: int, job: Job, idx: int, extra: int = 0) -> Job:
+    """A missed deadline costs stake (into the job's escrow) and counts toward the roster."""
+    amount = _slash(env, address, job_id, idx, env.params.compute_miss_slash_bps, extra,
+                    REPUTATION_MISS)
     p = _need_provider(env, address)
     misses = p.misses + 1
-    off = misses >= env.params.compute_max_misses
     env.put_provider(address, replace(
-        p, misses=misses, reputation=max(0, p.reputation - REPUTATION_MISS),
-        active=p.active and not off))
+        p, misses=misses, active=p.active and misses < env.params.compute_max_misses))
     env.emit("compute_deadline_missed", address=address.hex(), job=job_id, task=idx,
-             misses=misses)
-    job, task = _settle(env, job_id, job, idx, replace(task, replicas=tuple(replicas)))
+             misses=misses, slashed=amount)
+    return replace(job, escrow=job.escrow + amount)
+
+
+def _expire_task(env: _Env, job_id: int, idx: int) -> None:
+    """A task's own deadline passed. Still short of replicas: it fails (no provider could
+    make it whole in time). Its agreed output never released: the winners give their pay
+    back out of their stake, with a miss, and it fails."""
+    job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
+    assert job is not None and task is not None, "a deadline names a task that does not exist"
+    if task.status == AGREED:
+        for r in task.replicas:
+            if r.status == REVEALED:
+                job = _miss(env, r.provider, job_id, job, idx,
+                            extra=r.fuel_used * job.price_per_fuel)
+                env.delete(_assigned_key(r.provider, job_id, idx))
+        env.emit("compute_task_failed", job=job_id, task=idx, reason="output not released")
+    else:
+        env.emit("compute_task_failed", job=job_id, task=idx, reason="no provider in time")
+    job, task = _finish_task(env, job_id, job, idx, task, FAILED)
     _put(env, job_id, job, idx, task)
 
 
@@ -738,6 +940,33 @@ def _place_pending(env: _Env) -> None:
     _store_slots(env, slots)
 
 
+def distinct_providers(slots: list[Slot], rate: int, want: int) -> int:
+    """How many of ``slots`` able to run a replica of ``rate`` fuel/s share no owner and no
+    network, up to ``want``: a maximum matching of owners to networks (Kuhn's augmenting
+    paths; a provider without a network is a network of its own)."""
+    edges: dict[bytes, list[str]] = {}
+    for s in slots:
+        if s.capacity >= rate:
+            edges.setdefault(s.owner, []).append(s.network or "@" + s.address.hex())
+    match: dict[str, bytes] = {}
+
+    def augment(owner: bytes, seen: set[str]) -> bool:
+        for net in edges[owner]:
+            if net in seen:
+                continue
+            seen.add(net)
+            if net not in match or augment(match[net], seen):
+                match[net] = owner
+                return True
+        return False
+
+    for owner in edges:
+        if len(match) >= want:
+            break
+        augment(owner, set())
+    return len(match)
+
+
 # --- stateless checks --------------------------------------------------------------------------
 
 
@@ -764,6 +993,12 @@ def check_module(module: bytes, what: str = "module") -> None:
 def _validate_register(msg: RegisterProvider) -> None:
     if msg.capability <= 0:
         raise _invalid("capability must be a positive number of fuel units per second")
+    if len(msg.network) > MAX_NETWORK:
+        raise _invalid(f"network address is at most {MAX_NETWORK} characters")
+    try:
+        network_group(msg.network)
+    except ValueError as exc:
+        raise _invalid(str(exc)) from None
 
 
 def _validate_post(msg: PostJob) -> None:
@@ -785,7 +1020,7 @@ def _validate_post(msg: PostJob) -> None:
 def _validate_reveal(msg: RevealResult) -> None:
     if len(msg.error) > MAX_ERROR:
         raise _invalid(f"error text is at most {MAX_ERROR} characters")
-    if msg.error and msg.output:
+    if msg.error and msg.digest != EMPTY_DIGEST:
         raise _invalid("a failed task has no output")
 
 
@@ -806,6 +1041,10 @@ def _validate_reveals(msg: RevealResults) -> None:
         _validate_reveal(r)
 
 
+def _validate_releases(msg: ReleaseOutputs) -> None:
+    _validate_batch(msg.releases, "releases")
+
+
 # --- handlers ----------------------------------------------------------------------------------
 
 
@@ -818,14 +1057,21 @@ def _fail(message: str) -> TxError:
 
 
 def _handle_register(ctx: TxContext, msg: RegisterProvider) -> None:
+    """Registering again re-activates a provider but forgives nothing: its misses, slashes
+    and verified record stay."""
     env = _env(ctx)
     p = env.provider(ctx.sender)
+    owner = msg.owner if msg.owner != bytes(20) else ctx.sender
+    network = network_group(msg.network)
     if p is None:
         p = Provider(msg.capability, msg.stake, INITIAL_REPUTATION, 0, 0, 0, 0, 0, True, 0, 0, 0,
-                     ctx.block.height)
+                     ctx.block.height, owner, network)
     else:
+        if p.load and (p.owner, p.network) != (owner, network):
+            raise _fail(f"provider holds {p.load} replicas: its owner and network stay until "
+                        "they are done")
         p = replace(p, capability=msg.capability, stake=p.stake + msg.stake, active=True,
-                    misses=0)
+                    owner=owner, network=network)
     if p.stake < env.params.compute_min_stake:
         raise _fail(f"stake {p.stake} below the minimum {env.params.compute_min_stake}")
     env.move(ctx.sender, MODULE_ACCOUNT, msg.stake)
@@ -842,6 +1088,8 @@ def _handle_deregister(ctx: TxContext, msg: Deregister) -> None:
         raise _fail("not a registered compute provider")
     if p.load:
         raise _fail(f"provider still holds {p.load} replicas")
+    if any(True for _ in env.store.iter_prefix(ASSIGNED_PREFIX + ctx.sender)):
+        raise _fail("provider still owes the output of a task it was paid for")
     env.move(MODULE_ACCOUNT, ctx.sender, p.stake)
     env.put_provider(ctx.sender, replace(p, stake=0, active=False))
     env.flush()
@@ -868,18 +1116,23 @@ def _handle_post(ctx: TxContext, msg: PostJob) -> None:
     params = env.params
     if len(msg.tasks) > params.compute_max_tasks:
         raise _fail(f"{len(msg.tasks)} tasks, at most {params.compute_max_tasks} per job")
+    rate = replica_rate(msg.fuel_per_task, msg.deadline_blocks, params.block_time_ms)
+    slots = _slots(env)
+    env.charge(params.compute_scan_gas * len(slots) * msg.redundancy)
+    able = distinct_providers(slots, rate, msg.redundancy)
+    if able < msg.redundancy:
+        raise _fail(f"redundancy {msg.redundancy} needs as many active providers of distinct "
+                    f"owners and networks able to run {rate} fuel/s; there are {able}")
     escrow = job_escrow(msg)
     env.move(ctx.sender, MODULE_ACCOUNT, escrow)
     job_id = _next_job_id(env)
     job = Job(ctx.sender, _store_module(env, msg.module),
               _store_module(env, msg.reduce) if msg.reduce else None, len(msg.tasks),
               msg.redundancy, msg.fuel_per_task, msg.price_per_fuel, msg.deadline_blocks,
-              replica_rate(msg.fuel_per_task, msg.deadline_blocks, params.block_time_ms),
-              escrow, 0, OPEN, 0, 0, ctx.block.height, 0)
-    slots = _slots(env)
+              rate, escrow, 0, OPEN, 0, 0, ctx.block.height, 0, 0)
     for idx, data in enumerate(msg.tasks):
         env.set(input_key(job_id, idx), data)
-        task = Task(PENDING, msg.redundancy, 0, (), b"", "", 0)
+        task = Task(PENDING, msg.redundancy, 0, (), b"", "", 0, _ZERO32, 0)
         job, task = _settle(env, job_id, job, idx, task, slots)
         env.set(task_key(job_id, idx), task.encode())
     _store_slots(env, slots)
@@ -893,7 +1146,7 @@ def _open_task(env: _Env, job_id: int, idx: int) -> tuple[Job, Task]:
     job = get_job(env.store, job_id)
     if job is None:
         raise _fail(f"no job {job_id}")
-    if job.status != OPEN:
+    if job.status not in RUNNING_JOB:
         raise _fail(f"job {job_id} is {JOB_STATUS[job.status]}")
     task = get_task(env.store, job_id, idx) if idx < job.tasks else None
     if task is None:
@@ -953,14 +1206,14 @@ def _reveal(env: _Env, sender: bytes, msg: RevealResult) -> None:
     if msg.fuel_used > job.fuel_per_task:
         raise _fail(f"fuel used {msg.fuel_used} above the task's limit {job.fuel_per_task}")
     r = task.replicas[i]
-    if commitment(msg.output, msg.error, msg.fuel_used, sender) != r.commitment:
+    if digest_commitment(msg.digest, msg.error, msg.fuel_used, sender) != r.commitment:
         raise _fail("reveal does not match the commitment")
     env.delete(_deadline_key(r.deadline, msg.job, msg.task, sender))
     if ABSTAIN_MARK in msg.error:  # not a vote: the same module may pass elsewhere
         _release(env, msg.job, job, msg.task, r)
         r = replace(r, status=ABSTAINED, deadline=0, error=msg.error, fuel_used=msg.fuel_used)
     else:
-        r = replace(r, status=REVEALED, deadline=0, output=msg.output, error=msg.error,
+        r = replace(r, status=REVEALED, deadline=0, digest=msg.digest, error=msg.error,
                     fuel_used=msg.fuel_used)
         _owe(env, sender, msg.job, msg.task, OWE_NOTHING, 0)
     task = _with_replica(task, i, r)
@@ -992,8 +1245,33 @@ def _handle_reveals(ctx: TxContext, msg: RevealResults) -> None:
     _each(ctx, msg.reveals, _reveal, "reveal")
 
 
+def _handle_release(ctx: TxContext, msg: ReleaseOutputs) -> None:
+    _each(ctx, msg.releases, _release_output, "release")
+
+
+def _release_output(env: _Env, sender: bytes, msg: ReleaseOutput) -> None:
+    """Anyone holding the agreed output may put it on chain (the winners owe it). A task a
+    co-winner released in the same block is skipped, so a batch does not fail for it."""
+    job = get_job(env.store, msg.job)
+    task = get_task(env.store, msg.job, msg.task) if job is not None else None
+    if job is None or task is None:
+        raise _fail(f"no task {msg.task} in job {msg.job}")
+    if task.status == VERIFIED and output_digest(msg.output) == task.digest:
+        return
+    if task.status != AGREED:
+        raise _fail(f"task is {TASK_STATUS[task.status]}, not waiting for its output")
+    if output_digest(msg.output) != task.digest:
+        raise _fail("output does not match the digest the replicas agreed on")
+    env.charge(env.params.gas_per_tx_byte * len(msg.output))  # kept in state for ever
+    job, task = _verified(env, msg.job, job, msg.task, task, msg.output)
+    _put(env, msg.job, job, msg.task, task)
+
+
 def _handle_cancel(ctx: TxContext, msg: CancelJob) -> None:
-    """Stop a job: replicas are released unpaid, the escrow not yet spent goes back."""
+    """Stop a job: tasks no replica has committed to are cancelled, their replicas released
+    unpaid and their escrow returned at once. A task with a commitment runs to its end:
+    its replicas have done the work, and a cancel sent after seeing a result must not
+    take their pay away. The job closes (cancelled) when the last of those ends."""
     env = _env(ctx)
     job = get_job(env.store, msg.job)
     if job is None:
@@ -1002,13 +1280,22 @@ def _handle_cancel(ctx: TxContext, msg: CancelJob) -> None:
         raise _fail("only the requester can cancel a job")
     if job.status != OPEN:
         raise _fail(f"job {msg.job} is {JOB_STATUS[job.status]}")
+    job = replace(job, status=CANCELLING)
+    refund = 0
     for idx in range(job.tasks):
         task = get_task(env.store, msg.job, idx)
         assert task is not None
-        if task.status not in FINAL:
-            job, task = _finish_task(env, msg.job, job, idx, task, CANCELLED)
-            env.set(task_key(msg.job, idx), task.encode())
-    job = _close_job(env, msg.job, job, JOB_CANCELLED)
+        if task.status in FINAL or task.status == AGREED or any(
+                r.status in (COMMITTED, REVEALED) for r in task.replicas):
+            continue
+        job, task = _finish_task(env, msg.job, job, idx, task, CANCELLED)
+        env.set(task_key(msg.job, idx), task.encode())
+        refund += job.redundancy * job.fuel_per_task * job.price_per_fuel
+    if job.status == CANCELLING:  # tasks still run: the cancelled ones' budgets go back now
+        env.move(MODULE_ACCOUNT, job.requester, refund)
+        job = replace(job, escrow=job.escrow - refund)
+        env.emit("compute_job_cancelling", job=msg.job, owner=job.requester.hex(),
+                 refund=refund, running=job.tasks - job.verified - job.failed - job.cancelled)
     env.set(job_key(msg.job), job.encode())
     env.flush()
 
@@ -1020,7 +1307,7 @@ def _handle_cancel(ctx: TxContext, msg: CancelJob) -> None:
 class ProviderView(Struct):
     address: Fixed20
     provider: Provider
-    effective_capability: U64
+    effective_capability: U64  # its scheduling weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -1028,7 +1315,7 @@ class ReplicaView(Struct):
     provider: Fixed20
     status: Str
     deadline: U64
-    output: Bytes
+    digest: Fixed32
     error: Str
     fuel_used: U64
 
@@ -1042,6 +1329,8 @@ class TaskView(Struct):
     output: Bytes
     error: Str
     fuel_used: U64
+    digest: Fixed32
+    deadline: U64
 
 
 @dataclass(frozen=True, slots=True)
@@ -1059,10 +1348,10 @@ class Assignment(Struct):
     job: U64
     task: U32
     module_hash: Fixed32
-    input: Bytes  # empty while waiting: nothing to run
+    input: Bytes  # empty unless a commit is owed: nothing to run
     fuel: U64
     deadline: U64  # 0 while waiting for the other replicas
-    action: Str  # "commit", "reveal" or "wait"
+    action: Str  # "commit", "reveal", "release" (the output, once paid) or "wait"
 
 
 def _params(view: Any) -> Params:
@@ -1074,25 +1363,24 @@ def provider_view(view: Any, address: bytes) -> ProviderView | None:
     p = get_provider(view, address)
     if p is None:
         return None
-    return ProviderView(address, p,
-                        effective_capability(p, _params(view).compute_measure_min_ms))
+    return ProviderView(address, p, effective_capability(p, _params(view)))
 
 
 def list_providers(view: Any) -> list[ProviderView]:
-    measure = _params(view).compute_measure_min_ms
+    params = _params(view)
     start = len(PROVIDER_PREFIX)
     out = []
     for key, raw in view.iter_prefix(PROVIDER_PREFIX):
         p = Provider.decode(raw)
-        out.append(ProviderView(key[start:], p, effective_capability(p, measure)))
+        out.append(ProviderView(key[start:], p, effective_capability(p, params)))
     return out
 
 
 def _task_view(idx: int, task: Task) -> TaskView:
-    replicas = tuple(ReplicaView(r.provider, REPLICA_STATUS[r.status], r.deadline, r.output,
+    replicas = tuple(ReplicaView(r.provider, REPLICA_STATUS[r.status], r.deadline, r.digest,
                                  r.error, r.fuel_used) for r in task.replicas)
     return TaskView(idx, TASK_STATUS[task.status], task.want, replicas, task.output, task.error,
-                    task.fuel_used)
+                    task.fuel_used, task.digest, task.deadline)
 
 
 def job_view(view: Any, job_id: int, with_tasks: bool = True) -> JobView | None:
@@ -1107,7 +1395,8 @@ def job_view(view: Any, job_id: int, with_tasks: bool = True) -> JobView | None:
     return JobView(job_id, JOB_STATUS[job.status], job, tuple(tasks))
 
 
-ACTIONS = {OWE_COMMIT: "commit", OWE_REVEAL: "reveal", OWE_NOTHING: "wait"}
+ACTIONS = {OWE_COMMIT: "commit", OWE_REVEAL: "reveal", OWE_NOTHING: "wait",
+           OWE_RELEASE: "release"}
 
 
 def assignments(view: Any, address: bytes) -> list[Assignment]:
@@ -1124,7 +1413,7 @@ def assignments(view: Any, address: bytes) -> list[Assignment]:
         job = jobs[job_id]
         assert job is not None
         action = ACTIONS[owed[:1]]
-        data = b"" if action == "wait" else task_input(view, job_id, idx) or b""
+        data = task_input(view, job_id, idx) or b"" if action == "commit" else b""
         out.append(Assignment(job_id, idx, job.module_hash, data, job.fuel_per_task,
                               _U64.unpack_from(owed, 1)[0], action))
     return out
@@ -1147,6 +1436,8 @@ class Compute(Module):
             "compute/reveal_result": Msg(RevealResult, _handle_reveal, _validate_reveal),
             "compute/commit_results": Msg(CommitResults, _handle_commits, _validate_commits),
             "compute/reveal_results": Msg(RevealResults, _handle_reveals, _validate_reveals),
+            "compute/release_outputs": Msg(ReleaseOutputs, _handle_release,
+                                           _validate_releases),
             "compute/cancel_job": Msg(CancelJob, _handle_cancel),
         }
 

@@ -20,8 +20,11 @@ from smartchain.state.modules.compute import (
     Deregister,
     PostJob,
     RegisterProvider,
+    ReleaseOutput,
+    ReleaseOutputs,
     RevealResult,
     commitment,
+    output_digest,
 )
 from smartchain.state.modules.contracts import Arg, Call, Deploy
 from smartchain.state.modules.storage import SIGNATURE_GAS as STORAGE_SIGNATURE_GAS
@@ -339,11 +342,14 @@ class Client:
         return min(gas, int(st.get("max_tx_gas", gas)))
 
     def register_compute_provider(self, key: PrivateKey, capability: int, stake: int, *,
+                                  owner: bytes = bytes(20), network: str = "",
                                   gas_limit: int | None = None, **kwargs: Any
                                   ) -> dict[str, Any]:
         """Register (or update) this key as a compute provider declaring ``capability``
-        fuel/s; ``stake`` base units of HPC are locked (added to any stake already there)."""
-        payload = RegisterProvider(capability, stake)
+        fuel/s; ``stake`` base units of HPC are locked (added to any stake already there).
+        ``owner`` (the operator's account) and ``network`` (its public address) keep the
+        replicas of one task off machines of one operator or one network."""
+        payload = RegisterProvider(capability, stake, owner, network)
         if gas_limit is None:
             gas_limit = self._compute_gas(payload, writes=8, scans=0)
         return self.send_tx(key, "compute/register_provider", payload, gas_limit=gas_limit,
@@ -403,8 +409,17 @@ class Client:
     def reveal_result(self, key: PrivateKey, job_id: int, task: int, output: bytes,
                       error: str, fuel_used: int, *, gas_limit: int | None = None,
                       **kwargs: Any) -> dict[str, Any]:
-        payload = RevealResult(job_id, task, output, error, fuel_used)
+        """Open the commitment: the output's hash is sent, not the output (that goes in
+        ``release_output`` once the quorum has paid)."""
+        payload = RevealResult(job_id, task, output_digest(output), error, fuel_used)
         return self.send_tx(key, "compute/reveal_result", payload,
+                            gas_limit=gas_limit or self._result_gas(payload), **kwargs)
+
+    def release_output(self, key: PrivateKey, job_id: int, task: int, output: bytes, *,
+                       gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Put a paid task's output on chain (what a winning worker owes)."""
+        payload = ReleaseOutputs((ReleaseOutput(job_id, task, output),))
+        return self.send_tx(key, "compute/release_outputs", payload,
                             gas_limit=gas_limit or self._result_gas(payload), **kwargs)
 
     # --- storage (deals and providers) --------------------------------------------------

@@ -629,6 +629,143 @@ def test_a_job_the_requester_cannot_pay_for_fails_and_changes_nothing(net: Net) 
     assert all(net.read(assignments, p.address) == [] for p in PROVIDERS[:2])
 
 
+# --- capacity is never locked for ever --------------------------------------------------------
+
+
+def test_a_job_needing_more_unrelated_providers_than_exist_is_refused(net: Net) -> None:
+    net.register(PROVIDERS[:2])
+    start = net.balance(REQUESTER)
+    refused = net.send(REQUESTER, PostJob(wasm("wordcount"), (b"a b",), FUEL, PRICE, 5, 3))
+    assert refused.code == Code.FAILED and "redundancy 3 needs" in refused.log
+    assert "there are 2" in refused.log
+    assert net.balance(REQUESTER) == start - net.fees[REQUESTER.address]  # only the fee
+    assert net.balance(MODULE_ACCOUNT) == 2 * STAKE
+    assert all(net.read(get_provider, p.address).load == 0 for p in PROVIDERS[:2])
+
+
+def test_a_task_that_cannot_get_its_extra_replica_fails_at_its_deadline(net: Net) -> None:
+    """Two providers disagree and no third exists: the replicas' capacity is released at
+    the job's deadline, the task fails and the requester gets its escrow back."""
+    net.register(PROVIDERS[:2])
+    start = net.balance(REQUESTER)
+    job_id = net.post((b"a b c",), deadline=4)
+    workers = Workers(net, PROVIDERS[:2], cheats=(PROVIDERS[1],))
+    net.block(*workers.txs())  # commits
+    net.block(*workers.txs())  # reveals: no majority, a third replica wanted
+    view = net.read(job_view, job_id)
+    (task,) = view.tasks
+    assert task.status == "pending" and task.want == 3 and task.deadline == net.chain.height + 4
+    assert all(net.read(get_provider, p.address).load == 1 for p in PROVIDERS[:2])
+    view = workers.run(job_id, max_blocks=5)
+    assert view.status == "done" and view.tasks[0].status == "failed"
+    for p in PROVIDERS[:2]:
+        info = net.read(get_provider, p.address)
+        assert (info.load, info.reserved, info.slashed) == (0, 0, 0)
+        assert net.read(assignments, p.address) == []
+    assert net.balance(REQUESTER) == start - net.fees[REQUESTER.address]
+
+
+def test_every_replica_a_provider_holds_has_an_end(net: Net) -> None:
+    """Whatever the providers do, a job ends within its deadlines and nothing stays held."""
+    net.register(PROVIDERS[:3])
+    job_id = net.post(slices(TEXT, 8), deadline=3)
+    view = Workers(net, PROVIDERS[:3], silent=(PROVIDERS[0],), cheats=(PROVIDERS[1],),
+                   hoarders=(PROVIDERS[2],)).run(job_id, max_blocks=80)
+    assert view.status == "done"
+    for p in PROVIDERS[:3]:
+        info = net.read(get_provider, p.address)
+        assert (info.load, info.reserved) == (0, 0)
+        assert net.read(assignments, p.address) == []
+
+
+# --- Sybil resistance -------------------------------------------------------------------------
+
+
+def test_new_identities_declaring_a_huge_capability_do_not_take_the_tasks(net: Net) -> None:
+    honest, sybils = PROVIDERS[:3], PROVIDERS[3:5]
+    net.register(honest)
+    Workers(net, honest).run(net.post(slices(TEXT, 10)))  # the honest have verified work
+    net.register(sybils, [1000 * CAPABILITY] * 2)
+    job_id = net.post(slices(TEXT, 2))
+    view = net.read(job_view, job_id)
+    bad = {k.address for k in sybils}
+    held = Counter(r.provider in bad for t in view.tasks for r in t.replicas)
+    captured = sum({r.provider for r in t.replicas} <= bad for t in view.tasks)
+    assert held[True] <= 0.45 * (held[True] + held[False])  # about an equal share (2 of 5)
+    assert captured <= 0.2 * len(view.tasks), captured
+
+
+def test_replicas_never_go_to_providers_sharing_an_owner_or_a_network(net: Net) -> None:
+    operator = key(90).address
+    net.register(PROVIDERS[:2], owner=operator)  # one operator's two machines
+    net.register(PROVIDERS[2:4], network="203.0.114.7")  # two machines in one /24
+    assert net.read(get_provider, PROVIDERS[3].address).network == "203.0.114.0/24"
+    refused = net.send(REQUESTER, PostJob(wasm("wordcount"), (b"a",), FUEL, PRICE, 5, 3))
+    assert refused.code == Code.FAILED and "there are 2" in refused.log
+    job_id = net.post(slices(TEXT, 3))
+    view = Workers(net, PROVIDERS[:4]).run(job_id)
+    assert view.status == "done" and view.job.verified == len(view.tasks)
+    pairs = {frozenset(PROVIDERS.index(next(k for k in PROVIDERS if k.address == r.provider))
+                       for r in t.replicas) for t in view.tasks}
+    assert frozenset({0, 1}) not in pairs and frozenset({2, 3}) not in pairs
+    with pytest.raises(TxError, match="not an IP address or a host name"):
+        net.kit.check(net.chain, net.sign(PROVIDERS[4], RegisterProvider(
+            CAPABILITY, STAKE, bytes(20), "no such host!")))
+
+
+def test_a_provider_holding_work_cannot_change_its_owner_or_network(net: Net) -> None:
+    net.register(PROVIDERS[:2])
+    net.post((b"a b",))
+    moved = net.send(PROVIDERS[0], RegisterProvider(CAPABILITY, 0, bytes(20), "203.0.114.7"))
+    assert moved.code == Code.FAILED and "owner and network stay" in moved.log
+    net.ok(PROVIDERS[0], RegisterProvider(2 * CAPABILITY, 0))  # other terms may change
+
+
+def test_misses_cost_stake_and_registering_again_forgives_none(make_net: Any) -> None:
+    net = make_net(compute_max_misses=1)
+    net.register(PROVIDERS[:3])
+    silent = PROVIDERS[0]
+    start = net.balance(REQUESTER)
+    job_id = net.post((b"a b c", b"d e"), deadline=2)
+    view = Workers(net, PROVIDERS[:3], silent=(silent,)).run(job_id)
+    info = net.read(get_provider, silent.address)
+    assert info.misses >= 1 and not info.active and info.stake < STAKE
+    lost = STAKE - info.stake
+    # the stake it lost went to the requester, with the escrow the job did not spend
+    assert net.balance(REQUESTER) == start - net.fees[REQUESTER.address] - view.job.paid + lost
+    net.ok(silent, RegisterProvider(CAPABILITY, 0))
+    again = net.read(get_provider, silent.address)
+    assert again.active and again.misses == info.misses and again.stake == info.stake
+    job_id = net.post((b"f g h",), deadline=2)
+    while silent.address not in {r.provider for r in net.read(job_view, job_id).tasks[0].replicas}:
+        job_id = net.post((b"f g h",), deadline=2)
+    Workers(net, PROVIDERS[:3], silent=(silent,)).run(job_id)
+    after = net.read(get_provider, silent.address)
+    assert not after.active and after.stake < again.stake  # one more miss: off again, and paid
+
+
+def test_a_replica_reporting_other_fuel_than_the_quorum_is_outvoted_and_not_credited(
+        net: Net) -> None:
+    net.register(PROVIDERS[:3])
+    job_id = net.post((b"a b c",))
+    workers = Workers(net, PROVIDERS[:3])
+    (liar,) = [k for k in PROVIDERS[:3]
+               if k.address == net.read(job_view, job_id).tasks[0].replicas[0].provider]
+    honest = workers.result
+
+    def inflated(k: PrivateKey, a: cm.Assignment) -> tuple[bytes, str, int]:
+        out, err, fuel = honest(k, a)
+        return (out, err, FUEL) if k is liar else (out, err, fuel)
+
+    workers.result = inflated  # type: ignore[method-assign]
+    view = workers.run(job_id)
+    (task,) = view.tasks
+    assert task.status == "verified" and task.fuel_used < FUEL
+    info = net.read(get_provider, liar.address)
+    assert info.slashed > 0 and info.verified_fuel == 0
+    assert liar.address not in winners(view)
+
+
 # --- scheduling --------------------------------------------------------------------------------
 
 

@@ -12,7 +12,8 @@ SYMBOL = {"type": "string", "pattern": "^[A-Z][A-Z0-9]{1,9}$", "description": "t
 TOKEN_UNITS = {"type": "string", "pattern": "^[0-9]+$",
                "description": "integer base units of the token (at most 2^63-1)"}
 U64 = {"type": "string", "pattern": "^[0-9]+$", "description": "unsigned 64-bit integer"}
-TASK_STATES = ("pending", "assigned", "committed", "verified", "failed", "cancelled")
+TASK_STATES = ("pending", "assigned", "committed", "verified", "failed", "cancelled",
+               "agreed")
 DECIMAL = {"type": "string", "description": "exact decimal amount, using the token's decimals"}
 CONTRACT_VALUE = {
     "description": "a contract value: null, a boolean, a 64-bit integer, a string (UTF-8 "
@@ -191,17 +192,20 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "address": ADDRESS, "active": {"type": "boolean"},
             "capability": {**U64, "description": "declared fuel/s"},
-            "effective_capability": {**U64, "description": "fuel/s its share is based on"},
+            "effective_capability": {**U64, "description": "its scheduling weight: probation "
+                                     "plus verified fuel, capped by capability and stake"},
             "stake": UNITS, "stake_hpc": {"type": "string"}, "reputation": U64,
             "load": {"type": "integer", "description": "replicas it holds"},
             "reserved": U64, "verified_fuel": U64, "verified_ms": U64, "slashed": UNITS,
-            "misses": {"type": "integer"}, "registered": U64,
+            "misses": {"type": "integer"}, "registered": U64, "owner": ADDRESS,
+            "network": {"type": "string", "description": "declared network (/24, /48), "
+                        "or empty"},
         },
     },
     "ComputeJob": {
         "type": "object", "required": ["id", "status", "tasks", "verified", "failed"],
         "properties": {
-            "id": U64, "status": {"enum": ["open", "done", "cancelled"]},
+            "id": U64, "status": {"enum": ["open", "done", "cancelled", "cancelling"]},
             "requester": ADDRESS, "module_hash": HEX32,
             "reduce_hash": {"oneOf": [HEX32, {"type": "null"}]},
             "tasks": {"type": "integer"}, "redundancy": {"type": "integer"},
@@ -218,6 +222,7 @@ SCHEMAS: dict[str, Any] = {
                     "index": {"type": "integer"}, "status": {"enum": list(TASK_STATES)},
                     "want": {"type": "integer"}, "output_size": {"type": "integer"},
                     "error": {"type": "string"}, "fuel_used": U64,
+                    "deadline": {**U64, "description": "placement or release deadline"},
                     "replicas": {"type": "array", "items": {"type": "object", "properties": {
                         "provider": ADDRESS, "status": {"type": "string"}, "deadline": U64,
                         "fuel_used": U64, "error": {"type": "string"}}}},
@@ -227,7 +232,7 @@ SCHEMAS: dict[str, Any] = {
     "ComputeResult": {
         "type": "object", "required": ["id", "status", "complete", "outputs"],
         "properties": {
-            "id": U64, "status": {"enum": ["open", "done", "cancelled"]},
+            "id": U64, "status": {"enum": ["open", "done", "cancelled", "cancelling"]},
             "module_hash": HEX32, "reduce_hash": {"oneOf": [HEX32, {"type": "null"}]},
             "complete": {"type": "boolean",
                          "description": "every task verified without a runner error"},
@@ -248,7 +253,7 @@ SCHEMAS: dict[str, Any] = {
             "job": U64, "task": {"type": "integer"}, "module_hash": HEX32,
             "input": {"type": "string", "description": "hex"}, "fuel": U64,
             "deadline": {**U64, "description": "last height to act; 0 while waiting"},
-            "action": {"enum": ["commit", "reveal", "wait"]},
+            "action": {"enum": ["commit", "reveal", "release", "wait"]},
         },
     },
     "ComputeModule": {

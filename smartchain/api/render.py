@@ -20,7 +20,8 @@ from smartchain.state.modules.compute import (
     JobView,
     PostJob,
     ProviderView,
-    RevealResult,
+    ReleaseOutput,
+    ReleaseOutputs,
     RevealResults,
     TaskView,
     job_escrow,
@@ -64,18 +65,18 @@ def payload_json(kind: str, payload: bytes) -> Any:
                 "args": args_json(args), **value}
     if isinstance(msg, PostJob):
         return post_job_json(msg)
-    if isinstance(msg, RevealResult):
-        return reveal_json(msg)
     if isinstance(msg, RevealResults):
-        return {"reveals": [reveal_json(r) for r in msg.reveals]}
+        return {"reveals": [fields_json(r) for r in msg.reveals]}
+    if isinstance(msg, ReleaseOutputs):
+        return {"releases": [release_json(r) for r in msg.releases]}
     if isinstance(msg, CommitResults):
         return {"commits": [fields_json(c) for c in msg.commits]}
     return fields_json(msg)
 
 
-def reveal_json(msg: RevealResult) -> dict[str, Any]:
+def release_json(msg: ReleaseOutput) -> dict[str, Any]:
     return {"job": str(msg.job), "task": msg.task, "output": msg.output.hex(),
-            "output_size": len(msg.output), "error": msg.error, "fuel_used": str(msg.fuel_used)}
+            "output_size": len(msg.output)}
 
 
 def post_job_json(msg: PostJob) -> dict[str, Any]:
@@ -110,6 +111,7 @@ def compute_provider_json(v: ProviderView) -> dict[str, Any]:
         "reputation": str(p.reputation), "load": p.load, "reserved": str(p.reserved),
         "verified_fuel": str(p.verified_fuel), "verified_ms": str(p.verified_ms),
         "slashed": str(p.slashed), "misses": p.misses, "registered": str(p.registered),
+        "owner": to_bech32(p.owner), "network": p.network,
     }
 
 
@@ -120,6 +122,7 @@ def _task_json(t: TaskView) -> dict[str, Any]:
                       "deadline": str(r.deadline), "fuel_used": str(r.fuel_used),
                       "error": r.error} for r in t.replicas],
         "output_size": len(t.output), "error": t.error, "fuel_used": str(t.fuel_used),
+        "deadline": str(t.deadline),
     }
 
 

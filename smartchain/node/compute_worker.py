@@ -10,20 +10,24 @@ How it works:
   the tests fund it in genesis).
 - **Capability.** At start the worker runs a fixed benchmark module (``BENCH_WAT``, a tight
   integer loop; deterministic fuel) a few times on one pool thread and takes the best
-  fuel/s, times ``provide_compute`` cores. The chain only trusts it until it has measured
-  the provider's verified speed (``effective_capability`` in the compute module).
+  fuel/s, times ``provide_compute`` cores. The chain uses it only as a ceiling: its share
+  of the tasks grows with the work it has verified and its stake
+  (``effective_capability`` in the compute module).
   ``compute_capability_override`` (config; tests and the devnet) declares a fixed value
   instead, so a network of identical machines can still have providers of different
   declared speeds, deterministically.
 - **Registration.** Until the chain shows this address as an active provider with the
   declared capability, the worker sends ``compute/register_provider`` (topping its stake up
   to ``compute_stake`` HPC), retrying each few blocks (an unfunded account gets one clear
-  warning per attempt, no traceback).
+  warning per attempt, no traceback). It declares the node's ``p2p_host`` as its network
+  address (a private or loopback one counts for nothing), so the chain keeps replicas of a
+  task off machines in one network.
 - **Each new block** it reads ``assignments(address)`` straight from the node's state (it is
   in-process), fetches modules by hash (cached), runs what is new in a pool of
   ``provide_compute`` threads with a large native stack (wasmtime needs more than 2 MiB
-  free), then answers: every commit it owes in one ``commit_results`` transaction and every
-  reveal in one ``reveal_results`` (split only by size). One transaction per block instead of
+  free), then answers: every commit it owes in one ``commit_results`` transaction, every
+  reveal (the output's hash) in one ``reveal_results`` and, once the quorum has paid,
+  every output in one ``release_outputs`` (split only by size). One transaction per block instead of
   one per task is what keeps the chain's cost per task low: a signature check, a gossip
   round and a base fee are paid once for the batch. Nonces come from ``Node.pending_nonce``
   (state + own mempool); a transaction the mempool refuses (nonce raced, not synced yet) is
@@ -66,9 +70,10 @@ log = logging.getLogger("smartchain.compute")
 
 RESULTS_FILE = "compute_results.json"
 THREAD_STACK = 16 * 1024 * 1024  # native stack of the task threads (wasmtime wants > 2 MiB)
-BATCH_GAS = 1_000_000  # a batch of commits or reveals: the transaction itself...
+BATCH_GAS = 1_000_000  # a batch of commits, reveals or releases: the transaction itself...
 COMMIT_GAS = 200_000  # ...plus this per commit (writes, and a verification it may finish)
-REVEAL_GAS = 300_000  # ...or per reveal, plus 10 per byte of its output
+REVEAL_GAS = 300_000  # ...or per reveal
+RELEASE_GAS = 100_000  # ...or per release, plus 20 per byte of its output
 BATCH_BYTES = 48 * 1024  # payload bytes per batch, under max_tx_bytes with room to spare
 BATCH_ITEMS = 150  # answers per batch: 150 reveals' gas stays under max_tx_gas (50M)
 REGISTER_GAS = 2_000_000
@@ -185,11 +190,12 @@ class ComputeWorker(BlockService):
         self.sent: dict[Key, bytes] = {}
         self.given_up: set[Key] = set()
         self.solo: set[Key] = set()  # failed inside a batch: retried alone, to find out why
-        self.outbox: dict[str, list[tuple[Key, Any]]] = {"commit": [], "reveal": []}
+        self.outbox: dict[str, list[tuple[Key, Any]]] = {"commit": [], "reveal": [],
+                                                          "release": []}
         self.registered = False
         self._register_at = -1
         self._task: asyncio.Task[None] | None = None
-        self.stats = {"computed": 0, "commits": 0, "reveals": 0}
+        self.stats = {"computed": 0, "commits": 0, "reveals": 0, "releases": 0}
 
     # --- persistence ---------------------------------------------------------------------
 
@@ -238,8 +244,9 @@ class ComputeWorker(BlockService):
                 await self._task
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
-        log.info("compute: stopped (%d tasks computed, %d commits, %d reveals sent)",
-                 self.stats["computed"], self.stats["commits"], self.stats["reveals"])
+        log.info("compute: stopped (%d tasks computed, %d commits, %d reveals, %d releases "
+                 "sent)", self.stats["computed"], self.stats["commits"], self.stats["reveals"],
+                 self.stats["releases"])
 
     def _module(self, digest: bytes) -> bytes | None:
         module = self.modules.get(digest)
@@ -286,13 +293,14 @@ class ComputeWorker(BlockService):
             return
         self._register_at = height
         have = pv.provider.stake if pv is not None else 0
-        msg = cm.RegisterProvider(self.capability, max(0, self.stake - have))
+        msg = cm.RegisterProvider(self.capability, max(0, self.stake - have), bytes(20),
+                                  self.node.config.p2p_host)
         if self.send("compute/register_provider", msg, REGISTER_GAS) is not None:
             log.info("compute: registering (capability %d fuel/s, stake %d)", self.capability,
                      msg.stake)
 
     def _handle(self, a: cm.Assignment) -> None:
-        if a.action not in ("commit", "reveal"):
+        if a.action not in ("commit", "reveal", "release"):
             return
         slot = (a.job, a.task)
         key = (a.job, a.task, a.action, a.deadline)
@@ -316,8 +324,11 @@ class ComputeWorker(BlockService):
         if a.action == "commit":
             item: Any = cm.CommitResult(a.job, a.task, cm.commitment(
                 result.output, result.error, result.fuel_used, self.address))
+        elif a.action == "reveal":
+            item = cm.RevealResult(a.job, a.task, cm.output_digest(result.output), result.error,
+                                   result.fuel_used)
         else:
-            item = cm.RevealResult(a.job, a.task, result.output, result.error, result.fuel_used)
+            item = cm.ReleaseOutput(a.job, a.task, result.output)
         self.outbox[a.action].append((key, item))
 
     def _flush(self) -> None:
@@ -332,12 +343,15 @@ class ComputeWorker(BlockService):
         items = tuple(item for _, item in batch)
         if action == "commit":
             msg: Any = cm.CommitResults(items)
-            gas = BATCH_GAS + COMMIT_GAS * len(items)
-        else:
+            gas, kind = BATCH_GAS + COMMIT_GAS * len(items), "commit_results"
+        elif action == "reveal":
             msg = cm.RevealResults(items)
-            gas = BATCH_GAS + sum(REVEAL_GAS + 10 * len(r.output) for r in items)
-        tx_hash = self.send(f"compute/{action}_results", msg,
-                             min(gas, self.node.chain.params.max_tx_gas))
+            gas, kind = BATCH_GAS + REVEAL_GAS * len(items), "reveal_results"
+        else:
+            msg = cm.ReleaseOutputs(items)
+            gas = BATCH_GAS + sum(RELEASE_GAS + 20 * len(r.output) for r in items)
+            kind = "release_outputs"
+        tx_hash = self.send(f"compute/{kind}", msg, min(gas, self.node.chain.params.max_tx_gas))
         if tx_hash is None:
             return
         for key, _ in batch:

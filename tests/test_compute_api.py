@@ -1,8 +1,9 @@
 """Compute jobs through a real node: the HTTP routes, the SDK and ``smart compute``.
 
-One node for the module and no provider nodes: the last test plays two providers itself
-(assignments read over the API, tasks run with the real ``TaskRunner``, commit and reveal
-sent with the SDK) while ``smart compute run`` follows the job to its reduced result. The
+One node for the module and no provider nodes: two keys are registered as providers (a job
+nobody can take is refused first), and the last test plays them (assignments read over the
+API, tasks run with the real ``TaskRunner``, commit, reveal and release sent with the SDK)
+while ``smart compute run`` follows the job to its reduced result. The
 state-level behaviour (quorum, slashing, deadlines) is tested in ``test_compute_module.py``.
 Tests that need no providers run first (pytest keeps file order).
 """
@@ -14,6 +15,7 @@ import struct
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import NodeProcess
@@ -194,11 +196,32 @@ def test_routes_and_errors(api: Api) -> None:
     assert status["compute_scan_gas"] > 0 and status["max_tx_bytes"] > 0
 
 
-def test_post_job_without_providers_stays_pending(api: Api, client: Client) -> None:
+def test_a_job_no_provider_can_take_is_refused(client: Client) -> None:
+    before = client.balance(addr(REQUESTER))
+    posted = client.post_job(REQUESTER, wasm("wordcount"), [b"a b"], redundancy=2,
+                             fuel_per_task=100_000, price_per_fuel=2, deadline_blocks=10)
+    assert not posted["receipt"]["ok"]
+    assert "redundancy 2 needs" in posted["receipt"]["log"]
+    assert client.balance(addr(REQUESTER)) == before - int(posted["receipt"]["fee"])
+
+
+def test_providers_register_with_owner_and_network(client: Client) -> None:
+    for k in WORKERS:
+        r = client.register_compute_provider(k, capability=10**9, stake=20 * HPC,
+                                             network="127.0.0.1:26656")
+        assert r["receipt"]["ok"], r["receipt"]
+    providers = client.compute_providers()
+    assert {p["address"] for p in providers} == {addr(k) for k in WORKERS}
+    one = client.compute_provider(addr(WORKERS[0]))
+    assert one["stake"] == str(20 * HPC) and one["owner"] == addr(WORKERS[0])
+    assert one["network"] == ""  # loopback says nothing about where a machine is
+
+
+def test_post_job_is_assigned_and_shown(api: Api, client: Client) -> None:
     tasks = [b"one two three", b"four five", b"six"]
     before = client.balance(addr(REQUESTER))
     posted = client.post_job(REQUESTER, wasm("wordcount"), tasks, redundancy=2,
-                             fuel_per_task=100_000, price_per_fuel=2, deadline_blocks=10,
+                             fuel_per_task=100_000, price_per_fuel=2, deadline_blocks=10_000,
                              reduce=wasm("sum_u64"))
     assert posted["receipt"]["ok"], posted["receipt"]
     escrow = 3 * 2 * 100_000 * 2
@@ -206,7 +229,7 @@ def test_post_job_without_providers_stays_pending(api: Api, client: Client) -> N
     assert posted["payload"] == {
         "module_hash": module_hash, "module_size": len(wasm("wordcount")), "tasks": 3,
         "input_bytes": sum(map(len, tasks)), "redundancy": 2, "fuel_per_task": "100000",
-        "price_per_fuel": "2", "deadline_blocks": "10", "escrow": str(escrow),
+        "price_per_fuel": "2", "deadline_blocks": "10000", "escrow": str(escrow),
         "escrow_hpc": "0.012", "reduce_hash": h256(wasm("sum_u64")).hex(),
         "reduce_size": len(wasm("sum_u64"))}
     assert posted["gas_limit"] > posted["receipt"]["gas_used"]
@@ -218,10 +241,11 @@ def test_post_job_without_providers_stays_pending(api: Api, client: Client) -> N
     assert job == api.ok(f"/v1/compute/jobs/{job_id}")
     assert job["status"] == "open" and job["tasks"] == 3 and job["escrow"] == str(escrow)
     assert job["requester"] == addr(REQUESTER) and job["module_hash"] == module_hash
-    assert job["counts"] == {"pending": 3, "assigned": 0, "committed": 0, "verified": 0,
-                             "failed": 0, "cancelled": 0}
-    assert [t["status"] for t in job["task_states"]] == ["pending"] * 3
-    assert all(t["replicas"] == [] for t in job["task_states"])
+    assert job["counts"] == {"pending": 0, "assigned": 3, "committed": 0, "verified": 0,
+                             "failed": 0, "cancelled": 0, "agreed": 0}
+    assert [t["status"] for t in job["task_states"]] == ["assigned"] * 3
+    assert all({r["provider"] for r in t["replicas"]} == {addr(k) for k in WORKERS}
+               for t in job["task_states"])
     summary = client.compute_job(job_id, tasks=False)
     assert "task_states" not in summary and "counts" not in summary
     assert {k: v for k, v in job.items() if k not in ("task_states", "counts")} == summary
@@ -230,7 +254,7 @@ def test_post_job_without_providers_stays_pending(api: Api, client: Client) -> N
 
     result = client.compute_result(job_id)
     assert result["complete"] is False and result["status"] == "open"
-    assert result["outputs"] == [{"index": i, "status": "pending"} for i in range(3)]
+    assert result["outputs"] == [{"index": i, "status": "assigned"} for i in range(3)]
 
     module = client.compute_module(module_hash)
     assert module == {"hash": module_hash, "size": len(wasm("wordcount"))}
@@ -238,13 +262,17 @@ def test_post_job_without_providers_stays_pending(api: Api, client: Client) -> N
     assert bytes.fromhex(full["hex"]) == wasm("wordcount")
     r = api.get(f"/v1/compute/modules/{module_hash}?bytes=yes")
     assert (r.status_code, r.json()["error"]["code"]) == (400, "malformed")
+    cancelled = client.cancel_job(REQUESTER, job_id)["receipt"]
+    assert cancelled["ok"] and client.compute_job(job_id)["status"] == "cancelled"
+    # nobody had committed: the whole escrow is back
+    assert client.balance(addr(REQUESTER)) == before - fee - int(cancelled["fee"])
 
 
 def test_cli_status_and_cancel(cli: Cli, client: Client) -> None:
     bob = addr(CLI_KEYS["bob"])
     posted = client.post_job(CLI_KEYS["bob"], wasm("collatz"), [struct.pack("<Q", 27)],
                              redundancy=1, fuel_per_task=10_000, price_per_fuel=1,
-                             deadline_blocks=5)
+                             deadline_blocks=10_000)
     job_id = str(posted_job_id(posted))
     before = client.balance(bob)
     status, status_json, unknown, bad_id, not_mine = cli.many(
@@ -252,8 +280,8 @@ def test_cli_status_and_cancel(cli: Cli, client: Client) -> None:
         ["compute", "status", "424242"], ["compute", "status", "x1"],
         ["compute", "cancel", job_id, "--from", "alice"])
     assert status.returncode == 0, status.stderr
-    assert f"{job_id} (open)" in status.stdout and "pending 1" in status.stdout
-    assert ok_json(status_json)["counts"]["pending"] == 1
+    assert f"{job_id} (open)" in status.stdout and "assigned 1" in status.stdout
+    assert ok_json(status_json)["counts"]["assigned"] == 1
     assert_error(unknown, "no compute job 424242")
     assert_error(bad_id, "job id must be a non-negative integer")
     assert_error(not_mine, "only the requester can cancel")
@@ -267,13 +295,13 @@ def test_cli_status_and_cancel(cli: Cli, client: Client) -> None:
     assert client.balance(bob) == before + 10_000 - fee  # the escrow came back
 
     providers = cli.run("compute", "providers")
-    assert providers.returncode == 0 and "no compute providers" in providers.stdout
+    assert providers.returncode == 0 and addr(WORKERS[0]) in providers.stdout
 
     sweep = ok_json(cli.run("compute", "run", str(EXAMPLES / "sweep.toml"), "--from", "bob",
                             "--no-wait", "--json"))
     assert sweep["tasks"] == 12 and sweep["escrow"] == str(12 * 2 * 1_000_000)
     job = client.compute_job(sweep["job"])
-    assert job["counts"]["pending"] == 12 and job["reduce_hash"] is None
+    assert job["counts"]["assigned"] == 12 and job["reduce_hash"] is None
     assert client.tx(sweep["hash"])["payload"]["tasks"] == 12
     cancelled = ok_json(cli.run("compute", "cancel", sweep["job"], "--from", "bob", "--json"))
     assert cancelled["receipt"]["ok"]
@@ -309,6 +337,7 @@ class Workers:
         self.runner = TaskRunner()
         self.modules: dict[str, bytes] = {}
         self.done: set[tuple[str, str, int, str]] = set()
+        self.results: dict[tuple[str, str, int], Any] = {}
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -327,25 +356,30 @@ class Workers:
                         step = (addr(key), a["job"], a["task"], a["action"])
                         if a["action"] == "wait" or step in self.done:
                             continue
-                        res = self.runner.run(self._module(a["module_hash"]),
-                                              bytes.fromhex(a["input"]), fuel=int(a["fuel"]))
-                        send = self.client.commit_result if a["action"] == "commit" \
-                            else self.client.reveal_result
-                        send(key, int(a["job"]), a["task"], res.output, res.error,
-                             res.fuel_used, wait=False)
+                        self._answer(key, a)
                         self.done.add(step)
                 time.sleep(0.2)
         except BaseException as exc:  # reported by the test
             self.errors.append(exc)
 
+    def _answer(self, key: PrivateKey, a: dict[str, Any]) -> None:
+        slot = (addr(key), a["job"], a["task"])
+        if a["action"] == "commit":
+            self.results[slot] = self.runner.run(self._module(a["module_hash"]),
+                                                 bytes.fromhex(a["input"]), fuel=int(a["fuel"]))
+        res = self.results[slot]
+        if a["action"] == "release":
+            self.client.release_output(key, int(a["job"]), a["task"], res.output, wait=False)
+            return
+        send = self.client.commit_result if a["action"] == "commit" \
+            else self.client.reveal_result
+        send(key, int(a["job"]), a["task"], res.output, res.error, res.fuel_used, wait=False)
+
 
 def test_wordcount_job_runs_to_the_exact_count(cli: Cli, client: Client) -> None:
-    for k in WORKERS:
-        r = client.register_compute_provider(k, capability=10**9, stake=20 * HPC)
+    for k in WORKERS:  # active again if earlier tests' jobs made them miss deadlines
+        r = client.register_compute_provider(k, capability=10**9, stake=0)
         assert r["receipt"]["ok"], r["receipt"]
-    providers = client.compute_providers()
-    assert {p["address"] for p in providers} == {addr(k) for k in WORKERS}
-    assert client.compute_provider(addr(WORKERS[0]))["stake"] == str(20 * HPC)
 
     workers = Workers(client, WORKERS)
     workers.thread.start()

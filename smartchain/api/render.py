@@ -138,8 +138,8 @@ def compute_job_json(v: JobView, with_tasks: bool = True) -> dict[str, Any]:
         "price_per_fuel": str(j.price_per_fuel), "deadline_blocks": str(j.deadline_blocks),
         "escrow": str(j.escrow), "escrow_hpc": format_hpc(j.escrow),
         "paid": str(j.paid), "paid_hpc": format_hpc(j.paid),
-        "verified": j.verified, "failed": j.failed, "height": str(j.height),
-        "finished": str(j.finished),
+        "verified": j.verified, "failed": j.failed, "cancelled": j.cancelled,
+        "height": str(j.height), "finished": str(j.finished),
     }
     if with_tasks:
         counts = dict.fromkeys(TASK_STATUS, 0)

@@ -370,7 +370,7 @@ def deliver(job_id: int | str, result: dict[str, Any], reduce: bytes, reduce_fue
 def _counts(job: dict[str, Any]) -> tuple[int, int, int]:
     """Tasks assigned (ever placed), committed (or decided) and verified."""
     c = job["counts"]
-    decided = c["verified"] + c["failed"] + c["cancelled"]
+    decided = c["verified"] + c["failed"] + c["cancelled"] + c["agreed"]
     return job["tasks"] - c["pending"], c["committed"] + decided, c["verified"]
 
 
@@ -388,7 +388,7 @@ def follow(job_id: int, timeout: float | None) -> dict[str, Any]:
         while True:
             for row, n in zip(rows, _counts(job), strict=True):
                 bar.update(row, completed=n)
-            if job["status"] != "open":
+            if job["status"] not in ("open", "cancelling"):
                 return job
             if deadline is not None and time.monotonic() > deadline:
                 raise CliError(f"job {job_id} still open after {timeout:g}s (it goes on; "
@@ -531,13 +531,20 @@ def result(
 @compute_app.command("cancel")
 def cancel(job_id: JobId, sender: From, gas_price: GasPrice = None,
            passphrase_file: PassFile = None) -> None:
-    """Stop a job you posted: unverified tasks are dropped, the unspent escrow returns."""
+    """Stop a job you posted: tasks nobody has committed to are dropped and their escrow
+    returns; tasks with a commitment run to their end and are paid."""
     jid = _job_id(job_id)
     OPTS.client.compute_job(jid)  # an unknown job is reported before a key is opened
     key = load_key(sender, passphrase_file)
     res = require_ok(OPTS.client.cancel_job(key, jid, gas_price=gas_price))
-    emit(res, lambda: out.print(f"job {jid} cancelled\n{committed_line(res)}",
-                                highlight=False))
+    job = OPTS.client.compute_job(jid, tasks=False)
+    if job["status"] == "cancelling":
+        running = job["tasks"] - job["verified"] - job["failed"] - job["cancelled"]
+        what = (f"job {jid} cancelling: {running} task(s) already committed to run to their "
+                "end and are paid; the others' escrow is back")
+    else:
+        what = f"job {jid} cancelled"
+    emit(res, lambda: out.print(f"{what}\n{committed_line(res)}", highlight=False))
 
 
 @compute_app.command("providers")

@@ -1,12 +1,13 @@
 """Compute providers as real node processes: the in-node worker (node/compute_worker.py)
 registers, runs the tasks the chain assigns it and answers with commit and reveal
-transactions; a word-count job over an inline text comes back exact. A cheating provider is
+transactions, then releases the outputs it was paid for; a word-count job over an inline
+text comes back exact. A cheating provider is
 out-voted and slashed, and a provider killed mid-job does not stop the job.
 
 What the tests observe goes through the HTTP API only: blocks, and each transaction with its
 receipt (the module's events: ``compute_job_post``, ``compute_task_verified``,
-``compute_slash``, ``compute_job_done``); verified outputs are the majority of the revealed
-ones of each task.
+``compute_slash``, ``compute_job_done``); outputs are read from the ``release_outputs``
+transactions, and which providers agreed from the ``reveal_results`` ones.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.node.compute_worker import Result, cheat, measure_capability
 from smartchain.node.config import TEST_FAULTS_ENV, ConfigError, NodeConfig
-from smartchain.state.modules.compute import PostJob, RevealResult
+from smartchain.state.modules.compute import PostJob, output_digest
 from smartchain.types.amount import UNITS_PER_HPC
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "compute"
@@ -101,22 +102,18 @@ def post_job(net: Network, requester: PrivateKey, tasks: tuple[bytes, ...], *,
     return int(event["attributes"]["job"]), int(doc["height"])
 
 
-def _reveal(payload: dict[str, Any]) -> RevealResult:
-    return RevealResult(int(payload["job"]), int(payload["task"]),
-                        bytes.fromhex(payload["output"]), payload["error"],
-                        int(payload["fuel_used"]))
-
-
 class JobWatch:
     """Reads every committed transaction from ``start`` on, collecting the job's reveals
-    and events, until the job is done."""
+    (who revealed which output hash), released outputs and events, until the job is
+    done."""
 
     def __init__(self, net: Network, job: int, start: int) -> None:
         self.net = net
         self.job = job
         self.next = start
         self.events: list[dict[str, Any]] = []
-        self.reveals: dict[int, list[tuple[str, bytes]]] = collections.defaultdict(list)
+        self.reveals: dict[int, list[tuple[str, str]]] = collections.defaultdict(list)
+        self.outputs: dict[int, bytes] = {}
 
     def poll(self) -> bool:
         client = self.net.client(0)
@@ -130,9 +127,13 @@ class JobWatch:
                             str(e["attributes"].get("job")) == str(self.job):
                         self.events.append(e)
                 if doc["kind"] == "compute/reveal_results" and receipt.get("ok"):
-                    for r in map(_reveal, doc["payload"]["reveals"]):
-                        if r.job == self.job:
-                            self.reveals[r.task].append((doc["sender"], r.output))
+                    for r in doc["payload"]["reveals"]:
+                        if int(r["job"]) == self.job:
+                            self.reveals[r["task"]].append((doc["sender"], r["digest"]))
+                if doc["kind"] == "compute/release_outputs" and receipt.get("ok"):
+                    for r in doc["payload"]["releases"]:
+                        if int(r["job"]) == self.job:
+                            self.outputs[r["task"]] = bytes.fromhex(r["output"])
             self.next += 1
         return any(e["kind"] == "compute_job_done" for e in self.events)
 
@@ -147,13 +148,15 @@ class JobWatch:
         return [e for e in self.events if e["kind"] == kind]
 
     def count(self, tasks: int) -> int:
-        """The reduced word count: per task the output most revealers agree on."""
+        """The reduced word count: the released outputs, each the one most revealers
+        agreed on."""
         total = 0
         for t in range(tasks):
-            outputs = collections.Counter(out for _, out in self.reveals[t])
-            (out, votes), = outputs.most_common(1)
-            assert votes >= 2, f"task {t}: no quorum in {outputs}"
-            total += struct.unpack("<Q", out)[0]
+            digests = collections.Counter(d for _, d in self.reveals[t])
+            (digest, votes), = digests.most_common(1)
+            assert votes >= 2, f"task {t}: no quorum in {digests}"
+            assert output_digest(self.outputs[t]).hex() == digest
+            total += struct.unpack("<Q", self.outputs[t])[0]
         return total
 
 

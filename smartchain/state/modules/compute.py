@@ -800,7 +800,8 @@ def _slash(env: _Env, address: bytes, job_id: int, idx: int, bps: int = 0, extra
         p, stake=stake, slashed=p.slashed + amount,
         reputation=max(0, p.reputation - reputation),
         active=p.active and stake >= env.params.compute_min_stake))
-    env.emit("compute_slash", address=address.hex(), job=job_id, task=idx, amount=amount)
+    if reputation == REPUTATION_SLASH:  # out-voted; a miss has its own event
+        env.emit("compute_slash", address=address.hex(), job=job_id, task=idx, amount=amount)
     return amount
 
 

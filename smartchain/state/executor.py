@@ -68,8 +68,9 @@ class Executor:
         need = self.intrinsic_gas(params, len(raw))
         if tx.gas_limit < need:
             raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} below intrinsic gas {need}")
-        if tx.gas_limit > params.max_tx_gas:
-            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} above {params.max_tx_gas}")
+        most = min(params.max_tx_gas, params.max_block_gas)  # or no block could take it
+        if tx.gas_limit > most:
+            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} above {most}")
         try:
             payload = msg.payload.decode(tx.payload)
         except CodecError as exc:

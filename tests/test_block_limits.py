@@ -23,7 +23,7 @@ from smartchain.state.modules.bank import get_account
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
 from smartchain.types.tx import Event, Transaction
-from tests.conftest import ChainKit
+from conftest import ChainKit
 
 ALICE = PrivateKey.from_seed(b"\x01" * 32)
 BOB = PrivateKey.from_seed(b"\x02" * 32)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from conftest import ChainKit
 
 from smartchain.codec import U64, Struct
 from smartchain.crypto.keys import PrivateKey
@@ -23,7 +24,6 @@ from smartchain.state.modules.bank import get_account
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
 from smartchain.types.tx import Event, Transaction
-from conftest import ChainKit
 
 ALICE = PrivateKey.from_seed(b"\x01" * 32)
 BOB = PrivateKey.from_seed(b"\x02" * 32)

@@ -183,3 +183,20 @@ def test_a_transaction_no_block_could_take_is_refused_before_the_mempool(
     with pytest.raises(TxError) as err:
         kit.check(chain, raw)
     assert err.value.code == Code.GAS_LIMIT and "1000000" in err.value.message
+
+
+class _BuggyCheck(Tripwire):
+    def messages(self) -> dict[str, Msg]:
+        def validate(msg: Trip) -> None:
+            if msg.where == 3:
+                raise ZeroDivisionError("a bug in a stateless check")
+        return {"tripwire/trip": Msg(Trip, self._trip, validate)}
+
+
+def test_a_payload_whose_check_raises_is_refused_with_a_clear_error(kit: ChainKit) -> None:
+    genesis = kit.genesis({ALICE: 10**12}, validator=PROPOSER)
+    chain = Chain(kit.root / "buggy", genesis, [*default_modules(), _BuggyCheck()])
+    kit._chains.append(chain)
+    with pytest.raises(TxError) as err:
+        kit.check(chain, signed(ALICE, 0, "tripwire/trip", Trip(3), 100_000))
+    assert err.value.code == Code.INVALID_PAYLOAD and "cannot be checked" in err.value.message

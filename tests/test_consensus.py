@@ -22,6 +22,7 @@ import pytest
 from smartchain.consensus import (
     Action,
     Broadcast,
+    BuildProposal,
     ConsensusEngine,
     Decide,
     DoubleSignError,
@@ -37,6 +38,7 @@ from smartchain.consensus import (
     SignStep,
     Timeout,
     TimeoutStep,
+    ValidateBlock,
     Validator,
     ValidatorSet,
     VoteSet,
@@ -109,8 +111,11 @@ class Network:
     def __init__(self, root: Path, powers: tuple[int, ...] = (1, 1, 1, 1), *, observers: int = 0,
                  seed: int = 0, delay: tuple[int, int] = (5, 50), loss: float = 0.0,
                  gst_ms: int = 0, sync: bool = False,
-                 config: EngineConfig = FAST, down: tuple[int, ...] = ()) -> None:
+                 config: EngineConfig = FAST, down: tuple[int, ...] = (),
+                 exec_ms: int = 1) -> None:
+        """``exec_ms``: how long building or validating a block takes (off the engine)."""
         self.root = root
+        self.exec_ms = exec_ms
         self.valset = make_valset(powers)
         self.n = len(powers) + observers
         self.rng = random.Random(seed)
@@ -159,6 +164,8 @@ class Network:
                 self._record(i, a)
             elif isinstance(a, EvidenceFound):
                 self.evidence.append((i, a))
+            elif isinstance(a, (BuildProposal, ValidateBlock)):
+                self._push(self.exec_ms, "app", i, a)  # the chain works off the engine
             else:  # pragma: no cover
                 raise AssertionError(f"unknown action {a!r}")
 
@@ -219,11 +226,23 @@ class Network:
         elif ev.kind == "timeout":
             assert isinstance(ev.payload, Timeout)
             actions = eng.on_timeout(ev.payload)
+        elif ev.kind == "app":
+            actions = self._answer(eng, ev.payload)
         else:  # start
             assert isinstance(ev.payload, int)
             actions = eng.start(ev.payload)
         self._handle(i, actions)
         return True
+
+    def _answer(self, eng: ConsensusEngine, request: object) -> list[Action]:
+        app = eng.app  # type: ignore[attr-defined]
+        assert isinstance(app, FakeApp)
+        if isinstance(request, BuildProposal):
+            return eng.on_block_built(request.height, request.round,
+                                      app.propose(request.height, request.round))
+        assert isinstance(request, ValidateBlock)
+        return eng.on_block_validated(request.height, request.block_hash,
+                                      app.validate(request.height, request.block))
 
     def run(self, until: Callable[[], bool], max_ms: int) -> bool:
         deadline = self.now + max_ms
@@ -607,6 +626,32 @@ def test_one_silent_validator_does_not_stop_the_chain(tmp_path: Path) -> None:
             assert net.commits[0][h].round > 0
 
 
+def test_blocks_slower_to_execute_than_every_timeout_still_get_decided(tmp_path: Path) -> None:
+    # Building and validating a block takes 2.5 s, longer than the first rounds' propose
+    # and prevote timeouts: the engine keeps its timers running meanwhile (the work is off
+    # the engine), rounds move on, and the growing timeouts soon leave room for a decision.
+    net = Network(tmp_path, exec_ms=2_500)
+    assert net.run(net.reached(3), max_ms=300_000)
+    net.assert_safe()
+    assert any(net.commits[0][h].round > 0 for h in (1, 2, 3))
+
+
+class CannotBuild(FakeApp):
+    """An application that fails to build any block (e.g. a failing module)."""
+
+    def propose(self, height: int, round: int) -> bytes | None:  # type: ignore[override]
+        return None
+
+
+def test_a_proposer_whose_chain_cannot_build_a_block_only_costs_its_rounds(
+        tmp_path: Path) -> None:
+    net = Network(tmp_path)
+    net.engines[0].app = CannotBuild("v0", net.valset)
+    assert net.run(net.reached(6), max_ms=120_000)
+    net.assert_safe()
+    assert all(proposer_of(net.decisions[1][h]) != "v0" for h in range(1, 7))
+
+
 def test_two_silent_validators_halt_then_recover(tmp_path: Path) -> None:
     net = Network(tmp_path)
     assert net.run(net.reached(4), max_ms=60_000)
@@ -716,10 +761,46 @@ def test_random_schedules_are_safe_and_live(tmp_path: Path, n: int, seed: int) -
 # == engine details =========================================================================
 
 
-def lone_engine(i: int, valset: ValidatorSet, tmp_path: Path) -> ConsensusEngine:
+def answer_at_once(eng: ConsensusEngine, actions: list[Action]) -> list[Action]:
+    """Carry out the engine's block requests at once, as a host with an instant chain would,
+    and return every action, the answers' included."""
+    app = eng.app
+    assert isinstance(app, FakeApp)
+    out: list[Action] = []
+    for a in actions:
+        out.append(a)
+        if isinstance(a, BuildProposal):
+            out += answer_at_once(eng, eng.on_block_built(a.height, a.round,
+                                                          app.propose(a.height, a.round)))
+        elif isinstance(a, ValidateBlock):
+            out += answer_at_once(eng, eng.on_block_validated(
+                a.height, a.block_hash, app.validate(a.height, a.block)))
+    return out
+
+
+class LoneEngine:
+    """One engine fed by hand, whose block requests are answered at once."""
+
+    _DRIVEN = frozenset({"start", "on_vote", "on_proposal", "on_timeout", "on_message",
+                         "on_decided_block"})
+
+    def __init__(self, engine: ConsensusEngine) -> None:
+        self.engine = engine
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self.engine, name)
+        if name not in self._DRIVEN:
+            return attr
+
+        def driven(*args: object) -> list[Action]:
+            return answer_at_once(self.engine, attr(*args))
+        return driven
+
+
+def lone_engine(i: int, valset: ValidatorSet, tmp_path: Path) -> LoneEngine:
     """One engine fed by hand, as validator ``i``."""
-    return ConsensusEngine(CHAIN, FakeApp(f"v{i}", valset),
-                           DurableSigner(KEYS[i], tmp_path / f"s{i}"), FAST)
+    return LoneEngine(ConsensusEngine(CHAIN, FakeApp(f"v{i}", valset),
+                                      DurableSigner(KEYS[i], tmp_path / f"s{i}"), FAST))
 
 
 def test_timeouts_grow_with_the_round(tmp_path: Path) -> None:

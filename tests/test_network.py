@@ -512,6 +512,10 @@ class FakeP2P:
     async def publish(self, topic: str, payload: bytes, *, priority: bool = False) -> None:
         pass
 
+    async def send(self, peer: bytes, topic: str, payload: bytes, *,
+                   priority: bool = False) -> None:
+        pass
+
     async def request(self, peer: bytes, kind: str, payload: bytes,
                       timeout: float = 10.0) -> bytes:
         return await self.serve(kind, payload)
@@ -619,3 +623,69 @@ def test_consensus_deciding_a_height_sync_already_committed_moves_on(tmp_path: P
         assert race.node.chain.height == 3 and race.p2p.penalties == []
     finally:
         race.close()
+
+
+# --- 6. block execution off the event loop (node/bft.py) --------------------------------
+
+
+def test_the_event_loop_keeps_running_while_a_heavy_block_executes(tmp_path: Path) -> None:
+    """A contract call that spends its whole gas makes a slow block; P2P, the API and the
+    timers share the node's event loop, so it must keep turning meanwhile (with block
+    building on the loop it stood still for the whole execution)."""
+    from smartchain.consensus.signer import DurableSigner
+    from smartchain.node.bft import ConsensusService
+    from smartchain.node.config import NodeConfig
+    from smartchain.node.home import make_genesis
+    from smartchain.node.node import Node
+
+    key, user = PrivateKey.generate(), PrivateKey.generate()
+    genesis = make_genesis(CHAIN_ID, [(key.public_key, 1, "v0")], [(user.address, FUNDS)])
+    node = Node(tmp_path / "node", key, NodeConfig(block_time_ms=1), genesis)
+    max_gas = genesis.params.max_tx_gas
+
+    def tx(nonce: int, kind: str, payload: Any) -> bytes:
+        return Transaction.create(user, chain_id=CHAIN_ID, nonce=nonce, kind=kind,
+                                  payload=payload.encode(), gas_limit=max_gas,
+                                  gas_price=1).encode()
+
+    spin = b"function spin() local x = 0 while true do x = x + 1 end end"
+    contract = contract_address(user.address, 1)
+    node.submit(tx(0, "contracts/deploy", Deploy(spin, ())))
+
+    async def scenario() -> tuple[list[float], float]:
+        svc = ConsensusService(node, FakeP2P(lambda k, p: None), DurableSigner(
+            key, tmp_path / "sign_state"))  # type: ignore[arg-type]
+        svc._next_height()
+        while node.chain.height < 1:
+            await asyncio.sleep(0.01)
+        for nonce in range(1, 5):  # four calls of 50M gas each: a block of 200M gas
+            node.submit(tx(nonce, "contracts/call", Call(contract, "spin", ())))
+        gaps: list[float] = []
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.monotonic()
+            while not stop.is_set():
+                await asyncio.sleep(0.005)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        started = time.monotonic()
+        while len(node.mempool) and time.monotonic() - started < 60:
+            await asyncio.sleep(0.01)
+        took = time.monotonic() - started
+        stop.set()
+        await tick
+        await svc.stop()
+        return gaps, took
+
+    try:
+        gaps, took = asyncio.run(scenario())
+        assert len(node.mempool) == 0, "the calls were never committed"
+        # The block of calls took ``took`` seconds, most of it running the call; no turn of
+        # the loop waited for a block: the longest gap is a small part of that time.
+        assert max(gaps) < took / 4, (max(gaps), took)
+    finally:
+        node.close()

@@ -566,7 +566,9 @@ def test_evidence_in_a_synced_block_is_not_proposed_again(tmp_path: Path) -> Non
                        vote(k, Step.PRECOMMIT, block.hash()).signature) for k in keys[:3])
         commit = Commit(1, 0, block.hash(), tuple(CommitSig(i, sig) for i, sig in sigs))
         service.app.evidence[h256(ev.encode())] = ev  # as if its engine had reported it
-        service._apply_synced(SyncBlock(block, commit), 1)
+        staged = service._apply_synced(SyncBlock(block, commit), 1)  # the builder's part
+        assert staged is not None
+        service._after_commit(staged, 0.0)  # the event loop's part
         assert node.chain.height == 1 and node.chain.get_block(1).evidence == (ev,)
         assert service.app.evidence == {}, "evidence already in a block would be re-proposed"
     finally:

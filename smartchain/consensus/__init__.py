@@ -8,6 +8,7 @@ from smartchain.consensus.engine import (
     Action,
     Application,
     Broadcast,
+    BuildProposal,
     ConsensusEngine,
     Decide,
     EngineConfig,
@@ -19,6 +20,7 @@ from smartchain.consensus.engine import (
     Signer,
     Timeout,
     TimeoutStep,
+    ValidateBlock,
 )
 from smartchain.consensus.signer import (
     DoubleSignError,
@@ -35,6 +37,7 @@ __all__ = [
     "Action",
     "Application",
     "Broadcast",
+    "BuildProposal",
     "ConsensusEngine",
     "Decide",
     "DoubleSignError",
@@ -53,6 +56,7 @@ __all__ = [
     "SignerStateError",
     "Timeout",
     "TimeoutStep",
+    "ValidateBlock",
     "Validator",
     "ValidatorSet",
     "ValidatorSetData",

@@ -20,7 +20,12 @@ Beyond the paper, the engine
   precommits), so a node one height behind catches up without block sync;
 - resumes after a restart at its signer's last round, with its lock and its last vote;
 - buffers a bounded number of messages for the next height and for a few future rounds per
-  validator, and ignores older heights.
+  validator, and ignores older heights;
+- never calls the application to build or execute a block: it asks with ``BuildProposal``
+  and ``ValidateBlock`` actions and goes on (its timeouts stay armed), and the host answers
+  with ``on_block_built`` and ``on_block_validated`` when the work is done. A block that
+  takes long to execute therefore never holds up timers, votes or the node's other work,
+  and an application that fails to answer only costs the round (its timeout moves on).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ __all__ = [
     "Action",
     "Application",
     "Broadcast",
+    "BuildProposal",
     "ConsensusEngine",
     "Decide",
     "EngineConfig",
@@ -57,6 +63,7 @@ __all__ = [
     "Signer",
     "Timeout",
     "TimeoutStep",
+    "ValidateBlock",
 ]
 
 Message = Vote | ProposalMessage
@@ -128,21 +135,36 @@ class EvidenceFound:
     evidence: DuplicateVoteEvidence
 
 
-Action = Broadcast | ScheduleTimeout | Decide | EvidenceFound
+@dataclass(frozen=True, slots=True)
+class BuildProposal:
+    """We propose in this round: build a block and answer with ``on_block_built`` (or
+    ``None`` if none can be built). The round's propose timeout is already armed."""
+
+    height: int
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateBlock:
+    """valid(v) of the paper: execute ``block`` and answer with ``on_block_validated``.
+    Asked once per block and height; until the answer, rules that need it wait."""
+
+    height: int
+    block_hash: bytes
+    block: bytes
+
+
+Action = Broadcast | ScheduleTimeout | Decide | EvidenceFound | BuildProposal | ValidateBlock
 
 
 # -- injected parts -----------------------------------------------------------------------
 
 
 class Application(Protocol):
-    """What consensus needs from the chain. Must be deterministic across nodes (except
-    ``propose``, whose output is checked by everyone else through ``validate``)."""
-
-    def propose(self, height: int, round: int) -> bytes: ...
+    """What consensus reads from the chain synchronously: cheap and deterministic across
+    nodes. Building and executing blocks are actions (``BuildProposal``, ``ValidateBlock``)."""
 
     def block_hash(self, block: bytes) -> bytes: ...
-
-    def validate(self, height: int, block: bytes) -> bool: ...
 
     def validators_at(self, height: int) -> ValidatorSet: ...
 
@@ -356,6 +378,28 @@ class ConsensusEngine:
         self._decide(commit, block, None, self._decision_from_commit(height, commit).precommits)
         return self._flush()
 
+    def on_block_built(self, height: int, round: int, block: bytes | None) -> list[Action]:
+        """The answer to ``BuildProposal``. Ignored if the round moved on meanwhile (its
+        propose timeout fired): the block would come too late to help."""
+        if (height != self.height or round != self.round or self.decided
+                or self.step != RoundStep.PROPOSE or round in self._proposals):
+            return []
+        if block is not None:
+            block_hash = self.app.block_hash(block)
+            self._validity[block_hash] = True  # we built it on our committed state
+            self._send_proposal(round, block, block_hash, -1)
+            self._run_rules()
+        return self._flush()
+
+    def on_block_validated(self, height: int, block_hash: bytes, ok: bool) -> list[Action]:
+        """The answer to ``ValidateBlock``; rules that waited for it run now."""
+        if height != self.height or self.decided or block_hash not in self._validating:
+            return []
+        self._validating.discard(block_hash)
+        self._validity[block_hash] = bool(ok)
+        self._run_rules()
+        return self._flush()
+
     @property
     def locked_round(self) -> int:
         return self._locked_round
@@ -378,6 +422,7 @@ class ConsensusEngine:
         self._blocks: dict[bytes, bytes] = {}
         self._alternates: dict[bytes, ProposalMessage] = {}  # equivocated, but voted for
         self._validity: dict[bytes, bool] = {}
+        self._validating: set[bytes] = set()  # ValidateBlock asked, no answer yet
         self._prevotes: dict[int, VoteSet] = {}
         self._precommits: dict[int, VoteSet] = {}
         self._senders: dict[int, set[int]] = {}  # round -> validator indices heard from
@@ -517,12 +562,13 @@ class ConsensusEngine:
             for vs in table.values():
                 vs.track(block_hash)
 
-    def _is_valid(self, block_hash: bytes) -> bool:
-        """valid(v) of the paper, asked once per block: validation can be expensive."""
+    def _is_valid(self, block_hash: bytes) -> bool | None:
+        """valid(v) of the paper, asked of the host once per block (validation can be
+        expensive); ``None`` until it answers."""
         ok = self._validity.get(block_hash)
-        if ok is None:
-            ok = self._validity[block_hash] = bool(
-                self.app.validate(self.height, self._blocks[block_hash]))
+        if ok is None and block_hash not in self._validating:
+            self._validating.add(block_hash)
+            self._out.append(ValidateBlock(self.height, block_hash, self._blocks[block_hash]))
         return ok
 
     # -- acting -----------------------------------------------------------------------
@@ -552,14 +598,17 @@ class ConsensusEngine:
             return
         if self.valset.proposer_index(self.height, round) != self._me:
             return
-        if self._valid_hash is not None:
-            if self._valid_round >= round:
-                return  # resumed in the round we locked in: its proposal is already out
-            block_hash, pol = self._valid_hash, self._valid_round
-            block = self._blocks[block_hash]
-        else:
-            block, pol = self.app.propose(self.height, round), -1
-            block_hash = self.app.block_hash(block)
+        if self._valid_hash is None:
+            self._out.append(BuildProposal(self.height, round))  # -> on_block_built
+            return
+        if self._valid_round >= round:
+            return  # resumed in the round we locked in: its proposal is already out
+        self._send_proposal(round, self._blocks[self._valid_hash], self._valid_hash,
+                            self._valid_round)
+
+    def _send_proposal(self, round: int, block: bytes, block_hash: bytes, pol: int) -> None:
+        """Sign and send our proposal of ``block`` for ``round`` (lines 16-19)."""
+        assert self.signer is not None and self._me is not None
         unsigned = Proposal(self.chain_id, self.height, round, pol, block_hash,
                             self.signer.public_key, bytes(64))
         try:
@@ -596,7 +645,8 @@ class ConsensusEngine:
         for r in sorted(self._precommits):
             votes = self._precommits[r]
             maj = votes.two_thirds_majority()
-            if maj is None or maj == NIL or maj not in self._blocks or not self._is_valid(maj):
+            if (maj is None or maj == NIL or maj not in self._blocks
+                    or self._is_valid(maj) is not True):
                 continue
             proposal = next((pm for pm in self._proposals.values()
                              if pm.proposal.block_hash == maj), self._alternates.get(maj))
@@ -636,14 +686,19 @@ class ConsensusEngine:
             p = pm.proposal
             v = p.block_hash
             if p.pol_round == -1:  # line 22
-                ok = self._is_valid(v) and (self._locked_round == -1 or self._locked_hash == v)
+                valid = self._is_valid(v)
+                if valid is None:
+                    return False  # wait for the host's answer
+                ok = valid and (self._locked_round == -1 or self._locked_hash == v)
                 self._vote(Step.PREVOTE, v if ok else NIL)
                 self.step = RoundStep.PREVOTE
                 return True
             pol = self._prevotes.get(p.pol_round)
             if pol is not None and pol.power_for(v) >= self.valset.quorum:  # line 28
-                ok = self._is_valid(v) and (self._locked_round <= p.pol_round
-                                            or self._locked_hash == v)
+                valid = self._is_valid(v)
+                if valid is None:
+                    return False
+                ok = valid and (self._locked_round <= p.pol_round or self._locked_hash == v)
                 self._vote(Step.PREVOTE, v if ok else NIL)
                 self.step = RoundStep.PREVOTE
                 return True
@@ -654,7 +709,7 @@ class ConsensusEngine:
                 self._prevote_timeout_armed.add(r)
                 self._schedule(r, TimeoutStep.PREVOTE)
             if (pm is not None and maj == pm.proposal.block_hash and r not in self._lock_rule_done
-                    and self.step >= RoundStep.PREVOTE and self._is_valid(maj)):  # line 36
+                    and self.step >= RoundStep.PREVOTE and self._is_valid(maj) is True):  # l. 36
                 self._lock_rule_done.add(r)
                 if self.step == RoundStep.PREVOTE:
                     self._locked_hash, self._locked_round = maj, r

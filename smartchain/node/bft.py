@@ -6,6 +6,13 @@ request for blocks by height), and the chain as its application: proposing stage
 from the mempool, validating re-executes a proposed block, deciding commits the staged
 block together with its commit certificate in one store transaction.
 
+Every block execution and every commit runs in the node's one block-builder thread, so
+they never overlap and the event loop (P2P, API, timers) stays responsive while a block
+executes; the engine is told the outcome when the work is done. Whatever fails inside the
+application (a bug, a module that raises) costs at most a round: a proposal that cannot
+be built is not sent, a block that cannot be executed is invalid, and the engine's
+timeouts were armed before the work started.
+
 A node that is behind (new, or back from a crash) first syncs: it asks its peers for
 their height and fetches blocks with their certificates, checking each against the
 validator set before applying it, then joins consensus at the next height.
@@ -15,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections import OrderedDict
@@ -27,12 +33,14 @@ from smartchain.codec import U64, Bytes, CodecError, Struct, list_of
 from smartchain.consensus.engine import (
     Action,
     Broadcast,
+    BuildProposal,
     ConsensusEngine,
     Decide,
     EngineConfig,
     EvidenceFound,
     InvalidMessage,
     ScheduleTimeout,
+    ValidateBlock,
 )
 from smartchain.consensus.signer import DurableSigner
 from smartchain.consensus.validators import Validator, ValidatorSet
@@ -40,6 +48,7 @@ from smartchain.crypto.hashing import h256
 from smartchain.p2p import BadRequest
 from smartchain.state.chain import ChainError, StagedBlock
 from smartchain.state.errors import TxError
+from smartchain.state.executor import CheckedTx
 from smartchain.types.block import Block, BlockHeader
 from smartchain.types.consensus import (
     EMPTY_COMMIT,
@@ -119,17 +128,28 @@ class ChainApplication:
         while len(self.staged) > MAX_STAGED:
             self.staged.popitem(last=False)
 
-    def propose(self, height: int, round: int) -> bytes:
-        node, chain = self.node, self.chain
-        last_commit = (chain.get_commit(chain.height) if chain.height else None) or EMPTY_COMMIT
-        evidence = tuple(self.evidence[k] for k in sorted(self.evidence))
-        candidates = list(itertools.islice(node.mempool.reap(), node.config.max_block_txs))
-        staged = chain.stage_proposal(candidates, chain.next_time(now_ms()), node.key,
-                                      last_commit=last_commit, evidence=evidence)
+    def propose(self, height: int, candidates: list[CheckedTx],
+                evidence: tuple[DuplicateVoteEvidence, ...]) -> bytes | None:
+        """Stage our block for ``height`` from ``candidates`` (builder thread); ``None`` if
+        the chain cannot build one now: the round then goes on without our proposal."""
+        chain = self.chain
+        try:
+            if chain.height + 1 != height:
+                return None  # committed meanwhile: a stale request
+            last_commit = (chain.get_commit(chain.height) if chain.height else None) \
+                or EMPTY_COMMIT
+            staged = chain.stage_proposal(candidates, chain.next_time(now_ms()),
+                                          self.node.key, last_commit=last_commit,
+                                          evidence=evidence)
+        except Exception:  # a bug of ours: never let it stop consensus
+            log.exception("cannot build a block at height %d", height)
+            return None
         self._remember(staged)
         return staged.block.encode()
 
     def validate(self, height: int, block_bytes: bytes) -> bool:
+        """Check and execute a proposed block (builder thread). Never raises: a block
+        that cannot be executed is invalid."""
         try:
             header = header_of(block_bytes)
             if header.hash() in self.staged:
@@ -150,6 +170,27 @@ class ChainApplication:
         except (CodecError, ValueError, ChainError, TxError) as exc:
             log.warning("rejecting proposed block at height %d: %s", height, exc)
             return False
+        except Exception:
+            log.exception("rejecting proposed block at height %d: it cannot be executed",
+                          height)
+            return False
+
+    def commit_decided(self, decided: Decide) -> StagedBlock | None:
+        """Commit a decided block with its certificate (builder thread); ``None`` if block
+        sync committed that height first."""
+        chain = self.chain
+        if decided.height <= chain.height:
+            have = chain.get_block(decided.height)
+            if have is None or have.hash() != self.block_hash(decided.block):
+                log.error("consensus decided another block at height %d than the one "
+                          "committed by block sync", decided.height)
+            return None
+        staged = self.take(decided.block)
+        if staged is None or staged.block.header.height != chain.height + 1:
+            block = Block.decode(decided.block)
+            staged = chain.stage_block(block, self.node.check_block_txs(block))
+        chain.commit(staged, decided.commit)
+        return staged
 
     def take(self, block_bytes: bytes) -> StagedBlock | None:
         return self.staged.get(header_of(block_bytes).hash())
@@ -178,6 +219,7 @@ class ConsensusService:
         self._stopped = False
         self._tx_outbox: list[bytes] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._inflight: set[asyncio.Future[None]] = set()
         self._syncing = False
         self._behind = asyncio.Event()
         node.announce = self._tx_outbox.extend
@@ -217,7 +259,7 @@ class ConsensusService:
 
     async def stop(self) -> None:
         self._stopped = True  # pending timers fire into nothing
-        for task in self._tasks:
+        for task in (*self._tasks, *self._inflight):
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -242,8 +284,12 @@ class ConsensusService:
                     self._equivocate(msg)
             elif isinstance(action, ScheduleTimeout):
                 loop.call_later(action.delay_ms / 1000, self._fire, action)
+            elif isinstance(action, BuildProposal):
+                self._work(self._build(action))
+            elif isinstance(action, ValidateBlock):
+                self._work(self._validate(action))
             elif isinstance(action, Decide):
-                self._decide(action)
+                self._work(self._decide(action))
             elif isinstance(action, EvidenceFound):
                 ev = action.evidence
                 self.app.evidence[h256(ev.encode())] = ev
@@ -274,31 +320,50 @@ class ConsensusService:
         if not self._stopped:
             self._run(self.engine.on_timeout(action.timeout))
 
-    def _decide(self, action: Decide) -> None:
-        node, chain = self.node, self.node.chain
-        if action.height <= chain.height:
-            # Block sync committed this height while the engine was still deciding it
-            # (sync runs between the engine's messages): nothing to commit, move on.
-            have = chain.get_block(action.height)
-            if have is None or have.hash() != self.app.block_hash(action.block):
-                log.error("consensus decided another block at height %d than the one "
-                          "committed by block sync", action.height)
-            self.app.clear()
-            asyncio.get_running_loop().call_soon(self._next_height)
-            return
+    def _work(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run an engine request as a task; a failure is logged, never lost silently."""
+        task = asyncio.ensure_future(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._work_done)
+
+    def _work_done(self, task: asyncio.Future) -> None:
+        self._inflight.discard(task)  # type: ignore[arg-type]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("consensus work failed", exc_info=task.exception())
+
+    async def _in_builder(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.node.builder, fn, *args)
+
+    async def _build(self, request: BuildProposal) -> None:
+        candidates = self.node.candidates()  # the mempool and the evidence are the loop's
+        evidence = tuple(self.app.evidence[k] for k in sorted(self.app.evidence))
+        block = await self._in_builder(self.app.propose, request.height, candidates, evidence)
+        if not self._stopped:
+            self._run(self.engine.on_block_built(request.height, request.round, block))
+
+    async def _validate(self, request: ValidateBlock) -> None:
+        ok = await self._in_builder(self.app.validate, request.height, request.block)
+        if not self._stopped:
+            self._run(self.engine.on_block_validated(request.height, request.block_hash, ok))
+
+    async def _decide(self, action: Decide) -> None:
         started = time.monotonic()
-        staged = self.app.take(action.block)
-        if staged is None or staged.block.header.height != chain.height + 1:
-            block = Block.decode(action.block)
-            staged = chain.stage_block(block, node.check_block_txs(block))
-        self._commit(staged, action.commit, started)
-        self.app.clear()
-        delay = max(0.0, node.config.block_time_ms / 1000 - (time.monotonic() - started))
+        try:
+            staged = await self._in_builder(self.app.commit_decided, action)
+        except Exception:  # our state cannot take the decided block: only sync can help
+            log.exception("cannot commit the decided block at height %d", action.height)
+            self._behind.set()
+            return
+        finally:
+            self.app.clear()
+        if staged is not None:
+            self._after_commit(staged, started)
+        delay = max(0.0, self.node.config.block_time_ms / 1000 - (time.monotonic() - started))
         asyncio.get_running_loop().call_later(delay, self._next_height)
 
-    def _commit(self, staged: StagedBlock, commit: Commit, started: float) -> None:
-        """Commit a decided or synced block; its evidence is not proposed again."""
-        self.node.chain.commit(staged, commit)
+    def _after_commit(self, staged: StagedBlock, started: float) -> None:
+        """After a decided or synced block is committed: its evidence is not proposed
+        again; the mempool forgets what it included."""
         included = {e.vote_a.encode() for e in staged.block.evidence}
         if included:
             self.app.evidence = {k: e for k, e in self.app.evidence.items()
@@ -417,7 +482,10 @@ class ConsensusService:
                 if chain.height >= height:
                     continue  # consensus committed it while we waited: not the peer's fault
                 sb = SyncBlock.decode(raw)
-                self._apply_synced(sb, height)
+                started = time.monotonic()
+                staged = await self._in_builder(self._apply_synced, sb, height)
+                if staged is not None:
+                    self._after_commit(staged, started)
             except (CodecError, ValueError, ChainError, TxError) as exc:
                 self.p2p.penalize(peer, 50, f"bad block {height} in sync: {exc}")
                 return
@@ -426,16 +494,21 @@ class ConsensusService:
                 return
             await asyncio.sleep(0)
 
-    def _apply_synced(self, sb: SyncBlock, height: int) -> None:
+    def _apply_synced(self, sb: SyncBlock, height: int) -> StagedBlock | None:
+        """Check a synced block against its certificate and commit it (builder thread);
+        ``None`` if consensus committed that height meanwhile."""
+        chain = self.node.chain
         block = sb.block
         if block.header.height != height:
             raise ValueError(f"asked for block {height}, got {block.header.height}")
+        if chain.height >= height:
+            return None
         self.app.validators_at(height).verify_commit(
-            self.node.chain.chain_id, sb.commit, block.hash(), height,
+            chain.chain_id, sb.commit, block.hash(), height,
             verifier=self.node.verifier.verify)
-        started = time.monotonic()
-        self._commit(self.node.chain.stage_block(block, self.node.check_block_txs(block)),
-                     sb.commit, started)
+        staged = chain.stage_block(block, self.node.check_block_txs(block))
+        chain.commit(staged, sb.commit)
+        return staged
 
 
 def _log_failure(task: asyncio.Future) -> None:

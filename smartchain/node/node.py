@@ -61,7 +61,8 @@ class Node:
         keys = [v.public_key for v in self.genesis.validators]
         self.is_signer = key.public_key in keys
         self.validator_index = keys.index(key.public_key) if self.is_signer else -1
-        self._builder = ThreadPoolExecutor(1, thread_name_prefix="block-builder")
+        # Every block execution and commit runs here, one at a time, off the event loop.
+        self.builder = ThreadPoolExecutor(1, thread_name_prefix="block-builder")
         self._last_block_at: float | None = None
         self._admission_tail: asyncio.Future[None] | None = None
         self.peer_count: Callable[[], int] = lambda: 0  # set by the process that owns P2P
@@ -221,7 +222,7 @@ class Node:
 
     # --- block production ----------------------------------------------------------------
 
-    def _candidates(self) -> list[CheckedTx]:
+    def candidates(self) -> list[CheckedTx]:
         return list(itertools.islice(self.mempool.reap(), self.config.max_block_txs))
 
     def _build(self, candidates: list[CheckedTx], time_ms: int) -> StagedBlock:
@@ -262,13 +263,13 @@ class Node:
     async def produce_block_async(self) -> BlockResult:
         """Sole-signer block without consensus rounds: the pipeline benchmark's path."""
         started = time.monotonic()
-        candidates = self._candidates()
+        candidates = self.candidates()
         loop = asyncio.get_running_loop()
         staged = await loop.run_in_executor(
-            self._builder, self._build, candidates, self.chain.next_time(now_ms()))
+            self.builder, self._build, candidates, self.chain.next_time(now_ms()))
         return self.after_commit(staged, started)
 
     def close(self) -> None:
-        self._builder.shutdown(wait=True)
+        self.builder.shutdown(wait=True)
         self.verifier.close()
         self.chain.close()

@@ -7,8 +7,10 @@ node killed at any instant therefore restarts with either the whole block or non
 
 from __future__ import annotations
 
+import itertools
+import logging
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +37,13 @@ from smartchain.types.block import ZERO_HASH, Block, BlockHeader, commit_hash, e
 from smartchain.types.consensus import EMPTY_COMMIT, Commit, DuplicateVoteEvidence
 from smartchain.types.tx import Receipt, Transaction
 
+log = logging.getLogger("smartchain.chain")
+
 _H = struct.Struct(">Q")
+# Blocks a proposer stages before giving up on its candidates: each failed attempt drops
+# the transaction that could not be executed (then all of them), so a transaction that
+# trips a bug costs the proposer at most a few re-executions and never the block.
+MAX_STAGE_ATTEMPTS = 4
 _HI = struct.Struct(">QI")  # the TxRecord prefix: height, index
 HEIGHT_KEY = b"height"
 GENESIS_KEY = b"genesis"
@@ -43,6 +51,37 @@ GENESIS_KEY = b"genesis"
 
 class ChainError(Exception):
     """A block that cannot be applied, or a store that belongs to another chain."""
+
+
+class _Unexecutable(Exception):
+    """Executing a block raised something other than ``TxError``: a bug somewhere below.
+    ``index`` is the transaction being executed, ``None`` for the block hooks."""
+
+    def __init__(self, index: int | None, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.index = index
+
+
+@dataclass(slots=True)
+class BlockBudget:
+    """What a block may still take: ``Params.max_block_bytes`` of transactions and
+    ``Params.max_block_gas``. As in Ethereum, a transaction fits only if its whole gas
+    limit fits in what the transactions before it left (their gas *used*), so the budget
+    bounds what executing the block can cost every node, whatever the transactions do."""
+
+    bytes_left: int
+    gas_left: int
+
+    def why_not(self, ctx: CheckedTx) -> str | None:
+        if len(ctx.raw) > self.bytes_left:
+            return "the block's byte limit"
+        if ctx.tx.gas_limit > self.gas_left:
+            return "the block's gas limit"
+        return None
+
+    def spend(self, ctx: CheckedTx, receipt: Receipt) -> None:
+        self.bytes_left -= len(ctx.raw)
+        self.gas_left -= receipt.gas_used
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +126,15 @@ def _record_evidence(store: Overlay, evidence: tuple[DuplicateVoteEvidence, ...]
         store.set(key, _H.pack(height))
         kept.append(ev)
     return tuple(kept)
+
+
+def _run_hook(hook: Callable[[Overlay, BlockInfo], object], overlay: Overlay,
+              info: BlockInfo) -> None:
+    """A module's begin/end-block hook; whatever it raises makes the block unexecutable."""
+    try:
+        hook(overlay, info)
+    except Exception as exc:
+        raise _Unexecutable(None, exc) from exc
 
 
 def default_modules() -> list[Module]:
@@ -181,36 +229,60 @@ class Chain:
         """Execute candidates in order into a new block, without committing anything.
 
         Candidates that cannot be included (bad nonce, fee not covered) are skipped and
-        reported, so the mempool can drop them.
+        reported, so the mempool can drop them; building stops at the first candidate the
+        block's byte or gas budget cannot take (it waits for the next block). A candidate
+        whose execution raises anything else is reported as skipped too, and the block is
+        staged again without it: nothing a transaction does can fail the block. Raises
+        ``ChainError`` only if not even an empty block can be executed.
         """
+        pending = list(itertools.islice(candidates, max_txs))
+        unexecutable: list[CheckedTx] = []
+        for attempt in range(MAX_STAGE_ATTEMPTS):
+            try:
+                staged = self._stage_once(pending, time_ms, key, last_commit, evidence)
+            except _Unexecutable as exc:
+                log.error("block %d: %s", self.height + 1,
+                          "a transaction cannot be executed" if exc.index is not None
+                          else "the block hooks failed", exc_info=exc.__cause__)
+                if exc.index is None or not pending or attempt == MAX_STAGE_ATTEMPTS - 2:
+                    unexecutable += pending  # the last try: an empty block
+                    pending = []
+                else:
+                    unexecutable.append(pending.pop(exc.index))
+                continue
+            staged.skipped += unexecutable
+            return staged
+        raise ChainError(f"cannot execute even an empty block at height {self.height + 1}")
+
+    def _stage_once(self, candidates: list[CheckedTx], time_ms: int, key: PrivateKey,
+                    last_commit: Commit, evidence: tuple[DuplicateVoteEvidence, ...]
+                    ) -> StagedBlock:
         height = self.height + 1
         info = self._block_info(height, time_ms, key.public_key, commit_hash(last_commit))
-        reader = StateReader(self.store)
-        try:
+        budget = BlockBudget(self.params.max_block_bytes, self.params.max_block_gas)
+        included: list[CheckedTx] = []
+        receipts: list[Receipt] = []
+        skipped: list[CheckedTx] = []
+        with StateReader(self.store) as reader:
             overlay = Overlay(reader)
             evidence = _record_evidence(overlay, evidence, height, strict=False)
-            self.executor.begin_block(overlay, info)
-            included: list[CheckedTx] = []
-            receipts: list[Receipt] = []
-            skipped: list[CheckedTx] = []
-            size = 0
-            limit = max_txs if max_txs is not None else 1 << 62
+            _run_hook(self.executor.begin_block, overlay, info)
             deliver = self.executor.deliver
-            for ctx in candidates:
-                if len(included) >= limit or size + len(ctx.raw) > self.params.max_block_bytes:
+            for index, ctx in enumerate(candidates):
+                if budget.why_not(ctx) is not None:
                     break
                 try:
                     receipt = deliver(overlay, info, ctx)
                 except TxError:
                     skipped.append(ctx)
                     continue
+                except Exception as exc:
+                    raise _Unexecutable(index, exc) from exc
+                budget.spend(ctx, receipt)
                 included.append(ctx)
                 receipts.append(receipt)
-                size += len(ctx.raw)
-            self.executor.end_block(overlay, info)
+            _run_hook(self.executor.end_block, overlay, info)
             tree = self.tree.stage(reader.txn, self.store.dbs["sidx"], overlay.writes)
-        finally:
-            reader.close()
         receipt_bytes = [r.encode() for r in receipts]
         header = BlockHeader(
             self.chain_id, height, time_ms, self.latest_hash,
@@ -223,7 +295,9 @@ class Chain:
                            skipped)
 
     def stage_block(self, block: Block, checked: list[CheckedTx]) -> StagedBlock:
-        """Re-execute a block made elsewhere; raise ``ChainError`` unless every root matches."""
+        """Re-execute a block made elsewhere; raise ``ChainError`` unless every root matches
+        and every transaction fits the block's budget. A block whose execution raises
+        anything else is invalid too (``ChainError``)."""
         h = block.header
         if h.chain_id != self.chain_id or h.height != self.height + 1:
             raise ChainError(f"block {h.height} does not follow height {self.height}")
@@ -242,27 +316,43 @@ class Chain:
         if not all(e.is_valid(self.chain_id) for e in block.evidence):
             raise ChainError("block carries invalid evidence")
         info = self._block_info(h.height, h.time_ms, h.proposer, h.last_commit_hash)
-        reader = StateReader(self.store)
         try:
-            overlay = Overlay(reader)
-            _record_evidence(overlay, block.evidence, h.height, strict=True)
-            self.executor.begin_block(overlay, info)
-            try:
-                receipts = [self.executor.deliver(overlay, info, c) for c in checked]
-            except TxError as exc:
-                raise ChainError(f"block includes an invalid transaction: {exc.message}") from exc
-            self.executor.end_block(overlay, info)
-            tree = self.tree.stage(reader.txn, self.store.dbs["sidx"], overlay.writes)
-        finally:
-            reader.close()
+            receipts, writes, tree = self._execute_block(block, checked, info)
+        except _Unexecutable as exc:
+            log.error("block %d cannot be executed", h.height, exc_info=exc.__cause__)
+            raise ChainError(f"block cannot be executed: {exc}") from exc
         receipt_bytes = [r.encode() for r in receipts]
         if merkle_root(receipt_bytes) != h.receipts_root:
             raise ChainError("receipts do not match receipts_root")
         if tree.root != h.state_root:
             raise ChainError("state root mismatch: block rejected")
         # tx_root matched, so ``checked`` are exactly the block's transactions
-        return StagedBlock(block, list(checked), receipts, receipt_bytes, overlay.writes, tree,
-                           [])
+        return StagedBlock(block, list(checked), receipts, receipt_bytes, writes, tree, [])
+
+    def _execute_block(self, block: Block, checked: list[CheckedTx], info: BlockInfo
+                       ) -> tuple[list[Receipt], dict[bytes, bytes | None], TreeUpdate]:
+        budget = BlockBudget(self.params.max_block_bytes, self.params.max_block_gas)
+        receipts: list[Receipt] = []
+        with StateReader(self.store) as reader:
+            overlay = Overlay(reader)
+            _record_evidence(overlay, block.evidence, info.height, strict=True)
+            _run_hook(self.executor.begin_block, overlay, info)
+            for index, ctx in enumerate(checked):
+                over = budget.why_not(ctx)
+                if over is not None:
+                    raise ChainError(f"transaction {index} does not fit {over}")
+                try:
+                    receipt = self.executor.deliver(overlay, info, ctx)
+                except TxError as exc:
+                    raise ChainError(
+                        f"block includes an invalid transaction: {exc.message}") from exc
+                except Exception as exc:
+                    raise _Unexecutable(index, exc) from exc
+                budget.spend(ctx, receipt)
+                receipts.append(receipt)
+            _run_hook(self.executor.end_block, overlay, info)
+            tree = self.tree.stage(reader.txn, self.store.dbs["sidx"], overlay.writes)
+        return receipts, overlay.writes, tree
 
     def commit(self, staged: StagedBlock, commit: Commit | None = None) -> None:
         """Write a staged block, its receipts, its state and (when given) its own commit

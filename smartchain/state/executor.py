@@ -9,6 +9,7 @@ anything.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from smartchain.state.modules.bank import Bank
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
 from smartchain.types.tx import Event, Receipt, Transaction
+
+log = logging.getLogger("smartchain.executor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +71,22 @@ class Executor:
         need = self.intrinsic_gas(params, len(raw))
         if tx.gas_limit < need:
             raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} below intrinsic gas {need}")
-        if tx.gas_limit > params.max_tx_gas:
-            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} above {params.max_tx_gas}")
+        most = min(params.max_tx_gas, params.max_block_gas)  # or no block could take it
+        if tx.gas_limit > most:
+            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} above {most}")
         try:
             payload = msg.payload.decode(tx.payload)
         except CodecError as exc:
             raise TxError(Code.INVALID_PAYLOAD, f"bad {tx.kind} payload: {exc}") from exc
-        msg.validate(payload)
-        spend = tx.gas_limit * tx.gas_price + msg.spend(payload)
+        try:
+            msg.validate(payload)
+            spend = tx.gas_limit * tx.gas_price + msg.spend(payload)
+        except TxError:
+            raise
+        except Exception as exc:  # a bug of ours: refuse the input, never crash on it
+            log.exception("checking a %s payload failed", tx.kind)
+            raise TxError(Code.INVALID_PAYLOAD, f"bad {tx.kind} payload: cannot be checked"
+                          ) from exc
         return CheckedTx(raw, tx, tx_hash, tx.sender_address, msg, payload, spend)
 
     def begin_block(self, store: Overlay, block: BlockInfo) -> list[Event]:

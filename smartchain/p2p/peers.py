@@ -140,6 +140,7 @@ class Penalty:
     BAD_REQUEST = 20
     BAD_PEER_LIST = 20
     FLOOD = 100
+    INVALID_TX = 25  # per gossiped transaction no honest relay would forward
 
 
 @dataclass(frozen=True, slots=True)

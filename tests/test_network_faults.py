@@ -872,3 +872,30 @@ def test_peer_gossiping_bad_signatures_is_banned_and_its_flood_stops_costing(
     # Still serving: the honest transfers commit, and the node is still making blocks.
     assert node.client.wait_tx(h256(tx(5)).hex(), timeout=20)["receipt"]["ok"]
     assert node.running and node.log_errors() == []
+
+
+def test_node_applies_its_p2p_inbound_limits_from_config(
+        smart_node_factory: Callable[..., Any]) -> None:
+    """The slot settings reach the node's transport: with the per-IP limit applied to
+    loopback, a third silent connection from 127.0.0.1 is closed before any handshake."""
+    node = smart_node_factory(start=False, chain_id=CHAIN_ID)
+    node.config.p2p_limit_loopback = True
+    node.config.p2p_inbound_per_ip = 2
+    node.config.save(node.home)
+    node.start()
+    port = int(json.loads(node.runtime_path.read_text())["p2p_address"].rsplit(":", 1)[1])
+
+    async def third_is_refused() -> bytes:
+        held = [await _raw(port) for _ in range(2)]
+        try:
+            r, w = await _raw(port)
+            try:
+                return await _closed_by_peer(r, 3)  # fails if the node keeps it open
+            finally:
+                w.close()
+        finally:
+            for _, hw in held:
+                hw.close()
+
+    assert asyncio.run(third_is_refused()) == b""
+    assert node.running and node.log_errors() == []

@@ -44,7 +44,13 @@ from smartchain.client import Client
 from smartchain.consensus.votes import make_evidence
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
-from smartchain.node.bft import TOPIC_TXS, ConsensusService, SyncBlock, TxBatch
+from smartchain.node.bft import (
+    TOPIC_TXS,
+    TX_BATCH_MAX,
+    ConsensusService,
+    SyncBlock,
+    TxBatch,
+)
 from smartchain.node.config import DATA_DIR, TEST_FAULTS_ENV, ConfigError, NodeConfig
 from smartchain.node.home import init_home, make_genesis
 from smartchain.node.node import Node
@@ -825,8 +831,8 @@ def test_peer_gossiping_bad_signatures_is_banned_and_its_flood_stops_costing(
     node = smart_node_factory(accounts=[(sender.address, 10**12)], chain_id=CHAIN_ID)
     url = node.url
     address = json.loads(node.runtime_path.read_text())["p2p_address"]
-    me = PrivateKey.generate()
-    tag = me.public_key.hex()[:16]
+    me, other = PrivateKey.generate(), PrivateKey.generate()
+    tag, other_tag = me.public_key.hex()[:16], other.public_key.hex()[:16]
 
     def tx(nonce: int, *, forge: bool = False) -> bytes:
         raw = Transaction.create(sender, chain_id=CHAIN_ID, nonce=nonce, kind="bank/transfer",
@@ -845,6 +851,17 @@ def test_peer_gossiping_bad_signatures_is_banned_and_its_flood_stops_costing(
             await async_wait_until(lambda: _rejected(url, "duplicate") == 5, 10,
                                    "the duplicates to be refused")
             assert peer in client.connected_peers()
+            # A batch larger than any node sends is refused unchecked (another peer).
+            big = P2P(other, node.genesis.hash().hex(), port=0, config=P2PConfig(pex=False))
+            await big.start()
+            try:
+                await big.connect(address)
+                oversize = tuple(tx(100_000 + i, forge=True) for i in range(TX_BATCH_MAX + 1))
+                await big.publish(TOPIC_TXS, TxBatch(oversize).encode())
+                await async_wait_until(lambda: f"peer {other_tag} penalised" in
+                                       node.log_path.read_text(), 10, "the oversize batch")
+            finally:
+                await big.stop()
             # Then a flood of forged signatures: 20 batches of 500.
             for b in range(20):
                 forged = tuple(tx(1_000 + 500 * b + i, forge=True) for i in range(500))
@@ -863,7 +880,8 @@ def test_peer_gossiping_bad_signatures_is_banned_and_its_flood_stops_costing(
             await client.stop()
 
     asyncio.run(scenario())
-    # The first forged batch was checked, and then nothing from this peer any more.
+    # The first forged batch was checked, and then nothing from this peer any more (nor
+    # the oversize batch).
     assert _rejected(url, "bad_signature") == 500
     log = node.log_path.read_text()
     blamed = [ln for ln in log.splitlines() if f"peer {tag} penalised" in ln]

@@ -7,9 +7,10 @@ batches of 2,000 forged transfers until the node hangs up, then the next one tak
 Prints the blocks in each window, their ratio, the forged transactions the node verified
 (its /metrics) against those sent, and the identities used. Before the fix the node
 verified every forged transaction and never hung up; now each identity costs it at most
-one batch. Not a test: compare figures from one run.
+one batch, and with ``--limit-loopback`` (127.0.0.1 treated as the one IP it is) the IP
+is banned after ``ip_ban_after`` identities. Not a test: compare figures from one run.
 
-    python bench/p2p_flood.py [--seconds 10] [--batches 20]
+    python bench/p2p_flood.py [--seconds 10] [--batches 20] [--limit-loopback]
 """
 
 from __future__ import annotations
@@ -100,12 +101,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batches", type=int, default=20, help="distinct forged batches")
+    ap.add_argument("--limit-loopback", action="store_true",
+                    help="treat 127.0.0.1 as one attacker's IP (per-IP limits and IP bans)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "node"
         sender = PrivateKey.generate()
         config = NodeConfig(api_port=0, p2p_port=0, block_time_ms=BLOCK_TIME_MS,
-                            log_level="warning")
+                            log_level="warning", p2p_limit_loopback=args.limit_loopback)
         genesis = init_home(home, chain_id=CHAIN_ID, key=PrivateKey.generate(),
                             passphrase=None, insecure=True, config=config,
                             accounts=[(sender.address, 10**15)],

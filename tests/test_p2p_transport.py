@@ -106,9 +106,11 @@ class Inbox:
         return [p for _, p in self.items]
 
 
-async def raw_session(node: P2P, identity: PrivateKey | None = None) -> SecureChannel:
+async def raw_session(node: P2P, identity: PrivateKey | None = None,
+                      source: str = "127.0.0.1") -> SecureChannel:
     """An authenticated connection driven by hand (to send what a real node never would)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", node.port,
+                                                   local_addr=(source, 0))
     channel = await handshake.initiate(reader, writer, identity or PrivateKey.generate(), NET,
                                        expected_peer=node.peer_id, timeout=2.0)
     return channel
@@ -770,6 +772,26 @@ def test_full_inbound_slots_leave_room_for_seeds_signers_and_better_peers() -> N
         late = await raw_session(a)
         net.cleanups.append(lambda: _close(late))
         await wait_until(lambda: a.stats["refused_full"] == refused + 1)
+
+    run(body)
+
+
+def test_an_ip_whose_identities_keep_getting_banned_is_banned_itself() -> None:
+    async def body(net: Net) -> None:
+        a = await net.node(config=replace(FAST, limit_loopback=True, ip_ban_after=2))
+        for _ in range(2):  # two fresh identities from one IP, each banned
+            key = PrivateKey.generate()
+            channel = await raw_session(a, key, source="127.0.6.1")
+            net.cleanups.append(lambda ch=channel: _close(ch))
+            await wait_until(lambda k=key: k.public_key in a.connected_peers())
+            a.penalize(key.public_key, 100, "misbehaved")
+        assert a.stats["ip_bans"] == 1
+        with pytest.raises(HandshakeError):  # a third one is not even answered
+            await raw_session(a, source="127.0.6.1")
+        assert a.stats["refused_ip_limit"] == 1
+        b = await net.node()  # other addresses are unaffected
+        await b.connect(a.address)
+        await connected(a, b)
 
     run(body)
 

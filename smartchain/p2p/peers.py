@@ -31,7 +31,9 @@ Slots, so that cheap connections and fresh identities cannot lock honest peers o
 * **Handshakes.** Each must finish within ``handshake_timeout``. At most
   ``max_inbound_per_ip`` inbound connections (handshaking or connected) come from one IP
   and ``max_inbound_per_subnet`` from one /24 (IPv4) or /48 (IPv6); loopback is exempt
-  unless ``limit_loopback`` (a devnet runs every node on 127.0.0.1). When all
+  unless ``limit_loopback`` (a devnet runs every node on 127.0.0.1). Once
+  ``ip_ban_after`` identities from one IP have been banned, the IP itself is (fresh
+  identities are free, addresses are not). When all
   ``max_pending_handshakes`` are taken, a new connection evicts the oldest handshake of
   the subnet holding the most, rather than being refused.
 * **Inbound and outbound.** Inbound peers take at most ``max_inbound`` of the
@@ -184,7 +186,8 @@ class P2PConfig:
     max_inbound: int = 40  # inbound peers; the rest of max_peers is kept for our own dials
     max_inbound_per_ip: int = 4  # inbound connections, handshaking or connected, per IP...
     max_inbound_per_subnet: int = 8  # ...and per /24 (IPv4) or /48 (IPv6)
-    limit_loopback: bool = False  # apply the two above to 127.0.0.0/8 and ::1 as well
+    limit_loopback: bool = False  # apply the two above (and IP bans) to 127.0.0.0/8 and ::1
+    ip_ban_after: int = 3  # identities from one IP banned within ban_seconds: ban the IP
     max_merit: float = 100.0  # cap on the points a peer earns by delivering gossip first
     max_inbound_requests: int = 64  # requests served concurrently per peer
     pex: bool = True  # peer exchange; False: send no addresses, dial none learned (seeds only)
@@ -332,6 +335,8 @@ class P2P:
         self._merit: dict[bytes, float] = {}
         self._banned: dict[bytes, float] = {}
         self._banned_addrs: dict[str, float] = {}
+        self._ip_bans: dict[str, list[float]] = {}  # host -> when its identities were banned
+        self._banned_ips: dict[str, float] = {}
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._pending: dict[int, tuple[_Peer, asyncio.Future[bytes]]] = {}
         self._next_req = 1
@@ -675,21 +680,45 @@ class P2P:
         return True
 
     def _inbound_host_allowed(self, host: str) -> bool:
-        """Per-IP and per-subnet limits on inbound connections, counted before the
-        handshake so that one address cannot hold every handshake slot."""
+        """IP bans, and per-IP and per-subnet limits on inbound connections, checked
+        before the handshake so that one address cannot hold every handshake slot."""
         cfg = self.config
-        try:
-            ip = _ip(host)
-        except ValueError:
-            return True  # not an IP socket (a Unix socket in a test): nothing to count
-        if ip.is_loopback and not cfg.limit_loopback:
+        if not self._limited(host):
             return True
+        until = self._banned_ips.get(host)
+        if until is not None:
+            if until > time.monotonic():
+                return False
+            del self._banned_ips[host]
         subnet = _subnet(host)
         places = [(p.host, p.subnet) for p in self._peers.values() if not p.outbound]
         places += self._handshaking.values()
         same_ip = sum(1 for h, _ in places if h == host)
         same_net = sum(1 for _, n in places if n == subnet)
         return same_ip < cfg.max_inbound_per_ip and same_net < cfg.max_inbound_per_subnet
+
+    def _limited(self, host: str) -> bool:
+        """Whether per-IP limits and IP bans apply to ``host`` (not to loopback, unless
+        ``limit_loopback``; not to a non-IP socket)."""
+        try:
+            return not _ip(host).is_loopback or self.config.limit_loopback
+        except ValueError:
+            return False
+
+    def _note_ip_ban(self, host: str, now: float) -> None:
+        """A fresh identity costs an attacker nothing; its IP does. After ``ip_ban_after``
+        banned identities from one IP within ``ban_seconds``, refuse that IP outright."""
+        cfg = self.config
+        recent = [t for t in self._ip_bans.pop(host, []) if t > now - cfg.ban_seconds]
+        recent.append(now)
+        self._ip_bans[host] = recent
+        if len(self._ip_bans) > 10 * cfg.max_known:
+            self._ip_bans.pop(next(iter(self._ip_bans)))
+        if len(recent) >= cfg.ip_ban_after:
+            self._banned_ips[host] = now + cfg.ban_seconds
+            self.stats["ip_bans"] += 1
+            log.warning("banned IP %s for %.0fs: %d of its identities banned", host,
+                        cfg.ban_seconds, len(recent))
 
     def _evict_handshake(self) -> None:
         """All handshake slots taken: drop the oldest handshake of the most crowded
@@ -1124,6 +1153,8 @@ class P2P:
             # Only an address we dialled and found this identity at: an inbound peer's
             # listen port is its own claim and could name somebody else's endpoint.
             self._banned_addrs[_hostport(peer.address)] = until
+        if peer is not None and not peer.outbound and self._limited(peer.host):
+            self._note_ip_ban(peer.host, now)
         self.stats["bans"] += 1
         log.warning("banned peer %s for %.0fs: %s", peer_id.hex()[:16],
                     self.config.ban_seconds, reason)

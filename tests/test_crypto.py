@@ -21,7 +21,14 @@ from smartchain.crypto.address import (
     to_bech32,
 )
 from smartchain.crypto.hashing import h160, h256, h256_tagged
-from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify, verify_many
+from smartchain.crypto.keys import (
+    SMALL_ORDER_KEYS,
+    ParallelVerifier,
+    PrivateKey,
+    is_small_order,
+    verify,
+    verify_many,
+)
 from smartchain.crypto.merkle import (
     EMPTY_ROOT,
     MerkleProof,
@@ -110,6 +117,142 @@ def test_verify_many_and_parallel_verifier_agree_with_verify() -> None:
         assert pv.verify(items) == expected
     finally:
         pv.close()
+
+
+# --- small-order public keys (red-team finding 10) -------------------------------------
+# A small-order key A has [8]A = identity, so the ZIP-215 (cofactored) equation
+# [8]sB = [8]R + [8]kA holds for s = 0 and a small-order R whatever the message: anybody
+# can "sign" for it. The curve arithmetic below derives the 8 small-order points from
+# first principles, independently of the list in smartchain.crypto.keys.
+
+_P = 2**255 - 19
+_D = -121665 * pow(121666, -1, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+_L = 2**252 + 27742317777372353535851937790883648493  # order of the prime subgroup
+_IDENTITY = (0, 1)
+FORGED = (1).to_bytes(32, "little") + bytes(32)  # R = identity, s = 0
+
+
+def _decode(enc: bytes) -> tuple[int, int] | None:
+    """ZIP-215 point decoding: y may be non-canonical (>= p), x = 0 may carry a sign."""
+    n = int.from_bytes(enc, "little")
+    sign, y = n >> 255, (n & ((1 << 255) - 1)) % _P
+    x2 = (y * y - 1) * pow(_D * y * y + 1, -1, _P) % _P
+    x = pow(x2, (_P + 3) // 8, _P)
+    if (x * x - x2) % _P:
+        x = x * _SQRT_M1 % _P
+    if (x * x - x2) % _P:
+        return None
+    return ((-x) % _P if x & 1 != sign else x), y
+
+
+def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    (x1, y1), (x2, y2) = a, b
+    t = _D * x1 * x2 * y1 * y2 % _P
+    return ((x1 * y2 + y1 * x2) * pow(1 + t, -1, _P) % _P,
+            (y1 * y2 + x1 * x2) * pow(1 - t, -1, _P) % _P)
+
+
+def _mul(k: int, point: tuple[int, int]) -> tuple[int, int]:
+    out = _IDENTITY
+    while k:
+        if k & 1:
+            out = _add(out, point)
+        point = _add(point, point)
+        k >>= 1
+    return out
+
+
+def _small_order_encodings() -> set[bytes]:
+    """Every 32-byte string ZIP-215 decodes to a point of order dividing 8."""
+    y = 2
+    while True:  # [L]Q is the torsion part of Q: find a Q whose torsion part has order 8
+        q = _decode(y.to_bytes(32, "little"))
+        t8 = _mul(_L, q) if q else _IDENTITY
+        if _mul(4, t8) != _IDENTITY:
+            break
+        y += 1
+    torsion = {_mul(k, t8) for k in range(8)}
+    assert len(torsion) == 8 and all(_mul(8, t) == _IDENTITY for t in torsion)
+    encodings = set()
+    for _, ty in torsion:
+        for yy in (ty, ty + _P):
+            for sign in (0, 1):
+                enc = (yy | sign << 255).to_bytes(32, "little") if yy < 2**255 else None
+                if enc is not None and _decode(enc) in torsion:
+                    encodings.add(enc)
+    return encodings
+
+
+def test_the_small_order_blocklist_is_every_encoding_of_every_small_order_point() -> None:
+    derived = _small_order_encodings()
+    assert derived == SMALL_ORDER_KEYS
+    assert len(derived) == 14  # 8 points; some y have a second (non-canonical) spelling
+    assert all(is_small_order(k) for k in derived)
+    assert not is_small_order(PrivateKey.generate().public_key)
+
+
+def test_forged_signatures_for_small_order_keys_fail_single_and_batch_verification() -> None:
+    import ed25519_zebra
+
+    honest = PrivateKey.from_seed(b"\x07" * 32)
+    items = []
+    for i, key in enumerate(sorted(SMALL_ORDER_KEYS)):
+        msg = b"send 0.5 HPC to mallory #%d" % i
+        assert ed25519_zebra.ed_verify(FORGED, msg, key), "bare ZIP-215 accepts the forgery"
+        assert not verify(key, msg, FORGED)
+        items.append((key, msg, FORGED))
+        items.append((honest.public_key, msg, honest.sign(msg)))
+    items *= 10  # 280: above the threshold, so the worker processes check them too
+    expected = [pk == honest.public_key for pk, _, _ in items]
+    assert verify_many(items) == expected
+    pv = ParallelVerifier(workers=2, threshold=64)
+    try:
+        assert pv.verify(items) == expected
+    finally:
+        pv.close()
+
+
+def test_node_refuses_a_forged_transfer_from_a_small_order_key(tmp_path) -> None:
+    """Mempool (single and batch admission) and block validation alike."""
+    from smartchain.node.bft import ChainApplication
+    from smartchain.node.config import NodeConfig
+    from smartchain.node.home import make_genesis
+    from smartchain.node.node import Node
+    from smartchain.state.chain import Chain
+    from smartchain.state.errors import Code, TxError
+    from smartchain.state.modules.bank import Transfer
+    from smartchain.types.amount import UNITS_PER_HPC
+    from smartchain.types.tx import Transaction
+
+    victim = next(k for k in sorted(SMALL_ORDER_KEYS) if k[0] == 0x26)  # an order-8 point
+    thief, validator = PrivateKey.generate(), PrivateKey.generate()
+    genesis = make_genesis("smart-test-1", [(validator.public_key, 1, "v0")],
+                           accounts=[(address_of(victim), 10 * UNITS_PER_HPC)])
+    raw = Transaction("smart-test-1", victim, 0, 100_000, 1, "bank/transfer",
+                      Transfer(thief.address, UNITS_PER_HPC // 2).encode(), FORGED).encode()
+    node = Node(tmp_path / "node", PrivateKey.generate(), NodeConfig(), genesis)
+    maker = Chain(tmp_path / "maker", genesis)
+    try:
+        with pytest.raises(TxError) as refused:
+            node.submit(raw)
+        assert refused.value.code == Code.BAD_SIGNATURE
+        results = node.submit_many([raw] * 300)  # a batch for the worker processes
+        assert all(isinstance(r, TxError) and r.code == Code.BAD_SIGNATURE for r in results)
+        assert len(node.mempool) == 0
+
+        # A proposer that does not check signatures puts it in a block: refused as well.
+        staged = maker.stage_proposal([node.decode_checked(raw)], genesis.time_ms + 1,
+                                      validator)
+        assert [c.raw for c in staged.included] == [raw]
+        with pytest.raises(TxError) as refused:
+            node.check_block_txs(staged.block)
+        assert refused.value.code == Code.BAD_SIGNATURE
+        assert not ChainApplication(node).validate(1, staged.block.encode())
+        assert node.chain.height == 0
+    finally:
+        node.close()
+        maker.close()
 
 
 def test_private_key_repr_hides_seed() -> None:

@@ -30,6 +30,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,15 +44,23 @@ from smartchain.client import Client
 from smartchain.consensus.votes import make_evidence
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
-from smartchain.node.bft import ConsensusService, SyncBlock
+from smartchain.node.bft import (
+    TOPIC_TXS,
+    TX_BATCH_MAX,
+    ConsensusService,
+    SyncBlock,
+    TxBatch,
+)
 from smartchain.node.config import DATA_DIR, TEST_FAULTS_ENV, ConfigError, NodeConfig
 from smartchain.node.home import init_home, make_genesis
 from smartchain.node.node import Node
 from smartchain.p2p import P2P, P2PConfig, handshake
 from smartchain.state.chain import Chain
 from smartchain.state.genesis import Genesis
+from smartchain.state.modules.bank import Transfer
 from smartchain.state.params import Params
 from smartchain.types.consensus import Commit, CommitSig, Step, Vote
+from smartchain.types.tx import Transaction
 
 CHAIN_ID = "smart-faults-1"
 BLOCK_TIME_MS = 150
@@ -804,3 +813,109 @@ def test_hostile_peers(cluster: Callable[..., Cluster]) -> None:
             bans = [ln for ln in other.log_text().splitlines() if "banned peer" in ln]
             assert not bans, f"node{other.index} banned someone: {bans}"
     net.assert_no_tracebacks()
+
+
+# --- 4. a peer gossiping invalid transactions (red-team finding 14) -----------------------
+
+
+def _rejected(url: str, code: str) -> int:
+    """The node's count of transactions refused with ``code`` (its /metrics)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    needle = f'smart_txs_rejected_total{{code="{code}"}} '
+    line = next((ln for ln in text.splitlines() if ln.startswith(needle)), None)
+    return 0 if line is None else int(float(line[len(needle):]))
+
+
+def test_peer_gossiping_bad_signatures_is_banned_and_its_flood_stops_costing(
+        smart_node_factory: Callable[..., Any]) -> None:
+    sender = PrivateKey.generate()
+    node = smart_node_factory(accounts=[(sender.address, 10**12)], chain_id=CHAIN_ID)
+    url = node.url
+    address = json.loads(node.runtime_path.read_text())["p2p_address"]
+    me, other = PrivateKey.generate(), PrivateKey.generate()
+    tag, other_tag = me.public_key.hex()[:16], other.public_key.hex()[:16]
+
+    def tx(nonce: int, *, forge: bool = False) -> bytes:
+        raw = Transaction.create(sender, chain_id=CHAIN_ID, nonce=nonce, kind="bank/transfer",
+                                 payload=Transfer(me.address, 1).encode(), gas_limit=20_000,
+                                 gas_price=1).encode()
+        return raw[:-1] + bytes([raw[-1] ^ 1]) if forge else raw
+
+    async def scenario() -> None:
+        client = P2P(me, node.genesis.hash().hex(), port=0, config=P2PConfig(pex=False))
+        await client.start()
+        try:
+            peer = await client.connect(address)
+            # Honest races first: a batch, then the same transactions again with one more.
+            await client.publish(TOPIC_TXS, TxBatch(tuple(tx(n) for n in range(5))).encode())
+            await client.publish(TOPIC_TXS, TxBatch(tuple(tx(n) for n in range(6))).encode())
+            await async_wait_until(lambda: _rejected(url, "duplicate") == 5, 10,
+                                   "the duplicates to be refused")
+            assert peer in client.connected_peers()
+            # A batch larger than any node sends is refused unchecked (another peer).
+            big = P2P(other, node.genesis.hash().hex(), port=0, config=P2PConfig(pex=False))
+            await big.start()
+            try:
+                await big.connect(address)
+                oversize = tuple(tx(100_000 + i, forge=True) for i in range(TX_BATCH_MAX + 1))
+                await big.publish(TOPIC_TXS, TxBatch(oversize).encode())
+                await async_wait_until(lambda: f"peer {other_tag} penalised" in
+                                       node.log_path.read_text(), 10, "the oversize batch")
+            finally:
+                await big.stop()
+            # Then a flood of forged signatures: 20 batches of 500.
+            for b in range(20):
+                forged = tuple(tx(1_000 + 500 * b + i, forge=True) for i in range(500))
+                await client.publish(TOPIC_TXS, TxBatch(forged).encode())
+            await async_wait_until(lambda: peer not in client.connected_peers(), 15,
+                                   "the node to disconnect the forger")
+            # Banned: a new connection is dropped right after the handshake, and whatever
+            # it sends meanwhile is never verified.
+            await client.connect(address)
+            for b in range(5):
+                forged = tuple(tx(50_000 + 500 * b + i, forge=True) for i in range(500))
+                await client.publish(TOPIC_TXS, TxBatch(forged).encode())
+            await async_wait_until(lambda: peer not in client.connected_peers(), 5,
+                                   "the banned forger's new connection to be dropped")
+        finally:
+            await client.stop()
+
+    asyncio.run(scenario())
+    # The first forged batch was checked, and then nothing from this peer any more (nor
+    # the oversize batch).
+    assert _rejected(url, "bad_signature") == 500
+    log = node.log_path.read_text()
+    blamed = [ln for ln in log.splitlines() if f"peer {tag} penalised" in ln]
+    assert blamed and all("invalid transactions (bad_signature)" in ln for ln in blamed)
+    assert f"banned peer {tag}" in log
+    # Still serving: the honest transfers commit, and the node is still making blocks.
+    assert node.client.wait_tx(h256(tx(5)).hex(), timeout=20)["receipt"]["ok"]
+    assert node.running and node.log_errors() == []
+
+
+def test_node_applies_its_p2p_inbound_limits_from_config(
+        smart_node_factory: Callable[..., Any]) -> None:
+    """The slot settings reach the node's transport: with the per-IP limit applied to
+    loopback, a third silent connection from 127.0.0.1 is closed before any handshake."""
+    node = smart_node_factory(start=False, chain_id=CHAIN_ID)
+    node.config.p2p_limit_loopback = True
+    node.config.p2p_inbound_per_ip = 2
+    node.config.save(node.home)
+    node.start()
+    port = int(json.loads(node.runtime_path.read_text())["p2p_address"].rsplit(":", 1)[1])
+
+    async def third_is_refused() -> bytes:
+        held = [await _raw(port) for _ in range(2)]
+        try:
+            r, w = await _raw(port)
+            try:
+                return await _closed_by_peer(r, 3)  # fails if the node keeps it open
+            finally:
+                w.close()
+        finally:
+            for _, hw in held:
+                hw.close()
+
+    assert asyncio.run(third_is_refused()) == b""
+    assert node.running and node.log_errors() == []

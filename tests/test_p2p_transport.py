@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,7 @@ class Net:
         self.cleanups: list[Callable[[], Awaitable[None]]] = []
 
     async def node(self, *, seeds: list[str] | None = None, config: P2PConfig = FAST,
-                   identity: PrivateKey | None = None, port: int = 0, **kwargs: int) -> P2P:
+                   identity: PrivateKey | None = None, port: int = 0, **kwargs: Any) -> P2P:
         p2p = P2P(identity or PrivateKey.generate(), NET, port=port, seeds=seeds or [],
                   config=config, **kwargs)
         self.nodes.append(p2p)
@@ -105,9 +106,11 @@ class Inbox:
         return [p for _, p in self.items]
 
 
-async def raw_session(node: P2P, identity: PrivateKey | None = None) -> SecureChannel:
+async def raw_session(node: P2P, identity: PrivateKey | None = None,
+                      source: str = "127.0.0.1") -> SecureChannel:
     """An authenticated connection driven by hand (to send what a real node never would)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", node.port,
+                                                   local_addr=(source, 0))
     channel = await handshake.initiate(reader, writer, identity or PrivateKey.generate(), NET,
                                        expected_peer=node.peer_id, timeout=2.0)
     return channel
@@ -640,6 +643,161 @@ def test_seed_reconnects_after_restart_and_max_peers() -> None:
         assert small.connected_peers() == [b.peer_id]
 
     run(body)
+
+
+# --------------------------------------------------------------------------- slots
+
+
+async def half_open(net: Net, node: P2P, n: int, source: str = "127.0.0.1"
+                    ) -> list[asyncio.StreamReader]:
+    """``n`` TCP connections from ``source`` that never say a word (closed at the end)."""
+    readers = []
+    for _ in range(n):
+        reader, writer = await asyncio.open_connection("127.0.0.1", node.port,
+                                                       local_addr=(source, 0))
+        readers.append(reader)
+
+        async def close(w: asyncio.StreamWriter = writer) -> None:
+            w.close()
+
+        net.cleanups.append(close)
+    return readers
+
+
+def test_half_open_connections_cannot_block_a_real_handshake() -> None:
+    """Finding 8: 64 silent connections used to take every handshake slot until each timed
+    out. Now a new connection evicts the oldest handshake of the most crowded subnet."""
+    async def body(net: Net) -> None:
+        a = await net.node(config=replace(FAST, handshake_timeout=60.0))
+        cap = a.config.max_pending_handshakes
+        readers = await half_open(net, a, cap + 36)
+        await wait_until(lambda: a.stats["handshakes_evicted"] == 36,
+                         what="the last 36 connections to push out the first 36")
+        assert await closed_by_remote(readers[0], 1.0)  # the oldest was dropped
+        b = await net.node()
+        assert await b.connect(a.address) == a.peer_id  # long before any deadline
+        await connected(a, b)
+
+    run(body)
+
+
+def test_per_ip_and_per_subnet_limits_refuse_excess_inbound_before_the_handshake() -> None:
+    async def body(net: Net) -> None:
+        cfg = replace(FAST, limit_loopback=True, max_inbound_per_ip=2,
+                      max_inbound_per_subnet=3)
+        a = await net.node(config=cfg)
+        first = await half_open(net, a, 5, "127.0.5.1")
+        await wait_until(lambda: a.stats["refused_ip_limit"] == 3, what="per-IP limit")
+        assert [await closed_by_remote(r, 0.3) for r in first] == [False] * 2 + [True] * 3
+        await half_open(net, a, 2, "127.0.5.2")  # same /24: one more fits
+        await wait_until(lambda: a.stats["refused_ip_limit"] == 4, what="per-subnet limit")
+        # another subnet is unaffected, and a connected peer counts against its IP too
+        b = await net.node()
+        await b.connect(a.address)
+        await connected(a, b)
+        await half_open(net, a, 2)  # 127.0.0.1: b's connection plus one
+        await wait_until(lambda: a.stats["refused_ip_limit"] == 5, what="b's IP limit")
+        assert b.peer_id in a.connected_peers()
+
+        # Loopback is exempt unless asked for (every devnet node shares 127.0.0.1).
+        c = await net.node(config=replace(FAST, max_inbound_per_ip=1,
+                                          max_inbound_per_subnet=1))
+        await half_open(net, c, 5)
+        await c.connect(b.address)
+        await b.connect(c.address)
+        assert c.stats["refused_ip_limit"] == 0
+
+    run(body)
+
+
+def test_full_inbound_slots_leave_room_for_seeds_signers_and_better_peers() -> None:
+    """Finding 8: 60 fresh identities used to fill all 50 slots. Inbound now has its own
+    cap, seeds and protected signers always connect, and only a better-ranked newcomer
+    takes an inbound slot, from the worst inbound peer."""
+    async def body(net: Net) -> None:
+        seed = await net.node()
+        signer = await net.node()
+        a = await net.node(seeds=[seed.address], config=replace(FAST, max_inbound=4),
+                           max_peers=6, protected=[signer.peer_id])
+        await connected(a, seed)
+        inbox = Inbox()
+        a.subscribe("t", inbox)
+
+        # A useful peer earns merit by being first to deliver accepted gossip, then leaves.
+        good_key = PrivateKey.generate()
+        good = await net.node(identity=good_key)
+        await good.connect(a.address)
+        for i in range(5):
+            await good.publish("t", b"news %d" % i)
+        await wait_until(lambda: len(inbox.items) == 5)
+        assert a.peer_rank(good_key.public_key) == 5
+        await good.stop()
+        await wait_until(lambda: good_key.public_key not in a.connected_peers())
+
+        # Fresh identities fill the inbound slots; one more is refused.
+        sybils = [PrivateKey.generate() for _ in range(5)]
+        channels = []
+        for key in sybils:
+            channels.append(await raw_session(a, key))
+            net.cleanups.append(lambda ch=channels[-1]: _close(ch))
+        await wait_until(lambda: a.stats["refused_full"] == 1)
+        inbound = [p for p in sybils if p.public_key in a.connected_peers()]
+        assert len(inbound) == 4 and sybils[4] not in inbound
+        a.penalize(sybils[1].public_key, 10, "a little misbehaviour")
+
+        # Our own dials still find room: max_peers 6 - 4 inbound = 2 (the seed is extra).
+        other = await net.node()
+        await a.connect(other.address)
+        third = await net.node()
+        await a.connect(third.address)
+        with pytest.raises(P2PError, match="max_peers"):
+            await a.connect((await net.node()).address)
+        # ... and a protected signer or a seed connects with every slot taken.
+        await a.connect(signer.address)
+        port = seed.port
+        await seed.stop()
+        await wait_until(lambda: seed.peer_id not in a.connected_peers())
+        seed2 = await net.node(identity=seed.identity, port=port)
+        await connected(a, seed2)  # a's seed loop dialled again
+
+        # The useful peer comes back: it takes the worst inbound slot (the penalised one).
+        back = await net.node(identity=good_key)
+        await back.connect(a.address)
+        await connected(a, back)
+        assert a.stats["evictions"] == 1
+        assert sybils[1].public_key not in a.connected_peers()
+        assert all(k.public_key in a.connected_peers() for k in (sybils[0], *sybils[2:4]))
+        # A fresh identity still cannot take anybody's slot.
+        refused = a.stats["refused_full"]
+        late = await raw_session(a)
+        net.cleanups.append(lambda: _close(late))
+        await wait_until(lambda: a.stats["refused_full"] == refused + 1)
+
+    run(body)
+
+
+def test_an_ip_whose_identities_keep_getting_banned_is_banned_itself() -> None:
+    async def body(net: Net) -> None:
+        a = await net.node(config=replace(FAST, limit_loopback=True, ip_ban_after=2))
+        for _ in range(2):  # two fresh identities from one IP, each banned
+            key = PrivateKey.generate()
+            channel = await raw_session(a, key, source="127.0.6.1")
+            net.cleanups.append(lambda ch=channel: _close(ch))
+            await wait_until(lambda k=key: k.public_key in a.connected_peers())
+            a.penalize(key.public_key, 100, "misbehaved")
+        assert a.stats["ip_bans"] == 1
+        with pytest.raises(HandshakeError):  # a third one is not even answered
+            await raw_session(a, source="127.0.6.1")
+        assert a.stats["refused_ip_limit"] == 1
+        b = await net.node()  # other addresses are unaffected
+        await b.connect(a.address)
+        await connected(a, b)
+
+    run(body)
+
+
+async def _close(channel: SecureChannel) -> None:
+    channel.close()
 
 
 # --------------------------------------------------------------------------- backpressure

@@ -38,9 +38,14 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
     # The network id is the genesis hash: nodes of another chain (even one reusing our
     # chain id) fail the handshake instead of feeding us foreign blocks.
     p2p_config = P2PConfig(pex=config.pex, rate_frames=float(config.p2p_rate_frames),
-                           burst_frames=float(config.p2p_burst_frames))
+                           burst_frames=float(config.p2p_burst_frames),
+                           max_inbound=config.p2p_max_inbound,
+                           max_inbound_per_ip=config.p2p_inbound_per_ip,
+                           max_inbound_per_subnet=config.p2p_inbound_per_subnet,
+                           limit_loopback=config.p2p_limit_loopback)
+    # The validators are protected peers: always dialled and accepted, never evicted.
     p2p = P2P(key, node.genesis.hash().hex(), config.p2p_host, config.p2p_port, config.seeds,
-              config=p2p_config)
+              config=p2p_config, protected=[v.public_key for v in node.genesis.validators])
     signer = DurableSigner(key, home / SIGNER_STATE_FILE) if node.is_signer else None
     engine_config = EngineConfig(
         timeout_propose_ms=config.timeout_propose_ms,

@@ -9,6 +9,13 @@ fastest option per machine. Zebra implements the ZIP-215 rules, under which sing
 batch verification accept exactly the same signatures, so every node reaches the same
 verdict whatever path checked a signature. Signatures made by libsodium are standard
 RFC 8032 signatures and verify under both.
+
+One ZIP-215 rule we do not keep: it accepts a small-order point (one of the 8 points of
+order 1, 2, 4 or 8) as a public key, and under the cofactored equation anybody can then
+"sign" any message for it (``R`` = identity, ``s`` = 0). Every path here (``verify``,
+``verify_many`` and the worker processes of ``ParallelVerifier``) refuses such keys, in
+every encoding zebra would decode, before the curve is touched, so single and batch
+verification still agree on every input.
 """
 
 from __future__ import annotations
@@ -33,11 +40,31 @@ SEED_SIZE = 32
 _sign = _nb.crypto_sign
 _zverify = _zebra.ed_verify
 _ITEM = struct.Struct(">32s64sI")
+_P = 2**255 - 19
+# The y coordinates (as encoded, so y and y + p where y + p < 2^255) of the 8 small-order
+# points: order 1 (y = 1), 2 (y = -1), 4 (y = 0) and 8 (the other two). Same list as
+# libsodium's ``has_small_order`` blocklist.
+_SMALL_ORDER_Y = (
+    0, 1, _P - 1, _P, _P + 1,
+    2707385501144840649318225287225658788936804267575313519463743609750303402022,
+    55188659117513257062467267217118295137698188065244968500265048394206261417927,
+)
+# Each with either sign bit: zebra accepts a set sign bit on x = 0 (non-canonical).
+SMALL_ORDER_KEYS = frozenset((y | sign << 255).to_bytes(32, "little")
+                             for y in _SMALL_ORDER_Y for sign in (0, 1))
+
+
+def is_small_order(public_key: bytes) -> bool:
+    """True for every encoding of a point of order 1, 2, 4 or 8: such a key has no secret
+    behind it and ZIP-215 would accept forged signatures for it."""
+    return public_key in SMALL_ORDER_KEYS
 
 
 def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """True when ``signature`` is a valid Ed25519 signature of ``message`` by ``public_key``."""
-    if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
+    """True when ``signature`` is a valid Ed25519 signature of ``message`` by ``public_key``
+    (ZIP-215 rules, small-order public keys refused)."""
+    if (len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE
+            or public_key in SMALL_ORDER_KEYS):
         return False
     return _zverify(signature, message, public_key)
 
@@ -67,7 +94,7 @@ def _verify_packed(blob: bytes) -> bytes:
     while pos < end:
         pk, sig, n = unpack(view, pos)
         pos += size
-        out.append(1 if _zverify(sig, bytes(view[pos : pos + n]), pk) else 0)
+        out.append(1 if verify(pk, bytes(view[pos : pos + n]), sig) else 0)
         pos += n
     return bytes(out)
 

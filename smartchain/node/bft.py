@@ -45,9 +45,9 @@ from smartchain.consensus.engine import (
 from smartchain.consensus.signer import DurableSigner
 from smartchain.consensus.validators import Validator, ValidatorSet
 from smartchain.crypto.hashing import h256
-from smartchain.p2p import BadRequest
+from smartchain.p2p import BadRequest, Penalty
 from smartchain.state.chain import ChainError, StagedBlock
-from smartchain.state.errors import TxError
+from smartchain.state.errors import Code, TxError
 from smartchain.state.executor import CheckedTx
 from smartchain.types.block import Block, BlockHeader
 from smartchain.types.consensus import (
@@ -73,6 +73,10 @@ REQ_STATUS = "sync/status"
 MAX_STAGED = 16  # staged proposals kept per height (one per round at most, normally)
 TX_BATCH_MS = 20
 TX_BATCH_MAX = 2_000
+# Gossiped transactions no honest relay forwards (it verified and decoded them before
+# re-announcing): the sending peer is blamed for these. Duplicates, used nonces or a full
+# mempool are ordinary races between honest nodes and cost nothing.
+PEER_TX_FAULTS = frozenset({Code.BAD_SIGNATURE, Code.MALFORMED, Code.WRONG_CHAIN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,9 +411,18 @@ class ConsensusService:
 
     async def _on_txs(self, peer: bytes, payload: bytes) -> bool:
         batch = TxBatch.decode(payload)
+        if len(batch.txs) > TX_BATCH_MAX:  # more than we send: bounds one batch's cost
+            self.p2p.penalize(peer, Penalty.MALFORMED_MESSAGE,
+                              f"transaction batch of {len(batch.txs)} > {TX_BATCH_MAX}")
+            return False
         # The node re-announces only what it admitted (see Node.announce), so a flood of
-        # duplicates or invalid transactions dies at the first hop.
-        await self.node.submit_many_async(list(batch.txs))
+        # duplicates or invalid transactions dies at the first hop; a peer that sends
+        # provably invalid ones is penalised per transaction and soon banned.
+        results = await self.node.submit_many_async(list(batch.txs))
+        bad = [r for r in results if isinstance(r, TxError) and r.code in PEER_TX_FAULTS]
+        if bad:
+            self.p2p.penalize(peer, Penalty.INVALID_TX * len(bad),
+                              f"{len(bad)} invalid transactions ({bad[0].code.slug})")
         return False
 
     async def _flush_txs_forever(self) -> None:

@@ -32,6 +32,14 @@ class NodeConfig:
     pex: bool = True  # peer exchange; false: connect to the seeds only, dial nothing learned
     p2p_rate_frames: int = 5_000  # inbound frames per second and burst allowed per peer
     p2p_burst_frames: int = 10_000  # (beyond them the peer is disconnected and banned)
+    # Connection slots (smartchain/p2p/peers.py, "Slots"): inbound peers at most (the rest of
+    # the 50 is kept for our own dials; seeds and validators always connect), inbound
+    # connections per IP and per /24 (/48 for IPv6), and whether those two limits also apply
+    # to loopback addresses (off: a devnet runs all its nodes on 127.0.0.1).
+    p2p_max_inbound: int = 40
+    p2p_inbound_per_ip: int = 4
+    p2p_inbound_per_subnet: int = 8
+    p2p_limit_loopback: bool = False
     timeout_propose_ms: int = 3000  # consensus timeouts (they grow per round)
     timeout_vote_ms: int = 1000
     max_block_txs: int = 50_000
@@ -114,6 +122,9 @@ class NodeConfig:
                 raise ConfigError(f"{path}: {name} must be >= 0")
         if cfg.p2p_rate_frames <= 0 or cfg.p2p_burst_frames <= 0:
             raise ConfigError(f"{path}: p2p_rate_frames and p2p_burst_frames must be > 0")
+        for name in ("p2p_max_inbound", "p2p_inbound_per_ip", "p2p_inbound_per_subnet"):
+            if getattr(cfg, name) < 1:
+                raise ConfigError(f"{path}: {name} must be >= 1")
         return cfg
 
     def save(self, home: Path) -> None:

@@ -25,6 +25,25 @@ peer sends can raise out of the reader: the node never crashes on network input.
 Duplicate connections to one peer (both sides dialling at once) are resolved the same way
 on both ends: keep the connection initiated by the smaller public key; if the same side
 initiated both, keep the newer one (it only re-dials when it believes the old one dead).
+
+Slots, so that cheap connections and fresh identities cannot lock honest peers out:
+
+* **Handshakes.** Each must finish within ``handshake_timeout``. At most
+  ``max_inbound_per_ip`` inbound connections (handshaking or connected) come from one IP
+  and ``max_inbound_per_subnet`` from one /24 (IPv4) or /48 (IPv6); loopback is exempt
+  unless ``limit_loopback`` (a devnet runs every node on 127.0.0.1). Once
+  ``ip_ban_after`` identities from one IP have been banned, the IP itself is (fresh
+  identities are free, addresses are not). When all
+  ``max_pending_handshakes`` are taken, a new connection evicts the oldest handshake of
+  the subnet holding the most, rather than being refused.
+* **Inbound and outbound.** Inbound peers take at most ``max_inbound`` of the
+  ``max_peers`` slots, so our own dials always find room. Seeds and ``protected`` peers
+  (the validators) are outside both limits and never evicted.
+* **Eviction.** Peers earn merit (one point per gossip message they are first to deliver
+  and our handlers accept, up to ``max_merit``); rank = merit + penalty score. With the
+  inbound slots full, a newcomer ranked above the worst inbound peer (lowest rank, then
+  most crowded subnet, then youngest) takes its slot, so a fresh identity (rank 0) can
+  only replace a misbehaving one and never a proven peer.
 """
 
 from __future__ import annotations
@@ -32,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import ipaddress
 import logging
 import random
 import time
@@ -140,6 +160,7 @@ class Penalty:
     BAD_REQUEST = 20
     BAD_PEER_LIST = 20
     FLOOD = 100
+    INVALID_TX = 25  # per gossiped transaction no honest relay would forward
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +183,12 @@ class P2PConfig:
     score_recovery: float = 0.5  # points per second a negative score heals
     seen_cache: int = 100_000  # gossip ids remembered for de-duplication
     max_pending_handshakes: int = 64
+    max_inbound: int = 40  # inbound peers; the rest of max_peers is kept for our own dials
+    max_inbound_per_ip: int = 4  # inbound connections, handshaking or connected, per IP...
+    max_inbound_per_subnet: int = 8  # ...and per /24 (IPv4) or /48 (IPv6)
+    limit_loopback: bool = False  # apply the two above (and IP bans) to 127.0.0.0/8 and ::1
+    ip_ban_after: int = 3  # identities from one IP banned within ban_seconds: ban the IP
+    max_merit: float = 100.0  # cap on the points a peer earns by delivering gossip first
     max_inbound_requests: int = 64  # requests served concurrently per peer
     pex: bool = True  # peer exchange; False: send no addresses, dial none learned (seeds only)
     pex_interval: float = 30.0
@@ -228,6 +255,7 @@ class _Peer:
         "closed_fut",
         "connected_at",
         "ftokens",
+        "host",
         "inflight",
         "last_recv",
         "last_send",
@@ -239,6 +267,7 @@ class _Peer:
         "reader_task",
         "refill_at",
         "replaced",
+        "subnet",
         "tasks",
         "wake",
         "writer_task",
@@ -251,6 +280,8 @@ class _Peer:
         self.channel = channel
         self.outbound = outbound
         self.address = address
+        self.host = channel.remote_host() or ""
+        self.subnet = _subnet(self.host)
         self.prio = _Lane(cfg.priority_queue_size)
         self.norm = _Lane(cfg.normal_queue_size)
         self.wake = asyncio.Event()
@@ -275,7 +306,10 @@ class P2P:
 
     def __init__(self, identity: PrivateKey, network_id: str, host: str = "127.0.0.1",
                  port: int = 0, seeds: Iterable[str] = (), max_peers: int = 50,
-                 max_frame: int = 4 * MiB, *, config: P2PConfig | None = None) -> None:
+                 max_frame: int = 4 * MiB, *, config: P2PConfig | None = None,
+                 protected: Iterable[bytes] = ()) -> None:
+        """``protected``: peer ids (the validators) we always connect to and accept, in
+        any slot situation, and never evict; the seeds are protected too."""
         self.identity = identity
         self.peer_id: bytes = identity.public_key
         self.network_id = network_id
@@ -289,6 +323,7 @@ class P2P:
         self.max_peers = max_peers
         self.max_frame = max_frame
         self.config = config or P2PConfig()
+        self.protected = frozenset(protected) | {parse_address(s)[0] for s in self.seeds}
         self.stats: Counter[str] = Counter()
         self.on_peer_connected: list[PeerCallback] = []
         self.on_peer_disconnected: list[PeerCallback] = []
@@ -297,13 +332,18 @@ class P2P:
         self._peers: dict[bytes, _Peer] = {}
         self._known: dict[bytes, str] = {}
         self._scores: dict[bytes, tuple[float, float]] = {}
+        self._merit: dict[bytes, float] = {}
         self._banned: dict[bytes, float] = {}
         self._banned_addrs: dict[str, float] = {}
+        self._ip_bans: dict[str, list[float]] = {}  # host -> when its identities were banned
+        self._banned_ips: dict[str, float] = {}
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._pending: dict[int, tuple[_Peer, asyncio.Future[bytes]]] = {}
         self._next_req = 1
         self._dialing: dict[bytes, asyncio.Task[bytes]] = {}
         self._accepting: set[asyncio.Task[Any]] = set()
+        # inbound connections not yet admitted: (host, subnet), oldest first
+        self._handshaking: dict[asyncio.Task[Any], tuple[str, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._peer_tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
@@ -455,6 +495,10 @@ class P2P:
         """Current score: 0 for a well-behaved peer, negative after penalties."""
         return self._score_at(peer_id, time.monotonic())
 
+    def peer_rank(self, peer_id: bytes) -> float:
+        """What eviction compares: merit earned by useful gossip plus the penalty score."""
+        return self._merit.get(peer_id, 0.0) + self.peer_score(peer_id)
+
     def is_banned(self, peer_id: bytes) -> bool:
         until = self._banned.get(peer_id)
         if until is None:
@@ -482,7 +526,7 @@ class P2P:
             return key
         task = self._dialing.get(key)
         if task is None:
-            if len(self._peers) + len(self._dialing) >= self.max_peers:
+            if key not in self.protected and self._slots_used() >= self.max_peers:
                 raise DialError(f"max_peers ({self.max_peers}) reached")
             task = asyncio.get_running_loop().create_task(self._dial(key, host, port, address))
             self._dialing[key] = task
@@ -521,12 +565,16 @@ class P2P:
                          writer: asyncio.StreamWriter) -> None:
         """Inbound connection: handshake, then admit. Never raises."""
         task = asyncio.current_task()
-        if (self._closing or task is None
-                or len(self._accepting) >= self.config.max_pending_handshakes):
-            self.stats["refused_busy"] += 1
+        peername = writer.get_extra_info("peername")
+        host = str(peername[0]) if isinstance(peername, tuple) and peername else ""
+        if self._closing or task is None or not self._inbound_host_allowed(host):
+            self.stats["refused_busy" if self._closing else "refused_ip_limit"] += 1
             writer.transport.close()
             return
+        if self._handshaking and len(self._handshaking) >= self.config.max_pending_handshakes:
+            self._evict_handshake()
         self._accepting.add(task)
+        self._handshaking[task] = (host, _subnet(host))
         try:
             channel = await handshake.respond(
                 reader, writer, self.identity, self.network_id, listen_port=self.port,
@@ -543,6 +591,7 @@ class P2P:
             writer.transport.close()
         finally:
             self._accepting.discard(task)
+            self._handshaking.pop(task, None)
 
     def _prefer_new(self, existing: _Peer, outbound: bool) -> bool:
         """Duplicate resolution; both ends reach the same verdict (module docstring)."""
@@ -569,16 +618,16 @@ class P2P:
             if not self._prefer_new(existing, outbound):
                 channel.close()
                 return existing
-        elif len(self._peers) >= self.max_peers:
-            self.stats["refused_full"] += 1
-            channel.close()
-            return None
         if address is None and channel.peer_listen_port:
             host = channel.remote_host()
             if host:
                 address = format_address(pid, host, channel.peer_listen_port)
         if address is not None and self._addr_banned(_hostport(address)):
             self.stats["refused_banned"] += 1
+            channel.close()
+            return None
+        if existing is None and not outbound and not self._inbound_room(pid):
+            self.stats["refused_full"] += 1
             channel.close()
             return None
         peer = _Peer(channel, outbound, address, self.config)
@@ -602,6 +651,84 @@ class P2P:
         if existing is None:
             self._fire(self.on_peer_connected, pid)
         return peer
+
+    def _slots_used(self) -> int:
+        """Connections and dials in flight that count against ``max_peers``."""
+        protected = self.protected
+        return (sum(1 for pid in self._peers if pid not in protected)
+                + sum(1 for pid in self._dialing if pid not in protected))
+
+    def _inbound_room(self, pid: bytes) -> bool:
+        """Whether an authenticated inbound ``pid`` may stay, evicting a worse inbound
+        peer if that is what it takes (module docstring, "Slots")."""
+        if pid in self.protected:
+            return True
+        inbound = [p for p in self._peers.values()
+                   if not p.outbound and p.peer_id not in self.protected]
+        limit = min(self.config.max_inbound, self.max_peers)
+        if len(inbound) < limit and self._slots_used() < self.max_peers:
+            return True
+        if not inbound:
+            return False
+        crowd = Counter(p.subnet for p in inbound)
+        worst = min(inbound, key=lambda p: (self.peer_rank(p.peer_id), -crowd[p.subnet],
+                                            -p.connected_at))
+        if self.peer_rank(pid) <= self.peer_rank(worst.peer_id):
+            return False
+        self.stats["evictions"] += 1
+        self._disconnect(worst, "evicted for a better-ranked peer")
+        return True
+
+    def _inbound_host_allowed(self, host: str) -> bool:
+        """IP bans, and per-IP and per-subnet limits on inbound connections, checked
+        before the handshake so that one address cannot hold every handshake slot."""
+        cfg = self.config
+        if not self._limited(host):
+            return True
+        until = self._banned_ips.get(host)
+        if until is not None:
+            if until > time.monotonic():
+                return False
+            del self._banned_ips[host]
+        subnet = _subnet(host)
+        places = [(p.host, p.subnet) for p in self._peers.values() if not p.outbound]
+        places += self._handshaking.values()
+        same_ip = sum(1 for h, _ in places if h == host)
+        same_net = sum(1 for _, n in places if n == subnet)
+        return same_ip < cfg.max_inbound_per_ip and same_net < cfg.max_inbound_per_subnet
+
+    def _limited(self, host: str) -> bool:
+        """Whether per-IP limits and IP bans apply to ``host`` (not to loopback, unless
+        ``limit_loopback``; not to a non-IP socket)."""
+        try:
+            return not _ip(host).is_loopback or self.config.limit_loopback
+        except ValueError:
+            return False
+
+    def _note_ip_ban(self, host: str, now: float) -> None:
+        """A fresh identity costs an attacker nothing; its IP does. After ``ip_ban_after``
+        banned identities from one IP within ``ban_seconds``, refuse that IP outright."""
+        cfg = self.config
+        recent = [t for t in self._ip_bans.pop(host, []) if t > now - cfg.ban_seconds]
+        recent.append(now)
+        self._ip_bans[host] = recent
+        if len(self._ip_bans) > 10 * cfg.max_known:
+            self._ip_bans.pop(next(iter(self._ip_bans)))
+        if len(recent) >= cfg.ip_ban_after:
+            self._banned_ips[host] = now + cfg.ban_seconds
+            self.stats["ip_bans"] += 1
+            log.warning("banned IP %s for %.0fs: %d of its identities banned", host,
+                        cfg.ban_seconds, len(recent))
+
+    def _evict_handshake(self) -> None:
+        """All handshake slots taken: drop the oldest handshake of the most crowded
+        subnet, so a flood of half-open connections makes room instead of blocking."""
+        crowd = Counter(n for _, n in self._handshaking.values())
+        top = max(crowd.values())
+        victim = next(t for t, (_, n) in self._handshaking.items() if crowd[n] == top)
+        del self._handshaking[victim]
+        victim.cancel()
+        self.stats["handshakes_evicted"] += 1
 
     def _disconnect(self, peer: _Peer, reason: str) -> None:
         """Tear one connection down; idempotent, callable from the peer's own tasks."""
@@ -738,6 +865,7 @@ class P2P:
             seen.popitem(last=False)
         self.stats["gossip_received"] += 1
         if await self._deliver(peer, env):
+            self._credit(peer.peer_id)
             await self._broadcast(frame, peer.peer_id, env.kind == Kind.GOSSIP_PRIORITY)
 
     def _on_request(self, peer: _Peer, env: Envelope) -> None:
@@ -836,7 +964,7 @@ class P2P:
                 continue
             self._remember(key, address)
             fresh.append(address)
-        room = self.max_peers - len(self._peers) - len(self._dialing)
+        room = self.max_peers - self._slots_used()
         for address in fresh[:max(0, room)]:
             self._spawn(self._dial_discovered(address), f"dial {address}")
 
@@ -993,6 +1121,13 @@ class P2P:
         if len(self._seen) > self.config.seen_cache:
             self._seen.popitem(last=False)
 
+    def _credit(self, peer_id: bytes) -> None:
+        """One point of merit for a useful first delivery (bounded memory, like scores)."""
+        merit = self._merit
+        merit[peer_id] = min(self.config.max_merit, merit.pop(peer_id, 0.0) + 1.0)
+        if len(merit) > 10 * self.config.max_known:
+            merit.pop(next(iter(merit)))
+
     def _score_at(self, peer_id: bytes, now: float) -> float:
         entry = self._scores.get(peer_id)
         if entry is None:
@@ -1018,6 +1153,8 @@ class P2P:
             # Only an address we dialled and found this identity at: an inbound peer's
             # listen port is its own claim and could name somebody else's endpoint.
             self._banned_addrs[_hostport(peer.address)] = until
+        if peer is not None and not peer.outbound and self._limited(peer.host):
+            self._note_ip_ban(peer.host, now)
         self.stats["bans"] += 1
         log.warning("banned peer %s for %.0fs: %s", peer_id.hex()[:16],
                     self.config.ban_seconds, reason)
@@ -1110,6 +1247,23 @@ class P2P:
 def _check_topic(topic: str) -> None:
     if not isinstance(topic, str) or not topic or len(topic.encode("utf-8")) > MAX_TOPIC_LEN:
         raise ValueError(f"topic must be a non-empty string of at most {MAX_TOPIC_LEN} bytes")
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    ip = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone index
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _subnet(host: str) -> str:
+    """The /24 (IPv4) or /48 (IPv6) a host is in: one operator's addresses, roughly."""
+    try:
+        ip = _ip(host)
+    except ValueError:
+        return host
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 def _hostport(address: str) -> str:

@@ -177,6 +177,7 @@ class Provider(Struct):
     registered: U64  # height
     owner: Fixed20  # the account operating it (itself unless declared): replicas of one
     network: Str  # task never go to two providers sharing an owner or a network
+    bonded: U128 = 0  # stake backing the pay of the replicas it holds or owes an output for
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +483,9 @@ class Slot:
     placed_rate: int = 0
     owner: bytes = b""
     network: str = ""
+    stake: int = 0  # its stake: the pay of every replica it holds must be covered
+    bonded: int = 0  # the part of it backing replicas it holds
+    placed_bond: int = 0
 
 
 def slot_weight(s: Slot) -> int:
@@ -494,13 +498,15 @@ def _tie(seed: bytes, address: bytes) -> bytes:
 
 
 def swrr_pick(slots: list[Slot], rate: int, exclude: Container[bytes],
-              seed: bytes = b"") -> Slot | None:
+              seed: bytes = b"", bond: int = 0) -> Slot | None:
     """One step of smooth weighted round-robin (nginx) over the slots that can take one more
-    replica reserving ``rate`` fuel/s; updates the slots and returns the chosen one."""
+    replica reserving ``rate`` fuel/s and ``bond`` of stake; updates the slots and returns
+    the chosen one."""
     best: Slot | None = None
     total = 0
     for s in slots:
-        if s.capacity <= 0 or s.reserved + rate > s.capacity or s.address in exclude:
+        if s.capacity <= 0 or s.reserved + rate > s.capacity or s.address in exclude or \
+                s.bonded + bond > s.stake:
             continue
         w = slot_weight(s)
         s.current += w
@@ -514,7 +520,15 @@ def swrr_pick(slots: list[Slot], rate: int, exclude: Container[bytes],
     best.reserved += rate
     best.placed += 1
     best.placed_rate += rate
+    best.bonded += bond
+    best.placed_bond += bond
     return best
+
+
+def replica_bond(job: Job) -> int:
+    """The stake a replica holds bonded: the most it can be paid. A winner who never
+    releases the output gives its pay back out of it, so withholding never pays."""
+    return job.fuel_per_task * job.price_per_fuel
 
 
 def replica_rate(fuel_per_task: int, deadline_blocks: int, block_time_ms: int) -> int:
@@ -563,7 +577,7 @@ def _slots(env: _Env) -> list[Slot]:
     """The providers that may get new replicas, in address order."""
     params = env.params
     return [Slot(a, p.capability, effective_capability(p, params), p.reserved, p.current,
-                 owner=p.owner, network=p.network)
+                 owner=p.owner, network=p.network, stake=p.stake, bonded=p.bonded)
             for a, p in env.all_providers() if _eligible(p, params)]
 
 
@@ -575,7 +589,7 @@ def _store_slots(env: _Env, slots: list[Slot]) -> None:
             continue
         env.put_provider(s.address, replace(
             p, current=min(I64_MAX, max(I64_MIN, s.current)), load=p.load + s.placed,
-            reserved=p.reserved + s.placed_rate))
+            reserved=p.reserved + s.placed_rate, bonded=p.bonded + s.placed_bond))
 
 
 def _put(env: _Env, job_id: int, job: Job, idx: int, task: Task) -> None:
@@ -603,10 +617,13 @@ def _set_task_deadline(env: _Env, job_id: int, idx: int, task: Task, deadline: i
     return replace(task, deadline=deadline)
 
 
-def _release(env: _Env, job_id: int, job: Job, idx: int, rep: Replica) -> None:
-    """The provider no longer holds this replica: its load and reservation go down."""
+def _release(env: _Env, job_id: int, job: Job, idx: int, rep: Replica,
+             keep_bond: bool = False) -> None:
+    """The provider no longer holds this replica: its load and reservation go down, and
+    its bond too unless it still owes the output (``keep_bond``)."""
     p = _need_provider(env, rep.provider)
-    env.put_provider(rep.provider, replace(p, load=max(0, p.load - 1),
+    bonded = p.bonded if keep_bond else max(0, p.bonded - replica_bond(job))
+    env.put_provider(rep.provider, replace(p, load=max(0, p.load - 1), bonded=bonded,
                                            reserved=max(0, p.reserved - job.rate)))
     env.delete(_assigned_key(rep.provider, job_id, idx))
     if rep.deadline:
@@ -639,12 +656,15 @@ def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[S
     lost = {r.provider for r in task.replicas if r.status == EXPIRED}
     seed = env.seed(job_id, idx)
     height = env.block.height
-    undo = [(s.current, s.reserved, s.placed, s.placed_rate) for s in slots] if not live else []
+    undo = [(s.current, s.reserved, s.placed, s.placed_rate, s.bonded, s.placed_bond)
+            for s in slots] if not live else []
+    bond = replica_bond(job)
     picked: list[Slot] = []
     for _ in range(need):
         env.charge(env.params.compute_scan_gas * len(slots))
-        s = swrr_pick(slots, job.rate, _related(slots, held, owners, networks), seed) or \
-            swrr_pick(slots, job.rate, _related(slots, held - lost, owners, networks), seed)
+        s = swrr_pick(slots, job.rate, _related(slots, held, owners, networks), seed, bond) or \
+            swrr_pick(slots, job.rate, _related(slots, held - lost, owners, networks), seed,
+                      bond)
         if s is None:
             break
         held.add(s.address)
@@ -652,8 +672,8 @@ def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[S
         networks.add(s.network)
         picked.append(by_address[s.address])
     if undo and len(picked) < need:
-        for s, (current, reserved, placed, rate) in zip(slots, undo, strict=True):
-            s.current, s.reserved, s.placed, s.placed_rate = current, reserved, placed, rate
+        for s, saved in zip(slots, undo, strict=True):
+            s.current, s.reserved, s.placed, s.placed_rate, s.bonded, s.placed_bond = saved
         return task
     placed: list[Replica] = []
     for s in picked:
@@ -765,9 +785,9 @@ def _agree(env: _Env, job_id: int, job: Job, idx: int, task: Task, winners: list
              replicas=len(revealed))
     if w.error or w.digest == EMPTY_DIGEST:  # nothing to release: the result is on chain
         return _verified(env, job_id, job, idx, task, b"")
-    for r in task.replicas:  # the replicas' work is done: their capacity is free
-        if r.status in LIVE:
-            _release(env, job_id, job, idx, r)
+    for r in task.replicas:  # the replicas' work is done: their capacity is free, not the
+        if r.status in LIVE:  # winners' bond: it backs the pay until the output is out
+            _release(env, job_id, job, idx, r, keep_bond=r.provider in winning)
     deadline = env.block.height + env.params.compute_reveal_blocks
     for r in winners:
         _owe(env, r.provider, job_id, idx, OWE_RELEASE, deadline)
@@ -778,14 +798,26 @@ def _agree(env: _Env, job_id: int, job: Job, idx: int, task: Task, winners: list
 
 def _verified(env: _Env, job_id: int, job: Job, idx: int, task: Task,
               output: bytes) -> tuple[Job, Task]:
-    """The agreed result is on chain: the task is done."""
-    for r in task.replicas:
-        if r.status == REVEALED:
+    """The agreed result is on chain: the task is done (and the winners' bond free)."""
+    if task.status == AGREED:
+        for r in _winners(task):
+            _unbond(env, r.provider, job)
             env.delete(_assigned_key(r.provider, job_id, idx))
     task = _set_task_deadline(env, job_id, idx, replace(task, output=output), 0)
     env.emit("compute_task_verified", job=job_id, task=idx, fuel=task.fuel_used,
              output_size=len(output))
     return _finish_task(env, job_id, job, idx, task, VERIFIED)
+
+
+def _winners(task: Task) -> list[Replica]:
+    """The replicas whose reveal is the agreed result."""
+    return [r for r in task.replicas if r.status == REVEALED
+            and (r.digest, r.error, r.fuel_used) == (task.digest, task.error, task.fuel_used)]
+
+
+def _unbond(env: _Env, address: bytes, job: Job) -> None:
+    p = _need_provider(env, address)
+    env.put_provider(address, replace(p, bonded=max(0, p.bonded - replica_bond(job))))
 
 
 def _slash(env: _Env, address: bytes, job_id: int, idx: int, bps: int = 0, extra: int = 0,
@@ -899,11 +931,11 @@ def _expire_task(env: _Env, job_id: int, idx: int) -> None:
     job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
     assert job is not None and task is not None, "a deadline names a task that does not exist"
     if task.status == AGREED:
-        for r in task.replicas:
-            if r.status == REVEALED:
-                job = _miss(env, r.provider, job_id, job, idx,
-                            extra=r.fuel_used * job.price_per_fuel)
-                env.delete(_assigned_key(r.provider, job_id, idx))
+        for r in _winners(task):  # the out-voted owed nothing
+            job = _miss(env, r.provider, job_id, job, idx,
+                        extra=r.fuel_used * job.price_per_fuel)
+            _unbond(env, r.provider, job)
+            env.delete(_assigned_key(r.provider, job_id, idx))
         env.emit("compute_task_failed", job=job_id, task=idx, reason="output not released")
     else:
         env.emit("compute_task_failed", job=job_id, task=idx, reason="no provider in time")
@@ -941,13 +973,14 @@ def _place_pending(env: _Env) -> None:
     _store_slots(env, slots)
 
 
-def distinct_providers(slots: list[Slot], rate: int, want: int) -> int:
-    """How many of ``slots`` able to run a replica of ``rate`` fuel/s share no owner and no
-    network, up to ``want``: a maximum matching of owners to networks (Kuhn's augmenting
-    paths; a provider without a network is a network of its own)."""
+def distinct_providers(slots: list[Slot], rate: int, want: int, bond: int = 0) -> int:
+    """How many of ``slots`` able to run a replica of ``rate`` fuel/s with a stake covering
+    ``bond`` share no owner and no network, up to ``want``: a maximum matching of owners to
+    networks (Kuhn's augmenting paths; a provider without a network is a network of its
+    own)."""
     edges: dict[bytes, list[str]] = {}
     for s in slots:
-        if s.capacity >= rate:
+        if s.capacity >= rate and s.stake >= bond:
             edges.setdefault(s.owner, []).append(s.network or "@" + s.address.hex())
     match: dict[str, bytes] = {}
 
@@ -1118,14 +1151,16 @@ def _handle_post(ctx: TxContext, msg: PostJob) -> None:
     if len(msg.tasks) > params.compute_max_tasks:
         raise _fail(f"{len(msg.tasks)} tasks, at most {params.compute_max_tasks} per job")
     rate = replica_rate(msg.fuel_per_task, msg.deadline_blocks, params.block_time_ms)
-    slots = _slots(env)
-    env.charge(params.compute_scan_gas * len(slots) * msg.redundancy)
-    able = distinct_providers(slots, rate, msg.redundancy)
-    if able < msg.redundancy:
-        raise _fail(f"redundancy {msg.redundancy} needs as many active providers of distinct "
-                    f"owners and networks able to run {rate} fuel/s; there are {able}")
     escrow = job_escrow(msg)
     env.move(ctx.sender, MODULE_ACCOUNT, escrow)
+    slots = _slots(env)
+    env.charge(params.compute_scan_gas * len(slots) * msg.redundancy)
+    bond = msg.fuel_per_task * msg.price_per_fuel
+    able = distinct_providers(slots, rate, msg.redundancy, bond)
+    if able < msg.redundancy:
+        raise _fail(f"redundancy {msg.redundancy} needs as many active providers of distinct "
+                    f"owners and networks able to run {rate} fuel/s with a stake of at least "
+                    f"{bond} (a replica's pay); there are {able}")
     job_id = _next_job_id(env)
     job = Job(ctx.sender, _store_module(env, msg.module),
               _store_module(env, msg.reduce) if msg.reduce else None, len(msg.tasks),

@@ -150,10 +150,10 @@ class Workers:
         slot = (k.address, a.job, a.task)
         if a.action == "commit":
             self.results[slot] = out = self.result(k, a)
-            return CommitResult(a.job, a.task, commitment(*out, k.address))
+            return CommitResult(a.job, a.task, commitment(*out, k.address, a.salt))
         if a.action == "reveal":
             output, error, fuel = self.results[slot]
-            return RevealResult(a.job, a.task, output_digest(output), error, fuel)
+            return RevealResult(a.job, a.task, output_digest(output, a.salt), error, fuel)
         if a.action == "release" and k.address not in self.hoarders:
             return ReleaseOutputs((ReleaseOutput(a.job, a.task, self.results[slot][0]),))
         return None
@@ -466,6 +466,37 @@ def test_batched_answers_verify_and_a_bad_item_fails_the_whole_batch(net: Net) -
                         (ReleaseOutputs(()), "1 to 1024")]:
         with pytest.raises(TxError, match=reason):
             net.kit.check(net.chain, net.sign(a, msg))
+
+
+
+def test_a_replica_placed_after_a_public_reveal_cannot_copy_it_to_get_paid(net: Net) -> None:
+    """A revealed, B never revealed and lost its replica; C, placed after A's reveal was on
+    chain, commits to A's digest without running the task. Every live replica commits again
+    to the new round's salt, so the copy matches nobody and earns nothing."""
+    net.register(PROVIDERS[:4])
+    job_id = net.post((b"one two three four",), deadline=3)
+    a, b = (next(k for k in PROVIDERS if k.address == r.provider)
+            for r in net.read(job_view, job_id).tasks[0].replicas)
+    workers = Workers(net, [a, b])
+    net.block(*workers.txs())  # both commit
+    workers.keys = [a]
+    net.block(*workers.txs())  # a reveals: its digest is public, in a block and in state
+    (seen,) = [r for r in net.read(job_view, job_id).tasks[0].replicas if r.status == "revealed"]
+    while net.read(get_provider, b.address).misses == 0:  # b misses its deadline
+        net.block()
+    (late,) = [r.provider for r in net.read(job_view, job_id).tasks[0].replicas
+               if r.provider not in (a.address, b.address)]
+    c = next(k for k in PROVIDERS if k.address == late)
+    copy = cm.digest_commitment(seen.digest, seen.error, seen.fuel_used, c.address)
+    net.ok(c, CommitResult(job_id, 0, copy))
+    net.block(*workers.txs())  # a answers what it owes now
+    net.send(c, RevealResult(job_id, 0, seen.digest, seen.error, seen.fuel_used))
+    workers.keys = [k for k in PROVIDERS[:4] if k is not c]  # c does nothing more
+    view = workers.run(job_id)
+    assert view.tasks[0].status == "verified" and u64(view.tasks[0].output) == 4
+    assert c.address not in winners(view)
+    assert net.balance(c) == 10_000 * HPC - STAKE - net.fees[c.address]  # never paid
+    assert net.read(get_provider, c.address).slashed > 0  # and its silence cost stake
 
 
 def test_a_commitment_cannot_be_copied_from_another_provider(net: Net) -> None:

@@ -35,7 +35,11 @@ Why it is shaped this way:
 - **Commit, reveal a hash, then release.** A worker commits to ``commitment(output, error,
   fuel, address)`` (its own address is in the hash, so a commitment cannot be copied);
   reveals open when every live replica of the task has committed and show the output's
-  hash (``output_digest``), not the output. A runner error (``out of fuel``, a trap) is a
+  hash (``output_digest``), not the output. A replica added once a reveal of its task is
+  public (a replacement, or an extra one after a disagreement) could commit to that reveal
+  without running anything; so the task starts a new round: every live replica commits
+  again to a digest salted for the round (``round_salt``, given in the assignment), which
+  the earlier reveals say nothing about. A runner error (``out of fuel``, a trap) is a
   result like any other: matching errors verify and the requester pays the fuel. An error
   marked machine-dependent (a native stack overflow) is an abstention: no pay, no penalty,
   another replica is placed.
@@ -49,8 +53,10 @@ Why it is shaped this way:
   for every winner is shared equally. Only then is the output put on chain
   (``release_outputs``, by any winner, checked against the hash) within
   ``compute_reveal_blocks``; if none does, the winners give their pay back out of their
-  stake with a miss and the task fails. So the output never travels before its payment
-  is final, and a paid output cannot be withheld for free.
+  stake with a miss and the task fails. A replica is only placed on a provider whose
+  stake, beyond what its other replicas hold ``bonded``, covers the most the replica can
+  pay (``replica_bond``); the bond is held until the output is out. So the output never
+  travels before its payment is final, and withholding a paid output never profits.
 - **Cancelling** drops only the tasks no replica has committed to (their budget returns at
   once); tasks with a commitment run to their end and are paid, and the job closes as
   cancelled after them: a cancel sent after seeing anything cannot take work's pay away.
@@ -205,6 +211,7 @@ class Task(Struct):
     fuel_used: U64
     digest: Fixed32  # the output hash a quorum agreed on (paid for; output released later)
     deadline: U64  # placement deadline (short of replicas) or release deadline; 0: none
+    round: U32 = 0  # bumped when replicas are added after a reveal was public (``round_salt``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,8 +335,17 @@ PAYLOADS: dict[str, type[Struct]] = {
 }
 
 
-def output_digest(output: bytes) -> bytes:
-    """What a reveal shows of an output: replicas are compared by it."""
+def round_salt(job_id: int, idx: int, rnd: int) -> bytes:
+    """What a task's round ``rnd`` mixes into output digests (nothing in round 0): digests
+    revealed in an earlier round say nothing about this round's."""
+    return h256_tagged(b"smart/compute/round", _jt(job_id, idx), _U32.pack(rnd)) if rnd else b""
+
+
+def output_digest(output: bytes, salt: bytes = b"") -> bytes:
+    """What a reveal shows of an output: replicas are compared by it. An empty output (and
+    a runner error, which has none) hides nothing, so it is never salted."""
+    if salt and output:
+        return h256_tagged(b"smart/compute/out-salted", salt, output)
     return h256_tagged(b"smart/compute/out", output)
 
 
@@ -340,9 +356,11 @@ def digest_commitment(digest: bytes, error: str, fuel_used: int, provider: bytes
     return h256_tagged(b"smart/compute/c", _Outcome(digest, error, fuel_used).encode(), provider)
 
 
-def commitment(output: bytes, error: str, fuel_used: int, provider: bytes) -> bytes:
-    """What a worker commits to: its result bound to its own address."""
-    return digest_commitment(output_digest(output), error, fuel_used, provider)
+def commitment(output: bytes, error: str, fuel_used: int, provider: bytes,
+               salt: bytes = b"") -> bytes:
+    """What a worker commits to: its result (digested with the task round's ``salt``, as
+    its assignment says) bound to its own address."""
+    return digest_commitment(output_digest(output, salt), error, fuel_used, provider)
 
 
 def job_escrow(msg: PostJob) -> int:
@@ -385,8 +403,9 @@ def _assigned_key(provider: bytes, job_id: int, idx: int) -> bytes:
     return ASSIGNED_PREFIX + provider + _jt(job_id, idx)
 
 
-def _owe(env: _Env, provider: bytes, job_id: int, idx: int, what: bytes, deadline: int) -> None:
-    env.set(_assigned_key(provider, job_id, idx), what + _U64.pack(deadline))
+def _owe(env: _Env, provider: bytes, job_id: int, idx: int, what: bytes, deadline: int,
+         rnd: int = 0) -> None:
+    env.set(_assigned_key(provider, job_id, idx), what + _U64.pack(deadline) + _U32.pack(rnd))
 
 
 def _split_jt(raw: bytes) -> tuple[int, int]:
@@ -681,7 +700,7 @@ def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[S
         placed.append(Replica(s.address, ASSIGNED, height, env.block.time_ms, deadline, _ZERO32,
                               _ZERO32, "", 0, 0))
         env.set(_deadline_key(deadline, job_id, idx, s.address), MARK)
-        _owe(env, s.address, job_id, idx, OWE_COMMIT, deadline)
+        _owe(env, s.address, job_id, idx, OWE_COMMIT, deadline, task.round)
     if not placed:
         return task
     return replace(task, replicas=task.replicas + tuple(placed))
@@ -697,9 +716,31 @@ def _reveal_deadlines(env: _Env, job_id: int, idx: int, task: Task, deadline: in
                 env.delete(_deadline_key(r.deadline, job_id, idx, r.provider))
             if deadline:
                 env.set(_deadline_key(deadline, job_id, idx, r.provider), MARK)
-            _owe(env, r.provider, job_id, idx, OWE_REVEAL if deadline else OWE_NOTHING, deadline)
+            _owe(env, r.provider, job_id, idx, OWE_REVEAL if deadline else OWE_NOTHING, deadline,
+                 task.round)
             r = replace(r, deadline=deadline)
         replicas.append(r)
+    return replace(task, replicas=tuple(replicas))
+
+
+def _new_round(env: _Env, job_id: int, job: Job, idx: int, task: Task) -> Task:
+    """A replica is to be added while reveals of this task are public: a newcomer could
+    commit to one without running anything. So every live replica that committed or
+    revealed commits again (within ``deadline_blocks``) to a digest salted for the new
+    round, which the old reveals say nothing about."""
+    deadline = env.block.height + job.deadline_blocks
+    task = replace(task, round=task.round + 1)
+    replicas = []
+    for r in task.replicas:
+        if r.status in (COMMITTED, REVEALED):
+            if r.deadline:
+                env.delete(_deadline_key(r.deadline, job_id, idx, r.provider))
+            env.set(_deadline_key(deadline, job_id, idx, r.provider), MARK)
+            _owe(env, r.provider, job_id, idx, OWE_COMMIT, deadline, task.round)
+            r = replace(r, status=ASSIGNED, deadline=deadline, commitment=_ZERO32,
+                        digest=_ZERO32, error="", fuel_used=0)
+        replicas.append(r)
+    env.emit("compute_task_round", job=job_id, task=idx, round=task.round)
     return replace(task, replicas=tuple(replicas))
 
 
@@ -714,6 +755,8 @@ def _settle(env: _Env, job_id: int, job: Job, idx: int, task: Task,
             if lost > env.params.compute_max_reassign:
                 env.emit("compute_task_failed", job=job_id, task=idx, reason="replicas lost")
                 return _finish_task(env, job_id, job, idx, task, FAILED)
+            if any(r.status == REVEALED for r in task.replicas):
+                task = _new_round(env, job_id, job, idx, task)
             if slots is not None:
                 task = _place(env, job_id, job, idx, task, slots)
                 live = sum(r.status in LIVE for r in task.replicas)
@@ -1292,11 +1335,12 @@ def _release_output(env: _Env, sender: bytes, msg: ReleaseOutput) -> None:
     task = get_task(env.store, msg.job, msg.task) if job is not None else None
     if job is None or task is None:
         raise _fail(f"no task {msg.task} in job {msg.job}")
-    if task.status == VERIFIED and output_digest(msg.output) == task.digest:
+    digest = output_digest(msg.output, round_salt(msg.job, msg.task, task.round))
+    if task.status == VERIFIED and digest == task.digest:
         return
     if task.status != AGREED:
         raise _fail(f"task is {TASK_STATUS[task.status]}, not waiting for its output")
-    if output_digest(msg.output) != task.digest:
+    if digest != task.digest:
         raise _fail("output does not match the digest the replicas agreed on")
     env.charge(env.params.gas_per_tx_byte * len(msg.output))  # kept in state for ever
     job, task = _verified(env, msg.job, job, msg.task, task, msg.output)
@@ -1388,6 +1432,7 @@ class Assignment(Struct):
     fuel: U64
     deadline: U64  # 0 while waiting for the other replicas
     action: Str  # "commit", "reveal", "release" (the output, once paid) or "wait"
+    salt: Bytes = b""  # digest the output with it (``output_digest``) to commit and reveal
 
 
 def _params(view: Any) -> Params:
@@ -1451,7 +1496,8 @@ def assignments(view: Any, address: bytes) -> list[Assignment]:
         action = ACTIONS[owed[:1]]
         data = task_input(view, job_id, idx) or b"" if action == "commit" else b""
         out.append(Assignment(job_id, idx, job.module_hash, data, job.fuel_per_task,
-                              _U64.unpack_from(owed, 1)[0], action))
+                              _U64.unpack_from(owed, 1)[0], action,
+                              round_salt(job_id, idx, _U32.unpack_from(owed, 9)[0])))
     return out
 
 

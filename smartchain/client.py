@@ -399,19 +399,21 @@ class Client:
         return self._compute_gas(payload, writes=24 + 8 * replicas, scans=2, st=st)
 
     def commit_result(self, key: PrivateKey, job_id: int, task: int, output: bytes,
-                      error: str, fuel_used: int, *, gas_limit: int | None = None,
-                      **kwargs: Any) -> dict[str, Any]:
-        """A worker's commitment to its result for one task (its address is bound in)."""
-        payload = CommitResult(job_id, task, commitment(output, error, fuel_used, key.address))
+                      error: str, fuel_used: int, *, salt: bytes = b"",
+                      gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        """A worker's commitment to its result for one task (its address is bound in;
+        ``salt`` is the one its assignment gives)."""
+        payload = CommitResult(job_id, task, commitment(output, error, fuel_used, key.address,
+                                                        salt))
         return self.send_tx(key, "compute/commit_result", payload,
                             gas_limit=gas_limit or self._result_gas(payload), **kwargs)
 
     def reveal_result(self, key: PrivateKey, job_id: int, task: int, output: bytes,
-                      error: str, fuel_used: int, *, gas_limit: int | None = None,
-                      **kwargs: Any) -> dict[str, Any]:
+                      error: str, fuel_used: int, *, salt: bytes = b"",
+                      gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Open the commitment: the output's hash is sent, not the output (that goes in
         ``release_output`` once the quorum has paid)."""
-        payload = RevealResult(job_id, task, output_digest(output), error, fuel_used)
+        payload = RevealResult(job_id, task, output_digest(output, salt), error, fuel_used)
         return self.send_tx(key, "compute/reveal_result", payload,
                             gas_limit=gas_limit or self._result_gas(payload), **kwargs)
 

@@ -373,7 +373,8 @@ class Workers:
             return
         send = self.client.commit_result if a["action"] == "commit" \
             else self.client.reveal_result
-        send(key, int(a["job"]), a["task"], res.output, res.error, res.fuel_used, wait=False)
+        send(key, int(a["job"]), a["task"], res.output, res.error, res.fuel_used,
+             salt=bytes.fromhex(a["salt"]), wait=False)
 
 
 def test_wordcount_job_runs_to_the_exact_count(cli: Cli, client: Client) -> None:

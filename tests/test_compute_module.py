@@ -105,8 +105,8 @@ class Net(ChainNet):
         return self.read(get_account, address).balance
 
     def post(self, tasks: tuple[bytes, ...], *, module: str = "wordcount", redundancy: int = 2,
-             fuel: int = FUEL, deadline: int = 5, reduce: bytes = b"") -> int:
-        receipt = self.ok(REQUESTER, PostJob(wasm(module), tasks, fuel, PRICE, deadline,
+             fuel: int = FUEL, deadline: int = 5, reduce: bytes = b"", price: int = PRICE) -> int:
+        receipt = self.ok(REQUESTER, PostJob(wasm(module), tasks, fuel, price, deadline,
                                              redundancy, reduce))
         (event,) = [e.to_json() for e in receipt.events if e.kind == "compute_job_post"]
         return int(event["attributes"]["job"])
@@ -150,10 +150,10 @@ class Workers:
         slot = (k.address, a.job, a.task)
         if a.action == "commit":
             self.results[slot] = out = self.result(k, a)
-            return CommitResult(a.job, a.task, commitment(*out, k.address))
+            return CommitResult(a.job, a.task, commitment(*out, k.address, a.salt))
         if a.action == "reveal":
             output, error, fuel = self.results[slot]
-            return RevealResult(a.job, a.task, output_digest(output), error, fuel)
+            return RevealResult(a.job, a.task, output_digest(output, a.salt), error, fuel)
         if a.action == "release" and k.address not in self.hoarders:
             return ReleaseOutputs((ReleaseOutput(a.job, a.task, self.results[slot][0]),))
         return None
@@ -468,6 +468,37 @@ def test_batched_answers_verify_and_a_bad_item_fails_the_whole_batch(net: Net) -
             net.kit.check(net.chain, net.sign(a, msg))
 
 
+
+def test_a_replica_placed_after_a_public_reveal_cannot_copy_it_to_get_paid(net: Net) -> None:
+    """A revealed, B never revealed and lost its replica; C, placed after A's reveal was on
+    chain, commits to A's digest without running the task. Every live replica commits again
+    to the new round's salt, so the copy matches nobody and earns nothing."""
+    net.register(PROVIDERS[:4])
+    job_id = net.post((b"one two three four",), deadline=3)
+    a, b = (next(k for k in PROVIDERS if k.address == r.provider)
+            for r in net.read(job_view, job_id).tasks[0].replicas)
+    workers = Workers(net, [a, b])
+    net.block(*workers.txs())  # both commit
+    workers.keys = [a]
+    net.block(*workers.txs())  # a reveals: its digest is public, in a block and in state
+    (seen,) = [r for r in net.read(job_view, job_id).tasks[0].replicas if r.status == "revealed"]
+    while net.read(get_provider, b.address).misses == 0:  # b misses its deadline
+        net.block()
+    (late,) = [r.provider for r in net.read(job_view, job_id).tasks[0].replicas
+               if r.provider not in (a.address, b.address)]
+    c = next(k for k in PROVIDERS if k.address == late)
+    copy = cm.digest_commitment(seen.digest, seen.error, seen.fuel_used, c.address)
+    net.ok(c, CommitResult(job_id, 0, copy))
+    net.block(*workers.txs())  # a answers what it owes now
+    net.send(c, RevealResult(job_id, 0, seen.digest, seen.error, seen.fuel_used))
+    workers.keys = [k for k in PROVIDERS[:4] if k is not c]  # c does nothing more
+    view = workers.run(job_id)
+    assert view.tasks[0].status == "verified" and u64(view.tasks[0].output) == 4
+    assert c.address not in winners(view)
+    assert net.balance(c) == 10_000 * HPC - STAKE - net.fees[c.address]  # never paid
+    assert net.read(get_provider, c.address).slashed > 0  # and its silence cost stake
+
+
 def test_a_commitment_cannot_be_copied_from_another_provider(net: Net) -> None:
     net.register(PROVIDERS[:2])
     job_id = net.post((b"a b",))
@@ -594,6 +625,52 @@ def test_winners_who_never_release_the_output_give_their_pay_back(net: Net) -> N
         earned = net.balance(p) - (10_000 * HPC - STAKE - net.fees[p.address])
         assert info.slashed > earned > 0  # the pay came back out of the stake, and more
         assert info.misses == 1
+
+
+
+def test_withholding_a_paid_output_never_pays_even_when_the_pay_exceeds_the_stake(
+        net: Net) -> None:
+    """Two colluding providers agree on an output and keep it: they were paid on agreement,
+    so what they give back must cover the pay. A replica is only placed on a provider whose
+    stake, beyond what its other replicas hold bonded, covers the most the replica pays."""
+    net.register(PROVIDERS[:2])
+    price, fuel = 2 * 10**7, 2_000  # a replica pays up to 400 HPC, 985 fuel = 197 HPC
+    rich = PostJob(wasm("wordcount"), (b"one two three four",), fuel, price, 5)
+    refused = net.send(REQUESTER, rich)
+    assert refused.code == Code.FAILED and "stake of at least" in refused.log
+    for p in PROVIDERS[:2]:  # enough stake for one such replica, not two
+        net.ok(p, RegisterProvider(CAPABILITY, 4 * STAKE))
+    start = {p.address: net.balance(p) + net.read(get_provider, p.address).stake
+             for p in PROVIDERS[:2]}
+    job_id = net.post((b"one two three four", b"five six"), fuel=fuel, price=price)
+    view = net.read(job_view, job_id)
+    assert [t.status for t in view.tasks] == ["assigned", "pending"]  # bond: one at a time
+    assert net.read(get_provider, PROVIDERS[0].address).bonded == fuel * price
+    workers = Workers(net, PROVIDERS[:2], hoarders=tuple(PROVIDERS[:2]))
+    net.block(*workers.txs())  # commits
+    net.ok(REQUESTER, CancelJob(job_id))  # the waiting task goes, the committed one runs on
+    view = workers.run(job_id)
+    assert [t.status for t in view.tasks] == ["failed", "cancelled"] and view.job.paid > 0
+    for p in PROVIDERS[:2]:
+        info = net.read(get_provider, p.address)
+        assert net.balance(p) + info.stake < start[p.address] - net.fees[p.address]
+        assert info.bonded == 0 and info.load == 0
+
+
+def test_a_replica_outvoted_before_the_winners_withhold_the_output_is_not_fined_again(
+        net: Net) -> None:
+    net.register(PROVIDERS[:3])
+    job_id = net.post((b"a b c",))
+    (first,) = [k for k in PROVIDERS[:3]
+                if k.address == net.read(job_view, job_id).tasks[0].replicas[0].provider]
+    others = tuple(k for k in PROVIDERS[:3] if k is not first)
+    view = Workers(net, PROVIDERS[:3], cheats=(first,), hoarders=others).run(job_id)
+    assert view.tasks[0].status == "failed"
+    cheat = net.read(get_provider, first.address)
+    assert cheat.slashed == STAKE * 1_000 // 10_000  # out-voted once, nothing more
+    assert cheat.misses == 0
+    for k in others:
+        assert net.read(get_provider, k.address).misses == 1
 
 
 def test_bad_modules_are_refused_before_the_mempool(net: Net) -> None:

@@ -200,6 +200,7 @@ SCHEMAS: dict[str, Any] = {
             "misses": {"type": "integer"}, "registered": U64, "owner": ADDRESS,
             "network": {"type": "string", "description": "declared network (/24, /48), "
                         "or empty"},
+            "bonded": {**UNITS, "description": "stake backing the pay of replicas it holds"},
         },
     },
     "ComputeJob": {
@@ -254,6 +255,8 @@ SCHEMAS: dict[str, Any] = {
             "input": {"type": "string", "description": "hex"}, "fuel": U64,
             "deadline": {**U64, "description": "last height to act; 0 while waiting"},
             "action": {"enum": ["commit", "reveal", "release", "wait"]},
+            "salt": {"type": "string", "description": "hex; digest the output with it to "
+                     "commit and reveal (empty in a task's first round)"},
         },
     },
     "ComputeModule": {

@@ -111,7 +111,7 @@ def compute_provider_json(v: ProviderView) -> dict[str, Any]:
         "reputation": str(p.reputation), "load": p.load, "reserved": str(p.reserved),
         "verified_fuel": str(p.verified_fuel), "verified_ms": str(p.verified_ms),
         "slashed": str(p.slashed), "misses": p.misses, "registered": str(p.registered),
-        "owner": to_bech32(p.owner), "network": p.network,
+        "owner": to_bech32(p.owner), "network": p.network, "bonded": str(p.bonded),
     }
 
 

@@ -506,7 +506,7 @@ async def get_compute_assignments(request: web.Request) -> web.Response:
     return web.json_response({"address": to_bech32(address), "assignments": [
         {"job": str(a.job), "task": a.task, "module_hash": a.module_hash.hex(),
          "input": a.input.hex(), "fuel": str(a.fuel), "deadline": str(a.deadline),
-         "action": a.action} for a in todo]})
+         "action": a.action, "salt": a.salt.hex()} for a in todo]})
 
 
 def _job_view(request: web.Request, with_tasks: bool = True) -> Any:

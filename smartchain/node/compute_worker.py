@@ -323,10 +323,10 @@ class ComputeWorker(BlockService):
             return
         if a.action == "commit":
             item: Any = cm.CommitResult(a.job, a.task, cm.commitment(
-                result.output, result.error, result.fuel_used, self.address))
+                result.output, result.error, result.fuel_used, self.address, a.salt))
         elif a.action == "reveal":
-            item = cm.RevealResult(a.job, a.task, cm.output_digest(result.output), result.error,
-                                   result.fuel_used)
+            item = cm.RevealResult(a.job, a.task, cm.output_digest(result.output, a.salt),
+                                   result.error, result.fuel_used)
         else:
             item = cm.ReleaseOutput(a.job, a.task, result.output)
         self.outbox[a.action].append((key, item))

@@ -35,7 +35,11 @@ Why it is shaped this way:
 - **Commit, reveal a hash, then release.** A worker commits to ``commitment(output, error,
   fuel, address)`` (its own address is in the hash, so a commitment cannot be copied);
   reveals open when every live replica of the task has committed and show the output's
-  hash (``output_digest``), not the output. A runner error (``out of fuel``, a trap) is a
+  hash (``output_digest``), not the output. A replica added once a reveal of its task is
+  public (a replacement, or an extra one after a disagreement) could commit to that reveal
+  without running anything; so the task starts a new round: every live replica commits
+  again to a digest salted for the round (``round_salt``, given in the assignment), which
+  the earlier reveals say nothing about. A runner error (``out of fuel``, a trap) is a
   result like any other: matching errors verify and the requester pays the fuel. An error
   marked machine-dependent (a native stack overflow) is an abstention: no pay, no penalty,
   another replica is placed.
@@ -49,8 +53,10 @@ Why it is shaped this way:
   for every winner is shared equally. Only then is the output put on chain
   (``release_outputs``, by any winner, checked against the hash) within
   ``compute_reveal_blocks``; if none does, the winners give their pay back out of their
-  stake with a miss and the task fails. So the output never travels before its payment
-  is final, and a paid output cannot be withheld for free.
+  stake with a miss and the task fails. A replica is only placed on a provider whose
+  stake, beyond what its other replicas hold ``bonded``, covers the most the replica can
+  pay (``replica_bond``); the bond is held until the output is out. So the output never
+  travels before its payment is final, and withholding a paid output never profits.
 - **Cancelling** drops only the tasks no replica has committed to (their budget returns at
   once); tasks with a commitment run to their end and are paid, and the job closes as
   cancelled after them: a cancel sent after seeing anything cannot take work's pay away.
@@ -177,6 +183,7 @@ class Provider(Struct):
     registered: U64  # height
     owner: Fixed20  # the account operating it (itself unless declared): replicas of one
     network: Str  # task never go to two providers sharing an owner or a network
+    bonded: U128 = 0  # stake backing the pay of the replicas it holds or owes an output for
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +211,7 @@ class Task(Struct):
     fuel_used: U64
     digest: Fixed32  # the output hash a quorum agreed on (paid for; output released later)
     deadline: U64  # placement deadline (short of replicas) or release deadline; 0: none
+    round: U32 = 0  # bumped when replicas are added after a reveal was public (``round_salt``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,8 +335,17 @@ PAYLOADS: dict[str, type[Struct]] = {
 }
 
 
-def output_digest(output: bytes) -> bytes:
-    """What a reveal shows of an output: replicas are compared by it."""
+def round_salt(job_id: int, idx: int, rnd: int) -> bytes:
+    """What a task's round ``rnd`` mixes into output digests (nothing in round 0): digests
+    revealed in an earlier round say nothing about this round's."""
+    return h256_tagged(b"smart/compute/round", _jt(job_id, idx), _U32.pack(rnd)) if rnd else b""
+
+
+def output_digest(output: bytes, salt: bytes = b"") -> bytes:
+    """What a reveal shows of an output: replicas are compared by it. An empty output (and
+    a runner error, which has none) hides nothing, so it is never salted."""
+    if salt and output:
+        return h256_tagged(b"smart/compute/out-salted", salt, output)
     return h256_tagged(b"smart/compute/out", output)
 
 
@@ -339,9 +356,11 @@ def digest_commitment(digest: bytes, error: str, fuel_used: int, provider: bytes
     return h256_tagged(b"smart/compute/c", _Outcome(digest, error, fuel_used).encode(), provider)
 
 
-def commitment(output: bytes, error: str, fuel_used: int, provider: bytes) -> bytes:
-    """What a worker commits to: its result bound to its own address."""
-    return digest_commitment(output_digest(output), error, fuel_used, provider)
+def commitment(output: bytes, error: str, fuel_used: int, provider: bytes,
+               salt: bytes = b"") -> bytes:
+    """What a worker commits to: its result (digested with the task round's ``salt``, as
+    its assignment says) bound to its own address."""
+    return digest_commitment(output_digest(output, salt), error, fuel_used, provider)
 
 
 def job_escrow(msg: PostJob) -> int:
@@ -384,8 +403,9 @@ def _assigned_key(provider: bytes, job_id: int, idx: int) -> bytes:
     return ASSIGNED_PREFIX + provider + _jt(job_id, idx)
 
 
-def _owe(env: _Env, provider: bytes, job_id: int, idx: int, what: bytes, deadline: int) -> None:
-    env.set(_assigned_key(provider, job_id, idx), what + _U64.pack(deadline))
+def _owe(env: _Env, provider: bytes, job_id: int, idx: int, what: bytes, deadline: int,
+         rnd: int = 0) -> None:
+    env.set(_assigned_key(provider, job_id, idx), what + _U64.pack(deadline) + _U32.pack(rnd))
 
 
 def _split_jt(raw: bytes) -> tuple[int, int]:
@@ -482,6 +502,9 @@ class Slot:
     placed_rate: int = 0
     owner: bytes = b""
     network: str = ""
+    stake: int = 0  # its stake: the pay of every replica it holds must be covered
+    bonded: int = 0  # the part of it backing replicas it holds
+    placed_bond: int = 0
 
 
 def slot_weight(s: Slot) -> int:
@@ -494,13 +517,15 @@ def _tie(seed: bytes, address: bytes) -> bytes:
 
 
 def swrr_pick(slots: list[Slot], rate: int, exclude: Container[bytes],
-              seed: bytes = b"") -> Slot | None:
+              seed: bytes = b"", bond: int = 0) -> Slot | None:
     """One step of smooth weighted round-robin (nginx) over the slots that can take one more
-    replica reserving ``rate`` fuel/s; updates the slots and returns the chosen one."""
+    replica reserving ``rate`` fuel/s and ``bond`` of stake; updates the slots and returns
+    the chosen one."""
     best: Slot | None = None
     total = 0
     for s in slots:
-        if s.capacity <= 0 or s.reserved + rate > s.capacity or s.address in exclude:
+        if s.capacity <= 0 or s.reserved + rate > s.capacity or s.address in exclude or \
+                s.bonded + bond > s.stake:
             continue
         w = slot_weight(s)
         s.current += w
@@ -514,7 +539,15 @@ def swrr_pick(slots: list[Slot], rate: int, exclude: Container[bytes],
     best.reserved += rate
     best.placed += 1
     best.placed_rate += rate
+    best.bonded += bond
+    best.placed_bond += bond
     return best
+
+
+def replica_bond(job: Job) -> int:
+    """The stake a replica holds bonded: the most it can be paid. A winner who never
+    releases the output gives its pay back out of it, so withholding never pays."""
+    return job.fuel_per_task * job.price_per_fuel
 
 
 def replica_rate(fuel_per_task: int, deadline_blocks: int, block_time_ms: int) -> int:
@@ -563,7 +596,7 @@ def _slots(env: _Env) -> list[Slot]:
     """The providers that may get new replicas, in address order."""
     params = env.params
     return [Slot(a, p.capability, effective_capability(p, params), p.reserved, p.current,
-                 owner=p.owner, network=p.network)
+                 owner=p.owner, network=p.network, stake=p.stake, bonded=p.bonded)
             for a, p in env.all_providers() if _eligible(p, params)]
 
 
@@ -575,7 +608,7 @@ def _store_slots(env: _Env, slots: list[Slot]) -> None:
             continue
         env.put_provider(s.address, replace(
             p, current=min(I64_MAX, max(I64_MIN, s.current)), load=p.load + s.placed,
-            reserved=p.reserved + s.placed_rate))
+            reserved=p.reserved + s.placed_rate, bonded=p.bonded + s.placed_bond))
 
 
 def _put(env: _Env, job_id: int, job: Job, idx: int, task: Task) -> None:
@@ -603,10 +636,13 @@ def _set_task_deadline(env: _Env, job_id: int, idx: int, task: Task, deadline: i
     return replace(task, deadline=deadline)
 
 
-def _release(env: _Env, job_id: int, job: Job, idx: int, rep: Replica) -> None:
-    """The provider no longer holds this replica: its load and reservation go down."""
+def _release(env: _Env, job_id: int, job: Job, idx: int, rep: Replica,
+             keep_bond: bool = False) -> None:
+    """The provider no longer holds this replica: its load and reservation go down, and
+    its bond too unless it still owes the output (``keep_bond``)."""
     p = _need_provider(env, rep.provider)
-    env.put_provider(rep.provider, replace(p, load=max(0, p.load - 1),
+    bonded = p.bonded if keep_bond else max(0, p.bonded - replica_bond(job))
+    env.put_provider(rep.provider, replace(p, load=max(0, p.load - 1), bonded=bonded,
                                            reserved=max(0, p.reserved - job.rate)))
     env.delete(_assigned_key(rep.provider, job_id, idx))
     if rep.deadline:
@@ -639,12 +675,15 @@ def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[S
     lost = {r.provider for r in task.replicas if r.status == EXPIRED}
     seed = env.seed(job_id, idx)
     height = env.block.height
-    undo = [(s.current, s.reserved, s.placed, s.placed_rate) for s in slots] if not live else []
+    undo = [(s.current, s.reserved, s.placed, s.placed_rate, s.bonded, s.placed_bond)
+            for s in slots] if not live else []
+    bond = replica_bond(job)
     picked: list[Slot] = []
     for _ in range(need):
         env.charge(env.params.compute_scan_gas * len(slots))
-        s = swrr_pick(slots, job.rate, _related(slots, held, owners, networks), seed) or \
-            swrr_pick(slots, job.rate, _related(slots, held - lost, owners, networks), seed)
+        s = swrr_pick(slots, job.rate, _related(slots, held, owners, networks), seed, bond) or \
+            swrr_pick(slots, job.rate, _related(slots, held - lost, owners, networks), seed,
+                      bond)
         if s is None:
             break
         held.add(s.address)
@@ -652,8 +691,8 @@ def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[S
         networks.add(s.network)
         picked.append(by_address[s.address])
     if undo and len(picked) < need:
-        for s, (current, reserved, placed, rate) in zip(slots, undo, strict=True):
-            s.current, s.reserved, s.placed, s.placed_rate = current, reserved, placed, rate
+        for s, saved in zip(slots, undo, strict=True):
+            s.current, s.reserved, s.placed, s.placed_rate, s.bonded, s.placed_bond = saved
         return task
     placed: list[Replica] = []
     for s in picked:
@@ -661,7 +700,7 @@ def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[S
         placed.append(Replica(s.address, ASSIGNED, height, env.block.time_ms, deadline, _ZERO32,
                               _ZERO32, "", 0, 0))
         env.set(_deadline_key(deadline, job_id, idx, s.address), MARK)
-        _owe(env, s.address, job_id, idx, OWE_COMMIT, deadline)
+        _owe(env, s.address, job_id, idx, OWE_COMMIT, deadline, task.round)
     if not placed:
         return task
     return replace(task, replicas=task.replicas + tuple(placed))
@@ -677,9 +716,31 @@ def _reveal_deadlines(env: _Env, job_id: int, idx: int, task: Task, deadline: in
                 env.delete(_deadline_key(r.deadline, job_id, idx, r.provider))
             if deadline:
                 env.set(_deadline_key(deadline, job_id, idx, r.provider), MARK)
-            _owe(env, r.provider, job_id, idx, OWE_REVEAL if deadline else OWE_NOTHING, deadline)
+            _owe(env, r.provider, job_id, idx, OWE_REVEAL if deadline else OWE_NOTHING, deadline,
+                 task.round)
             r = replace(r, deadline=deadline)
         replicas.append(r)
+    return replace(task, replicas=tuple(replicas))
+
+
+def _new_round(env: _Env, job_id: int, job: Job, idx: int, task: Task) -> Task:
+    """A replica is to be added while reveals of this task are public: a newcomer could
+    commit to one without running anything. So every live replica that committed or
+    revealed commits again (within ``deadline_blocks``) to a digest salted for the new
+    round, which the old reveals say nothing about."""
+    deadline = env.block.height + job.deadline_blocks
+    task = replace(task, round=task.round + 1)
+    replicas = []
+    for r in task.replicas:
+        if r.status in (COMMITTED, REVEALED):
+            if r.deadline:
+                env.delete(_deadline_key(r.deadline, job_id, idx, r.provider))
+            env.set(_deadline_key(deadline, job_id, idx, r.provider), MARK)
+            _owe(env, r.provider, job_id, idx, OWE_COMMIT, deadline, task.round)
+            r = replace(r, status=ASSIGNED, deadline=deadline, commitment=_ZERO32,
+                        digest=_ZERO32, error="", fuel_used=0)
+        replicas.append(r)
+    env.emit("compute_task_round", job=job_id, task=idx, round=task.round)
     return replace(task, replicas=tuple(replicas))
 
 
@@ -694,6 +755,8 @@ def _settle(env: _Env, job_id: int, job: Job, idx: int, task: Task,
             if lost > env.params.compute_max_reassign:
                 env.emit("compute_task_failed", job=job_id, task=idx, reason="replicas lost")
                 return _finish_task(env, job_id, job, idx, task, FAILED)
+            if any(r.status == REVEALED for r in task.replicas):
+                task = _new_round(env, job_id, job, idx, task)
             if slots is not None:
                 task = _place(env, job_id, job, idx, task, slots)
                 live = sum(r.status in LIVE for r in task.replicas)
@@ -765,9 +828,9 @@ def _agree(env: _Env, job_id: int, job: Job, idx: int, task: Task, winners: list
              replicas=len(revealed))
     if w.error or w.digest == EMPTY_DIGEST:  # nothing to release: the result is on chain
         return _verified(env, job_id, job, idx, task, b"")
-    for r in task.replicas:  # the replicas' work is done: their capacity is free
-        if r.status in LIVE:
-            _release(env, job_id, job, idx, r)
+    for r in task.replicas:  # the replicas' work is done: their capacity is free, not the
+        if r.status in LIVE:  # winners' bond: it backs the pay until the output is out
+            _release(env, job_id, job, idx, r, keep_bond=r.provider in winning)
     deadline = env.block.height + env.params.compute_reveal_blocks
     for r in winners:
         _owe(env, r.provider, job_id, idx, OWE_RELEASE, deadline)
@@ -778,14 +841,26 @@ def _agree(env: _Env, job_id: int, job: Job, idx: int, task: Task, winners: list
 
 def _verified(env: _Env, job_id: int, job: Job, idx: int, task: Task,
               output: bytes) -> tuple[Job, Task]:
-    """The agreed result is on chain: the task is done."""
-    for r in task.replicas:
-        if r.status == REVEALED:
+    """The agreed result is on chain: the task is done (and the winners' bond free)."""
+    if task.status == AGREED:
+        for r in _winners(task):
+            _unbond(env, r.provider, job)
             env.delete(_assigned_key(r.provider, job_id, idx))
     task = _set_task_deadline(env, job_id, idx, replace(task, output=output), 0)
     env.emit("compute_task_verified", job=job_id, task=idx, fuel=task.fuel_used,
              output_size=len(output))
     return _finish_task(env, job_id, job, idx, task, VERIFIED)
+
+
+def _winners(task: Task) -> list[Replica]:
+    """The replicas whose reveal is the agreed result."""
+    return [r for r in task.replicas if r.status == REVEALED
+            and (r.digest, r.error, r.fuel_used) == (task.digest, task.error, task.fuel_used)]
+
+
+def _unbond(env: _Env, address: bytes, job: Job) -> None:
+    p = _need_provider(env, address)
+    env.put_provider(address, replace(p, bonded=max(0, p.bonded - replica_bond(job))))
 
 
 def _slash(env: _Env, address: bytes, job_id: int, idx: int, bps: int = 0, extra: int = 0,
@@ -899,11 +974,11 @@ def _expire_task(env: _Env, job_id: int, idx: int) -> None:
     job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
     assert job is not None and task is not None, "a deadline names a task that does not exist"
     if task.status == AGREED:
-        for r in task.replicas:
-            if r.status == REVEALED:
-                job = _miss(env, r.provider, job_id, job, idx,
-                            extra=r.fuel_used * job.price_per_fuel)
-                env.delete(_assigned_key(r.provider, job_id, idx))
+        for r in _winners(task):  # the out-voted owed nothing
+            job = _miss(env, r.provider, job_id, job, idx,
+                        extra=r.fuel_used * job.price_per_fuel)
+            _unbond(env, r.provider, job)
+            env.delete(_assigned_key(r.provider, job_id, idx))
         env.emit("compute_task_failed", job=job_id, task=idx, reason="output not released")
     else:
         env.emit("compute_task_failed", job=job_id, task=idx, reason="no provider in time")
@@ -941,13 +1016,14 @@ def _place_pending(env: _Env) -> None:
     _store_slots(env, slots)
 
 
-def distinct_providers(slots: list[Slot], rate: int, want: int) -> int:
-    """How many of ``slots`` able to run a replica of ``rate`` fuel/s share no owner and no
-    network, up to ``want``: a maximum matching of owners to networks (Kuhn's augmenting
-    paths; a provider without a network is a network of its own)."""
+def distinct_providers(slots: list[Slot], rate: int, want: int, bond: int = 0) -> int:
+    """How many of ``slots`` able to run a replica of ``rate`` fuel/s with a stake covering
+    ``bond`` share no owner and no network, up to ``want``: a maximum matching of owners to
+    networks (Kuhn's augmenting paths; a provider without a network is a network of its
+    own)."""
     edges: dict[bytes, list[str]] = {}
     for s in slots:
-        if s.capacity >= rate:
+        if s.capacity >= rate and s.stake >= bond:
             edges.setdefault(s.owner, []).append(s.network or "@" + s.address.hex())
     match: dict[str, bytes] = {}
 
@@ -1118,14 +1194,16 @@ def _handle_post(ctx: TxContext, msg: PostJob) -> None:
     if len(msg.tasks) > params.compute_max_tasks:
         raise _fail(f"{len(msg.tasks)} tasks, at most {params.compute_max_tasks} per job")
     rate = replica_rate(msg.fuel_per_task, msg.deadline_blocks, params.block_time_ms)
-    slots = _slots(env)
-    env.charge(params.compute_scan_gas * len(slots) * msg.redundancy)
-    able = distinct_providers(slots, rate, msg.redundancy)
-    if able < msg.redundancy:
-        raise _fail(f"redundancy {msg.redundancy} needs as many active providers of distinct "
-                    f"owners and networks able to run {rate} fuel/s; there are {able}")
     escrow = job_escrow(msg)
     env.move(ctx.sender, MODULE_ACCOUNT, escrow)
+    slots = _slots(env)
+    env.charge(params.compute_scan_gas * len(slots) * msg.redundancy)
+    bond = msg.fuel_per_task * msg.price_per_fuel
+    able = distinct_providers(slots, rate, msg.redundancy, bond)
+    if able < msg.redundancy:
+        raise _fail(f"redundancy {msg.redundancy} needs as many active providers of distinct "
+                    f"owners and networks able to run {rate} fuel/s with a stake of at least "
+                    f"{bond} (a replica's pay); there are {able}")
     job_id = _next_job_id(env)
     job = Job(ctx.sender, _store_module(env, msg.module),
               _store_module(env, msg.reduce) if msg.reduce else None, len(msg.tasks),
@@ -1257,11 +1335,12 @@ def _release_output(env: _Env, sender: bytes, msg: ReleaseOutput) -> None:
     task = get_task(env.store, msg.job, msg.task) if job is not None else None
     if job is None or task is None:
         raise _fail(f"no task {msg.task} in job {msg.job}")
-    if task.status == VERIFIED and output_digest(msg.output) == task.digest:
+    digest = output_digest(msg.output, round_salt(msg.job, msg.task, task.round))
+    if task.status == VERIFIED and digest == task.digest:
         return
     if task.status != AGREED:
         raise _fail(f"task is {TASK_STATUS[task.status]}, not waiting for its output")
-    if output_digest(msg.output) != task.digest:
+    if digest != task.digest:
         raise _fail("output does not match the digest the replicas agreed on")
     env.charge(env.params.gas_per_tx_byte * len(msg.output))  # kept in state for ever
     job, task = _verified(env, msg.job, job, msg.task, task, msg.output)
@@ -1353,6 +1432,7 @@ class Assignment(Struct):
     fuel: U64
     deadline: U64  # 0 while waiting for the other replicas
     action: Str  # "commit", "reveal", "release" (the output, once paid) or "wait"
+    salt: Bytes = b""  # digest the output with it (``output_digest``) to commit and reveal
 
 
 def _params(view: Any) -> Params:
@@ -1416,7 +1496,8 @@ def assignments(view: Any, address: bytes) -> list[Assignment]:
         action = ACTIONS[owed[:1]]
         data = task_input(view, job_id, idx) or b"" if action == "commit" else b""
         out.append(Assignment(job_id, idx, job.module_hash, data, job.fuel_per_task,
-                              _U64.unpack_from(owed, 1)[0], action))
+                              _U64.unpack_from(owed, 1)[0], action,
+                              round_salt(job_id, idx, _U32.unpack_from(owed, 9)[0])))
     return out
 
 

@@ -7,11 +7,15 @@ from typing import Any
 HEX32 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 UNITS = {"type": "string", "pattern": "^[0-9]+$",
          "description": "integer base units (1 HPC = 10^8)"}
-ADDRESS = {"type": "string", "pattern": "^smart1[02-9ac-hj-np-z]{38}$", "description": "bech32"}
+ADDRESS = {"type": "string", "format": "smart-address", "pattern": "^smart1[02-9ac-hj-np-z]{38}$",
+           "description": "bech32 (with a valid checksum)"}
 SYMBOL = {"type": "string", "pattern": "^[A-Z][A-Z0-9]{1,9}$", "description": "token symbol"}
 TOKEN_UNITS = {"type": "string", "pattern": "^[0-9]+$",
                "description": "integer base units of the token (at most 2^63-1)"}
 U64 = {"type": "string", "pattern": "^[0-9]+$", "description": "unsigned 64-bit integer"}
+U64_INT = {"type": "integer", "minimum": 0, "maximum": (1 << 64) - 1}
+I64_INT = {"type": "integer", "minimum": -(1 << 63), "maximum": (1 << 63) - 1}
+HEX = {"type": "string", "pattern": "^([0-9a-fA-F]{2})*$"}
 TASK_STATES = ("pending", "assigned", "committed", "verified", "failed", "cancelled",
                "agreed")
 DECIMAL = {"type": "string", "description": "exact decimal amount, using the token's decimals"}
@@ -21,6 +25,25 @@ CONTRACT_VALUE = {
     "oneOf": [{"type": "null"}, {"type": "boolean"}, {"type": "integer"}, {"type": "string"},
               {"type": "object", "required": ["hex"],
                "properties": {"hex": {"type": "string", "pattern": "^([0-9a-f]{2})*$"}}}],
+}
+# An argument as a query may send it: at most 16 of them, together no more bytes than a
+# transaction could carry (64 KiB), which these lengths ensure (a character is at most 4 bytes).
+CONTRACT_ARG = {
+    "description": CONTRACT_VALUE["description"],
+    "oneOf": [{"type": "null"}, {"type": "boolean"}, I64_INT,
+              {"type": "string", "maxLength": 1024},
+              {"type": "object", "required": ["hex"], "additionalProperties": False,
+               "properties": {"hex": {**HEX, "maxLength": 2048}}}],
+}
+EVENT = {
+    "type": "object", "required": ["kind", "attributes"],
+    "properties": {
+        "kind": {"type": "string", "description": "MODULE_ACTION, or contract/NAME for an "
+                                                  "event a contract emitted"},
+        "attributes": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "as emitted; addresses the chain wrote are bech32, "
+                                      "a contract's own attributes are shown verbatim"},
+    },
 }
 
 
@@ -46,7 +69,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "SubmitTx": {
         "type": "object", "required": ["tx"],
-        "properties": {"tx": {"type": "string", "description": "hex of the canonical encoding"}},
+        "properties": {"tx": {**HEX, "description": "hex of the canonical encoding"}},
     },
     "Submitted": {
         "type": "object", "required": ["hash", "status"],
@@ -57,7 +80,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "ok": {"type": "boolean"}, "code": {"type": "integer"},
             "code_name": {"type": "string"}, "gas_used": {"type": "integer"}, "fee": UNITS,
-            "log": {"type": "string"}, "events": {"type": "array", "items": {"type": "object"}},
+            "log": {"type": "string"}, "events": {"type": "array", "items": EVENT},
         },
     },
     "Transaction": {
@@ -145,13 +168,17 @@ SCHEMAS: dict[str, Any] = {
     "ContractQuery": {
         "type": "object", "required": ["function"],
         "properties": {
-            "function": {"type": "string", "description": "a public function of the contract"},
-            "args": {"type": "array", "maxItems": 16, "items": CONTRACT_VALUE},
-            "caller": {**ADDRESS, "description": "what ctx.caller says (default: the zero "
-                                                 "address)"},
-            "value": {"oneOf": [{"type": "integer", "minimum": 0},
-                                {"type": "string", "pattern": "^[0-9]+$"}],
-                      "description": "what ctx.value says, in base units; no HPC moves"},
+            "function": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,63}$",
+                         "not": {"const": "init"},
+                         "description": "a public function of the contract"},
+            "args": {"type": "array", "maxItems": 16, "items": CONTRACT_ARG},
+            "caller": {"oneOf": [ADDRESS, {"type": "null"}],
+                       "description": "what ctx.caller says (default: the zero address)"},
+            "value": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": (1 << 63) - 1},
+                                {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                                {"type": "null"}],
+                      "description": "what ctx.value says, in base units below 2^63 (a string "
+                                     "of digits for large ones); no HPC moves"},
         },
     },
     "ContractQueryResult": {
@@ -325,9 +352,9 @@ PATHS: dict[str, Any] = {
         }},
         "responses": {
             "202": _json(_ref("Submitted"), "accepted into the mempool"),
-            "400": _err("malformed JSON or encoding"),
+            "400": _err("malformed JSON (or nested over 32 levels) or encoding"),
             "409": _err("duplicate transaction"),
-            "413": _err("transaction too large"),
+            "413": _err("transaction or request body too large (1 MiB)"),
             "422": _err("rejected: bad signature, chain id, nonce, funds, fee, kind, payload"),
             "429": _err("mempool full"),
         },
@@ -336,13 +363,15 @@ PATHS: dict[str, Any] = {
         "summary": "Submit up to 10,000 signed transactions; signatures checked in parallel",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["txs"],
-            "properties": {"txs": {"type": "array", "items": {"type": "string"}}},
+            "properties": {"txs": {"type": "array", "maxItems": 10_000, "items": HEX}},
         }}}},
         "responses": {
-            "200": _json({"type": "object", "properties": {"results": {"type": "array"}}},
-                         "one result (hash or error) per transaction, in order"),
-            "400": _err("malformed request"),
-            "413": _err("too many transactions"),
+            "200": _json({"type": "object", "required": ["results"], "properties": {
+                "results": {"type": "array", "items": {"oneOf": [
+                    _ref("Submitted"), _ref("Error")]}}}},
+                "one result (hash or error) per transaction, in order"),
+            "400": _err("malformed request (or JSON nested over 32 levels)"),
+            "413": _err("too many transactions, or a body over 8 MiB"),
         },
     }},
     "/v1/txs/{hash}": {"get": {
@@ -357,7 +386,7 @@ PATHS: dict[str, Any] = {
     }},
     "/v1/blocks/{height}": {"get": {
         "summary": "A committed block by height",
-        "parameters": [_path_param("height", {"type": "integer", "minimum": 0})],
+        "parameters": [_path_param("height", U64_INT)],
         "responses": {"200": _json(_ref("Block"), "block"), "400": _err("malformed height"),
                       "404": _err("no such block")},
     }},
@@ -407,8 +436,10 @@ PATHS: dict[str, Any] = {
                         "content": {"application/json": {"schema": _ref("ContractQuery")}}},
         "responses": {
             "200": _json(_ref("ContractQueryResult"), "the function's results"),
-            "400": _err("malformed request, address, function name or argument"),
+            "400": _err("malformed request (or JSON nested over 32 levels), address, function "
+                        "name or argument"),
             "404": _err("no contract there"),
+            "413": _err("request body over 1 MiB"),
             "422": _err("the contract call failed (its error, out of gas, or stopped by the "
                         "watchdog); the message gives the gas used"),
             "429": _err("too many queries in progress"),
@@ -439,7 +470,7 @@ PATHS: dict[str, Any] = {
     "/v1/compute/jobs/{id}": {"get": {
         "summary": "A compute job: terms, escrow, and each task's state with counts "
                    "(?tasks=0: the job alone, no counts or task_states)",
-        "parameters": [_path_param("id", {"type": "integer", "minimum": 0}),
+        "parameters": [_path_param("id", U64_INT),
                        {"name": "tasks", "in": "query", "required": False,
                         "schema": {"enum": ["0", "1", "true", "false"]}}],
         "responses": {"200": _json(_ref("ComputeJob"), "job"),
@@ -447,7 +478,7 @@ PATHS: dict[str, Any] = {
     }},
     "/v1/compute/jobs/{id}/result": {"get": {
         "summary": "A compute job's verified outputs in task order",
-        "parameters": [_path_param("id", {"type": "integer", "minimum": 0})],
+        "parameters": [_path_param("id", U64_INT)],
         "responses": {"200": _json(_ref("ComputeResult"), "outputs"),
                       "400": _err("malformed job id"), "404": _err("no such job")},
     }},

@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -69,7 +70,9 @@ from smartchain.types.amount import format_hpc, format_units
 
 log = logging.getLogger("smartchain.api")
 NODE = web.AppKey("node", Node)
-MAX_BODY = 8 * 1024 * 1024
+MAX_BODY = 8 * 1024 * 1024  # the largest body any route reads (a batch of transactions)
+MAX_SMALL_BODY = 1024 * 1024  # any other body: a 64 KiB transaction is 128 KiB of hex
+MAX_JSON_DEPTH = 32  # nesting of arrays and objects; our documents need 3
 MAX_BATCH = 10_000
 QUERY_THREADS = 4  # contract queries run at once (each stopped by the watchdog within 2 s)
 MAX_QUERIES = 64  # queued or running; beyond that a query is refused with 429
@@ -108,6 +111,8 @@ def tx_error(exc: TxError) -> ApiError:
 async def errors_as_json(request: web.Request,
                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                          ) -> web.StreamResponse:
+    """Every error as the documented JSON body. Client errors are answered, never logged;
+    anything else is a bug: a 500 and one traceback in the log."""
     try:
         return await handler(request)
     except ApiError as exc:
@@ -117,7 +122,10 @@ async def errors_as_json(request: web.Request,
             raise
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status, "bad_request")
-        return error_response(exc.status, code, exc.reason)
+        response = error_response(exc.status, code, exc.reason)
+        if "Allow" in exc.headers:  # a 405 names the methods the path does take
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error (this is a bug; see node log)")
@@ -127,14 +135,59 @@ def _node(request: web.Request) -> Node:
     return request.app[NODE]
 
 
-async def _json_body(request: web.Request) -> Any:
+async def _body(request: web.Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (before reading it when the
+    client announced its length)."""
+    too_large = ApiError(413, "body_too_large", f"request body too large: at most {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise ApiError(413, "body_too_large", "request body too large") from exc
+        raise too_large from exc
+    if len(body) > limit:
+        raise too_large
+    return body
+
+
+# A JSON string, or its unterminated rest: always matches, so the scan stays linear.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+# Brackets only, both kinds as one: nesting is counted whatever the kind.
+_BRACKETS = bytes.maketrans(b"{}", b"[]"), bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _check_depth(body: bytes) -> None:
+    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH`` before parsing it: the parser
+    recurses once per level, so depth is a cost the client chooses. Strings are dropped
+    (brackets in them are text), then each pass removes the innermost pairs, in C; what
+    is left unpaired (malformed JSON, for the parser to report) counts as nesting too."""
+    shape = _JSON_STRING.sub(b"", body).translate(*_BRACKETS)
+    passes = 0
+    while passes <= MAX_JSON_DEPTH:
+        shorter = shape.replace(b"[]", b"")
+        if shorter == shape:
+            break
+        shape, passes = shorter, passes + 1
+    if passes + shape.count(b"[") > MAX_JSON_DEPTH:
+        raise ApiError(400, "too_deep", "request body is not JSON nested at most "
+                       f"{MAX_JSON_DEPTH} levels deep")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def _json_body(request: web.Request, limit: int = MAX_SMALL_BODY) -> Any:
+    """The one way a route reads a JSON body: size (413), depth, then syntax (400)."""
+    body = await _body(request, limit)
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = body.decode()  # RFC 8259: JSON between systems is UTF-8
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "malformed_json", "request body is not UTF-8 text") from exc
+    _check_depth(body)
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:  # JSONDecodeError, NaN or Infinity, a 5000-digit integer
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from exc
 
 
@@ -161,7 +214,7 @@ async def post_tx(request: web.Request) -> web.Response:
     node = _node(request)
     try:
         if request.content_type == "application/octet-stream":
-            raw = await request.read()
+            raw = await _body(request, MAX_SMALL_BODY)
         else:
             raw = _hex_field(await _json_body(request), "tx")
     except ApiError as exc:
@@ -175,7 +228,7 @@ async def post_tx(request: web.Request) -> web.Response:
 
 
 async def post_tx_batch(request: web.Request) -> web.Response:
-    doc = await _json_body(request)
+    doc = await _json_body(request, MAX_BODY)
     txs = doc.get("txs") if isinstance(doc, dict) else None
     if not isinstance(txs, list) or not all(isinstance(t, str) for t in txs):
         raise ApiError(400, "malformed", 'expected {"txs": [hex, ...]}')
@@ -220,8 +273,8 @@ def _block_response(node: Node, height: int) -> web.Response:
 
 async def get_block(request: web.Request) -> web.Response:
     text = request.match_info["height"]
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
-        raise ApiError(400, "malformed", "height must be a non-negative integer")
+    if not text.isascii() or not text.isdigit() or len(text) > 20 or int(text) >= 1 << 64:
+        raise ApiError(400, "malformed", "height must be a non-negative 64-bit integer")
     return _block_response(_node(request), int(text))
 
 
@@ -479,7 +532,7 @@ async def post_contract_query(request: web.Request) -> web.Response:
 
 def _job_id_param(request: web.Request) -> int:
     text = request.match_info["id"]
-    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) >= 1 << 64:
+    if not text.isascii() or not text.isdigit() or len(text) > 20 or int(text) >= 1 << 64:
         raise ApiError(400, "malformed", "job id must be a non-negative integer")
     return int(text)
 

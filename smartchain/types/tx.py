@@ -9,6 +9,7 @@ verify a transaction received as bytes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from smartchain.codec import U32, U64, U128, Bytes, Fixed32, Fixed64, Str, Struct, list_of
@@ -63,16 +64,21 @@ class Attribute(Struct):
     value: Str
 
 
+# Attributes the chain itself writes as 40 hex characters (cheap inside the state machine)
+# and shows as bech32. A contract's own attributes are data: shown exactly as emitted.
 ADDRESS_ATTRIBUTES = frozenset({"sender", "recipient", "proposer", "address", "owner", "to",
                                 "from", "spender", "issuer", "contract", "caller", "creator"})
+CONTRACT_EVENT_PREFIX = "contract/"
+_HEX_ADDRESS = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True, slots=True)
 class Event(Struct):
     """Something a handler wants the outside world to see (indexed by the API later).
 
-    Attribute values are strings; addresses go in as 40 hex characters (cheap inside the
-    state machine) under a name in ``ADDRESS_ATTRIBUTES``, and are shown as bech32.
+    Attribute values are strings. A module's event names its addresses in
+    ``ADDRESS_ATTRIBUTES``; a contract's event (kind ``contract/NAME``) starts with the
+    ``contract`` attribute the host adds, and the rest is whatever the contract emitted.
     """
 
     kind: Str
@@ -83,13 +89,24 @@ class Event(Struct):
         return cls(kind, tuple(Attribute(k, str(v)) for k, v in attrs.items()))
 
     def to_json(self) -> dict:
-        attrs = {}
-        for a in self.attributes:
-            value = a.value
-            if a.key in ADDRESS_ATTRIBUTES and len(value) == 40:
-                value = to_bech32(bytes.fromhex(value))
-            attrs[a.key] = value
+        """Attributes by name, never failing on any content: only what the chain wrote is
+        interpreted (its hex addresses shown as bech32), and what a contract emitted is
+        shown verbatim, never over an attribute the chain wrote."""
+        chain_written = 1 if self.kind.startswith(CONTRACT_EVENT_PREFIX) else \
+            len(self.attributes)
+        attrs: dict[str, str] = {}
+        for i, a in enumerate(self.attributes):
+            if i < chain_written:
+                attrs[a.key] = _chain_value(a)
+            else:
+                attrs.setdefault(a.key, a.value)
         return {"kind": self.kind, "attributes": attrs}
+
+
+def _chain_value(a: Attribute) -> str:
+    if a.key in ADDRESS_ATTRIBUTES and _HEX_ADDRESS.fullmatch(a.value):
+        return to_bech32(bytes.fromhex(a.value))
+    return a.value
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,16 +13,18 @@ import bech32
 import pytest
 import requests
 from harness import NodeProcess, wait_until
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from smartchain.api.server import ROUTES
+from smartchain.api.server import MAX_BODY, MAX_JSON_DEPTH, MAX_SMALL_BODY, ROUTES
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
 from smartchain.state.modules.bank import Transfer
 from smartchain.state.params import Params
 from smartchain.types.amount import format_hpc
-from smartchain.types.tx import Transaction
+from smartchain.types.tx import ADDRESS_ATTRIBUTES, Attribute, Event, Transaction
 
 SMART_NODE_CHAIN_ID = "smart-api-test-1"
 HPC = 10**8
@@ -40,7 +42,9 @@ CAROL = _key("carol")  # never funded at genesis: a pure recipient
 SENDER = _key("sender")  # the account the bad-input cases try to spend from
 POOR = _key("poor")
 DAVE = _key("dave")  # funded, never sends: its account view is fixed
+EMITTER = _key("emitter")  # deploys and calls the contract whose events are checked
 SMART_NODE_GENESIS = [
+    (EMITTER.address, 1_000 * HPC),
     (ALICE.address, 1_000 * HPC),
     (BOB.address, 1_000 * HPC),
     (SENDER.address, 1_000 * HPC),
@@ -526,11 +530,99 @@ def test_bad_get_requests(api: Api, path: str, status: int, code: str) -> None:
     assert snapshot(api, SENDER) == before
 
 
-@pytest.mark.parametrize(("method", "path"), [("DELETE", "/v1/status"), ("PUT", "/v1/txs"),
-                                              ("GET", "/v1/txs"), ("POST", "/metrics")])
-def test_wrong_method_405(api: Api, method: str, path: str) -> None:
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("DELETE", "/v1/status", "GET"), ("PUT", "/v1/txs", "POST"), ("GET", "/v1/txs", "POST"),
+    ("POST", "/metrics", "GET"), ("TRACE", "/v1/txs/batch", "POST")])
+def test_wrong_method_405_names_the_allowed_methods(api: Api, method: str, path: str,
+                                                    allowed: str) -> None:
     r = api.request(method, path)
     assert (r.status_code, r.json()["error"]["code"]) == (405, "method_not_allowed")
+    assert allowed in r.headers["Allow"].split(","), r.headers  # RFC 9110: 405 has Allow
+
+
+# --- request bodies: bounded in size and depth on every route that reads JSON ---------------
+
+JSON_ROUTES = [path.replace("{address}", to_bech32(CAROL.address))
+               for method, path, _ in ROUTES if method == "POST"]
+
+
+def _post_raw(api: Api, path: str, body: bytes) -> requests.Response:
+    return api.post(path, data=body, headers=JSON)
+
+
+@pytest.mark.parametrize("path", JSON_ROUTES)
+def test_every_json_route_refuses_deep_nesting_with_400_and_no_traceback(
+        api: Api, smart_node: NodeProcess, path: str) -> None:
+    before = snapshot(api, SENDER)
+    deep = MAX_JSON_DEPTH + 1
+    for body in (b"[" * 100_000, b"[" * deep + b"]" * deep,
+                 b'{"txs": ' + b"[{" * deep + b"}]" * deep + b"}",
+                 b'{"tx": "' + b"[" * 100_000 + b'", "x": ' + b"[" * 100_000 + b"}"):
+        r = _post_raw(api, path, body)
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "too_deep"), r.text
+    for body in (b'{"tx": NaN}', b'{"txs": [' + b"1" * 5_000 + b"]}", b"[" * 20):
+        r = _post_raw(api, path, body)
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "malformed_json"), r.text
+    # strings full of brackets are text, not nesting
+    r = _post_raw(api, path, b'{"function": "' + b"[" * 1_000 + b'", "txs": ["' + b"{" * 1_000
+                  + b'"], "tx": "' + b"]" * 1_000 + b'"}')
+    assert r.json()["error"]["code"] != "too_deep", r.text
+    assert snapshot(api, SENDER) == before
+    assert smart_node.log_errors() == [], smart_node.log_tail()
+
+
+@pytest.mark.parametrize("path", JSON_ROUTES)
+def test_every_json_route_refuses_an_oversized_body_with_413(api: Api, smart_node: NodeProcess,
+                                                              path: str) -> None:
+    limit = MAX_BODY if path.endswith("/batch") else MAX_SMALL_BODY
+    body = b'{"tx": "' + b"0" * limit + b'"}'
+    r = _post_raw(api, path, body)
+    assert (r.status_code, r.json()["error"]["code"]) == (413, "body_too_large"), r.text
+    # the same without announcing the length (chunked): refused all the same
+    r = _post_raw(api, path, iter([body[:1000], body[1000:]]))  # type: ignore[arg-type]
+    assert (r.status_code, r.json()["error"]["code"]) == (413, "body_too_large"), r.text
+    assert smart_node.log_errors() == [], smart_node.log_tail()
+
+
+# --- events: contract attributes are data ---------------------------------------------------
+
+SHOUT = b"""
+function shout(text)
+  emit("note", {to = text, caller = text, contract = "smart1notthiscontract"})
+end
+"""
+
+
+def test_contract_event_attributes_are_shown_exactly_as_emitted(api: Api,
+                                                                smart_node: NodeProcess) -> None:
+    """An attribute named like an address holding 40 non-hex characters once made
+    GET /v1/txs/{hash} fail with a 500; a contract cannot pass for another either."""
+    client = smart_node.client
+    deployed = client.deploy_contract(EMITTER, SHOUT)
+    contract = next(e["attributes"]["contract"] for e in deployed["receipt"]["events"]
+                    if e["kind"] == "contract_deploy")  # the chain's own event: bech32
+    assert contract.startswith("smart1")
+    for text in ("z" * 40, "ab" * 20, "é" * 20):
+        called = client.call_contract(EMITTER, contract, "shout", [text])
+        doc = api.ok(f"/v1/txs/{called['hash']}")
+        (event,) = doc["receipt"]["events"]
+        assert event == {"kind": "contract/note", "attributes": {
+            "contract": contract, "to": text, "caller": text}}
+
+
+@given(st.text(max_size=20), st.lists(st.tuples(st.sampled_from(sorted(ADDRESS_ATTRIBUTES))
+                                                | st.text(max_size=8), st.text(max_size=50)),
+                                      max_size=6))
+def test_event_rendering_never_fails_and_keeps_contract_values(
+        kind: str, attrs: list[tuple[str, str]]) -> None:
+    for k in (kind, "contract/" + kind):
+        event = Event(k, tuple(Attribute(a, v) for a, v in attrs))
+        shown = event.to_json()["attributes"]
+        assert all(isinstance(v, str) for v in shown.values())
+        if k.startswith("contract/") and attrs:  # the first is the host's, the rest data
+            emitted = dict(reversed(attrs[1:]))  # the first of each name
+            emitted.pop(attrs[0][0], None)
+            assert emitted.items() <= shown.items()
 
 
 def test_mutated_txs_never_accepted_never_5xx(api: Api, sender_used: int) -> None:

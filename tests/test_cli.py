@@ -43,9 +43,13 @@ def cli_env(home: Path, passphrase: str | None = None) -> dict[str, str]:
     return env
 
 
-def smart(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def smart(env: dict[str, str], *args: str, timeout: float = 60,
+          stdin: str | None = None) -> subprocess.CompletedProcess:
+    """One command; ``stdin`` is piped to it (else it reads an empty, non-terminal stdin)."""
+    feed: dict[str, Any] = {"input": stdin} if stdin is not None else \
+        {"stdin": subprocess.DEVNULL}
     return subprocess.run([*SMART, *args], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=timeout)
+                          timeout=timeout, **feed)
 
 
 def smart_many(env: dict[str, str], *commands: list[str]) -> list[subprocess.CompletedProcess]:
@@ -71,11 +75,11 @@ def keyed_cli(home: Path, node_url: str, keys: dict[str, Any]) -> Cli:
     """A CLI pointed at ``node_url`` with ``keys`` (name -> PrivateKey) imported unsealed."""
     env = cli_env(home)
     env["SMART_NODE"] = node_url
-    c = Cli(env)
-    for r in c.many(*(["keys", "import", name, "--seed", key.seed.hex(), "--insecure"]
-                      for name, key in keys.items())):
-        assert r.returncode == 0, r.stderr
-    return c
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for r in pool.map(lambda item: smart(env, "keys", "import", item[0], "--insecure",
+                                             stdin=item[1].seed.hex()), keys.items()):
+            assert r.returncode == 0, r.stderr
+    return Cli(env)
 
 
 def ok_json(r: subprocess.CompletedProcess) -> Any:
@@ -250,6 +254,49 @@ def test_keys_insecure_duplicate_and_invalid_names(tmp_path: Path) -> None:
     assert_error(smart(cli_env(home, passphrase=""), "keys", "new", "carol"), "passphrase")
     assert ok_json(smart(env, "keys", "list", "--json")) == [
         {"name": "bob", "address": created["address"], "encrypted": False}]
+
+
+def test_keys_import_reads_the_seed_from_stdin_or_a_file_never_the_command_line(
+        tmp_path: Path) -> None:
+    home = tmp_path / "smart-home"
+    env = cli_env(home, passphrase="tidal quince harbour lantern")
+    piped, from_file = PrivateKey.generate(), PrivateKey.generate()
+    seed_file = tmp_path / "seed.hex"
+    seed_file.write_text(from_file.seed.hex() + "\n")
+    assert ok_json(smart(env, "keys", "import", "piped", "--json",
+                         stdin=f"  {piped.seed.hex()}\n")) == {
+        "name": "piped", "address": to_bech32(piped.address)}
+    r = smart(env, "keys", "import", "filed", "--seed-file", str(seed_file), "--json")
+    assert ok_json(r)["address"] == to_bech32(from_file.address)
+    assert "warning" not in r.stderr  # a strong passphrase: nothing to say
+    sealed = (home / "keys" / "filed.json").read_text()
+    assert "crypto" in json.loads(sealed) and from_file.seed.hex() not in sealed
+    assert load_key_file(home / "keys" / "filed.json",
+                         "tidal quince harbour lantern").seed == from_file.seed
+
+    other = PrivateKey.generate()
+    on_argv = smart(env, "keys", "import", "argv", "--seed", other.seed.hex())
+    assert_error(on_argv, "--seed is refused", "standard input")
+    bad = "zz" + other.seed.hex()[2:]
+    for r in (smart(env, "keys", "import", "bad", stdin=bad),
+              smart(env, "keys", "import", "bad", stdin=other.seed.hex()[:-2]),
+              smart(env, "keys", "import", "bad", "--seed-file", str(tmp_path / "nope"))):
+        assert_error(r, "seed")
+    for r in (on_argv, *(smart(env, "keys", "import", "bad", stdin=bad),)):
+        assert other.seed.hex()[2:] not in r.stdout + r.stderr  # never echoed back
+    assert sorted(p.name for p in (home / "keys").iterdir()) == ["filed.json", "piped.json"]
+
+
+@pytest.mark.parametrize("command", [["keys", "new", "weak"],
+                                     ["keys", "import", "weak", "--seed-file", "SEED"]])
+def test_a_weak_new_passphrase_is_warned_about(tmp_path: Path, command: list[str]) -> None:
+    seed_file = tmp_path / "seed.hex"
+    seed_file.write_text(PrivateKey.generate().seed.hex())
+    args = [str(seed_file) if a == "SEED" else a for a in command]
+    r = smart(cli_env(tmp_path / "smart-home", passphrase="password123"), *args, "--json")
+    assert ok_json(r)["name"] == "weak"  # warned, not refused: the key is sealed all the same
+    assert "warning: weak passphrase" in r.stderr and "offline" in r.stderr, r.stderr
+    assert "password123" not in r.stderr + r.stdout
 
 
 # --- tx transfer -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ one line on stderr (or a JSON error object with ``--json``) and a non-zero exit 
 
 from __future__ import annotations
 
+import getpass
 import importlib
 import json
 import signal
@@ -126,20 +127,45 @@ def keys_export(name: str, passphrase_file: PassFile = None) -> None:
     emit({"name": name, "address": to_bech32(key.address), "seed": key.seed.hex()}, key.seed.hex())
 
 
+SeedFile = Annotated[Path | None, typer.Option(
+    "--seed-file", help="Read the 32-byte seed (hex) from this file. Without it the seed is "
+    "read from standard input (typed without echo at a terminal).")]
+
+
 @keys_app.command("import")
 def keys_import(
     name: str,
-    seed: Annotated[str, typer.Option(help="32-byte seed in hex.")],
+    seed_file: SeedFile = None,
     insecure: Annotated[bool, typer.Option(help="Store unencrypted.")] = False,
     passphrase_file: PassFile = None,
+    seed_argument: Annotated[str | None, typer.Option("--seed", hidden=True)] = None,
 ) -> None:
-    try:
-        key = PrivateKey.from_seed(bytes.fromhex(seed))
-    except ValueError as exc:
-        raise CliError(f"invalid seed: {exc}") from exc
+    """Import a key from its seed, read from a file or standard input: never from the
+    command line, which other users see (ps) and the shell keeps in its history."""
+    if seed_argument is not None:
+        raise CliError("--seed is refused: a seed on the command line is visible to other "
+                       "users and kept in shell history; pipe it on standard input or use "
+                       "--seed-file (then discard the command from your shell history)")
+    key = _read_seed(seed_file)
     pw = None if insecure else passphrase("New passphrase: ", confirm=True, file=passphrase_file)
     keyring.add(name, key, pw, insecure=insecure)
     emit({"name": name, "address": to_bech32(key.address)}, f"imported {name}")
+
+
+def _read_seed(seed_file: Path | None) -> PrivateKey:
+    if seed_file is not None:
+        try:
+            text = seed_file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read seed file: {exc}") from exc
+    elif sys.stdin.isatty():
+        text = getpass.getpass("Seed (hex): ")
+    else:
+        text = sys.stdin.read(4096)
+    try:
+        return PrivateKey.from_seed(bytes.fromhex(text.strip()))
+    except ValueError:  # the message would quote the secret: say what is wrong, not where
+        raise CliError("invalid seed: expected 64 hex characters (32 bytes)") from None
 
 
 # --- tx --------------------------------------------------------------------------------

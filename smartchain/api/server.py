@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -186,7 +187,8 @@ async def _json_body(request: web.Request, limit: int = MAX_SMALL_BODY) -> Any:
         raise ApiError(400, "malformed_json", "request body is not UTF-8 text") from exc
     _check_depth(body)
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        # fractions parse exactly: 5.0 is the integer 5 (as JSON Schema says), 1.5 is refused
+        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
     except ValueError as exc:  # JSONDecodeError, NaN or Infinity, a 5000-digit integer
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from exc
 
@@ -404,21 +406,32 @@ def _utf8(text: str, what: str) -> bytes:
         raise ApiError(400, "malformed", f"{what} is not valid Unicode text") from exc
 
 
+def _json_int(v: Any) -> int | None:
+    """An integer however JSON writes it (5, 5.0, 5e0), or None. Out of ±2^64 it is kept a
+    Decimal (converting 1e999999999 would build a huge integer) for the range check."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, Decimal) and v.is_finite() and v == v.to_integral_value():
+        return int(v) if -(1 << 64) < v < 1 << 64 else None
+    return None
+
+
 def _query_arg(i: int, v: Any) -> Any:
     """A JSON argument as the contract sees it: null, a boolean, a 64-bit integer, a string
     (its UTF-8 bytes) or ``{"hex": ...}`` (raw bytes)."""
     if v is None or isinstance(v, bool):
         return v
-    if isinstance(v, int):
-        if not -INT64 <= v < INT64:
+    if isinstance(v, Decimal) and not (v.is_finite() and v == v.to_integral_value()):
+        raise ApiError(400, "invalid_argument", f"args[{i}]: {v} is not an integer; "
+                       "contracts have no floating-point numbers")
+    if isinstance(v, int | Decimal):
+        n = _json_int(v)
+        if n is None or not -INT64 <= n < INT64:
             raise ApiError(400, "invalid_argument",
                            f"args[{i}]: integer {v} does not fit in 64 bits (signed)")
-        return v
+        return n
     if isinstance(v, str):
         return _utf8(v, f"args[{i}]")
-    if isinstance(v, float):
-        raise ApiError(400, "invalid_argument", f"args[{i}]: {v!r} is not an integer; "
-                       "contracts have no floating-point numbers")
     if isinstance(v, dict) and set(v) == {"hex"} and isinstance(v["hex"], str):
         try:
             return binascii.unhexlify(v["hex"])
@@ -436,7 +449,8 @@ def _query_value(v: Any) -> int:
         return 0
     if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 19:
         v = int(v)
-    if type(v) is not int or not 0 <= v < INT64:
+    v = _json_int(v)
+    if v is None or not 0 <= v < INT64:
         raise ApiError(400, "malformed", '"value" must be base units: a non-negative integer '
                        "(or a string of digits) below 2^63")
     return v
@@ -755,12 +769,29 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] 
 ]
 
 
+def _routed(path: str) -> str:
+    """``path`` as registered: a parameter never matches the literal of a sibling route
+    (``{hash}`` is not ``batch`` in /v1/txs/{hash}), so each literal path is a resource of
+    its own and a method it lacks is a 405 naming its methods, not a malformed parameter."""
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if not part.startswith("{"):
+            continue
+        literals = sorted({other[i] for other in (p.split("/") for _, p, _ in ROUTES)
+                           if len(other) == len(parts) and not other[i].startswith("{")
+                           and other[:i] == parts[:i] and other[i + 1:] == parts[i + 1:]})
+        if literals:
+            names = "|".join(re.escape(lit) for lit in literals)
+            parts[i] = f"{{{part[1:-1]}:(?!(?:{names})(?:/|$))[^{{}}/]+}}"
+    return "/".join(parts)
+
+
 def create_app(node: Node) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY)
     app[NODE] = node
     app[QUERIES] = QueryRunner()
     for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
+        app.router.add_route(method, _routed(path), handler)
     app.on_cleanup.append(_stop_queries)
     return app
 

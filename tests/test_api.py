@@ -511,6 +511,8 @@ BAD_GETS: list[tuple[str, int, str]] = [
     ("/v1/blocks/1e3", 400, "malformed"),
     ("/v1/blocks/%201", 400, "malformed"),
     ("/v1/blocks/" + "9" * 20, 400, "malformed"),
+    (f"/v1/blocks/{1 << 64}", 400, "malformed"),
+    (f"/v1/blocks/{(1 << 64) - 1}", 404, "not_found"),  # the whole u64 range is a height
     ("/v1/blocks/\u0663", 400, "malformed"),  # an Arabic-Indic digit: isdigit() but not ASCII
     # unknown routes
     ("/", 404, "not_found"),
@@ -532,7 +534,8 @@ def test_bad_get_requests(api: Api, path: str, status: int, code: str) -> None:
 
 @pytest.mark.parametrize(("method", "path", "allowed"), [
     ("DELETE", "/v1/status", "GET"), ("PUT", "/v1/txs", "POST"), ("GET", "/v1/txs", "POST"),
-    ("POST", "/metrics", "GET"), ("TRACE", "/v1/txs/batch", "POST")])
+    ("POST", "/metrics", "GET"), ("TRACE", "/v1/txs/batch", "POST"),
+    ("GET", "/v1/txs/batch", "POST")])  # not GET /v1/txs/{hash} with hash "batch"
 def test_wrong_method_405_names_the_allowed_methods(api: Api, method: str, path: str,
                                                     allowed: str) -> None:
     r = api.request(method, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -584,6 +585,22 @@ def test_every_json_route_refuses_an_oversized_body_with_413(api: Api, smart_nod
     # the same without announcing the length (chunked): refused all the same
     r = _post_raw(api, path, iter([body[:1000], body[1000:]]))  # type: ignore[arg-type]
     assert (r.status_code, r.json()["error"]["code"]) == (413, "body_too_large"), r.text
+    assert smart_node.log_errors() == [], smart_node.log_tail()
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /v1/status HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"POST /v1/txs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100_000 + b"\r\n\r\n",
+    b"GARBAGE\r\n\r\n"], ids=["content-length", "chunk-size", "long-header", "not-http"])
+def test_unparsable_http_is_a_400_and_no_traceback(api: Api, smart_node: NodeProcess,
+                                                   request_bytes: bytes) -> None:
+    host, port = (smart_node.url or "").removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request_bytes)
+        reply = s.recv(64)
+    assert reply.split(b" ", 2)[1] == b"400", reply
+    assert api.status()["height"] >= 0  # still serving
     assert smart_node.log_errors() == [], smart_node.log_tail()
 
 

@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from smartchain.api.server import create_app
 from smartchain.consensus.engine import EngineConfig
@@ -31,6 +32,23 @@ from smartchain.p2p.dht import DhtError, DhtNode
 RUNTIME_FILE = "node.json"
 SIGNER_STATE_FILE = "signer_state.json"
 log = logging.getLogger("smartchain.serve")
+
+
+class UnparsableRequests(logging.Filter):
+    """aiohttp answers a request it cannot parse (bad header, chunk size, line too long) with
+    400 but logs it as an ERROR with a traceback: that is the client's error, not ours, and
+    any client could fill the log with it. A DEBUG line instead, as aiohttp does for
+    non-HTTP traffic."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not (isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg, record.args = "refused an unparsable HTTP request (%d): %s", (
+            exc.code, exc.message.splitlines()[0] if exc.message else "")
+        record.exc_info, record.exc_text = None, None
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
@@ -68,6 +86,7 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
                                gc_grace_s=config.storage_gc_grace_s)
                if config.provide_storage > 0 else None)
     app = create_app(node)
+    logging.getLogger("aiohttp.server").addFilter(UnparsableRequests())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.api_host, config.api_port, reuse_address=True)

@@ -156,6 +156,19 @@ def test_lapsed_uploads_are_named_for_deletion_and_deals_keep_theirs() -> None:
     assert r.book == {} and r.pending(OWNER.address) == 0
 
 
+def test_a_repair_back_onto_the_provider_that_lost_the_column_keeps_its_booking() -> None:
+    """That column is pinned there all along (the chain still lists it for the provider):
+    its booking must last while the pieces arrive, and go once they are accepted."""
+    r = book()
+    i = intent(expires=60)
+    admit(r, i)
+    column = {(i.file_id, 0)}
+    assert r.settle(51, TTL, column) == []
+    r.for_put(PEER, i.file_id, 0, 0, 1000, 51)  # still booked
+    r.accept(PEER, i.file_id, 0, 1, 52)
+    assert r.settle(53, TTL, column) == [] and r.book == {}
+
+
 def test_discard_deletes_an_unpinned_column_now_and_spares_the_rest(tmp_path: Path) -> None:
     with PieceStore(tmp_path, 64 * MiB, min_free=0) as store:
         fid = h256(b"f")

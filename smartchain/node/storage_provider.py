@@ -616,28 +616,46 @@ class StorageProvider(BlockService):
 
     def _build_proofs(self, todo: list[tuple[sm.OpenChallenge, bytes]]
                       ) -> list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]]:
-        """Worker thread: read each challenged piece and build its proof, checked here
-        against the column root on chain so that one bad piece cannot sink the batch."""
-        out: list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]] = []
+        """Worker thread: read each challenged piece once (however many of its leaves are
+        challenged) and build the proofs, checked here against the column root on chain so
+        that one bad piece cannot sink the batch."""
+        groups: dict[tuple[bytes, int, int], list[tuple[sm.OpenChallenge, bytes]]] = {}
         for c, root in todo:
-            col = self.store.column(c.file_id, c.frag_index)
-            if col is None:
-                out.append((c, None, "the column is not held here"))
-                continue
-            if col.root != root or c.segment >= col.segments:
-                out.append((c, None, "the column held here is not the one in the deal"))
-                continue
+            groups.setdefault((c.file_id, c.frag_index, c.segment), []).append((c, root))
+        out: list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]] = []
+        for group in groups.values():
+            out += self._piece_proofs(group)
+        return out
+
+    def _piece_proofs(self, group: list[tuple[sm.OpenChallenge, bytes]]
+                      ) -> list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]]:
+        """The proofs of the challenges of one piece (same column root, same segment)."""
+        first, root = group[0]
+        col = self.store.column(first.file_id, first.frag_index)
+        why = ""
+        if col is None:
+            why = "the column is not held here"
+        elif col.root != root or first.segment >= col.segments:
+            why = "the column held here is not the one in the deal"
+        else:
             try:
-                piece = self.store.get(c.file_id, c.frag_index, c.segment)
+                piece = self.store.get(first.file_id, first.frag_index, first.segment)
             except (PieceNotFound, PieceCorrupt) as exc:
-                out.append((c, None, str(exc)))
-                continue
-            if c.leaf >= layout.leaf_count(len(piece)):
+                why = str(exc)
+        if why:
+            return [(c, None, why) for c, _ in group]
+        assert col is not None
+        count = layout.leaf_count(len(piece))
+        wanted = [c.leaf for c, _ in group if c.leaf < count]
+        built = dict(zip(wanted, layout.leaf_proofs(piece, wanted), strict=True))
+        column_path = layout.column_proof(list(col.piece_roots), first.segment)
+        piece_root = col.piece_roots[first.segment]
+        out: list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]] = []
+        for c, _ in group:
+            if c.leaf not in built:
                 out.append((c, None, f"leaf {c.leaf} is past the piece's end"))
                 continue
-            chunk, piece_path = layout.leaf_proof(piece, c.leaf)
-            column_path = layout.column_proof(list(col.piece_roots), c.segment)
-            piece_root = col.piece_roots[c.segment]
+            chunk, piece_path = built[c.leaf]
             if not (verify_proof(piece_root, leaf_hash(chunk), piece_path)
                     and verify_proof(root, piece_root, column_path)):
                 out.append((c, None, "its proof does not verify against the column root"))

@@ -172,13 +172,14 @@ class Reservations:
         return r
 
     def settle(self, height: int, ttl: int, pinned: set[Column]) -> list[Column]:
-        """Forget reservations whose column is now in a deal (``pinned``) or that ran out;
-        returns the columns of those that ran out and that nothing else needs: their pieces
-        are to be deleted now."""
+        """Forget reservations accepted into a column the chain has in a deal (``pinned``)
+        or that ran out; returns the columns of those that ran out and that nothing else
+        needs: their pieces are to be deleted now. (A column being repaired back onto its
+        own provider is pinned all along: its booking lasts until accepted.)"""
         done: list[Column] = []
         for key, r in list(self.book.items()):
             end = r.intent.expires if r.accepted_at is None else r.accepted_at + ttl
-            if r.column in pinned:
+            if r.column in pinned and r.accepted_at is not None:
                 del self.book[key]
             elif height > end:
                 del self.book[key]

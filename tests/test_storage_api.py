@@ -72,15 +72,17 @@ def providers(client: Client) -> list[PrivateKey]:
 @pytest.fixture(scope="module")
 def deal(client: Client, providers: list[PrivateKey]) -> bytes:
     """A 2-of-3 deal for a 100-byte file the providers 'accepted' (their keys sign here)."""
-    chain_id = client.status()["chain_id"]
+    status = client.status()
+    chain_id, height = status["chain_id"], int(status["height"])
     salt = h256(b"salt")
     file_id = sm.file_id_of(OWNER.address, salt)
     piece = 200
     columns = []
     for j, key in enumerate(providers):
         root = h256(bytes([j]))
-        sig = key.sign(sm.acceptance_bytes(chain_id, file_id, j, root, piece, 1))
-        columns.append(sm.NewColumn(key.address, j, root, sig))
+        sig = key.sign(sm.acceptance_bytes(chain_id, file_id, j, root, piece, 1, 0, height,
+                                           OWNER.address))
+        columns.append(sm.NewColumn(key.address, j, root, height, sig))
     payload = sm.CreateDeal(salt, 100, 2, 3, 1, piece, piece, 5, 3, tuple(columns))
     res = client.send_tx(OWNER, "storage/create_deal", payload, gas_limit=2_000_000)
     assert res["receipt"]["ok"], res["receipt"]["log"]

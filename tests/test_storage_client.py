@@ -21,16 +21,20 @@ from typing import Any
 import pytest
 from conftest import ChainKit, ChainNet
 
+from smartchain.crypto.address import address_of
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.p2p.peers import P2P, BadRequest, P2PConfig
 from smartchain.state.modules import storage as sm
+from smartchain.state.modules.bank import get_account
 from smartchain.state.params import Params
 from smartchain.storage import client as sc
 from smartchain.storage import layout
+from smartchain.storage.admission import Reservations
 from smartchain.storage.protocol import (
     ACCEPT,
     GET,
+    INTENT,
     PUT,
     RECEIPT,
     Acceptance,
@@ -39,6 +43,7 @@ from smartchain.storage.protocol import (
     PieceReply,
     PutAck,
     PutPiece,
+    UploadIntent,
 )
 from smartchain.storage.repair import repair_column
 
@@ -186,26 +191,40 @@ class NetView:
 
 
 class FakeProvider:
-    """A provider in a few lines: pieces in a dict, one fault to play."""
+    """A provider in a few lines: pieces in a dict, one fault to play; uploads admitted by
+    the real ``Reservations`` against the chain, as a provider node does."""
 
-    def __init__(self, key: PrivateKey, chain_id: str, fault: str = "") -> None:
-        self.key, self.chain_id, self.fault = key, chain_id, fault
+    def __init__(self, key: PrivateKey, net: ChainNet, fault: str = "") -> None:
+        self.key, self.net, self.chain_id, self.fault = key, net, net.kit.chain_id, fault
         self.pieces: dict[tuple[bytes, int, int], bytes] = {}
         self.roots: dict[tuple[bytes, int, int], bytes] = {}
         self.receipts: list[sm.Receipt] = []
+        self.booked = Reservations(key.address, self.chain_id, 10 * GiB)
         self.puts = 0
         self.gets = 0
         self.p2p = P2P(key, NET, "127.0.0.1", 0, config=P2PConfig(pex=False))
-        for kind, handler in ((PUT, self.put), (ACCEPT, self.accept), (GET, self.get),
-                              (RECEIPT, self.receipt)):
+        for kind, handler in ((INTENT, self.intent), (PUT, self.put), (ACCEPT, self.accept),
+                              (GET, self.get), (RECEIPT, self.receipt)):
             self.p2p.register_request(kind, handler)
 
     @property
     def address(self) -> bytes:
         return self.key.address
 
-    async def put(self, _peer: bytes, raw: bytes) -> bytes:
+    async def intent(self, peer: bytes, raw: bytes) -> bytes:
+        intent = UploadIntent.decode(raw)
+        chain = self.net.chain
+        with chain.reader() as r:
+            balance = get_account(r, address_of(intent.client)).balance
+            deal = sm.get_deal(r, intent.file_id)
+        self.booked.admit(peer, intent, height=chain.height, params=chain.params, price=1000,
+                          balance=balance, deal=deal)
+        return b""
+
+    async def put(self, peer: bytes, raw: bytes) -> bytes:
         msg = PutPiece.decode(raw)
+        self.booked.for_put(peer, msg.file_id, msg.frag_index, msg.segment, len(msg.piece),
+                            self.net.chain.height)
         self.puts += 1
         if self.fault == "slow":
             await asyncio.sleep(0.2)  # plays a slow disk; nothing waits on this to synchronise
@@ -222,17 +241,25 @@ class FakeProvider:
         except KeyError:
             raise LookupError("column not complete") from None
 
-    async def accept(self, _peer: bytes, raw: bytes) -> bytes:
+    async def accept(self, peer: bytes, raw: bytes) -> bytes:
         msg = AcceptColumn.decode(raw)
+        height = self.net.chain.height
+        booked = self.booked.accept(peer, msg.file_id, msg.frag_index, msg.segments, height)
         roots = self._roots(msg.file_id, msg.frag_index, msg.segments)
         if tuple(roots) != msg.piece_roots:
             raise BadRequest("roots differ")
         nbytes = sum(len(self.pieces[(msg.file_id, msg.frag_index, s)])
                      for s in range(msg.segments))
         root = layout.column_root(roots)
+        with self.net.chain.reader() as r:
+            deal = sm.get_deal(r, msg.file_id)
+        col = next((c for c in deal.columns if c.frag_index == msg.frag_index), None) \
+            if deal else None
+        round = 0 if col is None else col.round + 1
         sig = self.key.sign(sm.acceptance_bytes(self.chain_id, msg.file_id, msg.frag_index,
-                                                root, nbytes, msg.segments))
-        return Acceptance(root, nbytes, sig).encode()
+                                                root, nbytes, msg.segments, round, height,
+                                                booked.account))
+        return Acceptance(root, nbytes, height, sig).encode()
 
     async def get(self, _peer: bytes, raw: bytes) -> bytes:
         msg = GetPiece.decode(raw)
@@ -292,8 +319,7 @@ def run_world(chainkit: ChainKit, faults: list[str], test: Any, *, bandwidth_pri
     net = ChainNet(chainkit, chain, PrivateKey.from_seed(bytes([250]) * 32))
 
     async def main() -> None:
-        providers = [FakeProvider(k, chainkit.chain_id, f)
-                     for k, f in zip(PROVIDER_KEYS, faults, strict=False)]
+        providers = [FakeProvider(k, net, f) for k, f in zip(PROVIDER_KEYS, faults, strict=False)]
         client = P2P(PrivateKey.generate(), NET, "127.0.0.1", 0, config=P2PConfig(pex=False))
         try:
             for p in providers:
@@ -596,18 +622,21 @@ def test_repair_rebuilds_a_lost_column_on_a_new_provider(chainkit: ChainKit,
         assert len(w.providers) - len(deal.columns) >= 1  # a spare to repair onto
         lost = deal.columns[0]
         repairer = NetView(w.net, REPAIRER)
-        assert not await repair_column(w.client, repairer, res.file_id, lost.frag_index)
+        assert not await repair_column(w.client, repairer, res.file_id, lost.frag_index,
+                                       key=REPAIRER)
         w.empty_blocks(8)  # the deal starts, its challenges go unanswered, the epoch settles
         deal = w.deal(res.file_id)
         assert not any(c.healthy for c in deal.columns)
         await w.by_address(lost.provider).p2p.stop()
         budget = w.balance(REPAIRER)
-        assert await repair_column(w.client, repairer, res.file_id, lost.frag_index)
+        assert await repair_column(w.client, repairer, res.file_id, lost.frag_index,
+                                   key=REPAIRER)
         after = w.deal(res.file_id)
         new = next(c for c in after.columns if c.frag_index == lost.frag_index)
         assert new.healthy and new.root == lost.root
         assert new.provider not in {c.provider for c in deal.columns}
-        assert w.balance(REPAIRER) > budget - 10**6  # paid from the repair budget (minus fee)
+        assert w.balance(REPAIRER) > budget - 10**6  # only the fee: paid once audited
+        assert new.repairer == REPAIRER.address and new.bounty > 0
         out = tmp_path / "out"
         await sc.get(w.client, w.view, OWNER, res.file_id, out)
         assert out.read_bytes() == data

@@ -276,9 +276,13 @@ def test_audit_catches_a_rotten_piece_and_repair_restores_it(
     assert seen_unhealthy, "the slashed column was never seen unhealthy on chain"
     assert repaired_at <= slash_height + 2 * EPOCH, (slash_height, repaired_at)
     deal = _deal(net, file_id)
-    assert _column(deal, col.frag_index) == col  # same provider, root and price: healthy
-    # Slashed below the minimum collateral, the victim topped it up and is active again.
-    slash = before.collateral * params.storage_slash_bps // sm.BPS
+    again = _column(deal, col.frag_index)  # same provider, root and price: healthy
+    assert (again.provider, again.root, again.price, again.round) == (
+        col.provider, col.root, col.price, col.round + 1)
+    # Slashed (for the column's bytes) below the minimum collateral, the victim topped it up
+    # and is active again.
+    share = sm.column_collateral(params, sm.deal_column_bytes(deal))
+    slash = min(before.collateral, share * params.storage_slash_bps // sm.BPS)
     assert f"collateral +{format_hpc(slash)} HPC" in victim.log_text()
     assert records(net)[col.provider].active
     line = f"storage: repaired column {col.frag_index} of deal {file_id.hex()}"

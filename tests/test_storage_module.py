@@ -74,6 +74,7 @@ PROVIDERS = [key(81 + i) for i in range(6)]
 REPAIRER = key(88)
 PROPOSER = key(89)
 POOR = key(90)
+ATTACKER = key(92)  # replays, forges, colludes
 
 
 def chunks(piece: bytes) -> list[bytes]:
@@ -91,6 +92,7 @@ class Column:
         self.pieces = pieces
         self.piece_roots = [piece_root(p) for p in pieces]
         self.root = merkle.root_of_hashes(self.piece_roots)
+        self.nbytes = sum(len(p) for p in pieces)
 
     def proof(self, file_id: bytes, frag: int, segment: int, leaf: int) -> AuditProof:
         piece = self.pieces[segment]
@@ -100,8 +102,8 @@ class Column:
                           merkle.prove(self.piece_roots, segment))
 
 
-def random_column() -> Column:
-    return Column([os.urandom(PIECE) for _ in range(SEGMENTS - 1)] + [os.urandom(LAST)])
+def random_column(segments: int = SEGMENTS, piece: int = PIECE, last: int = LAST) -> Column:
+    return Column([os.urandom(piece) for _ in range(segments - 1)] + [os.urandom(last)])
 
 
 class Net(ChainNet):
@@ -115,6 +117,7 @@ class Net(ChainNet):
     def on_block(self, checked: list[Any], receipts: list[Receipt]) -> None:
         for c, r in zip(checked, receipts, strict=True):
             self.fees[c.sender] += r.fee
+        check_books(self)  # after every block: no HPC made or lost, whatever happened
 
     def balance(self, k: PrivateKey | bytes) -> int:
         return self.read(get_account, k if isinstance(k, bytes) else k.address).balance
@@ -135,21 +138,37 @@ class Net(ChainNet):
         self.until((self.chain.height // EPOCH + 1) * EPOCH)
 
     def new_column(self, provider: PrivateKey, file_id: bytes, frag: int, column: Column,
-                   signer: PrivateKey | None = None) -> NewColumn:
-        message = acceptance_bytes(self.kit.chain_id, file_id, frag, column.root, COLUMN_BYTES,
-                                   SEGMENTS)
-        return NewColumn(provider.address, frag, column.root, (signer or provider).sign(message))
+                   signer: PrivateKey | None = None, *, uploader: PrivateKey = OWNER,
+                   round: int = 0, height: int | None = None) -> NewColumn:
+        """``provider``'s acceptance of placement ``round`` of a column ``uploader`` sent it,
+        signed at ``height`` (default: now)."""
+        height = self.chain.height if height is None else height
+        message = acceptance_bytes(self.kit.chain_id, file_id, frag, column.root, column.nbytes,
+                                   len(column.pieces), round, height, uploader.address)
+        return NewColumn(provider.address, frag, column.root, height,
+                         (signer or provider).sign(message))
+
+    def repair_column(self, file_id: bytes, frag: int, provider: PrivateKey,
+                      uploader: PrivateKey = REPAIRER, **kw: Any) -> NewColumn:
+        """``provider``'s acceptance of the next round of a lost column, as ``uploader``
+        sent it (the bytes the test keeps for the column's provider)."""
+        deal = self.read(get_deal, file_id)
+        old = next(c for c in deal.columns if c.frag_index == frag)
+        column = self.held[(old.provider, file_id, frag)]
+        kw.setdefault("round", old.round + 1)
+        return self.new_column(provider, file_id, frag, column, uploader=uploader, **kw)
 
     def deal_msg(self, owner: PrivateKey, providers: list[PrivateKey], *, k: int = 2,
                  epochs: int = 3, salt: bytes | None = None, threshold: int | None = None,
-                 max_cost: int = 0) -> tuple[CreateDeal, bytes, list[Column]]:
+                 max_cost: int = 0, segments: int = SEGMENTS, piece: int = PIECE,
+                 last: int = LAST) -> tuple[CreateDeal, bytes, list[Column]]:
         salt = salt or os.urandom(32)
         file_id = file_id_of(owner.address, salt)
-        cols = [random_column() for _ in providers]
-        new = tuple(self.new_column(p, file_id, j, c)
+        cols = [random_column(segments, piece, last) for _ in providers]
+        new = tuple(self.new_column(p, file_id, j, c, uploader=owner)
                     for j, (p, c) in enumerate(zip(providers, cols, strict=True)))
         n = len(providers)
-        msg = CreateDeal(salt, 12_345, k, n + 1, SEGMENTS, PIECE, LAST, epochs,
+        msg = CreateDeal(salt, 12_345, k, n + 1, segments, piece, last, epochs,
                          threshold or n, new, max_cost)
         return msg, file_id, cols
 
@@ -181,7 +200,8 @@ def register_msg(p: PrivateKey, *, capacity: int = CAPACITY, price: int = PRICE,
 
 def params(**kw: Any) -> Params:
     base = dict(storage_epoch_blocks=EPOCH, storage_audit_window=WINDOW,
-                storage_receipt_ttl=TTL, storage_min_collateral=10 * HPC)
+                storage_receipt_ttl=TTL, storage_min_collateral=10 * HPC,
+                storage_audit_segments=4)  # tests of the default count set it themselves
     base.update(kw)
     return Params(**base)
 
@@ -189,7 +209,7 @@ def params(**kw: Any) -> Params:
 @pytest.fixture
 def make_net(chainkit) -> Any:
     def make(name: str = "a", **kw: Any) -> Net:
-        balances = {k: 10_000 * HPC for k in [OWNER, *PROVIDERS, REPAIRER]}
+        balances = {k: 10_000 * HPC for k in [OWNER, *PROVIDERS, REPAIRER, ATTACKER]}
         balances[POOR] = HPC
         gen = chainkit.genesis(balances, params=params(**kw))
         return Net(chainkit, chainkit.open(gen, chainkit.root / name))
@@ -207,13 +227,15 @@ def storage_state(net: Net) -> dict[bytes, bytes]:
 
 
 def check_books(net: Net) -> None:
-    """Supply = every balance; the module account holds exactly collaterals and escrows."""
+    """Supply = every balance; the module account holds exactly collaterals, escrows, repair
+    budgets and the repair rewards held for columns not yet audited."""
     def books(view: Any) -> tuple[int, int, int, int]:
         balances = sum(get_account(view, k[len(ACCOUNT_PREFIX):]).balance
                        for k, _ in view.iter_prefix(ACCOUNT_PREFIX))
         collateral = sum(p.provider.collateral for p in sm.list_providers(view))
         deals = [sm.Deal.decode(v) for _k, v in view.iter_prefix(sm.DEAL_PREFIX)]
-        locked = sum(d.escrow + d.repair_budget for d in deals)
+        locked = sum(d.escrow + d.repair_budget + sum(c.bounty for c in d.columns)
+                     for d in deals)
         return (balances, total_supply(view), collateral + locked,
                 get_account(view, MODULE_ACCOUNT).balance)
     balances, supply, locked, module_balance = net.read(books)
@@ -382,16 +404,44 @@ def test_challenges_open_from_the_beacon_and_proofs_pay_the_providers(net: Net) 
     check_books(net)
 
 
-def test_audit_picks_are_distinct_segments_with_leaves_in_range() -> None:
-    deal = sm.Deal(b"o" * 20, b"s" * 32, 1, 2, 4, 5, PIECE, LAST, 1, 2, 3, 0, 0, (), 0)
+def audit_deal(segments: int, piece: int, last: int) -> sm.Deal:
+    return sm.Deal(b"o" * 20, b"s" * 32, 1, 2, 4, segments, piece, last, 1, 2, 3, 0, 0, (), 0)
+
+
+def test_audit_picks_are_distinct_leaves_on_distinct_segments_first() -> None:
+    deal = audit_deal(5, PIECE, LAST)  # 4 pieces of 3 leaves, the last of 2: 14 leaves
     for beacon in (bytes(32), b"\x01" * 32):
         picks = sm.audit_picks(beacon, b"f" * 32, 1, deal, 4)
         assert len({s for s, _ in picks}) == 4
         assert all(leaf < (2 if s == 4 else 3) for s, leaf in picks)
-    assert sorted(s for s, _ in sm.audit_picks(bytes(32), b"f" * 32, 1, deal, 9)) == [
-        0, 1, 2, 3, 4]
+    nine = sm.audit_picks(bytes(32), b"f" * 32, 1, deal, 9)
+    assert len(set(nine)) == 9 and {s for s, _ in nine} == {0, 1, 2, 3, 4}
+    assert sorted(sm.audit_picks(bytes(32), b"f" * 32, 1, deal, 99)) == [
+        (s, leaf) for s in range(5) for leaf in range(2 if s == 4 else 3)]  # every leaf
     assert sm.audit_picks(bytes(32), b"f" * 32, 1, deal, 4) != sm.audit_picks(
         b"\x01" * 32, b"f" * 32, 1, deal, 4)
+
+
+def test_a_one_segment_column_is_challenged_on_as_many_leaves_as_a_long_one() -> None:
+    count = Params().storage_audit_segments
+    deal = audit_deal(1, 0, 64 * 1024)  # a small file: one piece of 64 leaves
+    picks = sm.audit_picks(b"\x07" * 32, b"f" * 32, 0, deal, count)
+    assert count == 22 and len(set(picks)) == 22 and {s for s, _ in picks} == {0}
+
+
+def test_a_provider_missing_a_tenth_of_a_column_is_caught_within_three_epochs() -> None:
+    """With the default challenge count a provider that dropped 10 % of a column's leaves
+    passes an epoch with p = 0.9^22 = 0.098 at most (docs/storage.md), three in a row with
+    p < 0.001. Measured over 4,000 beacons on a 40-segment column."""
+    count = Params().storage_audit_segments
+    deal = audit_deal(40, 3 * 1024, 3 * 1024)  # 120 leaves
+    leaves = [(s, leaf) for s in range(40) for leaf in range(3)]
+    lost = set(sorted(leaves, key=lambda x: merkle.leaf_hash(bytes(x)))[:12])  # 10 %
+    passed = sum(not lost & set(sm.audit_picks(merkle.leaf_hash(i.to_bytes(4, "big")),
+                                                b"f" * 32, 0, deal, count))
+                 for i in range(4_000))
+    assert passed / 4_000 <= 0.9 ** 22
+    assert (0.9 ** 22) ** 3 < 0.001
 
 
 def test_wrong_proofs_are_refused_and_change_nothing(net: Net) -> None:
@@ -446,7 +496,7 @@ def test_an_unanswered_challenge_slashes_and_the_column_goes_unhealthy(net: Net)
     budget = net.read(get_deal, file_id).repair_budget
     net.next_epoch()
     p = net.read(get_provider, silent.address)
-    slash = COLLATERAL * 1_000 // 10_000
+    slash = sm.column_collateral(net.chain.params, COLUMN_BYTES)  # storage_slash_bps: all of it
     assert (p.collateral, p.reputation, p.misses, p.active) == (COLLATERAL - slash, 900, 1, True)
     assert net.balance(silent) == paid_before  # no pay, and it sent nothing
     deal = net.read(get_deal, file_id)
@@ -461,31 +511,33 @@ def test_an_unanswered_challenge_slashes_and_the_column_goes_unhealthy(net: Net)
 # --- repair ------------------------------------------------------------------------------------
 
 
-def test_repair_replaces_the_column_and_pays_the_repairer(net: Net) -> None:
+def test_repair_replaces_the_column_and_pays_the_repairer_once_it_is_audited(net: Net) -> None:
     net.register(PROVIDERS[:4])
     file_id = net.deal(PROVIDERS[:3], epochs=5)
     old, new = PROVIDERS[2], PROVIDERS[3]
     column = net.held[(old.address, file_id, 2)]
-    r = net.send(REPAIRER, Repair(file_id, 2, net.new_column(new, file_id, 2, column)))
+    r = net.send(REPAIRER, Repair(file_id, 2, net.repair_column(file_id, 2, new)))
     assert r.code == Code.FAILED and "healthy" in r.log
     net.next_epoch()
     net.prove_all(PROVIDERS[:2])
     net.next_epoch()
     deal = net.read(get_deal, file_id)
     for msg, why in [
-        (Repair(file_id, 2, net.new_column(PROVIDERS[0], file_id, 2, column)), "already holds"),
-        (Repair(file_id, 2, net.new_column(new, file_id, 2, random_column())), "root"),
-        (Repair(file_id, 2, net.new_column(new, file_id, 2, column, signer=old)), "sign"),
+        (Repair(file_id, 2, net.repair_column(file_id, 2, PROVIDERS[0])), "already holds"),
+        (Repair(file_id, 2, net.new_column(new, file_id, 2, random_column(), uploader=REPAIRER,
+                                           round=1)), "root"),
+        (Repair(file_id, 2, net.repair_column(file_id, 2, new, signer=old)), "sign"),
     ]:
         r = net.send(REPAIRER, msg)
         assert r.code == Code.FAILED and why in r.log, r.log
     start = net.balance(REPAIRER)
-    receipt = net.ok(REPAIRER, Repair(file_id, 2, net.new_column(new, file_id, 2, column)))
+    receipt = net.ok(REPAIRER, Repair(file_id, 2, net.repair_column(file_id, 2, new)))
     net.held[(new.address, file_id, 2)] = column
     reward = -(-deal.repair_budget // 3)
-    assert net.balance(REPAIRER) == start + reward - receipt.fee
+    assert net.balance(REPAIRER) == start - receipt.fee  # held until the column is audited
     after = net.read(get_deal, file_id)
-    assert after.columns[2] == sm.Column(new.address, 2, column.root, True, PRICE)
+    assert after.columns[2] == sm.Column(new.address, 2, column.root, True, PRICE, 1,
+                                         REPAIRER.address, reward)
     assert after.repair_budget == deal.repair_budget - reward
     assert net.read(get_provider, old.address).used == 0
     assert net.read(get_provider, new.address).used == COLUMN_BYTES
@@ -497,6 +549,8 @@ def test_repair_replaces_the_column_and_pays_the_repairer(net: Net) -> None:
     before = net.balance(new)
     fees = net.prove_all([PROVIDERS[0], PROVIDERS[1], new])
     assert net.balance(new) == before + fee() - fees[new.address]
+    assert net.balance(REPAIRER) == start - receipt.fee + reward  # proven: now it is paid
+    assert net.read(get_deal, file_id).columns[2].bounty == 0
     check_books(net)
 
 
@@ -508,13 +562,140 @@ def test_with_no_spare_provider_a_column_is_repaired_back_onto_its_own(net: Net)
     net.next_epoch()
     net.prove_all(PROVIDERS[:2])
     net.next_epoch()  # the third column missed its audit: unhealthy
-    net.ok(REPAIRER, Repair(file_id, 2, net.new_column(lost, file_id, 2, column)))
+    budget = net.read(get_deal, file_id).repair_budget
+    net.ok(REPAIRER, Repair(file_id, 2, net.repair_column(file_id, 2, lost)))
     deal = net.read(get_deal, file_id)
-    assert deal.columns[2] == sm.Column(lost.address, 2, column.root, True, PRICE)
+    assert deal.columns[2] == sm.Column(lost.address, 2, column.root, True, PRICE, 1,
+                                        REPAIRER.address, -(-budget // 3))
     assert net.read(get_provider, lost.address).used == COLUMN_BYTES  # counted once
     assert net.read(columns_of, lost.address) == [sm.ColumnRef(file_id, 2)]
     assert net.read(repairs) == []
     check_books(net)
+
+
+def lose_column(net: Net, file_id: bytes, providers: list[PrivateKey], silent: int) -> None:
+    """Run an epoch in which every provider but ``providers[silent]`` proves, then settle it:
+    that column turns unhealthy and repairs open. The others answer what is open now too."""
+    others = [p for i, p in enumerate(providers) if i != silent]
+    net.prove_all([p for p in others if all(  # those still answerable
+        c.deadline > net.chain.height for c in net.read(open_challenges, p.address))])
+    net.next_epoch()
+    net.prove_all(others)
+    net.next_epoch()
+    assert not net.read(get_deal, file_id).columns[silent].healthy
+
+
+def test_an_acceptance_published_in_a_deal_cannot_be_replayed_to_repair_it(net: Net) -> None:
+    """The red-team replay: a provider's acceptance is public in ``create_deal``; posted as a
+    repair of the same column once it was lost, it used to mark a column with no data
+    behind it healthy and pay the poster ``ceil(budget / n)``."""
+    net.register(PROVIDERS[:3])
+    msg, file_id, cols = net.deal_msg(OWNER, PROVIDERS[:3], epochs=5)
+    net.ok(OWNER, msg)
+    for j, (p, c) in enumerate(zip(PROVIDERS[:3], cols, strict=True)):
+        net.held[(p.address, file_id, j)] = c
+    lose_column(net, file_id, PROVIDERS[:3], 2)
+    before, module = storage_state(net), net.balance(MODULE_ACCOUNT)
+    start = net.balance(ATTACKER)
+    r = net.send(ATTACKER, Repair(file_id, 2, msg.columns[2]))  # the deal's own acceptance
+    assert r.code == Code.FAILED and "did not sign round 1" in r.log
+    assert storage_state(net) == before and net.balance(MODULE_ACCOUNT) == module
+    assert net.balance(ATTACKER) == start - r.fee
+
+
+def test_a_repair_acceptance_is_good_once_soon_and_only_for_its_uploader(make_net: Any) -> None:
+    net = make_net(storage_accept_ttl=8)
+    net.register(PROVIDERS[:5])
+    file_id = net.deal(PROVIDERS[:3], epochs=9)
+    lose_column(net, file_id, PROVIDERS[:3], 2)
+    new, ttl = PROVIDERS[3], net.chain.params.storage_accept_ttl
+    cases = [  # built when sent: the height of the block that includes it is chain.height + 1
+        (ATTACKER, lambda: net.repair_column(file_id, 2, new), "as uploaded by the sender"),
+        (REPAIRER, lambda: net.repair_column(file_id, 2, new, round=0), "did not sign round 1"),
+        (REPAIRER, lambda: net.repair_column(file_id, 2, new, round=2), "did not sign round 1"),
+        (REPAIRER, lambda: net.repair_column(file_id, 2, new, height=net.chain.height - ttl),
+         "usable in heights"),  # one block too old
+        (REPAIRER, lambda: net.repair_column(file_id, 2, new, height=net.chain.height + 2),
+         "usable in heights"),  # signed at a height not reached
+    ]
+    before, module = storage_state(net), net.balance(MODULE_ACCOUNT)
+    for sender, col, why in cases:
+        r = net.send(sender, Repair(file_id, 2, col()))
+        assert r.code == Code.FAILED and why in r.log, (why, r.log)
+        assert storage_state(net) == before and net.balance(MODULE_ACCOUNT) == module, why
+    old = net.repair_column(file_id, 2, new, height=net.chain.height + 1 - ttl)
+    assert net.send(REPAIRER, Repair(file_id, 2, old)).ok  # the oldest still good
+    net.held[(new.address, file_id, 2)] = net.held[(PROVIDERS[2].address, file_id, 2)]
+    lose_column(net, file_id, [*PROVIDERS[:2], new], 2)  # the repaired column is lost again
+    again = net.repair_column(file_id, 2, PROVIDERS[4], round=1)  # fresh, but round 1 is used
+    r = net.send(REPAIRER, Repair(file_id, 2, again))
+    assert r.code == Code.FAILED and "did not sign round 2" in r.log
+    net.ok(REPAIRER, Repair(file_id, 2, net.repair_column(file_id, 2, PROVIDERS[4])))
+    assert net.read(get_deal, file_id).columns[2].round == 2
+
+
+def test_a_repaired_column_that_misses_its_audit_earns_its_repairer_nothing(net: Net) -> None:
+    """A provider that signs for a column it never received (here: in collusion with the
+    repairer) is slashed at its first audit, and the reward goes back to the budget."""
+    net.register(PROVIDERS[:4])
+    file_id = net.deal(PROVIDERS[:3], epochs=9)
+    lose_column(net, file_id, PROVIDERS[:3], 2)
+    budget = net.read(get_deal, file_id).repair_budget
+    start = net.balance(ATTACKER)
+    r = net.ok(ATTACKER, Repair(file_id, 2, net.repair_column(file_id, 2, PROVIDERS[3],
+                                                                 uploader=ATTACKER)))
+    reward = -(-budget // 3)
+    assert net.read(get_deal, file_id).columns[2].bounty == reward
+    lose_column(net, file_id, [*PROVIDERS[:2], PROVIDERS[3]], 2)  # the accomplice cannot prove
+    deal = net.read(get_deal, file_id)
+    slash = sm.column_collateral(net.chain.params, COLUMN_BYTES)
+    assert deal.columns[2].bounty == 0 and deal.repair_budget == budget + slash
+    assert net.balance(ATTACKER) == start - r.fee
+
+
+# --- collateral ---------------------------------------------------------------------------------
+
+PER_BYTE = 10**5  # collateral per byte held in the tests below: a test column calls for 13.6 HPC
+
+
+def test_collateral_must_cover_the_bytes_a_provider_takes(make_net: Any) -> None:
+    net = make_net(storage_collateral_per_gib=PER_BYTE * GIB)
+    need = sm.column_collateral(net.chain.params, COLUMN_BYTES)
+    assert need == PER_BYTE * COLUMN_BYTES > 10 * HPC
+    thin = PROVIDERS[3]
+    net.register(PROVIDERS[:3])
+    net.ok(thin, register_msg(thin, collateral=10 * HPC))  # the minimum: no room for a column
+    before, module = storage_state(net), net.balance(MODULE_ACCOUNT)
+    r = net.send(OWNER, net.deal_msg(OWNER, [*PROVIDERS[:2], thin])[0])
+    assert r.code == Code.FAILED and "collateral" in r.log
+    assert storage_state(net) == before and net.balance(MODULE_ACCOUNT) == module
+    # nor by repair: a lost column cannot move onto it either
+    file_id = net.deal(PROVIDERS[:3], epochs=9)
+    lose_column(net, file_id, PROVIDERS[:3], 2)
+    r = net.send(REPAIRER, Repair(file_id, 2, net.repair_column(file_id, 2, thin)))
+    assert r.code == Code.FAILED and "collateral" in r.log
+    net.ok(thin, register_msg(thin, collateral=need - 10 * HPC))  # topped up to one column
+    net.ok(REPAIRER, Repair(file_id, 2, net.repair_column(file_id, 2, thin)))
+    r = net.send(OWNER, net.deal_msg(OWNER, [*PROVIDERS[:2], thin])[0])  # a second: no
+    assert r.code == Code.FAILED and "needs" in r.log
+
+
+def test_a_missed_audit_slashes_in_proportion_to_the_bytes_lost(make_net: Any) -> None:
+    net = make_net(storage_collateral_per_gib=PER_BYTE * GIB)
+    net.register(PROVIDERS[:3])
+    ids = [net.deal(PROVIDERS[:3], epochs=9), net.deal(PROVIDERS[:3], epochs=9, segments=13)]
+    silent = PROVIDERS[2]
+    net.next_epoch()
+    net.prove_all(PROVIDERS[:2])
+    collateral = net.read(get_provider, silent.address).collateral
+    budgets = [net.read(get_deal, f).repair_budget for f in ids]
+    net.next_epoch()  # both of its columns missed: each slashed for its own bytes
+    sizes = [sm.deal_column_bytes(net.read(get_deal, f)) for f in ids]
+    assert sizes == [COLUMN_BYTES, 12 * PIECE + LAST]
+    for f, budget, size in zip(ids, budgets, sizes, strict=True):
+        assert net.read(get_deal, f).repair_budget == budget + PER_BYTE * size
+    p = net.read(get_provider, silent.address)
+    assert p.collateral == collateral - PER_BYTE * sum(sizes)
 
 
 def test_cancel_pays_the_current_epoch_and_refunds_the_rest(net: Net) -> None:
@@ -556,7 +737,7 @@ def test_a_deal_ends_and_refunds_what_is_left(net: Net) -> None:
     start = net.balance(OWNER)
     net.next_epoch()  # epoch 3 = end_epoch: settle, then end
     view = net.read(deal_view, file_id)
-    slash = COLLATERAL * 1_000 // 10_000
+    slash = sm.column_collateral(net.chain.params, COLUMN_BYTES)
     assert view.status == "ended"
     assert net.balance(OWNER) == start + deal.repair_budget + slash + fee()
     for p in PROVIDERS[:3]:
@@ -629,8 +810,7 @@ def test_two_chains_fed_the_same_blocks_reach_the_same_state_root(make_net: Any)
     net.next_epoch()
     net.prove_all(PROVIDERS[:2])  # PROVIDERS[2] and [3] stay silent
     net.next_epoch()
-    column = net.held[(PROVIDERS[2].address, a, 2)]
-    net.ok(REPAIRER, Repair(a, 2, net.new_column(PROVIDERS[3], a, 2, column)))
+    net.ok(REPAIRER, Repair(a, 2, net.repair_column(a, 2, PROVIDERS[3])))
     r = sign_receipt(OWNER, net.kit.chain_id, PROVIDERS[0].address, a, 2**20,
                      sm.bandwidth_amount(2**20, BW_PRICE), net.chain.height, bytes(16))
     net.ok(PROVIDERS[0], ClaimBandwidth((r,)))

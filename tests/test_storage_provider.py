@@ -32,6 +32,7 @@ from smartchain.storage import layout
 from smartchain.storage.protocol import (
     ACCEPT,
     GET,
+    INTENT,
     PUT,
     RECEIPT,
     Acceptance,
@@ -40,6 +41,7 @@ from smartchain.storage.protocol import (
     PieceReply,
     PutAck,
     PutPiece,
+    sign_intent,
 )
 from smartchain.types.amount import UNITS_PER_HPC
 
@@ -152,8 +154,21 @@ class Client:
         peer = await self.p2p.connect(address)
         return await self.p2p.request(peer, kind, msg.encode(), timeout)
 
-    async def put_column(self, address: str, file_id: bytes, frag: int,
-                         pieces: list[bytes]) -> Acceptance:
+    async def book(self, net: Network, owner: PrivateKey, provider: NetNode, file_id: bytes,
+                   frag: int, pieces: list[bytes], salt: bytes, *, epochs: int = 50,
+                   peer: bytes | None = None) -> None:
+        """Send ``owner``'s upload intent for a column (for this endpoint, or ``peer``)."""
+        intent = sign_intent(owner, net.chain_id, provider=provider.key.address,
+                             peer=peer or self.p2p.peer_id, file_id=file_id, frag_index=frag,
+                             segments=len(pieces), column_bytes=sum(map(len, pieces)),
+                             salt=salt, epochs=epochs, expires=net.height(0) + 100)
+        assert await self.ask(provider.p2p_address, INTENT, intent) == b""
+
+    async def put_column(self, net: Network, owner: PrivateKey, provider: NetNode,
+                         file_id: bytes, frag: int, pieces: list[bytes],
+                         salt: bytes) -> Acceptance:
+        await self.book(net, owner, provider, file_id, frag, pieces, salt)
+        address = provider.p2p_address
         roots = []
         for s, piece in enumerate(pieces):
             ack = PutAck.decode(await self.ask(address, PUT, PutPiece(file_id, frag, s, piece)))
@@ -221,17 +236,18 @@ def test_put_accept_get_and_refusals(snet: Any) -> None:
     net, idx, owner = snet
     big, small = net[idx[0]], net[idx[1]]
     k, code_n = 2, 3
-    _, file_id, columns = encode_file(4 * MiB + 300_000, k, code_n, b"\x07" * 32)
+    salt, file_id, columns = encode_file(4 * MiB + 300_000, k, code_n, b"\x07" * 32)
     assert len(columns[0]) == 2  # two segments: the column path has a real sibling
 
     async def scenario() -> None:
         async with Client(net) as c:
-            acc = await c.put_column(big.p2p_address, file_id, 0, columns[0])
+            acc = await c.put_column(net, owner, big, file_id, 0, columns[0], salt)
             roots = [layout.piece_root(p) for p in columns[0]]
             nbytes = sum(len(p) for p in columns[0])
             assert acc.root == layout.column_root(roots) and acc.column_bytes == nbytes
             assert verify(big.key.public_key, sm.acceptance_bytes(
-                net.chain_id, file_id, 0, acc.root, nbytes, 2), acc.signature)
+                net.chain_id, file_id, 0, acc.root, nbytes, 2, 0, acc.height, owner.address),
+                acc.signature)  # round 0 of the column, uploaded by the owner
             for s, piece in enumerate(columns[0]):
                 reply = PieceReply.decode(await c.ask(big.p2p_address, GET,
                                                       GetPiece(file_id, 0, s)))
@@ -240,17 +256,18 @@ def test_put_accept_get_and_refusals(snet: Any) -> None:
             # Not stored: a clean "not found", for a piece and for an acceptance.
             with pytest.raises(RequestError, match="not found"):
                 await c.ask(big.p2p_address, GET, GetPiece(file_id, 1, 0))
+            await c.book(net, owner, big, file_id, 1, columns[1], salt)  # booked, not sent
             with pytest.raises(RequestError, match="not found"):
                 await c.ask(big.p2p_address, ACCEPT, AcceptColumn(
                     file_id, 1, 2, tuple(layout.piece_root(p) for p in columns[1])))
-            # Over capacity: refused cleanly, nothing kept, the provider still serves.
-            with pytest.raises(RequestError, match="over capacity"):
-                await c.ask(small.p2p_address, PUT, PutPiece(file_id, 1, 0, columns[1][0]))
+            # More than an account may book on a small provider: refused cleanly, no piece
+            # is taken for the column, the provider still serves.
+            with pytest.raises(RequestError, match=r"refused.*quota"):
+                await c.book(net, owner, small, file_id, 1, columns[1], salt)
+            with pytest.raises(RequestError, match="no upload intent"):
+                await c.ask(small.p2p_address, PUT, PutPiece(file_id, 1, 1, columns[1][1]))
             with pytest.raises(RequestError, match="not found"):
-                await c.ask(small.p2p_address, GET, GetPiece(file_id, 1, 0))
-            last = PutPiece(file_id, 1, 1, columns[1][1])  # the short last piece fits
-            assert PutAck.decode(await c.ask(small.p2p_address, PUT, last)).piece_root == \
-                layout.piece_root(columns[1][1])
+                await c.ask(small.p2p_address, GET, GetPiece(file_id, 1, 1))
             # A receipt that is not for this provider is a bad request, not a crash.
             bogus = sm.sign_receipt(owner, net.chain_id, big.key.address, file_id, 10, 0, 1,
                                     bytes(16))
@@ -262,6 +279,46 @@ def test_put_accept_get_and_refusals(snet: Any) -> None:
         assert net[i].running
         assert unexpected_tracebacks(net[i].log_text()) == []
     assert "StoreFull" not in big.log_text()
+
+
+def test_a_provider_takes_no_piece_without_a_funded_signed_intent(snet: Any) -> None:
+    """Red-team finding 7: any peer could ``store/put`` into a provider's disk, with no
+    account, deal or payment. Now a piece needs an upload intent signed by an account that
+    can pay for the column, made for this very connection, and the provider keeps nothing
+    otherwise."""
+    net, idx, owner = snet
+    big = net[idx[0]]
+    salt, file_id, columns = encode_file(300_000, 1, 2, owner.seed)
+    pieces = columns[0]
+    pauper = PrivateKey.from_seed(b"\x09" * 32)  # no account on chain
+    psalt, pfile, pcols = encode_file(300_000, 1, 2, pauper.seed)
+    put = PutPiece(file_id, 0, 0, pieces[0])
+    used = big.home / "storage"
+
+    async def scenario() -> None:
+        async with Client(net) as c, Client(net) as thief:
+            with pytest.raises(RequestError, match="bad request: no upload intent"):
+                await c.ask(big.p2p_address, PUT, put)
+            with pytest.raises(RequestError, match=r"refused: .* holds 0"):
+                await c.book(net, pauper, big, pfile, 0, pcols[0], psalt)
+            with pytest.raises(RequestError, match="no upload intent"):
+                await c.ask(big.p2p_address, PUT, PutPiece(pfile, 0, 0, pcols[0][0]))
+            # an intent is good only on the connection it names: a copy is refused
+            with pytest.raises(RequestError, match="another P2P identity"):
+                await thief.book(net, owner, big, file_id, 0, pieces, salt,
+                                 peer=c.p2p.peer_id)
+            await c.book(net, owner, big, file_id, 0, pieces, salt)
+            with pytest.raises(RequestError, match="no upload intent"):
+                await thief.ask(big.p2p_address, PUT, put)
+            with pytest.raises(RequestError, match=r"bad request: \d+ bytes .* declared"):
+                await c.ask(big.p2p_address, PUT, PutPiece(file_id, 0, 0, pieces[0] + b"x"))
+            assert PutAck.decode(await c.ask(big.p2p_address, PUT, put)).piece_root == \
+                layout.piece_root(pieces[0])
+
+    asyncio.run(scenario())
+    assert not any(layout.piece_root(p).hex() in str(f) for p in pcols[0]
+                   for f in used.rglob("*"))  # nothing of the refused uploads on disk
+    assert big.running and unexpected_tracebacks(big.log_text()) == []
 
 
 def test_audits_slash_and_repair(snet: Any) -> None:
@@ -278,12 +335,13 @@ def test_audits_slash_and_repair(snet: Any) -> None:
 
     async def upload() -> list[Acceptance]:
         async with Client(net) as c:
-            return [await c.put_column(n.p2p_address, file_id, j, columns[j])
+            return [await c.put_column(net, owner, n, file_id, j, columns[j], salt)
                     for j, n in enumerate((big, small))]
 
     accs = asyncio.run(upload())
     deal_msg = sm.CreateDeal(salt, size, k, code_n, segments, piece_size, last_piece_size,
-                             50, 2, tuple(sm.NewColumn(n.key.address, j, a.root, a.signature)
+                             50, 2, tuple(sm.NewColumn(n.key.address, j, a.root, a.height,
+                                                       a.signature)
                                           for j, (n, a) in enumerate(zip((big, small), accs,
                                                                          strict=True))))
     doc = net.client(0).send_tx(owner, "storage/create_deal", deal_msg, gas_limit=5_000_000)
@@ -300,8 +358,9 @@ def test_audits_slash_and_repair(snet: Any) -> None:
     # Both columns proven in the deal's first epoch: both paid from escrow.
     wait_until(lambda: deal().escrow <= start.escrow - 2 * fee, 30, interval=0.1,
                what="both providers paid for a proven epoch")
+    challenges = min(net.genesis.params.storage_audit_segments, sm.column_leaves(start))
     for n in (big, small):
-        assert "storage: sent 1 audit proofs" in n.log_text()
+        assert f"storage: sent {challenges} audit proofs" in n.log_text()
         assert "1 columns in active deals pinned" in n.log_text()
     # Rot one byte of provider 1's piece on disk: it must not serve it, nor prove it.
     root_hex = layout.piece_root(columns[1][0]).hex()
@@ -346,7 +405,7 @@ def test_audits_slash_and_repair(snet: Any) -> None:
     wait_until(lambda: records(net)[small.key.address].active, 30, interval=0.1,
                what="provider 1 registered again after the slash")
     # The spare answers the audits of its new column.
-    wait_until(lambda: "storage: sent 1 audit proofs" in spare.log_text(), 30,
+    wait_until(lambda: f"storage: sent {challenges} audit proofs" in spare.log_text(), 30,
                interval=0.1, what="the spare proving its repaired column")
     assert repairer.running
     for n in (big, small, spare):

@@ -211,6 +211,8 @@ SCHEMAS: dict[str, Any] = {
             "storage_receipt_ttl": {"type": "integer"},
             "storage_max_columns": {"type": "integer"},
             "storage_max_segments": {"type": "integer"},
+            "storage_accept_ttl": {"type": "integer"},
+            "storage_collateral_per_gib": UNITS,
             "storage_epoch": {"type": "integer", "description": "current audit epoch"},
         },
     },

@@ -83,7 +83,8 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
                                storage_dir=home / config.storage_dir if config.storage_dir
                                else None,  # relative: to the node's home
                                min_free=config.storage_min_free,
-                               gc_grace_s=config.storage_gc_grace_s)
+                               gc_grace_s=config.storage_gc_grace_s,
+                               client_quota=config.storage_client_quota)
                if config.provide_storage > 0 else None)
     app = create_app(node)
     logging.getLogger("aiohttp.server").addFilter(UnparsableRequests())

@@ -82,7 +82,7 @@ ZERO_ADDRESS = bytes(20)  # the caller of a query that names none
 STORAGE_STATUS_PARAMS = ("storage_epoch_blocks", "storage_min_price", "storage_slash_bps",
                          "storage_audit_segments", "storage_audit_window",
                          "storage_repair_bps", "storage_receipt_ttl", "storage_max_columns",
-                         "storage_max_segments")
+                         "storage_max_segments", "storage_accept_ttl")
 
 _TX_STATUS = {
     Code.MALFORMED: 400,
@@ -719,6 +719,7 @@ async def get_status(request: web.Request) -> web.Response:
         "compute_reveal_blocks": chain.params.compute_reveal_blocks,
         **{name: getattr(chain.params, name) for name in STORAGE_STATUS_PARAMS},
         "storage_min_collateral": str(chain.params.storage_min_collateral),
+        "storage_collateral_per_gib": str(chain.params.storage_collateral_per_gib),
         "storage_epoch": (latest.height if latest else 0)
         // max(1, chain.params.storage_epoch_blocks),
         "block_time_ms": node.config.block_time_ms,

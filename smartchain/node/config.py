@@ -58,8 +58,9 @@ class NodeConfig:
     # (0: the chain's minimum, ``storage_min_price``), the bandwidth price in base units per
     # GiB served, the collateral in whole HPC the node's key locks, where the pieces live
     # ("": HOME/storage; a big disk elsewhere), the bytes the piece store leaves free on that
-    # disk, and how long a piece outside any active deal (an abandoned upload, a deal that
-    # ended) is kept before garbage collection.
+    # disk, how long a piece outside any active deal (an abandoned upload, a deal that
+    # ended) is kept before garbage collection, and the bytes one account may have uploaded
+    # here and not yet in a deal (0: a quarter of the disk, at least 64 MiB).
     provide_storage: int = 0
     storage_price: int = 0
     storage_bandwidth_price: int = 1_000
@@ -67,6 +68,7 @@ class NodeConfig:
     storage_dir: str = ""
     storage_min_free: int = 256 * 1024 * 1024
     storage_gc_grace_s: int = 3_600
+    storage_client_quota: int = 0
     # TEST ONLY (refused unless SMARTCHAIN_TEST_FAULTS=1): at every height divisible by this,
     # the signer also sends a second, conflicting prevote signed with its raw key, i.e. it
     # double-signs on purpose so tests can watch the evidence path. 0 = never.
@@ -117,7 +119,8 @@ class NodeConfig:
             raise ConfigError(f"{path}: provide_compute, compute_stake and "
                               f"compute_capability_override must be >= 0")
         for name in ("provide_storage", "storage_price", "storage_bandwidth_price",
-                     "storage_collateral", "storage_min_free", "storage_gc_grace_s"):
+                     "storage_collateral", "storage_min_free", "storage_gc_grace_s",
+                     "storage_client_quota"):
             if getattr(cfg, name) < 0:
                 raise ConfigError(f"{path}: {name} must be >= 0")
         if cfg.p2p_rate_frames <= 0 or cfg.p2p_burst_frames <= 0:

@@ -18,16 +18,23 @@ How it works:
   ``storage_dir``): content-addressed, fsync'd before ``store/put`` answers, checksummed
   on every read. Disk work runs on a small thread pool, never on the event loop that also
   runs consensus.
-- **Requests** (``storage/protocol.py``): ``store/put`` stores a piece (refused with
-  "over capacity"/"disk full" when it does not fit); ``store/accept`` signs
-  ``acceptance_bytes`` only when every piece of the column is held with the given roots;
+- **Requests** (``storage/protocol.py``): ``store/intent`` books an upload of one column
+  by a funded account (``storage/admission.py``: signed, bound to this provider and to the
+  sending peer, within the account's quota of pending bytes, expiring soon);
+  ``store/put`` stores a piece of a booked column (refused without an intent, beyond the
+  bytes declared, and with "over capacity"/"disk full" when it does not fit);
+  ``store/accept`` signs ``acceptance_bytes`` (the next placement round of the column, the
+  current height, the booking account as uploader) only when every piece of the column
+  is held with the given roots;
   ``store/get`` returns a piece with its column Merkle path ("not found" when not held, or
   when the bytes on disk are damaged: a provider never serves what it cannot vouch for);
   ``store/receipt`` keeps a client's signed bandwidth receipt (checked: ours, signed,
   priced at our on-chain bandwidth price, still claimable) in an LMDB book.
 - **Each new block** (read in-process from the node's state): the columns the chain lists
-  for this provider in active deals are pinned, everything else is garbage after
-  ``storage_gc_grace_s`` (abandoned long-tail uploads, ended deals, columns repaired away);
+  for this provider in active deals are pinned, the pieces of an upload whose intent (or
+  acceptance) ran out without a deal are deleted at once, everything else is garbage after
+  ``storage_gc_grace_s`` (ended deals, columns repaired away, uploads from before a
+  restart);
   open audit challenges are answered in one batched ``storage/prove`` transaction, each
   proof checked locally against the deal's column root first (a wrong proof would fail the
   whole batch; a piece that is corrupt or missing is skipped and logged, and the chain
@@ -65,7 +72,7 @@ from typing import Any, TypeVar
 import lmdb
 
 from smartchain.codec import CodecError, Struct
-from smartchain.crypto.address import to_bech32
+from smartchain.crypto.address import address_of, to_bech32
 from smartchain.crypto.hashing import h256_tagged
 from smartchain.crypto.keys import verify
 from smartchain.crypto.merkle import leaf_hash, verify_proof
@@ -84,12 +91,15 @@ from smartchain.p2p.peers import (
 from smartchain.state.chain import TxRecord
 from smartchain.state.errors import Code, TxError
 from smartchain.state.modules import storage as sm
+from smartchain.state.modules.bank import get_account
 from smartchain.state.params import Params
 from smartchain.storage import layout
+from smartchain.storage.admission import Reservations
 from smartchain.storage.piecestore import PieceConflict, PieceCorrupt, PieceNotFound, PieceStore
 from smartchain.storage.protocol import (
     ACCEPT,
     GET,
+    INTENT,
     MAX_PIECE,
     PUT,
     RECEIPT,
@@ -99,6 +109,7 @@ from smartchain.storage.protocol import (
     PieceReply,
     PutAck,
     PutPiece,
+    UploadIntent,
 )
 from smartchain.storage.repair import repair_column
 from smartchain.types.amount import UNITS_PER_HPC, format_hpc
@@ -112,7 +123,7 @@ POLL_S = 0.05  # how often a wait looks for its transaction
 IO_THREADS = 8  # concurrent piece reads/writes (each fsyncs: I/O bound, not CPU bound)
 REGISTER_GAS = 2_000_000
 REGISTER_RETRY_BLOCKS = 5
-PROVE_BATCH = 32  # audit proofs per transaction (~1.5 KiB each, under max_tx_bytes)
+PROVE_BATCH = 24  # audit proofs per transaction (<= 1.9 KiB each, under max_tx_bytes)
 PROVE_GAS = 1_000_000
 PROVE_GAS_PER_PROOF = 100_000
 CLAIM_BATCH = 200  # receipts per transaction (~200 bytes each)
@@ -128,6 +139,13 @@ REPAIR_POLL_S = 1.0
 REPAIR_STAGGER_S = 3.0  # per rank: the best-ranked provider repairs, the next after this
 REPAIR_BACKOFF_S = (5.0, 300.0)  # first and longest wait after a failed repair of a column
 REPAIR_TIMEOUT_S = 600.0
+QUOTA_FLOOR = 64 * 1024 * 1024  # default per-account quota of pending upload bytes, at least
+
+
+def default_quota(capacity: int) -> int:
+    """Bytes one account may have pending here (uploaded, not yet in a deal) by default: a
+    quarter of the disk (at least 64 MiB, at most all of it)."""
+    return min(capacity, max(capacity // 4, QUOTA_FLOOR))
 
 T = TypeVar("T")
 
@@ -319,7 +337,7 @@ class StorageProvider(BlockService):
     def __init__(self, node: Node, p2p: P2P, *, capacity: int, price: int = 0,
                  bandwidth_price: int = 0, collateral_hpc: int = 10,
                  storage_dir: Path | None = None, min_free: int = 256 * 1024 * 1024,
-                 gc_grace_s: int = 3_600) -> None:
+                 gc_grace_s: int = 3_600, client_quota: int = 0) -> None:
         if capacity <= 0:
             raise ValueError("capacity must be positive")
         super().__init__(node)
@@ -333,6 +351,8 @@ class StorageProvider(BlockService):
         self.dir = storage_dir or node.home / STORAGE_DIR
         self.store = PieceStore(self.dir, capacity, min_free=min_free)
         self.book = ReceiptBook(self.dir / RECEIPTS_DIR)
+        self.reservations = Reservations(self.address, self.chain_id,
+                                         client_quota or default_quota(capacity))
         self.io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="storage-io")
         self.view: NodeChainView | None = None
         self.loopback: LoopbackP2P | None = None
@@ -342,9 +362,9 @@ class StorageProvider(BlockService):
         self._register_tx: bytes | None = None
         self._pinned: set[tuple[bytes, int]] | None = None
         self._missing_logged: set[tuple[bytes, int]] = set()
-        # (file_id, frag, segment, deadline) -> hash of the prove tx that carries its answer
-        self.sent: dict[tuple[bytes, int, int, int], bytes] = {}
-        self.given_up: set[tuple[bytes, int, int, int]] = set()
+        # (file_id, frag, segment, leaf, deadline) -> hash of the prove tx with its answer
+        self.sent: dict[tuple[bytes, int, int, int, int], bytes] = {}
+        self.given_up: set[tuple[bytes, int, int, int, int]] = set()
         self._claims: dict[bytes, list[bytes]] = {}  # claim tx hash -> receipt keys in it
         self._repair_at: dict[tuple[bytes, int], float] = {}  # column -> earliest next try
         self._repair_wait: dict[tuple[bytes, int], float] = {}  # column -> backoff now
@@ -361,8 +381,9 @@ class StorageProvider(BlockService):
     async def start(self, dht: DhtNode | None = None) -> None:
         self.dht = dht
         self.view = NodeChainView(self.node)
-        handlers: dict[str, RequestHandler] = {PUT: self._on_put, ACCEPT: self._on_accept,
-                                               GET: self._on_get, RECEIPT: self._on_receipt}
+        handlers: dict[str, RequestHandler] = {INTENT: self._on_intent, PUT: self._on_put,
+                                               ACCEPT: self._on_accept, GET: self._on_get,
+                                               RECEIPT: self._on_receipt}
         for kind, handler in handlers.items():
             self.p2p.register_request(kind, handler)
         self.loopback = LoopbackP2P(self.p2p, handlers)
@@ -406,7 +427,8 @@ class StorageProvider(BlockService):
     def terms(self) -> Terms:
         params = self.node.chain.params
         price = self.price or params.storage_min_price
-        collateral = max(self.collateral, params.storage_min_collateral)
+        # enough to fill the disk offered: the chain checks it whenever we take a column
+        collateral = max(self.collateral, sm.required_collateral(params, self.capacity))
         used = self.record.used if self.record is not None else 0
         return Terms(max(self.capacity, used), max(price, params.storage_min_price),
                      self.bandwidth_price, collateral, self.p2p.address)
@@ -471,6 +493,7 @@ class StorageProvider(BlockService):
         self.record = self.read(sm.get_provider, self.address)
         self._ensure_registered(height)
         await self._sync_pins()
+        await self._drop_lapsed(height)
         if height % GC_EVERY_BLOCKS == 0:
             removed, freed = await self._disk(self.store.gc, self.gc_grace_ms)
             if removed:
@@ -513,6 +536,17 @@ class StorageProvider(BlockService):
             log.info("storage: announced column %d of deal %s in the DHT (%d nodes)", frag,
                      file_id.hex()[:16], stored)
 
+    async def _drop_lapsed(self, height: int) -> None:
+        """Delete the pieces of uploads whose intent or acceptance ran out without a deal
+        (after ``_sync_pins``: a column the chain just put in a deal is pinned by now)."""
+        ttl = self.node.chain.params.storage_accept_ttl
+        for file_id, frag in self.reservations.settle(height, ttl, self._pinned or set()):
+            removed, freed = await self._disk(self.store.discard, file_id, frag)
+            if removed:
+                self.stats["gc_removed"] += removed
+                log.info("storage: dropped %d pieces (%d bytes) of column %d of %s: its upload "
+                         "lapsed without a deal", removed, freed, frag, file_id.hex()[:16])
+
     async def _sync_pins(self) -> None:
         refs = {(c.file_id, c.frag_index) for c in self.read(sm.columns_of, self.address)}
         if refs == self._pinned:
@@ -533,7 +567,7 @@ class StorageProvider(BlockService):
         todo: list[tuple[sm.OpenChallenge, bytes]] = []
         deals: dict[bytes, sm.Deal | None] = {}
         for c in self.read(sm.open_challenges, self.address):
-            key = (c.file_id, c.frag_index, c.segment, c.deadline)
+            key = (c.file_id, c.frag_index, c.segment, c.leaf, c.deadline)
             if key in self.given_up or height > c.deadline:
                 continue
             state = self.tx_state(self.sent.get(key))
@@ -554,14 +588,14 @@ class StorageProvider(BlockService):
                 continue
             todo.append((c, root))
         # Challenges past their deadline are settled on chain: forget them.
-        self.sent = {k: v for k, v in self.sent.items() if k[3] >= height}
-        self.given_up = {k for k in self.given_up if k[3] >= height}
+        self.sent = {k: v for k, v in self.sent.items() if k[4] >= height}
+        self.given_up = {k for k in self.given_up if k[4] >= height}
         if not todo:
             return
         built = await self._disk(self._build_proofs, todo)
-        proofs: list[tuple[tuple[bytes, int, int, int], sm.AuditProof]] = []
+        proofs: list[tuple[tuple[bytes, int, int, int, int], sm.AuditProof]] = []
         for c, proof, why in built:
-            key = (c.file_id, c.frag_index, c.segment, c.deadline)
+            key = (c.file_id, c.frag_index, c.segment, c.leaf, c.deadline)
             if proof is None:
                 log.warning("storage: cannot answer the audit of segment %d of column %d of "
                             "deal %s: %s; skipping it (it will count as missed)", c.segment,
@@ -582,28 +616,46 @@ class StorageProvider(BlockService):
 
     def _build_proofs(self, todo: list[tuple[sm.OpenChallenge, bytes]]
                       ) -> list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]]:
-        """Worker thread: read each challenged piece and build its proof, checked here
-        against the column root on chain so that one bad piece cannot sink the batch."""
-        out: list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]] = []
+        """Worker thread: read each challenged piece once (however many of its leaves are
+        challenged) and build the proofs, checked here against the column root on chain so
+        that one bad piece cannot sink the batch."""
+        groups: dict[tuple[bytes, int, int], list[tuple[sm.OpenChallenge, bytes]]] = {}
         for c, root in todo:
-            col = self.store.column(c.file_id, c.frag_index)
-            if col is None:
-                out.append((c, None, "the column is not held here"))
-                continue
-            if col.root != root or c.segment >= col.segments:
-                out.append((c, None, "the column held here is not the one in the deal"))
-                continue
+            groups.setdefault((c.file_id, c.frag_index, c.segment), []).append((c, root))
+        out: list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]] = []
+        for group in groups.values():
+            out += self._piece_proofs(group)
+        return out
+
+    def _piece_proofs(self, group: list[tuple[sm.OpenChallenge, bytes]]
+                      ) -> list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]]:
+        """The proofs of the challenges of one piece (same column root, same segment)."""
+        first, root = group[0]
+        col = self.store.column(first.file_id, first.frag_index)
+        why = ""
+        if col is None:
+            why = "the column is not held here"
+        elif col.root != root or first.segment >= col.segments:
+            why = "the column held here is not the one in the deal"
+        else:
             try:
-                piece = self.store.get(c.file_id, c.frag_index, c.segment)
+                piece = self.store.get(first.file_id, first.frag_index, first.segment)
             except (PieceNotFound, PieceCorrupt) as exc:
-                out.append((c, None, str(exc)))
-                continue
-            if c.leaf >= layout.leaf_count(len(piece)):
+                why = str(exc)
+        if why:
+            return [(c, None, why) for c, _ in group]
+        assert col is not None
+        count = layout.leaf_count(len(piece))
+        wanted = [c.leaf for c, _ in group if c.leaf < count]
+        built = dict(zip(wanted, layout.leaf_proofs(piece, wanted), strict=True))
+        column_path = layout.column_proof(list(col.piece_roots), first.segment)
+        piece_root = col.piece_roots[first.segment]
+        out: list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]] = []
+        for c, _ in group:
+            if c.leaf not in built:
                 out.append((c, None, f"leaf {c.leaf} is past the piece's end"))
                 continue
-            chunk, piece_path = layout.leaf_proof(piece, c.leaf)
-            column_path = layout.column_proof(list(col.piece_roots), c.segment)
-            piece_root = col.piece_roots[c.segment]
+            chunk, piece_path = built[c.leaf]
             if not (verify_proof(piece_root, leaf_hash(chunk), piece_path)
                     and verify_proof(root, piece_root, column_path)):
                 out.append((c, None, "its proof does not verify against the column root"))
@@ -656,36 +708,69 @@ class StorageProvider(BlockService):
 
     # --- request handlers ----------------------------------------------------------------
 
+    async def _on_intent(self, peer: bytes, payload: bytes) -> bytes:
+        intent = _decode(UploadIntent, payload)
+        chain = self.node.chain
+        price = self.record.price if self.record is not None else self.terms().price
+        with chain.reader() as reader:
+            balance = get_account(reader, address_of(intent.client)).balance
+            deal = sm.get_deal(reader, intent.file_id)
+        r = self.reservations.admit(peer, intent, height=chain.height, params=chain.params,
+                                    price=price, balance=balance, deal=deal)
+        log.info("storage: upload of column %d of %s booked for %s (%d bytes, until height "
+                 "%d)", intent.frag_index, intent.file_id.hex()[:16], to_bech32(r.account),
+                 intent.column_bytes, intent.expires)
+        return b""
+
     async def _on_put(self, peer: bytes, payload: bytes) -> bytes:
         msg = _decode(PutPiece, payload)
         if len(msg.piece) > MAX_PIECE:
             raise BadRequest(f"a piece is at most {MAX_PIECE} bytes, got {len(msg.piece)}")
+        booked = self.reservations.for_put(peer, msg.file_id, msg.frag_index, msg.segment,
+                                           len(msg.piece), self.node.chain.height)
         try:
             root = await self._disk(self.store.put, msg.file_id, msg.frag_index, msg.segment,
                                     msg.piece)
         except PieceConflict as exc:
+            self.reservations.undo_put(booked, msg.segment)
             raise BadRequest(str(exc)) from None
+        except BaseException:
+            self.reservations.undo_put(booked, msg.segment)
+            raise
         self.stats["puts"] += 1
         return PutAck(root).encode()
 
     async def _on_accept(self, peer: bytes, payload: bytes) -> bytes:
         msg = _decode(AcceptColumn, payload)
-        limit = self.node.chain.params.storage_max_segments
+        chain = self.node.chain
+        limit = chain.params.storage_max_segments
         if not 1 <= msg.segments == len(msg.piece_roots) <= limit:
             raise BadRequest(f"{msg.segments} segments and {len(msg.piece_roots)} piece roots: "
                              f"they must match and be 1..{limit}")
+        height = chain.height
+        booked = self.reservations.accept(peer, msg.file_id, msg.frag_index, msg.segments,
+                                          height)
         try:
             meta = await self._disk(self.store.accept, msg.file_id, msg.frag_index,
                                     list(msg.piece_roots))
         except PieceConflict as exc:
             raise BadRequest(str(exc)) from None
-        signature = self.key.sign(sm.acceptance_bytes(self.chain_id, msg.file_id,
-                                                      msg.frag_index, meta.root,
-                                                      meta.column_bytes, meta.segments))
+        round = self._next_round(msg.file_id, msg.frag_index)
+        signature = self.key.sign(sm.acceptance_bytes(
+            self.chain_id, msg.file_id, msg.frag_index, meta.root, meta.column_bytes,
+            meta.segments, round, height, booked.account))
         self.stats["accepts"] += 1
-        log.info("storage: accepted column %d of file %s (%d segments, %d bytes)",
-                 msg.frag_index, msg.file_id.hex()[:16], meta.segments, meta.column_bytes)
-        return Acceptance(meta.root, meta.column_bytes, signature).encode()
+        log.info("storage: accepted column %d of file %s (%d segments, %d bytes, round %d)",
+                 msg.frag_index, msg.file_id.hex()[:16], meta.segments, meta.column_bytes,
+                 round)
+        return Acceptance(meta.root, meta.column_bytes, height, signature).encode()
+
+    def _next_round(self, file_id: bytes, frag: int) -> int:
+        """The placement round an acceptance of this column is for: 0 for a new deal, the
+        column's round + 1 for a repair."""
+        deal = self.read(sm.get_deal, file_id)
+        col = next((c for c in deal.columns if c.frag_index == frag), None) if deal else None
+        return 0 if col is None else col.round + 1
 
     async def _on_get(self, peer: bytes, payload: bytes) -> bytes:
         msg = _decode(GetPiece, payload)
@@ -773,7 +858,8 @@ class StorageProvider(BlockService):
         log.info("storage: repairing column %d of deal %s", frag, file_id.hex())
         try:
             async with asyncio.timeout(REPAIR_TIMEOUT_S):
-                ok = await repair_column(self.loopback, self.view, file_id, frag)  # type: ignore[arg-type]
+                ok = await repair_column(self.loopback, self.view, file_id, frag,  # type: ignore[arg-type]
+                                         key=self.key)
             why = "" if ok else "not possible now"
         except Exception as exc:  # network, chain and data errors alike: back off
             ok, why = False, f"{type(exc).__name__}: {exc}"

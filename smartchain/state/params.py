@@ -40,8 +40,9 @@ class Params(Struct):
     storage_epoch_blocks: U64 = 100  # blocks per audit epoch: challenges open at its first block
     storage_min_price: U64 = 1_000  # base units per GiB per epoch a provider may ask, at least
     storage_min_collateral: U64 = 10 * 10**8  # base units a provider locks to take columns
-    storage_slash_bps: U32 = 1_000  # part of its collateral a provider loses per missed audit
-    storage_audit_segments: U32 = 4  # segments challenged per column per epoch
+    storage_slash_bps: U32 = 10_000  # part of a column's collateral lost per missed column-epoch
+    storage_audit_segments: U32 = 22  # leaves challenged per column per epoch (distinct
+    # segments first): a provider missing 10 % of a column passes 3 epochs with p < 0.001
     storage_audit_window: U64 = 50  # blocks after the epoch start to answer (kept < the epoch)
     storage_repair_bps: U32 = 2_000  # repair budget locked with a deal, part of its storage cost
     storage_receipt_ttl: U64 = 1_000  # blocks a bandwidth receipt can be claimed in
@@ -51,3 +52,6 @@ class Params(Struct):
     compute_probation_weight: U64 = 1_000_000  # a new provider's scheduling weight
     compute_weight_per_hpc: U64 = 100_000  # weight each whole HPC of stake backs, at most
     compute_miss_slash_bps: U32 = 100  # part of its stake a provider loses per missed deadline
+    # storage acceptances and collateral (smartchain/state/modules/storage.py, docs/storage.md)
+    storage_accept_ttl: U64 = 600  # blocks a provider's acceptance (and upload intent) is good for
+    storage_collateral_per_gib: U64 = 10**8  # collateral per GiB held, above the minimum

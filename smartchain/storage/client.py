@@ -26,6 +26,9 @@ Upload (``put``)::
   so a 256 MiB file never sits in memory.
 * A provider that fails, times out or acknowledges a piece with the wrong root is dropped; its
   column is given to a spare placed provider when fewer than ``n`` columns would be left.
+* Each column starts with a signed upload intent (``store/intent``): a provider takes
+  pieces only from a funded account that booked the column, and its acceptance names that
+  account, the only one that may post it.
 * Only once ``n`` providers have *signed* that they hold their whole column does the client
   post ``storage/create_deal``: a deal never names a provider that has not proved custody.
 
@@ -66,6 +69,7 @@ from smartchain.state.modules.storage import (
     bandwidth_amount,
     deal_cost,
     piece_length,
+    required_collateral,
     sign_receipt,
 )
 from smartchain.state.params import Params
@@ -73,6 +77,7 @@ from smartchain.storage import layout
 from smartchain.storage.protocol import (
     ACCEPT,
     GET,
+    INTENT,
     PUT,
     RECEIPT,
     Acceptance,
@@ -81,6 +86,7 @@ from smartchain.storage.protocol import (
     PieceReply,
     PutAck,
     PutPiece,
+    sign_intent,
 )
 
 log = logging.getLogger("smartchain.storage.client")
@@ -246,18 +252,21 @@ def _hash_fraction(file_id: bytes, address: bytes) -> float:
 
 
 def place(providers: Sequence[tuple[bytes, StorageProvider]], file_id: bytes, count: int,
-          exclude: Collection[bytes] = (), column_bytes: int = 0
-          ) -> list[tuple[bytes, StorageProvider]]:
+          exclude: Collection[bytes] = (), column_bytes: int = 0,
+          params: Params | None = None) -> list[tuple[bytes, StorageProvider]]:
     """The ``count`` best providers for ``file_id`` by weighted rendezvous hashing.
 
     Each provider's score is ``weight / -ln(u)`` with ``u`` a hash of (file, provider): the
     maximum of these is won by each provider with probability proportional to its weight
     (the exponential-race form of weighted rendezvous hashing), and the ranking depends
     only on that provider's own record, so adding or removing one moves few files.
-    Providers in ``exclude``, inactive ones and those without ``column_bytes`` free are left
+    Providers in ``exclude``, inactive ones, those without ``column_bytes`` free and (given
+    the chain's ``params``) those whose collateral does not cover the column too are left
     out. Ties (equal scores) are broken by address, so the result is deterministic."""
     eligible = [(a, p) for a, p in providers
-                if a not in exclude and p.active and p.capacity - p.used >= max(1, column_bytes)]
+                if a not in exclude and p.active and p.capacity - p.used >= max(1, column_bytes)
+                and (params is None
+                     or p.collateral >= required_collateral(params, p.used + column_bytes))]
     if not eligible:
         return []
     cheapest = min(max(1, p.price) for _, p in eligible)
@@ -319,6 +328,19 @@ async def _dial(p2p: P2P, address: str, timeout: float = DIAL_TIMEOUT) -> bytes:
     return await asyncio.wait_for(p2p.connect(address), timeout)
 
 
+async def send_intent(p2p: P2P, view: ChainView, key: PrivateKey, peer: bytes,
+                      provider: bytes, file_id: bytes, frag_index: int, segments: int,
+                      column_bytes: int, timeout: float, *, salt: bytes = bytes(32),
+                      epochs: int = 0) -> None:
+    """Book the upload of one column with its provider (``store/intent``), good for as
+    long as the chain lets an acceptance live: the provider takes no piece without it."""
+    expires = await _call(view.height) + chain_params(view).storage_accept_ttl
+    intent = sign_intent(key, view.chain_id, provider=provider, peer=p2p.peer_id,
+                         file_id=file_id, frag_index=frag_index, segments=segments,
+                         column_bytes=column_bytes, salt=salt, epochs=epochs, expires=expires)
+    await p2p.request(peer, INTENT, intent.encode(), timeout)
+
+
 _FAULTS = (P2PError, OSError, TimeoutError, CodecError, ValueError, ProviderFault)
 
 
@@ -327,15 +349,18 @@ def _describe(exc: BaseException) -> str:
 
 
 def check_acceptance(chain_id: str, rec: StorageProvider, file_id: bytes, frag_index: int,
-                     piece_roots: list[bytes], column_bytes: int, reply: bytes) -> Acceptance:
-    """The provider's answer to ``store/accept``, checked as the chain will check it: a
-    signature that would make the deal (or repair) transaction fail is caught here, while
-    another provider can still take the column."""
+                     piece_roots: list[bytes], column_bytes: int, reply: bytes, *,
+                     round: int, uploader: bytes) -> Acceptance:
+    """The provider's answer to ``store/accept``, checked as the chain will check it (for
+    placement ``round`` of the column, uploaded by ``uploader``): a signature that would make
+    the deal (or repair) transaction fail is caught here, while another provider can still
+    take the column."""
     acc = Acceptance.decode(reply)
     root = layout.column_root(piece_roots)
     if acc.root != root or acc.column_bytes != column_bytes:
         raise ProviderFault("signed an acceptance for another column")
-    msg = acceptance_bytes(chain_id, file_id, frag_index, root, column_bytes, len(piece_roots))
+    msg = acceptance_bytes(chain_id, file_id, frag_index, root, column_bytes, len(piece_roots),
+                           round, acc.height, uploader)
     if not verify(rec.pubkey, msg, acc.signature):
         raise ProviderFault("acceptance signature does not verify")
     return acc
@@ -420,8 +445,9 @@ class _Upload:
     def __init__(self, p2p: P2P, view: ChainView, source: _Source, file_id: bytes, k: int,
                  n: int, code_n: int, segments: int, column_bytes: int,
                  placed: list[tuple[bytes, StorageProvider]], progress: Progress | None,
-                 timeout: float) -> None:
+                 timeout: float, key: PrivateKey, salt: bytes, epochs: int) -> None:
         self.p2p, self.view, self.source = p2p, view, source
+        self.key, self.salt, self.epochs = key, salt, epochs
         self.file_id, self.k, self.n, self.code_n = file_id, k, n, code_n
         self.segments, self.column_bytes = segments, column_bytes
         self.progress, self.timeout = progress, timeout
@@ -521,8 +547,11 @@ class _Upload:
         """Upload column ``j`` to its provider, ``PIPELINE`` pieces in flight: a provider
         fsyncs each piece before answering, and waiting for every answer before sending
         the next piece would leave the link idle for that long."""
-        rec = self.assigned[j][1]
+        address, rec = self.assigned[j]
         peer = await _dial(self.p2p, rec.p2p)
+        await send_intent(self.p2p, self.view, self.key, peer, address, self.file_id, j,
+                          self.segments, self.column_bytes, self.timeout, salt=self.salt,
+                          epochs=self.epochs)
         inflight: deque[tuple[int, asyncio.Future[int]]] = deque()
         try:
             s = self.done[j]
@@ -546,7 +575,7 @@ class _Upload:
             peer, ACCEPT, AcceptColumn(self.file_id, j, self.segments, piece_roots).encode(),
             self.timeout)
         return check_acceptance(self.view.chain_id, rec, self.file_id, j, list(piece_roots),
-                                self.column_bytes, reply)
+                                self.column_bytes, reply, round=0, uploader=self.key.address)
 
     def _start(self, j: int) -> None:
         self.done.setdefault(j, 0)
@@ -648,34 +677,34 @@ async def put(p2p: P2P, view: ChainView, key: PrivateKey, data: bytes | Path, *,
     candidates = await _call(view.providers)
     # every candidate must have room for a column; extra columns are cheap insurance
     _, _, need = column_bytes_of(source_size, k, n + max(0, extra))
-    roomy = [(a, p) for a, p in candidates if p.active and p.capacity - p.used >= need]
+    params = chain_params(view)
+    roomy = place(candidates, bytes(32), len(candidates), column_bytes=need, params=params)
     if len(roomy) < n:
         raise NotEnoughProviders(
-            f"{k}-of-{n} needs {n} storage providers with {need} bytes free; the chain has "
-            f"{len(roomy)} (of {len(candidates)} active)")
+            f"{k}-of-{n} needs {n} storage providers with {need} bytes free (and collateral "
+            f"for them); the chain has {len(roomy)} (of {len(candidates)} active)")
     code_n = min(n + min(max(0, extra), len(roomy) - n), max_columns)
     segments, piece_size, column_bytes = column_bytes_of(source_size, k, code_n)
     last_piece = column_bytes - (segments - 1) * piece_size
     salt = os.urandom(32)
     file_id = layout.file_id_of(key.address, salt)
-    placed = place(roomy, file_id, len(roomy), column_bytes=column_bytes)
+    placed = place(roomy, file_id, len(roomy), column_bytes=column_bytes, params=params)
     source = _Source(data, layout.file_key(key.seed, salt), file_id, k, code_n)
     try:
         if source.size != source_size:
             raise UploadFailed("the file changed size while it was being uploaded")
         up = _Upload(p2p, view, source, file_id, k, n, code_n, segments, column_bytes, placed,
-                     progress, timeout)
+                     progress, timeout, key, salt, epochs)
         accepted = await up.run()
     finally:
         source.close()
     if progress is not None:
         progress("deal", 0, 1)
-    columns = tuple(NewColumn(up.assigned[j][0], j, acc.root, acc.signature)
+    columns = tuple(NewColumn(up.assigned[j][0], j, acc.root, acc.height, acc.signature)
                     for j, acc in accepted.items())
     threshold = repair_threshold if repair_threshold is not None else n
     prices = [up.assigned[j][1].price for j in accepted]
-    escrow, budget = deal_cost(prices, column_bytes, epochs,
-                               chain_params(view).storage_repair_bps)
+    escrow, budget = deal_cost(prices, column_bytes, epochs, params.storage_repair_bps)
     # max_cost: the chain refuses (before the mempool, fee and all) an owner who cannot pay,
     # and never charges more than the terms we saw, even if a provider re-priced meanwhile
     payload = CreateDeal(salt, source_size, k, code_n, segments, piece_size, last_piece, epochs,

@@ -151,7 +151,14 @@ def column_root(piece_roots: list[bytes]) -> bytes:
 
 def leaf_proof(piece: bytes, leaf: int) -> tuple[bytes, MerkleProof]:
     """Chunk ``leaf`` of a piece and its path to the piece root (an audit answer)."""
-    return chunks(piece)[leaf], prove(piece_leaves(piece), leaf)
+    return leaf_proofs(piece, [leaf])[0]
+
+
+def leaf_proofs(piece: bytes, leaves: list[int]) -> list[tuple[bytes, MerkleProof]]:
+    """``leaf_proof`` of several leaves of one piece, hashing the piece once (an epoch
+    challenges up to 22 leaves of a column, often several in one piece)."""
+    parts, hashes = chunks(piece), piece_leaves(piece)
+    return [(parts[leaf], prove(hashes, leaf)) for leaf in leaves]
 
 
 def column_proof(piece_roots: list[bytes], s: int) -> MerkleProof:

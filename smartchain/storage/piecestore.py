@@ -437,16 +437,26 @@ class PieceStore:
 
     # --- garbage collection ---------------------------------------------------------------
 
-    def gc(self, grace_ms: int, now_ms: int | None = None) -> tuple[int, int]:
-        """Delete slots of unpinned columns (and loose slots) untouched for ``grace_ms``.
+    def discard(self, file_id: bytes, frag_index: int) -> tuple[int, int]:
+        """Delete the pieces of one column now, unless it is pinned: an upload whose intent
+        ran out without a deal (``storage/admission.py``)."""
+        return self.gc(0, prefix=column_key(file_id, frag_index))
+
+    def gc(self, grace_ms: int, now_ms: int | None = None,
+           prefix: bytes = b"") -> tuple[int, int]:
+        """Delete slots of unpinned columns (and loose slots) untouched for ``grace_ms``;
+        only those whose key starts with ``prefix`` (a column key: one column).
 
         Returns (slots removed, bytes of files freed)."""
         now = _now_ms() if now_ms is None else now_ms
         doomed: list[tuple[bytes, bytes]] = []  # (slot key, root)
         cols: dict[bytes, ColumnMeta | None] = {}
         with self.env.begin() as txn:
-            for key, raw in txn.cursor(db=self._slots):
+            cursor = txn.cursor(db=self._slots)
+            for key, raw in cursor.iternext() if cursor.set_range(prefix) else ():
                 key = bytes(key)
+                if not key.startswith(prefix):
+                    break
                 ckey = key[:36]
                 if ckey not in cols:
                     craw = txn.get(ckey, db=self._columns)

@@ -11,12 +11,21 @@ Why it is shaped this way:
   Merkle paths (chunk -> piece root -> column root), a few hundred bytes whatever the file
   size. The tree shapes are ``crypto.merkle``'s, so the client, the provider and the chain
   build the same roots from the same pieces without sharing code beyond ``crypto``.
-- **A provider signs what it holds.** A deal names each column's provider, root and a
-  signature of ``acceptance_bytes`` (chain id, file id, fragment index, root, bytes,
-  segments) by the provider's registered key: nobody can be made responsible for data it
-  never received, and a provider cannot deny having accepted it. The registered key comes
-  in the registration payload (the handler sees only the sender's address) and must hash
-  to the sender's address.
+- **A provider signs what it holds, once, for whoever uploaded it.** A deal names each
+  column's provider, root and a signature of ``acceptance_bytes`` (chain id, file id,
+  fragment index, root, bytes, segments, placement round, the height it was signed at, the
+  uploader's address) by the provider's registered key: nobody can be made responsible
+  for data it never received, and a provider cannot deny having accepted it. The round (0
+  in the deal, one more per repair of the column) and the height (usable for
+  ``storage_accept_ttl`` blocks) make every acceptance good once, soon; the uploader must
+  be the transaction's sender, so an acceptance published in a deal or repair cannot be
+  replayed by anyone to earn a repair reward. The registered key comes in the registration
+  payload (the handler sees only the sender's address) and must hash to the sender's
+  address.
+- **Collateral follows the bytes.** A provider must lock ``storage_collateral_per_gib`` for
+  every GiB it holds (at least ``storage_min_collateral``), checked whenever it takes a
+  column (deal or repair). A missed audit costs ``storage_slash_bps`` of the collateral
+  that column's bytes call for: slashing is proportional to the data lost.
 - **Money stays in the bank.** Collaterals, escrows and repair budgets are HPC in one
   module account (``MODULE_ACCOUNT``), so the bank's supply check holds untouched: its
   balance is the sum of live collaterals, escrows and repair budgets. Slashed collateral is
@@ -37,7 +46,11 @@ Why it is shaped this way:
   is answered the provider is paid the column's epoch fee at once. Unhealthy columns are
   neither challenged nor paid; once a deal has fewer healthy columns than its
   ``repair_threshold`` anyone may rebuild one onto a new provider and earn
-  ``ceil(repair_budget / n)``: a share of what is left, refilled by every slash.
+  ``ceil(repair_budget / n)``: a share of what is left, refilled by every slash. The reward
+  is held in the column and paid when it first passes all its challenges of an epoch; if
+  it misses them instead, the reward goes back to the budget. Each epoch challenges
+  ``storage_audit_segments`` distinct leaves per column (on distinct segments first): see
+  docs/storage.md for the detection odds and the proof bytes this costs.
 - **Bandwidth is paid by receipts.** A client signs a receipt for each batch of bytes a
   provider served; the provider claims batches of them within ``storage_receipt_ttl``
   blocks. Claimed receipts are remembered under keys ordered by the receipt's height, so
@@ -96,7 +109,7 @@ MAX_EPOCHS = 1_000_000
 MAX_P2P = 256  # characters of a provider's P2P address
 MAX_PROOFS = 1_024  # audit proofs in one transaction
 MAX_RECEIPTS = 1_024  # bandwidth receipts in one transaction
-MAX_AUDIT_SEGMENTS = 64  # challenges per column per epoch, whatever the parameter says
+MAX_AUDIT_LEAVES = 64  # challenges per column per epoch, whatever the parameter says
 
 SIGNATURE_GAS = 5_000  # each Ed25519 verification (acceptances, receipts)
 HASH_GAS = 50  # each hash of an audit proof (a leaf of <= 1 KiB, or an inner node)
@@ -115,7 +128,7 @@ DEAL_PREFIX = b"storage/deal/"  # + file_id -> Deal
 OWNER_PREFIX = b"storage/owner/"  # + owner + file_id: every deal an owner made
 LIVE_PREFIX = b"storage/live/"  # + file_id: active deals, visited each epoch
 HOLD_PREFIX = b"storage/hold/"  # + provider + file_id + frag: columns of active deals
-CHALLENGE_PREFIX = b"storage/chal/"  # + provider + file_id + frag + segment -> Challenge
+CHALLENGE_PREFIX = b"storage/chal/"  # + provider + file_id + frag + segment + leaf
 CLAIMED_PREFIX = b"storage/claimed/"  # + receipt height + receipt id: bandwidth claimed
 MARK = b"\x01"
 
@@ -147,6 +160,9 @@ class Column(Struct):
     root: Fixed32  # root_of_hashes(piece roots of this fragment index, segment order)
     healthy: Bool
     price: U64  # per GiB per epoch this column is paid
+    round: U32 = 0  # placements since the deal: 0, then one more per repair
+    repairer: Fixed20 = bytes(20)  # who placed it by the last repair (zeros: none)
+    bounty: U128 = 0  # repair reward held until the repaired column passes an audit
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +215,7 @@ class NewColumn(Struct):
     provider: Fixed20
     frag_index: U32
     root: Fixed32
+    height: U64  # the chain height the provider signed at: good for ``storage_accept_ttl``
     signature: Fixed64  # provider's signature of ``acceptance_bytes``
 
 
@@ -285,6 +302,9 @@ class _Acceptance(Struct):
     root: Fixed32
     column_bytes: U64
     segments: U32
+    round: U32  # 0 in the deal, the column's round + 1 in a repair: never valid twice
+    height: U64
+    uploader: Fixed20  # the account that sent the pieces: the only one that may post it
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +326,12 @@ def file_id_of(owner: bytes, salt: bytes) -> bytes:
 
 
 def acceptance_bytes(chain_id: str, file_id: bytes, frag_index: int, root: bytes,
-                     column_bytes: int, segments: int) -> bytes:
-    """What a provider signs to accept a column."""
-    body = _Acceptance(chain_id, file_id, frag_index, root, column_bytes, segments)
+                     column_bytes: int, segments: int, round: int, height: int,
+                     uploader: bytes) -> bytes:
+    """What a provider signs to accept a column: placement ``round`` of it (0 in the deal),
+    at chain ``height``, uploaded by (and only postable by) the account ``uploader``."""
+    body = _Acceptance(chain_id, file_id, frag_index, root, column_bytes, segments, round,
+                       height, uploader)
     return h256_tagged(b"smart/store/accept", body.encode())
 
 
@@ -364,22 +387,47 @@ def epoch_of(height: int, epoch_blocks: int) -> int:
     return height // max(1, epoch_blocks)
 
 
+def column_collateral(params: Params, nbytes: int) -> int:
+    """The collateral ``nbytes`` of columns call for (rounded up), before the minimum."""
+    return -(-nbytes * params.storage_collateral_per_gib // GIB)
+
+
+def required_collateral(params: Params, nbytes: int) -> int:
+    """What a provider holding ``nbytes`` must have locked: per GiB, at least the minimum."""
+    return max(params.storage_min_collateral, column_collateral(params, nbytes))
+
+
+def column_leaves(deal: Deal) -> int:
+    return (deal.segments - 1) * leaf_count(deal.piece_size) + leaf_count(deal.last_piece_size)
+
+
 def audit_picks(beacon: bytes, file_id: bytes, frag_index: int, deal: Deal,
                 count: int) -> list[tuple[int, int]]:
-    """The (segment, leaf) pairs a column is challenged on: ``min(segments, count)``
-    distinct segments (a drawn segment already taken moves to the next free one) and a
-    leaf of each, all from the beacon."""
+    """The distinct (segment, leaf) pairs a column is challenged on, all from the beacon:
+    ``min(count, 64, leaves of the column)`` of them, on distinct segments while a segment
+    is left (a drawn segment already taken moves to the next free one), then more leaves of
+    the same segments (a taken leaf moves to the next free one). Leaves, not segments, are
+    what a provider can drop: a one-segment file is challenged ``count`` times too."""
     segments = deal.segments
-    taken: set[int] = set()
+    taken: dict[int, set[int]] = {}
     picks = []
-    for j in range(min(segments, count, MAX_AUDIT_SEGMENTS)):
+    for j in range(min(count, MAX_AUDIT_LEAVES, column_leaves(deal))):
         d = h256_tagged(b"smart/store/audit", beacon, file_id, _U32.pack(frag_index),
                         _U32.pack(j))
         s = int.from_bytes(d[:8], "big") % segments
-        while s in taken:
-            s = (s + 1) % segments
-        taken.add(s)
-        picks.append((s, int.from_bytes(d[8:16], "big") % leaf_count(piece_length(deal, s))))
+        if len(taken) < segments:
+            while s in taken:
+                s = (s + 1) % segments
+        else:
+            while len(taken[s]) == leaf_count(piece_length(deal, s)):
+                s = (s + 1) % segments
+        leaves = leaf_count(piece_length(deal, s))
+        used = taken.setdefault(s, set())
+        leaf = int.from_bytes(d[8:16], "big") % leaves
+        while leaf in used:
+            leaf = (leaf + 1) % leaves
+        used.add(leaf)
+        picks.append((s, leaf))
     return picks
 
 
@@ -425,8 +473,9 @@ def _column_prefix(provider: bytes, file_id: bytes, frag: int) -> bytes:
     return CHALLENGE_PREFIX + provider + file_id + _U32.pack(frag)
 
 
-def _challenge_key(provider: bytes, file_id: bytes, frag: int, segment: int) -> bytes:
-    return _column_prefix(provider, file_id, frag) + _U32.pack(segment)
+def _challenge_key(provider: bytes, file_id: bytes, frag: int, segment: int,
+                   leaf: int) -> bytes:
+    return _column_prefix(provider, file_id, frag) + _U32.pack(segment) + _U32.pack(leaf)
 
 
 def _split_challenge(key: bytes) -> tuple[bytes, bytes, int, int]:
@@ -515,8 +564,10 @@ def _release(env: _Env, address: bytes, nbytes: int) -> None:
 
 
 def _accepting_provider(env: _Env, file_id: bytes, col: NewColumn, nbytes: int,
-                        segments: int) -> StorageProvider:
-    """The column's provider, if it is active, has room and signed the acceptance."""
+                        segments: int, round: int, uploader: bytes) -> StorageProvider:
+    """The column's provider, if it is active, has room, has collateral for the bytes it
+    would hold, and signed, recently, this placement round of the column as uploaded by
+    ``uploader`` (the sender): an acceptance is good once, for whoever did the upload."""
     p = env.provider(col.provider)
     who = col.provider.hex()
     if p is None or not p.active:
@@ -524,11 +575,20 @@ def _accepting_provider(env: _Env, file_id: bytes, col: NewColumn, nbytes: int,
     if p.used + nbytes > p.capacity:
         raise _fail(f"provider {who} has {p.capacity - p.used} bytes free, the column needs "
                     f"{nbytes}")
+    need = required_collateral(env.params, p.used + nbytes)
+    if p.collateral < need:
+        raise _fail(f"provider {who} has collateral {p.collateral}, holding {p.used + nbytes} "
+                    f"bytes needs {need}")
+    height, ttl = env.block.height, env.params.storage_accept_ttl
+    if not col.height <= height <= col.height + ttl:
+        raise _fail(f"provider {who}'s acceptance of height {col.height} is usable in heights "
+                    f"{col.height}..{col.height + ttl}, not {height}")
     env.charge(SIGNATURE_GAS)
     message = acceptance_bytes(env.block.chain_id, file_id, col.frag_index, col.root, nbytes,
-                               segments)
+                               segments, round, col.height, uploader)
     if not verify(p.pubkey, message, col.signature):
-        raise _fail(f"provider {who} did not sign column {col.frag_index} of this deal")
+        raise _fail(f"provider {who} did not sign round {round} of column {col.frag_index} of "
+                    f"this deal as uploaded by the sender")
     return p
 
 
@@ -545,42 +605,61 @@ def _pay_column(env: _Env, file_id: bytes, deal: Deal, i: int) -> Deal:
     return replace(deal, escrow=deal.escrow - fee)
 
 
+def _pay_bounty(env: _Env, file_id: bytes, deal: Deal, i: int) -> Deal:
+    """A repaired column passed its first audit: its repairer earns the reward held for it."""
+    c = deal.columns[i]
+    if not c.bounty:
+        return deal
+    env.move(MODULE_ACCOUNT, c.repairer, c.bounty)
+    env.emit("storage_repair_paid", file_id=file_id.hex(), frag_index=c.frag_index,
+             repairer=c.repairer.hex(), amount=c.bounty)
+    return _with_column(deal, i, replace(c, bounty=0))
+
+
+def _with_column(deal: Deal, i: int, column: Column) -> Deal:
+    return replace(deal, columns=(*deal.columns[:i], column, *deal.columns[i + 1:]))
+
+
 def _close_deal(env: _Env, file_id: bytes, deal: Deal, status: int) -> Deal:
-    """The deal stops: its providers' space is freed, escrow and repair budget go back."""
+    """The deal stops: its providers' space is freed, escrow, repair budget and rewards of
+    repairs no audit confirmed go back."""
     nbytes = deal_column_bytes(deal)
     for c in deal.columns:
         _release(env, c.provider, nbytes)
         env.delete(_hold_key(c.provider, file_id, c.frag_index))
     env.delete(LIVE_PREFIX + file_id)
-    refund = deal.escrow + deal.repair_budget
+    refund = deal.escrow + deal.repair_budget + sum(c.bounty for c in deal.columns)
     env.move(MODULE_ACCOUNT, deal.owner, refund)
     env.emit("storage_deal_" + DEAL_STATUS[status], file_id=file_id.hex(),
              owner=deal.owner.hex(), refund=refund)
-    return replace(deal, escrow=0, repair_budget=0, status=status)
+    return replace(deal, escrow=0, repair_budget=0, status=status,
+                   columns=tuple(replace(c, bounty=0) for c in deal.columns))
 
 
 # --- epochs ------------------------------------------------------------------------------------
 
 
 def _slash_column(env: _Env, file_id: bytes, frag: int) -> None:
-    """A challenge of the column was left open: unhealthy, collateral into the repair budget."""
+    """A challenge of the column was left open: unhealthy, and the collateral the column's
+    bytes call for (``storage_slash_bps`` of it) goes into the repair budget, with the reward
+    held for the repair that placed it (that repair was not real)."""
     deal = get_deal(env.store, file_id)
     assert deal is not None, "a challenge names no deal"
     i = _column_index(deal, frag)
     assert i is not None, "a challenge names no column"
     c = deal.columns[i]
     p = env.need_provider(c.provider)
-    amount = p.collateral * env.params.storage_slash_bps // BPS
+    share = column_collateral(env.params, deal_column_bytes(deal))
+    amount = min(p.collateral, share * env.params.storage_slash_bps // BPS)
     collateral = p.collateral - amount
     env.put_provider(c.provider, replace(
         p, collateral=collateral, reputation=max(0, p.reputation - REPUTATION_SLASH),
         misses=p.misses + 1,
-        active=p.active and collateral >= env.params.storage_min_collateral))
-    columns = (*deal.columns[:i], replace(c, healthy=False), *deal.columns[i + 1:])
-    env.put_deal(file_id, replace(deal, columns=columns,
-                                  repair_budget=deal.repair_budget + amount))
+        active=p.active and collateral >= required_collateral(env.params, p.used)))
+    env.put_deal(file_id, replace(_with_column(deal, i, replace(c, healthy=False, bounty=0)),
+                                  repair_budget=deal.repair_budget + amount + c.bounty))
     env.emit("storage_slash", file_id=file_id.hex(), frag_index=frag,
-             provider=c.provider.hex(), amount=amount)
+             provider=c.provider.hex(), amount=amount, bounty_returned=c.bounty)
 
 
 def _settle_epoch(env: _Env) -> None:
@@ -601,7 +680,7 @@ def _open_challenges(env: _Env, file_id: bytes, deal: Deal, deadline: int) -> No
         if not c.healthy:
             continue
         for segment, leaf in audit_picks(env.block.beacon, file_id, c.frag_index, deal, count):
-            env.set(_challenge_key(c.provider, file_id, c.frag_index, segment),
+            env.set(_challenge_key(c.provider, file_id, c.frag_index, segment, leaf),
                     Challenge(leaf, deadline).encode())
 
 
@@ -714,9 +793,11 @@ def _handle_register(ctx: TxContext, msg: RegisterProvider) -> None:
         p = replace(p, capacity=msg.capacity, price=msg.price,
                     bandwidth_price=msg.bandwidth_price, collateral=p.collateral + msg.collateral,
                     p2p=msg.p2p, active=True)
-    if p.collateral < params.storage_min_collateral:
-        raise _fail(f"collateral {p.collateral} below the minimum "
-                    f"{params.storage_min_collateral}")
+    need = required_collateral(params, p.used)
+    if p.collateral < need:
+        raise _fail(f"collateral {p.collateral} below the {need} required (minimum "
+                    f"{params.storage_min_collateral}, {params.storage_collateral_per_gib} per "
+                    f"GiB of the {p.used} bytes held)")
     env.move(ctx.sender, MODULE_ACCOUNT, msg.collateral)
     env.put_provider(ctx.sender, p)
     env.flush()
@@ -750,7 +831,7 @@ def _handle_create(ctx: TxContext, msg: CreateDeal) -> None:
     nbytes = column_bytes(msg.segments, msg.piece_size, msg.last_piece_size)
     columns = []
     for col in msg.columns:
-        p = _accepting_provider(env, file_id, col, nbytes, msg.segments)
+        p = _accepting_provider(env, file_id, col, nbytes, msg.segments, 0, ctx.sender)
         columns.append(Column(col.provider, col.frag_index, col.root, True, p.price))
     escrow, budget = deal_cost([c.price for c in columns], nbytes, msg.epochs,
                                params.storage_repair_bps)
@@ -819,11 +900,13 @@ def _handle_prove(ctx: TxContext, msg: Prove) -> None:
         if i is None or deal.columns[i].provider != ctx.sender:
             raise _fail(f"the sender holds no column {proof.frag_index} of deal "
                         f"{proof.file_id.hex()}")
-        key = _challenge_key(ctx.sender, proof.file_id, proof.frag_index, proof.segment)
+        key = _challenge_key(ctx.sender, proof.file_id, proof.frag_index, proof.segment,
+                             proof.piece_path.index)
         raw = env.store.get(key)
         if raw is None:
-            raise _fail(f"no open challenge for segment {proof.segment} of column "
-                        f"{proof.frag_index} of deal {proof.file_id.hex()}")
+            raise _fail(f"no open challenge for leaf {proof.piece_path.index} of segment "
+                        f"{proof.segment} of column {proof.frag_index} of deal "
+                        f"{proof.file_id.hex()}")
         challenge = Challenge.decode(raw)
         if ctx.block.height > challenge.deadline:
             raise _fail(f"the challenge closed at height {challenge.deadline}")
@@ -835,7 +918,8 @@ def _handle_prove(ctx: TxContext, msg: Prove) -> None:
         c = deals[file_id].columns[i]
         if next(env.store.iter_prefix(_column_prefix(c.provider, file_id, c.frag_index)),
                 None) is None:
-            deals[file_id] = _pay_column(env, file_id, deals[file_id], i)
+            deals[file_id] = _pay_bounty(env, file_id,
+                                         _pay_column(env, file_id, deals[file_id], i), i)
             env.put_deal(file_id, deals[file_id])
     env.flush()
     env.emit("storage_prove", address=ctx.sender.hex(), proofs=len(msg.proofs))
@@ -861,21 +945,23 @@ def _handle_repair(ctx: TxContext, msg: Repair) -> None:
     if any(c.provider == new.provider for j, c in enumerate(deal.columns) if j != i):
         raise _fail(f"provider {new.provider.hex()} already holds a column of this deal")
     nbytes = deal_column_bytes(deal)
-    p = _accepting_provider(env, msg.file_id, new, nbytes, deal.segments)
-    _release(env, old.provider, nbytes)
+    _release(env, old.provider, nbytes)  # first: the lost provider may take it back
     env.delete(_hold_key(old.provider, msg.file_id, old.frag_index))
+    p = _accepting_provider(env, msg.file_id, new, nbytes, deal.segments, old.round + 1,
+                            ctx.sender)
     _take(env, new.provider, nbytes)
     env.set(_hold_key(new.provider, msg.file_id, new.frag_index), MARK)
-    column = Column(new.provider, new.frag_index, new.root, True, min(old.price, p.price))
+    # The reward leaves the budget now but is paid only once the new column passes an
+    # audit: a provider that signed for data it never got earns its accomplice nothing.
     reward = min(deal.repair_budget, -(-deal.repair_budget // len(deal.columns)))
-    env.move(MODULE_ACCOUNT, ctx.sender, reward)
-    deal = replace(deal, columns=(*deal.columns[:i], column, *deal.columns[i + 1:]),
-                   repair_budget=deal.repair_budget - reward)
+    column = Column(new.provider, new.frag_index, new.root, True, min(old.price, p.price),
+                    old.round + 1, ctx.sender, reward)
+    deal = replace(_with_column(deal, i, column), repair_budget=deal.repair_budget - reward)
     env.put_deal(msg.file_id, deal)
     env.flush()
     env.emit("storage_repair", file_id=msg.file_id.hex(), frag_index=msg.frag_index,
              old=old.provider.hex(), new=new.provider.hex(), repairer=ctx.sender.hex(),
-             reward=reward)
+             reward=reward, round=old.round + 1)
 
 
 def _handle_cancel(ctx: TxContext, msg: CancelDeal) -> None:

@@ -944,6 +944,9 @@ def test_node_applies_its_p2p_inbound_limits_from_config(
 BUDGET_RATE = 300  # signature checks per second for all unproven peers together...
 BUDGET_SHARE = 50  # ...and for each one
 FLOOD_SECONDS = 4.0
+# Between one attacker's batches: still far beyond any budget, and it leaves this 2-core
+# machine's CPU to the node rather than to encrypting and decrypting the flood.
+FLOOD_PAUSE = 0.02
 
 
 def _metric(url: str, name: str) -> int:
@@ -965,9 +968,9 @@ def _transfer(key: PrivateKey, nonce: int, *, forge: bool = False) -> bytes:
 
 async def _send_until_cut_off(client: P2P, peer: bytes, batches: list[bytes],
                               deadline: float) -> int:
-    """Send ``batches`` round and round as direct messages (never de-duplicated) until
-    the node hangs up or ``deadline``; a few at most queued ahead of the socket. Returns
-    the batches written."""
+    """Send ``batches`` round and round as direct messages (never de-duplicated), one
+    every ``FLOOD_PAUSE`` at most, until the node hangs up or ``deadline``; a few at most
+    queued ahead of the socket. Returns the batches written."""
     queued = i = 0
     with contextlib.suppress(P2PError):  # PeerNotConnected: cut off
         while peer in client.connected_peers() and time.monotonic() < deadline:
@@ -975,7 +978,7 @@ async def _send_until_cut_off(client: P2P, peer: bytes, batches: list[bytes],
                 await client.send(peer, TOPIC_TXS, batches[i % len(batches)])
                 queued += 1
                 i += 1
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(FLOOD_PAUSE)
     return min(queued, client.stats["frames_out"])
 
 
@@ -1011,18 +1014,34 @@ def test_a_flood_from_many_fresh_identities_checks_at_most_the_budget_while_tran
     batches = [TxBatch(tuple(_transfer(forger, 500 * b + i, forge=True) for i in range(500)
                              )).encode() for b in range(4)]
     honest = [_transfer(sender, n) for n in range(2 * BUDGET_RATE)]
+    # The first half before the flood: the node starts its verifier processes on the
+    # first big batch, and every later batch enters the mempool after it.
+    accepted = node.client.submit_batch(honest[:BUDGET_RATE])
 
     async def scenario() -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
         deadline = time.monotonic() + FLOOD_SECONDS
         lanes = [_fresh_identities(address, node.genesis.hash().hex(), batches, deadline)
                  for _ in range(6)]
-        *floods, accepted = await asyncio.gather(
-            *lanes, asyncio.to_thread(node.client.submit_batch, honest))
-        return floods, accepted
+        *floods, during = await asyncio.gather(
+            *lanes, asyncio.to_thread(node.client.submit_batch, honest[BUDGET_RATE:]))
+        return floods, during
+
+    def penalised() -> int:
+        log = node.log_path.read_text()
+        return sum(int(m) for m in re.findall(r"penalised \d+ \((\d+) invalid transactions",
+                                              log))
+
+    def settled() -> int | None:
+        """The checks, once every check granted has been verified and blamed: what the
+        node penalised is exactly what it checked, nothing it dropped unchecked."""
+        checked = _metric(url, "smart_gossip_unproven_checks_total")
+        ok = checked == _rejected(url, "bad_signature") == penalised()
+        return checked if ok else None
 
     t0 = time.monotonic()
-    floods, accepted = asyncio.run(scenario())
-    checked = _rejected(url, "bad_signature")
+    floods, during = asyncio.run(scenario())
+    accepted += during
+    checked = wait_until(settled, 10, what="checked forgeries to be rejected and penalised")
     elapsed = time.monotonic() - t0
     identities = sum(n for n, _ in floods)
     written = sum(b for _, b in floods) * 500
@@ -1032,13 +1051,9 @@ def test_a_flood_from_many_fresh_identities_checks_at_most_the_budget_while_tran
 
     # The bucket holds a second's worth at most, then refills at BUDGET_RATE.
     assert 0 < checked <= BUDGET_RATE * (1 + elapsed)
-    assert _metric(url, "smart_gossip_unproven_checks_total") == checked
     assert dropped > checked and identities > 12, "the flood did not outrun the budget"
-    # Exactly what was checked was penalised: nobody pays for what was dropped unchecked.
-    log = node.log_path.read_text()
-    penalised = [int(m) for m in re.findall(r"penalised \d+ \((\d+) invalid transactions", log)]
-    assert sum(penalised) == checked
-    # Our own API is outside the budget: twice its worth admitted in one batch, committed.
+    # Our own API is outside the budget: twice its worth admitted in two batches (one of
+    # them during the flood), and committed.
     assert all("hash" in r for r in accepted), [r for r in accepted if "hash" not in r][:3]
     assert node.client.wait_tx(accepted[-1]["hash"], timeout=30)["receipt"]["ok"]
     assert node.running and node.log_errors() == []

@@ -5,12 +5,15 @@ window of ``--seconds``, then in a window of the same length during which attack
 forged transactions at it: each attacker is a fresh identity that connects and sends
 batches of 2,000 forged transfers until the node hangs up, then the next one takes over.
 Prints the blocks in each window, their ratio, the forged transactions the node verified
-(its /metrics) against those sent, and the identities used. Before the fix the node
-verified every forged transaction and never hung up; now each identity costs it at most
-one batch, and with ``--limit-loopback`` (127.0.0.1 treated as the one IP it is) the IP
-is banned after ``ip_ban_after`` identities. Not a test: compare figures from one run.
+(its /metrics) against those sent and against the budget, the transactions it dropped
+unchecked, and the identities used. Before the fix the node verified every forged
+transaction and never hung up; then each identity cost it one batch (2,000 checks), and
+with ``--limit-loopback`` (127.0.0.1 treated as the one IP it is) the IP is banned after
+``ip_ban_after`` identities; now unproven peers share ``p2p_unproven_sig_checks`` checks
+per second (``--budget``; ``--share`` each). Not a test: compare figures from one run.
 
     python bench/p2p_flood.py [--seconds 10] [--batches 20] [--limit-loopback]
+                              [--budget 2000] [--share 200]
 """
 
 from __future__ import annotations
@@ -49,12 +52,15 @@ def height(url: str) -> int:
     return int(json.loads(get(f"{url}/v1/status"))["height"])
 
 
-def verified_forgeries(url: str) -> int:
-    needle = 'smart_txs_rejected_total{code="bad_signature"} '
+def metric(url: str, needle: str) -> int:
     for line in get(f"{url}/metrics").splitlines():
-        if line.startswith(needle):
-            return int(float(line[len(needle):]))
+        if line.startswith(needle + " "):
+            return int(float(line[len(needle) + 1:]))
     return 0
+
+
+def verified_forgeries(url: str) -> int:
+    return metric(url, 'smart_txs_rejected_total{code="bad_signature"}')
 
 
 def forged_batches(sender: bytes, count: int) -> list[bytes]:
@@ -103,12 +109,19 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=20, help="distinct forged batches")
     ap.add_argument("--limit-loopback", action="store_true",
                     help="treat 127.0.0.1 as one attacker's IP (per-IP limits and IP bans)")
+    defaults = NodeConfig()
+    ap.add_argument("--budget", type=int, default=defaults.p2p_unproven_sig_checks,
+                    help="signature checks per second for all unproven peers")
+    ap.add_argument("--share", type=int, default=defaults.p2p_unproven_peer_sig_checks,
+                    help="signature checks per second for each unproven peer")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "node"
         sender = PrivateKey.generate()
         config = NodeConfig(api_port=0, p2p_port=0, block_time_ms=BLOCK_TIME_MS,
-                            log_level="warning", p2p_limit_loopback=args.limit_loopback)
+                            log_level="warning", p2p_limit_loopback=args.limit_loopback,
+                            p2p_unproven_sig_checks=args.budget,
+                            p2p_unproven_peer_sig_checks=args.share)
         genesis = init_home(home, chain_id=CHAIN_ID, key=PrivateKey.generate(),
                             passphrase=None, insecure=True, config=config,
                             accounts=[(sender.address, 10**15)],
@@ -133,15 +146,19 @@ def main() -> None:
             start, t0 = height(url), time.monotonic()
             sent, identities = asyncio.run(flood(address, genesis.hash().hex(), batches,
                                                  args.seconds))
-            flooded = (height(url) - start) / (time.monotonic() - t0)
+            took = time.monotonic() - t0
+            flooded = (height(url) - start) / took
             verified = verified_forgeries(url)
+            unchecked = metric(url, "smart_gossip_txs_unchecked_total")
         finally:
             proc.terminate()
             proc.wait(30)
     print(f"blocks/s: quiet {quiet:.2f}, under flood {flooded:.2f} "
           f"(ratio {flooded / max(quiet, 1e-9):.2f})")
     print(f"forged transactions: {sent} written by {identities} identities, verified by the "
-          f"node {verified} ({verified / max(identities, 1):.0f} per identity)")
+          f"node {verified} ({verified / max(identities, 1):.0f} per identity, "
+          f"{verified / took:.0f}/s against a budget of {args.budget}/s), "
+          f"{unchecked} dropped unchecked")
 
 
 if __name__ == "__main__":

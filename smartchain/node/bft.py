@@ -45,6 +45,7 @@ from smartchain.consensus.engine import (
 from smartchain.consensus.signer import DurableSigner
 from smartchain.consensus.validators import Validator, ValidatorSet
 from smartchain.crypto.hashing import h256
+from smartchain.node.gossip_budget import CheckBudget
 from smartchain.p2p import BadRequest, Penalty
 from smartchain.state.chain import ChainError, StagedBlock
 from smartchain.state.errors import Code, TxError
@@ -226,6 +227,8 @@ class ConsensusService:
         self._inflight: set[asyncio.Future[None]] = set()
         self._syncing = False
         self._behind = asyncio.Event()
+        self.tx_budget = CheckBudget(node.config.p2p_unproven_sig_checks,
+                                     node.config.p2p_unproven_peer_sig_checks)
         node.announce = self._tx_outbox.extend
         p2p.subscribe(TOPIC_PROPOSAL, self._on_proposal)
         p2p.subscribe(TOPIC_VOTE, self._on_vote)
@@ -415,15 +418,43 @@ class ConsensusService:
             self.p2p.penalize(peer, Penalty.MALFORMED_MESSAGE,
                               f"transaction batch of {len(batch.txs)} > {TX_BATCH_MAX}")
             return False
-        # The node re-announces only what it admitted (see Node.announce), so a flood of
-        # duplicates or invalid transactions dies at the first hop; a peer that sends
-        # provably invalid ones is penalised per transaction and soon banned.
-        results = await self.node.submit_many_async(list(batch.txs))
+        # Shielded: a peer that hangs up while its batch is being verified (its reader is
+        # then cancelled) still gets its verdict, and the valid transactions still go in.
+        task = asyncio.ensure_future(self._admit_gossip(peer, list(batch.txs)))
+        self._inflight.add(task)
+        task.add_done_callback(self._work_done)
+        await asyncio.shield(task)
+        return False
+
+    async def _admit_gossip(self, peer: bytes, raws: list[bytes]) -> None:
+        """The node re-announces only what it admitted (see Node.announce), so a flood of
+        duplicates or invalid transactions dies at the first hop; a peer that sends
+        provably invalid ones is penalised per transaction and soon banned. Until a peer
+        has proven itself, its signature checks come out of a bounded budget (see
+        gossip_budget.py): a new identity costs little, and all of them together at most
+        the budget. What is over it is dropped unchecked, so without penalty: it may be
+        honest."""
+        may_check = None if self._proven(peer) else lambda: self._may_check(peer)
+        results = await self.node.submit_many_async(raws, may_check=may_check)
         bad = [r for r in results if isinstance(r, TxError) and r.code in PEER_TX_FAULTS]
         if bad:
             self.p2p.penalize(peer, Penalty.INVALID_TX * len(bad),
                               f"{len(bad)} invalid transactions ({bad[0].code.slug})")
-        return False
+        unchecked = results.count(None)
+        if unchecked:
+            self.node.metrics.gossip_txs_unchecked.inc(unchecked)
+            log.debug("%d transactions from unproven peer %s dropped unchecked: over the "
+                      "check budget", unchecked, peer.hex()[:16])
+
+    def _proven(self, peer: bytes) -> bool:
+        """Validators and seeds, and peers whose merit outweighs their penalties."""
+        return peer in self.p2p.protected or self.p2p.peer_rank(peer) > 0
+
+    def _may_check(self, peer: bytes) -> bool:
+        if not self.tx_budget.take(peer):
+            return False
+        self.node.metrics.gossip_unproven_checks.inc()
+        return True
 
     async def _flush_txs_forever(self) -> None:
         while True:

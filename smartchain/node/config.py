@@ -40,6 +40,12 @@ class NodeConfig:
     p2p_inbound_per_ip: int = 4
     p2p_inbound_per_subnet: int = 8
     p2p_limit_loopback: bool = False
+    # Signature checks per second (and burst) spent on transaction gossip from unproven peers
+    # (rank <= 0, not validators or seeds), all of them together and each one: beyond them their
+    # transactions are dropped unchecked (smartchain/node/gossip_budget.py). Validators, seeds,
+    # proven peers and our own API are not limited.
+    p2p_unproven_sig_checks: int = 2_000
+    p2p_unproven_peer_sig_checks: int = 200
     timeout_propose_ms: int = 3000  # consensus timeouts (they grow per round)
     timeout_vote_ms: int = 1000
     max_block_txs: int = 50_000
@@ -128,6 +134,9 @@ class NodeConfig:
         for name in ("p2p_max_inbound", "p2p_inbound_per_ip", "p2p_inbound_per_subnet"):
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"{path}: {name} must be >= 1")
+        if not 1 <= cfg.p2p_unproven_peer_sig_checks <= cfg.p2p_unproven_sig_checks:
+            raise ConfigError(f"{path}: need 1 <= p2p_unproven_peer_sig_checks <= "
+                              f"p2p_unproven_sig_checks")
         return cfg
 
     def save(self, home: Path) -> None:

@@ -20,6 +20,13 @@ class NodeMetrics:
             "smart_txs_committed", "Transactions committed in blocks", registry=r)
         self.txs_rejected = Counter(
             "smart_txs_rejected", "Transactions refused before the mempool", ["code"], registry=r)
+        self.gossip_unproven_checks = Counter(
+            "smart_gossip_unproven_checks",
+            "Signature checks spent on transaction gossip from unproven peers", registry=r)
+        self.gossip_txs_unchecked = Counter(
+            "smart_gossip_txs_unchecked",
+            "Gossiped transactions from unproven peers dropped unchecked: over the check budget",
+            registry=r)
         self.block_exec = Histogram(
             "smart_block_build_seconds", "Time to execute and commit a block", registry=r,
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))

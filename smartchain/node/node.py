@@ -143,17 +143,22 @@ class Node:
         results, pending = self._precheck_batch(raws)
         return self._admit(results, pending, self.verifier.verify(self._sig_items(pending)))
 
-    async def submit_many_async(self, raws: list[bytes]) -> list[bytes | TxError]:
+    async def submit_many_async(self, raws: list[bytes], *,
+                                may_check: Callable[[], bool] | None = None
+                                ) -> list[bytes | TxError | None]:
         """As ``submit_many``, but the event loop keeps running while workers verify.
 
         Batches may verify concurrently, but they enter the mempool in arrival order, so
         one sender's consecutive nonces split over two batches are never seen as a gap.
+        ``may_check`` (gossip from unproven peers, see ``ConsensusService._on_txs``) is
+        asked before each signature check; from its first refusal on, the batch is left
+        unchecked: ``None`` in the results. Without it the results hold no ``None``.
         """
         loop = asyncio.get_running_loop()
         previous, mine = self._admission_tail, loop.create_future()
         self._admission_tail = mine
         try:
-            results, pending = self._precheck_batch(raws)
+            results, pending = self._precheck_batch(raws, may_check)
             oks = await loop.run_in_executor(None, self.verifier.verify,
                                              self._sig_items(pending))
             if previous is not None:
@@ -162,24 +167,30 @@ class Node:
         finally:
             mine.set_result(None)
 
-    def _precheck_batch(self, raws: list[bytes]
-                        ) -> tuple[list[bytes | TxError], list[tuple[int, CheckedTx]]]:
-        results: list[bytes | TxError] = [b""] * len(raws)
+    def _precheck_batch(self, raws: list[bytes], may_check: Callable[[], bool] | None = None
+                        ) -> tuple[list[bytes | TxError | None], list[tuple[int, CheckedTx]]]:
+        results: list[bytes | TxError | None] = [b""] * len(raws)
         pending: list[tuple[int, CheckedTx]] = []
         with self.chain.store.read() as txn:
             for i, raw in enumerate(raws):
                 try:
-                    pending.append((i, self.precheck(raw, txn)))
+                    checked = self.precheck(raw, txn)
                 except TxError as exc:
                     results[i] = exc
+                    continue
+                if may_check is not None and not may_check():
+                    results[i:] = [None] * (len(raws) - i)
+                    break
+                pending.append((i, checked))
         return results, pending
 
     @staticmethod
     def _sig_items(pending: list[tuple[int, CheckedTx]]) -> list[tuple[bytes, bytes, bytes]]:
         return [(c.tx.sender, TX_SIGN_DOMAIN + c.raw[:-64], c.tx.signature) for _, c in pending]
 
-    def _admit(self, results: list[bytes | TxError], pending: list[tuple[int, CheckedTx]],
-               oks: list[bool]) -> list[bytes | TxError]:
+    def _admit(self, results: list[bytes | TxError | None],
+               pending: list[tuple[int, CheckedTx]], oks: list[bool]
+               ) -> list[bytes | TxError | None]:
         reader = self.chain.reader()
         lookup = self._lookup(reader)
         add = self.mempool.add

@@ -92,6 +92,7 @@ import struct
 import threading
 from collections.abc import Container, Iterator
 from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Any
 
 from smartchain.codec import (
@@ -132,10 +133,10 @@ MODULE_PREFIX = b"compute/module/"
 # ``_place_pending``). Started tasks (they hold or held replicas): the index
 # STARTED + job + task -> kind + seq, and the queue TASK_QUEUE + kind + seq + job + task,
 # short ones (holding live replicas) before those that lost them all. Fresh tasks (never
-# placed) are marked FRESH + job + task, and their job waits in JOB_QUEUE + seq + job.
+# placed) are the tasks from ``Job.fresh`` on that are still pending; their job waits in
+# JOB_QUEUE + seq + job.
 STARTED_PREFIX = b"compute/started/"
 TASK_QUEUE_PREFIX = b"compute/taskq/"
-FRESH_PREFIX = b"compute/fresh/"
 JOB_QUEUE_PREFIX = b"compute/jobq/"
 QUEUE_SEQ_KEY = b"compute/queue_seq"  # the next place at the back of either queue
 PLACING_KEY = b"compute/placing"  # what the last end_block that placed did (``Placing``)
@@ -255,6 +256,7 @@ class Job(Struct):
     finished: U64  # height it was done or cancelled at, 0 while open
     cancelled: U32  # tasks cancelled (only tasks no replica had committed to)
     queued: U64 = 0  # its place in the job queue (it may have fresh tasks); 0: not queued
+    fresh: U32 = 0  # while queued: its tasks before this one are not fresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,10 +428,6 @@ def input_key(job_id: int, idx: int) -> bytes:
 
 def _started_key(job_id: int, idx: int) -> bytes:
     return STARTED_PREFIX + _jt(job_id, idx)
-
-
-def _fresh_key(job_id: int, idx: int) -> bytes:
-    return FRESH_PREFIX + _jt(job_id, idx)
 
 
 def _job_queue_key(seq: int, job_id: int) -> bytes:
@@ -706,16 +704,14 @@ def _enqueue_job(env: _Env, job_id: int, job: Job) -> Job:
 def _set_pending(env: _Env, job_id: int, job: Job, idx: int, task: Task,
                  pending: bool) -> Job:
     """Keep a task short of replicas in the queue it belongs to (and out of both when it is
-    not): a fresh task is marked and its job queued (the job leaves the queue on its turn
-    once it has no fresh task); a started one is queued by kind, keeping its place."""
+    not): a fresh task's job is queued, its turns starting at this task (it leaves the
+    queue on a turn that finds no fresh task left); a started task is queued by kind,
+    keeping its place."""
     if not pending:
-        env.delete(_fresh_key(job_id, idx))
         _dequeue_task(env, job_id, idx)
         return job
     if not task.replicas:
-        if env.store.get(_fresh_key(job_id, idx)) is None:
-            env.set(_fresh_key(job_id, idx), MARK)
-        return job if job.queued else _enqueue_job(env, job_id, job)
+        return job if job.queued else _enqueue_job(env, job_id, replace(job, fresh=idx))
     kind = SHORT if any(r.status in LIVE for r in task.replicas) else RESTART
     place = env.store.get(_started_key(job_id, idx))
     if place is None or place[:1] != kind:
@@ -1141,16 +1137,20 @@ def _place_pending(env: _Env) -> None:
     queue turns round: whoever could not be placed goes to the back, behind everyone who
     has not had a turn, so nothing stuck at the front holds the rest up. What was done is
     kept under ``PLACING_KEY``."""
-    started = next(env.store.iter_prefix(TASK_QUEUE_PREFIX), None) is not None
-    fresh = next(env.store.iter_prefix(JOB_QUEUE_PREFIX), None) is not None
-    if not (started or fresh):
+    started = env.store.iter_prefix(TASK_QUEUE_PREFIX)
+    queued = env.store.iter_prefix(JOB_QUEUE_PREFIX)
+    first_task, first_job = next(started, None), next(queued, None)
+    if first_task is None and first_job is None:
         return
     budget = _Budget(env.params.compute_place_looks_per_block)
     slots = _slots(env, budget)
     budget.take(len(slots))  # writing back what changed
     if slots and budget.left > 0:
-        _place_started(env, slots, budget, budget.left // 2 if fresh else 0)
-        _place_fresh(env, slots, budget)
+        if first_task is not None:
+            reserve = budget.left // 2 if first_job is not None else 0
+            _place_started(env, chain([first_task], started), slots, budget, reserve)
+        if first_job is not None:
+            _place_fresh(env, chain([first_job], queued), slots, budget)
         _store_slots(env, slots)
     env.set(PLACING_KEY, Placing(env.block.height, budget.looks, budget.tried,
                                  budget.placed).encode())
@@ -1158,51 +1158,50 @@ def _place_pending(env: _Env) -> None:
 
 def _try(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[Slot],
          budget: _Budget) -> tuple[Job, Task]:
-    """One placement attempt in ``end_block``; stores what changed."""
+    """One placement attempt in ``end_block``; stores the task (the caller, the job)."""
     live = sum(r.status in LIVE for r in task.replicas)
-    new_job, new_task = _settle(env, job_id, job, idx, task, slots, budget)
+    job, new_task = _settle(env, job_id, job, idx, task, slots, budget)
     budget.tried += 1
     budget.placed += sum(r.status in LIVE for r in new_task.replicas) > live
     if new_task != task:
         env.set(task_key(job_id, idx), new_task.encode())
-    if new_job != job:
-        env.set(job_key(job_id), new_job.encode())
-    return new_job, new_task
+    return job, new_task
 
 
-def _place_started(env: _Env, slots: list[Slot], budget: _Budget, reserve: int) -> None:
+def _place_started(env: _Env, queue: Iterator[tuple[bytes, bytes]], slots: list[Slot],
+                   budget: _Budget, reserve: int) -> None:
     """Started tasks in queue order, leaving ``reserve`` looks; each one tried and still
     short goes to the back. A task whose attempt needs more looks than this phase has at
     all goes to the back untried (its deadline ends it)."""
     allowance = budget.left - reserve
     start = len(TASK_QUEUE_PREFIX) + 9  # kind + seq
-    jobs: dict[int, Job] = {}
-    for key, _ in env.store.iter_prefix(TASK_QUEUE_PREFIX):
+    for key, _ in queue:
         if budget.left <= reserve:
             break
         if env.store.get(key) is None:  # left the queue during this pass
             continue
         job_id, idx = _split_jt(key[start:])
         budget.take(1)
-        job = jobs.get(job_id) or get_job(env.store, job_id)
-        task = get_task(env.store, job_id, idx)
+        job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
         assert job is not None and task is not None, "a queued task does not exist"
         bound = _place_bound(task, len(slots))
         if bound > budget.left - reserve:
             if bound <= allowance:
                 break  # it goes first next block
         else:
-            job, task = _try(env, job_id, job, idx, task, slots, budget)
-        jobs[job_id] = job
+            new_job, task = _try(env, job_id, job, idx, task, slots, budget)
+            if new_job != job:
+                env.set(job_key(job_id), new_job.encode())
         if task.status == PENDING:
             _enqueue_task(env, job_id, idx, key[len(TASK_QUEUE_PREFIX):][:1])
 
 
-def _place_fresh(env: _Env, slots: list[Slot], budget: _Budget) -> None:
+def _place_fresh(env: _Env, queue: Iterator[tuple[bytes, bytes]], slots: list[Slot],
+                 budget: _Budget) -> None:
     """Jobs with fresh tasks in queue order, one turn each, until the looks run out."""
     allowance = budget.left
     start = len(JOB_QUEUE_PREFIX) + 8  # seq
-    for key, _ in env.store.iter_prefix(JOB_QUEUE_PREFIX):
+    for key, _ in queue:
         if budget.left <= 0:
             break
         if env.store.get(key) is None:
@@ -1211,36 +1210,40 @@ def _place_fresh(env: _Env, slots: list[Slot], budget: _Budget) -> None:
         budget.take(1)
         job = get_job(env.store, job_id)
         assert job is not None, "a queued job does not exist"
-        if not _job_turn(env, job_id, job, slots, budget, allowance):
+        job, done = _job_turn(env, job_id, job, slots, budget, allowance)
+        env.set(job_key(job_id), job.encode())
+        if not done:
             break
 
 
 def _job_turn(env: _Env, job_id: int, job: Job, slots: list[Slot], budget: _Budget,
-              allowance: int) -> bool:
+              allowance: int) -> tuple[Job, bool]:
     """A job's turn: its fresh tasks in order until one cannot be placed. Fresh tasks of a
     job are alike, so the others would not be either: the job goes to the back of the
-    queue (it leaves it when no fresh task is left). False when the looks ran out first:
-    the job keeps its place, and the turn goes on next block."""
-    prefix = FRESH_PREFIX + _U64.pack(job_id)
-    for key, _ in env.store.iter_prefix(prefix):
-        idx = _U32.unpack_from(key, len(prefix))[0]
+    queue (it leaves it when no fresh task is left). Not done when the looks ran out
+    first: the job keeps its place, and its turn goes on next block. Returns the job for
+    the caller to store."""
+    idx = job.fresh if job.status == OPEN else job.tasks  # cancelling drops fresh tasks
+    while idx < job.tasks:
+        if budget.left <= 0:
+            return replace(job, fresh=idx), False
         budget.take(1)
         task = get_task(env.store, job_id, idx)
-        assert task is not None, "a fresh mark names no task"
-        bound = _place_bound(task, len(slots))
-        if bound > budget.left:
-            if bound <= allowance:
-                return False
-            break  # no block has the looks for it: it waits at the back for its deadline
-        job, task = _try(env, job_id, job, idx, task, slots, budget)
-        if task.status == PENDING:
-            break
-    else:
-        env.delete(_job_queue_key(job.queued, job_id))
-        env.set(job_key(job_id), replace(job, queued=0).encode())
-        return True
-    env.set(job_key(job_id), _enqueue_job(env, job_id, job).encode())
-    return True
+        assert task is not None, "a job names a task that does not exist"
+        if task.status == PENDING:  # else it ended (expired with the others): skip it
+            bound = _place_bound(task, len(slots))
+            if bound > budget.left:
+                if bound <= allowance:
+                    return replace(job, fresh=idx), False
+                break  # no block has the looks for it: it waits at the back for its deadline
+            job, task = _try(env, job_id, job, idx, task, slots, budget)
+            if task.status == PENDING:
+                break
+        idx += 1
+    if idx < job.tasks:
+        return _enqueue_job(env, job_id, replace(job, fresh=idx)), True
+    env.delete(_job_queue_key(job.queued, job_id))
+    return replace(job, queued=0, fresh=0), True
 
 
 def distinct_providers(slots: list[Slot], rate: int, want: int, bond: int = 0) -> int:
@@ -1436,10 +1439,13 @@ def _handle_post(ctx: TxContext, msg: PostJob) -> None:
               _store_module(env, msg.reduce) if msg.reduce else None, len(msg.tasks),
               msg.redundancy, msg.fuel_per_task, msg.price_per_fuel, msg.deadline_blocks,
               rate, escrow, 0, OPEN, 0, 0, ctx.block.height, 0, 0)
+    placing: list[Slot] | None = slots  # fresh tasks are alike: once one waits, all do
     for idx, data in enumerate(msg.tasks):
         env.set(input_key(job_id, idx), data)
         task = Task(PENDING, msg.redundancy, 0, (), b"", "", 0, _ZERO32, 0)
-        job, task = _settle(env, job_id, job, idx, task, slots)
+        job, task = _settle(env, job_id, job, idx, task, placing)
+        if task.status == PENDING:
+            placing = None
         env.set(task_key(job_id, idx), task.encode())
     _store_slots(env, slots)
     env.set(job_key(job_id), job.encode())

@@ -639,15 +639,17 @@ def _eligible(p: Provider, params: Params) -> bool:
 
 def _slots(env: _Env, budget: _Budget | None = None) -> list[Slot]:
     """The providers that may get new replicas, in address order. With a ``budget`` each
-    provider record read is a look, and none are returned if the looks run out."""
+    provider record read is a look, and one more for each slot (written back at the end);
+    none are returned if the looks run out."""
     params = env.params
     out = []
     for a, p in env.all_providers():
+        eligible = _eligible(p, params)
         if budget is not None:
-            budget.take(1)
-            if budget.left < 0:
+            if budget.left < 1 + eligible:
                 return []
-        if _eligible(p, params):
+            budget.take(1 + eligible)
+        if eligible:
             out.append(Slot(a, p.capability, effective_capability(p, params), p.reserved,
                             p.current, owner=p.owner, network=p.network, stake=p.stake,
                             bonded=p.bonded))
@@ -1144,7 +1146,6 @@ def _place_pending(env: _Env) -> None:
         return
     budget = _Budget(env.params.compute_place_looks_per_block)
     slots = _slots(env, budget)
-    budget.take(len(slots))  # writing back what changed
     if slots and budget.left > 0:
         if first_task is not None:
             reserve = budget.left // 2 if first_job is not None else 0

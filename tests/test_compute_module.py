@@ -306,7 +306,8 @@ def test_tasks_queue_while_providers_are_full_and_are_placed_whole(make_net: Any
     assert [t.status for t in view.tasks].count("assigned") == 1
     waiting = [t for t in view.tasks if t.status == "pending"]
     assert waiting and all(t.replicas == () for t in waiting)  # no half-placed task
-    assert all(t.deadline == 0 for t in waiting)  # it holds nothing: it may wait
+    wait = Params().compute_place_wait_blocks  # it holds nothing: it may wait, not for ever
+    assert all(t.deadline == net.chain.height + wait for t in waiting)
     assert Workers(net, PROVIDERS[:2]).run(job_id).status == "done"
 
 
@@ -753,6 +754,119 @@ def test_every_replica_a_provider_holds_has_an_end(net: Net) -> None:
         info = net.read(get_provider, p.address)
         assert (info.load, info.reserved) == (0, 0)
         assert net.read(assignments, p.address) == []
+
+
+# --- placing in end_block is bounded and fair ------------------------------------------------
+
+
+def jam(net: Net, tasks: int) -> tuple[int, int]:
+    """Post a job of ``tasks`` tasks (redundancy 2) nobody can ever place, and return
+    (filler, jam) job ids. PROVIDERS[1] is kept full by a one-task filler job, so the jam
+    waits; then PROVIDERS[0], the only other provider, declares PROVIDERS[1] its owner."""
+    busy, other = PROVIDERS[1], PROVIDERS[0]
+    net.register([busy], [1_000_000])
+    filler = net.post((b"fill",), redundancy=1, fuel=5_000_000)  # 1,000,000 fuel/s: all of it
+    net.register([other], [300_000])
+    stuck = net.post(tuple(b"x %d" % i for i in range(tasks)))  # 200,000 fuel/s
+    assert {t.status for t in net.read(job_view, stuck).tasks} == {"pending"}
+    net.ok(other, RegisterProvider(300_000, 0, busy.address))
+    return filler, stuck
+
+
+def test_a_flood_of_tasks_nobody_can_place_does_not_hold_up_a_later_job(net: Net) -> None:
+    """More stuck tasks than one block used to retry sit at the front of the queue; a later
+    job's task, which waited only for room, is placed as soon as there is room."""
+    busy = PROVIDERS[1]
+    filler, stuck = jam(net, 1_100)
+    later = net.post((b"later job",), redundancy=1, fuel=2_500_000)  # 500,000 fuel/s
+    assert net.read(job_view, later).tasks[0].status == "pending"  # nobody has room yet
+    worker = Workers(net, [busy])
+    worker.run(filler)  # the busy provider's capacity is free again
+    (task,) = net.read(job_view, later).tasks
+    assert task.status != "pending" and [r.provider for r in task.replicas] == [busy.address]
+    view = worker.run(later)
+    assert view.tasks[0].status == "verified"
+    jammed = net.read(job_view, stuck)
+    assert jammed.status == "open" and all(t.replicas == () for t in jammed.tasks)
+
+
+def test_end_block_never_spends_more_provider_looks_than_its_budget(make_net: Any) -> None:
+    """Each block's placing stays within the budget, however many tasks wait: placing one
+    replica looks at every provider at least once, so the tasks placed in a block times
+    the providers is a floor for the looks it reports."""
+    budget = 120
+    net = make_net(compute_place_looks_per_block=budget)
+    providers = PROVIDERS[:4]
+    net.register(providers, [200_000] * 4)  # room for one replica each
+    job_id = net.post(tuple(b"t %d" % i for i in range(40)), redundancy=1)
+    placed = sum(t.status != "pending" for t in net.read(job_view, job_id).tasks)
+    assert placed == 4
+    net.block(*(net.sign(k, RegisterProvider(100 * 200_000, 0)) for k in providers))
+    per_block = []
+    for _ in range(20):
+        done = sum(t.status != "pending" for t in net.read(job_view, job_id).tasks)
+        stats = net.read(cm.placing)
+        assert stats.height == net.chain.height and stats.looks <= budget
+        assert stats.placed == done - placed and (done - placed) * len(providers) <= stats.looks
+        per_block.append(done - placed)
+        placed = done
+        if placed == 40:
+            break
+        net.block()
+    assert placed == 40 and max(per_block) < 36  # all placed, over several blocks
+
+
+def test_a_partly_placed_task_gets_its_missing_replica_before_a_fresh_task(net: Net) -> None:
+    """A third replica is wanted after a disagreement, and an older job's fresh task waits
+    for the same provider: the partly placed task gets it, or the work its replicas
+    committed would fail unpaid at its deadline."""
+    small, large = 10 * HPC, 100 * HPC  # only the large stake backs a 12 HPC replica bond
+    net.block(*(net.sign(k, RegisterProvider(1_000_000, stake))
+                for k, stake in zip(PROVIDERS[:3], [small, small, large], strict=True)))
+    third = PROVIDERS[2]
+    filler = net.post((b"fill",), redundancy=1, fuel=6_000_000, deadline=10, price=200)
+    fresh = net.post((b"older fresh task",), redundancy=1, fuel=3_000_000, price=400)
+    short = net.post((b"a b c",), fuel=2_500_000)  # on the two others: no room on the third
+    assert net.read(job_view, fresh).tasks[0].status == "pending"
+    pair = Workers(net, PROVIDERS[:2], cheats=(PROVIDERS[1],))
+    net.block(*pair.txs())  # commits
+    net.block(*pair.txs())  # reveals disagree: a third replica is wanted
+    (task,) = net.read(job_view, short).tasks
+    assert task.status == "pending" and task.want == 3 and len(task.replicas) == 2
+    alone = Workers(net, [third])
+    net.block(*alone.txs())  # the filler's commit
+    net.block(*alone.txs())  # its reveal: the third provider's capacity is free
+    (task,) = net.read(job_view, short).tasks
+    assert third.address in {r.provider for r in task.replicas if r.status == "assigned"}
+    assert net.read(job_view, fresh).tasks[0].replicas == ()  # no room left for it
+    for _ in range(30):
+        views = [net.read(job_view, j) for j in (filler, fresh, short)]
+        if all(v.status == "done" for v in views):
+            break
+        receipts = net.block(*pair.txs(), *alone.txs())
+        assert all(r.ok for r in receipts), [r.log for r in receipts if not r.ok]
+    assert [v.tasks[0].status for v in views] == ["verified"] * 3
+
+
+def test_a_task_nobody_can_ever_place_fails_within_the_wait_and_its_escrow_returns(
+        make_net: Any) -> None:
+    wait = 8
+    net = make_net(compute_place_wait_blocks=wait)
+    start = net.balance(REQUESTER)
+    filler, stuck = jam(net, 3)
+    posted = net.read(job_view, stuck).job.height
+    assert all(t.deadline == posted + wait for t in net.read(job_view, stuck).tasks)
+    Workers(net, [PROVIDERS[1]]).run(filler)
+    while net.chain.height < posted + wait:
+        net.block()
+    view = net.read(job_view, stuck)
+    assert view.status == "done" and view.job.finished == posted + wait
+    assert [t.status for t in view.tasks] == ["failed"] * 3
+    assert all(t.replicas == () for t in view.tasks) and view.job.escrow == 0
+    net.block()
+    assert net.read(cm.placing).height <= posted + wait  # nothing is retried any more
+    paid = net.read(job_view, filler).job.paid
+    assert net.balance(REQUESTER) == start - net.fees[REQUESTER.address] - paid
 
 
 # --- Sybil resistance -------------------------------------------------------------------------

@@ -34,7 +34,6 @@ class Params(Struct):
     compute_reveal_blocks: U64 = 10  # blocks to reveal once every replica of a task committed
     compute_max_misses: U32 = 3  # missed deadlines in a row that take a provider off the roster
     compute_max_tasks: U32 = 4_096  # tasks in one job
-    compute_assign_per_block: U32 = 1_024  # pending tasks end_block tries to place per block
     compute_scan_gas: U64 = 20  # each provider looked at when placing one replica
     # storage deals (smartchain/state/modules/storage.py)
     storage_epoch_blocks: U64 = 100  # blocks per audit epoch: challenges open at its first block
@@ -55,3 +54,6 @@ class Params(Struct):
     # storage acceptances and collateral (smartchain/state/modules/storage.py, docs/storage.md)
     storage_accept_ttl: U64 = 600  # blocks a provider's acceptance (and upload intent) is good for
     storage_collateral_per_gib: U64 = 10**8  # collateral per GiB held, above the minimum
+    # compute: bounded, fair placement in end_block (smartchain/state/modules/compute.py)
+    compute_place_looks_per_block: U64 = 50_000  # provider looks end_block may spend placing
+    compute_place_wait_blocks: U64 = 10_000  # blocks a task short of replicas may wait, at most

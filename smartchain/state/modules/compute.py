@@ -65,14 +65,24 @@ Why it is shaped this way:
   (``compute_miss_slash_bps`` of their stake into the job's escrow, a little reputation;
   ``compute_max_misses`` misses without a commit take a provider off the roster, and
   registering again forgives none of it) and places a new replica. Tasks short of replicas
-  (no eligible provider yet) stay pending and ``end_block`` retries them, oldest job first.
+  (no eligible provider yet) stay pending and ``end_block`` retries them (``_place_pending``).
+- **Placing is bounded and fair.** ``end_block`` spends at most
+  ``compute_place_looks_per_block`` provider looks a block placing replicas (nobody's gas
+  pays for them). Tasks that hold or held replicas go first, short ones first of all, so
+  work already committed is not lost for want of a replica; jobs with fresh tasks get the
+  rest, and at least half of the looks while any waits. Both queues turn round: a task (or
+  job) that could not be placed goes to the back, so a flood of tasks nobody can take
+  holds nobody else up. A task short of replicas fails after
+  ``compute_place_wait_blocks`` (a job deadline while others wait on it) and its budget
+  goes back: nothing is retried for ever.
 - **Results.** A job is done when each task is verified or failed; its unused escrow returns
   to the requester. The verified outputs stay in the task records (``job_outputs``); a
   reduce module, if given, is stored by hash and run by the client over the outputs (or
   posted by it as a later one-task job): the chain does not run WebAssembly itself.
 
 Work done in ``end_block`` (expiries, placing pending replicas) is not metered: the
-transactions that created it paid for it, and placing is capped per block.
+transactions that created it paid for it (an expiry is once per paid item), and placing is
+capped per block and per task's life.
 """
 
 from __future__ import annotations
@@ -82,6 +92,7 @@ import struct
 import threading
 from collections.abc import Container, Iterator
 from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Any
 
 from smartchain.codec import (
@@ -118,7 +129,18 @@ JOB_PREFIX = b"compute/job/"
 TASK_PREFIX = b"compute/task/"
 INPUT_PREFIX = b"compute/input/"
 MODULE_PREFIX = b"compute/module/"
-PENDING_PREFIX = b"compute/pending/"  # + job + task: tasks short of replicas
+# Tasks short of replicas wait in two queues that ``end_block`` serves in turn (see
+# ``_place_pending``). Started tasks (they hold or held replicas): the index
+# STARTED + job + task -> kind + seq, and the queue TASK_QUEUE + kind + seq + job + task,
+# short ones (holding live replicas) before those that lost them all. Fresh tasks (never
+# placed) are the tasks from ``Job.fresh`` on that are still pending; their job waits in
+# JOB_QUEUE + seq + job.
+STARTED_PREFIX = b"compute/started/"
+TASK_QUEUE_PREFIX = b"compute/taskq/"
+JOB_QUEUE_PREFIX = b"compute/jobq/"
+QUEUE_SEQ_KEY = b"compute/queue_seq"  # the next place at the back of either queue
+PLACING_KEY = b"compute/placing"  # what the last end_block that placed did (``Placing``)
+SHORT, RESTART = b"1", b"2"  # task queue kinds: holds live replicas / lost them all
 DEADLINE_PREFIX = b"compute/deadline/"  # + height + job + task + provider
 ASSIGNED_PREFIX = b"compute/assigned/"  # + provider + job + task -> what the worker owes
 NEXT_JOB_KEY = b"compute/next_job"
@@ -233,6 +255,19 @@ class Job(Struct):
     height: U64  # posted at
     finished: U64  # height it was done or cancelled at, 0 while open
     cancelled: U32  # tasks cancelled (only tasks no replica had committed to)
+    queued: U64 = 0  # its place in the job queue (it may have fresh tasks); 0: not queued
+    fresh: U32 = 0  # while queued: its tasks before this one are not fresh
+
+
+@dataclass(frozen=True, slots=True)
+class Placing(Struct):
+    """What ``end_block`` did placing replicas in the last block it had any to place: kept
+    in state so anyone can check the work stays within ``compute_place_looks_per_block``."""
+
+    height: U64
+    looks: U64  # provider records and slots looked at
+    tried: U32  # tasks it tried to place
+    placed: U32  # tasks that got replicas
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,8 +426,12 @@ def input_key(job_id: int, idx: int) -> bytes:
     return INPUT_PREFIX + _jt(job_id, idx)
 
 
-def _pending_key(job_id: int, idx: int) -> bytes:
-    return PENDING_PREFIX + _jt(job_id, idx)
+def _started_key(job_id: int, idx: int) -> bytes:
+    return STARTED_PREFIX + _jt(job_id, idx)
+
+
+def _job_queue_key(seq: int, job_id: int) -> bytes:
+    return JOB_QUEUE_PREFIX + _U64.pack(seq) + _U64.pack(job_id)
 
 
 def _deadline_key(height: int, job_id: int, idx: int, provider: bytes) -> bytes:
@@ -449,6 +488,12 @@ def job_outputs(store: Any, job_id: int) -> list[bytes | None] | None:
         task = get_task(store, job_id, idx)
         out.append(task.output if task is not None and task.status == VERIFIED else None)
     return out
+
+
+def placing(store: Any) -> Placing | None:
+    """What the last ``end_block`` with tasks to place did (looks spent, tasks tried)."""
+    raw = store.get(PLACING_KEY)
+    return Placing.decode(raw) if raw is not None else None
 
 
 def effective_capability(p: Provider, params: Params) -> int:
@@ -592,12 +637,23 @@ def _eligible(p: Provider, params: Params) -> bool:
     return p.active and p.stake >= params.compute_min_stake and p.capability > 0
 
 
-def _slots(env: _Env) -> list[Slot]:
-    """The providers that may get new replicas, in address order."""
+def _slots(env: _Env, budget: _Budget | None = None) -> list[Slot]:
+    """The providers that may get new replicas, in address order. With a ``budget`` each
+    provider record read is a look, and one more for each slot (written back at the end);
+    none are returned if the looks run out."""
     params = env.params
-    return [Slot(a, p.capability, effective_capability(p, params), p.reserved, p.current,
-                 owner=p.owner, network=p.network, stake=p.stake, bonded=p.bonded)
-            for a, p in env.all_providers() if _eligible(p, params)]
+    out = []
+    for a, p in env.all_providers():
+        eligible = _eligible(p, params)
+        if budget is not None:
+            if budget.left < 1 + eligible:
+                return []
+            budget.take(1 + eligible)
+        if eligible:
+            out.append(Slot(a, p.capability, effective_capability(p, params), p.reserved,
+                            p.current, owner=p.owner, network=p.network, stake=p.stake,
+                            bonded=p.bonded))
+    return out
 
 
 def _store_slots(env: _Env, slots: list[Slot]) -> None:
@@ -616,13 +672,53 @@ def _put(env: _Env, job_id: int, job: Job, idx: int, task: Task) -> None:
     env.set(job_key(job_id), job.encode())
 
 
-def _set_pending(env: _Env, job_id: int, idx: int, pending: bool) -> None:
-    key = _pending_key(job_id, idx)
-    if pending:
-        if env.store.get(key) is None:
-            env.set(key, MARK)
-    else:
-        env.delete(key)
+def _next_seq(env: _Env) -> int:
+    raw = env.store.get(QUEUE_SEQ_KEY)
+    seq = _U64.unpack(raw)[0] if raw else 1
+    env.set(QUEUE_SEQ_KEY, _U64.pack(seq + 1))
+    return seq
+
+
+def _dequeue_task(env: _Env, job_id: int, idx: int) -> None:
+    place = env.store.get(_started_key(job_id, idx))
+    if place is not None:
+        env.delete(TASK_QUEUE_PREFIX + place + _jt(job_id, idx))
+        env.delete(_started_key(job_id, idx))
+
+
+def _enqueue_task(env: _Env, job_id: int, idx: int, kind: bytes) -> None:
+    """Put a started task at the back of the task queue (of ``kind``)."""
+    _dequeue_task(env, job_id, idx)
+    place = kind + _U64.pack(_next_seq(env))
+    env.set(_started_key(job_id, idx), place)
+    env.set(TASK_QUEUE_PREFIX + place + _jt(job_id, idx), MARK)
+
+
+def _enqueue_job(env: _Env, job_id: int, job: Job) -> Job:
+    """Put the job at the back of the job queue; the caller stores the returned job."""
+    if job.queued:
+        env.delete(_job_queue_key(job.queued, job_id))
+    seq = _next_seq(env)
+    env.set(_job_queue_key(seq, job_id), MARK)
+    return replace(job, queued=seq)
+
+
+def _set_pending(env: _Env, job_id: int, job: Job, idx: int, task: Task,
+                 pending: bool) -> Job:
+    """Keep a task short of replicas in the queue it belongs to (and out of both when it is
+    not): a fresh task's job is queued, its turns starting at this task (it leaves the
+    queue on a turn that finds no fresh task left); a started task is queued by kind,
+    keeping its place."""
+    if not pending:
+        _dequeue_task(env, job_id, idx)
+        return job
+    if not task.replicas:
+        return job if job.queued else _enqueue_job(env, job_id, replace(job, fresh=idx))
+    kind = SHORT if any(r.status in LIVE for r in task.replicas) else RESTART
+    place = env.store.get(_started_key(job_id, idx))
+    if place is None or place[:1] != kind:
+        _enqueue_task(env, job_id, idx, kind)
+    return job
 
 
 def _set_task_deadline(env: _Env, job_id: int, idx: int, task: Task, deadline: int) -> Task:
@@ -649,20 +745,57 @@ def _release(env: _Env, job_id: int, job: Job, idx: int, rep: Replica,
         env.delete(_deadline_key(rep.deadline, job_id, idx, rep.provider))
 
 
-def _related(slots: list[Slot], held: set[bytes], owners: set[bytes],
-             networks: set[str]) -> set[bytes]:
-    """Providers a task must not get: those named in ``held`` and those sharing an owner
-    or a network with its live replicas."""
-    return {s.address for s in slots
-            if s.address in held or s.owner in owners or (s.network and s.network in networks)}
+class _Related:
+    """The providers a task must not get, as ``swrr_pick``'s ``exclude``: those in ``held``
+    and those sharing an owner or a network with its live replicas. Asked slot by slot, so
+    it costs no scan of its own."""
+
+    __slots__ = ("by_address", "held", "networks", "owners")
+
+    def __init__(self, by_address: dict[bytes, Slot], held: set[bytes], owners: set[bytes],
+                 networks: set[str]) -> None:
+        self.by_address = by_address
+        self.held = held
+        self.owners = owners
+        self.networks = networks
+
+    def __contains__(self, address: object) -> bool:
+        s = self.by_address[address]  # type: ignore[index]
+        return address in self.held or s.owner in self.owners or (
+            bool(s.network) and s.network in self.networks)
 
 
-def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[Slot]) -> Task:
+@dataclass(slots=True)
+class _Budget:
+    """Provider looks ``end_block`` may still spend placing replicas, and what it did."""
+
+    left: int
+    looks: int = 0
+    tried: int = 0
+    placed: int = 0
+
+    def take(self, looks: int) -> None:
+        self.left -= looks
+        self.looks += looks
+
+
+def _place_bound(task: Task, providers: int) -> int:
+    """The most provider looks ``_place`` spends on ``task``: a scan per missing replica
+    (two when it may fall back on a provider that only missed its deadline), and two to
+    save and restore the rotation when a task holding nothing cannot be placed whole."""
+    live = sum(r.status in LIVE for r in task.replicas)
+    lost = any(r.status == EXPIRED for r in task.replicas)
+    return providers * (max(0, task.want - live) * (2 if lost else 1) + (0 if live else 2))
+
+
+def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[Slot],
+           budget: _Budget | None = None) -> Task:
     """Give the task the replicas it is short of, on providers that share no owner and no
     network with each other (if there are any). Providers that already held it are
     avoided; one that only missed its deadline may get it back when nobody else can take
     it. A task holding no replica is placed whole or not at all: half a task would hold
-    capacity while it waits for the rest."""
+    capacity while it waits for the rest. ``budget`` counts the looks (in ``end_block``)."""
+    budget = budget or _Budget(0)
     live = [r for r in task.replicas if r.status in LIVE]
     need = task.want - len(live)
     by_address = {s.address: s for s in slots}
@@ -677,13 +810,17 @@ def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[S
     height = env.block.height
     undo = [(s.current, s.reserved, s.placed, s.placed_rate, s.bonded, s.placed_bond)
             for s in slots] if not live else []
+    budget.take(len(undo))
     bond = replica_bond(job)
     picked: list[Slot] = []
     for _ in range(need):
         env.charge(env.params.compute_scan_gas * len(slots))
-        s = swrr_pick(slots, job.rate, _related(slots, held, owners, networks), seed, bond) or \
-            swrr_pick(slots, job.rate, _related(slots, held - lost, owners, networks), seed,
-                      bond)
+        budget.take(len(slots))
+        s = swrr_pick(slots, job.rate, _Related(by_address, held, owners, networks), seed, bond)
+        if s is None and lost:
+            budget.take(len(slots))
+            s = swrr_pick(slots, job.rate, _Related(by_address, held - lost, owners, networks),
+                          seed, bond)
         if s is None:
             break
         held.add(s.address)
@@ -691,6 +828,7 @@ def _place(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[S
         networks.add(s.network)
         picked.append(by_address[s.address])
     if undo and len(picked) < need:
+        budget.take(len(slots))
         for s, saved in zip(slots, undo, strict=True):
             s.current, s.reserved, s.placed, s.placed_rate, s.bonded, s.placed_bond = saved
         return task
@@ -745,7 +883,8 @@ def _new_round(env: _Env, job_id: int, job: Job, idx: int, task: Task) -> Task:
 
 
 def _settle(env: _Env, job_id: int, job: Job, idx: int, task: Task,
-            slots: list[Slot] | None = None) -> tuple[Job, Task]:
+            slots: list[Slot] | None = None,
+            budget: _Budget | None = None) -> tuple[Job, Task]:
     """Move a task on after any change: place missing replicas (when ``slots`` are given),
     open reveals, decide. Returns the (maybe changed) job and task; the caller stores them."""
     while task.status not in FINAL and task.status != AGREED:
@@ -758,7 +897,7 @@ def _settle(env: _Env, job_id: int, job: Job, idx: int, task: Task,
             if any(r.status == REVEALED for r in task.replicas):
                 task = _new_round(env, job_id, job, idx, task)
             if slots is not None:
-                task = _place(env, job_id, job, idx, task, slots)
+                task = _place(env, job_id, job, idx, task, slots, budget)
                 live = sum(r.status in LIVE for r in task.replicas)
         statuses = {r.status for r in task.replicas if r.status in LIVE}
         if live < task.want:
@@ -775,14 +914,18 @@ def _settle(env: _Env, job_id: int, job: Job, idx: int, task: Task,
                                      env.block.height + env.params.compute_reveal_blocks)
         elif status != T_COMMITTED and task.status == T_COMMITTED:
             task = _reveal_deadlines(env, job_id, idx, task, 0)
-        # A task short of replicas while others wait on it gets one job deadline to be whole
-        # again: the capacity its replicas hold is never held for ever.
-        if status != PENDING or live == 0:
+        # A task short of replicas has ``compute_place_wait_blocks`` to be whole, counted
+        # from when it fell short; while others wait on it, one job deadline at most: the
+        # capacity its replicas hold is never held for ever, and end_block does not retry
+        # for ever a task nobody can take.
+        if status != PENDING:
             task = _set_task_deadline(env, job_id, idx, task, 0)
         elif not task.deadline:
-            task = _set_task_deadline(env, job_id, idx, task,
-                                      env.block.height + job.deadline_blocks)
-        _set_pending(env, job_id, idx, status == PENDING)
+            wait = env.params.compute_place_wait_blocks
+            if live:
+                wait = min(wait, job.deadline_blocks)
+            task = _set_task_deadline(env, job_id, idx, task, env.block.height + max(1, wait))
+        job = _set_pending(env, job_id, job, idx, task, status == PENDING)
         return job, replace(task, status=status)
     return job, task
 
@@ -834,7 +977,7 @@ def _agree(env: _Env, job_id: int, job: Job, idx: int, task: Task, winners: list
     deadline = env.block.height + env.params.compute_reveal_blocks
     for r in winners:
         _owe(env, r.provider, job_id, idx, OWE_RELEASE, deadline)
-    _set_pending(env, job_id, idx, False)
+    job = _set_pending(env, job_id, job, idx, task, False)
     task = _set_task_deadline(env, job_id, idx, task, deadline)
     return job, replace(task, status=AGREED)
 
@@ -893,7 +1036,7 @@ def _finish_task(env: _Env, job_id: int, job: Job, idx: int, task: Task,
     for r in task.replicas:
         if r.status in LIVE and task.status != AGREED:  # an agreed task released them
             _release(env, job_id, job, idx, r)
-    _set_pending(env, job_id, idx, False)
+    job = _set_pending(env, job_id, job, idx, task, False)
     task = _set_task_deadline(env, job_id, idx, replace(task, status=status), 0)
     job = replace(job, verified=job.verified + (status == VERIFIED),
                   failed=job.failed + (status == FAILED),
@@ -987,33 +1130,121 @@ def _expire_task(env: _Env, job_id: int, idx: int) -> None:
 
 
 def _place_pending(env: _Env) -> None:
-    """Retry tasks short of replicas, oldest job first, up to the per-block cap."""
-    todo: list[tuple[int, int]] = []
-    for key, _ in env.store.iter_prefix(PENDING_PREFIX):
-        todo.append(_split_jt(key[len(PENDING_PREFIX):]))
-        if len(todo) >= env.params.compute_assign_per_block:
+    """Give tasks short of replicas their turn, within ``compute_place_looks_per_block``
+    provider looks: this work is nobody's gas, so it is capped per block, and a task that
+    waits too long fails at its deadline (``compute_place_wait_blocks``) with its budget
+    going back. Started tasks come first (short ones, whose replicas' committed work is at
+    stake, then those that lost theirs), then jobs with fresh tasks; while jobs wait, the
+    started tasks get at most half the looks, so neither queue starves the other. Each
+    queue turns round: whoever could not be placed goes to the back, behind everyone who
+    has not had a turn, so nothing stuck at the front holds the rest up. What was done is
+    kept under ``PLACING_KEY``."""
+    started = env.store.iter_prefix(TASK_QUEUE_PREFIX)
+    queued = env.store.iter_prefix(JOB_QUEUE_PREFIX)
+    first_task, first_job = next(started, None), next(queued, None)
+    if first_task is None and first_job is None:
+        return
+    budget = _Budget(env.params.compute_place_looks_per_block)
+    slots = _slots(env, budget)
+    if slots and budget.left > 0:
+        if first_task is not None:
+            reserve = budget.left // 2 if first_job is not None else 0
+            _place_started(env, chain([first_task], started), slots, budget, reserve)
+        if first_job is not None:
+            _place_fresh(env, chain([first_job], queued), slots, budget)
+        _store_slots(env, slots)
+    env.set(PLACING_KEY, Placing(env.block.height, budget.looks, budget.tried,
+                                 budget.placed).encode())
+
+
+def _try(env: _Env, job_id: int, job: Job, idx: int, task: Task, slots: list[Slot],
+         budget: _Budget) -> tuple[Job, Task]:
+    """One placement attempt in ``end_block``; stores the task (the caller, the job)."""
+    live = sum(r.status in LIVE for r in task.replicas)
+    job, new_task = _settle(env, job_id, job, idx, task, slots, budget)
+    budget.tried += 1
+    budget.placed += sum(r.status in LIVE for r in new_task.replicas) > live
+    if new_task != task:
+        env.set(task_key(job_id, idx), new_task.encode())
+    return job, new_task
+
+
+def _place_started(env: _Env, queue: Iterator[tuple[bytes, bytes]], slots: list[Slot],
+                   budget: _Budget, reserve: int) -> None:
+    """Started tasks in queue order, leaving ``reserve`` looks; each one tried and still
+    short goes to the back. A task whose attempt needs more looks than this phase has at
+    all goes to the back untried (its deadline ends it)."""
+    allowance = budget.left - reserve
+    start = len(TASK_QUEUE_PREFIX) + 9  # kind + seq
+    for key, _ in queue:
+        if budget.left <= reserve:
             break
-    if not todo:
-        return
-    slots = _slots(env)
-    if not slots:
-        return
-    jobs: dict[int, Job] = {}  # pending tasks come in runs of one job
-    for job_id, idx in todo:
-        job = jobs.get(job_id) or get_job(env.store, job_id)
-        assert job is not None, "a pending key names no job"
-        jobs[job_id] = job
-        if not any(s.reserved + job.rate <= s.capacity for s in slots):
-            continue  # everyone is full for this job's tasks: do not even read the task
+        if env.store.get(key) is None:  # left the queue during this pass
+            continue
+        job_id, idx = _split_jt(key[start:])
+        budget.take(1)
+        job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
+        assert job is not None and task is not None, "a queued task does not exist"
+        bound = _place_bound(task, len(slots))
+        if bound > budget.left - reserve:
+            if bound <= allowance:
+                break  # it goes first next block
+        else:
+            new_job, task = _try(env, job_id, job, idx, task, slots, budget)
+            if new_job != job:
+                env.set(job_key(job_id), new_job.encode())
+        if task.status == PENDING:
+            _enqueue_task(env, job_id, idx, key[len(TASK_QUEUE_PREFIX):][:1])
+
+
+def _place_fresh(env: _Env, queue: Iterator[tuple[bytes, bytes]], slots: list[Slot],
+                 budget: _Budget) -> None:
+    """Jobs with fresh tasks in queue order, one turn each, until the looks run out."""
+    allowance = budget.left
+    start = len(JOB_QUEUE_PREFIX) + 8  # seq
+    for key, _ in queue:
+        if budget.left <= 0:
+            break
+        if env.store.get(key) is None:
+            continue
+        job_id = _U64.unpack_from(key, start)[0]
+        budget.take(1)
+        job = get_job(env.store, job_id)
+        assert job is not None, "a queued job does not exist"
+        job, done = _job_turn(env, job_id, job, slots, budget, allowance)
+        env.set(job_key(job_id), job.encode())
+        if not done:
+            break
+
+
+def _job_turn(env: _Env, job_id: int, job: Job, slots: list[Slot], budget: _Budget,
+              allowance: int) -> tuple[Job, bool]:
+    """A job's turn: its fresh tasks in order until one cannot be placed. Fresh tasks of a
+    job are alike, so the others would not be either: the job goes to the back of the
+    queue (it leaves it when no fresh task is left). Not done when the looks ran out
+    first: the job keeps its place, and its turn goes on next block. Returns the job for
+    the caller to store."""
+    idx = job.fresh if job.status == OPEN else job.tasks  # cancelling drops fresh tasks
+    while idx < job.tasks:
+        if budget.left <= 0:
+            return replace(job, fresh=idx), False
+        budget.take(1)
         task = get_task(env.store, job_id, idx)
-        assert task is not None, "a pending key names no task"
-        new_job, new_task = _settle(env, job_id, job, idx, task, slots)
-        if new_task != task:
-            env.set(task_key(job_id, idx), new_task.encode())
-        if new_job != job:
-            env.set(job_key(job_id), new_job.encode())
-            jobs[job_id] = new_job
-    _store_slots(env, slots)
+        assert task is not None, "a job names a task that does not exist"
+        if task.status == PENDING:  # else it ended (expired with the others): skip it
+            bound = _place_bound(task, len(slots))
+            if bound > budget.left:
+                if bound <= allowance:
+                    return replace(job, fresh=idx), False
+                break  # no block has the looks for it: it waits at the back for its deadline
+            job, task = _try(env, job_id, job, idx, task, slots, budget)
+            if task.status == PENDING:
+                break
+        idx += 1
+    if idx < job.tasks:
+        return _enqueue_job(env, job_id, replace(job, fresh=idx)), True
+    env.delete(_job_queue_key(job.queued, job_id))
+    return replace(job, queued=0, fresh=0), True
 
 
 def distinct_providers(slots: list[Slot], rate: int, want: int, bond: int = 0) -> int:
@@ -1209,10 +1440,13 @@ def _handle_post(ctx: TxContext, msg: PostJob) -> None:
               _store_module(env, msg.reduce) if msg.reduce else None, len(msg.tasks),
               msg.redundancy, msg.fuel_per_task, msg.price_per_fuel, msg.deadline_blocks,
               rate, escrow, 0, OPEN, 0, 0, ctx.block.height, 0, 0)
+    placing: list[Slot] | None = slots  # fresh tasks are alike: once one waits, all do
     for idx, data in enumerate(msg.tasks):
         env.set(input_key(job_id, idx), data)
         task = Task(PENDING, msg.redundancy, 0, (), b"", "", 0, _ZERO32, 0)
-        job, task = _settle(env, job_id, job, idx, task, slots)
+        job, task = _settle(env, job_id, job, idx, task, placing)
+        if task.status == PENDING:
+            placing = None
         env.set(task_key(job_id, idx), task.encode())
     _store_slots(env, slots)
     env.set(job_key(job_id), job.encode())
@@ -1531,6 +1765,7 @@ class Compute(Module):
             "result": lambda view, args: job_outputs(view, int(args["id"])),
             "assignments": lambda view, args: assignments(view, _address(args)),
             "module": lambda view, args: get_module(view, bytes.fromhex(args["hash"])),
+            "placing": lambda view, args: placing(view),
         }
 
     def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:

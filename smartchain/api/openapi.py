@@ -253,6 +253,8 @@ SCHEMAS: dict[str, Any] = {
                     "want": {"type": "integer"}, "output_size": {"type": "integer"},
                     "error": {"type": "string"}, "fuel_used": U64,
                     "deadline": {**U64, "description": "placement or release deadline"},
+                    "round": {"type": "integer", "description":
+                              "commit round: replicas commit to digests salted for it"},
                     "replicas": {"type": "array", "items": {"type": "object", "properties": {
                         "provider": ADDRESS, "status": {"type": "string"}, "deadline": U64,
                         "fuel_used": U64, "error": {"type": "string"}}}},

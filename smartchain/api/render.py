@@ -122,7 +122,7 @@ def _task_json(t: TaskView) -> dict[str, Any]:
                       "deadline": str(r.deadline), "fuel_used": str(r.fuel_used),
                       "error": r.error} for r in t.replicas],
         "output_size": len(t.output), "error": t.error, "fuel_used": str(t.fuel_used),
-        "deadline": str(t.deadline),
+        "deadline": str(t.deadline), "round": t.round,
     }
 
 

@@ -1645,6 +1645,7 @@ class TaskView(Struct):
     fuel_used: U64
     digest: Fixed32
     deadline: U64
+    round: U32 = 0  # a replica added after a public reveal starts a new (salted) round
 
 
 @dataclass(frozen=True, slots=True)
@@ -1695,7 +1696,7 @@ def _task_view(idx: int, task: Task) -> TaskView:
     replicas = tuple(ReplicaView(r.provider, REPLICA_STATUS[r.status], r.deadline, r.digest,
                                  r.error, r.fuel_used) for r in task.replicas)
     return TaskView(idx, TASK_STATUS[task.status], task.want, replicas, task.output, task.error,
-                    task.fuel_used, task.digest, task.deadline)
+                    task.fuel_used, task.digest, task.deadline, task.round)
 
 
 def job_view(view: Any, job_id: int, with_tasks: bool = True) -> JobView | None:

@@ -46,8 +46,8 @@ class Sandbox:
         out = self.vm.invoke(to_bech32(address).encode(), function.encode(), args, gas=gas,
                              caller=ALICE_TEXT, value=value, origin=ALICE_TEXT, height=7,
                              time_ms=1_000)
-        if out.ok:  # as the chain does at the end of a block
-            self.host.apply_writes(self.vm.drain())
+        if out.ok:  # as the chain does after a successful call
+            self.host.apply_writes(out.writes)
         else:  # as the executor does with a failed transaction
             self.host._revert(start)
         return out

@@ -6,8 +6,9 @@ same VM state: allocation, garbage collection and therefore the per-call memory 
 behave identically everywhere. Between calls the VM keeps only a cache of state (storage
 read or written, compiled contracts), dropped past ``HELD_BUDGET``: a call's writes leave
 with its outcome, so the heap stays under ``HELD_BUDGET`` plus one call's ``CALL_MEMORY_KB``
-however many calls a block has, far from ``MAX_MEMORY``. Queries get their own VM and a wall-clock watchdog, which
-never runs while a block is executed: it must not decide a consensus result.
+however many calls a block has, far from ``MAX_MEMORY``. Queries get their own VM and a
+wall-clock watchdog, which never runs while a block is executed: it must not decide a
+consensus result.
 
 Python never hands a Python object to contract code: the host callbacks are upvalues of
 the sandbox, they return only None, booleans, integers and bytes, and they never raise

@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from smartchain.contracts.rewrite import SourceError, rewrite
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.types.tx import Attribute, Event
 
@@ -253,4 +254,7 @@ class Host:
         source = self._source(self.address(address))
         if source is None:
             raise ContractError("no contract at that address")
-        return source, len(source)  # compiling costs about one instruction per byte
+        try:  # compiling costs about one instruction per byte (of the source as deployed)
+            return rewrite(source), len(source)
+        except SourceError as exc:
+            raise ContractError(f"stored contract does not compile: {exc}") from exc

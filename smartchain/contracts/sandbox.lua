@@ -673,6 +673,13 @@ local G = {
   emit = emit, transfer = transfer, balance = balance, concat = safe_concat,
 }
 
+-- A numeric for's start, limit and step (contracts/rewrite.py wraps them): Lua would turn
+-- a string into a float there.
+function G.__int(v)
+  if is_int(v) then return v end
+  raw_error("a for loop's start, limit and step must be integers", 2)
+end
+
 -- Strings index the restricted library, cannot be given arithmetic, and hide their metatable.
 dbg_setmetatable("", {__index = G.string, __metatable = false, [PROTECTED] = true})
 

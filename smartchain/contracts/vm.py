@@ -28,6 +28,7 @@ from lupa import lua54
 
 from smartchain.contracts.bytecode import BytecodeError, check_bytecode
 from smartchain.contracts.host import MAX_KEY, MAX_VALUE, ContractError, Host
+from smartchain.contracts.rewrite import SourceError, rewrite
 
 log = logging.getLogger("smartchain.contracts")
 
@@ -122,7 +123,10 @@ class LuaVM:
         """Raise ``ContractError`` unless the source compiles and keeps the contract rules."""
         if len(source) > MAX_CODE:
             raise ContractError(f"contract source is {len(source)} bytes, limit {MAX_CODE}")
-        dumped, err = self._compile(source)
+        try:
+            dumped, err = self._compile(rewrite(source))
+        except SourceError as exc:
+            raise ContractError(f"syntax error: {exc}") from exc
         if dumped is None:
             raise ContractError(f"syntax error: {err.decode(errors='replace')}")
         try:

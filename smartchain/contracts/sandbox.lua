@@ -560,6 +560,11 @@ local function contract_cache()
   return c
 end
 
+-- What a cached storage entry holds, as `held` counts it.
+local function entry_bytes(k, v)
+  return ENTRY_BYTES + (raw_type(k) == "string" and #k or 8) + (raw_type(v) == "string" and #v or 8)
+end
+
 local STORAGE = {}
 function STORAGE.get(k)
   check_key(k)
@@ -571,9 +576,8 @@ function STORAGE.get(k)
     if v == nil then
       room()
       v = pay(h_get(k))
-      if v == nil then v = NONE; held = held + ENTRY_BYTES + #k
-      else held = held + ENTRY_BYTES + (raw_type(k) == "string" and #k or 8)
-                 + (raw_type(v) == "string" and #v or 8) end
+      if v == nil then v = NONE end
+      held = held + entry_bytes(k, v)
       c[k] = v
     end
   end
@@ -617,8 +621,7 @@ local function flush()
     un = un + 1
     ua[un], uk[un], uold[un], unew[un] = me, k, c[k], new
     c[k] = v
-    held = held + ENTRY_BYTES + (raw_type(k) == "string" and #k or 8)
-           + (raw_type(v) == "string" and #v or 8)
+    held = held + entry_bytes(k, v)
     if new then w[k] = true; wn = wn + 1; waddr[wn] = me; wkey[wn] = k end
   end
   discard_buffer()
@@ -701,6 +704,8 @@ local function chunk_of(address)
   chunks[address] = f
   return f
 end
+
+local function concat_names(a, b) return a .. "." .. b end
 
 local function env_holder(env) return function() return env end end
 
@@ -838,6 +843,22 @@ end
 local CHAIN_GLOBALS = {"storage", "token", "emit", "transfer", "balance", "call"}
 function api.without_chain()
   for _, name in raw_ipairs(CHAIN_GLOBALS) do G[name] = nil end
+end
+
+-- The dotted names of every function a contract can reach (a test checks each is priced).
+function api.names()
+  local out = {}
+  for k, v in raw_next, G do
+    if raw_type(v) == "function" then out[#out + 1] = k
+    elseif raw_type(v) == "table" then
+      local lib = raw_getmetatable(v) == false and dbg_getmetatable(v).__index or v
+      for name, f in raw_next, lib do
+        if raw_type(f) == "function" then out[#out + 1] = concat_names(k, name) end
+      end
+    end
+  end
+  tbl_sort(out)
+  return tbl_unpack(out)
 end
 
 -- Compile without running; returns the bytecode dump for the determinism check, or nil

@@ -102,6 +102,7 @@ class LuaVM:
         self._drain = api[b"drain"]
         self._compile = api[b"compile"]
         self.without_chain = api[b"without_chain"]  # for compute tasks (compute/lua.py)
+        self.names = api[b"names"]  # every function a contract can reach (tests, docs)
         self.broken = False  # a call failed inside the VM itself: use a fresh VM from now on
 
     def _watchdog_fired(self) -> bool:

@@ -20,10 +20,13 @@ local H = string.rep("a", 32768)
 local NEEDLE = concat(string.rep("a", 16384), "b")
 local D = string.rep("1", 65536)
 local Z = string.rep(string.char(0), 65536)
+local Z2 = concat(string.sub(Z, 2), "a")
 local T = {} for i = 1, 256 do T[i] = i - 1 end
 local S, K = {}, {}
 for i = 1, 200 do S[i] = concat(string.rep(string.char(0), 300), i); K[S[i]] = i end
-local co = coroutine.create(function(...) local a = {...} while true do a = {coroutine.yield(unpack(a))} end end)
+local co = coroutine.create(function(...)
+  local a = {...} while true do a = {coroutine.yield(unpack(a))} end
+end)
 local ADDR = ctx.self
 """
 

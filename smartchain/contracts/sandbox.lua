@@ -91,9 +91,12 @@ local function metered_thread(f)
   return co
 end
 
-local function rethrow_if_aborted(...)
+-- A caught error is not free: Lua builds its message (position, argument names).
+local ERROR_GAS = 200
+local function caught(ok, ...)
   if aborted then raw_error(aborted, 0) end
-  return ...
+  if not ok then charge(ERROR_GAS) end
+  return ok, ...
 end
 
 -- --- values ----------------------------------------------------------------------------
@@ -293,7 +296,7 @@ function S.rep(s, n, sep)
   if n <= 0 then return "" end
   local size = #s * n + #sep * (n - 1)
   if n > MAX_STRING or size > MAX_STRING then raw_error("string.rep result too long", 2) end
-  charge(per_bytes(size))
+  charge(per_bytes(size) + (n >> 1))  -- str_rep appends piece by piece
   return str_rep(s, n, sep)
 end
 function S.find(s, sub, init, plain_flag)
@@ -453,7 +456,7 @@ function C.create(f)
   charge(COROUTINE_GAS)
   return metered_thread(f)
 end
-function C.resume(co, ...) return rethrow_if_aborted(co_resume(co, ...)) end
+function C.resume(co, ...) return caught(co_resume(co, ...)) end
 local function wrap_result(ok, ...)
   if aborted then raw_error(aborted, 0) end
   if not ok then raw_error((...), 0) end
@@ -471,7 +474,7 @@ function C.close(co)
   return co_close(co)
 end
 
-local function safe_pcall(f, ...) return rethrow_if_aborted(raw_pcall(f, ...)) end
+local function safe_pcall(f, ...) return caught(raw_pcall(f, ...)) end
 
 -- error(msg, level) prefixes a position to a string message: a copy, charged.
 local function safe_error(msg, level)
@@ -498,7 +501,7 @@ end
 -- A message handler runs before the stack unwinds; when the error came from the gas hook,
 -- hooks are still off at that point, so the contract's handler must not run at all.
 local function safe_xpcall(f, handler, ...)
-  return rethrow_if_aborted(raw_xpcall(f, function(e)
+  return caught(raw_xpcall(f, function(e)
     if aborted then return e end
     return handler(e)
   end, ...))
@@ -519,7 +522,7 @@ end
 local function pay(v, cost, err, fatal)
   if cost == nil then
     if fatal then abort_now(err) end
-    charge(GAS_READ)  -- the host did the checking: a refused call is not free
+    charge(GAS_READ * 4)  -- the host did the checking in Python: a refused call is not free
     raw_error(err, 3)
   end
   local r = remaining - cost

@@ -16,7 +16,15 @@ import pytest
 
 from smartchain.contracts.host import ContractError
 from smartchain.contracts.memhost import MemoryHost
-from smartchain.contracts.vm import MAX_STRING, PERIOD, CallOutcome, LuaVM
+from smartchain.contracts.vm import (
+    CALL_MEMORY_KB,
+    HELD_BUDGET,
+    MAX_MEMORY,
+    MAX_STRING,
+    PERIOD,
+    CallOutcome,
+    LuaVM,
+)
 from smartchain.crypto.address import to_bech32
 
 ALICE = bytes([1]) * 20
@@ -46,8 +54,8 @@ class Sandbox:
         out = self.vm.invoke(to_bech32(address).encode(), function.encode(), args, gas=gas,
                              caller=ALICE_TEXT, value=value, origin=ALICE_TEXT, height=7,
                              time_ms=1_000)
-        if out.ok:  # as the chain does at the end of a block
-            self.host.apply_writes(self.vm.drain())
+        if out.ok:  # as the chain does after a successful call
+            self.host.apply_writes(out.writes)
         else:  # as the executor does with a failed transaction
             self.host._revert(start)
         return out
@@ -448,3 +456,82 @@ def stored(box: Sandbox) -> dict[tuple[bytes, bytes], int]:
     return {(k[len(prefix):len(prefix) + 20], k[len(prefix) + 20:]):
             int.from_bytes(v[1:], "big", signed=True)
             for k, v in box.host.state.items() if k.startswith(prefix)}
+
+
+# --- floats cannot appear at run time (strings are not coerced) ------------------------------
+
+@pytest.mark.parametrize("body", [
+    'return math.abs("1.5")',
+    'return math.max("1.5", 1)',
+    'return math.min(1, "0.5")',
+    'return math.ult("1", 2)',
+    'for i = 1, 2, "0.25" do return math.type(i) end',
+    'for i = "0.5", 2 do return math.type(i) end',
+    'for i = 1, "2.5" do end',
+    'local s = "1.5" _ENV["__int"] = function(v) return v end for i = s, 2 do return i end',
+])
+def test_no_float_comes_out_of_math_or_a_for_loop(box: Sandbox, body: str) -> None:
+    assert "integer" in failed(box.run(body))
+
+
+def test_math_tointeger_lets_only_integers_through(box: Sandbox) -> None:
+    assert ok(box.run('return math.tointeger("3"), math.tointeger("1.5"), math.tointeger(7),'
+                      ' math.abs(-3), math.max(1, 9, 4), math.min(5, -2)')) == \
+        (None, None, 7, 3, 9, -2)
+    assert ok(box.run("local n = 0 for i = 10, 1, -3 do n = n + i end return n")) == (22,)
+
+
+def test_a_contract_cannot_name_the_for_loop_check(box: Sandbox) -> None:
+    with pytest.raises(ContractError, match="reserved"):
+        box.vm.check_source(b"function f() local __int = 1 end")
+
+
+# --- index arithmetic cannot wrap ---------------------------------------------------------------
+
+@pytest.mark.parametrize("call", [
+    "string.byte(s, math.mininteger, math.maxinteger)",
+    "string.byte(s, -60000, math.maxinteger)",
+    "unpack(t, math.mininteger, math.maxinteger)",
+    "table.unpack(t, 1, math.maxinteger)",
+])
+def test_value_lists_are_capped_whatever_the_indices(box: Sandbox, call: str) -> None:
+    assert "at most 256 values" in failed(box.run(
+        f"local s, t = string.rep('a', 60000), {{}} return select('#', {call})"))
+
+
+def test_string_byte_reads_positions_like_string_sub(box: Sandbox) -> None:
+    assert ok(box.run("return string.byte('abc', -2, 99)")) == (98, 99)
+    assert ok(box.run("return select('#', string.byte('abc', math.maxinteger, 1))")) == (0,)
+
+
+# --- a VM holds no more than its budget plus one call, whatever the number of calls ------------
+
+def test_many_calls_in_one_vm_keep_the_heap_bounded(box: Sandbox) -> None:
+    """60 calls writing 300 distinct 16 KB values, then reading them all back: each call's
+    writes leave with it, and what the VM caches is dropped past the budget."""
+    writer = box.deploy("""
+        local pad = string.rep("v", 16 * 1024 - 24)
+        function fill(base) for k = base + 1, base + 300 do storage.set(k, concat(pad, k)) end end
+        function count(base, n)
+          local t = 0 for k = base + 1, base + n do t = t + #storage.get(k) end return t
+        end
+    """)
+    heap = box.vm.rt.eval("function() return collectgarbage('count') end")
+    limit_kb = (HELD_BUDGET // 1024 + CALL_MEMORY_KB) * 5 // 4
+    peak = 0
+    for i in range(60):
+        ok(box.call(writer, "fill", 300 * i, gas=50_000_000))
+        peak = max(peak, heap())
+    for i in range(10):
+        assert ok(box.call(writer, "count", 1800 * i, 1800, gas=10_000_000))[0] > 0
+        peak = max(peak, heap())
+    assert peak < limit_kb < MAX_MEMORY // 1024
+
+
+def test_a_vm_fault_fails_the_call_and_nothing_escapes(box: Sandbox) -> None:
+    c = box.deploy("function f() storage.set('k', 1) return 1 end")
+    box.vm._invoke = None  # the VM itself cannot run anything any more
+    out = box.call(c, "f", gas=100_000)
+    assert (out.ok, out.gas_used, out.error, out.writes) == (
+        False, 100_000, "the contract VM failed", ())
+    assert box.vm.broken and box.host.state == {}

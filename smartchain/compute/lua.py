@@ -54,6 +54,7 @@ from typing import Any
 
 from smartchain.compute.result import MAX_OUTPUT, TaskResult
 from smartchain.contracts.host import ContractError, Host
+from smartchain.contracts.rewrite import SourceError, rewrite
 from smartchain.contracts.vm import MAX_CODE, MAX_MEMORY, LuaVM
 from smartchain.crypto.hashing import h256
 
@@ -86,7 +87,10 @@ class _TaskHost(Host):
         self.source = source
 
     def code(self, address: Any) -> tuple[bytes, int]:
-        return self.source, len(self.source) - len(_PRELUDE)  # compiling: a unit a byte
+        try:  # compiling: a unit a byte of the module
+            return rewrite(self.source), len(self.source) - len(_PRELUDE)
+        except SourceError as exc:
+            raise ContractError(f"invalid Lua task: {exc}") from exc
 
     def _refuse(self, *_args: Any) -> Any:
         raise ContractError("compute tasks have no chain access")

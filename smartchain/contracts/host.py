@@ -13,12 +13,14 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from smartchain.contracts.rewrite import SourceError, rewrite
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.types.tx import Attribute, Event
 
 MAX_KEY = 128
 MAX_VALUE = 16 * 1024
 MAX_EVENT_BYTES = 4096
+MAX_ADDRESS_TEXT = 100  # a bech32 address is shorter: longer text is refused before decoding
 FUNCTION_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_]{0,63}")
 _I64 = struct.Struct(">q")
 _INT_TAG, _BYTES_TAG = b"\x01", b"\x02"
@@ -159,6 +161,8 @@ class Host:
         if raw is None:
             if type(text) is not bytes:
                 raise ContractError("an address must be a string")
+            if len(text) > MAX_ADDRESS_TEXT:
+                raise ContractError("invalid address: too long")
             try:
                 raw = from_bech32(text.decode("ascii", errors="replace"))
             except AddressError as exc:
@@ -193,6 +197,9 @@ class Host:
     def emit(self, name: Any, named: bool, *values: Any) -> tuple[None, int]:
         if type(name) is not bytes or not FUNCTION_NAME.fullmatch(name):
             raise ContractError("an event name is an identifier of at most 64 characters")
+        # refused before any decoding: a refused host call costs the contract little gas
+        if sum(len(v) for v in values if type(v) is bytes) > MAX_EVENT_BYTES:
+            raise ContractError(f"an event is at most {MAX_EVENT_BYTES} bytes")
         attrs = [Attribute("contract", self.current.hex())]
         if named:
             for k, v in zip(values[::2], values[1::2], strict=True):
@@ -247,4 +254,7 @@ class Host:
         source = self._source(self.address(address))
         if source is None:
             raise ContractError("no contract at that address")
-        return source, len(source)  # compiling costs about one instruction per byte
+        try:  # compiling costs about one instruction per byte (of the source as deployed)
+            return rewrite(source), len(source)
+        except SourceError as exc:
+            raise ContractError(f"stored contract does not compile: {exc}") from exc

@@ -13,6 +13,11 @@
 local H, PERIOD, MAX_STRING, MAX_DEPTH, GAS, watchdog = ...
 local COROUTINE_GAS, GAS_READ, GAS_WRITE, GAS_BYTE = GAS.coroutine, GAS.read, GAS.write, GAS.byte
 local MAX_KEY, MAX_VALUE = GAS.max_key, GAS.max_value  -- the host's limits (contracts/host.py)
+-- What the VM may keep between calls (cached storage, compiled contracts), counted in bytes
+-- by a deterministic estimate (`held`); and the heap size past which no host call may
+-- hand Lua a value (lupa must never hit the runtime's own limit inside a callback).
+local HELD_BUDGET, HOST_ROOM_KB = GAS.held_budget, GAS.host_room_kb
+local ENTRY_BYTES, CHUNK_BYTES_PER_SOURCE_BYTE = 96, 16
 
 local raw_pcall, raw_xpcall, raw_error, raw_type = pcall, xpcall, error, type
 local raw_select, raw_tostring, raw_tonumber, raw_rawget = select, tostring, tonumber, rawget
@@ -24,6 +29,7 @@ local sethook, upvaluejoin = debug.sethook, debug.upvaluejoin
 local dbg_getmetatable, dbg_setmetatable = debug.getmetatable, debug.setmetatable
 local gc_count, load, dump = collectgarbage, load, string.dump
 local math_type, str_sub, str_byte, str_char = math.type, string.sub, string.byte, string.char
+local math_abs, math_ult = math.abs, math.ult
 local str_rep, str_find, str_format = string.rep, string.find, string.format
 local str_upper, str_lower, str_reverse, str_len = string.upper, string.lower, string.reverse, string.len
 local tbl_concat, tbl_sort, tbl_insert, tbl_remove = table.concat, table.sort, table.insert, table.remove
@@ -71,6 +77,9 @@ local function charge(n)
 end
 
 local function per_bytes(n) return (n + 15) >> 4 end  -- 1 gas per 16 bytes copied
+-- Comparing strings costs more than copying them: Lua's `<` calls strcoll once per
+-- NUL-separated piece (about 3 ns a byte for a string of NULs): 1 gas per 2 bytes compared.
+local function per_compared(n) return (n + 1) >> 1 end
 
 -- A new metered thread: it prepays its first period.
 local function metered_thread(f)
@@ -82,9 +91,12 @@ local function metered_thread(f)
   return co
 end
 
-local function rethrow_if_aborted(...)
+-- A caught error is not free: Lua builds its message (position, argument names).
+local ERROR_GAS = 200
+local function caught(ok, ...)
   if aborted then raw_error(aborted, 0) end
-  return ...
+  if not ok then charge(ERROR_GAS) end
+  return ok, ...
 end
 
 -- --- values ----------------------------------------------------------------------------
@@ -163,38 +175,44 @@ local function safe_tonumber(v, base)
   if base ~= nil then
     check_int(base, "base")
     if raw_type(v) ~= "string" then raw_error("tonumber with a base takes a string", 2) end
+    charge(per_bytes(#v))
     return raw_tonumber(v, base)  -- always an integer (or nil) when a base is given
   end
   if is_int(v) then return v end
   if raw_type(v) ~= "string" then return nil end
+  charge(per_bytes(#v))
   local n = raw_tonumber(v)
   if n ~= nil and not is_int(n) then return nil end  -- "1.5", "1e3", overlong digits
   return n
+end
+
+-- Sorting n values compares each about log2(n) times on average (Lua's quicksort picks a
+-- random pivot when a partition comes out lopsided); a string comparison costs up to the
+-- shorter string's length.
+local function sort_cost(n, bytes)
+  local log = 1
+  while (1 << log) < n do log = log + 1 end
+  charge(log * (n + per_compared(bytes) * 2))
 end
 
 -- pairs in sorted key order: Lua seeds its string hash per process, so next() differs
 -- between nodes. Integer keys first (ascending), then strings (byte order), then false, true.
 local function sorted_pairs(t)
   if raw_type(t) ~= "table" then raw_error("pairs: table expected", 2) end
-  local ints, strs, nb, bools = {}, {}, 0, {}
+  local ints, strs, nb, bools, strbytes = {}, {}, 0, {}, 0
   for k in raw_next, t do
     local kt = raw_type(k)
     if kt == "number" then ints[#ints + 1] = k
-    elseif kt == "string" then strs[#strs + 1] = k
+    elseif kt == "string" then strs[#strs + 1] = k; strbytes = strbytes + #k
     elseif kt == "boolean" then bools[k] = true
     else raw_error("pairs: cannot order a key of type " .. kt, 2) end
     nb = nb + 1
   end
-  local function sort(a)
+  local function sort(a, bytes)
     local n = #a
-    if n > 1 then
-      local log = 1
-      while (1 << log) < n do log = log + 1 end
-      charge(n * log)
-      tbl_sort(a)
-    end
+    if n > 1 then sort_cost(n, bytes); tbl_sort(a) end
   end
-  sort(ints); sort(strs)
+  sort(ints, 0); sort(strs, strbytes)
   local keys = ints
   for i = 1, #strs do keys[#keys + 1] = strs[i] end
   if bools[false] then keys[#keys + 1] = false end
@@ -237,19 +255,38 @@ end
 function S.upper(s) charge(per_bytes(#s)); return str_upper(s) end
 function S.lower(s) charge(per_bytes(#s)); return str_lower(s) end
 function S.reverse(s) charge(per_bytes(#s)); return str_reverse(s) end
+-- How many values i..j is, or MAX_VALUES + 1 when more (j - i may wrap around 64 bits).
+local MAX_VALUES = 256
+local function span(i, j)
+  if j < i then return 0 end
+  local d = j - i
+  if d < 0 or d >= MAX_VALUES then return MAX_VALUES + 1 end
+  return d + 1
+end
+
+-- A string position as string.sub reads it, clamped to 0..n+1 (no overflow: |n| <= 64 Ki).
+local function clamp(p, n)
+  if p < 0 then p = n + p + 1; return p < 0 and 0 or p end
+  return p > n + 1 and n + 1 or p
+end
+
 function S.byte(s, i, j)
   check_string(s, "string.byte argument")
   i = i or 1; j = j or i
   check_int(i, "string.byte start"); check_int(j, "string.byte end")
   local n = #s
-  if i < 0 then i = n + i + 1 end
-  if j < 0 then j = n + j + 1 end
-  if j - i >= 256 then raw_error("string.byte returns at most 256 values", 2) end
+  i, j = clamp(i, n), clamp(j, n)
+  if i < 1 then i = 1 end
+  if j > n then j = n end
+  local count = span(i, j)
+  if count > MAX_VALUES then raw_error("string.byte returns at most 256 values", 2) end
+  charge(count)
   return str_byte(s, i, j)
 end
 function S.char(...)
   local n = raw_select("#", ...)
-  if n > 256 then raw_error("string.char takes at most 256 values", 2) end
+  if n > MAX_VALUES then raw_error("string.char takes at most 256 values", 2) end
+  charge(n)
   return str_char(...)
 end
 function S.rep(s, n, sep)
@@ -259,7 +296,7 @@ function S.rep(s, n, sep)
   if n <= 0 then return "" end
   local size = #s * n + #sep * (n - 1)
   if n > MAX_STRING or size > MAX_STRING then raw_error("string.rep result too long", 2) end
-  charge(per_bytes(size))
+  charge(per_bytes(size) + (n >> 1))  -- str_rep appends piece by piece
   return str_rep(s, n, sep)
 end
 function S.find(s, sub, init, plain_flag)
@@ -363,31 +400,55 @@ function T.sort(t, cmp)
   if kind ~= "string" and not is_int(t[1]) then
     raw_error("table.sort: only arrays of integers or of strings can be sorted", 2)
   end
-  for k = 2, n do
+  local bytes = 0
+  for k = 1, n do
     local v = t[k]
     if raw_type(v) ~= kind or (kind == "number" and not is_int(v)) then
       raw_error("table.sort: only arrays of integers or of strings can be sorted", 2)
     end
+    if kind == "string" then bytes = bytes + #v end
   end
-  local log = 1
-  while (1 << log) < n do log = log + 1 end
-  charge(n * log)
+  sort_cost(n, bytes)
   tbl_sort(t)
 end
 local function safe_unpack(t, i, j)
   i = i or 1; j = j or #t
   check_int(i, "unpack start"); check_int(j, "unpack end")
-  if j - i >= 256 then raw_error("unpack returns at most 256 values", 2) end
+  local n = span(i, j)
+  if n > MAX_VALUES then raw_error("unpack returns at most 256 values", 2) end
+  charge(n)
   return tbl_unpack(t, i, j)
 end
 T.unpack = safe_unpack
-T.pack = table.pack
+function T.pack(...)
+  charge(raw_select("#", ...))
+  return tbl_pack(...)
+end
 
-local M = {
-  abs = math.abs, max = math.max, min = math.min, tointeger = math.tointeger,
-  type = math.type, ult = math.ult,
-  maxinteger = math.maxinteger, mininteger = math.mininteger,
-}
+-- Integers only, at run time too: a string argument is not converted (math.abs("1.5")
+-- would make a float) and math.tointeger lets nothing else through.
+local M = {type = math_type, maxinteger = math.maxinteger, mininteger = math.mininteger}
+function M.abs(x) return math_abs(check_int(x, "math.abs argument")) end
+function M.ult(a, b)
+  return math_ult(check_int(a, "math.ult argument"), check_int(b, "math.ult argument"))
+end
+function M.tointeger(x) if is_int(x) then return x end return nil end
+function M.max(x, ...)
+  local m = check_int(x, "math.max argument")
+  for i = 1, raw_select("#", ...) do
+    local v = check_int((raw_select(i, ...)), "math.max argument")
+    if v > m then m = v end
+  end
+  return m
+end
+function M.min(x, ...)
+  local m = check_int(x, "math.min argument")
+  for i = 1, raw_select("#", ...) do
+    local v = check_int((raw_select(i, ...)), "math.min argument")
+    if v < m then m = v end
+  end
+  return m
+end
 
 local C = {}
 function C.create(f)
@@ -395,7 +456,7 @@ function C.create(f)
   charge(COROUTINE_GAS)
   return metered_thread(f)
 end
-function C.resume(co, ...) return rethrow_if_aborted(co_resume(co, ...)) end
+function C.resume(co, ...) return caught(co_resume(co, ...)) end
 local function wrap_result(ok, ...)
   if aborted then raw_error(aborted, 0) end
   if not ok then raw_error((...), 0) end
@@ -413,12 +474,34 @@ function C.close(co)
   return co_close(co)
 end
 
-local function safe_pcall(f, ...) return rethrow_if_aborted(raw_pcall(f, ...)) end
+local function safe_pcall(f, ...) return caught(raw_pcall(f, ...)) end
+
+-- error(msg, level) prefixes a position to a string message: a copy, charged.
+local function safe_error(msg, level)
+  if level == nil then level = 1 end
+  check_int(level, "error level")
+  if raw_type(msg) == "string" then charge(per_bytes(#msg)) end
+  raw_error(msg, level > 0 and level + 1 or level)
+end
+
+-- Two long strings of one length are compared byte by byte.
+local function safe_rawequal(a, b)
+  if raw_type(a) == "string" and raw_type(b) == "string" and #a == #b then
+    charge(per_compared(#a))
+  end
+  return raw_rawequal(a, b)
+end
+
+-- select(n, ...) copies the values from n on.
+local function safe_select(n, ...)
+  charge(raw_select("#", ...))
+  return raw_select(n, ...)
+end
 
 -- A message handler runs before the stack unwinds; when the error came from the gas hook,
 -- hooks are still off at that point, so the contract's handler must not run at all.
 local function safe_xpcall(f, handler, ...)
-  return rethrow_if_aborted(raw_xpcall(f, function(e)
+  return caught(raw_xpcall(f, function(e)
     if aborted then return e end
     return handler(e)
   end, ...))
@@ -429,9 +512,17 @@ end
 -- Host calls validate their arguments in Python and return (value, cost), or
 -- (nil, nil, message, fatal). `pay` charges the cost; it is always tail-called, so an
 -- error at level 3 points at the contract's line.
+-- Before a host call that may hand Lua a value: the heap must have room for it here, in Lua,
+-- where running out is an ordinary abort (deterministic: the heap is the same everywhere).
+local function room()
+  local kb = gc_count("count")
+  if kb > HOST_ROOM_KB or kb - mem_start > mem_limit_kb then abort_now("memory limit exceeded") end
+end
+
 local function pay(v, cost, err, fatal)
   if cost == nil then
     if fatal then abort_now(err) end
+    charge(GAS_READ * 4)  -- the host did the checking in Python: a refused call is not free
     raw_error(err, 3)
   end
   local r = remaining - cost
@@ -442,10 +533,12 @@ end
 
 -- Storage. Only contracts write contract storage, and only through here, so the VM keeps
 -- the block's view of it: reads go through a cache, writes wait in the running frame's
--- buffer until the frame ends well (or calls out), then join the block's writes, which
--- the chain drains once, at the end of the block. What a failed call had added is undone
--- from a journal. Gas is the same whether a read hits the cache or not.
+-- buffer until the frame ends well (or calls out), then join the call's writes, which
+-- LuaVM.invoke takes when the call succeeded (settle, below, bounds the cache). What a
+-- failed call had added is undone from a journal. Gas is the same whether a read hits
+-- the cache or not.
 local cache = {}       -- contract address -> key -> value (NONE: known absent)
+local held = 0         -- bytes the cache and the compiled chunks hold (an estimate, see top)
 local NONE = {}
 local dkeys, dvals, dpos, dn = {}, {}, {}, 0  -- the frame's buffer, in first-write order
 local written = {}     -- address -> key -> true: written in this block
@@ -470,6 +563,11 @@ local function contract_cache()
   return c
 end
 
+-- What a cached storage entry holds, as `held` counts it.
+local function entry_bytes(k, v)
+  return ENTRY_BYTES + (raw_type(k) == "string" and #k or 8) + (raw_type(v) == "string" and #v or 8)
+end
+
 local STORAGE = {}
 function STORAGE.get(k)
   check_key(k)
@@ -479,8 +577,10 @@ function STORAGE.get(k)
     local c = contract_cache()
     v = c[k]
     if v == nil then
+      room()
       v = pay(h_get(k))
       if v == nil then v = NONE end
+      held = held + entry_bytes(k, v)
       c[k] = v
     end
   end
@@ -524,6 +624,7 @@ local function flush()
     un = un + 1
     ua[un], uk[un], uold[un], unew[un] = me, k, c[k], new
     c[k] = v
+    held = held + entry_bytes(k, v)
     if new then w[k] = true; wn = wn + 1; waddr[wn] = me; wkey[wn] = k end
   end
   discard_buffer()
@@ -567,16 +668,23 @@ local function balance(addr) return pay(h_balance(addr)) end
 local function transfer(to, amount) return pay(h_transfer(to, amount)) end
 
 local G = {
-  assert = raw_assert, error = raw_error, ipairs = raw_ipairs, pairs = sorted_pairs,
-  pcall = safe_pcall, xpcall = safe_xpcall, select = raw_select, type = raw_type,
+  assert = raw_assert, error = safe_error, ipairs = raw_ipairs, pairs = sorted_pairs,
+  pcall = safe_pcall, xpcall = safe_xpcall, select = safe_select, type = raw_type,
   tostring = safe_tostring, tonumber = safe_tonumber,
   getmetatable = raw_getmetatable, setmetatable = safe_setmetatable,
-  rawequal = raw_rawequal, rawget = raw_rawget, rawlen = raw_rawlen, unpack = safe_unpack,
+  rawequal = safe_rawequal, rawget = raw_rawget, rawlen = raw_rawlen, unpack = safe_unpack,
   string = readonly(S, "string"), table = readonly(T, "table"), math = readonly(M, "math"),
   coroutine = readonly(C, "coroutine"), storage = readonly(STORAGE, "storage"),
   token = readonly(TOKEN, "token"),
   emit = emit, transfer = transfer, balance = balance, concat = safe_concat,
 }
+
+-- A numeric for's start, limit and step (contracts/rewrite.py wraps them): Lua would turn
+-- a string into a float there.
+function G.__int(v)
+  if is_int(v) then return v end
+  raw_error("a for loop's start, limit and step must be integers", 2)
+end
 
 -- Strings index the restricted library, cannot be given arithmetic, and hide their metatable.
 dbg_setmetatable("", {__index = G.string, __metatable = false, [PROTECTED] = true})
@@ -591,12 +699,16 @@ local origin, height, time = nil, 0, 0
 local function chunk_of(address)
   local chunk = chunks[address]
   if chunk then return chunk end
+  room()
   local src = pay(h_code(address))  -- its cost is the compiling, by size, once per block
   local f, err = load(src, "=contract", "t", {})
   if not f then abort_now("stored contract does not compile: " .. err) end
+  held = held + ENTRY_BYTES + CHUNK_BYTES_PER_SOURCE_BYTE * #src
   chunks[address] = f
   return f
 end
+
+local function concat_names(a, b) return a .. "." .. b end
 
 local function env_holder(env) return function() return env end end
 
@@ -667,7 +779,8 @@ end
 
 local api = {}
 
--- One top-level call. Returns ok, gas_used, error, nresults, results...
+-- One top-level call. Returns ok, gas_used, error (the number of pending writes when ok),
+-- nresults, results...
 local top = {}  -- the top-level frame, reused from call to call
 
 local function finish_top(gas, mark, co, ok, ...)
@@ -678,11 +791,27 @@ local function finish_top(gas, mark, co, ok, ...)
   if co_status(co) ~= "dead" then
     return false, gas - remaining, "contract yielded outside a coroutine", 0
   end
-  return true, gas - remaining, nil, raw_select("#", ...), ...
+  return true, gas - remaining, wn, raw_select("#", ...), ...  -- wn: writes to drain
+end
+
+-- Between calls (no write is pending: LuaVM.invoke drains them after every call), what the
+-- VM keeps is only a cache of state: over the budget it is dropped and the heap collected,
+-- so a block's VM holds at most the budget plus what one call may add, however many calls
+-- the block has. The decision depends only on `held`, so every node drops it at the same
+-- call; the gas charged does not depend on it except for compiling a contract again
+-- (charged by size, at the same call everywhere).
+local function settle()
+  if held <= HELD_BUDGET or wn > 0 then return end
+  cache, chunks, held = {}, {}, 0
+  written, waddr, wkey, wn = {}, {}, {}, 0
+  ua, uk, uold, unew, un = {}, {}, {}, {}, 0
+  dkeys, dvals, dpos, dn = {}, {}, {}, 0
+  gc_count("collect")
 end
 
 function api.invoke(address, fname, gas, mem_kb, optional_, caller, value, origin_, height_, time_, ...)
   if gas <= 0 then return false, 0, "out of gas", 0 end
+  settle()
   remaining, aborted = gas, nil
   mem_start, mem_limit_kb = gc_count("count"), mem_kb
   origin, height, time, optional = origin_, height_, time_, optional_
@@ -694,8 +823,8 @@ function api.invoke(address, fname, gas, mem_kb, optional_, caller, value, origi
   return finish_top(gas, 0, co, co_resume(co, address, fname, ...))
 end
 
--- The block's writes, up to DRAIN at a time from position `from`: count, then address,
--- key, value (nil: deleted) for each. Called by the chain at the end of the block.
+-- The pending writes, up to DRAIN at a time from position `from`: count, then address,
+-- key, value (nil: deleted) for each. LuaVM.invoke takes them after every successful call.
 local DRAIN = 4096
 function api.drain(from)
   local last = from + DRAIN - 1
@@ -717,6 +846,22 @@ end
 local CHAIN_GLOBALS = {"storage", "token", "emit", "transfer", "balance", "call"}
 function api.without_chain()
   for _, name in raw_ipairs(CHAIN_GLOBALS) do G[name] = nil end
+end
+
+-- The dotted names of every function a contract can reach (a test checks each is priced).
+function api.names()
+  local out = {}
+  for k, v in raw_next, G do
+    if raw_type(v) == "function" then out[#out + 1] = k
+    elseif raw_type(v) == "table" then
+      local lib = raw_getmetatable(v) == false and dbg_getmetatable(v).__index or v
+      for name, f in raw_next, lib do
+        if raw_type(f) == "function" then out[#out + 1] = concat_names(k, name) end
+      end
+    end
+  end
+  tbl_sort(out)
+  return tbl_unpack(out)
 end
 
 -- Compile without running; returns the bytecode dump for the determinism check, or nil

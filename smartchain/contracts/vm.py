@@ -3,8 +3,12 @@
 One ``LuaVM`` is one ``LuaRuntime`` with the sandbox of ``sandbox.lua`` loaded. The chain
 makes a fresh one for every block it executes, so every node starts each block from the
 same VM state: allocation, garbage collection and therefore the per-call memory limit
-behave identically everywhere. Queries get their own VM and a wall-clock watchdog, which
-never runs while a block is executed: it must not decide a consensus result.
+behave identically everywhere. Between calls the VM keeps only a cache of state (storage
+read or written, compiled contracts), dropped past ``HELD_BUDGET``: a call's writes leave
+with its outcome, so the heap stays under ``HELD_BUDGET`` plus one call's ``CALL_MEMORY_KB``
+however many calls a block has, far from ``MAX_MEMORY``. Queries get their own VM and a
+wall-clock watchdog, which never runs while a block is executed: it must not decide a
+consensus result.
 
 Python never hands a Python object to contract code: the host callbacks are upvalues of
 the sandbox, they return only None, booleans, integers and bytes, and they never raise
@@ -24,6 +28,7 @@ from lupa import lua54
 
 from smartchain.contracts.bytecode import BytecodeError, check_bytecode
 from smartchain.contracts.host import MAX_KEY, MAX_VALUE, ContractError, Host
+from smartchain.contracts.rewrite import SourceError, rewrite
 
 log = logging.getLogger("smartchain.contracts")
 
@@ -33,6 +38,8 @@ MAX_DEPTH = 8  # nested contract calls
 MAX_CODE = 64 * 1024
 MAX_MEMORY = 256 * 1024 * 1024  # the whole runtime: a last resort under the per-call limit
 CALL_MEMORY_KB = 32 * 1024  # what one top-level call may add to the heap
+HELD_BUDGET = 48 * 1024 * 1024  # what the VM may keep between calls (sandbox.lua's `held`)
+HOST_ROOM_KB = MAX_MEMORY // 1024 - 48 * 1024  # no host call hands Lua a value past this heap
 _DRAIN_CHUNK = 4096  # writes per drain call (sandbox.lua's DRAIN): Lua's stack bounds it
 
 
@@ -41,6 +48,8 @@ class CallOutcome(NamedTuple):  # a tuple: built once per call on the hot path
     gas_used: int
     error: str
     results: tuple[Any, ...]  # None, bool, int or bytes each
+    writes: tuple[tuple[bytes, Any, Any], ...] = ()  # storage writes: (address text, key,
+    # value or None for a deletion), in first-write order; only a successful call has any
 
 
 def _deny_attribute(*_args: object) -> None:
@@ -85,22 +94,22 @@ class LuaVM:
         watchdog = self._watchdog_fired if watchdog_seconds is not None else None
         schedule = self.rt.table_from({
             **{k.encode(): getattr(host.gas, k) for k in ("coroutine", "read", "write", "byte")},
-            b"max_key": MAX_KEY, b"max_value": MAX_VALUE})
+            b"max_key": MAX_KEY, b"max_value": MAX_VALUE, b"held_budget": HELD_BUDGET,
+            b"host_room_kb": HOST_ROOM_KB})
         api = self.rt.execute(_SANDBOX, callbacks, PERIOD, MAX_STRING, MAX_DEPTH, schedule,
                               watchdog)
         self._invoke = api[b"invoke"]
         self._drain = api[b"drain"]
         self._compile = api[b"compile"]
         self.without_chain = api[b"without_chain"]  # for compute tasks (compute/lua.py)
+        self.names = api[b"names"]  # every function a contract can reach (tests, docs)
+        self.broken = False  # a call failed inside the VM itself: use a fresh VM from now on
 
     def _watchdog_fired(self) -> bool:
         return time.monotonic() > self._deadline
 
-    def drain(self) -> list[tuple[bytes, Any, Any]]:
-        """The storage writes of the calls run so far (address text, key, value or None for
-        a deletion), in first-write order; the VM forgets them. The chain applies them once,
-        at the end of the block: a contract call that succeeded is the last thing its
-        transaction does, so nothing can revert it afterwards."""
+    def _take_writes(self) -> tuple[tuple[bytes, Any, Any], ...]:
+        """The last call's storage writes; the VM forgets them (it keeps the values cached)."""
         writes: list[tuple[bytes, Any, Any]] = []
         start = 1
         while True:
@@ -108,14 +117,17 @@ class LuaVM:
             count, flat = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
             writes.extend(zip(flat[0::3], flat[1::3], flat[2::3], strict=True))
             if count < _DRAIN_CHUNK:
-                return writes
+                return tuple(writes)
             start += count
 
     def check_source(self, source: bytes) -> None:
         """Raise ``ContractError`` unless the source compiles and keeps the contract rules."""
         if len(source) > MAX_CODE:
             raise ContractError(f"contract source is {len(source)} bytes, limit {MAX_CODE}")
-        dumped, err = self._compile(source)
+        try:
+            dumped, err = self._compile(rewrite(source))
+        except SourceError as exc:
+            raise ContractError(f"syntax error: {exc}") from exc
         if dumped is None:
             raise ContractError(f"syntax error: {err.decode(errors='replace')}")
         try:
@@ -130,6 +142,9 @@ class LuaVM:
 
         The host must have ``begin`` the call (its frame stack and checkpoint). With
         ``optional``, a missing function is a successful call that does nothing (``init``).
+        The outcome carries the call's storage writes, for the caller to apply. Nothing
+        raises out of here but a bad argument: a call the VM itself cannot run (a fault,
+        the runtime out of memory) fails, costs its whole gas and marks the VM ``broken``.
         """
         for a in args:
             if not (a is None or type(a) in (bool, bytes) or
@@ -138,12 +153,15 @@ class LuaVM:
                                     f"integer or bytes, not {type(a).__name__}")
         if self.watchdog_seconds is not None:
             self._deadline = time.monotonic() + self.watchdog_seconds
+        if self.broken:
+            return CallOutcome(False, gas, "the contract VM failed", ())
         try:
             out = self._invoke(address, function, gas, memory_kb, optional, caller, value,
                                origin, height, time_ms, *args)
-        except lua54.LuaError as exc:  # the sandbox returns errors as values: a VM fault
-            log.error("contract VM fault: %s", exc)
+            if not out[0]:
+                return CallOutcome(False, out[1], out[2].decode(errors="replace"), ())
+            return CallOutcome(True, out[1], "", out[4:], self._take_writes() if out[2] else ())
+        except Exception as exc:  # the sandbox returns errors as values: a VM fault
+            log.error("contract VM fault: %r", exc)
+            self.broken = True
             return CallOutcome(False, gas, "the contract VM failed", ())
-        if not out[0]:
-            return CallOutcome(False, out[1], out[2].decode(errors="replace"), ())
-        return CallOutcome(True, out[1], "", out[4:])

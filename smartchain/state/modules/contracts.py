@@ -2,8 +2,9 @@
 
 The source is kept on chain, so what a contract does is readable by anyone; its storage is
 chain state under ``contracts/store/<address>``, in the state root like everything else.
-Each executed block gets a fresh ``LuaVM`` (see ``smartchain.contracts.vm``), which keeps
-the block's contract storage and hands its writes to state in ``end_block``. A call's gas
+Each executed block gets a fresh ``LuaVM`` (see ``smartchain.contracts.vm``), which caches
+the block's contract storage (bounded) and hands each successful call's writes to state
+right after the call. A call's gas
 comes out of its transaction's gas: instructions, storage bytes, events and the call itself.
 A failed or out-of-gas call reverts every write of its transaction and still pays.
 """
@@ -164,9 +165,10 @@ def _schedule(params: Params) -> GasSchedule:
 
 
 def _block_vm(block: BlockInfo) -> tuple[LuaVM, ChainHost]:
-    """This block's VM: every node executes a block in a VM that starts in the same state."""
+    """This block's VM: every node executes a block in a VM that starts in the same state.
+    A VM that faulted is replaced (it holds nothing but a cache between calls)."""
     cached = block.cache.get("contracts")
-    if cached is None:
+    if cached is None or cached[0].broken:
         host = ChainHost(_schedule(block.params))
         cached = block.cache["contracts"] = (LuaVM(host), host)
     return cached
@@ -211,7 +213,7 @@ def _run(ctx: TxContext, address: bytes, function: str, args: tuple[Arg, ...], v
     """Invoke a contract inside a transaction; a failure raises and so reverts the tx.
 
     A successful call must stay the last step of its transaction: its storage writes are
-    already the block's (the VM applies them at ``end_block``) and could not be reverted."""
+    in the VM's cache from now on, which a later revert of the transaction would not undo."""
     vm, host = _block_vm(ctx.block)
     host.bind(ctx.store)
     host.begin(address)
@@ -221,6 +223,8 @@ def _run(ctx: TxContext, address: bytes, function: str, args: tuple[Arg, ...], v
                         caller=me, value=value, origin=me, height=ctx.block.height,
                         time_ms=ctx.block.time_ms, optional=optional)
     ctx.gas.consume(outcome.gas_used)
+    if outcome.ok:
+        host.apply_writes(outcome.writes)
     if outcome.error == "out of gas":
         raise OutOfGas(ctx.gas.limit)
     if not outcome.ok:
@@ -288,10 +292,6 @@ class Contracts(Module):
         return {"info": lambda view, args: contract_info(view, from_bech32(args["address"]))}
 
     def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
-        """Write the block's contract storage into state; the VM lived for this block."""
-        cached = block.cache.pop("contracts", None)
-        if cached is not None:
-            vm, host = cached
-            host.bind(store)
-            host.apply_writes(vm.drain())
+        """The VM lived for this block (its calls' writes are already in state)."""
+        block.cache.pop("contracts", None)
         return []

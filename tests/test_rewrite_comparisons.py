@@ -177,6 +177,13 @@ def test_the_bytecode_check_refuses_a_comparison_the_rewrite_missed(source: byte
         check_bytecode(dump(source))
 
 
+def test_a_comparison_nested_too_deep_for_the_rewrite_is_refused_at_deploy() -> None:
+    deep = b"return " + b"(" * 150 + b"a < b" + b")" * 150
+    with pytest.raises(ContractError, match="did not meter"):
+        Sandbox().vm.check_source(deep)
+    assert b"__cmp_lt" in rewrite(b"return " + b"(" * 90 + b"a < b" + b")" * 90)
+
+
 @pytest.mark.parametrize("name", [b"__cmp_eq", b"__cmp_lt", b"__cmp_le", b"__cmp_gt",
                                   b"__cmp_ge"])
 def test_a_contract_cannot_name_a_comparison_helper(name: bytes) -> None:

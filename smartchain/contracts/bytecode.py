@@ -18,6 +18,8 @@ _HEADER = b"\x1bLua\x54\x00\x19\x93\r\n\x1a\n\x04\x08\x08"
 _HEADER_LEN = len(_HEADER) + 16  # then LUAC_INT and LUAC_NUM, 8 bytes each
 _ABSLINEINFO = -0x80
 
+_UNMETERED = ("a comparison the source rewrite did not meter (nested over 100 deep?): its "
+               "cost grows with string length")
 # lopcodes.h (5.4): the opcodes that produce floats or unmetered copies
 _FORBIDDEN_OPS = {
     2: "floating-point numbers are not allowed (float literal)",  # LOADF
@@ -30,9 +32,9 @@ _FORBIDDEN_OPS = {
     53: "the '..' operator is not allowed (its copying cost cannot be metered); "
         "use concat(a, b, ...)",  # CONCAT
     # contracts/rewrite.py makes every comparison a metered call: one left is a rewrite miss
-    57: "a comparison the source rewrite did not meter (its cost grows with string length)",
-    58: "a comparison the source rewrite did not meter (its cost grows with string length)",
-    59: "a comparison the source rewrite did not meter (its cost grows with string length)",
+    57: _UNMETERED,
+    58: _UNMETERED,
+    59: _UNMETERED,
 }
 _LOADK, _LOADKX, _EQK = 3, 4, 60
 _ARITH_K = (22, 31)  # ADDK .. BXORK

@@ -25,7 +25,7 @@ from smartchain.crypto.address import to_bech32
 
 TARGET = 5.0
 PLAIN = "local x = 0 x = x + 1"
-# What the VM does natively, with no library call to charge (docs/gas.md, "Open").
+# The operators: comparisons are metered helper calls (docs/gas.md, "Comparison operators").
 OPERATORS = (
     ("== (64 KiB, equal prefix)", "local r = A == B"),
     ("< (64 KiB, equal prefix)", "local r = A < B"),

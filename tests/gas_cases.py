@@ -3,7 +3,7 @@
 Shared by ``tests/test_gas_schedule.py`` (gas charged >= work, exactly) and ``bench/gas.py``
 (CPU seconds per gas against a plain loop). ``work`` is in gas: what the call touches at
 the rates of docs/gas.md (16 bytes copied, 2 bytes compared by strcoll, 256 bytes
-compared by memcmp search, or 1 value, per gas). A case that must be refused has work 0:
+compared by memcmp or memcmp search, or 1 value, per gas). A case that must be refused has work 0:
 it may not do its work for free.
 """
 
@@ -41,6 +41,17 @@ _SORT_S = 200 * 8 * 300 // 2  # 200 strings with a 300-byte common prefix, ~8 le
 
 CASES: tuple[Case, ...] = (
     Case("__int", "for i = 1, 2 do end", 0),  # the rewritten for header calls it
+    # the rewritten comparisons call these: == by memcmp, < by strcoll per NUL-separated piece
+    Case("__cmp_eq", "local r = A == B", 65536 // 256),
+    Case("__cmp_eq", "local r = A ~= B", 65536 // 256),
+    Case("__cmp_eq", "local r = {} == {}", 0),
+    Case("__cmp_lt", "local r = A < B", 65536 // 2),
+    Case("__cmp_lt", "local r = Z < Z2", 65536 // 2),
+    Case("__cmp_lt", "local r = pcall(function() return {} < 1 end)", 0),
+    Case("__cmp_le", "local r = Z <= Z2", 65536 // 2),
+    Case("__cmp_gt", "local r = Z2 > Z", 65536 // 2),
+    Case("__cmp_ge", "local r = Z2 >= Z", 65536 // 2),
+    Case("__cmp_ge", "local r = pcall(function() return nil >= 1 end)", 0),
     Case("assert", "local r = assert(A, B, Z)", 0),
     Case("error", "local r = pcall(error, A)", 65536 // 16),
     Case("error", "local r = pcall(error, A, math.maxinteger)", 65536 // 16),

@@ -18,6 +18,8 @@ _HEADER = b"\x1bLua\x54\x00\x19\x93\r\n\x1a\n\x04\x08\x08"
 _HEADER_LEN = len(_HEADER) + 16  # then LUAC_INT and LUAC_NUM, 8 bytes each
 _ABSLINEINFO = -0x80
 
+_UNMETERED = ("a comparison the source rewrite did not meter (nested over 100 deep?): its "
+               "cost grows with string length")
 # lopcodes.h (5.4): the opcodes that produce floats or unmetered copies
 _FORBIDDEN_OPS = {
     2: "floating-point numbers are not allowed (float literal)",  # LOADF
@@ -29,6 +31,10 @@ _FORBIDDEN_OPS = {
         "division",  # DIV
     53: "the '..' operator is not allowed (its copying cost cannot be metered); "
         "use concat(a, b, ...)",  # CONCAT
+    # contracts/rewrite.py makes every comparison a metered call: one left is a rewrite miss
+    57: _UNMETERED,
+    58: _UNMETERED,
+    59: _UNMETERED,
 }
 _LOADK, _LOADKX, _EQK = 3, 4, 60
 _ARITH_K = (22, 31)  # ADDK .. BXORK
@@ -91,7 +97,7 @@ def _check_function(r: _Reader) -> None:
     r.take(3)  # numparams, is_vararg, maxstacksize
     ncode = r.size()
     code = struct.unpack(f"<{ncode}I", r.take(4 * ncode))
-    float_consts = _constants(r)
+    float_consts, long_strings = _constants(r)
     for _ in range(r.size()):  # upvalues: instack, idx, kind
         r.take(3)
     for _ in range(r.size()):
@@ -101,6 +107,9 @@ def _check_function(r: _Reader) -> None:
         op = ins & 0x7F
         if op in _FORBIDDEN_OPS:
             raise BytecodeError(lines[pc], _FORBIDDEN_OPS[op])
+        if op == _EQK and ((ins >> 16) & 0xFF) in long_strings:
+            raise BytecodeError(lines[pc], "a comparison with a long string constant the "
+                                "source rewrite did not meter")
         if _float_operand(op, ins, code, pc, float_consts):
             raise BytecodeError(lines[pc], "floating-point numbers are not allowed "
                                 "(float literal, or an integer literal beyond 64 bits)")
@@ -122,8 +131,10 @@ def _float_operand(op: int, ins: int, code: tuple[int, ...], pc: int, floats: se
     return False
 
 
-def _constants(r: _Reader) -> set[int]:
+def _constants(r: _Reader) -> tuple[set[int], set[int]]:
+    """Indices of the float constants and of the long (over 40 bytes, not interned) strings."""
     floats: set[int] = set()
+    long_strings: set[int] = set()
     for i in range(r.size()):
         tag = r.byte()
         if tag == _VNUMFLT:
@@ -133,7 +144,9 @@ def _constants(r: _Reader) -> set[int]:
             r.take(8)
         elif tag in (_VSHRSTR, _VLNGSTR):
             r.string()
-    return floats
+            if tag == _VLNGSTR:
+                long_strings.add(i)
+    return floats, long_strings
 
 
 def _lines(r: _Reader, linedefined: int, ncode: int) -> list[int]:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import NamedTuple
 
 
 class SourceError(ValueError):
     """A source the rewrite refuses (the compiler would refuse most of these too)."""
 
 CHECK = b"__int"
-_PREFIX = b"local __int = __int "  # on the first line: line numbers stay
 _LONG_OPEN = re.compile(rb"\[(=*)\[")
 _NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(rb"0[xX](?:[0-9a-fA-F.]|[pP][+-]?)*|(?:[0-9.]|[eE][+-]?)+[A-Za-z0-9_]*")
@@ -117,22 +117,365 @@ def _headers(src: bytes, toks: list[tuple[int, int]]) -> list[list[tuple[int, in
     return found
 
 
-@lru_cache(maxsize=256)
-def rewrite(src: bytes) -> bytes:
-    """The source with every numeric ``for`` bound wrapped in ``__int(...)``."""
-    toks = tokens(src)
-    if any(src[a:b] == CHECK for a, b in toks):
-        raise SourceError(f"the name {CHECK.decode()} is reserved")
-    edits: list[tuple[int, bytes]] = []
-    for exprs in _headers(src, toks):
-        for a, b in exprs:
-            edits += [(a, CHECK + b"("), (b, b")")]
-    if not edits:
-        return src
-    # A local taken before any contract code runs: assigning _ENV["__int"] cannot replace it.
-    out, last = [_PREFIX], 0
-    for at, text in sorted(edits, key=lambda e: e[0]):
+# --- comparisons ---------------------------------------------------------------------------
+# Lua 5.4 lparser.c: (left, right) priority of each binary operator, and unary's.
+_BINARY = {
+    b"or": (1, 1), b"and": (2, 2),
+    b"<": (3, 3), b">": (3, 3), b"<=": (3, 3), b">=": (3, 3), b"~=": (3, 3), b"==": (3, 3),
+    b"|": (4, 4), b"~": (5, 5), b"&": (6, 6), b"<<": (7, 7), b">>": (7, 7),
+    b"..": (9, 8), b"+": (10, 10), b"-": (10, 10),
+    b"*": (11, 11), b"/": (11, 11), b"//": (11, 11), b"%": (11, 11), b"^": (14, 13),
+}
+_UNARY = (b"not", b"-", b"#", b"~")
+_UNARY_PRIORITY = 12
+_KEYWORDS = frozenset(b"and break do else elseif end false for function goto if in local nil "
+                      b"not or repeat return then true until while".split())
+_BLOCK_END = (b"else", b"elseif", b"end", b"until", b"")
+_CMP = {b"==": b"__cmp_eq", b"~=": b"__cmp_eq", b"<": b"__cmp_lt", b"<=": b"__cmp_le",
+        b">": b"__cmp_gt", b">=": b"__cmp_ge"}
+HELPERS = (b"__cmp_eq", b"__cmp_lt", b"__cmp_le", b"__cmp_gt", b"__cmp_ge")
+RESERVED = (CHECK, *HELPERS)
+_MAX_NESTING = 100  # blocks and expressions in one another: Lua's own limit is 200 C levels
+_SHORT = 40  # Lua interns strings this long: == on them compares pointers
+
+
+class _Unparsed(Exception):
+    """The parser cannot follow the source: Lua's compiler says why (or the bytecode check)."""
+
+
+def _is_name(t: bytes) -> bool:
+    return _NAME.fullmatch(t) is not None and t not in _KEYWORDS
+
+
+def _is_string(t: bytes) -> bool:
+    return t[:1] in (b"'", b'"') or (t[:1] == b"[" and len(t) > 1 and t[1:2] in b"[=")
+
+
+def _is_number(t: bytes) -> bool:
+    return t[:1].isdigit() or (t[:1] == b"." and t[1:2].isdigit())
+
+
+class _Parser:
+    """Lua 5.4's grammar over the tokens, as lparser.c reads it; it records every comparison
+    as (first token, operator token, last token)."""
+
+    def __init__(self, text: list[bytes]) -> None:
+        self.text = text
+        self.i = 0
+        self.depth = 0
+        self.comparisons: list[tuple[int, int, int]] = []
+
+    def peek(self, k: int = 0) -> bytes:
+        j = self.i + k
+        return self.text[j] if j < len(self.text) else b""
+
+    def take(self) -> bytes:
+        t = self.peek()
+        if not t:
+            raise _Unparsed("unexpected end")
+        self.i += 1
+        return t
+
+    def expect(self, t: bytes) -> None:
+        if self.take() != t:
+            raise _Unparsed(f"{t!r} expected")
+
+    def name(self) -> None:
+        if not _is_name(self.take()):
+            raise _Unparsed("name expected")
+
+    def nest(self, delta: int) -> None:
+        self.depth += delta
+        if self.depth > _MAX_NESTING:
+            raise _Unparsed("too deeply nested")
+
+    def chunk(self) -> None:
+        self.block()
+        if self.i != len(self.text):
+            raise _Unparsed("'<eof>' expected")
+
+    def block(self) -> None:
+        self.nest(1)
+        while self.peek() not in _BLOCK_END:
+            if self.peek() == b"return":
+                self.take()
+                if self.peek() not in _BLOCK_END and self.peek() != b";":
+                    self.exprlist()
+                if self.peek() == b";":
+                    self.take()
+                break
+            self.statement()
+        self.nest(-1)
+
+    def statement(self) -> None:
+        t = self.take()
+        if t in (b";", b"break"):
+            return
+        if t == b"if":
+            self.expr()
+            self.expect(b"then")
+            self.block()
+            while self.peek() == b"elseif":
+                self.take()
+                self.expr()
+                self.expect(b"then")
+                self.block()
+            if self.peek() == b"else":
+                self.take()
+                self.block()
+            self.expect(b"end")
+        elif t == b"while":
+            self.expr()
+            self.expect(b"do")
+            self.block()
+            self.expect(b"end")
+        elif t == b"do":
+            self.block()
+            self.expect(b"end")
+        elif t == b"for":
+            self.for_statement()
+        elif t == b"repeat":
+            self.block()
+            self.expect(b"until")
+            self.expr()
+        elif t == b"function":
+            self.name()
+            while self.peek() in (b".", b":"):
+                colon = self.take() == b":"
+                self.name()
+                if colon:
+                    break
+            self.body()
+        elif t == b"local":
+            self.local_statement()
+        elif t == b"::":
+            self.name()
+            self.expect(b"::")
+        elif t == b"goto":
+            self.name()
+        else:
+            self.i -= 1
+            self.suffixed()
+            if self.peek() in (b"=", b","):
+                while self.peek() == b",":
+                    self.take()
+                    self.suffixed()
+                self.expect(b"=")
+                self.exprlist()
+
+    def for_statement(self) -> None:
+        self.name()
+        if self.peek() == b"=":
+            self.take()
+            self.expr()
+            self.expect(b",")
+            self.expr()
+            if self.peek() == b",":
+                self.take()
+                self.expr()
+        else:
+            while self.peek() == b",":
+                self.take()
+                self.name()
+            self.expect(b"in")
+            self.exprlist()
+        self.expect(b"do")
+        self.block()
+        self.expect(b"end")
+
+    def local_statement(self) -> None:
+        if self.peek() == b"function":
+            self.take()
+            self.name()
+            self.body()
+            return
+        while True:
+            self.name()
+            if self.peek() == b"<":  # an attribute: <const> or <close>
+                self.take()
+                self.name()
+                self.expect(b">")
+            if self.peek() != b",":
+                break
+            self.take()
+        if self.peek() == b"=":
+            self.take()
+            self.exprlist()
+
+    def body(self) -> None:
+        self.expect(b"(")
+        while self.peek() != b")":
+            t = self.take()
+            if not (_is_name(t) or t in (b",", b"...")):
+                raise _Unparsed("bad parameter list")
+        self.take()
+        self.block()
+        self.expect(b"end")
+
+    def exprlist(self) -> None:
+        self.expr()
+        while self.peek() == b",":
+            self.take()
+            self.expr()
+
+    def expr(self, limit: int = 0) -> None:
+        """lparser.c subexpr: operators binding tighter than ``limit``."""
+        self.nest(1)
+        start = self.i
+        if self.peek() in _UNARY:
+            self.take()
+            self.expr(_UNARY_PRIORITY)
+        else:
+            self.simple()
+        while (op := self.peek()) in _BINARY and _BINARY[op][0] > limit:
+            at = self.i
+            self.take()
+            self.expr(_BINARY[op][1])
+            if op in _CMP:
+                self.comparisons.append((start, at, self.i - 1))
+        self.nest(-1)
+
+    def simple(self) -> None:
+        t = self.peek()
+        if _is_number(t) or _is_string(t) or t in (b"nil", b"true", b"false", b"..."):
+            self.take()
+        elif t == b"{":
+            self.constructor()
+        elif t == b"function":
+            self.take()
+            self.body()
+        else:
+            self.suffixed()
+
+    def suffixed(self) -> None:
+        t = self.take()
+        if t == b"(":
+            self.expr()
+            self.expect(b")")
+        elif not _is_name(t):
+            raise _Unparsed("unexpected symbol")
+        while True:
+            t = self.peek()
+            if t == b".":
+                self.take()
+                self.name()
+            elif t == b"[":
+                self.take()
+                self.expr()
+                self.expect(b"]")
+            elif t == b":":
+                self.take()
+                self.name()
+                self.args()
+            elif t in (b"(", b"{") or _is_string(t):
+                self.args()
+            else:
+                return
+
+    def args(self) -> None:
+        t = self.peek()
+        if t == b"{":
+            self.constructor()
+            return
+        self.take()
+        if t == b"(":
+            if self.peek() != b")":
+                self.exprlist()
+            self.expect(b")")
+        elif not _is_string(t):
+            raise _Unparsed("function arguments expected")
+
+    def constructor(self) -> None:
+        self.expect(b"{")
+        while self.peek() != b"}":
+            if self.peek() == b"[":
+                self.take()
+                self.expr()
+                self.expect(b"]")
+                self.expect(b"=")
+                self.expr()
+            elif _is_name(self.peek()) and self.peek(1) == b"=":
+                self.i += 2
+                self.expr()
+            else:
+                self.expr()
+            if self.peek() not in (b",", b";"):
+                break
+            self.take()
+        self.expect(b"}")
+
+
+def _is_constant(t: bytes) -> bool:
+    """A literal ``==`` compares in constant time: nil, a boolean, a number, a short string
+    (a token this long holds at most this many bytes)."""
+    return t in (b"nil", b"true", b"false") or _is_number(t) or (
+        _is_string(t) and len(t) <= _SHORT)
+
+
+class _Wrap(NamedTuple):
+    """``opening`` before the bytes ``start:end`` and ``closing`` after; ``rank`` orders two
+    wraps of the same range (the for bound's check outside the comparison)."""
+
+    start: int
+    end: int
+    opening: bytes
+    closing: bytes
+    rank: int
+
+
+def _comparisons(src: bytes, toks: list[tuple[int, int]]) -> tuple[list[_Wrap],
+                                                                    list[tuple[int, int]]]:
+    """A helper call wrapping every comparison, and the operators to turn into commas; none
+    if the parser cannot follow the source (Lua's compiler then reports the error)."""
+    text = [src[a:b] for a, b in toks]
+    parser = _Parser(text)
+    try:
+        parser.chunk()
+    except _Unparsed:
+        return [], []
+    wraps, operators = [], []
+    for first, at, last in parser.comparisons:
+        op = text[at]
+        if op in (b"==", b"~=") and ((first == at - 1 and _is_constant(text[first])) or
+                                     (last == at + 1 and _is_constant(text[last]))):
+            continue  # EQK/EQI: constant time (the bytecode check refuses a long constant)
+        opening = b"(" + (b"not " if op == b"~=" else b"") + _CMP[op] + b"("
+        wraps.append(_Wrap(toks[first][0], toks[last][1], opening, b"))", 1))
+        operators.append(toks[at])
+    return wraps, operators
+
+
+def _apply(src: bytes, wraps: list[_Wrap], operators: list[tuple[int, int]]) -> bytes:
+    """The source with the wraps (properly nested ranges) and the operators as commas. At one
+    position: closings (inner first), then an operator, then openings (outer first)."""
+    edits: list[tuple[int, int, int, int, int, bytes]] = []  # position, phase, keys, skip, text
+    for w in wraps:
+        edits.append((w.end, 0, -w.start, -w.rank, 0, w.closing))
+        edits.append((w.start, 2, -w.end, w.rank, 0, w.opening))
+    edits += [(a, 1, 0, 0, b - a, b",") for a, b in operators]
+    out, last = [], 0
+    for at, _phase, _k1, _k2, skip, text in sorted(edits):
         out += [src[last:at], text]
-        last = at
+        last = at + skip
     out.append(src[last:])
     return b"".join(out)
+
+
+@lru_cache(maxsize=256)
+def rewrite(src: bytes) -> bytes:
+    """The source with every numeric ``for`` bound wrapped in ``__int(...)`` and every
+    comparison (but ``==`` with a short constant) made a call to a metered helper."""
+    toks = tokens(src)
+    for a, b in toks:
+        if src[a:b] in RESERVED:
+            raise SourceError(f"the name {src[a:b].decode()} is reserved")
+    wraps = [_Wrap(a, b, CHECK + b"(", b")", 0)
+             for exprs in _headers(src, toks) for a, b in exprs]
+    compared, operators = _comparisons(src, toks)
+    if not wraps and not compared:
+        return src
+    names = [n for n in RESERVED if any(w.opening.endswith(n + b"(") for w in wraps + compared)]
+    # Locals taken before any contract code runs: assigning _ENV["__int"] cannot replace them.
+    # The semicolon: a source starting with "(" must not call the last name.
+    prefix = b"local " + b", ".join(names) + b" = " + b", ".join(names) + b"; "
+    return prefix + _apply(src, wraps + compared, operators)

@@ -686,6 +686,34 @@ function G.__int(v)
   raw_error("a for loop's start, limit and step must be integers", 2)
 end
 
+-- Comparisons (contracts/rewrite.py turns `a < b` into `__cmp_lt(a, b)`, `a ~= b` into
+-- `not __cmp_eq(a, b)`): the VM compares two strings in one instruction however long they
+-- are, `==` by memcmp (1 gas per 256 bytes), `<` by strcoll per NUL-separated piece (1 gas
+-- per 2 bytes). Anything else behaves as the operator, metamethods and errors included.
+function G.__cmp_eq(a, b)
+  if raw_type(a) == "string" and raw_type(b) == "string" then
+    local n = #a
+    if n > 255 and n == #b then charge(n >> 8) end
+  end
+  return a == b
+end
+
+-- Charges ordering a before b, or raises Lua's error for operands it cannot order.
+local function ordered(a, b)
+  local ta, tb = raw_type(a), raw_type(b)
+  if ta == "string" and tb == "string" then
+    local n, m = #a, #b
+    charge(per_compared(n < m and n or m))
+  elseif ta ~= "table" and tb ~= "table" and (ta ~= "number" or tb ~= "number") then
+    if ta == tb then raw_error("attempt to compare two " .. ta .. " values", 3) end
+    raw_error("attempt to compare " .. ta .. " with " .. tb, 3)
+  end
+end
+function G.__cmp_lt(a, b) ordered(a, b); return a < b end
+function G.__cmp_le(a, b) ordered(a, b); return a <= b end
+function G.__cmp_gt(a, b) ordered(b, a); return b < a end
+function G.__cmp_ge(a, b) ordered(b, a); return b <= a end
+
 -- Strings index the restricted library, cannot be given arithmetic, and hide their metatable.
 dbg_setmetatable("", {__index = G.string, __metatable = false, [PROTECTED] = true})
 

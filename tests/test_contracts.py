@@ -312,3 +312,26 @@ def test_a_block_of_many_read_heavy_calls_is_built_and_validated(roomy_net: Net,
     assert [r.ok for r in receipts] == [True] * 10, [r.log for r in receipts if not r.ok][:1]
     twin = _replay(chainkit, net)
     assert (twin.height, twin.state_root) == (net.chain.height, net.chain.state_root)
+
+
+def test_calling_a_contract_never_rewrites_its_source_again(
+        net: Net, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rewriting a source for the VM costs far more CPU than the 1 gas a byte a call pays
+    to compile it, so the deploy (which pays 100 gas a byte) rewrites it once and keeps
+    the result; calls in later blocks, even on a node whose cache is cold, read it."""
+    from smartchain.contracts import host
+    from smartchain.contracts.rewrite import rewrite
+
+    token = net.deploy(ALICE, example("token.lua"), 1_000)
+    rewrite.cache_clear()
+    calls: list[int] = []
+
+    def counted(src: bytes) -> bytes:
+        calls.append(len(src))
+        return rewrite(src)
+
+    monkeypatch.setattr(host, "rewrite", counted)
+    receipt = net.call(ALICE, token, "transfer", to_bech32(BOB.address), 5)
+    assert receipt.ok, receipt.log
+    assert net.query(token, "balance_of", to_bech32(BOB.address)) == (5,)
+    assert calls == []

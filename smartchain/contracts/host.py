@@ -250,11 +250,19 @@ class Host:
             self._revert(frame.checkpoint)
             del self.events[frame.events:]
 
-    def code(self, address: Any) -> tuple[bytes, int]:
-        source = self._source(self.address(address))
+    def _executable(self, address: bytes) -> bytes | None:
+        """The contract's source as the VM compiles it (``rewrite``). The chain keeps it
+        from the deploy, so a call never pays for rewriting; other hosts rewrite here."""
+        source = self._source(address)
         if source is None:
-            raise ContractError("no contract at that address")
-        try:  # compiling costs about one instruction per byte (of the source as deployed)
-            return rewrite(source), len(source)
+            return None
+        try:
+            return rewrite(source)
         except SourceError as exc:
             raise ContractError(f"stored contract does not compile: {exc}") from exc
+
+    def code(self, address: Any) -> tuple[bytes, int]:
+        executable = self._executable(self.address(address))
+        if executable is None:
+            raise ContractError("no contract at that address")
+        return executable, len(executable)  # compiling: about one instruction per byte

@@ -18,6 +18,7 @@ from typing import Any
 from smartchain.codec import I64, U8, U64, U128, Bytes, Fixed20, Fixed32, Str, Struct, list_of
 from smartchain.contracts.host import ContractError, GasSchedule, Host, check_function_name
 from smartchain.contracts.memhost import MemoryHost
+from smartchain.contracts.rewrite import SourceError, rewrite
 from smartchain.contracts.vm import CallOutcome, LuaVM
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.hashing import h256, h256_tagged
@@ -30,6 +31,9 @@ from smartchain.state.store import Overlay
 from smartchain.types.tx import Event
 
 CODE_PREFIX = b"contracts/code/"
+# The source as the VM compiles it (contracts/rewrite.py), made once by the deploy that pays
+# for it: rewriting costs far more CPU than compiling, and a call must not pay it again.
+EXEC_PREFIX = b"contracts/exec/"
 INFO_PREFIX = b"contracts/info/"
 MAX_ARGS = 16
 QUERY_GAS = 20_000_000
@@ -137,6 +141,9 @@ class ChainHost(Host):
     def _source(self, address: bytes) -> bytes | None:
         return self.store.get(CODE_PREFIX + address)  # type: ignore[union-attr]
 
+    def _executable(self, address: bytes) -> bytes | None:
+        return self.store.get(EXEC_PREFIX + address)  # type: ignore[union-attr]
+
     def _balance(self, address: bytes) -> int:
         return get_account(self.store, address).balance
 
@@ -241,6 +248,11 @@ def _handle_deploy(ctx: TxContext, msg: Deploy) -> None:
     if contract_info(ctx.store, address) is not None:
         raise TxError(Code.FAILED, "a contract already lives at the derived address")
     ctx.write(CODE_PREFIX + address, msg.source)
+    try:
+        executable = rewrite(msg.source)  # checked before the mempool: a refusal is a bug
+    except SourceError as exc:
+        raise TxError(Code.FAILED, f"contract rejected: {exc}") from exc
+    ctx.write(EXEC_PREFIX + address, executable)
     info = ContractInfo(ctx.sender, h256(msg.source), len(msg.source), ctx.block.height)
     ctx.write(INFO_PREFIX + address, info.encode())
     if msg.value:

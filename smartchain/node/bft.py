@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
@@ -116,6 +117,7 @@ class ChainApplication:
         self.node = node
         self.chain = node.chain
         self.staged: OrderedDict[bytes, StagedBlock] = OrderedDict()
+        self._staged_lock = threading.Lock()
         self.evidence: dict[bytes, DuplicateVoteEvidence] = {}
         self.valset = ValidatorSet(
             [Validator(v.public_key, v.power, v.name) for v in node.genesis.validators])
@@ -129,9 +131,10 @@ class ChainApplication:
         return header_of(block).hash()
 
     def _remember(self, staged: StagedBlock) -> None:
-        self.staged[staged.block.hash()] = staged
-        while len(self.staged) > MAX_STAGED:
-            self.staged.popitem(last=False)
+        with self._staged_lock:  # the builder thread adds, the event loop clears
+            self.staged[staged.block.hash()] = staged
+            while len(self.staged) > MAX_STAGED:
+                self.staged.popitem(last=False)
 
     def propose(self, height: int, candidates: list[CheckedTx],
                 evidence: tuple[DuplicateVoteEvidence, ...]) -> bytes | None:
@@ -201,7 +204,8 @@ class ChainApplication:
         return self.staged.get(header_of(block_bytes).hash())
 
     def clear(self) -> None:
-        self.staged.clear()
+        with self._staged_lock:
+            self.staged.clear()
 
 
 def now_ms() -> int:

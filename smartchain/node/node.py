@@ -81,8 +81,9 @@ class Node:
         return lookup
 
     def precheck(self, raw: bytes, txn: lmdb.Transaction | None = None) -> CheckedTx:
-        """Decode and check everything but the signature and state, and refuse what we
-        already have (``txn``: a read transaction to reuse across a batch)."""
+        """Decode and run the cheap stateless checks (not the signature, the costly checks or
+        state), and refuse what we already have (``txn``: a read transaction to reuse across
+        a batch)."""
         checked = self.decode_checked(raw)
         if checked.hash in self.mempool:
             raise TxError(Code.DUPLICATE, "transaction already in the mempool")
@@ -91,7 +92,8 @@ class Node:
         return checked
 
     def decode_checked(self, raw: bytes, tx_hash: bytes | None = None) -> CheckedTx:
-        """Decode a transaction and run every stateless check (not the signature)."""
+        """Decode a transaction and run the stateless checks that cost less than its
+        signature's (``Executor.check_costly`` runs the rest once the signature is good)."""
         params = self.chain.params
         if len(raw) > params.max_tx_bytes:  # before decoding it, not only after
             raise TxError(Code.TX_TOO_LARGE,
@@ -121,6 +123,8 @@ class Node:
         for c, ok in zip(unverified, oks, strict=True):
             if not ok:
                 raise TxError(Code.BAD_SIGNATURE, f"bad signature on {c.hash.hex()}")
+        for c in unverified:  # signed by their senders: now worth the costly checks
+            self.chain.executor.check_costly(c)
         return checked
 
     def submit(self, raw: bytes) -> bytes:
@@ -129,6 +133,7 @@ class Node:
             checked = self.precheck(raw)
             if not verify(checked.tx.sender, TX_SIGN_DOMAIN + raw[:-64], checked.tx.signature):
                 raise TxError(Code.BAD_SIGNATURE, "signature does not match sender and contents")
+            self.chain.executor.check_costly(checked)
             with self.chain.reader() as reader:
                 self.mempool.add(checked, self._lookup(reader))
         except TxError as exc:
@@ -194,6 +199,7 @@ class Node:
         reader = self.chain.reader()
         lookup = self._lookup(reader)
         add = self.mempool.add
+        check_costly = self.chain.executor.check_costly
         try:
             for (i, checked), ok in zip(pending, oks, strict=True):
                 if not ok:
@@ -201,6 +207,7 @@ class Node:
                                          "signature does not match sender and contents")
                     continue
                 try:
+                    check_costly(checked)
                     add(checked, lookup)
                     results[i] = checked.hash
                 except TxError as exc:

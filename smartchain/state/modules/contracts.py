@@ -11,6 +11,7 @@ A failed or out-of-gas call reverts every write of its transaction and still pay
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from smartchain.codec import I64, U8, U64, U128, Bytes, Fixed20, Fixed32, Str, Struct, list_of
 from smartchain.contracts.host import ContractError, GasSchedule, Host, check_function_name
 from smartchain.contracts.memhost import MemoryHost
-from smartchain.contracts.vm import CallOutcome, LuaVM
+from smartchain.contracts.vm import MAX_CODE, CallOutcome, LuaVM
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.hashing import h256, h256_tagged
 from smartchain.state.errors import Code, OutOfGas, TxError
@@ -34,6 +35,7 @@ INFO_PREFIX = b"contracts/info/"
 MAX_ARGS = 16
 QUERY_GAS = 20_000_000
 QUERY_SECONDS = 2.0
+SOURCES_REMEMBERED = 64  # verdicts of check_source kept (64 KB each at most)
 
 NIL, FALSE, TRUE, INT, STR = range(5)
 
@@ -177,15 +179,25 @@ def _block_vm(block: BlockInfo) -> tuple[LuaVM, ChainHost]:
 _checker = threading.local()
 
 
-def check_source(source: bytes) -> None:
-    """Compile and check a contract before it reaches the mempool (``TxError`` if bad)."""
+@functools.lru_cache(maxsize=SOURCES_REMEMBERED)
+def _source_problem(source: bytes) -> str | None:
+    """Why a contract source is refused, or ``None``. A pure function of the source, so it
+    is remembered: a deploy checked on admission is not compiled again in its block."""
     vm = getattr(_checker, "vm", None)
     if vm is None:
         vm = _checker.vm = LuaVM(MemoryHost())
     try:
         vm.check_source(source)
     except ContractError as exc:
-        raise TxError(Code.INVALID_PAYLOAD, f"contract rejected: {exc.message}") from exc
+        return exc.message
+    return None
+
+
+def check_source(source: bytes) -> None:
+    """Compile and check a contract before it reaches the mempool (``TxError`` if bad)."""
+    problem = _source_problem(source)
+    if problem is not None:
+        raise TxError(Code.INVALID_PAYLOAD, f"contract rejected: {problem}")
 
 
 def _check_args(args: tuple[Arg, ...]) -> None:
@@ -196,7 +208,14 @@ def _check_args(args: tuple[Arg, ...]) -> None:
 
 
 def _validate_deploy(msg: Deploy) -> None:
+    """The cheap checks, run before the signature: ``check_source`` is not (see ``Msg``)."""
     _check_args(msg.init_args)
+    if len(msg.source) > MAX_CODE:
+        raise TxError(Code.INVALID_PAYLOAD, f"contract rejected: contract source is "
+                                            f"{len(msg.source)} bytes, limit {MAX_CODE}")
+
+
+def _validate_deploy_signed(msg: Deploy) -> None:
     check_source(msg.source)
 
 
@@ -236,6 +255,7 @@ def _run(ctx: TxContext, address: bytes, function: str, args: tuple[Arg, ...], v
 def _handle_deploy(ctx: TxContext, msg: Deploy) -> None:
     params = ctx.block.params
     ctx.gas.consume(params.contract_code_byte_gas * len(msg.source))
+    check_source(msg.source)  # only a faulty proposer's block gets here with a bad one
     nonce = get_account(ctx.store, ctx.sender).nonce  # already bumped: unique per deploy
     address = contract_address(ctx.sender, nonce)
     if contract_info(ctx.store, address) is not None:
@@ -284,7 +304,8 @@ class Contracts(Module):
     def messages(self) -> dict[str, Msg]:
         return {
             "contracts/deploy": Msg(Deploy, _handle_deploy, _validate_deploy,
-                                    spend=lambda m: m.value),
+                                    spend=lambda m: m.value,
+                                    validate_signed=_validate_deploy_signed),
             "contracts/call": Msg(Call, _handle_call, _validate_call, spend=lambda m: m.value),
         }
 

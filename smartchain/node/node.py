@@ -149,14 +149,15 @@ class Node:
         return self._admit(results, pending, self.verifier.verify(self._sig_items(pending)))
 
     async def submit_many_async(self, raws: list[bytes], *,
-                                may_check: Callable[[], bool] | None = None
+                                may_check: Callable[[CheckedTx], bool] | None = None
                                 ) -> list[bytes | TxError | None]:
         """As ``submit_many``, but the event loop keeps running while workers verify.
 
         Batches may verify concurrently, but they enter the mempool in arrival order, so
         one sender's consecutive nonces split over two batches are never seen as a gap.
         ``may_check`` (gossip from unproven peers, see ``ConsensusService._on_txs``) is
-        asked before each signature check; from its first refusal on, the batch is left
+        asked before each transaction's signature and costly checks; from its first
+        refusal on, the batch is left
         unchecked: ``None`` in the results. Without it the results hold no ``None``.
         """
         loop = asyncio.get_running_loop()
@@ -172,7 +173,8 @@ class Node:
         finally:
             mine.set_result(None)
 
-    def _precheck_batch(self, raws: list[bytes], may_check: Callable[[], bool] | None = None
+    def _precheck_batch(self, raws: list[bytes],
+                        may_check: Callable[[CheckedTx], bool] | None = None
                         ) -> tuple[list[bytes | TxError | None], list[tuple[int, CheckedTx]]]:
         results: list[bytes | TxError | None] = [b""] * len(raws)
         pending: list[tuple[int, CheckedTx]] = []
@@ -183,7 +185,7 @@ class Node:
                 except TxError as exc:
                     results[i] = exc
                     continue
-                if may_check is not None and not may_check():
+                if may_check is not None and not may_check(checked):
                     results[i:] = [None] * (len(raws) - i)
                     break
                 pending.append((i, checked))

@@ -83,6 +83,8 @@ class Msg:
     # contract): run only on signed transactions, so unsigned junk costs no more than a
     # signature check. Raise TxError.
     validate_signed: Callable[[Any], None] = lambda payload: None
+    # What ``validate_signed`` costs, in signature checks (budgets of unproven gossip).
+    signed_check_cost: Callable[[Any], int] = lambda payload: 0
 
 
 class Module:

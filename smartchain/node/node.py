@@ -157,8 +157,8 @@ class Node:
         one sender's consecutive nonces split over two batches are never seen as a gap.
         ``may_check`` (gossip from unproven peers, see ``ConsensusService._on_txs``) is
         asked before each transaction's signature and costly checks; from its first
-        refusal on, the batch is left
-        unchecked: ``None`` in the results. Without it the results hold no ``None``.
+        refusal on, the batch is left unchecked: ``None`` in the results. Without it the
+        results hold no ``None``.
         """
         loop = asyncio.get_running_loop()
         previous, mine = self._admission_tail, loop.create_future()

@@ -75,8 +75,11 @@ class ChainKit:
 
     @staticmethod
     def check(chain: Chain, raw: bytes) -> CheckedTx:
-        return chain.executor.check_stateless(raw, Transaction.decode(raw), h256(raw),
-                                              chain.chain_id, chain.params)
+        """Every stateless check a node runs on admission (the tests sign validly)."""
+        checked = chain.executor.check_stateless(raw, Transaction.decode(raw), h256(raw),
+                                                 chain.chain_id, chain.params)
+        chain.executor.check_costly(checked)
+        return checked
 
     @staticmethod
     def checked_of_block(chain: Chain, block_txs: tuple[bytes, ...]) -> list[CheckedTx]:

@@ -42,6 +42,19 @@ def test_one_peer_gets_its_share_per_second_and_no_more() -> None:
     assert granted(budget, peer(1), 500) == 100
 
 
+def test_a_costlier_check_takes_several_tokens_and_at_most_a_peers_share() -> None:
+    clock = Clock()
+    budget = CheckBudget(1_000, 100, clock=clock)
+    assert budget.take(peer(1), 60)
+    assert not budget.take(peer(1), 60)  # 40 left: refused, and nothing taken
+    assert budget.take(peer(1), 40)
+    assert not budget.take(peer(1))
+    assert budget.take(peer(2), 5_000)  # a check costlier than a share costs one share
+    assert not budget.take(peer(2))
+    clock.advance(1)
+    assert budget.take(peer(2), 5_000)
+
+
 def test_a_flooding_peer_leaves_the_other_newcomers_their_share() -> None:
     clock = Clock()
     budget = CheckBudget(1_000, 100, clock=clock)

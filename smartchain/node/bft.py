@@ -434,11 +434,12 @@ class ConsensusService:
         """The node re-announces only what it admitted (see Node.announce), so a flood of
         duplicates or invalid transactions dies at the first hop; a peer that sends
         provably invalid ones is penalised per transaction and soon banned. Until a peer
-        has proven itself, its signature checks come out of a bounded budget (see
+        has proven itself, its signature checks (and costly checks such as a contract's
+        compile, counted in signature checks) come out of a bounded budget (see
         gossip_budget.py): a new identity costs little, and all of them together at most
         the budget. What is over it is dropped unchecked, so without penalty: it may be
         honest."""
-        may_check = None if self._proven(peer) else lambda: self._may_check(peer)
+        may_check = None if self._proven(peer) else lambda c: self._may_check(peer, c)
         results = await self.node.submit_many_async(raws, may_check=may_check)
         bad = [r for r in results if isinstance(r, TxError) and r.code in PEER_TX_FAULTS]
         if bad:
@@ -454,8 +455,8 @@ class ConsensusService:
         """Validators and seeds, and peers whose merit outweighs their penalties."""
         return peer in self.p2p.protected or self.p2p.peer_rank(peer) > 0
 
-    def _may_check(self, peer: bytes) -> bool:
-        if not self.tx_budget.take(peer):
+    def _may_check(self, peer: bytes, checked: CheckedTx) -> bool:
+        if not self.tx_budget.take(peer, 1 + checked.msg.signed_check_cost(checked.payload)):
             return False
         self.node.metrics.gossip_unproven_checks.inc()
         return True

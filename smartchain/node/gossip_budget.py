@@ -6,7 +6,8 @@ identity. So gossip from peers that have not proven themselves (see
 ``ConsensusService._on_txs``) shares one token bucket of ``rate`` checks per second
 (burst: one second's worth), and inside it each peer has its own bucket of ``per_peer``,
 so one flooding peer cannot take what other newcomers need. A check needs a token from
-both; without one the transaction is dropped unchecked. The clock is the node's own
+both (a costlier check, such as compiling a contract, several: at most a peer's share);
+without one the transaction is dropped unchecked. The clock is the node's own
 (monotonic nanoseconds): this is admission policy, not chain state; tokens are counted in
 billionths, so refills are exact integers.
 """
@@ -38,15 +39,17 @@ class CheckBudget:
         # peer -> (tokens, when), least recently charged first
         self._peers: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
 
-    def take(self, peer: bytes) -> bool:
-        """One signature check for ``peer``'s gossip, if both buckets allow it."""
+    def take(self, peer: bytes, checks: int = 1) -> bool:
+        """``checks`` signature checks' worth of work for ``peer``'s gossip, if both buckets
+        allow it (more than a peer's share counts as its whole share)."""
         now = self.clock()
         shared = min(self.rate * ONE, self._shared + (now - self._shared_at) * self.rate)
         mine = self._peer_tokens(peer, now)
-        ok = shared >= ONE and mine >= ONE
+        cost = min(checks, self.per_peer) * ONE
+        ok = shared >= cost and mine >= cost
         if ok:
-            shared -= ONE
-            mine -= ONE
+            shared -= cost
+            mine -= cost
         self._shared, self._shared_at = shared, now
         self._peers.pop(peer, None)
         self._peers[peer] = (mine, now)

@@ -81,8 +81,9 @@ class Node:
         return lookup
 
     def precheck(self, raw: bytes, txn: lmdb.Transaction | None = None) -> CheckedTx:
-        """Decode and check everything but the signature and state, and refuse what we
-        already have (``txn``: a read transaction to reuse across a batch)."""
+        """Decode and run the cheap stateless checks (not the signature, the costly checks or
+        state), and refuse what we already have (``txn``: a read transaction to reuse across
+        a batch)."""
         checked = self.decode_checked(raw)
         if checked.hash in self.mempool:
             raise TxError(Code.DUPLICATE, "transaction already in the mempool")
@@ -91,7 +92,8 @@ class Node:
         return checked
 
     def decode_checked(self, raw: bytes, tx_hash: bytes | None = None) -> CheckedTx:
-        """Decode a transaction and run every stateless check (not the signature)."""
+        """Decode a transaction and run the stateless checks that cost less than its
+        signature's (``Executor.check_costly`` runs the rest once the signature is good)."""
         params = self.chain.params
         if len(raw) > params.max_tx_bytes:  # before decoding it, not only after
             raise TxError(Code.TX_TOO_LARGE,
@@ -121,6 +123,8 @@ class Node:
         for c, ok in zip(unverified, oks, strict=True):
             if not ok:
                 raise TxError(Code.BAD_SIGNATURE, f"bad signature on {c.hash.hex()}")
+        for c in unverified:  # signed by their senders: now worth the costly checks
+            self.chain.executor.check_costly(c)
         return checked
 
     def submit(self, raw: bytes) -> bytes:
@@ -129,6 +133,7 @@ class Node:
             checked = self.precheck(raw)
             if not verify(checked.tx.sender, TX_SIGN_DOMAIN + raw[:-64], checked.tx.signature):
                 raise TxError(Code.BAD_SIGNATURE, "signature does not match sender and contents")
+            self.chain.executor.check_costly(checked)
             with self.chain.reader() as reader:
                 self.mempool.add(checked, self._lookup(reader))
         except TxError as exc:
@@ -144,15 +149,16 @@ class Node:
         return self._admit(results, pending, self.verifier.verify(self._sig_items(pending)))
 
     async def submit_many_async(self, raws: list[bytes], *,
-                                may_check: Callable[[], bool] | None = None
+                                may_check: Callable[[CheckedTx], bool] | None = None
                                 ) -> list[bytes | TxError | None]:
         """As ``submit_many``, but the event loop keeps running while workers verify.
 
         Batches may verify concurrently, but they enter the mempool in arrival order, so
         one sender's consecutive nonces split over two batches are never seen as a gap.
         ``may_check`` (gossip from unproven peers, see ``ConsensusService._on_txs``) is
-        asked before each signature check; from its first refusal on, the batch is left
-        unchecked: ``None`` in the results. Without it the results hold no ``None``.
+        asked before each transaction's signature and costly checks; from its first
+        refusal on, the batch is left unchecked: ``None`` in the results. Without it the
+        results hold no ``None``.
         """
         loop = asyncio.get_running_loop()
         previous, mine = self._admission_tail, loop.create_future()
@@ -167,7 +173,8 @@ class Node:
         finally:
             mine.set_result(None)
 
-    def _precheck_batch(self, raws: list[bytes], may_check: Callable[[], bool] | None = None
+    def _precheck_batch(self, raws: list[bytes],
+                        may_check: Callable[[CheckedTx], bool] | None = None
                         ) -> tuple[list[bytes | TxError | None], list[tuple[int, CheckedTx]]]:
         results: list[bytes | TxError | None] = [b""] * len(raws)
         pending: list[tuple[int, CheckedTx]] = []
@@ -178,7 +185,7 @@ class Node:
                 except TxError as exc:
                     results[i] = exc
                     continue
-                if may_check is not None and not may_check():
+                if may_check is not None and not may_check(checked):
                     results[i:] = [None] * (len(raws) - i)
                     break
                 pending.append((i, checked))
@@ -194,6 +201,7 @@ class Node:
         reader = self.chain.reader()
         lookup = self._lookup(reader)
         add = self.mempool.add
+        check_costly = self.chain.executor.check_costly
         try:
             for (i, checked), ok in zip(pending, oks, strict=True):
                 if not ok:
@@ -201,6 +209,7 @@ class Node:
                                          "signature does not match sender and contents")
                     continue
                 try:
+                    check_costly(checked)
                     add(checked, lookup)
                     results[i] = checked.hash
                 except TxError as exc:

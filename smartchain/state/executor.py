@@ -10,8 +10,9 @@ anything.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from smartchain.codec import CodecError
 from smartchain.state.errors import Code, TxError
@@ -22,6 +23,7 @@ from smartchain.state.store import Overlay
 from smartchain.types.tx import Event, Receipt, Transaction
 
 log = logging.getLogger("smartchain.executor")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,18 @@ class CheckedTx:
     msg: Msg
     payload: Any
     spend: int  # HPC it can take from the sender: max fee + what the message moves
+
+
+def _checked(kind: str, check: Callable[[], T]) -> T:
+    """Run a message's stateless check: a bug of ours in it refuses the input, never
+    crashes on it."""
+    try:
+        return check()
+    except TxError:
+        raise
+    except Exception as exc:
+        log.exception("checking a %s payload failed", kind)
+        raise TxError(Code.INVALID_PAYLOAD, f"bad {kind} payload: cannot be checked") from exc
 
 
 class Executor:
@@ -78,16 +92,14 @@ class Executor:
             payload = msg.payload.decode(tx.payload)
         except CodecError as exc:
             raise TxError(Code.INVALID_PAYLOAD, f"bad {tx.kind} payload: {exc}") from exc
-        try:
-            msg.validate(payload)
-            spend = tx.gas_limit * tx.gas_price + msg.spend(payload)
-        except TxError:
-            raise
-        except Exception as exc:  # a bug of ours: refuse the input, never crash on it
-            log.exception("checking a %s payload failed", tx.kind)
-            raise TxError(Code.INVALID_PAYLOAD, f"bad {tx.kind} payload: cannot be checked"
-                          ) from exc
+        _checked(tx.kind, lambda: msg.validate(payload))
+        spend = tx.gas_limit * tx.gas_price + _checked(tx.kind, lambda: msg.spend(payload))
         return CheckedTx(raw, tx, tx_hash, tx.sender_address, msg, payload, spend)
+
+    def check_costly(self, checked: CheckedTx) -> None:
+        """The message's checks too costly to run before its signature is verified (see
+        ``Msg.validate_signed``): call only once the signature is good. Raise ``TxError``."""
+        _checked(checked.tx.kind, lambda: checked.msg.validate_signed(checked.payload))
 
     def begin_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
         events: list[Event] = []

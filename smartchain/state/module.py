@@ -79,6 +79,12 @@ class Msg:
     handler: Handler
     validate: Callable[[Any], None] = lambda payload: None  # stateless checks, raise TxError
     spend: Callable[[Any], int] = lambda payload: 0  # HPC leaving the sender besides the fee
+    # Stateless checks too costly to run before the signature is verified (compiling a
+    # contract): run only on signed transactions, so unsigned junk costs no more than a
+    # signature check. Raise TxError.
+    validate_signed: Callable[[Any], None] = lambda payload: None
+    # What ``validate_signed`` costs, in signature checks (budgets of unproven gossip).
+    signed_check_cost: Callable[[Any], int] = lambda payload: 0
 
 
 class Module:

@@ -116,6 +116,25 @@ def test_an_unsigned_or_forged_large_deploy_is_refused_without_checking_its_sour
     assert source_checks == [honest]
 
 
+def test_a_signed_large_deploy_the_sender_cannot_pay_for_is_refused_without_checking_its_source(
+        node: Node, source_checks: list[bytes]) -> None:
+    """Keys are free: a validly signed deploy from an empty account, or at a nonce already
+    used, is refused on its nonce or funds before the source is compiled."""
+    broke = PrivateKey.generate()
+    for raw, code in [(deploy(broke, large_source()), Code.INSUFFICIENT_FUNDS),
+                      (deploy(broke, BAD_SOURCE), Code.INSUFFICIENT_FUNDS)]:
+        with pytest.raises(TxError) as refused:
+            node.submit(raw)
+        assert refused.value.code == code
+        assert [refusal(r) for r in node.submit_many([raw])] == [code]
+    node.submit(deploy(ALICE, large_source()))
+    replayed_nonce = deploy(ALICE, large_source())  # nonce 0 again
+    with pytest.raises(TxError) as refused:
+        node.submit(replayed_nonce)
+    assert refused.value.code == Code.NONCE_REUSED
+    assert len(source_checks) == 1  # only the deploy ALICE can pay for was compiled
+
+
 def test_a_signed_deploy_with_a_bad_source_is_still_refused_before_the_mempool(
         node: Node) -> None:
     for source, reason in [(BAD_SOURCE, "contract rejected: "),
@@ -131,24 +150,25 @@ def test_a_signed_deploy_with_a_bad_source_is_still_refused_before_the_mempool(
     assert len(node.mempool) == 0
 
 
-def test_a_block_carrying_a_deploy_with_a_bad_source_is_refused_by_validators(
+def test_a_bad_source_in_a_block_is_a_failed_deploy_that_pays_for_its_check(
         node: Node, maker: Chain) -> None:
+    """Only a faulty proposer puts a deploy with a bad source in a block. Validators do
+    not compile block transactions before executing them (a Byzantine proposer could make
+    them compile hundreds of deploys from empty accounts for nothing); executing the deploy
+    charges its gas per byte first, then refuses the source: a failed transaction with its
+    fee paid, no contract, and the same state root on every node."""
     raw = deploy(ALICE, BAD_SOURCE)
-    # A faulty proposer skips the source check; even its own execution of the deploy
-    # stores no contract: the handler checks the source too.
     staged = maker.stage_proposal([maker.executor.check_stateless(
         raw, Transaction.decode(raw), h256(raw), CHAIN_ID, maker.params)],
         GENESIS.time_ms + 1, VALIDATOR)
     (receipt,) = staged.receipts
     assert receipt.code == Code.INVALID_PAYLOAD and "floating-point" in receipt.log
+    assert receipt.gas_used >= GENESIS.params.contract_code_byte_gas * len(BAD_SOURCE)
     assert CODE_PREFIX + contract_address(ALICE.address, 1) not in staged.writes
 
-    with pytest.raises(TxError) as refused:
-        node.check_block_txs(staged.block)
-    assert refused.value.code == Code.INVALID_PAYLOAD and "floating-point" in \
-        refused.value.message
-    assert not ChainApplication(node).validate(1, staged.block.encode())
-    assert node.chain.height == 0
+    assert ChainApplication(node).validate(1, staged.block.encode())
+    replayed = node.chain.stage_block(staged.block, node.check_block_txs(staged.block))
+    assert replayed.tree.root == staged.tree.root
 
 
 def test_a_large_deploy_counts_as_hundreds_of_signature_checks_against_the_gossip_budget(

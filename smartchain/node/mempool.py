@@ -56,8 +56,11 @@ class Mempool:
         q = self.queues.get(address)
         return q.next_nonce if q else None
 
-    def add(self, ctx: CheckedTx, lookup: AccountLookup) -> None:
-        """Admit a checked, signature-verified transaction or raise ``TxError``."""
+    def add(self, ctx: CheckedTx, lookup: AccountLookup,
+            costly: Callable[[CheckedTx], None] | None = None) -> None:
+        """Admit a checked, signature-verified transaction or raise ``TxError``. ``costly``
+        (``Executor.check_costly``) runs last, once nonce and funds show the sender can pay:
+        a fresh key cannot make the node compile a contract for free."""
         if ctx.hash in self.by_hash:
             raise TxError(Code.DUPLICATE, "transaction already in the mempool")
         q = self.queues.get(ctx.sender)
@@ -75,6 +78,8 @@ class Mempool:
             raise TxError(Code.INSUFFICIENT_FUNDS,
                           f"insufficient funds: {balance} available, {q.spend} already pending, "
                           f"this transaction needs {ctx.spend} (amount + maximum fee)")
+        if costly is not None:
+            costly(ctx)
         if len(self.by_hash) >= self.max_txs or self.bytes + len(ctx.raw) > self.max_bytes:
             self._evict_for(ctx)
         if not q.txs:

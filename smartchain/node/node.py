@@ -108,7 +108,11 @@ class Node:
     def check_block_txs(self, block: Block) -> list[CheckedTx]:
         """Decode and verify a proposed or synced block's transactions; raise ``TxError``
         on the first invalid one. Signatures of transactions already in our mempool were
-        checked on admission and are not checked again."""
+        checked on admission and are not checked again. The costly checks are not run
+        here: a Byzantine proposer could fill a block with signed deploys from empty accounts
+        and make every validator compile them for nothing. Executing the block runs them,
+        paid by each transaction's gas within the block's gas limit (a bad contract source
+        is a failed transaction, as in the proposer's own execution)."""
         pooled = self.mempool.by_hash
         checked: list[CheckedTx] = []
         unverified: list[CheckedTx] = []
@@ -123,8 +127,6 @@ class Node:
         for c, ok in zip(unverified, oks, strict=True):
             if not ok:
                 raise TxError(Code.BAD_SIGNATURE, f"bad signature on {c.hash.hex()}")
-        for c in unverified:  # signed by their senders: now worth the costly checks
-            self.chain.executor.check_costly(c)
         return checked
 
     def submit(self, raw: bytes) -> bytes:
@@ -133,9 +135,8 @@ class Node:
             checked = self.precheck(raw)
             if not verify(checked.tx.sender, TX_SIGN_DOMAIN + raw[:-64], checked.tx.signature):
                 raise TxError(Code.BAD_SIGNATURE, "signature does not match sender and contents")
-            self.chain.executor.check_costly(checked)
             with self.chain.reader() as reader:
-                self.mempool.add(checked, self._lookup(reader))
+                self.mempool.add(checked, self._lookup(reader), self.chain.executor.check_costly)
         except TxError as exc:
             self.metrics.txs_rejected.labels(exc.code.slug).inc()
             raise
@@ -209,8 +210,7 @@ class Node:
                                          "signature does not match sender and contents")
                     continue
                 try:
-                    check_costly(checked)
-                    add(checked, lookup)
+                    add(checked, lookup, check_costly)
                     results[i] = checked.hash
                 except TxError as exc:
                     results[i] = exc

@@ -232,8 +232,10 @@ class Chain:
         reported, so the mempool can drop them; building stops at the first candidate the
         block's byte or gas budget cannot take (it waits for the next block). A candidate
         whose execution raises anything else is reported as skipped too, and the block is
-        staged again without it: nothing a transaction does can fail the block. Raises
-        ``ChainError`` only if not even an empty block can be executed.
+        staged again without it: nothing a transaction does can fail the block. The last
+        try keeps only the candidates before the last such one (they executed), so a few
+        of them cannot empty the block; the rest wait for the next. Raises ``ChainError``
+        only if not even an empty block can be executed.
         """
         pending = list(itertools.islice(candidates, max_txs))
         unexecutable: list[CheckedTx] = []
@@ -244,11 +246,15 @@ class Chain:
                 log.error("block %d: %s", self.height + 1,
                           "a transaction cannot be executed" if exc.index is not None
                           else "the block hooks failed", exc_info=exc.__cause__)
-                if exc.index is None or not pending or attempt == MAX_STAGE_ATTEMPTS - 2:
-                    unexecutable += pending  # the last try: an empty block
+                if exc.index is None or not pending:
+                    unexecutable += pending  # the hooks cannot tell which: an empty block
                     pending = []
                 else:
                     unexecutable.append(pending.pop(exc.index))
+                    if attempt >= MAX_STAGE_ATTEMPTS - 3:
+                        # the last try: what executed before this culprit; the rest waits
+                        # (reported skipped, the mempool would drop honest transactions)
+                        pending = pending[:exc.index]
                 continue
             staged.skipped += unexecutable
             return staged

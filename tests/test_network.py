@@ -689,3 +689,28 @@ def test_the_event_loop_keeps_running_while_a_heavy_block_executes(tmp_path: Pat
         assert max(gaps) < took / 4, (max(gaps), took)
     finally:
         node.close()
+
+
+def test_a_block_validated_at_one_height_is_not_valid_at_a_later_one(tmp_path: Path) -> None:
+    """The node keeps the blocks it executed (staged) to commit them without executing
+    again; block sync does not clear them. A proposer offering such an old block at a later
+    height must not get this node's vote for it."""
+    from smartchain.node.bft import ConsensusService
+
+    race = SyncRace(tmp_path)
+
+    async def scenario() -> tuple[bool, bool]:
+        svc = ConsensusService(race.node, race.p2p, None)  # type: ignore[arg-type]
+        block1, _ = race.certified(1)
+        before = await svc._in_builder(svc.app.validate, 1, block1)
+        await svc.sync()  # heights 1..3 by sync: consensus never decides height 1 here
+        after = await svc._in_builder(svc.app.validate, 4, block1)
+        await svc.stop()
+        return before, after
+
+    try:
+        before, after = asyncio.run(scenario())
+        assert before and race.node.chain.height == 3
+        assert not after
+    finally:
+        race.close()

@@ -225,8 +225,11 @@ class Chain:
 
     def stage_proposal(self, candidates: Iterable[CheckedTx], time_ms: int, key: PrivateKey,
                        max_txs: int | None = None, last_commit: Commit = EMPTY_COMMIT,
-                       evidence: tuple[DuplicateVoteEvidence, ...] = ()) -> StagedBlock:
+                       evidence: tuple[DuplicateVoteEvidence, ...] = (),
+                       max_bytes: int | None = None) -> StagedBlock:
         """Execute candidates in order into a new block, without committing anything.
+        ``max_bytes`` caps its transactions below ``max_block_bytes`` (what the proposer's
+        network can carry in one message).
 
         Candidates that cannot be included (bad nonce, fee not covered) are skipped and
         reported, so the mempool can drop them; building stops at the first candidate the
@@ -241,7 +244,8 @@ class Chain:
         unexecutable: list[CheckedTx] = []
         for attempt in range(MAX_STAGE_ATTEMPTS):
             try:
-                staged = self._stage_once(pending, time_ms, key, last_commit, evidence)
+                staged = self._stage_once(pending, time_ms, key, last_commit, evidence,
+                                          max_bytes)
             except _Unexecutable as exc:
                 log.error("block %d: %s", self.height + 1,
                           "a transaction cannot be executed" if exc.index is not None
@@ -261,11 +265,13 @@ class Chain:
         raise ChainError(f"cannot execute even an empty block at height {self.height + 1}")
 
     def _stage_once(self, candidates: list[CheckedTx], time_ms: int, key: PrivateKey,
-                    last_commit: Commit, evidence: tuple[DuplicateVoteEvidence, ...]
-                    ) -> StagedBlock:
+                    last_commit: Commit, evidence: tuple[DuplicateVoteEvidence, ...],
+                    max_bytes: int | None = None) -> StagedBlock:
         height = self.height + 1
         info = self._block_info(height, time_ms, key.public_key, commit_hash(last_commit))
-        budget = BlockBudget(self.params.max_block_bytes, self.params.max_block_gas)
+        limit = self.params.max_block_bytes
+        budget = BlockBudget(limit if max_bytes is None else min(limit, max_bytes),
+                             self.params.max_block_gas)
         included: list[CheckedTx] = []
         receipts: list[Receipt] = []
         skipped: list[CheckedTx] = []

@@ -17,6 +17,7 @@ from conftest import ChainKit
 
 from smartchain.codec import U64, Struct
 from smartchain.crypto.keys import PrivateKey
+from smartchain.node.mempool import AccountLookup, Mempool
 from smartchain.state.chain import Chain, ChainError, default_modules
 from smartchain.state.errors import Code, TxError
 from smartchain.state.module import BlockInfo, Module, Msg, TxContext
@@ -66,10 +67,11 @@ def open_chain(kit: ChainKit, params: Params | None = None, *, name: str = "a") 
     return chain
 
 
-def signed(key: PrivateKey, nonce: int, kind: str, payload: Struct, gas_limit: int) -> bytes:
+def signed(key: PrivateKey, nonce: int, kind: str, payload: Struct, gas_limit: int, *,
+           gas_price: int = 1) -> bytes:
     return Transaction.create(key, chain_id=ChainKit.chain_id, nonce=nonce, kind=kind,
                               payload=payload.encode(), gas_limit=gas_limit,
-                              gas_price=1).encode()
+                              gas_price=gas_price).encode()
 
 
 def transfers(kit: ChainKit, n: int, gas_limit: int = 100_000) -> list[bytes]:
@@ -200,3 +202,54 @@ def test_a_payload_whose_check_raises_is_refused_with_a_clear_error(kit: ChainKi
     with pytest.raises(TxError) as err:
         kit.check(chain, signed(ALICE, 0, "tripwire/trip", Trip(3), 100_000))
     assert err.value.code == Code.INVALID_PAYLOAD and "cannot be checked" in err.value.message
+
+
+CAROL = PrivateKey.from_seed(b"\x03" * 32)
+DAVE = PrivateKey.from_seed(b"\x04" * 32)
+
+
+def _mempool_of(chain: Chain, raws: list[bytes]) -> tuple[Mempool, AccountLookup]:
+    def lookup(address: bytes) -> tuple[int, int]:
+        account = get_account(chain.reader(), address)
+        return account.balance, account.nonce
+
+    pool = Mempool()
+    for raw in raws:
+        pool.add(ChainKit.check(chain, raw), lookup)
+    return pool, lookup
+
+
+def test_a_transaction_whose_execution_raises_leaves_the_mempool(kit: ChainKit) -> None:
+    genesis = kit.genesis({ALICE: 10**12, BOB: 10**12}, validator=PROPOSER)
+    chain = Chain(kit.root / "m", genesis, [*default_modules(), Tripwire()])
+    kit._chains.append(chain)
+    bad = signed(BOB, 0, "tripwire/trip", Trip(1), 100_000)
+    pool, lookup = _mempool_of(chain, [bad, kit.transfer(ALICE, BOB.address, 5, 0)])
+    staged = chain.stage_proposal(pool.reap(), T0 + 1000, PROPOSER)
+    chain.commit(staged)
+    pool.update(staged.included, staged.skipped, lookup)
+    # left in, it would cost every later block of this proposer a second execution, and
+    # hold up every later transaction of its sender
+    assert len(pool) == 0
+
+
+def test_transactions_whose_execution_raises_do_not_keep_blocks_empty(kit: ChainKit) -> None:
+    """Each costs its sender nothing (it is never included): if a few of them at the head
+    of the mempool emptied the block and stayed there, every block would be empty; if the
+    honest ones staged with them were dropped, a few would flush the mempool. Each block
+    sheds at least two of them, and the honest ones wait."""
+    accounts = {ALICE: 10**12, BOB: 10**12, CAROL: 10**12, DAVE: 10**12}
+    genesis = kit.genesis(accounts, validator=PROPOSER)
+    chain = Chain(kit.root / "e", genesis, [*default_modules(), Tripwire()])
+    kit._chains.append(chain)
+    good = [kit.transfer(ALICE, BOB.address, 5, 0), kit.transfer(ALICE, BOB.address, 5, 1)]
+    bad = [signed(k, 0, "tripwire/trip", Trip(1), 100_000, gas_price=2)
+           for k in (BOB, CAROL, DAVE)]  # they outbid: first in every block
+    pool, lookup = _mempool_of(chain, [*bad, *good])
+    included: list[bytes] = []
+    for n in range(1, 3):
+        staged = chain.stage_proposal(pool.reap(), T0 + 1000 * n, PROPOSER)
+        chain.commit(staged)
+        pool.update(staged.included, staged.skipped, lookup)
+        included += staged.block.txs
+    assert included == good and len(pool) == 0

@@ -27,6 +27,7 @@ from smartchain.crypto.keys import PrivateKey
 from smartchain.state.modules.bank import Transfer
 from smartchain.state.modules.contracts import Arg, Call, Deploy, contract_address
 from smartchain.types.amount import UNITS_PER_HPC
+from smartchain.types.block import Block
 from smartchain.types.consensus import Step, Vote
 from smartchain.types.tx import Transaction
 
@@ -495,6 +496,7 @@ class FakeP2P:
     """Just enough of ``P2P`` for ``ConsensusService``: one peer serving ``serve``."""
 
     PEER = bytes(32)
+    max_frame = 4 * 1024 * 1024
 
     def __init__(self, serve: Callable[[str, bytes], Any]) -> None:
         self.serve = serve
@@ -687,5 +689,107 @@ def test_the_event_loop_keeps_running_while_a_heavy_block_executes(tmp_path: Pat
         # The block of calls took ``took`` seconds, most of it running the call; no turn of
         # the loop waited for a block: the longest gap is a small part of that time.
         assert max(gaps) < took / 4, (max(gaps), took)
+    finally:
+        node.close()
+
+
+def test_a_block_validated_at_one_height_is_not_valid_at_a_later_one(tmp_path: Path) -> None:
+    """The node keeps the blocks it executed (staged) to commit them without executing
+    again; block sync does not clear them. A proposer offering such an old block at a later
+    height must not get this node's vote for it."""
+    from smartchain.node.bft import ConsensusService
+
+    race = SyncRace(tmp_path)
+
+    async def scenario() -> tuple[bool, bool]:
+        svc = ConsensusService(race.node, race.p2p, None)  # type: ignore[arg-type]
+        block1, _ = race.certified(1)
+        before = await svc._in_builder(svc.app.validate, 1, block1)
+        await svc.sync()  # heights 1..3 by sync: consensus never decides height 1 here
+        after = await svc._in_builder(svc.app.validate, 4, block1)
+        await svc.stop()
+        return before, after
+
+    try:
+        before, after = asyncio.run(scenario())
+        assert before and race.node.chain.height == 3
+        assert not after
+    finally:
+        race.close()
+
+
+def test_a_proposal_built_from_a_mempool_of_large_transactions_fits_in_a_p2p_message(
+        tmp_path: Path) -> None:
+    """max_block_bytes (32 MiB) is far above what one P2P message carries (4 MiB): a block
+    filled to it could not be proposed nor served to a syncing node. Large cheap calls
+    (a 63 KB argument to no contract: ~640k gas each) filling the mempool made every
+    proposer build such a block, so no round could succeed, and nobody paid for them."""
+    from smartchain.consensus.signer import DurableSigner
+    from smartchain.node.bft import ConsensusService
+    from smartchain.node.config import NodeConfig
+    from smartchain.node.home import make_genesis
+    from smartchain.node.node import Node
+    from smartchain.p2p.peers import P2P
+
+    key, user = PrivateKey.generate(), PrivateKey.generate()
+    genesis = make_genesis(CHAIN_ID, [(key.public_key, 1, "v0")], [(user.address, FUNDS)])
+    node = Node(tmp_path / "node", key, NodeConfig(block_time_ms=1), genesis)
+    payload = Call(bytes(20), "f", (Arg.of(b"x" * 63_000),)).encode()
+    for nonce in range(80):  # 5 MB
+        node.submit(Transaction.create(user, chain_id=CHAIN_ID, nonce=nonce,
+                                       kind="contracts/call", payload=payload,
+                                       gas_limit=1_000_000, gas_price=1).encode())
+    p2p = P2P(PrivateKey.generate(), genesis.hash().hex())
+    try:
+        svc = ConsensusService(node, p2p, DurableSigner(key, tmp_path / "sign_state"))
+        block = svc.app.propose(1, node.candidates(), ())
+        assert block is not None and len(Block.decode(block).txs) > 0
+        # room for the proposal's own fields and the envelope, or the commit of a sync reply
+        assert len(block) + 64 * 1024 <= p2p.max_frame
+    finally:
+        node.close()
+
+
+def test_gossip_goes_on_after_more_large_transactions_than_one_message_holds(
+        tmp_path: Path) -> None:
+    """The node gossips the transactions it admitted in batches every few milliseconds;
+    70 large ones submitted at once made a batch over one P2P message, whose error ended
+    the gossip task: the node never relayed a transaction again."""
+    from smartchain.node.bft import ConsensusService
+    from smartchain.node.config import NodeConfig
+    from smartchain.node.home import make_genesis
+    from smartchain.node.node import Node
+    from smartchain.p2p.peers import P2P
+
+    key, user = PrivateKey.generate(), PrivateKey.generate()
+    genesis = make_genesis(CHAIN_ID, [(key.public_key, 1, "v0")], [(user.address, FUNDS)])
+    node = Node(tmp_path / "node", key, NodeConfig(block_time_ms=1), genesis)
+    payload = Call(bytes(20), "f", (Arg.of(b"x" * 63_000),)).encode()
+    p2p = P2P(PrivateKey.generate(), genesis.hash().hex())
+
+    async def scenario() -> tuple[bool, int]:
+        svc = ConsensusService(node, p2p, None)
+        flush = asyncio.create_task(svc._flush_txs_forever())
+
+        async def sent_or_died() -> None:
+            deadline = time.monotonic() + 10
+            while svc._tx_outbox and not flush.done() and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+
+        for nonce in range(71):  # the last one after the others went out
+            if nonce == 70:
+                await sent_or_died()
+            node.submit(Transaction.create(user, chain_id=CHAIN_ID, nonce=nonce,
+                                           kind="contracts/call", payload=payload,
+                                           gas_limit=1_000_000, gas_price=1).encode())
+        await sent_or_died()
+        died = flush.done()
+        flush.cancel()
+        return died, p2p.stats["published"]
+
+    try:
+        died, published = asyncio.run(scenario())
+        assert not died
+        assert published >= 3  # at least two batches for the 70, and one for the last
     finally:
         node.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -73,6 +74,10 @@ TOPIC_TXS = "mempool/txs"
 REQ_BLOCK = "sync/block"
 REQ_STATUS = "sync/status"
 MAX_STAGED = 16  # staged proposals kept per height (one per round at most, normally)
+# What a proposal or a sync reply carries besides its block's transactions (header, last
+# commit, evidence, the proposal's fields or the block's commit, the envelope): the rest
+# of a P2P message is the most transaction bytes we propose.
+BLOCK_FRAME_ROOM = 256 * 1024
 TX_BATCH_MS = 20
 TX_BATCH_MAX = 2_000
 # Gossiped transactions no honest relay forwards (it verified and decoded them before
@@ -121,6 +126,9 @@ class ChainApplication:
         self.evidence: dict[bytes, DuplicateVoteEvidence] = {}
         self.valset = ValidatorSet(
             [Validator(v.public_key, v.power, v.name) for v in node.genesis.validators])
+        # Set by the service from its network: a block over one P2P message (max_block_bytes
+        # may be far more) could be neither proposed nor served to a syncing node.
+        self.max_tx_bytes: int | None = None
 
     def validators_at(self, height: int) -> ValidatorSet:
         # Selection by competence and votes comes with the staking module; the set can
@@ -148,7 +156,7 @@ class ChainApplication:
                 or EMPTY_COMMIT
             staged = chain.stage_proposal(candidates, chain.next_time(now_ms()),
                                           self.node.key, last_commit=last_commit,
-                                          evidence=evidence)
+                                          evidence=evidence, max_bytes=self.max_tx_bytes)
         except Exception:  # a bug of ours: never let it stop consensus
             log.exception("cannot build a block at height %d", height)
             return None
@@ -160,11 +168,11 @@ class ChainApplication:
         that cannot be executed is invalid."""
         try:
             header = header_of(block_bytes)
+            if header.height != height:  # before the staged ones: block sync leaves them
+                return False
             if header.hash() in self.staged:
                 return True  # our own proposal, or one we already executed
             block = Block.decode(block_bytes)
-            if block.header.height != height:
-                return False
             if height > 1:
                 self.validators_at(height - 1).verify_commit(
                     self.chain.chain_id, block.last_commit, self.chain.latest_hash, height - 1,
@@ -223,6 +231,7 @@ class ConsensusService:
         self.test_equivocate_every = test_equivocate_every
         self.p2p = p2p
         self.app = ChainApplication(node)
+        self.app.max_tx_bytes = max(0, p2p.max_frame - BLOCK_FRAME_ROOM)
         self.engine = ConsensusEngine(node.chain.chain_id, self.app, signer,
                                       config or EngineConfig())
         self._stopped = False
@@ -465,10 +474,21 @@ class ConsensusService:
         while True:
             await asyncio.sleep(TX_BATCH_MS / 1000)
             while self._tx_outbox:
-                # in place: Node.announce is this very list's extend
-                batch = self._tx_outbox[:TX_BATCH_MAX]
-                del self._tx_outbox[:TX_BATCH_MAX]
-                await self.p2p.publish(TOPIC_TXS, TxBatch(tuple(batch)).encode())
+                await self.p2p.publish(TOPIC_TXS, TxBatch(self._next_batch()).encode())
+
+    def _next_batch(self) -> tuple[bytes, ...]:
+        """The outbox's first transactions that fit in one P2P message (a larger one
+        would be refused, and its error would end the gossip task)."""
+        room = self.p2p.max_frame - BLOCK_FRAME_ROOM
+        taken, size = 0, 0
+        for raw in itertools.islice(self._tx_outbox, TX_BATCH_MAX):
+            size += len(raw) + 8  # the list item's length prefix, generously
+            if taken and size > room:
+                break
+            taken += 1
+        batch = tuple(self._tx_outbox[:taken])
+        del self._tx_outbox[:taken]  # in place: Node.announce is this very list's extend
+        return batch
 
     # --- block sync ----------------------------------------------------------------------
 

@@ -133,10 +133,13 @@ class Mempool:
 
     def update(self, committed: list[CheckedTx], dropped: list[CheckedTx],
                lookup: AccountLookup) -> None:
-        """After a block: drop what it included or refused, re-sync touched senders."""
+        """After a block: drop what it included or refused, re-sync touched senders. A
+        refused transaction goes even if its nonce is still next (one whose execution
+        raised: kept, it would be staged and refused again in every block)."""
         touched: set[bytes] = set()
         for ctx in committed:
             touched.add(ctx.sender)
+        refused = {ctx.hash for ctx in dropped}
         for ctx in dropped:
             touched.add(ctx.sender)
         for sender in sorted(touched):
@@ -148,7 +151,8 @@ class Mempool:
             seqs: list[int] = []
             spend = 0
             for ctx, seq in zip(q.txs, q.seqs, strict=True):
-                if ctx.tx.nonce == nonce + len(kept) and spend + ctx.spend <= balance:
+                if (ctx.hash not in refused and ctx.tx.nonce == nonce + len(kept)
+                        and spend + ctx.spend <= balance):
                     kept.append(ctx)
                     seqs.append(seq)
                     spend += ctx.spend

@@ -225,41 +225,53 @@ class Chain:
 
     def stage_proposal(self, candidates: Iterable[CheckedTx], time_ms: int, key: PrivateKey,
                        max_txs: int | None = None, last_commit: Commit = EMPTY_COMMIT,
-                       evidence: tuple[DuplicateVoteEvidence, ...] = ()) -> StagedBlock:
+                       evidence: tuple[DuplicateVoteEvidence, ...] = (),
+                       max_bytes: int | None = None) -> StagedBlock:
         """Execute candidates in order into a new block, without committing anything.
+        ``max_bytes`` caps its transactions below ``max_block_bytes`` (what the proposer's
+        network can carry in one message).
 
         Candidates that cannot be included (bad nonce, fee not covered) are skipped and
         reported, so the mempool can drop them; building stops at the first candidate the
         block's byte or gas budget cannot take (it waits for the next block). A candidate
         whose execution raises anything else is reported as skipped too, and the block is
-        staged again without it: nothing a transaction does can fail the block. Raises
-        ``ChainError`` only if not even an empty block can be executed.
+        staged again without it: nothing a transaction does can fail the block. The last
+        try keeps only the candidates before the last such one (they executed), so a few
+        of them cannot empty the block; the rest wait for the next. Raises ``ChainError``
+        only if not even an empty block can be executed.
         """
         pending = list(itertools.islice(candidates, max_txs))
         unexecutable: list[CheckedTx] = []
         for attempt in range(MAX_STAGE_ATTEMPTS):
             try:
-                staged = self._stage_once(pending, time_ms, key, last_commit, evidence)
+                staged = self._stage_once(pending, time_ms, key, last_commit, evidence,
+                                          max_bytes)
             except _Unexecutable as exc:
                 log.error("block %d: %s", self.height + 1,
                           "a transaction cannot be executed" if exc.index is not None
                           else "the block hooks failed", exc_info=exc.__cause__)
-                if exc.index is None or not pending or attempt == MAX_STAGE_ATTEMPTS - 2:
-                    unexecutable += pending  # the last try: an empty block
+                if exc.index is None or not pending:
+                    unexecutable += pending  # the hooks cannot tell which: an empty block
                     pending = []
                 else:
                     unexecutable.append(pending.pop(exc.index))
+                    if attempt >= MAX_STAGE_ATTEMPTS - 3:
+                        # the last try: what executed before this culprit; the rest waits
+                        # (reported skipped, the mempool would drop honest transactions)
+                        pending = pending[:exc.index]
                 continue
             staged.skipped += unexecutable
             return staged
         raise ChainError(f"cannot execute even an empty block at height {self.height + 1}")
 
     def _stage_once(self, candidates: list[CheckedTx], time_ms: int, key: PrivateKey,
-                    last_commit: Commit, evidence: tuple[DuplicateVoteEvidence, ...]
-                    ) -> StagedBlock:
+                    last_commit: Commit, evidence: tuple[DuplicateVoteEvidence, ...],
+                    max_bytes: int | None = None) -> StagedBlock:
         height = self.height + 1
         info = self._block_info(height, time_ms, key.public_key, commit_hash(last_commit))
-        budget = BlockBudget(self.params.max_block_bytes, self.params.max_block_gas)
+        limit = self.params.max_block_bytes
+        budget = BlockBudget(limit if max_bytes is None else min(limit, max_bytes),
+                             self.params.max_block_gas)
         included: list[CheckedTx] = []
         receipts: list[Receipt] = []
         skipped: list[CheckedTx] = []

@@ -1,7 +1,7 @@
 """The one canonical binary encoding for everything that is hashed, signed or stored.
 
 A struct is a frozen dataclass whose fields are annotated with codec types (``U64``,
-``Bytes``, ``Fixed32``, ``List[...]``...).  Fields are encoded in declaration order with
+``Bytes``, ``Fixed32``, ``list_of[...]``, ``optional[...]``...).  Fields are encoded in declaration order with
 no tags: integers fixed-width big-endian (so every integer has exactly one encoding),
 bytes and strings with a u32 length prefix, lists with a u32 count, optionals with a
 0/1 byte.  Decoding rejects anything ``encode`` could not have produced: bad lengths,
@@ -18,7 +18,7 @@ import dataclasses
 import struct as _struct
 import typing
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeAlias, TypeVar
 
 __all__ = [
     "I64",
@@ -287,14 +287,28 @@ Fixed32 = Annotated[bytes, _fixed(32)]
 Fixed64 = Annotated[bytes, _fixed(64)]
 
 
-def list_of(item: Any) -> Any:
-    """Annotation for a tuple of ``item`` values, e.g. ``list_of(Fixed32)``."""
-    return Annotated[tuple, _kind_list(_kind_of(item))]
+class _ListOf:
+    """``list_of[item]``: a tuple of ``item`` values, e.g. ``list_of[Fixed32]``."""
+
+    def __getitem__(self, item: Any) -> Any:
+        return Annotated[tuple, _kind_list(_kind_of(item))]
 
 
-def optional(item: Any) -> Any:
-    """Annotation for a value that may be ``None``."""
-    return Annotated[object, _kind_optional(_kind_of(item))]
+class _Optional:
+    """``optional[item]``: an ``item`` value or ``None``."""
+
+    def __getitem__(self, item: Any) -> Any:
+        return Annotated[object, _kind_optional(_kind_of(item))]
+
+
+_Item = TypeVar("_Item")
+
+if TYPE_CHECKING:  # what the checker sees: the Python type a field actually holds
+    list_of: TypeAlias = tuple[_Item, ...]
+    optional: TypeAlias = _Item | None
+else:  # at run time the same subscripts carry the field's codec
+    list_of = _ListOf()
+    optional = _Optional()
 
 
 def _kind_of(tp: Any) -> Kind:

@@ -83,7 +83,7 @@ PEER_TX_FAULTS = frozenset({Code.BAD_SIGNATURE, Code.MALFORMED, Code.WRONG_CHAIN
 
 @dataclass(frozen=True, slots=True)
 class TxBatch(Struct):
-    txs: list_of(Bytes)
+    txs: list_of[Bytes]
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,8 +63,8 @@ class StateProof(Struct):
     """Proof that ``key`` has a value (or none) under a state root."""
 
     bucket: U32
-    entries: list_of(Fixed32)  # every entry hash in the bucket, in key order
-    siblings: list_of(Fixed32)  # leaf level first
+    entries: list_of[Fixed32]  # every entry hash in the bucket, in key order
+    siblings: list_of[Fixed32]  # leaf level first
 
 
 @dataclass(slots=True)

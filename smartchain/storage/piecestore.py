@@ -115,7 +115,7 @@ class ColumnMeta(Struct):
     column_bytes: U64
     pinned: Bool  # in an active deal of this provider on chain
     since_ms: U64  # wall clock of the last accept or unpin: the grace period counts from it
-    piece_roots: list_of(Fixed32)
+    piece_roots: list_of[Fixed32]
 
 
 def checksum(data: bytes) -> bytes:

@@ -227,7 +227,7 @@ class Task(Struct):
     status: U8
     want: U8  # live replicas the task needs now (redundancy, more after a disagreement)
     bonus: U128  # slashed stake added to this task's budget
-    replicas: list_of(Replica)
+    replicas: list_of[Replica]
     output: Bytes  # the verified result
     error: Str
     fuel_used: U64
@@ -240,7 +240,7 @@ class Task(Struct):
 class Job(Struct):
     requester: Fixed20
     module_hash: Fixed32
-    reduce_hash: optional(Fixed32)
+    reduce_hash: optional[Fixed32]
     tasks: U32
     redundancy: U8
     fuel_per_task: U64
@@ -298,7 +298,7 @@ class Deregister(Struct):
 @dataclass(frozen=True, slots=True)
 class PostJob(Struct):
     module: Bytes  # the WebAssembly task module
-    tasks: list_of(Bytes)  # one input per task (the client slices)
+    tasks: list_of[Bytes]  # one input per task (the client slices)
     fuel_per_task: U64
     price_per_fuel: U64  # base units of HPC
     deadline_blocks: U64  # a replica commits within this many blocks of its assignment
@@ -330,12 +330,12 @@ class CommitResults(Struct):
     """Many commits in one transaction: a worker answers all it finished in one block, so
     the chain verifies one signature and charges one base fee instead of one per task."""
 
-    commits: list_of(CommitResult)
+    commits: list_of[CommitResult]
 
 
 @dataclass(frozen=True, slots=True)
 class RevealResults(Struct):
-    reveals: list_of(RevealResult)
+    reveals: list_of[RevealResult]
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +349,7 @@ class ReleaseOutput(Struct):
 
 @dataclass(frozen=True, slots=True)
 class ReleaseOutputs(Struct):
-    releases: list_of(ReleaseOutput)
+    releases: list_of[ReleaseOutput]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1639,7 +1639,7 @@ class TaskView(Struct):
     index: U32
     status: Str
     want: U8
-    replicas: list_of(ReplicaView)
+    replicas: list_of[ReplicaView]
     output: Bytes
     error: Str
     fuel_used: U64
@@ -1653,7 +1653,7 @@ class JobView(Struct):
     id: U64
     status: Str
     job: Job
-    tasks: list_of(TaskView)
+    tasks: list_of[TaskView]
 
 
 @dataclass(frozen=True, slots=True)

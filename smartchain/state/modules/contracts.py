@@ -81,7 +81,7 @@ class Arg(Struct):
 @dataclass(frozen=True, slots=True)
 class Deploy(Struct):
     source: Bytes
-    init_args: list_of(Arg)
+    init_args: list_of[Arg]
     value: U128 = 0  # HPC the new contract starts with
 
 
@@ -89,7 +89,7 @@ class Deploy(Struct):
 class Call(Struct):
     contract: Fixed20
     function: Str
-    args: list_of(Arg)
+    args: list_of[Arg]
     value: U128 = 0  # HPC sent to the contract with the call
 
 

@@ -130,7 +130,7 @@ def compute_job_json(v: JobView, with_tasks: bool = True) -> dict[str, Any]:
     """A job's status: its terms, money, and (``with_tasks``) each task's state with counts
     per state."""
     j = v.job
-    out = {
+    out: dict[str, Any] = {
         "id": str(v.id), "status": v.status, "requester": to_bech32(j.requester),
         "module_hash": j.module_hash.hex(),
         "reduce_hash": j.reduce_hash.hex() if j.reduce_hash is not None else None,

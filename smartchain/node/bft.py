@@ -338,7 +338,7 @@ class ConsensusService:
         task.add_done_callback(self._work_done)
 
     def _work_done(self, task: asyncio.Future) -> None:
-        self._inflight.discard(task)  # type: ignore[arg-type]
+        self._inflight.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("consensus work failed", exc_info=task.exception())
 

@@ -114,11 +114,11 @@ from smartchain.compute.wasm import TaskRunner
 from smartchain.crypto.address import from_bech32
 from smartchain.crypto.hashing import h256, h256_tagged
 from smartchain.state.errors import Code, OutOfGas, TxError
-from smartchain.state.module import BlockInfo, Module, Msg, TxContext
+from smartchain.state.module import BlockInfo, Module, Msg, Query, TxContext
 from smartchain.state.modules.emission import MAX_SUPPLY
 from smartchain.state.modules.env import ModuleEnv
 from smartchain.state.params import PARAMS_KEY, Params
-from smartchain.state.store import Overlay
+from smartchain.state.store import Overlay, StateView
 from smartchain.types.amount import UNITS_PER_HPC
 from smartchain.types.tx import Event
 
@@ -469,11 +469,11 @@ def get_task(store: Any, job_id: int, idx: int) -> Task | None:
     return Task.decode(raw) if raw is not None else None
 
 
-def task_input(store: Any, job_id: int, idx: int) -> bytes | None:
+def task_input(store: StateView, job_id: int, idx: int) -> bytes | None:
     return store.get(input_key(job_id, idx))
 
 
-def get_module(store: Any, module_hash: bytes) -> bytes | None:
+def get_module(store: StateView, module_hash: bytes) -> bytes | None:
     return store.get(MODULE_PREFIX + module_hash)
 
 
@@ -1758,7 +1758,7 @@ class Compute(Module):
             "compute/cancel_job": Msg(CancelJob, _handle_cancel),
         }
 
-    def queries(self) -> dict:
+    def queries(self) -> dict[str, Query]:
         return {
             "provider": lambda view, args: provider_view(view, _address(args)),
             "providers": lambda view, args: list_providers(view),

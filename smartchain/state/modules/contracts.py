@@ -24,11 +24,11 @@ from smartchain.contracts.vm import MAX_CODE, CallOutcome, LuaVM
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.hashing import h256, h256_tagged
 from smartchain.state.errors import Code, OutOfGas, TxError
-from smartchain.state.module import BlockInfo, Module, Msg, TxContext
+from smartchain.state.module import BlockInfo, Module, Msg, Query, TxContext
 from smartchain.state.modules import tokens
 from smartchain.state.modules.bank import get_account, move_hpc
 from smartchain.state.params import Params
-from smartchain.state.store import Overlay
+from smartchain.state.store import Overlay, StateView
 from smartchain.types.tx import Event
 
 CODE_PREFIX = b"contracts/code/"
@@ -111,7 +111,7 @@ def contract_info(store: Any, address: bytes) -> ContractInfo | None:
     return ContractInfo.decode(raw) if raw is not None else None
 
 
-def contract_source(store: Any, address: bytes) -> bytes | None:
+def contract_source(store: StateView, address: bytes) -> bytes | None:
     return store.get(CODE_PREFIX + address)
 
 
@@ -321,7 +321,7 @@ class Contracts(Module):
             "contracts/call": Msg(Call, _handle_call, _validate_call, spend=lambda m: m.value),
         }
 
-    def queries(self) -> dict:
+    def queries(self) -> dict[str, Query]:
         return {"info": lambda view, args: contract_info(view, from_bech32(args["address"]))}
 
     def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:

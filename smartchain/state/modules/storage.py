@@ -91,7 +91,7 @@ from smartchain.crypto.hashing import h256_tagged
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import MerkleProof, leaf_hash, node_hash, verify_proof
 from smartchain.state.errors import Code, TxError
-from smartchain.state.module import BlockInfo, Module, Msg, TxContext
+from smartchain.state.module import BlockInfo, Module, Msg, Query, TxContext
 from smartchain.state.modules.bank import get_account
 from smartchain.state.modules.emission import MAX_SUPPLY
 from smartchain.state.modules.env import ModuleEnv
@@ -1149,7 +1149,7 @@ class Storage(Module):
             "storage/claim_bandwidth": Msg(ClaimBandwidth, _handle_claim, _validate_claim),
         }
 
-    def queries(self) -> dict:
+    def queries(self) -> dict[str, Query]:
         return {
             "providers": lambda view, args: list_providers(view),
             "provider": lambda view, args: provider_view(view, _address(args)),

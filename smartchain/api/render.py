@@ -199,7 +199,8 @@ def _wide_ints(cls: type) -> frozenset[str]:
 def fields_json(msg: Any) -> dict[str, Any]:
     """A payload's fields as JSON: 20-byte fields are addresses, 64- and 128-bit integers
     strings, nested structs objects and lists lists; the rest as they are."""
-    wide = _wide_ints(type(msg))
+    cls: type = type(msg)
+    wide = _wide_ints(cls)
     return {f.name: _field_json(getattr(msg, f.name), f.name in wide)
             for f in dataclasses.fields(msg)}
 

@@ -858,6 +858,7 @@ class StorageProvider(BlockService):
         log.info("storage: repairing column %d of deal %s", frag, file_id.hex())
         try:
             async with asyncio.timeout(REPAIR_TIMEOUT_S):
+                # loopback: set when the provider starts, before any repair runs
                 ok = await repair_column(self.loopback, self.view, file_id, frag,  # type: ignore[arg-type]
                                          key=self.key)
             why = "" if ok else "not possible now"

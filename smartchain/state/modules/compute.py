@@ -760,7 +760,7 @@ class _Related:
         self.networks = networks
 
     def __contains__(self, address: object) -> bool:
-        s = self.by_address[address]  # type: ignore[index]
+        s = self.by_address[address]  # type: ignore[index]  # Container takes object: addresses
         return address in self.held or s.owner in self.owners or (
             bool(s.network) and s.network in self.networks)
 

@@ -123,7 +123,7 @@ class ChainHost(Host):
 
     def __init__(self, gas: GasSchedule) -> None:
         super().__init__(gas)
-        self.store: Overlay | None = None
+        self.store: Overlay  # set by bind(), before any call
 
     def bind(self, store: Overlay) -> None:
         """Run the next calls against ``store`` (the block's overlay, or a query's)."""
@@ -132,21 +132,21 @@ class ChainHost(Host):
 
     def _store(self, key: bytes, value: bytes | None) -> None:
         if value is None:
-            self.store.delete(key)  # type: ignore[union-attr]
+            self.store.delete(key)
         else:
-            self.store.set(key, value)  # type: ignore[union-attr]
+            self.store.set(key, value)
 
     def _checkpoint(self) -> int:
-        return self.store.checkpoint()  # type: ignore[union-attr]
+        return self.store.checkpoint()
 
     def _revert(self, checkpoint: int) -> None:
-        self.store.revert_to(checkpoint)  # type: ignore[union-attr]
+        self.store.revert_to(checkpoint)
 
     def _source(self, address: bytes) -> bytes | None:
-        return self.store.get(CODE_PREFIX + address)  # type: ignore[union-attr]
+        return self.store.get(CODE_PREFIX + address)
 
     def _executable(self, address: bytes) -> bytes | None:
-        return self.store.get(EXEC_PREFIX + address)  # type: ignore[union-attr]
+        return self.store.get(EXEC_PREFIX + address)
 
     def _balance(self, address: bytes) -> int:
         return get_account(self.store, address).balance

@@ -243,7 +243,7 @@ def put(
         raise _storage_error(exc) from None
     tx = client.tx(res.tx_hash)
     terms: dict[str, Any] = next((e["attributes"] for e in tx["receipt"]["events"]
-                  if e["kind"] == "storage_deal_create"), {})
+                                  if e["kind"] == "storage_deal_create"), {})
     doc = {
         "file_id": res.file_id.hex(), "size": res.size, "k": res.k, "n": res.n,
         "code_n": res.code_n, "segments": res.segments, "bytes_sent": res.bytes_sent,

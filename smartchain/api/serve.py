@@ -99,6 +99,7 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
     try:
         await p2p.start()
         await site.start()
+        # the site started above, so it has its server and socket
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         url = f"http://{config.api_host}:{port}"
         tmp = runtime.with_suffix(".tmp")

@@ -7,6 +7,7 @@ import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 CONFIG_FILE = "config.toml"
 GENESIS_FILE = "genesis.json"
@@ -108,8 +109,8 @@ class NodeConfig:
             raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
         cfg = cls(**section)
         for f in fields(cls):
-            value = getattr(cfg, f.name)
-            want = {"int": int, "str": str, "bool": bool, "list[str]": list}[str(f.type)]
+            value: Any = getattr(cfg, f.name)
+            want: type[Any] = {"int": int, "str": str, "bool": bool, "list[str]": list}[str(f.type)]
             if type(value) is not want or (want is list and
                                           not all(isinstance(x, str) for x in value)):
                 raise ConfigError(f"{path}: {f.name} must be {f.type}")

@@ -22,24 +22,8 @@ Duplicate connections to one peer (both sides dialling at once) are resolved the
 on both ends: keep the connection initiated by the smaller public key; if the same side
 initiated both, keep the newer one (it only re-dials when it believes the old one dead).
 
-Slots, so that cheap connections and fresh identities cannot lock honest peers out:
-
-* **Handshakes.** Each must finish within ``handshake_timeout``. At most
-  ``max_inbound_per_ip`` inbound connections (handshaking or connected) come from one IP
-  and ``max_inbound_per_subnet`` from one /24 (IPv4) or /48 (IPv6); loopback is exempt
-  unless ``limit_loopback`` (a devnet runs every node on 127.0.0.1). Once
-  ``ip_ban_after`` identities from one IP have been banned, the IP itself is (fresh
-  identities are free, addresses are not). When all
-  ``max_pending_handshakes`` are taken, a new connection evicts the oldest handshake of
-  the subnet holding the most, rather than being refused.
-* **Inbound and outbound.** Inbound peers take at most ``max_inbound`` of the
-  ``max_peers`` slots, so our own dials always find room. Seeds and ``protected`` peers
-  (the validators) are outside both limits and never evicted.
-* **Eviction.** Peers earn merit (one point per gossip message they are first to deliver
-  and our handlers accept, up to ``max_merit``); rank = merit + penalty score. With the
-  inbound slots full, a newcomer ranked above the worst inbound peer (lowest rank, then
-  most crowded subnet, then youngest) takes its slot, so a fresh identity (rank 0) can
-  only replace a misbehaving one and never a proven peer (``PeerBook.evictee``).
+Who may connect at all (handshake and peer slots, per-IP limits, eviction) is decided
+by ``slots.Slots``; see "Slots" there.
 """
 
 from __future__ import annotations
@@ -77,6 +61,7 @@ from smartchain.p2p.messages import (
     parse_address,
 )
 from smartchain.p2p.peerbook import PeerBook, hostport, subnet_of
+from smartchain.p2p.slots import Slots
 
 __all__ = ["Connection", "Connections", "Lane", "PeerCallback", "Penalize", "check_topic"]
 
@@ -223,8 +208,8 @@ class Connections:
         self.peer_tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
         self._accepting: set[asyncio.Task[Any]] = set()
-        # inbound connections not yet admitted: (host, subnet), oldest first
-        self._handshaking: dict[asyncio.Task[Any], tuple[str, str]] = {}
+        self.slots = Slots(config, max_peers, protected, stats, book, self.peers,
+                           self.dialing, disconnect=self.disconnect)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
         self._started = False
@@ -300,7 +285,7 @@ class Connections:
             return key
         task = self.dialing.get(key)
         if task is None:
-            if key not in self.protected and self.slots_used() >= self.max_peers:
+            if key not in self.protected and self.slots.used() >= self.max_peers:
                 raise DialError(f"max_peers ({self.max_peers}) reached")
             task = asyncio.get_running_loop().create_task(self._dial(key, host, port, address))
             self.dialing[key] = task
@@ -341,14 +326,12 @@ class Connections:
         task = asyncio.current_task()
         peername = writer.get_extra_info("peername")
         host = str(peername[0]) if isinstance(peername, tuple) and peername else ""
-        if self.closing or task is None or not self._inbound_host_allowed(host):
+        if self.closing or task is None or not self.slots.host_allowed(host):
             self.stats["refused_busy" if self.closing else "refused_ip_limit"] += 1
             writer.transport.close()
             return
-        if self._handshaking and len(self._handshaking) >= self.config.max_pending_handshakes:
-            self._evict_handshake()
         self._accepting.add(task)
-        self._handshaking[task] = (host, subnet_of(host))
+        self.slots.begin_handshake(task, host)
         try:
             channel = await handshake.respond(
                 reader, writer, self.identity, self.network_id, listen_port=self.port,
@@ -365,7 +348,7 @@ class Connections:
             writer.transport.close()
         finally:
             self._accepting.discard(task)
-            self._handshaking.pop(task, None)
+            self.slots.end_handshake(task)
 
     def _prefer_new(self, existing: Connection, outbound: bool) -> bool:
         """Duplicate resolution; both ends reach the same verdict (module docstring)."""
@@ -402,7 +385,7 @@ class Connections:
             self.stats["refused_banned"] += 1
             channel.close()
             return None
-        if existing is None and not outbound and not self._inbound_room(pid):
+        if existing is None and not outbound and not self.slots.inbound_room(pid):
             self.stats["refused_full"] += 1
             channel.close()
             return None
@@ -427,56 +410,6 @@ class Connections:
         if existing is None:
             self._fire(self.on_peer_connected, pid)
         return peer
-
-    # ------------------------------------------------------------------ slots
-
-    def slots_used(self) -> int:
-        """Connections and dials in flight that count against ``max_peers``."""
-        protected = self.protected
-        return (sum(1 for pid in self.peers if pid not in protected)
-                + sum(1 for pid in self.dialing if pid not in protected))
-
-    def _inbound_room(self, pid: bytes) -> bool:
-        """Whether an authenticated inbound ``pid`` may stay, evicting a worse inbound
-        peer if that is what it takes (module docstring, "Slots")."""
-        if pid in self.protected:
-            return True
-        inbound = [p for p in self.peers.values()
-                   if not p.outbound and p.peer_id not in self.protected]
-        limit = min(self.config.max_inbound, self.max_peers)
-        if len(inbound) < limit and self.slots_used() < self.max_peers:
-            return True
-        worst = self.book.evictee(pid, inbound)
-        if worst is None:
-            return False
-        self.stats["evictions"] += 1
-        self.disconnect(worst, "evicted for a better-ranked peer")
-        return True
-
-    def _inbound_host_allowed(self, host: str) -> bool:
-        """IP bans, and per-IP and per-subnet limits on inbound connections, checked
-        before the handshake so that one address cannot hold every handshake slot."""
-        cfg = self.config
-        if not self.book.limited(host):
-            return True
-        if self.book.ip_banned(host):
-            return False
-        subnet = subnet_of(host)
-        places = [(p.host, p.subnet) for p in self.peers.values() if not p.outbound]
-        places += self._handshaking.values()
-        same_ip = sum(1 for h, _ in places if h == host)
-        same_net = sum(1 for _, n in places if n == subnet)
-        return same_ip < cfg.max_inbound_per_ip and same_net < cfg.max_inbound_per_subnet
-
-    def _evict_handshake(self) -> None:
-        """All handshake slots taken: drop the oldest handshake of the most crowded
-        subnet, so a flood of half-open connections makes room instead of blocking."""
-        crowd = Counter(n for _, n in self._handshaking.values())
-        top = max(crowd.values())
-        victim = next(t for t, (_, n) in self._handshaking.items() if crowd[n] == top)
-        del self._handshaking[victim]
-        victim.cancel()
-        self.stats["handshakes_evicted"] += 1
 
     # ------------------------------------------------------------------ teardown
 

@@ -70,7 +70,7 @@ class Discovery:
                 continue
             book.remember(key, address, conns.peers)
             fresh.append(address)
-        room = conns.max_peers - conns.slots_used()
+        room = conns.max_peers - conns.slots.used()
         for address in fresh[:max(0, room)]:
             conns.spawn(self._dial_discovered(address), f"dial {address}")
 

@@ -10,7 +10,7 @@ addresses are not).
 
 Peers also earn merit: one point per gossip message they are first to deliver and our
 handlers accept, up to ``max_merit``. Rank = merit + score is what eviction compares
-(``connections.py``, "Slots").
+(``slots.py``).
 
 Every table here is bounded (a multiple of ``max_known`` entries, oldest dropped), so a
 stream of fresh identities cannot grow our memory.

@@ -3,8 +3,9 @@
 ``P2P`` keeps the constructor, attributes and methods callers use, and composes parts
 that each own their state:
 
-* ``connections.Connections``: listening, dialing, handshake and peer slots, per-IP
-  limits, the per-peer reader and writer and their lanes (see "Slots" there);
+* ``connections.Connections``: listening, dialing, admitting, duplicate resolution,
+  the per-peer reader and writer and their lanes;
+* ``slots.Slots``: handshake and peer slots, per-IP limits, eviction (the "Slots");
 * ``gossip.Gossip``: topics, publish/subscribe, de-duplication, merit, direct messages;
 * ``requests.Requests``: request/response with concurrency budgets and timeouts;
 * ``peerbook.PeerBook``: scores, penalties, bans (ids, addresses, IPs), eviction ranks

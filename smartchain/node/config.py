@@ -33,7 +33,7 @@ class NodeConfig:
     pex: bool = True  # peer exchange; false: connect to the seeds only, dial nothing learned
     p2p_rate_frames: int = 5_000  # inbound frames per second and burst allowed per peer
     p2p_burst_frames: int = 10_000  # (beyond them the peer is disconnected and banned)
-    # Connection slots (smartchain/p2p/peers.py, "Slots"): inbound peers at most (the rest of
+    # Connection slots (smartchain/p2p/slots.py): inbound peers at most (the rest of
     # the 50 is kept for our own dials; seeds and validators always connect), inbound
     # connections per IP and per /24 (/48 for IPv6), and whether those two limits also apply
     # to loopback addresses (off: a devnet runs all its nodes on 127.0.0.1).

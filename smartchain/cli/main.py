@@ -25,10 +25,13 @@ from smartchain.cli import keyring, settings
 from smartchain.cli.common import (
     OPTS,
     CliError,
+    DryRun,
+    Gas,
     GasPrice,
     PassFile,
     Wait,
     committed_line,
+    dry_run_report,
     emit,
     err,
     load_key,
@@ -36,6 +39,7 @@ from smartchain.cli.common import (
     passphrase,
     require_ok,
     resolve_address,
+    sending,
 )
 from smartchain.cli.compute import compute_app, parse_provide
 from smartchain.cli.contracts import contract_app
@@ -179,7 +183,9 @@ def tx_transfer(
                       ] = None,
     units: Annotated[str | None, typer.Option(help="Amount in base units (1 HPC = 10^8).")
                      ] = None,
+    gas: Gas = "auto",
     gas_price: GasPrice = None,
+    dry_run: DryRun = False,
     wait: Wait = True,
     passphrase_file: PassFile = None,
 ) -> None:
@@ -190,9 +196,13 @@ def tx_transfer(
     if value <= 0:
         raise CliError("amount must be positive")
     recipient = resolve_address(to)
+    how = sending(gas, dry_run)
     key = load_key(sender, passphrase_file)
     client = OPTS.client
-    result = client.transfer(key, recipient, value, wait=wait, gas_price=gas_price)
+    result = client.transfer(key, recipient, value, wait=wait, gas_price=gas_price, **how)
+    if dry_run:
+        dry_run_report(result)
+        return
     if not wait:
         emit(result, f"submitted {result['hash']}")
         return

@@ -63,7 +63,7 @@ class SimulationFailed(ApiError):
 
     def __init__(self, simulation: dict[str, Any]) -> None:
         super().__init__(422, simulation["code_name"],
-                         f"the transaction would fail: {simulation['log']}")
+                         f"transaction not sent: its simulation failed: {simulation['log']}")
         self.simulation = simulation
 
 

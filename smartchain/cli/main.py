@@ -45,7 +45,7 @@ from smartchain.cli.compute import compute_app, parse_provide
 from smartchain.cli.contracts import contract_app
 from smartchain.cli.store import store_app
 from smartchain.cli.tokens import holdings_lines, token_app
-from smartchain.client import ApiError
+from smartchain.client import ApiError, SimulationFailed
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.crypto.keystore import KeystoreError, is_encrypted
@@ -435,6 +435,8 @@ def main(argv: list[str] | None = None) -> None:
         rc = app(args, standalone_mode=False)
     except CliError as exc:
         _fail(exc.message, exc.code, exc.exit_code)
+    except SimulationFailed as exc:
+        _fail(f"{exc.message} (--gas N sends it anyway)", exc.code, 1)
     except ApiError as exc:
         _fail(exc.message, exc.code, 1)
     except _EXPECTED as exc:

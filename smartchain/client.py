@@ -23,6 +23,7 @@ from smartchain.state.modules.compute import (
     ReleaseOutput,
     ReleaseOutputs,
     RevealResult,
+    answer_gas_limit,
     commitment,
     output_digest,
 )
@@ -397,6 +398,15 @@ class Client:
         return self.send_tx(key, "compute/cancel_job", CancelJob(job_id), gas_limit=gas_limit,
                             **kwargs)
 
+    # A provider's answers are not simulated (``answer_gas_limit`` says why): they go with
+    # the bound the node's own worker uses, unless ``gas_limit`` is given.
+
+    def _send_answer(self, key: PrivateKey, kind: str, payload: Struct,
+                     gas_limit: int | None, **kwargs: Any) -> dict[str, Any]:
+        if gas_limit is None:
+            gas_limit = answer_gas_limit(payload, int(self.status()["max_tx_gas"]))
+        return self.send_tx(key, kind, payload, gas_limit=gas_limit, **kwargs)
+
     def commit_result(self, key: PrivateKey, job_id: int, task: int, output: bytes,
                       error: str, fuel_used: int, *, salt: bytes = b"",
                       gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -404,8 +414,7 @@ class Client:
         ``salt`` is the one its assignment gives)."""
         payload = CommitResult(job_id, task, commitment(output, error, fuel_used, key.address,
                                                         salt))
-        return self.send_tx(key, "compute/commit_result", payload,
-                            gas_limit=gas_limit, **kwargs)
+        return self._send_answer(key, "compute/commit_result", payload, gas_limit, **kwargs)
 
     def reveal_result(self, key: PrivateKey, job_id: int, task: int, output: bytes,
                       error: str, fuel_used: int, *, salt: bytes = b"",
@@ -413,15 +422,13 @@ class Client:
         """Open the commitment: the output's hash is sent, not the output (that goes in
         ``release_output`` once the quorum has paid)."""
         payload = RevealResult(job_id, task, output_digest(output, salt), error, fuel_used)
-        return self.send_tx(key, "compute/reveal_result", payload,
-                            gas_limit=gas_limit, **kwargs)
+        return self._send_answer(key, "compute/reveal_result", payload, gas_limit, **kwargs)
 
     def release_output(self, key: PrivateKey, job_id: int, task: int, output: bytes, *,
                        gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Put a paid task's output on chain (what a winning worker owes)."""
         payload = ReleaseOutputs((ReleaseOutput(job_id, task, output),))
-        return self.send_tx(key, "compute/release_outputs", payload,
-                            gas_limit=gas_limit, **kwargs)
+        return self._send_answer(key, "compute/release_outputs", payload, gas_limit, **kwargs)
 
     # --- storage (deals and providers) --------------------------------------------------
     # Uploads and downloads talk to providers over P2P: ``smartchain.storage.client``

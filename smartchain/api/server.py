@@ -77,7 +77,7 @@ MAX_BODY = 8 * 1024 * 1024  # the largest body any route reads (a batch of trans
 MAX_SMALL_BODY = 1024 * 1024  # any other body: a 64 KiB transaction is 128 KiB of hex
 MAX_JSON_DEPTH = 32  # nesting of arrays and objects; our documents need 3
 MAX_BATCH = 10_000
-QUERY_THREADS = 4  # contract queries run at once (each stopped by the watchdog within 2 s)
+QUERY_THREADS = 4  # contract queries and simulations run at once
 MAX_QUERIES = 64  # queued or running; beyond that a query is refused with 429
 INT64 = 1 << 63
 GAS_MARGIN_PCT = 20  # a simulated transaction's gas limit: what it used, plus 20%
@@ -501,8 +501,9 @@ def _query_value(v: Any) -> int:
 
 
 class QueryRunner:
-    """Contract queries off the event loop, in threads of their own (a query may run until
-    the watchdog stops it) and at most ``MAX_QUERIES`` queued or running at once."""
+    """Contract queries and transaction simulations off the event loop, in threads of their
+    own (a query runs until the watchdog stops it, a simulation until its gas runs out) and
+    at most ``MAX_QUERIES`` queued or running at once."""
 
     def __init__(self) -> None:
         self.pool = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="contract-query")
@@ -510,7 +511,8 @@ class QueryRunner:
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self.pending >= MAX_QUERIES:
-            raise ApiError(429, "busy", "too many contract queries in progress; retry shortly")
+            raise ApiError(429, "busy", "too many contract queries and simulations in "
+                           "progress; retry shortly")
         loop = asyncio.get_running_loop()
         self.pending += 1
         future = self.pool.submit(fn, *args)

@@ -378,6 +378,37 @@ PATHS: dict[str, Any] = {
             "413": _err("too many transactions, or a body over 8 MiB"),
         },
     }},
+    "/v1/txs/simulate": {"post": {
+        "summary": "What a transaction would do in the next block, on a throw-away copy of "
+                   "the latest state (nothing is written); a signature of 64 zero bytes is "
+                   "not checked. gas_wanted is gas_used plus 20% and 5,000 (a contract "
+                   "call's gas can change with the state), at most max_tx_gas",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["tx"],
+            "properties": {
+                "tx": {**HEX, "description": "hex of the canonical encoding, signed or not"},
+                "nonce": {"const": "next", "description": "use the nonce the state expects"},
+                "gas_limit": {"const": "max", "description":
+                              "use the highest gas limit the sender can pay for"},
+            },
+        }}}},
+        "responses": {
+            "200": _json({"allOf": [_ref("Receipt"), {
+                "type": "object",
+                "required": ["ok", "code", "gas_used", "gas_wanted", "gas_limit", "nonce",
+                             "log", "events"],
+                "properties": {"gas_wanted": {"type": "integer"},
+                               "gas_limit": {"type": "integer"},
+                               "nonce": {"type": "integer"},
+                               "height": {"type": "integer"}}}]},
+                "the receipt it would get (ok or failed: a failed one still pays its fee)"),
+            "400": _err("malformed JSON, fields or encoding"),
+            "413": _err("transaction or request body too large (1 MiB)"),
+            "422": _err("would be refused: bad signature, chain id, nonce, funds, fee, kind, "
+                        "payload"),
+            "429": _err("too many simulations and contract queries in progress"),
+        },
+    }},
     "/v1/txs/{hash}": {"get": {
         "summary": "Status and receipt of a transaction",
         "parameters": [_path_param("hash", HEX32)],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -29,6 +30,7 @@ from smartchain.api.render import (
     compute_provider_json,
     compute_result_json,
     contract_value_json,
+    receipt_json,
     storage_challenge_json,
     storage_deal_json,
     storage_provider_json,
@@ -75,9 +77,11 @@ MAX_BODY = 8 * 1024 * 1024  # the largest body any route reads (a batch of trans
 MAX_SMALL_BODY = 1024 * 1024  # any other body: a 64 KiB transaction is 128 KiB of hex
 MAX_JSON_DEPTH = 32  # nesting of arrays and objects; our documents need 3
 MAX_BATCH = 10_000
-QUERY_THREADS = 4  # contract queries run at once (each stopped by the watchdog within 2 s)
+QUERY_THREADS = 4  # contract queries and simulations run at once
 MAX_QUERIES = 64  # queued or running; beyond that a query is refused with 429
 INT64 = 1 << 63
+GAS_MARGIN_PCT = 20  # a simulated transaction's gas limit: what it used, plus 20%
+GAS_MARGIN = 5_000  # and this
 ZERO_ADDRESS = bytes(20)  # the caller of a query that names none
 STORAGE_STATUS_PARAMS = ("storage_epoch_blocks", "storage_min_price", "storage_slash_bps",
                          "storage_audit_segments", "storage_audit_window",
@@ -250,6 +254,46 @@ async def post_tx_batch(request: web.Request) -> web.Response:
             assert r is not None  # without may_check every transaction is checked
             results.append({"hash": r.hex(), "status": "pending"})
     return web.json_response({"results": results})
+
+
+def gas_wanted(gas_used: int, most: int) -> int:
+    """The gas limit to send a simulated transaction with: what it used plus a margin
+    (``GAS_MARGIN_PCT`` percent and ``GAS_MARGIN``), since what a contract call costs can
+    change with the state between simulation and block. Never above ``most``."""
+    return min(most, gas_used + gas_used * GAS_MARGIN_PCT // 100 + GAS_MARGIN)
+
+
+def _simulate_flag(doc: dict[str, Any], name: str, word: str) -> bool:
+    value = doc.get(name)
+    if value is None:
+        return False
+    if value != word:
+        raise ApiError(400, "malformed", f'"{name}" is either absent or "{word}"')
+    return True
+
+
+async def post_tx_simulate(request: web.Request) -> web.Response:
+    """What a transaction would do in the next block, run on a throw-away copy of the
+    latest state in a query thread (at most ``MAX_QUERIES`` at once). Unsigned (64 zero
+    bytes of signature) is fine; ``"nonce": "next"`` and ``"gas_limit": "max"`` fill
+    those fields in. Refused (4xx) as ``POST /v1/txs`` would refuse it; otherwise 200
+    with the receipt it would get, ``ok`` or not, and ``gas_wanted``."""
+    node = _node(request)
+    doc = await _json_body(request)
+    raw = _hex_field(doc, "tx")
+    next_nonce = _simulate_flag(doc, "nonce", "next")
+    max_gas = _simulate_flag(doc, "gas_limit", "max")
+    try:
+        tx, receipt = await request.app[QUERIES].run(
+            functools.partial(node.simulate, next_nonce=next_nonce, max_gas=max_gas), raw)
+    except TxError as exc:
+        raise tx_error(exc) from exc
+    params = node.chain.params
+    out = receipt_json(receipt)
+    out.update(gas_wanted=gas_wanted(receipt.gas_used, min(params.max_tx_gas,
+                                                           params.max_block_gas)),
+               gas_limit=tx.gas_limit, nonce=tx.nonce, height=node.chain.height)
+    return web.json_response(out)
 
 
 async def get_tx(request: web.Request) -> web.Response:
@@ -458,8 +502,9 @@ def _query_value(v: Any) -> int:
 
 
 class QueryRunner:
-    """Contract queries off the event loop, in threads of their own (a query may run until
-    the watchdog stops it) and at most ``MAX_QUERIES`` queued or running at once."""
+    """Contract queries and transaction simulations off the event loop, in threads of their
+    own (a query runs until the watchdog stops it, a simulation until its gas runs out) and
+    at most ``MAX_QUERIES`` queued or running at once."""
 
     def __init__(self) -> None:
         self.pool = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="contract-query")
@@ -467,7 +512,8 @@ class QueryRunner:
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self.pending >= MAX_QUERIES:
-            raise ApiError(429, "busy", "too many contract queries in progress; retry shortly")
+            raise ApiError(429, "busy", "too many contract queries and simulations in "
+                           "progress; retry shortly")
         loop = asyncio.get_running_loop()
         self.pending += 1
         future = self.pool.submit(fn, *args)
@@ -743,6 +789,7 @@ async def get_openapi(request: web.Request) -> web.Response:
 ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] = [
     ("POST", "/v1/txs", post_tx),
     ("POST", "/v1/txs/batch", post_tx_batch),
+    ("POST", "/v1/txs/simulate", post_tx_simulate),
     ("GET", "/v1/txs/{hash}", get_tx),
     ("GET", "/v1/blocks/latest", get_latest_block),
     ("GET", "/v1/blocks/{height}", get_block),

@@ -70,10 +70,6 @@ log = logging.getLogger("smartchain.compute")
 
 RESULTS_FILE = "compute_results.json"
 THREAD_STACK = 16 * 1024 * 1024  # native stack of the task threads (wasmtime wants > 2 MiB)
-BATCH_GAS = 1_000_000  # a batch of commits, reveals or releases: the transaction itself...
-COMMIT_GAS = 200_000  # ...plus this per commit (writes, and a verification it may finish)
-REVEAL_GAS = 300_000  # ...or per reveal
-RELEASE_GAS = 100_000  # ...or per release, plus 20 per byte of its output
 BATCH_BYTES = 48 * 1024  # payload bytes per batch, under max_tx_bytes with room to spare
 BATCH_ITEMS = 150  # answers per batch: 150 reveals' gas stays under max_tx_gas (50M)
 REGISTER_GAS = 2_000_000
@@ -343,15 +339,15 @@ class ComputeWorker(BlockService):
         items = tuple(item for _, item in batch)
         if action == "commit":
             msg: Any = cm.CommitResults(items)
-            gas, kind = BATCH_GAS + COMMIT_GAS * len(items), "commit_results"
+            kind = "commit_results"
         elif action == "reveal":
             msg = cm.RevealResults(items)
-            gas, kind = BATCH_GAS + REVEAL_GAS * len(items), "reveal_results"
+            kind = "reveal_results"
         else:
             msg = cm.ReleaseOutputs(items)
-            gas = BATCH_GAS + sum(RELEASE_GAS + 20 * len(r.output) for r in items)
             kind = "release_outputs"
-        tx_hash = self.send(f"compute/{kind}", msg, min(gas, self.node.chain.params.max_tx_gas))
+        gas = cm.answer_gas_limit(msg, self.node.chain.params.max_tx_gas)
+        tx_hash = self.send(f"compute/{kind}", msg, gas)
         if tx_hash is None:
             return
         for key, _ in batch:

@@ -445,6 +445,19 @@ class Chain:
             return self.store.get("txs", tx_hash) is not None
         return txn.get(tx_hash, db=self.store.dbs["txs"]) is not None
 
+    def simulate(self, checked: CheckedTx) -> Receipt:
+        """Execute one transaction as if it came first in the next block, on a throw-away
+        overlay of the latest state: nothing is written. Raises ``TxError`` where a block
+        would not take it (nonce, fee); ``Executor.deliver`` bounds it by its gas limit."""
+        latest = self.latest
+        time_ms = latest.time_ms + 1 if latest else self.genesis.time_ms
+        info = BlockInfo(self.chain_id, self.height + 1, time_ms, bytes(20), self.params)
+        with StateReader(self.store) as reader:
+            try:
+                return self.executor.deliver(Overlay(reader), info, checked)
+            finally:
+                info.cache.clear()  # the contracts VM lives for one block: this one
+
     def reader(self) -> StateReader:
         """A consistent snapshot of committed state (close it when done)."""
         return StateReader(self.store)

@@ -352,6 +352,36 @@ class ReleaseOutputs(Struct):
     releases: list_of[ReleaseOutput]
 
 
+# The gas limit a provider's answers are sent with. Simulating an answer cannot serve: the
+# answer that completes a quorum settles the task (pays, slashes, may close the job), and
+# which one that is depends on the other providers' answers in the same block. So answers
+# go with these bounds, shared by the node's worker and the SDK.
+ANSWER_GAS = 1_000_000  # a transaction of answers itself...
+COMMIT_GAS = 200_000  # ...plus this per commit (writes, and a verification it may finish)
+REVEAL_GAS = 300_000  # ...or per reveal
+RELEASE_GAS = 100_000  # ...or per release, plus RELEASE_BYTE_GAS per byte of its output
+RELEASE_BYTE_GAS = 20
+
+
+def answer_gas_limit(msg: Struct, max_tx_gas: int) -> int:
+    """The gas limit for a commit, reveal or release message (one or a batch)."""
+    if isinstance(msg, CommitResult | RevealResult):
+        items: tuple[Any, ...] = (msg,)
+    elif isinstance(msg, CommitResults):
+        items = msg.commits
+    elif isinstance(msg, RevealResults):
+        items = msg.reveals
+    elif isinstance(msg, ReleaseOutputs):
+        items = msg.releases
+    else:
+        raise TypeError(f"not an answer message: {type(msg).__name__}")
+    gas = ANSWER_GAS + sum(
+        COMMIT_GAS if isinstance(it, CommitResult) else REVEAL_GAS
+        if isinstance(it, RevealResult) else RELEASE_GAS + RELEASE_BYTE_GAS * len(it.output)
+        for it in items)
+    return min(gas, max_tx_gas)
+
+
 @dataclass(frozen=True, slots=True)
 class CancelJob(Struct):
     job: U64

@@ -27,10 +27,10 @@ from smartchain.contracts.vm import LuaVM
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.contracts.types import Arg, Call, Deploy, contract_address
+from smartchain.modules.tokens.types import Issue, TokenTransfer
 from smartchain.state.chain import Chain
 from smartchain.state.genesis import Genesis, GenesisAccount, GenesisValidator
-from smartchain.state.modules.contracts import Arg, Call, Deploy, contract_address
-from smartchain.state.modules.tokens import Issue, TokenTransfer
 from smartchain.state.params import Params
 from smartchain.types.tx import Transaction
 

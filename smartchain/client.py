@@ -13,8 +13,8 @@ from typing import Any
 from smartchain.codec import Struct
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.modules.bank import Transfer
-from smartchain.state.modules.compute import (
+from smartchain.modules.bank.types import Transfer
+from smartchain.modules.compute.types import (
     CancelJob,
     CommitResult,
     Deregister,
@@ -27,16 +27,11 @@ from smartchain.state.modules.compute import (
     commitment,
     output_digest,
 )
-from smartchain.state.modules.contracts import Arg, Call, Deploy
-from smartchain.state.modules.storage import (
-    CancelDeal,
-    Deal,
-    DealView,
-    StorageProvider,
-)
-from smartchain.state.modules.storage import ProviderView as StorageProviderView
-from smartchain.state.modules.storage import RegisterProvider as RegisterStorageProvider
-from smartchain.state.modules.tokens import (
+from smartchain.modules.contracts.types import Arg, Call, Deploy
+from smartchain.modules.storage.types import CancelDeal, Deal, DealView, StorageProvider
+from smartchain.modules.storage.types import ProviderView as StorageProviderView
+from smartchain.modules.storage.types import RegisterProvider as RegisterStorageProvider
+from smartchain.modules.tokens.types import (
     MAX_AMOUNT,
     Approve,
     Burn,

@@ -13,10 +13,10 @@ import pytest
 
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.types import Transfer
 from smartchain.state.chain import Chain
 from smartchain.state.executor import CheckedTx
 from smartchain.state.genesis import Genesis, GenesisAccount, GenesisValidator
-from smartchain.state.modules.bank import Transfer
 from smartchain.state.params import Params
 from smartchain.types.tx import Receipt, Transaction
 

@@ -30,11 +30,12 @@ from smartchain.cli import keyring
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.module import get_account, total_supply
+from smartchain.modules.bank.types import Transfer
 from smartchain.node.config import DATA_DIR
 from smartchain.state.chain import Chain
-from smartchain.state.errors import Code
-from smartchain.state.modules.bank import Transfer, get_account, total_supply
-from smartchain.state.modules.emission import block_reward, emitted_through
+from smartchain.state.emission import block_reward, emitted_through
+from smartchain.types.errors import Code
 from smartchain.types.tx import Transaction
 
 CHAIN_ID = "smart-crash-test-1"

@@ -24,8 +24,8 @@ from smartchain.client import ApiError
 from smartchain.consensus.signer import SignState, SignStep
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.modules.bank import Transfer
-from smartchain.state.modules.contracts import Arg, Call, Deploy, contract_address
+from smartchain.modules.bank.types import Transfer
+from smartchain.modules.contracts.types import Arg, Call, Deploy, contract_address
 from smartchain.types.amount import UNITS_PER_HPC
 from smartchain.types.block import Block
 from smartchain.types.consensus import Step, Vote

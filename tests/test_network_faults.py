@@ -46,6 +46,7 @@ from smartchain.client import Client
 from smartchain.consensus.votes import make_evidence
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.types import Transfer
 from smartchain.node.bft import (
     TOPIC_TXS,
     TX_BATCH_MAX,
@@ -59,7 +60,6 @@ from smartchain.node.node import Node
 from smartchain.p2p import P2P, P2PConfig, P2PError, handshake
 from smartchain.state.chain import Chain
 from smartchain.state.genesis import Genesis
-from smartchain.state.modules.bank import Transfer
 from smartchain.state.params import Params
 from smartchain.types.consensus import Commit, CommitSig, Step, Vote
 from smartchain.types.tx import Transaction

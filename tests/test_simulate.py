@@ -17,9 +17,9 @@ from smartchain.client import Client, SimulationFailed, deployed_address
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.modules.bank import Transfer
-from smartchain.state.modules.contracts import Arg, Call
-from smartchain.state.modules.tokens import TokenTransfer
+from smartchain.modules.bank.types import Transfer
+from smartchain.modules.contracts.types import Arg, Call
+from smartchain.modules.tokens.types import TokenTransfer
 from smartchain.state.params import Params
 from smartchain.types.tx import Transaction
 

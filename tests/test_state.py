@@ -9,6 +9,8 @@ import pytest
 
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.module import get_account, total_supply
+from smartchain.modules.bank.types import ACCOUNT_PREFIX, SUPPLY_KEY
 from smartchain.state.chain import Chain, ChainError
 from smartchain.state.commitment import (
     DEPTH,
@@ -16,7 +18,6 @@ from smartchain.state.commitment import (
     StateTree,
     verify_state_proof,
 )
-from smartchain.state.modules.bank import ACCOUNT_PREFIX, SUPPLY_KEY, get_account, total_supply
 from smartchain.state.params import PARAMS_KEY, Params
 from smartchain.state.store import Overlay, StateReader, Store
 

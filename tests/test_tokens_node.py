@@ -18,7 +18,7 @@ from smartchain.client import ApiError, Client, SimulationFailed
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.modules.tokens import MAX_AMOUNT
+from smartchain.modules.tokens.types import MAX_AMOUNT
 
 SMART_NODE_CHAIN_ID = "smart-tokens-test-1"
 HPC = 10**8

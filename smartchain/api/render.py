@@ -10,11 +10,9 @@ from typing import Any
 from smartchain.codec import CodecError, Struct
 from smartchain.crypto.address import address_of, to_bech32
 from smartchain.crypto.hashing import h256
-from smartchain.state.chain import TxRecord
-from smartchain.state.errors import Code
-from smartchain.state.modules.bank import Transfer
-from smartchain.state.modules.compute import PAYLOADS as COMPUTE_PAYLOADS
-from smartchain.state.modules.compute import (
+from smartchain.modules.bank.types import Transfer
+from smartchain.modules.compute.types import PAYLOADS as COMPUTE_PAYLOADS
+from smartchain.modules.compute.types import (
     TASK_STATUS,
     CommitResults,
     JobView,
@@ -26,15 +24,17 @@ from smartchain.state.modules.compute import (
     TaskView,
     job_escrow,
 )
-from smartchain.state.modules.contracts import STR, Arg, Call, Deploy
-from smartchain.state.modules.storage import PAYLOADS as STORAGE_PAYLOADS
-from smartchain.state.modules.storage import DealView, OpenChallenge
-from smartchain.state.modules.storage import ProviderView as StorageProviderView
-from smartchain.state.modules.tokens import PAYLOADS as TOKEN_PAYLOADS
-from smartchain.state.modules.tokens import TokenInfo
+from smartchain.modules.contracts.types import STR, Arg, Call, Deploy
+from smartchain.modules.storage.types import PAYLOADS as STORAGE_PAYLOADS
+from smartchain.modules.storage.types import DealView, OpenChallenge
+from smartchain.modules.storage.types import ProviderView as StorageProviderView
+from smartchain.modules.tokens.types import PAYLOADS as TOKEN_PAYLOADS
+from smartchain.modules.tokens.types import TokenInfo
+from smartchain.state.chain import TxRecord
 from smartchain.types.amount import format_hpc, format_units
 from smartchain.types.block import Block, BlockHeader
 from smartchain.types.consensus import Commit
+from smartchain.types.errors import Code
 from smartchain.types.tx import Receipt, Transaction
 
 PAYLOAD_TYPES: dict[str, type[Struct]] = {"bank/transfer": Transfer, **TOKEN_PAYLOADS,

@@ -40,36 +40,31 @@ from smartchain.api.render import (
 from smartchain.contracts.host import ContractError, check_function_name
 from smartchain.contracts.vm import CallOutcome
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
-from smartchain.node.node import Node
-from smartchain.state.errors import Code, TxError
-from smartchain.state.modules.bank import get_account
-from smartchain.state.modules.compute import (
+from smartchain.modules.bank.module import get_account
+from smartchain.modules.compute.module import (
     assignments,
     get_module,
     job_view,
     list_providers,
     provider_view,
 )
-from smartchain.state.modules.contracts import (
-    MAX_ARGS,
-    contract_info,
-    contract_source,
-    query_call,
-)
-from smartchain.state.modules.storage import deal_view, deals_of, open_challenges, repairs
-from smartchain.state.modules.storage import list_providers as storage_providers
-from smartchain.state.modules.storage import provider_view as storage_provider_view
-from smartchain.state.modules.tokens import (
-    SYMBOL_RE,
-    TokenInfo,
+from smartchain.modules.contracts.module import contract_info, contract_source, query_call
+from smartchain.modules.contracts.types import MAX_ARGS
+from smartchain.modules.storage.module import deal_view, deals_of, open_challenges, repairs
+from smartchain.modules.storage.module import list_providers as storage_providers
+from smartchain.modules.storage.module import provider_view as storage_provider_view
+from smartchain.modules.tokens.module import (
     all_tokens,
     allowance,
     holdings,
     token_balance,
     token_info,
 )
+from smartchain.modules.tokens.types import SYMBOL_RE, TokenInfo
+from smartchain.node.node import Node
 from smartchain.state.store import StateReader
 from smartchain.types.amount import format_hpc, format_units
+from smartchain.types.errors import Code, TxError
 
 log = logging.getLogger("smartchain.api")
 NODE = web.AppKey("node", Node)

@@ -464,7 +464,7 @@ def run(
 
     spec = load_spec(spec_file, fetch)
     check_modules(spec)
-    from smartchain.state.modules.compute import PostJob  # the encoding tells the size
+    from smartchain.modules.compute.types import PostJob  # the encoding tells the size
 
     how = sending(gas, dry_run)
     client = OPTS.client

@@ -110,8 +110,8 @@ def show_value(v: Any) -> str:
 
 def check_source(name: str, source: bytes) -> None:
     """The chain's own compile-time check, before a key is opened or a fee is risked."""
-    from smartchain.state.errors import TxError  # only deploy needs the Lua checker
-    from smartchain.state.modules.contracts import check_source as chain_check
+    from smartchain.modules.contracts.module import check_source as chain_check
+    from smartchain.types.errors import TxError  # only deploy needs the Lua checker
 
     try:
         chain_check(source)

@@ -30,9 +30,10 @@ from smartchain.cli.common import (
     sending,
 )
 from smartchain.crypto.address import to_bech32
-from smartchain.state.errors import TxError
-from smartchain.state.modules.tokens import MAX_AMOUNT, Issue, symbol_error, validate_issue
+from smartchain.modules.tokens.module import symbol_error, validate_issue
+from smartchain.modules.tokens.types import MAX_AMOUNT, Issue
 from smartchain.types.amount import AmountError, format_units, parse_decimal, parse_units
+from smartchain.types.errors import TxError
 
 token_app = typer.Typer(
     help="Issue and move tokens of IoT firms (IOT_Coin). Amounts are whole tokens (exact "

@@ -61,9 +61,10 @@ import wasmtime
 
 from smartchain.compute.wasm import TaskResult, TaskRunner
 from smartchain.crypto.address import to_bech32
+from smartchain.modules.compute import module as cm
+from smartchain.modules.compute import types as ct
 from smartchain.node.node import Node
 from smartchain.node.service import BlockService
-from smartchain.state.modules import compute as cm
 from smartchain.types.amount import UNITS_PER_HPC
 
 log = logging.getLogger("smartchain.compute")
@@ -181,7 +182,7 @@ class ComputeWorker(BlockService):
         self.results: dict[tuple[int, int], Result] = self._load()
         self.modules: dict[bytes, bytes] = {}
         self.running: set[tuple[int, int]] = set()
-        self._fresh: list[cm.Assignment] = []  # computed, waiting for one save and answer
+        self._fresh: list[ct.Assignment] = []  # computed, waiting for one save and answer
         # (job, task, action, deadline) -> hash of the transaction sent for it
         self.sent: dict[Key, bytes] = {}
         self.given_up: set[Key] = set()
@@ -289,13 +290,13 @@ class ComputeWorker(BlockService):
             return
         self._register_at = height
         have = pv.provider.stake if pv is not None else 0
-        msg = cm.RegisterProvider(self.capability, max(0, self.stake - have), bytes(20),
+        msg = ct.RegisterProvider(self.capability, max(0, self.stake - have), bytes(20),
                                   self.node.config.p2p_host)
         if self.send("compute/register_provider", msg, REGISTER_GAS) is not None:
             log.info("compute: registering (capability %d fuel/s, stake %d)", self.capability,
                      msg.stake)
 
-    def _handle(self, a: cm.Assignment) -> None:
+    def _handle(self, a: ct.Assignment) -> None:
         if a.action not in ("commit", "reveal", "release"):
             return
         slot = (a.job, a.task)
@@ -318,13 +319,13 @@ class ComputeWorker(BlockService):
                 self._compute(a)
             return
         if a.action == "commit":
-            item: Any = cm.CommitResult(a.job, a.task, cm.commitment(
+            item: Any = ct.CommitResult(a.job, a.task, ct.commitment(
                 result.output, result.error, result.fuel_used, self.address, a.salt))
         elif a.action == "reveal":
-            item = cm.RevealResult(a.job, a.task, cm.output_digest(result.output, a.salt),
+            item = ct.RevealResult(a.job, a.task, ct.output_digest(result.output, a.salt),
                                    result.error, result.fuel_used)
         else:
-            item = cm.ReleaseOutput(a.job, a.task, result.output)
+            item = ct.ReleaseOutput(a.job, a.task, result.output)
         self.outbox[a.action].append((key, item))
 
     def _flush(self) -> None:
@@ -338,15 +339,15 @@ class ComputeWorker(BlockService):
     def _send_batch(self, action: str, batch: list[tuple[Key, Any]]) -> None:
         items = tuple(item for _, item in batch)
         if action == "commit":
-            msg: Any = cm.CommitResults(items)
+            msg: Any = ct.CommitResults(items)
             kind = "commit_results"
         elif action == "reveal":
-            msg = cm.RevealResults(items)
+            msg = ct.RevealResults(items)
             kind = "reveal_results"
         else:
-            msg = cm.ReleaseOutputs(items)
+            msg = ct.ReleaseOutputs(items)
             kind = "release_outputs"
-        gas = cm.answer_gas_limit(msg, self.node.chain.params.max_tx_gas)
+        gas = ct.answer_gas_limit(msg, self.node.chain.params.max_tx_gas)
         tx_hash = self.send(f"compute/{kind}", msg, gas)
         if tx_hash is None:
             return
@@ -355,7 +356,7 @@ class ComputeWorker(BlockService):
         self.stats[action + "s"] += len(items)
         log.info("compute: sent %d %s(s) in one transaction", len(items), action)
 
-    def _compute(self, a: cm.Assignment) -> None:
+    def _compute(self, a: ct.Assignment) -> None:
         module = self._module(a.module_hash)
         if module is None:
             log.warning("compute: module %s of job %d not in state", a.module_hash.hex(), a.job)
@@ -370,7 +371,7 @@ class ComputeWorker(BlockService):
     def _run_task(self, module: bytes, data: bytes, fuel: int) -> TaskResult:
         return self.runner.run(module, data, fuel=fuel)
 
-    def _done(self, a: cm.Assignment, fut: asyncio.Future[TaskResult]) -> None:
+    def _done(self, a: ct.Assignment, fut: asyncio.Future[TaskResult]) -> None:
         slot = (a.job, a.task)
         self.running.discard(slot)
         if fut.cancelled():
@@ -403,7 +404,7 @@ class ComputeWorker(BlockService):
 
 
 def _batches(items: list[tuple[Key, Any]]) -> list[list[tuple[Key, Any]]]:
-    """Split answers into transactions of at most ``cm.MAX_BATCH`` items and about
+    """Split answers into transactions of at most ``ct.MAX_BATCH`` items and about
     ``BATCH_BYTES`` of payload (a reveal carries its output, up to 64 KiB)."""
     out: list[list[tuple[Key, Any]]] = []
     size = 0

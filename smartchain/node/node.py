@@ -22,17 +22,18 @@ import lmdb
 from smartchain.codec import CodecError, Struct
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify
+from smartchain.modules.bank.module import _decode_account
+from smartchain.modules.bank.types import ACCOUNT_PREFIX
 from smartchain.node.config import DATA_DIR, GENESIS_FILE, NodeConfig
 from smartchain.node.mempool import AccountLookup, Mempool
 from smartchain.node.metrics import NodeMetrics
 from smartchain.state.chain import Chain, StagedBlock
-from smartchain.state.errors import Code, TxError
 from smartchain.state.executor import CheckedTx
 from smartchain.state.genesis import Genesis
-from smartchain.state.modules.bank import ACCOUNT_PREFIX, _decode_account
 from smartchain.state.store import StateReader
 from smartchain.types.block import Block
 from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import TX_SIGN_DOMAIN, Receipt, Transaction
 
 

@@ -21,20 +21,20 @@ from smartchain.crypto.address import address_of
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import merkle_root, root_of_hashes
+from smartchain.modules.bank.module import Bank
+from smartchain.modules.compute.module import Compute
+from smartchain.modules.contracts.module import Contracts
+from smartchain.modules.storage.module import Storage
+from smartchain.modules.tokens.module import Tokens
 from smartchain.state.commitment import StateProof, StateTree, TreeUpdate
-from smartchain.state.errors import TxError
 from smartchain.state.executor import CheckedTx, Executor
 from smartchain.state.genesis import Genesis
 from smartchain.state.module import BlockInfo, Module
-from smartchain.state.modules.bank import Bank
-from smartchain.state.modules.compute import Compute
-from smartchain.state.modules.contracts import Contracts
-from smartchain.state.modules.storage import Storage
-from smartchain.state.modules.tokens import Tokens
 from smartchain.state.params import PARAMS_KEY, Params
 from smartchain.state.store import Overlay, StateReader, Store
 from smartchain.types.block import ZERO_HASH, Block, BlockHeader, commit_hash, evidence_hash
 from smartchain.types.consensus import EMPTY_COMMIT, Commit, DuplicateVoteEvidence
+from smartchain.types.errors import TxError
 from smartchain.types.tx import Receipt, Transaction
 
 log = logging.getLogger("smartchain.chain")

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from smartchain.codec import CodecError
-from smartchain.state.errors import Code, TxError
+from smartchain.modules.bank.module import Bank
 from smartchain.state.module import BlockInfo, GasMeter, Module, Msg, TxContext
-from smartchain.state.modules.bank import Bank
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Event, Receipt, Transaction
 
 log = logging.getLogger("smartchain.executor")

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smartchain.codec import Struct
-from smartchain.state.errors import Code, OutOfGas, TxError
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
+from smartchain.types.errors import Code, OutOfGas, TxError
 from smartchain.types.tx import Event
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from smartchain.app import open_chain
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.types import Transfer
@@ -56,7 +57,7 @@ class ChainKit:
         if path is None:
             self._n += 1
             path = self.root / f"chain{self._n}"
-        chain = Chain(path, genesis)
+        chain = open_chain(path, genesis)
         self._chains.append(chain)
         return chain
 

@@ -339,7 +339,7 @@ def test_ante_nonce_codes(chainkit) -> None:
     gen = chainkit.genesis({ALICE: 100 * HPC})
     chain = chainkit.open(gen)
     build(chainkit, chain, [chainkit.transfer(ALICE, BOB.address, 1, 0)])
-    bank = chain.executor.bank
+    bank = chain.executor.auth
     r = chain.reader()
     try:
         store = Overlay(r)

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import ChainKit
 
+from smartchain.app import default_modules
 from smartchain.codec import U64, Struct
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.module import get_account
 from smartchain.node.mempool import AccountLookup, Mempool
-from smartchain.state.chain import Chain, ChainError, default_modules
+from smartchain.state.chain import Chain, ChainError
 from smartchain.state.module import BlockInfo, Module, Msg, TxContext
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay

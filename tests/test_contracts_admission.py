@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from smartchain.app import open_chain
 from smartchain.contracts import vm as vm_module
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
@@ -80,7 +81,7 @@ def node(tmp_path: Path) -> Iterator[Node]:
 @pytest.fixture
 def maker(tmp_path: Path) -> Iterator[Chain]:
     """A proposer that puts whatever it is given in its blocks."""
-    chain = Chain(tmp_path / "maker", GENESIS)
+    chain = open_chain(tmp_path / "maker", GENESIS)
     try:
         yield chain
     finally:

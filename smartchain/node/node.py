@@ -19,6 +19,7 @@ from typing import cast
 
 import lmdb
 
+from smartchain.app import open_chain
 from smartchain.codec import CodecError, Struct
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify
@@ -27,7 +28,7 @@ from smartchain.modules.bank.types import ACCOUNT_PREFIX
 from smartchain.node.config import DATA_DIR, GENESIS_FILE, NodeConfig
 from smartchain.node.mempool import AccountLookup, Mempool
 from smartchain.node.metrics import NodeMetrics
-from smartchain.state.chain import Chain, StagedBlock
+from smartchain.state.chain import StagedBlock
 from smartchain.state.executor import CheckedTx
 from smartchain.state.genesis import Genesis
 from smartchain.state.store import StateReader
@@ -56,7 +57,7 @@ class Node:
         self.config = config or NodeConfig.load(self.home)
         self.genesis = genesis or Genesis.load(self.home / GENESIS_FILE)
         self.key = key
-        self.chain = Chain(self.home / DATA_DIR, self.genesis)
+        self.chain = open_chain(self.home / DATA_DIR, self.genesis)
         self.mempool = Mempool(self.config.mempool_max_txs, self.config.mempool_max_bytes)
         self.metrics = NodeMetrics()
         self.verifier = ParallelVerifier()

@@ -21,11 +21,6 @@ from smartchain.crypto.address import address_of
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import merkle_root, root_of_hashes
-from smartchain.modules.bank.module import Bank
-from smartchain.modules.compute.module import Compute
-from smartchain.modules.contracts.module import Contracts
-from smartchain.modules.storage.module import Storage
-from smartchain.modules.tokens.module import Tokens
 from smartchain.state.commitment import StateProof, StateTree, TreeUpdate
 from smartchain.state.executor import CheckedTx, Executor
 from smartchain.state.genesis import Genesis
@@ -137,18 +132,15 @@ def _run_hook(hook: Callable[[Overlay, BlockInfo], object], overlay: Overlay,
         raise _Unexecutable(None, exc) from exc
 
 
-def default_modules() -> list[Module]:
-    return [Bank(), Tokens(), Contracts(), Compute(), Storage()]
-
-
 class Chain:
-    def __init__(self, path: Path | str, genesis: Genesis,
-                 modules: list[Module] | None = None) -> None:
+    def __init__(self, path: Path | str, genesis: Genesis, modules: list[Module]) -> None:
+        """Open (or create at genesis) the chain at ``path``, run by ``modules``: the app's
+        list (``smartchain.app.open_chain``) or a test's own."""
         genesis.validate()
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.store = Store(path)
-        self.executor = Executor(modules or default_modules())
+        self.executor = Executor(modules)
         self.tree = StateTree()
         dbs = self.store.dbs
         with self.store.read() as txn:

@@ -22,6 +22,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from smartchain.app import default_modules, open_chain
 from smartchain.codec import Struct, _kind_of
 from smartchain.crypto.address import address_of, to_bech32
 from smartchain.crypto.hashing import h256
@@ -31,7 +32,6 @@ from smartchain.modules.compute.types import RegisterProvider as ComputeProvider
 from smartchain.modules.contracts.types import Arg, Call, Deploy, contract_address
 from smartchain.modules.storage.types import RegisterProvider as StorageProvider
 from smartchain.modules.tokens.types import Issue, TokenTransfer
-from smartchain.state.chain import Chain, default_modules
 from smartchain.state.executor import Executor
 from smartchain.state.genesis import Genesis, GenesisAccount, GenesisValidator
 from smartchain.state.params import Params
@@ -132,7 +132,7 @@ def script() -> list[list[tuple[PrivateKey, Any, int]]]:
 
 def run_script(root: Path) -> dict[str, Any]:
     gen = genesis()
-    chain = Chain(root, gen)
+    chain = open_chain(root, gen)
     nonces: dict[bytes, int] = {}
     blocks = []
     try:

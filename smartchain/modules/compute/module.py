@@ -97,6 +97,7 @@ from typing import Any
 from smartchain.compute.wasm import TaskRunner
 from smartchain.crypto.address import from_bech32
 from smartchain.crypto.hashing import h256, h256_tagged
+from smartchain.modules.compute.invariants import invariants
 from smartchain.modules.compute.types import (
     _U32,
     _U64,
@@ -1512,3 +1513,6 @@ class Compute(Module):
         _place_pending(env)
         env.flush()
         return env.events
+
+    def invariants(self, view: Any) -> list[str]:
+        return invariants(view)

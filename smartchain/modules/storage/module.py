@@ -75,6 +75,7 @@ from smartchain.crypto.keys import verify
 from smartchain.crypto.merkle import leaf_hash, verify_proof
 from smartchain.modules.bank.module import get_account
 from smartchain.modules.env import ModuleEnv
+from smartchain.modules.storage.invariants import invariants
 from smartchain.modules.storage.types import (
     _U32,
     _U64,
@@ -843,3 +844,6 @@ class Storage(Module):
         env = _Env(store, block, None, [])
         _prune_claims(env)
         return env.events
+
+    def invariants(self, view: Any) -> list[str]:
+        return invariants(view)

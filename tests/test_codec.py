@@ -65,11 +65,11 @@ class AllTypes(Struct):
     f20: Fixed20
     f32: Fixed32
     f64: Fixed64
-    nums: list_of(U32)
-    inners: list_of(Inner)
-    maybe: optional(U64)
-    maybe_inner: optional(Inner)
-    maybe_list: optional(list_of(Bytes))
+    nums: list_of[U32]
+    inners: list_of[Inner]
+    maybe: optional[U64]
+    maybe_inner: optional[Inner]
+    maybe_list: optional[list_of[Bytes]]
     inner: Inner
 
 
@@ -86,7 +86,7 @@ class OneBool(Struct):
 
 @dataclass(frozen=True, slots=True)
 class OneOpt(Struct):
-    v: optional(U8)
+    v: optional[U8]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,7 @@ class OneStr(Struct):
 
 @dataclass(frozen=True, slots=True)
 class OneList(Struct):
-    v: list_of(U8)
+    v: list_of[U8]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The code base stays ruff-clean (rules in pyproject.toml)."""
+"""The code base stays ruff-clean and type-checks (rules for both in pyproject.toml)."""
 
 import shutil
 import subprocess
@@ -13,4 +13,12 @@ def test_ruff_clean() -> None:
     cmd = [ruff] if ruff else [sys.executable, "-m", "ruff"]
     result = subprocess.run([*cmd, "check", "smartchain", "tests", "bench"], cwd=ROOT,
                             capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_types_check() -> None:
+    """mypy passes on the package: strict on the codec, the state machine and consensus, the
+    baseline elsewhere ([tool.mypy] in pyproject.toml; its cache is .mypy_cache)."""
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stdout + result.stderr

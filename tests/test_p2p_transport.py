@@ -612,7 +612,8 @@ def test_duplicate_connections_resolve_to_one() -> None:
             await asyncio.sleep(0.1)
             assert a.connected_peers() == [b.peer_id] and b.connected_peers() == [a.peer_id]
             # both ends kept the same TCP connection: one side's outbound is the other's inbound
-            assert a._peers[b.peer_id].outbound != b._peers[a.peer_id].outbound
+            assert (a.connections.peers[b.peer_id].outbound
+                    != b.connections.peers[a.peer_id].outbound)
             assert downs == []  # replacing a duplicate is not a disconnection
             inbox = Inbox()
             b.subscribe("t", inbox)

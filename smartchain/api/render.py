@@ -130,7 +130,7 @@ def compute_job_json(v: JobView, with_tasks: bool = True) -> dict[str, Any]:
     """A job's status: its terms, money, and (``with_tasks``) each task's state with counts
     per state."""
     j = v.job
-    out = {
+    out: dict[str, Any] = {
         "id": str(v.id), "status": v.status, "requester": to_bech32(j.requester),
         "module_hash": j.module_hash.hex(),
         "reduce_hash": j.reduce_hash.hex() if j.reduce_hash is not None else None,
@@ -199,7 +199,8 @@ def _wide_ints(cls: type) -> frozenset[str]:
 def fields_json(msg: Any) -> dict[str, Any]:
     """A payload's fields as JSON: 20-byte fields are addresses, 64- and 128-bit integers
     strings, nested structs objects and lists lists; the rest as they are."""
-    wide = _wide_ints(type(msg))
+    cls: type = type(msg)
+    wide = _wide_ints(cls)
     return {f.name: _field_json(getattr(msg, f.name), f.name in wide)
             for f in dataclasses.fields(msg)}
 

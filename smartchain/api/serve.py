@@ -43,6 +43,8 @@ class ApiServer:
         site = web.TCPSite(self.runner, self.settings.host, self.settings.port,
                            reuse_address=True)
         await site.start()
+        # the site started above, so it has its server and socket
+        # the site started above, so it has its server and socket
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return f"http://{self.settings.host}:{port}"
 

@@ -242,11 +242,12 @@ async def post_tx_batch(request: web.Request) -> web.Response:
             raws.append(binascii.unhexlify(t))
         except (binascii.Error, ValueError) as exc:
             raise ApiError(400, "malformed", f"txs[{i}] is not valid hex") from exc
-    results = []
+    results: list[dict[str, Any]] = []
     for r in await _node(request).submit_many_async(raws):
         if isinstance(r, TxError):
             results.append({"error": {"code": r.code.slug, "message": r.message}})
         else:
+            assert r is not None  # without may_check every transaction is checked
             results.append({"hash": r.hex(), "status": "pending"})
     return web.json_response({"results": results})
 

@@ -123,7 +123,11 @@ def keys_show(name: str) -> None:
     doc = keyring.read_doc(name)
     data = {"name": name, "address": doc["address"], "public_key": doc["public_key"],
             "encrypted": is_encrypted(doc)}
-    emit(data, lambda: [out.print(f"{k}: {v}") for k, v in data.items()])
+
+    def human() -> None:
+        for k, v in data.items():
+            out.print(f"{k}: {v}")
+    emit(data, human)
 
 
 @keys_app.command("export")
@@ -452,10 +456,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(rc)
 
 
-def _click_exceptions() -> tuple[type[Exception], ...]:
+def _click_exceptions() -> tuple[type[Any], ...]:
     """ClickException of the click typer really uses (recent typer vendors it as typer._click
     and no longer depends on click)."""
-    types: list[type[Exception]] = []
+    types: list[type[Any]] = []  # untyped: imported by name
     for module in ("typer._click.exceptions", "click.exceptions"):
         try:
             types.append(importlib.import_module(module).ClickException)

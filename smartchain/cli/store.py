@@ -242,8 +242,8 @@ def put(
     except sc.StorageError as exc:
         raise _storage_error(exc) from None
     tx = client.tx(res.tx_hash)
-    terms = next((e["attributes"] for e in tx["receipt"]["events"]
-                  if e["kind"] == "storage_deal_create"), {})
+    terms: dict[str, Any] = next((e["attributes"] for e in tx["receipt"]["events"]
+                                  if e["kind"] == "storage_deal_create"), {})
     doc = {
         "file_id": res.file_id.hex(), "size": res.size, "k": res.k, "n": res.n,
         "code_n": res.code_n, "segments": res.segments, "bytes_sent": res.bytes_sent,

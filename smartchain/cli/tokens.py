@@ -248,7 +248,11 @@ def info(symbol: Symbol) -> None:
             ("issuer", t["issuer"]), ("supply", f"{t['supply_amount']} ({t['supply']} units)"),
             ("mintable", "yes" if t["mintable"] else "no"),
             ("max supply", f"{t['max_supply_amount']} ({t['max_supply']} units)")]
-    emit(t, lambda: [out.print(f"{k + ':':<11} {v}", highlight=False) for k, v in rows])
+
+    def human() -> None:
+        for k, v in rows:
+            out.print(f"{k + ':':<11} {v}", highlight=False)
+    emit(t, human)
 
 
 @token_app.command("list")

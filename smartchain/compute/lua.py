@@ -50,7 +50,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NoReturn
 
 from smartchain.compute.result import MAX_OUTPUT, TaskResult
 from smartchain.contracts.host import ContractError, Host
@@ -92,7 +92,7 @@ class _TaskHost(Host):
         except SourceError as exc:
             raise ContractError(f"invalid Lua task: {exc}") from exc
 
-    def _refuse(self, *_args: Any) -> Any:
+    def _refuse(self, *_args: Any, **_kwargs: Any) -> NoReturn:
         raise ContractError("compute tasks have no chain access")
 
     get = emit = balance = transfer = token_balance = _refuse

@@ -47,7 +47,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import wasmtime
 
@@ -63,6 +63,9 @@ from smartchain.compute.depth import (
 from smartchain.compute.lua import LuaTaskRunner, is_lua
 from smartchain.compute.result import MAX_OUTPUT, TaskResult
 from smartchain.crypto.hashing import h256
+
+if TYPE_CHECKING:
+    from wasmtime._instance import InstanceExports  # what Instance.exports() returns
 
 PAGE = 65536
 MAX_MODULE = 16 * 1024 * 1024  # compiling is not metered: bound its input
@@ -285,7 +288,7 @@ def _execute(store: wasmtime.Store, module: wasmtime.Module, data: bytes,
         return b"", f"trap: {_describe(exc)}"
 
 
-def _call(store: wasmtime.Store, exports: wasmtime.InstanceExports, memory: wasmtime.Memory,
+def _call(store: wasmtime.Store, exports: InstanceExports, memory: wasmtime.Memory,
           data: bytes) -> bytes:
     """alloc, write the input, run, read the output: the ABI's host side."""
     alloc, run = exports["alloc"], exports["run"]
@@ -308,7 +311,7 @@ def _call(store: wasmtime.Store, exports: wasmtime.InstanceExports, memory: wasm
     return bytes(memory.read(store, out_ptr, out_ptr + out_len))
 
 
-def _trap_error(trap: wasmtime.Trap, exports: wasmtime.InstanceExports | None,
+def _trap_error(trap: wasmtime.Trap, exports: InstanceExports | None,
                 store: wasmtime.Store, max_memory: int,
                 memory: wasmtime.Memory | None = None) -> str:
     code = trap.trap_code

@@ -237,6 +237,11 @@ class ConsensusEngine:
     decides from the others' votes.
     """
 
+    # per-height state, set by _reset_height() (typed here: start() assigns them first)
+    _me: int | None
+    _locked_hash: bytes | None
+    _valid_hash: bytes | None
+
     def __init__(self, chain_id: str, app: Application, signer: Signer | None = None,
                  config: EngineConfig | None = None) -> None:
         self.chain_id = chain_id
@@ -413,10 +418,10 @@ class ConsensusEngine:
     def _reset_height(self) -> None:
         self.round = 0
         self.step = RoundStep.PROPOSE
-        self._me: int | None = None
-        self._locked_hash: bytes | None = None
+        self._me = None
+        self._locked_hash = None
         self._locked_round = -1
-        self._valid_hash: bytes | None = None
+        self._valid_hash = None
         self._valid_round = -1
         self._proposals: dict[int, ProposalMessage] = {}
         self._blocks: dict[bytes, bytes] = {}

@@ -99,7 +99,7 @@ class LockRecord(Struct):
     height: U64
     round: U32
     block: Bytes
-    prevotes: list_of(Vote)
+    prevotes: list_of[Vote]
 
 
 def _seal(magic: bytes, body: bytes) -> bytes:

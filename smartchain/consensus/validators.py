@@ -42,7 +42,7 @@ class ValidatorSetData(Struct):
     """Canonical form of a set: what is hashed, stored and sent."""
 
     start_height: U64
-    validators: list_of(Validator)
+    validators: list_of[Validator]
 
 
 def _div_trunc(a: int, b: int) -> int:

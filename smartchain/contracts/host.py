@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,7 +188,7 @@ class Host:
             return raw[1:], 0
         return _I64.unpack_from(raw, 1)[0], 0
 
-    def apply_writes(self, writes: list[tuple[bytes, Any, Any]]) -> None:
+    def apply_writes(self, writes: Iterable[tuple[bytes, Any, Any]]) -> None:
         """Store a VM's drained writes: (contract address text, key, value or None)."""
         store = self._store
         for address, key, value in writes:

@@ -65,7 +65,7 @@ def tokens(src: bytes) -> list[tuple[int, int]]:
     while i < n:
         c = src[i:i + 1]
         if c.isspace():
-            i = _SPACE.match(src, i).end()  # type: ignore[union-attr]
+            i = _SPACE.match(src, i).end()  # type: ignore[union-attr]  # c is white space
             continue
         if src.startswith(b"--", i):
             end = _long_end(src, i + 2)
@@ -81,7 +81,7 @@ def tokens(src: bytes) -> list[tuple[int, int]]:
         elif m := _NAME.match(src, i):
             end = m.end()
         elif c.isdigit() or (c == b"." and src[i + 1:i + 2].isdigit()):
-            end = _NUMBER.match(src, i).end()  # type: ignore[union-attr]
+            end = _NUMBER.match(src, i).end()  # type: ignore[union-attr]  # a digit is a number
         else:
             end = i + next((len(op) for op in _OPERATORS if src.startswith(op, i)), 1)
         out.append((i, end))

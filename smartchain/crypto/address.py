@@ -30,6 +30,7 @@ def to_bech32(address: bytes) -> str:
     if len(address) != ADDRESS_SIZE:
         raise AddressError("an address is 20 bytes")
     data = _bech32.convertbits(address, 8, 5, True)
+    assert data is not None  # None only for input that is not 8-bit values
     return _bech32.bech32_encode(HRP, data)
 
 

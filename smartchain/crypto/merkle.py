@@ -76,7 +76,7 @@ class MerkleProof(Struct):
 
     index: U64
     size: U64
-    path: list_of(Fixed32)  # sibling hashes, leaf level first
+    path: list_of[Fixed32]  # sibling hashes, leaf level first
 
 
 def prove(leaves: list[bytes], index: int) -> MerkleProof:

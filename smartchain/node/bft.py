@@ -88,7 +88,7 @@ PEER_TX_FAULTS = frozenset({Code.BAD_SIGNATURE, Code.MALFORMED, Code.WRONG_CHAIN
 
 @dataclass(frozen=True, slots=True)
 class TxBatch(Struct):
-    txs: list_of(Bytes)
+    txs: list_of[Bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +347,7 @@ class ConsensusService:
         task.add_done_callback(self._work_done)
 
     def _work_done(self, task: asyncio.Future) -> None:
-        self._inflight.discard(task)  # type: ignore[arg-type]
+        self._inflight.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("consensus work failed", exc_info=task.exception())
 

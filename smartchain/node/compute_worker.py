@@ -124,7 +124,7 @@ class Result:
 
 
 def bench_module() -> bytes:
-    return wasmtime.wat2wasm(BENCH_WAT)
+    return bytes(wasmtime.wat2wasm(BENCH_WAT))
 
 
 def measure_capability(runner: TaskRunner, cores: int = 1) -> int:

@@ -64,7 +64,7 @@ class P2PSettings:
     # proven peers and our own API are not limited.
     unproven_sig_checks: int = 2_000
     unproven_peer_sig_checks: int = 200
-    # The transport's own tunables (smartchain/p2p/peers.py), e.g. pex, rate_frames,
+    # The transport's own tunables (smartchain/p2p/config.py), e.g. pex, rate_frames,
     # max_inbound, max_inbound_per_ip, max_inbound_per_subnet, limit_loopback.
     transport: P2PConfig = field(default_factory=P2PConfig, metadata=INLINE)
 

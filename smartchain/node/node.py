@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import lmdb
 
@@ -80,7 +81,7 @@ class Node:
 
         return lookup
 
-    def precheck(self, raw: bytes, txn: lmdb.Transaction | None = None) -> CheckedTx:
+    def precheck(self, raw: bytes, txn: lmdb.Transaction[bytes] | None = None) -> CheckedTx:
         """Decode and run the cheap stateless checks (not the signature, the costly checks or
         state), and refuse what we already have (``txn``: a read transaction to reuse across
         a batch)."""
@@ -147,7 +148,8 @@ class Node:
     def submit_many(self, raws: list[bytes]) -> list[bytes | TxError]:
         """Admit a batch: signatures verified in worker processes, then mempool in order."""
         results, pending = self._precheck_batch(raws)
-        return self._admit(results, pending, self.verifier.verify(self._sig_items(pending)))
+        admitted = self._admit(results, pending, self.verifier.verify(self._sig_items(pending)))
+        return cast(list[bytes | TxError], admitted)  # no may_check: none left unchecked
 
     async def submit_many_async(self, raws: list[bytes], *,
                                 may_check: Callable[[CheckedTx], bool] | None = None

@@ -700,11 +700,11 @@ class StorageProvider(BlockService):
         for i in range(0, len(ready), CLAIM_BATCH):
             batch = ready[i:i + CLAIM_BATCH]
             msg = sm.ClaimBandwidth(tuple(r for _, r in batch))
-            tx_hash = self.send("storage/claim_bandwidth", msg,
-                                 CLAIM_GAS + CLAIM_GAS_PER_RECEIPT * len(batch))
-            if tx_hash is None:
+            claim_hash = self.send("storage/claim_bandwidth", msg,
+                                    CLAIM_GAS + CLAIM_GAS_PER_RECEIPT * len(batch))
+            if claim_hash is None:
                 break
-            self._claims[tx_hash] = [k for k, _ in batch]
+            self._claims[claim_hash] = [k for k, _ in batch]
 
     # --- request handlers ----------------------------------------------------------------
 
@@ -858,6 +858,7 @@ class StorageProvider(BlockService):
         log.info("storage: repairing column %d of deal %s", frag, file_id.hex())
         try:
             async with asyncio.timeout(REPAIR_TIMEOUT_S):
+                # loopback: set when the provider starts, before any repair runs
                 ok = await repair_column(self.loopback, self.view, file_id, frag,  # type: ignore[arg-type]
                                          key=self.key)
             why = "" if ok else "not possible now"

@@ -230,7 +230,7 @@ class ContactRecord(Struct):
 
 @dataclass(frozen=True, slots=True)
 class PingRequest(Struct):
-    sender: optional(Str)
+    sender: optional[Str]
     nonce: U64
 
 
@@ -241,20 +241,20 @@ class PingResponse(Struct):
 
 @dataclass(frozen=True, slots=True)
 class FindNodeRequest(Struct):
-    sender: optional(Str)
+    sender: optional[Str]
     target: Fixed32
 
 
 @dataclass(frozen=True, slots=True)
 class FindNodeResponse(Struct):
-    contacts: list_of(ContactRecord)
+    contacts: list_of[ContactRecord]
 
 
 @dataclass(frozen=True, slots=True)
 class AddProviderRequest(Struct):
     """Announce the sender as a provider of ``key``; ``ttl_s == 0`` withdraws it."""
 
-    sender: optional(Str)
+    sender: optional[Str]
     key: Fixed32
     ttl_s: U32
 
@@ -266,7 +266,7 @@ class AddProviderResponse(Struct):
 
 @dataclass(frozen=True, slots=True)
 class GetProvidersRequest(Struct):
-    sender: optional(Str)
+    sender: optional[Str]
     key: Fixed32
 
 
@@ -274,8 +274,8 @@ class GetProvidersRequest(Struct):
 class GetProvidersResponse(Struct):
     """Known providers plus closer nodes, so one RPC serves both steps of a lookup."""
 
-    providers: list_of(ContactRecord)
-    closer: list_of(ContactRecord)
+    providers: list_of[ContactRecord]
+    closer: list_of[ContactRecord]
 
 
 # --- routing table ------------------------------------------------------------------------

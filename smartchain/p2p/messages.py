@@ -66,7 +66,7 @@ class Envelope(Struct):
 
 @dataclass(frozen=True, slots=True)
 class PeerList(Struct):
-    addresses: list_of(Str)  # "pubkeyhex@host:port"
+    addresses: list_of[Str]  # "pubkeyhex@host:port"
 
 
 _GOSSIP_TAG = b"sc-p2p-gossip"

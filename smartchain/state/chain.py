@@ -160,7 +160,7 @@ class Chain:
             self.store.close()  # release the LMDB environment: it is open once per process
             raise ChainError("this data directory belongs to a different genesis")
         self.height = self._read_height()
-        self.latest = self.get_block(self.height).header if self.height else None
+        self.latest = self._block_at(self.height).header if self.height else None
         self.params = self.read_params()
 
     # --- genesis ------------------------------------------------------------------------
@@ -186,7 +186,10 @@ class Chain:
         return _H.unpack(raw)[0] if raw else 0
 
     def read_params(self) -> Params:
-        return Params.decode(self.store.get("state", PARAMS_KEY))
+        raw = self.store.get("state", PARAMS_KEY)
+        if raw is None:
+            raise ChainError("the store holds no chain parameters")
+        return Params.decode(raw)
 
     @property
     def state_root(self) -> bytes:
@@ -393,8 +396,8 @@ class Chain:
         if PARAMS_KEY in staged.writes:
             self.params = self.read_params()
 
-    def _put_state(self, txn: object, writes: dict[bytes, bytes | None]) -> None:
-        put, delete = txn.put, txn.delete  # type: ignore[attr-defined]
+    def _put_state(self, txn: lmdb.Transaction[bytes], writes: dict[bytes, bytes | None]) -> None:
+        put, delete = txn.put, txn.delete
         db = self.store.dbs["state"]
         for k, v in writes.items():
             if v is None:
@@ -407,6 +410,13 @@ class Chain:
     def get_block(self, height: int) -> Block | None:
         raw = self.store.get("blocks", _H.pack(height))
         return Block.decode(raw) if raw else None
+
+    def _block_at(self, height: int) -> Block:
+        """A block the store must hold (at or below the committed height)."""
+        block = self.get_block(height)
+        if block is None:
+            raise ChainError(f"the store has no block {height} below its height")
+        return block
 
     def get_commit(self, height: int) -> Commit | None:
         """The certificate that finalised block ``height`` (stored with it, and carried
@@ -430,7 +440,7 @@ class Chain:
         assert block is not None
         return rec, Transaction.decode(block.txs[rec.index])
 
-    def has_tx(self, tx_hash: bytes, txn: lmdb.Transaction | None = None) -> bool:
+    def has_tx(self, tx_hash: bytes, txn: lmdb.Transaction[bytes] | None = None) -> bool:
         if txn is None:
             return self.store.get("txs", tx_hash) is not None
         return txn.get(tx_hash, db=self.store.dbs["txs"]) is not None

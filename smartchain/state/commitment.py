@@ -63,8 +63,8 @@ class StateProof(Struct):
     """Proof that ``key`` has a value (or none) under a state root."""
 
     bucket: U32
-    entries: list_of(Fixed32)  # every entry hash in the bucket, in key order
-    siblings: list_of(Fixed32)  # leaf level first
+    entries: list_of[Fixed32]  # every entry hash in the bucket, in key order
+    siblings: list_of[Fixed32]  # leaf level first
 
 
 @dataclass(slots=True)
@@ -93,7 +93,7 @@ class StateTree:
     def root(self) -> bytes:
         return self.levels[DEPTH][0]
 
-    def load(self, txn: lmdb.Transaction, sleaf_db: object) -> None:
+    def load(self, txn: lmdb.Transaction[bytes], sleaf_db: lmdb._Database) -> None:
         """Rebuild the tree from the persisted bucket leaves."""
         leaves: dict[int, bytes] = {}
         for k, v in txn.cursor(db=sleaf_db):
@@ -114,7 +114,7 @@ class StateTree:
                 nodes[(lvl, i)] = node_of(left, right)
         return nodes
 
-    def stage(self, txn: lmdb.Transaction, sidx_db: object,
+    def stage(self, txn: lmdb.Transaction[bytes], sidx_db: lmdb._Database,
               writes: dict[bytes, bytes | None]) -> TreeUpdate:
         """The tree update for ``writes`` over the committed state seen by ``txn``."""
         entries: dict[bytes, bytes | None] = {}
@@ -136,12 +136,13 @@ class StateTree:
                         break
                     merged[k] = v
             merged.update(changes)
-            leaves[b] = leaf_of([merged[k] for k in sorted(merged) if merged[k] is not None])
+            leaves[b] = leaf_of([h for k in sorted(merged) if (h := merged[k]) is not None])
         nodes = self._paths(leaves)
         return TreeUpdate(nodes[(DEPTH, 0)] if nodes else self.root, entries, leaves, nodes)
 
     @staticmethod
-    def write(txn: lmdb.Transaction, dbs: dict, update: TreeUpdate) -> None:
+    def write(txn: lmdb.Transaction[bytes], dbs: dict[str, lmdb._Database],
+              update: TreeUpdate) -> None:
         """Persist entry hashes and leaves inside the block's LMDB write transaction."""
         sidx, sleaf = dbs["sidx"], dbs["sleaf"]
         for skey, h in update.entries.items():
@@ -161,7 +162,8 @@ class StateTree:
         for (lvl, i), h in update.nodes.items():
             levels[lvl][i] = h
 
-    def prove(self, txn: lmdb.Transaction, sidx_db: object, key: bytes) -> StateProof:
+    def prove(self, txn: lmdb.Transaction[bytes], sidx_db: lmdb._Database,
+              key: bytes) -> StateProof:
         b = bucket_of(key)
         prefix = b.to_bytes(2, "big")
         entries = []

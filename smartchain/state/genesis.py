@@ -40,8 +40,8 @@ class Genesis(Struct):
     chain_id: Str
     time_ms: U64
     params: Params
-    accounts: list_of(GenesisAccount)
-    validators: list_of(GenesisValidator)
+    accounts: list_of[GenesisAccount]
+    validators: list_of[GenesisValidator]
 
     def hash(self) -> bytes:
         return h256_tagged(b"smart/genesis", self.encode())

@@ -11,13 +11,23 @@ transaction is simply there, or the one in flight is simply not.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import lmdb
 
 DB_NAMES = ("state", "sidx", "sleaf", "blocks", "hashes", "commits", "txs", "meta")
-_MISSING = object()
+
+
+class _Missing(enum.Enum):
+    """Sentinel type: "no entry" in an overlay, unlike ``None`` which marks a deletion."""
+
+    MISSING = enum.auto()
+
+
+_MISSING = _Missing.MISSING
 
 
 class Store:
@@ -31,10 +41,10 @@ class Store:
         )
         self.dbs = {name: self.env.open_db(name.encode()) for name in DB_NAMES}
 
-    def read(self) -> lmdb.Transaction:
+    def read(self) -> lmdb.Transaction[bytes]:
         return self.env.begin(write=False, buffers=False)
 
-    def write(self) -> lmdb.Transaction:
+    def write(self) -> lmdb.Transaction[bytes]:
         return self.env.begin(write=True)
 
     def get(self, name: str, key: bytes) -> bytes | None:
@@ -43,6 +53,12 @@ class Store:
 
     def close(self) -> None:
         self.env.close()
+
+
+class StateView(Protocol):
+    """What a read helper needs: committed state (``StateReader``) or pending (``Overlay``)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
 
 
 class StateReader:
@@ -90,13 +106,13 @@ class Overlay:
         self.parent = parent
         self._pget = parent.get
         self.writes: dict[bytes, bytes | None] = {}
-        self.journal: list[tuple[bytes, object]] = []
+        self.journal: list[tuple[bytes, bytes | _Missing | None]] = []
 
     def get(self, key: bytes) -> bytes | None:
         v = self.writes.get(key, _MISSING)
         if v is _MISSING:
             return self._pget(key)
-        return v  # type: ignore[return-value]
+        return v
 
     def set(self, key: bytes, value: bytes) -> None:
         writes = self.writes
@@ -117,7 +133,7 @@ class Overlay:
             if old is _MISSING:
                 del writes[key]
             else:
-                writes[key] = old  # type: ignore[assignment]
+                writes[key] = old
 
     def commit(self) -> None:
         if isinstance(self.parent, Overlay):
@@ -138,15 +154,17 @@ class Overlay:
         i = 0
         for k, v in below:
             while i < len(mine) and mine[i][0] < k:
-                if mine[i][1] is not None:
-                    yield mine[i]  # type: ignore[misc]
+                mk, mv = mine[i]
+                if mv is not None:
+                    yield mk, mv
                 i += 1
             if i < len(mine) and mine[i][0] == k:
-                if mine[i][1] is not None:
-                    yield mine[i]  # type: ignore[misc]
+                mv = mine[i][1]
+                if mv is not None:
+                    yield k, mv
                 i += 1
                 continue
             yield k, v
-        for k, v in mine[i:]:
-            if v is not None:
-                yield k, v
+        for mk, mv in mine[i:]:
+            if mv is not None:
+                yield mk, mv

@@ -570,6 +570,7 @@ class _Upload:
                 fut.cancel()
             if inflight:
                 await asyncio.gather(*(f for _, f in inflight), return_exceptions=True)
+        # every segment was sent above, so all its roots are known
         piece_roots = tuple(r[j] for r in self.roots)  # type: ignore[index]
         reply = await self.p2p.request(
             peer, ACCEPT, AcceptColumn(self.file_id, j, self.segments, piece_roots).encode(),

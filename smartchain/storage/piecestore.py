@@ -115,7 +115,7 @@ class ColumnMeta(Struct):
     column_bytes: U64
     pinned: Bool  # in an active deal of this provider on chain
     since_ms: U64  # wall clock of the last accept or unpin: the grace period counts from it
-    piece_roots: list_of(Fixed32)
+    piece_roots: list_of[Fixed32]
 
 
 def checksum(data: bytes) -> bytes:
@@ -378,18 +378,18 @@ class PieceStore:
         with self.env.begin() as txn:
             for s, want in enumerate(piece_roots):
                 raw = txn.get(slot_key(file_id, frag_index, s), db=self._slots)
-                meta = SlotMeta.decode(raw) if raw else None
-                if meta is None or meta.root != want:
+                slot = SlotMeta.decode(raw) if raw else None
+                if slot is None or slot.root != want:
                     raise PieceNotFound(f"segment {s} of column {file_id.hex()[:16]}…/"
                                         f"{frag_index} is not held with root {want.hex()[:16]}…")
                 try:
                     on_disk = self.path_of(want).stat().st_size
                 except FileNotFoundError:
                     on_disk = -1
-                if on_disk != meta.size:
+                if on_disk != slot.size:
                     raise PieceNotFound(f"segment {s} of column {file_id.hex()[:16]}…/"
                                         f"{frag_index}: its file is missing or truncated")
-                total += meta.size
+                total += slot.size
         root = layout.column_root(list(piece_roots))
         ckey = column_key(file_id, frag_index)
         with self.env.begin(write=True, db=self._columns) as txn:
@@ -472,10 +472,10 @@ class PieceStore:
         for key, root in doomed:
             with self._stripe(root):
                 with self.env.begin(write=True) as txn:
-                    raw = txn.get(key, db=self._slots)
-                    if raw is None or SlotMeta.decode(raw).root != root:
+                    held = txn.get(key, db=self._slots)
+                    if held is None or SlotMeta.decode(held).root != root:
                         continue
-                    meta = SlotMeta.decode(raw)
+                    meta = SlotMeta.decode(held)
                     craw = txn.get(key[:36], db=self._columns)
                     col = ColumnMeta.decode(craw) if craw else None
                     if col is not None and col.pinned:

@@ -86,7 +86,7 @@ class AcceptColumn(Struct):
     file_id: Fixed32
     frag_index: U32
     segments: U32
-    piece_roots: list_of(Fixed32)
+    piece_roots: list_of[Fixed32]
 
 
 @dataclass(frozen=True, slots=True)

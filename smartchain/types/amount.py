@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 DECIMALS = 8
-UNITS_PER_HPC = 10**DECIMALS
+UNITS_PER_HPC: int = 10**DECIMALS
 MAX_UNITS = 2**128 - 1  # amounts are u128 on chain
 
 
@@ -43,7 +43,7 @@ def parse_decimal(text: str, decimals: int, *, unit: str, max_units: int,
         raise AmountError(f"{unit} has {places}: {text!r}")
     if len(whole) > len(str(max_units)):
         raise AmountError(f"amount too large: {text!r}")
-    units = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+    units: int = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
     if units <= 0 and not (allow_zero and units == 0):
         raise AmountError(f"amount must be positive: {text!r}")
     if units > max_units:

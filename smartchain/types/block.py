@@ -37,9 +37,9 @@ class BlockHeader(Struct):
 @dataclass(frozen=True, slots=True)
 class Block(Struct):
     header: BlockHeader
-    txs: list_of(Bytes)  # canonical transaction encodings, in execution order
+    txs: list_of[Bytes]  # canonical transaction encodings, in execution order
     last_commit: Commit  # +2/3 precommits for the previous block (empty at height 1)
-    evidence: list_of(DuplicateVoteEvidence)  # double-signing seen by the proposer
+    evidence: list_of[DuplicateVoteEvidence]  # double-signing seen by the proposer
     signature: Fixed64  # proposer's signature over the header hash
 
     def hash(self) -> bytes:

@@ -84,7 +84,7 @@ class Commit(Struct):
     height: U64
     round: U32
     block_hash: Fixed32
-    signatures: list_of(CommitSig)
+    signatures: list_of[CommitSig]
 
     def vote_for(self, chain_id: str, validator: bytes, sig: CommitSig) -> Vote:
         """The precommit a CommitSig stands for (to check its signature)."""

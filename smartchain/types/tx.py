@@ -82,7 +82,7 @@ class Event(Struct):
     """
 
     kind: Str
-    attributes: list_of(Attribute)
+    attributes: list_of[Attribute]
 
     @classmethod
     def of(cls, kind: str, **attrs: object) -> Event:
@@ -118,7 +118,7 @@ class Receipt(Struct):
     gas_used: U64
     fee: U128
     log: Str
-    events: list_of(Event)
+    events: list_of[Event]
 
     @property
     def ok(self) -> bool:

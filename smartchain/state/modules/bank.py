@@ -15,7 +15,7 @@ from typing import Any
 from smartchain.codec import U64, U128, Fixed20, Struct
 from smartchain.crypto.address import from_bech32
 from smartchain.state.errors import Code, TxError
-from smartchain.state.module import BlockInfo, Module, Msg, TxContext
+from smartchain.state.module import BlockInfo, Module, Msg, Query, TxContext
 from smartchain.state.modules.emission import Emission, block_reward
 from smartchain.state.store import Overlay
 from smartchain.types.tx import Event, Transaction
@@ -110,7 +110,7 @@ class Bank(Module):
                                  spend=lambda m: m.amount),
         }
 
-    def queries(self) -> dict:
+    def queries(self) -> dict[str, Query]:
         return {
             "account": lambda view, args: get_account(view, from_bech32(args["address"])),
             "supply": lambda view, args: total_supply(view),
@@ -127,7 +127,10 @@ class Bank(Module):
 
     def begin_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
         """Mint this height's reward to the proposer, never past the emission pool."""
-        em = Emission.decode(store.get(EMISSION_KEY))
+        raw = store.get(EMISSION_KEY)
+        if raw is None:
+            raise RuntimeError("state holds no emission schedule (genesis writes one)")
+        em = Emission.decode(raw)
         minted = _u128(store, MINTED_KEY)
         reward = min(block_reward(em, block.height), em.pool - minted)
         if reward <= 0:

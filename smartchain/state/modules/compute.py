@@ -114,11 +114,11 @@ from smartchain.compute.wasm import TaskRunner
 from smartchain.crypto.address import from_bech32
 from smartchain.crypto.hashing import h256, h256_tagged
 from smartchain.state.errors import Code, OutOfGas, TxError
-from smartchain.state.module import BlockInfo, Module, Msg, TxContext
+from smartchain.state.module import BlockInfo, Module, Msg, Query, TxContext
 from smartchain.state.modules.emission import MAX_SUPPLY
 from smartchain.state.modules.env import ModuleEnv
 from smartchain.state.params import PARAMS_KEY, Params
-from smartchain.state.store import Overlay
+from smartchain.state.store import Overlay, StateView
 from smartchain.types.amount import UNITS_PER_HPC
 from smartchain.types.tx import Event
 
@@ -227,7 +227,7 @@ class Task(Struct):
     status: U8
     want: U8  # live replicas the task needs now (redundancy, more after a disagreement)
     bonus: U128  # slashed stake added to this task's budget
-    replicas: list_of(Replica)
+    replicas: list_of[Replica]
     output: Bytes  # the verified result
     error: Str
     fuel_used: U64
@@ -240,7 +240,7 @@ class Task(Struct):
 class Job(Struct):
     requester: Fixed20
     module_hash: Fixed32
-    reduce_hash: optional(Fixed32)
+    reduce_hash: optional[Fixed32]
     tasks: U32
     redundancy: U8
     fuel_per_task: U64
@@ -298,7 +298,7 @@ class Deregister(Struct):
 @dataclass(frozen=True, slots=True)
 class PostJob(Struct):
     module: Bytes  # the WebAssembly task module
-    tasks: list_of(Bytes)  # one input per task (the client slices)
+    tasks: list_of[Bytes]  # one input per task (the client slices)
     fuel_per_task: U64
     price_per_fuel: U64  # base units of HPC
     deadline_blocks: U64  # a replica commits within this many blocks of its assignment
@@ -330,12 +330,12 @@ class CommitResults(Struct):
     """Many commits in one transaction: a worker answers all it finished in one block, so
     the chain verifies one signature and charges one base fee instead of one per task."""
 
-    commits: list_of(CommitResult)
+    commits: list_of[CommitResult]
 
 
 @dataclass(frozen=True, slots=True)
 class RevealResults(Struct):
-    reveals: list_of(RevealResult)
+    reveals: list_of[RevealResult]
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +349,7 @@ class ReleaseOutput(Struct):
 
 @dataclass(frozen=True, slots=True)
 class ReleaseOutputs(Struct):
-    releases: list_of(ReleaseOutput)
+    releases: list_of[ReleaseOutput]
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,11 +469,11 @@ def get_task(store: Any, job_id: int, idx: int) -> Task | None:
     return Task.decode(raw) if raw is not None else None
 
 
-def task_input(store: Any, job_id: int, idx: int) -> bytes | None:
+def task_input(store: StateView, job_id: int, idx: int) -> bytes | None:
     return store.get(input_key(job_id, idx))
 
 
-def get_module(store: Any, module_hash: bytes) -> bytes | None:
+def get_module(store: StateView, module_hash: bytes) -> bytes | None:
     return store.get(MODULE_PREFIX + module_hash)
 
 
@@ -760,7 +760,7 @@ class _Related:
         self.networks = networks
 
     def __contains__(self, address: object) -> bool:
-        s = self.by_address[address]  # type: ignore[index]
+        s = self.by_address[address]  # type: ignore[index]  # Container takes object: addresses
         return address in self.held or s.owner in self.owners or (
             bool(s.network) and s.network in self.networks)
 
@@ -1639,7 +1639,7 @@ class TaskView(Struct):
     index: U32
     status: Str
     want: U8
-    replicas: list_of(ReplicaView)
+    replicas: list_of[ReplicaView]
     output: Bytes
     error: Str
     fuel_used: U64
@@ -1653,7 +1653,7 @@ class JobView(Struct):
     id: U64
     status: Str
     job: Job
-    tasks: list_of(TaskView)
+    tasks: list_of[TaskView]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1758,7 +1758,7 @@ class Compute(Module):
             "compute/cancel_job": Msg(CancelJob, _handle_cancel),
         }
 
-    def queries(self) -> dict:
+    def queries(self) -> dict[str, Query]:
         return {
             "provider": lambda view, args: provider_view(view, _address(args)),
             "providers": lambda view, args: list_providers(view),

@@ -24,11 +24,11 @@ from smartchain.contracts.vm import MAX_CODE, CallOutcome, LuaVM
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.hashing import h256, h256_tagged
 from smartchain.state.errors import Code, OutOfGas, TxError
-from smartchain.state.module import BlockInfo, Module, Msg, TxContext
+from smartchain.state.module import BlockInfo, Module, Msg, Query, TxContext
 from smartchain.state.modules import tokens
 from smartchain.state.modules.bank import get_account, move_hpc
 from smartchain.state.params import Params
-from smartchain.state.store import Overlay
+from smartchain.state.store import Overlay, StateView
 from smartchain.types.tx import Event
 
 CODE_PREFIX = b"contracts/code/"
@@ -81,7 +81,7 @@ class Arg(Struct):
 @dataclass(frozen=True, slots=True)
 class Deploy(Struct):
     source: Bytes
-    init_args: list_of(Arg)
+    init_args: list_of[Arg]
     value: U128 = 0  # HPC the new contract starts with
 
 
@@ -89,7 +89,7 @@ class Deploy(Struct):
 class Call(Struct):
     contract: Fixed20
     function: Str
-    args: list_of(Arg)
+    args: list_of[Arg]
     value: U128 = 0  # HPC sent to the contract with the call
 
 
@@ -111,7 +111,7 @@ def contract_info(store: Any, address: bytes) -> ContractInfo | None:
     return ContractInfo.decode(raw) if raw is not None else None
 
 
-def contract_source(store: Any, address: bytes) -> bytes | None:
+def contract_source(store: StateView, address: bytes) -> bytes | None:
     return store.get(CODE_PREFIX + address)
 
 
@@ -123,7 +123,7 @@ class ChainHost(Host):
 
     def __init__(self, gas: GasSchedule) -> None:
         super().__init__(gas)
-        self.store: Overlay | None = None
+        self.store: Overlay  # set by bind(), before any call
 
     def bind(self, store: Overlay) -> None:
         """Run the next calls against ``store`` (the block's overlay, or a query's)."""
@@ -132,21 +132,21 @@ class ChainHost(Host):
 
     def _store(self, key: bytes, value: bytes | None) -> None:
         if value is None:
-            self.store.delete(key)  # type: ignore[union-attr]
+            self.store.delete(key)
         else:
-            self.store.set(key, value)  # type: ignore[union-attr]
+            self.store.set(key, value)
 
     def _checkpoint(self) -> int:
-        return self.store.checkpoint()  # type: ignore[union-attr]
+        return self.store.checkpoint()
 
     def _revert(self, checkpoint: int) -> None:
-        self.store.revert_to(checkpoint)  # type: ignore[union-attr]
+        self.store.revert_to(checkpoint)
 
     def _source(self, address: bytes) -> bytes | None:
-        return self.store.get(CODE_PREFIX + address)  # type: ignore[union-attr]
+        return self.store.get(CODE_PREFIX + address)
 
     def _executable(self, address: bytes) -> bytes | None:
-        return self.store.get(EXEC_PREFIX + address)  # type: ignore[union-attr]
+        return self.store.get(EXEC_PREFIX + address)
 
     def _balance(self, address: bytes) -> int:
         return get_account(self.store, address).balance
@@ -321,7 +321,7 @@ class Contracts(Module):
             "contracts/call": Msg(Call, _handle_call, _validate_call, spend=lambda m: m.value),
         }
 
-    def queries(self) -> dict:
+    def queries(self) -> dict[str, Query]:
         return {"info": lambda view, args: contract_info(view, from_bech32(args["address"]))}
 
     def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:

@@ -91,7 +91,7 @@ from smartchain.crypto.hashing import h256_tagged
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import MerkleProof, leaf_hash, node_hash, verify_proof
 from smartchain.state.errors import Code, TxError
-from smartchain.state.module import BlockInfo, Module, Msg, TxContext
+from smartchain.state.module import BlockInfo, Module, Msg, Query, TxContext
 from smartchain.state.modules.bank import get_account
 from smartchain.state.modules.emission import MAX_SUPPLY
 from smartchain.state.modules.env import ModuleEnv
@@ -180,7 +180,7 @@ class Deal(Struct):
     repair_threshold: U32  # repairs open when fewer columns than this are healthy
     escrow: U128  # storage payments left
     repair_budget: U128
-    columns: list_of(Column)
+    columns: list_of[Column]
     status: U8
 
 
@@ -230,7 +230,7 @@ class CreateDeal(Struct):
     last_piece_size: U64
     epochs: U64
     repair_threshold: U32
-    columns: list_of(NewColumn)
+    columns: list_of[NewColumn]
     max_cost: U128 = 0  # escrow + repair budget the owner accepts at most; 0: no bound
 
 
@@ -246,7 +246,7 @@ class AuditProof(Struct):
 
 @dataclass(frozen=True, slots=True)
 class Prove(Struct):
-    proofs: list_of(AuditProof)
+    proofs: list_of[AuditProof]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +277,7 @@ class Receipt(Struct):
 
 @dataclass(frozen=True, slots=True)
 class ClaimBandwidth(Struct):
-    receipts: list_of(Receipt)
+    receipts: list_of[Receipt]
 
 
 PAYLOADS: dict[str, type[Struct]] = {
@@ -1149,7 +1149,7 @@ class Storage(Module):
             "storage/claim_bandwidth": Msg(ClaimBandwidth, _handle_claim, _validate_claim),
         }
 
-    def queries(self) -> dict:
+    def queries(self) -> dict[str, Query]:
         return {
             "providers": lambda view, args: list_providers(view),
             "provider": lambda view, args: provider_view(view, _address(args)),

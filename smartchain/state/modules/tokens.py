@@ -24,7 +24,7 @@ from typing import Any
 from smartchain.codec import U8, U64, Bool, Fixed20, Str, Struct
 from smartchain.crypto.address import from_bech32
 from smartchain.state.errors import Code, TxError
-from smartchain.state.module import Module, Msg, TxContext
+from smartchain.state.module import Module, Msg, Query, TxContext
 
 MAX_AMOUNT = 2**63 - 1
 MAX_DECIMALS = 18
@@ -388,7 +388,7 @@ class Tokens(Module):
             "tokens/burn": Msg(Burn, _handle_burn, _validate_symbol_amount),
         }
 
-    def queries(self) -> dict:
+    def queries(self) -> dict[str, Query]:
         return {
             "info": lambda view, args: token_info(view, args["symbol"]),
             "balance": lambda view, args: token_balance(

@@ -21,6 +21,7 @@ from smartchain.launcher import NodeProc
 from smartchain.node.config import (
     ApiSettings,
     ComputeSettings,
+    ConfigError,
     ConsensusSettings,
     NodeConfig,
     P2PSettings,
@@ -153,7 +154,16 @@ def demo_accounts(doc: dict) -> list[DemoAccount]:
 
 
 def start(doc: dict, timeout: float = 30.0) -> list[NodeProc]:
-    """Start every node that is not already running; wait until each serves its API."""
+    """Start every node that is not already running; wait until each serves its API.
+
+    Every node's config is read first: a devnet made by an older version (a flat
+    config.toml) is refused as a whole, with what to do, before any node starts."""
+    for n in doc["nodes"]:
+        try:
+            NodeConfig.load(Path(n["home"]))
+        except ConfigError as exc:
+            raise DevnetError(f"{exc}\nto start afresh, remove {Path(n['home']).parent} and "
+                              f"run `smart devnet up` again") from None
     started = [launcher.launch(Path(n["home"])) for n in doc["nodes"]
                if launcher.running_pid(Path(n["home"])) is None]
     try:

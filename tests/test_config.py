@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from smartchain import devnet
 from smartchain.consensus.engine import EngineConfig
 from smartchain.node.config import (
     TEST_FAULTS_ENV,
@@ -121,3 +122,13 @@ def test_node_start_on_a_flat_config_says_what_to_do_and_exits_non_zero(
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "p2p_port is a setting of the old flat format: it is now [p2p] port" in run.stderr
     assert not (home / "node.json").exists()
+
+
+def test_a_devnet_with_an_old_flat_config_is_refused_before_any_node_starts(
+        tmp_path: Path) -> None:
+    doc = devnet.create(tmp_path, validators=2, accounts=1)
+    write(Path(doc["nodes"][1]["home"]), '[node]\nmoniker = "node1"\nseeds = []\n')
+    with pytest.raises(devnet.DevnetError, match=r"(?s)seeds .*\[p2p\] seeds.*remove "
+                                                 rf"{tmp_path}.*smart devnet up"):
+        devnet.start(doc)
+    assert not any((Path(n["home"]) / "node.log").exists() for n in doc["nodes"])

@@ -22,15 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from smartchain.app import open_chain
 from smartchain.contracts.memhost import MemoryHost
 from smartchain.contracts.vm import LuaVM
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.chain import Chain
+from smartchain.modules.contracts.types import Arg, Call, Deploy, contract_address
+from smartchain.modules.tokens.types import Issue, TokenTransfer
 from smartchain.state.genesis import Genesis, GenesisAccount, GenesisValidator
-from smartchain.state.modules.contracts import Arg, Call, Deploy, contract_address
-from smartchain.state.modules.tokens import Issue, TokenTransfer
 from smartchain.state.params import Params
 from smartchain.types.tx import Transaction
 
@@ -72,7 +72,7 @@ class Bench:
         genesis = Genesis(CHAIN, 1_700_000_000_000, Params(),
                           tuple(GenesisAccount(k.address, 10**13) for k in self.keys),
                           (GenesisValidator(validator.public_key, 1, "v"),))
-        self.chain = Chain(root, genesis)
+        self.chain = open_chain(root, genesis)
         self.proposer = validator
 
     def tx(self, i: int, kind: str, payload: bytes, gas: int) -> bytes:

@@ -33,10 +33,10 @@ import pipeline
 
 from smartchain import devnet
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.types import Transfer
 from smartchain.node.config import ConsensusSettings, NodeConfig
 from smartchain.node.home import init_home
 from smartchain.node.node import Node
-from smartchain.state.modules.bank import Transfer
 from smartchain.types.tx import Transaction
 
 BATCH = 250

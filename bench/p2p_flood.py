@@ -30,6 +30,7 @@ from pathlib import Path
 
 from smartchain import launcher
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.types import Transfer
 from smartchain.node.bft import TOPIC_TXS, TX_BATCH_MAX, TxBatch
 from smartchain.node.config import (
     RUNTIME_FILE,
@@ -40,7 +41,6 @@ from smartchain.node.config import (
 )
 from smartchain.node.home import init_home
 from smartchain.p2p import P2P, P2PConfig, P2PError
-from smartchain.state.modules.bank import Transfer
 from smartchain.state.params import Params
 from smartchain.types.tx import Transaction
 

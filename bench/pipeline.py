@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from smartchain.crypto.keys import ParallelVerifier, PrivateKey
+from smartchain.modules.bank.types import Transfer
 from smartchain.node.config import ConsensusSettings, NodeConfig
 from smartchain.node.home import init_home
 from smartchain.node.node import Node
-from smartchain.state.modules.bank import Transfer
 from smartchain.types.tx import TX_SIGN_DOMAIN, Transaction
 
 CHAIN = "bench-1"

@@ -13,8 +13,8 @@ from typing import Any
 from smartchain.codec import Struct
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.modules.bank import Transfer
-from smartchain.state.modules.compute import (
+from smartchain.modules.bank.types import Transfer
+from smartchain.modules.compute.types import (
     CancelJob,
     CommitResult,
     Deregister,
@@ -23,20 +23,15 @@ from smartchain.state.modules.compute import (
     ReleaseOutput,
     ReleaseOutputs,
     RevealResult,
+    answer_gas_limit,
     commitment,
     output_digest,
 )
-from smartchain.state.modules.contracts import Arg, Call, Deploy
-from smartchain.state.modules.storage import SIGNATURE_GAS as STORAGE_SIGNATURE_GAS
-from smartchain.state.modules.storage import (
-    CancelDeal,
-    Deal,
-    DealView,
-    StorageProvider,
-)
-from smartchain.state.modules.storage import ProviderView as StorageProviderView
-from smartchain.state.modules.storage import RegisterProvider as RegisterStorageProvider
-from smartchain.state.modules.tokens import (
+from smartchain.modules.contracts.types import Arg, Call, Deploy
+from smartchain.modules.storage.types import CancelDeal, Deal, DealView, StorageProvider
+from smartchain.modules.storage.types import ProviderView as StorageProviderView
+from smartchain.modules.storage.types import RegisterProvider as RegisterStorageProvider
+from smartchain.modules.tokens.types import (
     MAX_AMOUNT,
     Approve,
     Burn,
@@ -47,11 +42,6 @@ from smartchain.state.modules.tokens import (
 )
 from smartchain.types.tx import Transaction
 
-TRANSFER_GAS_LIMIT = 20_000
-TOKEN_GAS_LIMIT = 30_000  # intrinsic gas of a token transaction plus its (at most 3) writes
-INIT_GAS = 2_000_000  # what a deploy allows its init(...) when no gas limit is given
-TX_OVERHEAD = 512  # bytes of a transaction beyond its payload, rounded well up
-
 
 class ApiError(Exception):
     """The node refused a request: ``code`` is the machine-readable reason."""
@@ -61,6 +51,16 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+class SimulationFailed(ApiError):
+    """A transaction sent with automatic gas failed its simulation, so it was not sent:
+    ``simulation`` is what ``POST /v1/txs/simulate`` said (``code_name``, ``log``)."""
+
+    def __init__(self, simulation: dict[str, Any]) -> None:
+        super().__init__(422, simulation["code_name"],
+                         f"transaction not sent: its simulation failed: {simulation['log']}")
+        self.simulation = simulation
 
 
 class NodeUnreachable(ApiError):
@@ -149,26 +149,82 @@ class Client:
         return Transaction.create(key, chain_id=chain_id, nonce=nonce, kind=kind, payload=raw,
                                   gas_limit=gas_limit, gas_price=gas_price)
 
-    def send_tx(self, key: PrivateKey, kind: str, payload: Struct | bytes, *, gas_limit: int,
-                wait: bool = True, **kwargs: Any) -> dict[str, Any]:
+    def simulate(self, sender: PrivateKey | bytes, kind: str, payload: Struct | bytes, *,
+                 gas_limit: int | None = None, nonce: int | None = None,
+                 gas_price: int | None = None, chain_id: str | None = None) -> dict[str, Any]:
+        """What the transaction would do in the next block (``POST /v1/txs/simulate``), sent
+        unsigned: ``sender`` is a key or a public key. Without ``nonce`` the state's next
+        one is used; without ``gas_limit`` the most the sender can pay for. Returns the
+        receipt it would get (``ok``, ``code_name``, ``log``, ``gas_used``, ``events``) and
+        ``gas_wanted``, the limit to send it with. ``ApiError`` if it would be refused."""
+        if chain_id is None or gas_price is None:
+            st = self.status()
+            chain_id = chain_id or st["chain_id"]
+            gas_price = gas_price if gas_price is not None else st["min_gas_price"]
+        public_key = sender.public_key if isinstance(sender, PrivateKey) else sender
+        raw = payload if isinstance(payload, bytes) else payload.encode()
+        tx = Transaction(chain_id, public_key, nonce or 0, gas_limit or 0, gas_price, kind, raw,
+                         bytes(64))
+        return self.simulate_raw(tx.encode(), next_nonce=nonce is None,
+                                 max_gas=gas_limit is None)
+
+    def simulate_raw(self, raw: bytes, *, next_nonce: bool = False,
+                     max_gas: bool = False) -> dict[str, Any]:
+        """Simulate an encoded transaction, signed or not (64 zero bytes of signature)."""
+        body: dict[str, Any] = {"tx": raw.hex()}
+        if next_nonce:
+            body["nonce"] = "next"
+        if max_gas:
+            body["gas_limit"] = "max"
+        return self._request("POST", "/v1/txs/simulate", body)
+
+    def send_tx(self, key: PrivateKey, kind: str, payload: Struct | bytes, *,
+                gas_limit: int | None = None, wait: bool = True, dry_run: bool = False,
+                nonce: int | None = None, gas_price: int | None = None,
+                chain_id: str | None = None) -> dict[str, Any]:
         """Sign, submit and (by default) wait: returns the committed transaction with its
-        receipt, whose ``ok`` says whether it succeeded (a failed one still paid its fee)."""
-        tx = self.build_tx(key, kind, payload, gas_limit=gas_limit, **kwargs)
+        receipt, whose ``ok`` says whether it succeeded (a failed one still paid its fee).
+
+        ``gas_limit=None`` (automatic): the transaction is simulated first and sent with
+        the simulation's ``gas_wanted``; one that would fail raises ``SimulationFailed``
+        instead of being sent. ``dry_run``: only the simulation (``status`` "simulated")
+        is returned, ``ok`` or not, and nothing is sent."""
+        if gas_limit is None or dry_run:
+            if chain_id is None or gas_price is None:
+                st = self.status()
+                chain_id = chain_id or st["chain_id"]
+                gas_price = gas_price if gas_price is not None else st["min_gas_price"]
+            sim = self.simulate(key, kind, payload, gas_limit=gas_limit, gas_price=gas_price,
+                                chain_id=chain_id)
+            if dry_run:
+                return {**sim, "status": "simulated"}
+            if not sim["ok"]:
+                raise SimulationFailed(sim)
+            gas_limit = int(sim["gas_wanted"])
+        tx = self.build_tx(key, kind, payload, gas_limit=gas_limit, nonce=nonce,
+                           gas_price=gas_price, chain_id=chain_id)
         tx_hash = self.submit(tx.encode())
         if not wait:
             return {"hash": tx_hash, "status": "pending"}
         return self.wait_tx(tx_hash)
 
     def build_transfer(self, key: PrivateKey, to: str, amount: int, *, nonce: int | None = None,
-                       gas_price: int | None = None, gas_limit: int = TRANSFER_GAS_LIMIT,
+                       gas_price: int | None = None, gas_limit: int | None = None,
                        chain_id: str | None = None) -> Transaction:
-        """A signed transfer; nonce, chain id and gas price are fetched when not given."""
+        """A signed transfer; nonce, chain id and gas price are fetched when not given, and
+        the gas limit is what a simulation wants."""
+        if gas_limit is None:
+            sim = self.simulate(key, "bank/transfer", Transfer(from_bech32(to), amount),
+                                gas_price=gas_price, chain_id=chain_id)
+            if not sim["ok"]:
+                raise SimulationFailed(sim)
+            gas_limit = int(sim["gas_wanted"])
         return self.build_tx(key, "bank/transfer", Transfer(from_bech32(to), amount),
                              gas_limit=gas_limit, nonce=nonce, gas_price=gas_price,
                              chain_id=chain_id)
 
     def transfer(self, key: PrivateKey, to: str, amount: int, *, wait: bool = True,
-                 gas_limit: int = TRANSFER_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+                 gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
         return self.send_tx(key, "bank/transfer", Transfer(from_bech32(to), amount),
                             gas_limit=gas_limit, wait=wait, **kwargs)
 
@@ -198,41 +254,38 @@ class Client:
                     *, mintable: bool = False, max_supply: int | None = None,
                     gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Issue a token; amounts in base units. ``max_supply`` defaults to the supply for a
-        fixed token and to the 64-bit limit for a mintable one. The gas limit covers the
-        chain's issue price (read from the node) when not given."""
+        fixed token and to the 64-bit limit for a mintable one."""
         if max_supply is None:
             max_supply = MAX_AMOUNT if mintable else supply
-        if gas_limit is None:
-            gas_limit = int(self.status().get("token_issue_gas", 0)) + TOKEN_GAS_LIMIT
         return self.send_tx(key, "tokens/issue",
                             Issue(symbol, name, decimals, supply, mintable, max_supply),
                             gas_limit=gas_limit, **kwargs)
 
     def token_transfer(self, key: PrivateKey, symbol: str, to: str, amount: int, *,
-                       gas_limit: int = TOKEN_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+                       gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
         return self.send_tx(key, "tokens/transfer",
                             TokenTransfer(symbol, from_bech32(to), amount),
                             gas_limit=gas_limit, **kwargs)
 
     def approve(self, key: PrivateKey, symbol: str, spender: str, amount: int, *,
-                gas_limit: int = TOKEN_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+                gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Set (not add to) what ``spender`` may move out of this key's balance."""
         return self.send_tx(key, "tokens/approve", Approve(symbol, from_bech32(spender), amount),
                             gas_limit=gas_limit, **kwargs)
 
     def transfer_from(self, key: PrivateKey, symbol: str, owner: str, to: str, amount: int, *,
-                      gas_limit: int = TOKEN_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+                      gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
         return self.send_tx(key, "tokens/transfer_from",
                             TransferFrom(symbol, from_bech32(owner), from_bech32(to), amount),
                             gas_limit=gas_limit, **kwargs)
 
     def mint(self, key: PrivateKey, symbol: str, to: str, amount: int, *,
-             gas_limit: int = TOKEN_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+             gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
         return self.send_tx(key, "tokens/mint", Mint(symbol, from_bech32(to), amount),
                             gas_limit=gas_limit, **kwargs)
 
     def burn(self, key: PrivateKey, symbol: str, amount: int, *,
-             gas_limit: int = TOKEN_GAS_LIMIT, **kwargs: Any) -> dict[str, Any]:
+             gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
         return self.send_tx(key, "tokens/burn", Burn(symbol, amount), gas_limit=gas_limit,
                             **kwargs)
 
@@ -256,27 +309,12 @@ class Client:
             body["value"] = str(value)
         return self._request("POST", f"/v1/contracts/{_seg(address)}/query", body)
 
-    def estimate_call_gas(self, address: str, function: str, args: Any = (), *,
-                          caller: str, value: int = 0) -> int:
-        """A gas limit for calling ``function``: its gas in a dry run plus a quarter, and the
-        transaction's own gas. Raises ``ApiError`` (``contract_failed``) if the call would
-        fail now."""
-        dry = self.query_contract(address, function, args, caller=caller, value=value)
-        st = self.status()
-        size = len(Call(from_bech32(address), function, _args(args), value).encode())
-        limit = (dry["gas_used"] * 5 // 4 + int(st["contract_call_gas"]) + int(st["tx_base_gas"])
-                 + int(st["gas_per_tx_byte"]) * (size + TX_OVERHEAD))
-        return min(limit, int(st.get("max_tx_gas", limit)))
-
     def call_contract(self, key: PrivateKey, address: str, function: str, args: Any = (), *,
                       value: int = 0, gas_limit: int | None = None, wait: bool = True,
                       gas_price: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Call ``function`` in a transaction, sending ``value`` base units of HPC with it.
-        Without ``gas_limit`` the call is dry-run first (``estimate_call_gas``), so a call
-        that would fail raises ``ApiError`` instead of being sent."""
-        if gas_limit is None:
-            gas_limit = self.estimate_call_gas(address, function, args,
-                                               caller=to_bech32(key.address), value=value)
+        Without ``gas_limit`` the call is simulated first (``send_tx``), so a call that would
+        fail raises ``SimulationFailed`` instead of being sent."""
         return self.send_tx(key, "contracts/call",
                             Call(from_bech32(address), function, _args(args), value),
                             gas_limit=gas_limit, wait=wait, gas_price=gas_price, **kwargs)
@@ -286,17 +324,9 @@ class Client:
                         gas_price: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Deploy Lua ``source``; ``init(*args)`` runs once, with ``value`` base units of HPC
         moved to the new contract. The receipt's ``contract_deploy`` event names its address
-        (``deployed_address`` reads it). Without ``gas_limit``: the code's price plus
-        ``INIT_GAS`` for init (within the chain's per-transaction maximum)."""
+        (``deployed_address`` reads it). Without ``gas_limit`` it is simulated first."""
         code = source.encode() if isinstance(source, str) else source
         payload = Deploy(code, _args(args), value)
-        if gas_limit is None:
-            st = self.status()
-            size = len(payload.encode()) + TX_OVERHEAD
-            gas_limit = (int(st["tx_base_gas"]) + int(st["gas_per_tx_byte"]) * size
-                         + int(st["contract_code_byte_gas"]) * len(code)
-                         + 2 * int(st["gas_per_write"]) + int(st["contract_call_gas"]) + INIT_GAS)
-            gas_limit = min(gas_limit, int(st.get("max_tx_gas", gas_limit)))
         return self.send_tx(key, "contracts/deploy", payload, gas_limit=gas_limit, wait=wait,
                             gas_price=gas_price, **kwargs)
 
@@ -330,17 +360,6 @@ class Client:
         query = "?bytes=1" if with_bytes else ""
         return self._request("GET", f"/v1/compute/modules/{_seg(module_hash)}{query}")
 
-    def _compute_gas(self, payload: Struct, writes: int, scans: int,
-                     st: dict[str, Any] | None = None) -> int:
-        st = st or self.status()
-        providers = len(self.compute_providers()) if scans else 0
-        size = len(payload.encode()) + TX_OVERHEAD
-        gas = (int(st["tx_base_gas"]) + int(st["gas_per_tx_byte"]) * size
-               + int(st["gas_per_write"]) * writes
-               + int(st.get("compute_scan_gas", 20)) * (providers + 1) * scans)
-        gas = gas * 5 // 4  # margin: placing may touch a few more keys than counted
-        return min(gas, int(st.get("max_tx_gas", gas)))
-
     def register_compute_provider(self, key: PrivateKey, capability: int, stake: int, *,
                                   owner: bytes = bytes(20), network: str = "",
                                   gas_limit: int | None = None, **kwargs: Any
@@ -350,24 +369,12 @@ class Client:
         ``owner`` (the operator's account) and ``network`` (its public address) keep the
         replicas of one task off machines of one operator or one network."""
         payload = RegisterProvider(capability, stake, owner, network)
-        if gas_limit is None:
-            gas_limit = self._compute_gas(payload, writes=8, scans=0)
         return self.send_tx(key, "compute/register_provider", payload, gas_limit=gas_limit,
                             **kwargs)
 
     def deregister_compute_provider(self, key: PrivateKey, *, gas_limit: int | None = None,
                                     **kwargs: Any) -> dict[str, Any]:
-        payload = Deregister()
-        if gas_limit is None:
-            gas_limit = self._compute_gas(payload, writes=8, scans=0)
-        return self.send_tx(key, "compute/deregister", payload, gas_limit=gas_limit, **kwargs)
-
-    def post_job_gas(self, payload: PostJob, st: dict[str, Any] | None = None) -> int:
-        tasks, r = len(payload.tasks), payload.redundancy
-        # escrow move, job id, modules, job; per task: input, task, pending mark, and per
-        # replica a deadline and an assignment key; every provider record at the end
-        writes = 10 + tasks * (3 + 2 * r) + len(self.compute_providers())
-        return self._compute_gas(payload, writes=writes, scans=tasks * r, st=st)
+        return self.send_tx(key, "compute/deregister", Deregister(), gas_limit=gas_limit, **kwargs)
 
     def post_job(self, key: PrivateKey, module: bytes, inputs: Any, *, redundancy: int = 2,
                  fuel_per_task: int, price_per_fuel: int, deadline_blocks: int,
@@ -378,25 +385,22 @@ class Client:
         escrow and what is not spent comes back. The job id is ``posted_job_id(result)``."""
         payload = PostJob(bytes(module), tuple(bytes(i) for i in inputs), fuel_per_task,
                           price_per_fuel, deadline_blocks, redundancy, bytes(reduce))
-        if gas_limit is None:
-            gas_limit = self.post_job_gas(payload)
         return self.send_tx(key, "compute/post_job", payload, gas_limit=gas_limit, **kwargs)
 
     def cancel_job(self, key: PrivateKey, job_id: int, *, gas_limit: int | None = None,
                    **kwargs: Any) -> dict[str, Any]:
         """Stop a job (requester only): unverified tasks are dropped, unspent escrow returns."""
-        payload = CancelJob(job_id)
-        if gas_limit is None:
-            tasks = int(self.compute_job(job_id)["tasks"])
-            r = int(self.status().get("compute_max_extra_replicas", 3)) + 16
-            gas_limit = self._compute_gas(payload, writes=10 + tasks * (2 + 2 * r), scans=0)
-        return self.send_tx(key, "compute/cancel_job", payload, gas_limit=gas_limit, **kwargs)
+        return self.send_tx(key, "compute/cancel_job", CancelJob(job_id), gas_limit=gas_limit,
+                            **kwargs)
 
-    def _result_gas(self, payload: Struct) -> int:
-        st = self.status()
-        replicas = 16 + int(st.get("compute_max_extra_replicas", 3))
-        # deadlines, provider records, payments (two writes each), slashing, the job's close
-        return self._compute_gas(payload, writes=24 + 8 * replicas, scans=2, st=st)
+    # A provider's answers are not simulated (``answer_gas_limit`` says why): they go with
+    # the bound the node's own worker uses, unless ``gas_limit`` is given.
+
+    def _send_answer(self, key: PrivateKey, kind: str, payload: Struct,
+                     gas_limit: int | None, **kwargs: Any) -> dict[str, Any]:
+        if gas_limit is None:
+            gas_limit = answer_gas_limit(payload, int(self.status()["max_tx_gas"]))
+        return self.send_tx(key, kind, payload, gas_limit=gas_limit, **kwargs)
 
     def commit_result(self, key: PrivateKey, job_id: int, task: int, output: bytes,
                       error: str, fuel_used: int, *, salt: bytes = b"",
@@ -405,8 +409,7 @@ class Client:
         ``salt`` is the one its assignment gives)."""
         payload = CommitResult(job_id, task, commitment(output, error, fuel_used, key.address,
                                                         salt))
-        return self.send_tx(key, "compute/commit_result", payload,
-                            gas_limit=gas_limit or self._result_gas(payload), **kwargs)
+        return self._send_answer(key, "compute/commit_result", payload, gas_limit, **kwargs)
 
     def reveal_result(self, key: PrivateKey, job_id: int, task: int, output: bytes,
                       error: str, fuel_used: int, *, salt: bytes = b"",
@@ -414,15 +417,13 @@ class Client:
         """Open the commitment: the output's hash is sent, not the output (that goes in
         ``release_output`` once the quorum has paid)."""
         payload = RevealResult(job_id, task, output_digest(output, salt), error, fuel_used)
-        return self.send_tx(key, "compute/reveal_result", payload,
-                            gas_limit=gas_limit or self._result_gas(payload), **kwargs)
+        return self._send_answer(key, "compute/reveal_result", payload, gas_limit, **kwargs)
 
     def release_output(self, key: PrivateKey, job_id: int, task: int, output: bytes, *,
                        gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Put a paid task's output on chain (what a winning worker owes)."""
         payload = ReleaseOutputs((ReleaseOutput(job_id, task, output),))
-        return self.send_tx(key, "compute/release_outputs", payload,
-                            gas_limit=gas_limit or self._result_gas(payload), **kwargs)
+        return self._send_answer(key, "compute/release_outputs", payload, gas_limit, **kwargs)
 
     # --- storage (deals and providers) --------------------------------------------------
     # Uploads and downloads talk to providers over P2P: ``smartchain.storage.client``
@@ -472,13 +473,6 @@ class Client:
             raise
         return DealView.decode(bytes.fromhex(doc["raw"])).deal
 
-    def _storage_gas(self, payload: Struct, writes: int, signatures: int = 0) -> int:
-        st = self.status()
-        gas = (int(st["tx_base_gas"]) + int(st["gas_per_tx_byte"]) * (len(payload.encode())
-                                                                     + TX_OVERHEAD)
-               + int(st["gas_per_write"]) * writes + STORAGE_SIGNATURE_GAS * signatures)
-        return min(gas * 3 // 2, int(st.get("max_tx_gas", gas * 3 // 2)))
-
     def register_storage_provider(self, key: PrivateKey, capacity: int, price: int,
                                   bandwidth_price: int, collateral: int, p2p: str, *,
                                   gas_limit: int | None = None, **kwargs: Any
@@ -489,17 +483,14 @@ class Client:
         payload = RegisterStorageProvider(capacity, price, bandwidth_price, collateral, p2p,
                                           key.public_key)
         return self.send_tx(key, "storage/register_provider", payload,
-                            gas_limit=gas_limit or self._storage_gas(payload, 6), **kwargs)
+                            gas_limit=gas_limit, **kwargs)
 
     def cancel_storage_deal(self, key: PrivateKey, file_id: bytes, *,
                             gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """End a deal early (owner only): the current epoch stays payable, escrow and repair
         budget left come back."""
-        payload = CancelDeal(file_id)
-        if gas_limit is None:
-            n = len(self.storage_deal(file_id)["columns"])
-            gas_limit = self._storage_gas(payload, 12 + 8 * n)
-        return self.send_tx(key, "storage/cancel_deal", payload, gas_limit=gas_limit, **kwargs)
+        return self.send_tx(key, "storage/cancel_deal", CancelDeal(file_id),
+                            gas_limit=gas_limit, **kwargs)
 
 
 def _raw(flag: bool) -> str:

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
+from smartchain.app import open_chain
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.types import Transfer
 from smartchain.state.chain import Chain
 from smartchain.state.executor import CheckedTx
 from smartchain.state.genesis import Genesis, GenesisAccount, GenesisValidator
-from smartchain.state.modules.bank import Transfer
 from smartchain.state.params import Params
 from smartchain.types.tx import Receipt, Transaction
 
@@ -56,7 +57,7 @@ class ChainKit:
         if path is None:
             self._n += 1
             path = self.root / f"chain{self._n}"
-        chain = Chain(path, genesis)
+        chain = open_chain(path, genesis)
         self._chains.append(chain)
         return chain
 

@@ -22,7 +22,7 @@ from smartchain.api.server import MAX_BODY, MAX_JSON_DEPTH, MAX_SMALL_BODY, ROUT
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.modules.bank import Transfer
+from smartchain.modules.bank.types import Transfer
 from smartchain.state.params import Params
 from smartchain.types.amount import format_hpc
 from smartchain.types.tx import ADDRESS_ATTRIBUTES, Attribute, Event, Transaction

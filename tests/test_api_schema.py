@@ -93,7 +93,7 @@ def node_schema(smart_node: NodeProcess, seeded: dict[str, list[Any]]) -> Iterat
 schema = schemathesis.pytest.from_fixture("node_schema")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance, unsupported_method]
-CODE_DECIDES = {"/v1/txs", "/v1/contracts/{address}/query"}
+CODE_DECIDES = {"/v1/txs", "/v1/txs/simulate", "/v1/contracts/{address}/query"}
 
 
 @schema.parametrize()

@@ -10,24 +10,21 @@ import pytest
 from smartchain.codec import Bool, Str, Struct
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.chain import Chain
-from smartchain.state.errors import Code, TxError
-from smartchain.state.executor import Executor
-from smartchain.state.module import Module, Msg
-from smartchain.state.modules.bank import (
-    ACCOUNT_PREFIX,
-    MINTED_KEY,
-    Account,
+from smartchain.modules.bank.module import (
     Bank,
-    Transfer,
     _decode_account,
     _encode_account,
     get_account,
     total_supply,
 )
-from smartchain.state.modules.emission import MAX_SUPPLY, block_reward, emitted_through
+from smartchain.modules.bank.types import ACCOUNT_PREFIX, MINTED_KEY, Account, Transfer
+from smartchain.state.chain import Chain
+from smartchain.state.emission import MAX_SUPPLY, block_reward, emitted_through
+from smartchain.state.executor import Executor
+from smartchain.state.module import Module, Msg
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Transaction
 
 
@@ -342,7 +339,7 @@ def test_ante_nonce_codes(chainkit) -> None:
     gen = chainkit.genesis({ALICE: 100 * HPC})
     chain = chainkit.open(gen)
     build(chainkit, chain, [chainkit.transfer(ALICE, BOB.address, 1, 0)])
-    bank = chain.executor.bank
+    bank = chain.executor.auth
     r = chain.reader()
     try:
         store = Overlay(r)

@@ -15,15 +15,16 @@ from pathlib import Path
 import pytest
 from conftest import ChainKit
 
+from smartchain.app import default_modules
 from smartchain.codec import U64, Struct
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.module import get_account
 from smartchain.node.mempool import AccountLookup, Mempool
-from smartchain.state.chain import Chain, ChainError, default_modules
-from smartchain.state.errors import Code, TxError
+from smartchain.state.chain import Chain, ChainError
 from smartchain.state.module import BlockInfo, Module, Msg, TxContext
-from smartchain.state.modules.bank import get_account
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Event, Transaction
 
 ALICE = PrivateKey.from_seed(b"\x01" * 32)

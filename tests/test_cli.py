@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -179,7 +180,7 @@ def net(tmp_path_factory: pytest.TempPathFactory):
     home = root / "devnet"
     try:
         r = smart(env, "devnet", "up", "--home", str(home), "--detach", "--json", "--validators",
-                  "1", "--block-time-ms", "200", "--accounts", "6", "--api-port", str(free_port()),
+                  "1", "--block-time-ms", "200", "--accounts", "8", "--api-port", str(free_port()),
                   "--compute-providers", "0", "--storage-providers", "0")
         yield Net(env, home, ok_json(r))
     finally:
@@ -380,6 +381,50 @@ def test_transfer_address_key_and_funds_errors(net: Net) -> None:
     assert_error(too_much, "insufficient funds")
     assert_error(no_fee, "insufficient funds")
     assert (net.account("demo5"), net.account(to)) == before
+
+
+def test_dry_run_sends_nothing_and_says_what_would_happen(net: Net) -> None:
+    to = net.addr["demo8"]
+    before = (net.account("demo7"), net.account(to))
+    good, good_human, bad, token = net.run_many(
+        ["tx", "transfer", "--from", "demo7", "--to", to, "--amount", "2", "--dry-run",
+         "--json"],
+        ["tx", "transfer", "--from", "demo7", "--to", to, "--amount", "2", "--dry-run"],
+        ["tx", "transfer", "--from", "demo7", "--to", to, "--amount", "2000000", "--dry-run"],
+        ["token", "issue", "--from", "demo7", "--symbol", "DRY", "--name", "Dry run",
+         "--supply", "100", "--dry-run"],
+    )
+    sim = ok_json(good)
+    assert sim["status"] == "simulated" and sim["ok"] is True
+    assert sim["gas_wanted"] == sim["gas_used"] * 6 // 5 + 5_000
+    assert good_human.returncode == 0 and "would succeed" in good_human.stdout
+    assert "nothing sent" in good_human.stdout
+    assert_error(bad, "would fail", "insufficient funds")
+    assert token.returncode == 0 and "would succeed" in token.stdout, token.stderr
+    assert (net.account("demo7"), net.account(to)) == before
+    with pytest.raises(urllib.error.HTTPError):  # the token was not issued
+        http_json(f"{net.api_url}/v1/tokens/DRY")
+
+
+def test_gas_auto_by_default_or_a_given_limit(net: Net) -> None:
+    to = net.addr["demo7"]
+    auto = ok_json(net.run("tx", "transfer", "--from", "demo8", "--to", to, "--units", "5",
+                           "--json"))
+    assert auto["receipt"]["ok"] and auto["gas_limit"] == \
+        auto["receipt"]["gas_used"] * 6 // 5 + 5_000
+    fixed = ok_json(net.run("tx", "transfer", "--from", "demo8", "--to", to, "--units", "5",
+                            "--gas", "60000", "--json"))
+    assert fixed["receipt"]["ok"] and fixed["gas_limit"] == 60_000
+    assert fixed["receipt"]["gas_used"] == auto["receipt"]["gas_used"]
+    issued = ok_json(net.run("token", "issue", "--from", "demo8", "--symbol", "AUTO",
+                             "--name", "Auto gas", "--supply", "1000", "--json"))
+    assert issued["receipt"]["ok"]
+    sent = ok_json(net.run("token", "transfer", "--from", "demo8", "--to", to, "AUTO", "10",
+                           "--gas", "auto", "--json"))
+    assert sent["receipt"]["ok"]
+    for bad in ("abc", "0", "-5", "1.5"):
+        assert_error(net.run("tx", "transfer", "--from", "demo8", "--to", to, "--units", "5",
+                             "--gas", bad), "--gas")
 
 
 # --- global options and errors ---------------------------------------------------------

@@ -31,7 +31,7 @@ from smartchain.cli.compute import (
     slice_params,
     slice_records,
 )
-from smartchain.client import Client, posted_job_id
+from smartchain.client import Client, SimulationFailed, posted_job_id
 from smartchain.compute import TaskRunner
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
@@ -198,8 +198,14 @@ def test_routes_and_errors(api: Api) -> None:
 
 def test_a_job_no_provider_can_take_is_refused(client: Client) -> None:
     before = client.balance(addr(REQUESTER))
+    with pytest.raises(SimulationFailed) as refused:  # automatic gas: simulated, not sent
+        client.post_job(REQUESTER, wasm("wordcount"), [b"a b"], redundancy=2,
+                        fuel_per_task=100_000, price_per_fuel=2, deadline_blocks=10)
+    assert "redundancy 2 needs" in refused.value.simulation["log"]
+    assert client.balance(addr(REQUESTER)) == before
     posted = client.post_job(REQUESTER, wasm("wordcount"), [b"a b"], redundancy=2,
-                             fuel_per_task=100_000, price_per_fuel=2, deadline_blocks=10)
+                             fuel_per_task=100_000, price_per_fuel=2, deadline_blocks=10,
+                             gas_limit=1_000_000)  # sent anyway: it fails in the block
     assert not posted["receipt"]["ok"]
     assert "redundancy 2 needs" in posted["receipt"]["log"]
     assert client.balance(addr(REQUESTER)) == before - int(posted["receipt"]["fee"])

@@ -46,9 +46,10 @@ from smartchain.compute.lua import (
 from smartchain.compute.result import MAX_OUTPUT
 from smartchain.contracts.host import ContractError
 from smartchain.contracts.vm import PERIOD
-from smartchain.state.errors import Code, TxError
-from smartchain.state.modules import compute as cm
-from smartchain.state.modules.compute import PostJob, job_view
+from smartchain.modules.compute import module as cm
+from smartchain.modules.compute.module import job_view
+from smartchain.modules.compute.types import PostJob
+from smartchain.types.errors import Code, TxError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "compute"
 WORDCOUNT = (EXAMPLES / "wordcount.lua").read_bytes()

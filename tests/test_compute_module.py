@@ -18,16 +18,24 @@ from conftest import ChainNet
 
 from smartchain.compute import TaskRunner
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.chain import Chain
-from smartchain.state.errors import Code, TxError
-from smartchain.state.modules import compute as cm
-from smartchain.state.modules.bank import ACCOUNT_PREFIX, Bank, get_account, total_supply
-from smartchain.state.modules.compute import (
+from smartchain.modules.bank.module import Bank, get_account, total_supply
+from smartchain.modules.bank.types import ACCOUNT_PREFIX
+from smartchain.modules.compute import module as cm
+from smartchain.modules.compute.module import (
+    Compute,
+    Slot,
+    assignments,
+    get_module,
+    get_provider,
+    job_outputs,
+    job_view,
+    swrr_pick,
+)
+from smartchain.modules.compute.types import (
     MODULE_ACCOUNT,
     CancelJob,
     CommitResult,
     CommitResults,
-    Compute,
     Deregister,
     PostJob,
     RegisterProvider,
@@ -35,19 +43,14 @@ from smartchain.state.modules.compute import (
     ReleaseOutputs,
     RevealResult,
     RevealResults,
-    Slot,
-    assignments,
     commitment,
-    get_module,
-    get_provider,
-    job_outputs,
-    job_view,
     output_digest,
-    swrr_pick,
 )
-from smartchain.state.modules.contracts import Contracts
-from smartchain.state.modules.tokens import Tokens
+from smartchain.modules.contracts.module import Contracts
+from smartchain.modules.tokens.module import Tokens
+from smartchain.state.chain import Chain
 from smartchain.state.params import Params
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Receipt
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "compute"

@@ -26,6 +26,7 @@ from netharness import NetNode, Network, free_ports
 from smartchain.compute import TaskRunner
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.compute.types import PostJob, output_digest, round_salt
 from smartchain.node.compute_worker import Result, cheat, measure_capability
 from smartchain.node.config import (
     TEST_FAULTS_ENV,
@@ -34,7 +35,6 @@ from smartchain.node.config import (
     FaultSettings,
     NodeConfig,
 )
-from smartchain.state.modules.compute import PostJob, output_digest, round_salt
 from smartchain.types.amount import UNITS_PER_HPC
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "compute"

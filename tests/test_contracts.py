@@ -11,18 +11,13 @@ from conftest import ChainNet
 
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.errors import Code, TxError
-from smartchain.state.modules.bank import get_account
-from smartchain.state.modules.contracts import (
-    Arg,
-    Call,
-    Deploy,
-    contract_address,
-    contract_info,
-    query_call,
-)
-from smartchain.state.modules.tokens import Approve, Issue, Mint, token_balance
+from smartchain.modules.bank.module import get_account
+from smartchain.modules.contracts.module import contract_info, query_call
+from smartchain.modules.contracts.types import Arg, Call, Deploy, contract_address
+from smartchain.modules.tokens.module import token_balance
+from smartchain.modules.tokens.types import Approve, Issue, Mint
 from smartchain.state.params import Params
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Receipt
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "contracts"

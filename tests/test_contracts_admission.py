@@ -11,17 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from smartchain.app import open_chain
 from smartchain.contracts import vm as vm_module
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.contracts.types import CODE_PREFIX, Deploy, contract_address
 from smartchain.node.bft import ChainApplication
 from smartchain.node.config import NodeConfig
 from smartchain.node.home import make_genesis
 from smartchain.node.node import Node
 from smartchain.state.chain import Chain
-from smartchain.state.errors import Code, TxError
-from smartchain.state.modules.contracts import CODE_PREFIX, Deploy, contract_address
 from smartchain.types.amount import UNITS_PER_HPC
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Transaction, sign_bytes_of
 
 CHAIN_ID = "smart-test-1"
@@ -80,7 +81,7 @@ def node(tmp_path: Path) -> Iterator[Node]:
 @pytest.fixture
 def maker(tmp_path: Path) -> Iterator[Chain]:
     """A proposer that puts whatever it is given in its blocks."""
-    chain = Chain(tmp_path / "maker", GENESIS)
+    chain = open_chain(tmp_path / "maker", GENESIS)
     try:
         yield chain
     finally:

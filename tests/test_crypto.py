@@ -215,14 +215,14 @@ def test_forged_signatures_for_small_order_keys_fail_single_and_batch_verificati
 
 def test_node_refuses_a_forged_transfer_from_a_small_order_key(tmp_path) -> None:
     """Mempool (single and batch admission) and block validation alike."""
+    from smartchain.app import open_chain
+    from smartchain.modules.bank.types import Transfer
     from smartchain.node.bft import ChainApplication
     from smartchain.node.config import NodeConfig
     from smartchain.node.home import make_genesis
     from smartchain.node.node import Node
-    from smartchain.state.chain import Chain
-    from smartchain.state.errors import Code, TxError
-    from smartchain.state.modules.bank import Transfer
     from smartchain.types.amount import UNITS_PER_HPC
+    from smartchain.types.errors import Code, TxError
     from smartchain.types.tx import Transaction
 
     victim = next(k for k in sorted(SMALL_ORDER_KEYS) if k[0] == 0x26)  # an order-8 point
@@ -232,7 +232,7 @@ def test_node_refuses_a_forged_transfer_from_a_small_order_key(tmp_path) -> None
     raw = Transaction("smart-test-1", victim, 0, 100_000, 1, "bank/transfer",
                       Transfer(thief.address, UNITS_PER_HPC // 2).encode(), FORGED).encode()
     node = Node(tmp_path / "node", PrivateKey.generate(), NodeConfig(), genesis)
-    maker = Chain(tmp_path / "maker", genesis)
+    maker = open_chain(tmp_path / "maker", genesis)
     try:
         with pytest.raises(TxError) as refused:
             node.submit(raw)

@@ -26,15 +26,17 @@ import pytest
 import requests
 from harness import NodeProcess, wait_until
 
+from smartchain.app import open_chain
 from smartchain.cli import keyring
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.module import get_account, total_supply
+from smartchain.modules.bank.types import Transfer
 from smartchain.node.config import DATA_DIR
 from smartchain.state.chain import Chain
-from smartchain.state.errors import Code
-from smartchain.state.modules.bank import Transfer, get_account, total_supply
-from smartchain.state.modules.emission import block_reward, emitted_through
+from smartchain.state.emission import block_reward, emitted_through
+from smartchain.types.errors import Code
 from smartchain.types.tx import Transaction
 
 CHAIN_ID = "smart-crash-test-1"
@@ -413,7 +415,7 @@ def _audit_chain(node: NodeProcess, sent: set[str], seen: dict[str, tuple[int, i
     genesis = node.genesis
     emission = genesis.emission()
     validator = node.key.address
-    chain = Chain(node.home / DATA_DIR, genesis)
+    chain = open_chain(node.home / DATA_DIR, genesis)
     try:
         height = chain.height
         assert chain.latest is not None and chain.state_root == chain.latest.state_root
@@ -469,7 +471,7 @@ def _audit_chain(node: NodeProcess, sent: set[str], seen: dict[str, tuple[int, i
 def _reexecute(chain: Chain, replica_dir: Path) -> None:
     """Every stored block re-executes on a fresh chain from the same genesis to the same
     receipts and state roots (``apply_block`` checks signature, roots and linkage)."""
-    replica = Chain(replica_dir, chain.genesis)
+    replica = open_chain(replica_dir, chain.genesis)
     try:
         for h in range(1, chain.height + 1):
             block = chain.get_block(h)

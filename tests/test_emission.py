@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.genesis import Genesis, GenesisAccount, GenesisError, GenesisValidator
-from smartchain.state.modules.emission import (
+from smartchain.state.emission import (
     HALVING_MS,
     MAX_SUPPLY,
     UNITS_PER_HPC,
@@ -18,6 +17,7 @@ from smartchain.state.modules.emission import (
     schedule,
     total_emission,
 )
+from smartchain.state.genesis import Genesis, GenesisAccount, GenesisError, GenesisValidator
 from smartchain.state.params import Params
 
 

@@ -24,8 +24,8 @@ from smartchain.client import ApiError
 from smartchain.consensus.signer import SignState, SignStep
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.modules.bank import Transfer
-from smartchain.state.modules.contracts import Arg, Call, Deploy, contract_address
+from smartchain.modules.bank.types import Transfer
+from smartchain.modules.contracts.types import Arg, Call, Deploy, contract_address
 from smartchain.types.amount import UNITS_PER_HPC
 from smartchain.types.block import Block
 from smartchain.types.consensus import Step, Vote
@@ -530,16 +530,16 @@ class SyncRace:
     """A node (an observer) and a source chain of ``n`` certified blocks it can sync."""
 
     def __init__(self, root: Path, n: int = 3) -> None:
+        from smartchain.app import open_chain
         from smartchain.node.config import ConsensusSettings, NodeConfig
         from smartchain.node.home import make_genesis
         from smartchain.node.node import Node
-        from smartchain.state.chain import Chain
         from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
 
         self.keys = [PrivateKey.generate() for _ in range(4)]
         genesis = make_genesis(CHAIN_ID, [(k.public_key, 1, f"v{i}")
                                           for i, k in enumerate(self.keys)])
-        self.src = Chain(root / "src", genesis)
+        self.src = open_chain(root / "src", genesis)
         last = EMPTY_COMMIT
         for h in range(1, n + 1):
             staged = self.src.stage_proposal([], self.src.next_time(time.time_ns() // 10**6),

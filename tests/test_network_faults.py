@@ -42,11 +42,13 @@ from faultproxy import ProxyNet
 from harness import wait_until
 
 from smartchain import launcher
+from smartchain.app import open_chain
 from smartchain.client import Client
 from smartchain.consensus.engine import EngineConfig
 from smartchain.consensus.votes import make_evidence
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.types import Transfer
 from smartchain.node.bft import (
     TOPIC_TXS,
     TX_BATCH_MAX,
@@ -67,9 +69,7 @@ from smartchain.node.config import (
 from smartchain.node.home import init_home, make_genesis
 from smartchain.node.node import Node
 from smartchain.p2p import P2P, P2PConfig, P2PError, handshake
-from smartchain.state.chain import Chain
 from smartchain.state.genesis import Genesis
-from smartchain.state.modules.bank import Transfer
 from smartchain.state.params import Params
 from smartchain.types.consensus import Commit, CommitSig, Step, Vote
 from smartchain.types.tx import Transaction
@@ -533,7 +533,7 @@ def test_equivocating_signer_is_reported_in_a_block(cluster: Callable[..., Clust
     # The block itself, from node 0's store: the evidence's two votes are signed by the
     # equivocator, valid and conflicting, and no equivocation is reported twice.
     node0.stop()
-    chain = Chain(node0.home / DATA_DIR, net.genesis)
+    chain = open_chain(node0.home / DATA_DIR, net.genesis)
     try:
         block = chain.get_block(ev_height)
         assert block is not None and block.hash().hex() == hashes[ev_height]
@@ -570,7 +570,7 @@ def test_evidence_in_a_synced_block_is_not_proposed_again(tmp_path: Path) -> Non
 
     ev = make_evidence(vote(keys[3], Step.PREVOTE, b"\x01" * 32),
                        vote(keys[3], Step.PREVOTE, b"\x02" * 32))
-    maker = Chain(tmp_path / "maker", genesis)
+    maker = open_chain(tmp_path / "maker", genesis)
     init_home(tmp_path / "node", chain_id=CHAIN_ID, key=keys[1], passphrase=None,
               insecure=True, genesis=genesis)
     node = Node(tmp_path / "node", keys[1])

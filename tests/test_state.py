@@ -7,8 +7,11 @@ from dataclasses import replace
 
 import pytest
 
+from smartchain.app import open_chain
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.module import get_account, total_supply
+from smartchain.modules.bank.types import ACCOUNT_PREFIX, SUPPLY_KEY
 from smartchain.state.chain import Chain, ChainError
 from smartchain.state.commitment import (
     DEPTH,
@@ -16,7 +19,6 @@ from smartchain.state.commitment import (
     StateTree,
     verify_state_proof,
 )
-from smartchain.state.modules.bank import ACCOUNT_PREFIX, SUPPLY_KEY, get_account, total_supply
 from smartchain.state.params import PARAMS_KEY, Params
 from smartchain.state.store import Overlay, StateReader, Store
 
@@ -453,10 +455,10 @@ def test_different_genesis_on_existing_directory(chainkit, tmp_path) -> None:
     chainkit.close(chain)
     other = chain_genesis(chainkit, chain_id="another-chain")
     with pytest.raises(ChainError, match="different genesis") as first:
-        Chain(path, other)
+        open_chain(path, other)
     richer = chainkit.genesis({ALICE: 1})
     with pytest.raises(ChainError, match="different genesis") as second:
-        Chain(path, richer)
+        open_chain(path, richer)
     # a refused open releases the LMDB environment at once (the exceptions, and the
     # half-built Chain their tracebacks reference, are still alive here), so the right
     # genesis can open the directory in the same process

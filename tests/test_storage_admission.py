@@ -14,8 +14,8 @@ import pytest
 
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.storage import module as sm
 from smartchain.p2p.peers import BadRequest, Refused
-from smartchain.state.modules import storage as sm
 from smartchain.state.params import Params
 from smartchain.storage import layout
 from smartchain.storage.admission import MIN_RESERVATION, Reservations, funds_needed

@@ -24,7 +24,7 @@ from smartchain.client import ApiError, Client
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.modules import storage as sm
+from smartchain.modules.storage import module as sm
 
 SMART_NODE_CHAIN_ID = "smart-storage-api-test-1"
 HPC = 10**8

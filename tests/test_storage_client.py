@@ -24,9 +24,9 @@ from conftest import ChainKit, ChainNet
 from smartchain.crypto.address import address_of
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey, verify
+from smartchain.modules.bank.module import get_account
+from smartchain.modules.storage import module as sm
 from smartchain.p2p.peers import P2P, BadRequest, P2PConfig
-from smartchain.state.modules import storage as sm
-from smartchain.state.modules.bank import get_account
 from smartchain.state.params import Params
 from smartchain.storage import client as sc
 from smartchain.storage import layout
@@ -298,7 +298,7 @@ class World:
         return deal
 
     def balance(self, key: PrivateKey) -> int:
-        from smartchain.state.modules.bank import get_account
+        from smartchain.modules.bank.module import get_account
 
         with self.net.chain.reader() as r:
             return get_account(r, key.address).balance

@@ -18,11 +18,19 @@ from conftest import ChainNet
 
 from smartchain.crypto import merkle
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.chain import Chain
-from smartchain.state.errors import Code, TxError
-from smartchain.state.modules import storage as sm
-from smartchain.state.modules.bank import ACCOUNT_PREFIX, get_account, total_supply
-from smartchain.state.modules.storage import (
+from smartchain.modules.bank.module import get_account, total_supply
+from smartchain.modules.bank.types import ACCOUNT_PREFIX
+from smartchain.modules.storage import module as sm
+from smartchain.modules.storage.module import (
+    columns_of,
+    deal_view,
+    deals_of,
+    get_deal,
+    get_provider,
+    open_challenges,
+    repairs,
+)
+from smartchain.modules.storage.types import (
     GIB,
     MODULE_ACCOUNT,
     AuditProof,
@@ -35,20 +43,15 @@ from smartchain.state.modules.storage import (
     RegisterProvider,
     Repair,
     acceptance_bytes,
-    columns_of,
-    deal_view,
-    deals_of,
     epoch_fee,
     file_id_of,
-    get_deal,
-    get_provider,
-    open_challenges,
-    repairs,
     sign_receipt,
 )
+from smartchain.state.chain import Chain
 from smartchain.state.params import Params
 from smartchain.types.block import commit_hash
 from smartchain.types.consensus import EMPTY_COMMIT
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Receipt
 
 HPC = 10**8

@@ -24,10 +24,11 @@ from netharness import NetNode, Network, free_ports
 
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey, verify
+from smartchain.modules.storage import module as sm
+from smartchain.modules.storage import types as st
 from smartchain.node.config import GENESIS_FILE, ConfigError, NodeConfig, StorageSettings
 from smartchain.p2p import P2P
 from smartchain.p2p.peers import RequestError
-from smartchain.state.modules import storage as sm
 from smartchain.storage import layout
 from smartchain.storage.protocol import (
     ACCEPT,
@@ -267,7 +268,7 @@ def test_put_accept_get_and_refusals(snet: Any) -> None:
             with pytest.raises(RequestError, match="not found"):
                 await c.ask(small.p2p_address, GET, GetPiece(file_id, 1, 1))
             # A receipt that is not for this provider is a bad request, not a crash.
-            bogus = sm.sign_receipt(owner, net.chain_id, big.key.address, file_id, 10, 0, 1,
+            bogus = st.sign_receipt(owner, net.chain_id, big.key.address, file_id, 10, 0, 1,
                                     bytes(16))
             with pytest.raises(RequestError, match="another provider"):
                 await c.ask(small.p2p_address, RECEIPT, bogus)
@@ -356,7 +357,7 @@ def test_audits_slash_and_repair(snet: Any) -> None:
     # Both columns proven in the deal's first epoch: both paid from escrow.
     wait_until(lambda: deal().escrow <= start.escrow - 2 * fee, 30, interval=0.1,
                what="both providers paid for a proven epoch")
-    challenges = min(net.genesis.params.storage_audit_segments, sm.column_leaves(start))
+    challenges = min(net.genesis.params.storage_audit_segments, st.column_leaves(start))
     for n in (big, small):
         assert f"storage: sent {challenges} audit proofs" in n.log_text()
         assert "1 columns in active deals pinned" in n.log_text()
@@ -426,7 +427,7 @@ def test_bandwidth_receipts_are_kept_and_claimed(snet: Any) -> None:
     client = net.client(0)
     nbytes = 5 * 2**30
     amount = sm.bandwidth_amount(nbytes, records(net)[big.key.address].bandwidth_price)
-    receipt = sm.sign_receipt(owner, net.chain_id, big.key.address, bytes(32), nbytes, amount,
+    receipt = st.sign_receipt(owner, net.chain_id, big.key.address, bytes(32), nbytes, amount,
                               net.height(0), os.urandom(16))
     before = int(client.account(to_bech32(owner.address))["balance"])
 
@@ -434,7 +435,7 @@ def test_bandwidth_receipts_are_kept_and_claimed(snet: Any) -> None:
         async with Client(net) as c:
             for _ in range(2):  # a client that repeats itself is not paid twice for
                 assert await c.ask(big.p2p_address, RECEIPT, receipt) == b""
-            overpriced = sm.sign_receipt(owner, net.chain_id, big.key.address, bytes(32),
+            overpriced = st.sign_receipt(owner, net.chain_id, big.key.address, bytes(32),
                                          nbytes, amount + 1, net.height(0), os.urandom(16))
             with pytest.raises(RequestError, match=r"bad request.*cost"):
                 await c.ask(big.p2p_address, RECEIPT, overpriced)

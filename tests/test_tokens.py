@@ -12,9 +12,17 @@ from conftest import ChainNet
 from smartchain.codec import Struct
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.errors import Code, TxError
-from smartchain.state.modules.bank import get_account
-from smartchain.state.modules.tokens import (
+from smartchain.modules.bank.module import get_account
+from smartchain.modules.tokens.module import (
+    all_tokens,
+    allowance,
+    holdings,
+    move_tokens,
+    spend_allowance,
+    token_balance,
+    token_info,
+)
+from smartchain.modules.tokens.types import (
     BALANCE_PREFIX,
     MAX_AMOUNT,
     Approve,
@@ -24,15 +32,9 @@ from smartchain.state.modules.tokens import (
     TokenInfo,
     TokenTransfer,
     TransferFrom,
-    all_tokens,
-    allowance,
-    holdings,
-    move_tokens,
-    spend_allowance,
-    token_balance,
-    token_info,
 )
 from smartchain.state.store import Overlay, StateReader
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Receipt
 
 

@@ -10,31 +10,24 @@ from typing import Any
 from smartchain.codec import CodecError, Struct
 from smartchain.crypto.address import address_of, to_bech32
 from smartchain.crypto.hashing import h256
-from smartchain.state.chain import TxRecord
-from smartchain.state.errors import Code
-from smartchain.state.modules.bank import Transfer
-from smartchain.state.modules.compute import PAYLOADS as COMPUTE_PAYLOADS
-from smartchain.state.modules.compute import (
-    TASK_STATUS,
+from smartchain.modules.bank.types import Transfer
+from smartchain.modules.compute.types import PAYLOADS as COMPUTE_PAYLOADS
+from smartchain.modules.compute.types import (
     CommitResults,
-    JobView,
     PostJob,
-    ProviderView,
     ReleaseOutput,
     ReleaseOutputs,
     RevealResults,
-    TaskView,
     job_escrow,
 )
-from smartchain.state.modules.contracts import STR, Arg, Call, Deploy
-from smartchain.state.modules.storage import PAYLOADS as STORAGE_PAYLOADS
-from smartchain.state.modules.storage import DealView, OpenChallenge
-from smartchain.state.modules.storage import ProviderView as StorageProviderView
-from smartchain.state.modules.tokens import PAYLOADS as TOKEN_PAYLOADS
-from smartchain.state.modules.tokens import TokenInfo
-from smartchain.types.amount import format_hpc, format_units
+from smartchain.modules.contracts.types import STR, Arg, Call, Deploy
+from smartchain.modules.storage.types import PAYLOADS as STORAGE_PAYLOADS
+from smartchain.modules.tokens.types import PAYLOADS as TOKEN_PAYLOADS
+from smartchain.state.chain import TxRecord
+from smartchain.types.amount import format_hpc
 from smartchain.types.block import Block, BlockHeader
 from smartchain.types.consensus import Commit
+from smartchain.types.errors import Code
 from smartchain.types.tx import Receipt, Transaction
 
 PAYLOAD_TYPES: dict[str, type[Struct]] = {"bank/transfer": Transfer, **TOKEN_PAYLOADS,
@@ -94,84 +87,6 @@ def post_job_json(msg: PostJob) -> dict[str, Any]:
     }
 
 
-# --- compute views ------------------------------------------------------------------------
-
-
-def u64_value(data: bytes) -> int | None:
-    """An 8-byte output read as the little-endian integer the example modules produce."""
-    return int.from_bytes(data, "little") if len(data) == 8 else None
-
-
-def compute_provider_json(v: ProviderView) -> dict[str, Any]:
-    p = v.provider
-    return {
-        "address": to_bech32(v.address), "active": p.active,
-        "capability": str(p.capability), "effective_capability": str(v.effective_capability),
-        "stake": str(p.stake), "stake_hpc": format_hpc(p.stake),
-        "reputation": str(p.reputation), "load": p.load, "reserved": str(p.reserved),
-        "verified_fuel": str(p.verified_fuel), "verified_ms": str(p.verified_ms),
-        "slashed": str(p.slashed), "misses": p.misses, "registered": str(p.registered),
-        "owner": to_bech32(p.owner), "network": p.network, "bonded": str(p.bonded),
-    }
-
-
-def _task_json(t: TaskView) -> dict[str, Any]:
-    return {
-        "index": t.index, "status": t.status, "want": t.want,
-        "replicas": [{"provider": to_bech32(r.provider), "status": r.status,
-                      "deadline": str(r.deadline), "fuel_used": str(r.fuel_used),
-                      "error": r.error} for r in t.replicas],
-        "output_size": len(t.output), "error": t.error, "fuel_used": str(t.fuel_used),
-        "deadline": str(t.deadline), "round": t.round,
-    }
-
-
-def compute_job_json(v: JobView, with_tasks: bool = True) -> dict[str, Any]:
-    """A job's status: its terms, money, and (``with_tasks``) each task's state with counts
-    per state."""
-    j = v.job
-    out: dict[str, Any] = {
-        "id": str(v.id), "status": v.status, "requester": to_bech32(j.requester),
-        "module_hash": j.module_hash.hex(),
-        "reduce_hash": j.reduce_hash.hex() if j.reduce_hash is not None else None,
-        "tasks": j.tasks, "redundancy": j.redundancy, "fuel_per_task": str(j.fuel_per_task),
-        "price_per_fuel": str(j.price_per_fuel), "deadline_blocks": str(j.deadline_blocks),
-        "escrow": str(j.escrow), "escrow_hpc": format_hpc(j.escrow),
-        "paid": str(j.paid), "paid_hpc": format_hpc(j.paid),
-        "verified": j.verified, "failed": j.failed, "cancelled": j.cancelled,
-        "height": str(j.height), "finished": str(j.finished),
-    }
-    if with_tasks:
-        counts = dict.fromkeys(TASK_STATUS, 0)
-        for t in v.tasks:
-            counts[t.status] += 1
-        out["counts"] = counts
-        out["task_states"] = [_task_json(t) for t in v.tasks]
-    return out
-
-
-def compute_result_json(v: JobView) -> dict[str, Any]:
-    """The verified outputs in task order (hex, and the integer when 8 bytes); tasks not
-    verified have no output and say why."""
-    outputs = []
-    for t in v.tasks:
-        item: dict[str, Any] = {"index": t.index, "status": t.status}
-        if t.status == "verified":
-            item["output"] = t.output.hex()
-            value = u64_value(t.output)
-            if value is not None:
-                item["value"] = str(value)
-            if t.error:
-                item["error"] = t.error  # a verified runner error (out of fuel, a trap)
-        elif t.error:
-            item["error"] = t.error
-        outputs.append(item)
-    return {"id": str(v.id), "status": v.status, "module_hash": v.job.module_hash.hex(),
-            "reduce_hash": v.job.reduce_hash.hex() if v.job.reduce_hash is not None else None,
-            "complete": all(t.status == "verified" and not t.error for t in v.tasks),
-            "outputs": outputs}
-
-
 def contract_value_json(v: Any) -> Any:
     """A contract value (None, bool, int or bytes) as JSON: bytes are a string when they
     are UTF-8, else ``{"hex": ...}``."""
@@ -215,63 +130,6 @@ def _field_json(v: Any, wide: bool) -> Any:
     if wide and isinstance(v, int) and not isinstance(v, bool):
         return str(v)
     return v
-
-
-# --- storage views ------------------------------------------------------------------------
-
-
-def storage_provider_json(v: StorageProviderView, raw: bool = False) -> dict[str, Any]:
-    """A storage provider's terms and standing; ``raw`` adds the record's codec encoding
-    (hex), which the SDK decodes back into the module's own record."""
-    p = v.provider
-    out: dict[str, Any] = {
-        "address": to_bech32(v.address), "public_key": p.pubkey.hex(), "active": p.active,
-        "capacity": str(p.capacity), "used": str(p.used),
-        "free": str(max(0, p.capacity - p.used)),
-        "price": str(p.price), "bandwidth_price": str(p.bandwidth_price),
-        "collateral": str(p.collateral), "collateral_hpc": format_hpc(p.collateral),
-        "reputation": str(p.reputation), "misses": p.misses, "p2p": p.p2p,
-    }
-    if raw:
-        out["raw"] = v.encode().hex()
-    return out
-
-
-def storage_deal_json(v: DealView, raw: bool = False) -> dict[str, Any]:
-    """A deal's terms, money and columns (who holds which fragment, and whether its audits
-    pass); ``raw`` adds the codec encoding of the view."""
-    d = v.deal
-    out: dict[str, Any] = {
-        "file_id": v.file_id.hex(), "status": v.status, "owner": to_bech32(d.owner),
-        "salt": d.salt.hex(), "size": str(d.size), "k": d.k, "n": len(d.columns),
-        "code_n": d.code_n, "segments": d.segments, "piece_size": str(d.piece_size),
-        "last_piece_size": str(d.last_piece_size), "column_bytes": str(v.column_bytes),
-        "start_epoch": str(d.start_epoch), "end_epoch": str(d.end_epoch),
-        "repair_threshold": d.repair_threshold, "healthy": v.healthy,
-        "escrow": str(d.escrow), "escrow_hpc": format_hpc(d.escrow),
-        "repair_budget": str(d.repair_budget), "repair_budget_hpc": format_hpc(d.repair_budget),
-        "columns": [{"frag_index": c.frag_index, "provider": to_bech32(c.provider),
-                     "root": c.root.hex(), "healthy": c.healthy, "price": str(c.price)}
-                    for c in d.columns],
-    }
-    if raw:
-        out["raw"] = v.encode().hex()
-    return out
-
-
-def storage_challenge_json(c: OpenChallenge) -> dict[str, Any]:
-    return {"file_id": c.file_id.hex(), "frag_index": c.frag_index, "segment": c.segment,
-            "leaf": c.leaf, "deadline": str(c.deadline)}
-
-
-def token_json(t: TokenInfo) -> dict[str, Any]:
-    return {
-        "symbol": t.symbol, "name": t.name, "decimals": t.decimals,
-        "issuer": to_bech32(t.issuer), "mintable": t.mintable,
-        "supply": str(t.supply), "max_supply": str(t.max_supply),
-        "supply_amount": format_units(t.supply, t.decimals),
-        "max_supply_amount": format_units(t.max_supply, t.decimals),
-    }
 
 
 def tx_json(tx: Transaction) -> dict[str, Any]:

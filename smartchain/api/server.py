@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -25,49 +26,23 @@ from smartchain.api.openapi import openapi_spec
 from smartchain.api.render import (
     block_json,
     committed_tx_json,
-    compute_job_json,
-    compute_provider_json,
-    compute_result_json,
     contract_value_json,
-    storage_challenge_json,
-    storage_deal_json,
-    storage_provider_json,
-    token_json,
+    receipt_json,
     tx_json,
 )
+from smartchain.app import http_queries
 from smartchain.contracts.host import ContractError, check_function_name
 from smartchain.contracts.vm import CallOutcome
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
+from smartchain.modules.bank.module import get_account
+from smartchain.modules.contracts.module import contract_info, query_call
+from smartchain.modules.contracts.types import MAX_ARGS
+from smartchain.modules.query import HttpQuery, QueryError, parse_address
+from smartchain.modules.tokens.module import holdings, token_info
 from smartchain.node.node import Node
-from smartchain.state.errors import Code, TxError
-from smartchain.state.modules.bank import get_account
-from smartchain.state.modules.compute import (
-    assignments,
-    get_module,
-    job_view,
-    list_providers,
-    provider_view,
-)
-from smartchain.state.modules.contracts import (
-    MAX_ARGS,
-    contract_info,
-    contract_source,
-    query_call,
-)
-from smartchain.state.modules.storage import deal_view, deals_of, open_challenges, repairs
-from smartchain.state.modules.storage import list_providers as storage_providers
-from smartchain.state.modules.storage import provider_view as storage_provider_view
-from smartchain.state.modules.tokens import (
-    SYMBOL_RE,
-    TokenInfo,
-    all_tokens,
-    allowance,
-    holdings,
-    token_balance,
-    token_info,
-)
 from smartchain.state.store import StateReader
 from smartchain.types.amount import format_hpc, format_units
+from smartchain.types.errors import Code, TxError
 
 log = logging.getLogger("smartchain.api")
 NODE = web.AppKey("node", Node)
@@ -75,9 +50,11 @@ MAX_BODY = 8 * 1024 * 1024  # the largest body any route reads (a batch of trans
 MAX_SMALL_BODY = 1024 * 1024  # any other body: a 64 KiB transaction is 128 KiB of hex
 MAX_JSON_DEPTH = 32  # nesting of arrays and objects; our documents need 3
 MAX_BATCH = 10_000
-QUERY_THREADS = 4  # contract queries run at once (each stopped by the watchdog within 2 s)
+QUERY_THREADS = 4  # contract queries and simulations run at once
 MAX_QUERIES = 64  # queued or running; beyond that a query is refused with 429
 INT64 = 1 << 63
+GAS_MARGIN_PCT = 20  # a simulated transaction's gas limit: what it used, plus 20%
+GAS_MARGIN = 5_000  # and this
 ZERO_ADDRESS = bytes(20)  # the caller of a query that names none
 STORAGE_STATUS_PARAMS = ("storage_epoch_blocks", "storage_min_price", "storage_slash_bps",
                          "storage_audit_segments", "storage_audit_window",
@@ -92,12 +69,8 @@ _TX_STATUS = {
 }
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class ApiError(QueryError):
+    """A client error of a core route (a module's query raises ``QueryError`` itself)."""
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -116,7 +89,7 @@ async def errors_as_json(request: web.Request,
     anything else is a bug: a 500 and one traceback in the log."""
     try:
         return await handler(request)
-    except ApiError as exc:
+    except QueryError as exc:
         return error_response(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -252,6 +225,46 @@ async def post_tx_batch(request: web.Request) -> web.Response:
     return web.json_response({"results": results})
 
 
+def gas_wanted(gas_used: int, most: int) -> int:
+    """The gas limit to send a simulated transaction with: what it used plus a margin
+    (``GAS_MARGIN_PCT`` percent and ``GAS_MARGIN``), since what a contract call costs can
+    change with the state between simulation and block. Never above ``most``."""
+    return min(most, gas_used + gas_used * GAS_MARGIN_PCT // 100 + GAS_MARGIN)
+
+
+def _simulate_flag(doc: dict[str, Any], name: str, word: str) -> bool:
+    value = doc.get(name)
+    if value is None:
+        return False
+    if value != word:
+        raise ApiError(400, "malformed", f'"{name}" is either absent or "{word}"')
+    return True
+
+
+async def post_tx_simulate(request: web.Request) -> web.Response:
+    """What a transaction would do in the next block, run on a throw-away copy of the
+    latest state in a query thread (at most ``MAX_QUERIES`` at once). Unsigned (64 zero
+    bytes of signature) is fine; ``"nonce": "next"`` and ``"gas_limit": "max"`` fill
+    those fields in. Refused (4xx) as ``POST /v1/txs`` would refuse it; otherwise 200
+    with the receipt it would get, ``ok`` or not, and ``gas_wanted``."""
+    node = _node(request)
+    doc = await _json_body(request)
+    raw = _hex_field(doc, "tx")
+    next_nonce = _simulate_flag(doc, "nonce", "next")
+    max_gas = _simulate_flag(doc, "gas_limit", "max")
+    try:
+        tx, receipt = await request.app[QUERIES].run(
+            functools.partial(node.simulate, next_nonce=next_nonce, max_gas=max_gas), raw)
+    except TxError as exc:
+        raise tx_error(exc) from exc
+    params = node.chain.params
+    out = receipt_json(receipt)
+    out.update(gas_wanted=gas_wanted(receipt.gas_used, min(params.max_tx_gas,
+                                                           params.max_block_gas)),
+               gas_limit=tx.gas_limit, nonce=tx.nonce, height=node.chain.height)
+    return web.json_response(out)
+
+
 async def get_tx(request: web.Request) -> web.Response:
     node = _node(request)
     tx_hash = _hash_param(request.match_info["hash"])
@@ -289,10 +302,7 @@ async def get_latest_block(request: web.Request) -> web.Response:
 
 
 def _address_param(request: web.Request, name: str = "address") -> bytes:
-    try:
-        return from_bech32(request.match_info[name])
-    except AddressError as exc:
-        raise ApiError(400, "invalid_address", str(exc)) from exc
+    return parse_address(request.match_info[name])
 
 
 def _holdings_json(reader: StateReader, address: bytes) -> list[dict[str, Any]]:
@@ -321,83 +331,7 @@ async def get_account_view(request: web.Request) -> web.Response:
     })
 
 
-# --- tokens ----------------------------------------------------------------------------
-
-
-def _symbol_param(request: web.Request) -> str:
-    symbol = request.match_info["symbol"]
-    if not SYMBOL_RE.fullmatch(symbol):
-        raise ApiError(400, "invalid_symbol", f"invalid token symbol {symbol!r}: 2-10 "
-                       "characters, an upper-case letter then upper-case letters or digits")
-    return symbol
-
-
-def _require_token(reader: StateReader, symbol: str) -> TokenInfo:
-    info = token_info(reader, symbol)
-    if info is None:
-        hint = " (HPC is the native coin: see /v1/accounts)" if symbol == "HPC" else ""
-        raise ApiError(404, "not_found", f"no token {symbol}{hint}")
-    return info
-
-
-def _read(request: web.Request) -> StateReader:
-    return _node(request).chain.reader()
-
-
-async def get_tokens(request: web.Request) -> web.Response:
-    with _read(request) as reader:
-        tokens = all_tokens(reader)
-    return web.json_response({"tokens": [token_json(t) for t in tokens]})
-
-
-async def get_token(request: web.Request) -> web.Response:
-    symbol = _symbol_param(request)
-    with _read(request) as reader:
-        info = _require_token(reader, symbol)
-    return web.json_response(token_json(info))
-
-
-async def get_token_balance(request: web.Request) -> web.Response:
-    symbol = _symbol_param(request)
-    address = _address_param(request)
-    with _read(request) as reader:
-        info = _require_token(reader, symbol)
-        balance = token_balance(reader, symbol, address)
-    return web.json_response({
-        "symbol": symbol, "address": to_bech32(address), "balance": str(balance),
-        "decimals": info.decimals, "amount": format_units(balance, info.decimals)})
-
-
-async def get_token_allowance(request: web.Request) -> web.Response:
-    symbol = _symbol_param(request)
-    owner = _address_param(request, "owner")
-    spender = _address_param(request, "spender")
-    with _read(request) as reader:
-        info = _require_token(reader, symbol)
-        allowed = allowance(reader, symbol, owner, spender)
-    return web.json_response({
-        "symbol": symbol, "owner": to_bech32(owner), "spender": to_bech32(spender),
-        "allowance": str(allowed), "decimals": info.decimals,
-        "amount": format_units(allowed, info.decimals)})
-
-
 # --- contracts -------------------------------------------------------------------------
-
-
-async def get_contract(request: web.Request) -> web.Response:
-    address = _address_param(request)
-    with _read(request) as reader:
-        info = contract_info(reader, address)
-        if info is None:
-            raise ApiError(404, "not_found", f"no contract at {to_bech32(address)}")
-        source = contract_source(reader, address) or b""
-        balance = get_account(reader, address).balance
-    return web.json_response({
-        "address": to_bech32(address), "creator": to_bech32(info.creator),
-        "height": info.height, "code_hash": info.code_hash.hex(), "code_size": info.code_size,
-        "balance": str(balance), "balance_hpc": format_hpc(balance),
-        "source": source.decode("utf-8", errors="replace"),
-    })
 
 
 def _utf8(text: str, what: str) -> bytes:
@@ -458,8 +392,9 @@ def _query_value(v: Any) -> int:
 
 
 class QueryRunner:
-    """Contract queries off the event loop, in threads of their own (a query may run until
-    the watchdog stops it) and at most ``MAX_QUERIES`` queued or running at once."""
+    """Contract queries and transaction simulations off the event loop, in threads of their
+    own (a query runs until the watchdog stops it, a simulation until its gas runs out) and
+    at most ``MAX_QUERIES`` queued or running at once."""
 
     def __init__(self) -> None:
         self.pool = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="contract-query")
@@ -467,7 +402,8 @@ class QueryRunner:
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self.pending >= MAX_QUERIES:
-            raise ApiError(429, "busy", "too many contract queries in progress; retry shortly")
+            raise ApiError(429, "busy", "too many contract queries and simulations in "
+                           "progress; retry shortly")
         loop = asyncio.get_running_loop()
         self.pending += 1
         future = self.pool.submit(fn, *args)
@@ -542,156 +478,6 @@ async def post_contract_query(request: web.Request) -> web.Response:
                               "results": [contract_value_json(v) for v in outcome.results]})
 
 
-# --- compute ----------------------------------------------------------------------------
-
-
-def _job_id_param(request: web.Request) -> int:
-    text = request.match_info["id"]
-    if not text.isascii() or not text.isdigit() or len(text) > 20 or int(text) >= 1 << 64:
-        raise ApiError(400, "malformed", "job id must be a non-negative integer")
-    return int(text)
-
-
-async def get_compute_providers(request: web.Request) -> web.Response:
-    with _read(request) as reader:
-        providers = list_providers(reader)
-    return web.json_response({"providers": [compute_provider_json(p) for p in providers]})
-
-
-async def get_compute_provider(request: web.Request) -> web.Response:
-    address = _address_param(request)
-    with _read(request) as reader:
-        view = provider_view(reader, address)
-    if view is None:
-        raise ApiError(404, "not_found", f"no compute provider {to_bech32(address)}")
-    return web.json_response(compute_provider_json(view))
-
-
-async def get_compute_assignments(request: web.Request) -> web.Response:
-    address = _address_param(request)
-    with _read(request) as reader:
-        todo = assignments(reader, address)
-    return web.json_response({"address": to_bech32(address), "assignments": [
-        {"job": str(a.job), "task": a.task, "module_hash": a.module_hash.hex(),
-         "input": a.input.hex(), "fuel": str(a.fuel), "deadline": str(a.deadline),
-         "action": a.action, "salt": a.salt.hex()} for a in todo]})
-
-
-def _job_view(request: web.Request, with_tasks: bool = True) -> Any:
-    job_id = _job_id_param(request)
-    with _read(request) as reader:
-        view = job_view(reader, job_id, with_tasks=with_tasks)
-    if view is None:
-        raise ApiError(404, "not_found", f"no compute job {job_id}")
-    return view
-
-
-async def get_compute_job(request: web.Request) -> web.Response:
-    """``?tasks=0``: the job's record alone, without reading its tasks (cheap to poll)."""
-    flag = request.query.get("tasks", "1")
-    if flag not in ("0", "1", "true", "false"):
-        raise ApiError(400, "malformed", "tasks must be 0 or 1")
-    with_tasks = flag in ("1", "true")
-    return web.json_response(compute_job_json(_job_view(request, with_tasks), with_tasks))
-
-
-async def get_compute_result(request: web.Request) -> web.Response:
-    return web.json_response(compute_result_json(_job_view(request)))
-
-
-async def get_compute_module(request: web.Request) -> web.Response:
-    digest = _hash_param(request.match_info["hash"])
-    flag = request.query.get("bytes", "0")
-    if flag not in ("0", "1", "true", "false"):
-        raise ApiError(400, "malformed", "bytes must be 0 or 1")
-    with _read(request) as reader:
-        module = get_module(reader, digest)
-    if module is None:
-        raise ApiError(404, "not_found", f"no compute module {digest.hex()}")
-    out: dict[str, Any] = {"hash": digest.hex(), "size": len(module)}
-    if flag in ("1", "true"):
-        out["hex"] = module.hex()
-    return web.json_response(out)
-
-
-# --- storage ----------------------------------------------------------------------------
-
-
-def _raw_flag(request: web.Request) -> bool:
-    """``?raw=1``: add each record's codec encoding (hex), for clients that decode it."""
-    flag = request.query.get("raw", "0")
-    if flag not in ("0", "1", "true", "false"):
-        raise ApiError(400, "malformed", "raw must be 0 or 1")
-    return flag in ("1", "true")
-
-
-def _file_id_param(request: web.Request) -> bytes:
-    try:
-        raw = binascii.unhexlify(request.match_info["file_id"])
-    except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, "malformed", "file id must be 64 hex characters") from exc
-    if len(raw) != 32:
-        raise ApiError(400, "malformed", "file id must be 64 hex characters")
-    return raw
-
-
-async def get_storage_providers(request: web.Request) -> web.Response:
-    raw = _raw_flag(request)
-    with _read(request) as reader:
-        providers = storage_providers(reader)
-    return web.json_response({"providers": [storage_provider_json(p, raw) for p in providers]})
-
-
-async def get_storage_provider(request: web.Request) -> web.Response:
-    address = _address_param(request)
-    raw = _raw_flag(request)
-    with _read(request) as reader:
-        view = storage_provider_view(reader, address)
-    if view is None:
-        raise ApiError(404, "not_found", f"no storage provider {to_bech32(address)}")
-    return web.json_response(storage_provider_json(view, raw))
-
-
-async def get_storage_challenges(request: web.Request) -> web.Response:
-    address = _address_param(request)
-    with _read(request) as reader:
-        todo = open_challenges(reader, address)
-    return web.json_response({"address": to_bech32(address),
-                              "challenges": [storage_challenge_json(c) for c in todo]})
-
-
-async def get_storage_deal(request: web.Request) -> web.Response:
-    file_id = _file_id_param(request)
-    raw = _raw_flag(request)
-    with _read(request) as reader:
-        view = deal_view(reader, file_id)
-    if view is None:
-        raise ApiError(404, "not_found", f"no storage deal for file {file_id.hex()}")
-    return web.json_response(storage_deal_json(view, raw))
-
-
-async def get_storage_deals(request: web.Request) -> web.Response:
-    owner_text = request.query.get("owner")
-    if not owner_text:
-        raise ApiError(400, "malformed", "give ?owner=ADDRESS: deals are listed per owner")
-    try:
-        owner = from_bech32(owner_text)
-    except AddressError as exc:
-        raise ApiError(400, "invalid_address", f"owner: {exc}") from exc
-    raw = _raw_flag(request)
-    with _read(request) as reader:
-        views = deals_of(reader, owner)
-    return web.json_response({"owner": to_bech32(owner),
-                              "deals": [storage_deal_json(v, raw) for v in views]})
-
-
-async def get_storage_repairs(request: web.Request) -> web.Response:
-    raw = _raw_flag(request)
-    with _read(request) as reader:
-        views = repairs(reader)
-    return web.json_response({"deals": [storage_deal_json(v, raw) for v in views]})
-
-
 async def get_status(request: web.Request) -> web.Response:
     node = _node(request)
     chain = node.chain
@@ -740,35 +526,31 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_spec())
 
 
-ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] = [
+def _serve(query: HttpQuery) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The route of a module's query: parameters parsed (400), the handler run over a view
+    of the latest state, its answer as JSON (or its ``QueryError``)."""
+    async def handle(request: web.Request) -> web.Response:
+        args = query.parse(request.match_info, request.query)
+        with _node(request).chain.reader() as reader:
+            return web.json_response(query.handler(reader, args))
+    return handle
+
+
+CORE_ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] = [
     ("POST", "/v1/txs", post_tx),
     ("POST", "/v1/txs/batch", post_tx_batch),
+    ("POST", "/v1/txs/simulate", post_tx_simulate),
     ("GET", "/v1/txs/{hash}", get_tx),
     ("GET", "/v1/blocks/latest", get_latest_block),
     ("GET", "/v1/blocks/{height}", get_block),
     ("GET", "/v1/accounts/{address}", get_account_view),
-    ("GET", "/v1/tokens", get_tokens),
-    ("GET", "/v1/tokens/{symbol}", get_token),
-    ("GET", "/v1/tokens/{symbol}/balances/{address}", get_token_balance),
-    ("GET", "/v1/tokens/{symbol}/allowances/{owner}/{spender}", get_token_allowance),
-    ("GET", "/v1/contracts/{address}", get_contract),
     ("POST", "/v1/contracts/{address}/query", post_contract_query),
-    ("GET", "/v1/compute/providers", get_compute_providers),
-    ("GET", "/v1/compute/providers/{address}", get_compute_provider),
-    ("GET", "/v1/compute/providers/{address}/assignments", get_compute_assignments),
-    ("GET", "/v1/compute/jobs/{id}", get_compute_job),
-    ("GET", "/v1/compute/jobs/{id}/result", get_compute_result),
-    ("GET", "/v1/compute/modules/{hash}", get_compute_module),
-    ("GET", "/v1/storage/providers", get_storage_providers),
-    ("GET", "/v1/storage/providers/{address}", get_storage_provider),
-    ("GET", "/v1/storage/providers/{address}/challenges", get_storage_challenges),
-    ("GET", "/v1/storage/deals", get_storage_deals),
-    ("GET", "/v1/storage/deals/{file_id}", get_storage_deal),
-    ("GET", "/v1/storage/repairs", get_storage_repairs),
     ("GET", "/v1/status", get_status),
     ("GET", "/metrics", get_metrics),
     ("GET", "/openapi.json", get_openapi),
 ]
+# Every route: the core's, then each module's queries as the app lists them.
+ROUTES = CORE_ROUTES + [("GET", q.path, _serve(q)) for q in http_queries()]
 
 
 def _routed(path: str) -> str:

@@ -144,6 +144,37 @@ GasPrice = Annotated[int | None, typer.Option(help="Base units per gas.")]
 Wait = Annotated[bool, typer.Option(help="Wait until committed.")]
 
 
+Gas = Annotated[str, typer.Option(
+    "--gas", help="Gas limit: 'auto' (simulate, then add 20% and 5,000) or a number.")]
+DryRun = Annotated[bool, typer.Option(
+    "--dry-run", help="Only simulate on the latest state: print the outcome, send nothing.")]
+
+
+def sending(gas: str, dry_run: bool) -> dict[str, Any]:
+    """The SDK arguments of ``--gas auto|N`` and ``--dry-run`` (``auto``: ``None``)."""
+    text = gas.strip().replace("_", "")
+    if text.lower() == "auto":
+        limit = None
+    elif text.isascii() and text.isdigit() and 0 < int(text) < 1 << 64:
+        limit = int(text)
+    else:
+        raise CliError(f"--gas is 'auto' or a positive whole number, not {gas!r}")
+    return {"gas_limit": limit, "dry_run": dry_run}
+
+
+def dry_run_report(result: dict[str, Any]) -> None:
+    """Print a simulation (``send_tx(dry_run=True)``): exit 0 if the transaction would
+    succeed, else the error it would get, with a non-zero exit."""
+    if not result["ok"]:
+        raise CliError(f"dry run: the transaction would fail: {result['log']}",
+                       result["code_name"])
+    emit(result, lambda: out.print(
+        f"dry run: would succeed using {result['gas_used']} gas (would send with --gas "
+        f"{result['gas_wanted']}); nothing sent"
+        + "".join(f"\nevent {e['kind']} {json.dumps(e['attributes'])}"
+                  for e in result["events"])))
+
+
 _SIZE_UNITS = {"b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
                "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 

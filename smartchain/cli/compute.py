@@ -46,18 +46,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from smartchain.cli.common import (
     OPTS,
     CliError,
+    DryRun,
+    Gas,
     GasPrice,
     PassFile,
     committed_line,
+    dry_run_report,
     emit,
     err,
     load_key,
     out,
     parse_size,
     require_ok,
+    sending,
 )
-from smartchain.client import TX_OVERHEAD, posted_job_id
+from smartchain.client import posted_job_id
+from smartchain.codec import Struct
 from smartchain.types.amount import format_hpc
+from smartchain.types.tx import Transaction
 
 compute_app = typer.Typer(help="Run WebAssembly jobs on the network's compute providers.",
                           no_args_is_help=True)
@@ -427,6 +433,12 @@ Out = Annotated[Path | None, typer.Option("--out", help="Write the result to thi
 JobId = Annotated[str, typer.Argument(help="Job id.")]
 
 
+def _tx_size(chain_id: str, payload: Struct) -> int:
+    """The bytes of the transaction carrying ``payload`` (its other fields are fixed-size)."""
+    return len(Transaction(chain_id, bytes(32), 0, 0, 0, "compute/post_job", payload.encode(),
+                           bytes(64)).encode())
+
+
 @compute_app.command("run")
 def run(
     spec_file: Annotated[Path, typer.Argument(help="Job spec (.toml or .json).", exists=True,
@@ -436,7 +448,9 @@ def run(
     wait: Annotated[bool, typer.Option(help="Follow the job and fetch its result.")] = True,
     timeout: Annotated[float | None, typer.Option(
         help="Give up following after this many seconds (the job goes on).")] = None,
+    gas: Gas = "auto",
     gas_price: GasPrice = None,
+    dry_run: DryRun = False,
     passphrase_file: PassFile = None,
 ) -> None:
     """Post a job (its escrow locked), follow its tasks, reduce and print the result."""
@@ -450,13 +464,14 @@ def run(
 
     spec = load_spec(spec_file, fetch)
     check_modules(spec)
-    from smartchain.state.modules.compute import PostJob  # the encoding tells the size
+    from smartchain.modules.compute.types import PostJob  # the encoding tells the size
 
+    how = sending(gas, dry_run)
     client = OPTS.client
     st = client.status()
     payload = PostJob(spec.module, tuple(spec.inputs), spec.fuel_per_task, spec.price_per_fuel,
                       spec.deadline_blocks, spec.redundancy, spec.reduce)
-    size, limit = len(payload.encode()) + TX_OVERHEAD, int(st.get("max_tx_bytes", 65536))
+    size, limit = _tx_size(st["chain_id"], payload), int(st.get("max_tx_bytes", 65536))
     if size > limit:
         raise CliError(f"the job is {size} bytes with its module and inputs; a transaction "
                        f"carries at most {limit}: use a smaller input", "tx_too_large")
@@ -465,8 +480,10 @@ def run(
         raise CliError(f"{len(spec.inputs)} tasks; a job has at most {max_tasks}: use "
                        "larger slices", "too_many_tasks")
     key = load_key(sender, passphrase_file)
-    result = client.send_tx(key, "compute/post_job", payload,
-                            gas_limit=client.post_job_gas(payload, st), gas_price=gas_price)
+    result = client.send_tx(key, "compute/post_job", payload, gas_price=gas_price, **how)
+    if dry_run:
+        dry_run_report(result)
+        return
     require_ok(result)
     job_id = posted_job_id(result)
     if not OPTS.json:
@@ -529,14 +546,19 @@ def result(
 
 
 @compute_app.command("cancel")
-def cancel(job_id: JobId, sender: From, gas_price: GasPrice = None,
-           passphrase_file: PassFile = None) -> None:
+def cancel(job_id: JobId, sender: From, gas: Gas = "auto", gas_price: GasPrice = None,
+           dry_run: DryRun = False, passphrase_file: PassFile = None) -> None:
     """Stop a job you posted: tasks nobody has committed to are dropped and their escrow
     returns; tasks with a commitment run to their end and are paid."""
     jid = _job_id(job_id)
+    how = sending(gas, dry_run)
     OPTS.client.compute_job(jid)  # an unknown job is reported before a key is opened
     key = load_key(sender, passphrase_file)
-    res = require_ok(OPTS.client.cancel_job(key, jid, gas_price=gas_price))
+    res = OPTS.client.cancel_job(key, jid, gas_price=gas_price, **how)
+    if dry_run:
+        dry_run_report(res)
+        return
+    require_ok(res)
     job = OPTS.client.compute_job(jid, tasks=False)
     if job["status"] == "cancelling":
         running = job["tasks"] - job["verified"] - job["failed"] - job["cancelled"]

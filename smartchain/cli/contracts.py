@@ -19,17 +19,21 @@ from rich.markup import escape
 from smartchain.cli.common import (
     OPTS,
     CliError,
+    DryRun,
+    Gas,
     GasPrice,
     PassFile,
     Wait,
     committed_line,
+    dry_run_report,
     emit,
     load_key,
     out,
     require_ok,
     resolve_address,
+    sending,
 )
-from smartchain.client import ApiError, deployed_address
+from smartchain.client import deployed_address
 from smartchain.types.amount import format_hpc, parse_hpc
 
 contract_app = typer.Typer(help="Deploy, call and query Lua smart contracts.",
@@ -44,8 +48,6 @@ Function = Annotated[str, typer.Argument(help="Function to call.")]
 Args = Annotated[list[str] | None, typer.Argument(
     help="Arguments: 42 is an integer, @name a key's address, text a string; "
          "str:/int:/bool:/nil: force the type.")]
-Gas = Annotated[int | None, typer.Option(
-    "--gas", help="Gas limit (default: estimated by a dry run, plus a margin).")]
 Value = Annotated[str | None, typer.Option(help="HPC sent to the contract (exact decimal).")]
 
 _INT = re.compile(r"-?[0-9]+")
@@ -106,22 +108,10 @@ def show_value(v: Any) -> str:
     return str(v)
 
 
-def _estimate(address: str, function: str, args: list[Any], caller: str, value: int) -> int:
-    """Dry-run the call on the node; a call that would fail is reported, not sent."""
-    try:
-        return OPTS.client.estimate_call_gas(address, function, args, caller=caller,
-                                             value=value)
-    except ApiError as exc:
-        if exc.code == "contract_failed":
-            raise CliError(f"{exc.message}; not sent (pass --gas to send it anyway)",
-                           exc.code) from exc
-        raise
-
-
 def check_source(name: str, source: bytes) -> None:
     """The chain's own compile-time check, before a key is opened or a fee is risked."""
-    from smartchain.state.errors import TxError  # only deploy needs the Lua checker
-    from smartchain.state.modules.contracts import check_source as chain_check
+    from smartchain.modules.contracts.module import check_source as chain_check
+    from smartchain.types.errors import TxError  # only deploy needs the Lua checker
 
     try:
         chain_check(source)
@@ -136,10 +126,9 @@ def deploy(
     init: Annotated[str | None, typer.Option(
         help="Arguments for init(...), space-separated, e.g. --init 'PARK 5'.")] = None,
     value: Value = None,
-    gas: Annotated[int | None, typer.Option(
-        "--gas", help="Gas limit (default: the code's price plus 2,000,000 for init).")
-    ] = None,
+    gas: Gas = "auto",
     gas_price: GasPrice = None,
+    dry_run: DryRun = False,
     wait: Wait = True,
     passphrase_file: PassFile = None,
 ) -> None:
@@ -153,8 +142,11 @@ def deploy(
     args = parse_args(words, positional=False)
     amount = _value(value)
     key = load_key(sender, passphrase_file)
-    result = OPTS.client.deploy_contract(key, source, args, value=amount, gas_limit=gas,
-                                         wait=wait, gas_price=gas_price)
+    result = OPTS.client.deploy_contract(key, source, args, value=amount, wait=wait,
+                                         gas_price=gas_price, **sending(gas, dry_run))
+    if dry_run:
+        dry_run_report(result)
+        return
     if not wait:
         emit(result, f"submitted {result['hash']}")
         return
@@ -173,23 +165,26 @@ def call(
     sender: From,
     args: Args = None,
     value: Value = None,
-    gas: Gas = None,
+    gas: Gas = "auto",
     gas_price: GasPrice = None,
+    dry_run: DryRun = False,
     wait: Wait = True,
     passphrase_file: PassFile = None,
 ) -> None:
     """Call a contract function in a transaction (it changes state and pays gas).
 
-    Unless --gas is given, the call is dry-run first and not sent if it would fail.
+    With --gas auto (the default) the call is simulated first and not sent if it would fail.
     """
     address = resolve_address(address)
     values = parse_args(args)
     amount = _value(value)
-    # the dry run needs only the address: a call that would fail never asks for a passphrase
-    limit = gas or _estimate(address, function, values, resolve_address(sender), amount)
+    how = sending(gas, dry_run)
     key = load_key(sender, passphrase_file)
     result = OPTS.client.call_contract(key, address, function, values, value=amount,
-                                       gas_limit=limit, wait=wait, gas_price=gas_price)
+                                       wait=wait, gas_price=gas_price, **how)
+    if dry_run:
+        dry_run_report(result)
+        return
     if not wait:
         emit(result, f"submitted {result['hash']}")
         return

@@ -25,10 +25,13 @@ from smartchain.cli import keyring, settings
 from smartchain.cli.common import (
     OPTS,
     CliError,
+    DryRun,
+    Gas,
     GasPrice,
     PassFile,
     Wait,
     committed_line,
+    dry_run_report,
     emit,
     err,
     load_key,
@@ -36,12 +39,13 @@ from smartchain.cli.common import (
     passphrase,
     require_ok,
     resolve_address,
+    sending,
 )
 from smartchain.cli.compute import compute_app, parse_provide
 from smartchain.cli.contracts import contract_app
 from smartchain.cli.store import store_app
 from smartchain.cli.tokens import holdings_lines, token_app
-from smartchain.client import ApiError
+from smartchain.client import ApiError, SimulationFailed
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.crypto.keystore import KeystoreError, is_encrypted
@@ -189,7 +193,9 @@ def tx_transfer(
                       ] = None,
     units: Annotated[str | None, typer.Option(help="Amount in base units (1 HPC = 10^8).")
                      ] = None,
+    gas: Gas = "auto",
     gas_price: GasPrice = None,
+    dry_run: DryRun = False,
     wait: Wait = True,
     passphrase_file: PassFile = None,
 ) -> None:
@@ -200,9 +206,13 @@ def tx_transfer(
     if value <= 0:
         raise CliError("amount must be positive")
     recipient = resolve_address(to)
+    how = sending(gas, dry_run)
     key = load_key(sender, passphrase_file)
     client = OPTS.client
-    result = client.transfer(key, recipient, value, wait=wait, gas_price=gas_price)
+    result = client.transfer(key, recipient, value, wait=wait, gas_price=gas_price, **how)
+    if dry_run:
+        dry_run_report(result)
+        return
     if not wait:
         emit(result, f"submitted {result['hash']}")
         return
@@ -436,6 +446,8 @@ def main(argv: list[str] | None = None) -> None:
         rc = app(args, standalone_mode=False)
     except CliError as exc:
         _fail(exc.message, exc.code, exc.exit_code)
+    except SimulationFailed as exc:
+        _fail(f"{exc.message} (--gas N sends it anyway)", exc.code, 1)
     except ApiError as exc:
         _fail(exc.message, exc.code, 1)
     except _EXPECTED as exc:

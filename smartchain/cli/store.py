@@ -35,14 +35,18 @@ from smartchain.cli import keyring
 from smartchain.cli.common import (
     OPTS,
     CliError,
+    DryRun,
+    Gas,
     PassFile,
     committed_line,
+    dry_run_report,
     emit,
     err,
     load_key,
     out,
     require_ok,
     resolve_address,
+    sending,
 )
 from smartchain.client import ApiError, Client
 from smartchain.crypto.address import to_bech32
@@ -364,8 +368,10 @@ def ls(
 
 
 @store_app.command("rm")
-def rm(file_id: FileIdArg, sender: From, passphrase_file: PassFile = None) -> None:
+def rm(file_id: FileIdArg, sender: From, gas: Gas = "auto", dry_run: DryRun = False,
+       passphrase_file: PassFile = None) -> None:
     """End a deal early: the current epoch stays payable, the rest of the escrow returns."""
+    how = sending(gas, dry_run)
     fid = parse_file_id(file_id)
     client = OPTS.client
     deal = _deal_doc(client, fid)
@@ -377,7 +383,11 @@ def rm(file_id: FileIdArg, sender: From, passphrase_file: PassFile = None) -> No
         raise CliError(f"the deal for file {fid.hex()} is already {deal['status']}",
                        "not_active")
     key = load_key(sender, passphrase_file)
-    res = require_ok(client.cancel_storage_deal(key, fid))
+    res = client.cancel_storage_deal(key, fid, **how)
+    if dry_run:
+        dry_run_report(res)
+        return
+    require_ok(res)
     after = client.storage_deal(fid)
     doc = {"file_id": fid.hex(), "status": after["status"], "hash": res["hash"],
            "height": res["height"]}

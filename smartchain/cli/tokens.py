@@ -15,20 +15,25 @@ from rich.table import Table
 from smartchain.cli.common import (
     OPTS,
     CliError,
+    DryRun,
+    Gas,
     GasPrice,
     PassFile,
     Wait,
     committed_line,
+    dry_run_report,
     emit,
     load_key,
     out,
     require_ok,
     resolve_address,
+    sending,
 )
 from smartchain.crypto.address import to_bech32
-from smartchain.state.errors import TxError
-from smartchain.state.modules.tokens import MAX_AMOUNT, Issue, symbol_error, validate_issue
+from smartchain.modules.tokens.module import symbol_error, validate_issue
+from smartchain.modules.tokens.types import MAX_AMOUNT, Issue
 from smartchain.types.amount import AmountError, format_units, parse_decimal, parse_units
+from smartchain.types.errors import TxError
 
 token_app = typer.Typer(
     help="Issue and move tokens of IoT firms (IOT_Coin). Amounts are whole tokens (exact "
@@ -77,6 +82,9 @@ def _show(t: dict[str, Any], units: int) -> str:
 
 
 def _finish(result: dict[str, Any], wait: bool, summary: str) -> None:
+    if result["status"] == "simulated":
+        dry_run_report(result)
+        return
     if not wait:
         emit(result, f"submitted {result['hash']}")
         return
@@ -109,7 +117,9 @@ def issue(
         help="Cap on minting (with --mintable; default: no cap but 2^63-1 base units).")
     ] = None,
     units: Units = False,
+    gas: Gas = "auto",
     gas_price: GasPrice = None,
+    dry_run: DryRun = False,
     wait: Wait = True,
     passphrase_file: PassFile = None,
 ) -> None:
@@ -128,7 +138,8 @@ def issue(
         raise CliError(exc.message, "invalid_payload") from exc
     key = load_key(sender, passphrase_file)
     result = OPTS.client.issue_token(key, symbol, name, decimals, base, mintable=mintable,
-                                     max_supply=cap, wait=wait, gas_price=gas_price)
+                                     max_supply=cap, wait=wait, gas_price=gas_price,
+                                     **sending(gas, dry_run))
     t = {"symbol": symbol, "decimals": decimals}
     _finish(result, wait, f"issued {_show(t, base)} ({name}) to {result.get('sender', '')}"
             + (f", mintable up to {_show(t, cap)}" if mintable else ""))
@@ -141,7 +152,9 @@ def transfer(
     symbol: Symbol,
     amount: Amount,
     units: Units = False,
+    gas: Gas = "auto",
     gas_price: GasPrice = None,
+    dry_run: DryRun = False,
     wait: Wait = True,
     passphrase_file: PassFile = None,
 ) -> None:
@@ -151,7 +164,7 @@ def transfer(
     recipient = resolve_address(to)
     key = load_key(sender, passphrase_file)
     result = OPTS.client.token_transfer(key, symbol, recipient, value, wait=wait,
-                                        gas_price=gas_price)
+                                        gas_price=gas_price, **sending(gas, dry_run))
     _finish(result, wait, f"sent {_show(t, value)} to {recipient}")
 
 
@@ -162,7 +175,9 @@ def approve(
     symbol: Symbol,
     amount: Amount,
     units: Units = False,
+    gas: Gas = "auto",
     gas_price: GasPrice = None,
+    dry_run: DryRun = False,
     wait: Wait = True,
     passphrase_file: PassFile = None,
 ) -> None:
@@ -171,7 +186,8 @@ def approve(
     value = parse_token_amount(amount, t["decimals"], symbol, units=units, allow_zero=True)
     who = resolve_address(spender)
     key = load_key(sender, passphrase_file)
-    result = OPTS.client.approve(key, symbol, who, value, wait=wait, gas_price=gas_price)
+    result = OPTS.client.approve(key, symbol, who, value, wait=wait, gas_price=gas_price,
+                                 **sending(gas, dry_run))
     _finish(result, wait, f"allowed {who} to spend {_show(t, value)}")
 
 
@@ -183,7 +199,9 @@ def transfer_from(
     symbol: Symbol,
     amount: Amount,
     units: Units = False,
+    gas: Gas = "auto",
     gas_price: GasPrice = None,
+    dry_run: DryRun = False,
     wait: Wait = True,
     passphrase_file: PassFile = None,
 ) -> None:
@@ -193,7 +211,7 @@ def transfer_from(
     frm, recipient = resolve_address(owner), resolve_address(to)
     key = load_key(sender, passphrase_file)
     result = OPTS.client.transfer_from(key, symbol, frm, recipient, value, wait=wait,
-                                       gas_price=gas_price)
+                                       gas_price=gas_price, **sending(gas, dry_run))
     _finish(result, wait, f"sent {_show(t, value)} from {frm} to {recipient}")
 
 
@@ -205,7 +223,9 @@ def mint(
     to: Annotated[str | None, typer.Option(
         "--to", help="Recipient (address or key name; default: the issuer).")] = None,
     units: Units = False,
+    gas: Gas = "auto",
     gas_price: GasPrice = None,
+    dry_run: DryRun = False,
     wait: Wait = True,
     passphrase_file: PassFile = None,
 ) -> None:
@@ -215,7 +235,8 @@ def mint(
     recipient = resolve_address(to) if to is not None else None
     key = load_key(sender, passphrase_file)
     recipient = recipient or to_bech32(key.address)
-    result = OPTS.client.mint(key, symbol, recipient, value, wait=wait, gas_price=gas_price)
+    result = OPTS.client.mint(key, symbol, recipient, value, wait=wait, gas_price=gas_price,
+                              **sending(gas, dry_run))
     _finish(result, wait, f"minted {_show(t, value)} to {recipient}")
 
 
@@ -225,7 +246,9 @@ def burn(
     symbol: Symbol,
     amount: Amount,
     units: Units = False,
+    gas: Gas = "auto",
     gas_price: GasPrice = None,
+    dry_run: DryRun = False,
     wait: Wait = True,
     passphrase_file: PassFile = None,
 ) -> None:
@@ -233,7 +256,8 @@ def burn(
     t = _token(symbol)
     value = parse_token_amount(amount, t["decimals"], symbol, units=units)
     key = load_key(sender, passphrase_file)
-    result = OPTS.client.burn(key, symbol, value, wait=wait, gas_price=gas_price)
+    result = OPTS.client.burn(key, symbol, value, wait=wait, gas_price=gas_price,
+                              **sending(gas, dry_run))
     _finish(result, wait, f"burned {_show(t, value)}")
 
 

@@ -50,7 +50,6 @@ from smartchain.crypto.hashing import h256
 from smartchain.node.gossip_budget import CheckBudget
 from smartchain.p2p import BadRequest, Penalty
 from smartchain.state.chain import ChainError, StagedBlock
-from smartchain.state.errors import Code, TxError
 from smartchain.state.executor import CheckedTx
 from smartchain.types.block import Block, BlockHeader
 from smartchain.types.consensus import (
@@ -61,6 +60,7 @@ from smartchain.types.consensus import (
     Step,
     Vote,
 )
+from smartchain.types.errors import Code, TxError
 
 if TYPE_CHECKING:
     from smartchain.node.node import Node

@@ -61,19 +61,16 @@ import wasmtime
 
 from smartchain.compute.wasm import TaskResult, TaskRunner
 from smartchain.crypto.address import to_bech32
+from smartchain.modules.compute import module as cm
+from smartchain.modules.compute import types as ct
 from smartchain.node.node import Node
 from smartchain.node.service import BlockService
-from smartchain.state.modules import compute as cm
 from smartchain.types.amount import UNITS_PER_HPC
 
 log = logging.getLogger("smartchain.compute")
 
 RESULTS_FILE = "compute_results.json"
 THREAD_STACK = 16 * 1024 * 1024  # native stack of the task threads (wasmtime wants > 2 MiB)
-BATCH_GAS = 1_000_000  # a batch of commits, reveals or releases: the transaction itself...
-COMMIT_GAS = 200_000  # ...plus this per commit (writes, and a verification it may finish)
-REVEAL_GAS = 300_000  # ...or per reveal
-RELEASE_GAS = 100_000  # ...or per release, plus 20 per byte of its output
 BATCH_BYTES = 48 * 1024  # payload bytes per batch, under max_tx_bytes with room to spare
 BATCH_ITEMS = 150  # answers per batch: 150 reveals' gas stays under max_tx_gas (50M)
 REGISTER_GAS = 2_000_000
@@ -185,7 +182,7 @@ class ComputeWorker(BlockService):
         self.results: dict[tuple[int, int], Result] = self._load()
         self.modules: dict[bytes, bytes] = {}
         self.running: set[tuple[int, int]] = set()
-        self._fresh: list[cm.Assignment] = []  # computed, waiting for one save and answer
+        self._fresh: list[ct.Assignment] = []  # computed, waiting for one save and answer
         # (job, task, action, deadline) -> hash of the transaction sent for it
         self.sent: dict[Key, bytes] = {}
         self.given_up: set[Key] = set()
@@ -293,13 +290,13 @@ class ComputeWorker(BlockService):
             return
         self._register_at = height
         have = pv.provider.stake if pv is not None else 0
-        msg = cm.RegisterProvider(self.capability, max(0, self.stake - have), bytes(20),
+        msg = ct.RegisterProvider(self.capability, max(0, self.stake - have), bytes(20),
                                   self.node.config.p2p.host)
         if self.send("compute/register_provider", msg, REGISTER_GAS) is not None:
             log.info("compute: registering (capability %d fuel/s, stake %d)", self.capability,
                      msg.stake)
 
-    def _handle(self, a: cm.Assignment) -> None:
+    def _handle(self, a: ct.Assignment) -> None:
         if a.action not in ("commit", "reveal", "release"):
             return
         slot = (a.job, a.task)
@@ -322,13 +319,13 @@ class ComputeWorker(BlockService):
                 self._compute(a)
             return
         if a.action == "commit":
-            item: Any = cm.CommitResult(a.job, a.task, cm.commitment(
+            item: Any = ct.CommitResult(a.job, a.task, ct.commitment(
                 result.output, result.error, result.fuel_used, self.address, a.salt))
         elif a.action == "reveal":
-            item = cm.RevealResult(a.job, a.task, cm.output_digest(result.output, a.salt),
+            item = ct.RevealResult(a.job, a.task, ct.output_digest(result.output, a.salt),
                                    result.error, result.fuel_used)
         else:
-            item = cm.ReleaseOutput(a.job, a.task, result.output)
+            item = ct.ReleaseOutput(a.job, a.task, result.output)
         self.outbox[a.action].append((key, item))
 
     def _flush(self) -> None:
@@ -342,16 +339,16 @@ class ComputeWorker(BlockService):
     def _send_batch(self, action: str, batch: list[tuple[Key, Any]]) -> None:
         items = tuple(item for _, item in batch)
         if action == "commit":
-            msg: Any = cm.CommitResults(items)
-            gas, kind = BATCH_GAS + COMMIT_GAS * len(items), "commit_results"
+            msg: Any = ct.CommitResults(items)
+            kind = "commit_results"
         elif action == "reveal":
-            msg = cm.RevealResults(items)
-            gas, kind = BATCH_GAS + REVEAL_GAS * len(items), "reveal_results"
+            msg = ct.RevealResults(items)
+            kind = "reveal_results"
         else:
-            msg = cm.ReleaseOutputs(items)
-            gas = BATCH_GAS + sum(RELEASE_GAS + 20 * len(r.output) for r in items)
+            msg = ct.ReleaseOutputs(items)
             kind = "release_outputs"
-        tx_hash = self.send(f"compute/{kind}", msg, min(gas, self.node.chain.params.max_tx_gas))
+        gas = ct.answer_gas_limit(msg, self.node.chain.params.max_tx_gas)
+        tx_hash = self.send(f"compute/{kind}", msg, gas)
         if tx_hash is None:
             return
         for key, _ in batch:
@@ -359,7 +356,7 @@ class ComputeWorker(BlockService):
         self.stats[action + "s"] += len(items)
         log.info("compute: sent %d %s(s) in one transaction", len(items), action)
 
-    def _compute(self, a: cm.Assignment) -> None:
+    def _compute(self, a: ct.Assignment) -> None:
         module = self._module(a.module_hash)
         if module is None:
             log.warning("compute: module %s of job %d not in state", a.module_hash.hex(), a.job)
@@ -374,7 +371,7 @@ class ComputeWorker(BlockService):
     def _run_task(self, module: bytes, data: bytes, fuel: int) -> TaskResult:
         return self.runner.run(module, data, fuel=fuel)
 
-    def _done(self, a: cm.Assignment, fut: asyncio.Future[TaskResult]) -> None:
+    def _done(self, a: ct.Assignment, fut: asyncio.Future[TaskResult]) -> None:
         slot = (a.job, a.task)
         self.running.discard(slot)
         if fut.cancelled():
@@ -407,7 +404,7 @@ class ComputeWorker(BlockService):
 
 
 def _batches(items: list[tuple[Key, Any]]) -> list[list[tuple[Key, Any]]]:
-    """Split answers into transactions of at most ``cm.MAX_BATCH`` items and about
+    """Split answers into transactions of at most ``ct.MAX_BATCH`` items and about
     ``BATCH_BYTES`` of payload (a reveal carries its output, up to 64 KiB)."""
     out: list[list[tuple[Key, Any]]] = []
     size = 0

@@ -15,8 +15,8 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from smartchain.state.errors import Code, TxError
 from smartchain.state.executor import CheckedTx
+from smartchain.types.errors import Code, TxError
 
 AccountLookup = Callable[[bytes], tuple[int, int]]  # address -> (balance, nonce)
 

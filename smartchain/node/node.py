@@ -13,27 +13,29 @@ import itertools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
 
 import lmdb
 
+from smartchain.app import open_chain
 from smartchain.codec import CodecError, Struct
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify
+from smartchain.modules.bank.module import _decode_account
+from smartchain.modules.bank.types import ACCOUNT_PREFIX
 from smartchain.node.config import DATA_DIR, GENESIS_FILE, NodeConfig
 from smartchain.node.mempool import AccountLookup, Mempool
 from smartchain.node.metrics import NodeMetrics
-from smartchain.state.chain import Chain, StagedBlock
-from smartchain.state.errors import Code, TxError
+from smartchain.state.chain import StagedBlock
 from smartchain.state.executor import CheckedTx
 from smartchain.state.genesis import Genesis
-from smartchain.state.modules.bank import ACCOUNT_PREFIX, _decode_account
 from smartchain.state.store import StateReader
 from smartchain.types.block import Block
 from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
-from smartchain.types.tx import TX_SIGN_DOMAIN, Transaction
+from smartchain.types.errors import Code, TxError
+from smartchain.types.tx import TX_SIGN_DOMAIN, Receipt, Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ class Node:
         self.config = config or NodeConfig.load(self.home)
         self.genesis = genesis or Genesis.load(self.home / GENESIS_FILE)
         self.key = key
-        self.chain = Chain(self.home / DATA_DIR, self.genesis)
+        self.chain = open_chain(self.home / DATA_DIR, self.genesis)
         self.mempool = Mempool(self.config.mempool_max_txs, self.config.mempool_max_bytes)
         self.metrics = NodeMetrics()
         self.verifier = ParallelVerifier()
@@ -144,6 +146,51 @@ class Node:
         self.metrics.mempool_size.set(len(self.mempool))
         self.announce([raw])
         return checked.hash
+
+    def simulate(self, raw: bytes, *, next_nonce: bool = False, max_gas: bool = False
+                 ) -> tuple[Transaction, Receipt]:
+        """Run a transaction on a throw-away copy of the latest state: what it would do in
+        the next block (``Chain.simulate``); returns it as run, with its receipt. Raises
+        ``TxError`` where admission would refuse it. A signature of 64 zero bytes is not
+        checked (an unsigned transaction); any other must be good. ``next_nonce`` puts the
+        nonce the state expects in it (pending transactions are not simulated); ``max_gas``
+        the highest gas limit the sender can pay for besides what the message spends (at
+        most what a transaction may have)."""
+        params = self.chain.params
+        if len(raw) > params.max_tx_bytes:
+            raise TxError(Code.TX_TOO_LARGE,
+                          f"transaction is {len(raw)} bytes, limit {params.max_tx_bytes}")
+        try:
+            tx = Transaction.decode(raw)
+        except CodecError as exc:
+            raise TxError(Code.MALFORMED, f"cannot decode transaction: {exc}") from exc
+        if any(tx.signature) and not verify(tx.sender, TX_SIGN_DOMAIN + raw[:-64],
+                                            tx.signature):
+            raise TxError(Code.BAD_SIGNATURE, "signature does not match sender and contents")
+        if next_nonce or max_gas:
+            tx = self._simulated(tx, next_nonce, max_gas)
+        checked = self.decode_checked(tx.encode())
+        self.chain.executor.check_costly(checked)
+        return tx, self.chain.simulate(checked)
+
+    def _simulated(self, tx: Transaction, next_nonce: bool, max_gas: bool) -> Transaction:
+        """``tx`` with the nonce the state expects and/or the highest gas limit its sender can
+        pay for. Both fields are fixed-width: the size, so the intrinsic gas, is unchanged."""
+        params = self.chain.params
+        most = min(params.max_tx_gas, params.max_block_gas)
+        with self.chain.reader() as reader:
+            balance, nonce = self._lookup(reader)(tx.sender_address)
+        limit = tx.gas_limit
+        if max_gas:
+            probe = self.decode_checked(replace(tx, gas_limit=most).encode())
+            intrinsic = self.chain.executor.intrinsic_gas(params, len(probe.raw))
+            moved = probe.spend - most * tx.gas_price  # what the message itself spends
+            room = balance - moved
+            if room < intrinsic * tx.gas_price:  # it cannot succeed: let it say why it fails
+                room = balance
+            limit = most if not tx.gas_price else min(most, room // tx.gas_price)
+            limit = max(limit, intrinsic)
+        return replace(tx, nonce=nonce if next_nonce else tx.nonce, gas_limit=limit)
 
     def submit_many(self, raws: list[bytes]) -> list[bytes | TxError]:
         """Admit a batch: signatures verified in worker processes, then mempool in order."""

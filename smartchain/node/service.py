@@ -11,7 +11,7 @@ from typing import Any
 
 from smartchain.codec import Struct
 from smartchain.node.node import Node
-from smartchain.state.errors import TxError
+from smartchain.types.errors import TxError
 
 POLL_S = 0.05  # how often a service looks for a new block
 

@@ -76,6 +76,9 @@ from smartchain.crypto.address import address_of, to_bech32
 from smartchain.crypto.hashing import h256_tagged
 from smartchain.crypto.keys import verify
 from smartchain.crypto.merkle import leaf_hash, verify_proof
+from smartchain.modules.bank.module import get_account
+from smartchain.modules.storage import module as sm
+from smartchain.modules.storage import types as st
 from smartchain.node.node import Node
 from smartchain.node.service import BlockService
 from smartchain.p2p import P2P
@@ -89,9 +92,6 @@ from smartchain.p2p.peers import (
     RequestTimeout,
 )
 from smartchain.state.chain import TxRecord
-from smartchain.state.errors import Code, TxError
-from smartchain.state.modules import storage as sm
-from smartchain.state.modules.bank import get_account
 from smartchain.state.params import Params
 from smartchain.storage import layout
 from smartchain.storage.admission import Reservations
@@ -113,6 +113,7 @@ from smartchain.storage.protocol import (
 )
 from smartchain.storage.repair import repair_column
 from smartchain.types.amount import UNITS_PER_HPC, format_hpc
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Receipt
 
 log = logging.getLogger("smartchain.storage")
@@ -186,15 +187,15 @@ class NodeChainView:
     def height(self) -> int:
         return self.node.chain.height
 
-    def providers(self) -> list[tuple[bytes, sm.StorageProvider]]:
+    def providers(self) -> list[tuple[bytes, st.StorageProvider]]:
         return [(a, p) for a, p in self.all_providers() if p.active]
 
-    def all_providers(self) -> list[tuple[bytes, sm.StorageProvider]]:
+    def all_providers(self) -> list[tuple[bytes, st.StorageProvider]]:
         """Inactive ones too: a slashed provider still holds and serves its columns."""
         with self.node.chain.reader() as reader:
             return [(v.address, v.provider) for v in sm.list_providers(reader)]
 
-    def deal(self, file_id: bytes) -> sm.Deal | None:
+    def deal(self, file_id: bytes) -> st.Deal | None:
         with self.node.chain.reader() as reader:
             return sm.get_deal(reader, file_id)
 
@@ -292,17 +293,17 @@ class ReceiptBook:
         self.env = lmdb.open(str(path), map_size=1 << 30, max_dbs=1, sync=True, metasync=True)
 
     @staticmethod
-    def key(rid: bytes, r: sm.Receipt) -> bytes:
+    def key(rid: bytes, r: st.Receipt) -> bytes:
         return r.height.to_bytes(8, "big") + rid
 
-    def add(self, key: bytes, r: sm.Receipt) -> bool:
+    def add(self, key: bytes, r: st.Receipt) -> bool:
         """False when the receipt was kept already."""
         with self.env.begin(write=True) as txn:
             return bool(txn.put(key, r.encode(), overwrite=False))
 
-    def all(self) -> list[tuple[bytes, sm.Receipt]]:
+    def all(self) -> list[tuple[bytes, st.Receipt]]:
         with self.env.begin() as txn:
-            return [(bytes(k), sm.Receipt.decode(v)) for k, v in txn.cursor()]
+            return [(bytes(k), st.Receipt.decode(v)) for k, v in txn.cursor()]
 
     def delete(self, keys: list[bytes]) -> None:
         with self.env.begin(write=True) as txn:
@@ -357,7 +358,7 @@ class StorageProvider(BlockService):
         self.view: NodeChainView | None = None
         self.loopback: LoopbackP2P | None = None
         self.registered = False
-        self.record: sm.StorageProvider | None = None  # ours on chain, as of the last block
+        self.record: st.StorageProvider | None = None  # ours on chain, as of the last block
         self._register_at = -1
         self._register_tx: bytes | None = None
         self._pinned: set[tuple[bytes, int]] | None = None
@@ -433,7 +434,7 @@ class StorageProvider(BlockService):
         return Terms(max(self.capacity, used), max(price, params.storage_min_price),
                      self.bandwidth_price, collateral, self.p2p.address)
 
-    def _mismatch(self, p: sm.StorageProvider | None, t: Terms) -> str:
+    def _mismatch(self, p: st.StorageProvider | None, t: Terms) -> str:
         """Why the on-chain record is not this node's terms ("" when it is)."""
         if p is None:
             return "not registered"
@@ -479,7 +480,7 @@ class StorageProvider(BlockService):
             log.warning("storage: [storage] price %d is below the chain's minimum %d; asking %d",
                         self.price, t.price, t.price)
         have = self.record.collateral if self.record is not None else 0
-        msg = sm.RegisterProvider(t.capacity, t.price, t.bandwidth_price,
+        msg = st.RegisterProvider(t.capacity, t.price, t.bandwidth_price,
                                   max(0, t.collateral - have), t.p2p, self.key.public_key)
         self._register_tx = self.send("storage/register_provider", msg, REGISTER_GAS)
         if self._register_tx is not None:
@@ -564,8 +565,8 @@ class StorageProvider(BlockService):
     # --- audits --------------------------------------------------------------------------
 
     async def _prove(self, height: int) -> None:
-        todo: list[tuple[sm.OpenChallenge, bytes]] = []
-        deals: dict[bytes, sm.Deal | None] = {}
+        todo: list[tuple[st.OpenChallenge, bytes]] = []
+        deals: dict[bytes, st.Deal | None] = {}
         for c in self.read(sm.open_challenges, self.address):
             key = (c.file_id, c.frag_index, c.segment, c.leaf, c.deadline)
             if key in self.given_up or height > c.deadline:
@@ -593,7 +594,7 @@ class StorageProvider(BlockService):
         if not todo:
             return
         built = await self._disk(self._build_proofs, todo)
-        proofs: list[tuple[tuple[bytes, int, int, int, int], sm.AuditProof]] = []
+        proofs: list[tuple[tuple[bytes, int, int, int, int], st.AuditProof]] = []
         for c, proof, why in built:
             key = (c.file_id, c.frag_index, c.segment, c.leaf, c.deadline)
             if proof is None:
@@ -605,7 +606,7 @@ class StorageProvider(BlockService):
                 proofs.append((key, proof))
         for i in range(0, len(proofs), PROVE_BATCH):
             batch = proofs[i:i + PROVE_BATCH]
-            tx_hash = self.send("storage/prove", sm.Prove(tuple(p for _, p in batch)),
+            tx_hash = self.send("storage/prove", st.Prove(tuple(p for _, p in batch)),
                                  PROVE_GAS + PROVE_GAS_PER_PROOF * len(batch))
             if tx_hash is None:
                 break  # the nonce after a refused one would be a gap: next block
@@ -614,21 +615,21 @@ class StorageProvider(BlockService):
             self.stats["proofs"] += len(batch)
             log.info("storage: sent %d audit proofs", len(batch))
 
-    def _build_proofs(self, todo: list[tuple[sm.OpenChallenge, bytes]]
-                      ) -> list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]]:
+    def _build_proofs(self, todo: list[tuple[st.OpenChallenge, bytes]]
+                      ) -> list[tuple[st.OpenChallenge, st.AuditProof | None, str]]:
         """Worker thread: read each challenged piece once (however many of its leaves are
         challenged) and build the proofs, checked here against the column root on chain so
         that one bad piece cannot sink the batch."""
-        groups: dict[tuple[bytes, int, int], list[tuple[sm.OpenChallenge, bytes]]] = {}
+        groups: dict[tuple[bytes, int, int], list[tuple[st.OpenChallenge, bytes]]] = {}
         for c, root in todo:
             groups.setdefault((c.file_id, c.frag_index, c.segment), []).append((c, root))
-        out: list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]] = []
+        out: list[tuple[st.OpenChallenge, st.AuditProof | None, str]] = []
         for group in groups.values():
             out += self._piece_proofs(group)
         return out
 
-    def _piece_proofs(self, group: list[tuple[sm.OpenChallenge, bytes]]
-                      ) -> list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]]:
+    def _piece_proofs(self, group: list[tuple[st.OpenChallenge, bytes]]
+                      ) -> list[tuple[st.OpenChallenge, st.AuditProof | None, str]]:
         """The proofs of the challenges of one piece (same column root, same segment)."""
         first, root = group[0]
         col = self.store.column(first.file_id, first.frag_index)
@@ -650,7 +651,7 @@ class StorageProvider(BlockService):
         built = dict(zip(wanted, layout.leaf_proofs(piece, wanted), strict=True))
         column_path = layout.column_proof(list(col.piece_roots), first.segment)
         piece_root = col.piece_roots[first.segment]
-        out: list[tuple[sm.OpenChallenge, sm.AuditProof | None, str]] = []
+        out: list[tuple[st.OpenChallenge, st.AuditProof | None, str]] = []
         for c, _ in group:
             if c.leaf not in built:
                 out.append((c, None, f"leaf {c.leaf} is past the piece's end"))
@@ -660,7 +661,7 @@ class StorageProvider(BlockService):
                     and verify_proof(root, piece_root, column_path)):
                 out.append((c, None, "its proof does not verify against the column root"))
                 continue
-            out.append((c, sm.AuditProof(c.file_id, c.frag_index, c.segment, chunk,
+            out.append((c, st.AuditProof(c.file_id, c.frag_index, c.segment, chunk,
                                          piece_path, column_path), ""))
         return out
 
@@ -683,7 +684,7 @@ class StorageProvider(BlockService):
         in_flight = {k for keys in self._claims.values() for k in keys}
         ttl = self.node.chain.params.storage_receipt_ttl
         expired: list[bytes] = []
-        ready: list[tuple[bytes, sm.Receipt]] = []
+        ready: list[tuple[bytes, st.Receipt]] = []
         for key, r in self.book.all():
             if key in in_flight:
                 continue
@@ -699,7 +700,7 @@ class StorageProvider(BlockService):
             return
         for i in range(0, len(ready), CLAIM_BATCH):
             batch = ready[i:i + CLAIM_BATCH]
-            msg = sm.ClaimBandwidth(tuple(r for _, r in batch))
+            msg = st.ClaimBandwidth(tuple(r for _, r in batch))
             claim_hash = self.send("storage/claim_bandwidth", msg,
                                     CLAIM_GAS + CLAIM_GAS_PER_RECEIPT * len(batch))
             if claim_hash is None:
@@ -756,7 +757,7 @@ class StorageProvider(BlockService):
         except PieceConflict as exc:
             raise BadRequest(str(exc)) from None
         round = self._next_round(msg.file_id, msg.frag_index)
-        signature = self.key.sign(sm.acceptance_bytes(
+        signature = self.key.sign(st.acceptance_bytes(
             self.chain_id, msg.file_id, msg.frag_index, meta.root, meta.column_bytes,
             meta.segments, round, height, booked.account))
         self.stats["accepts"] += 1
@@ -788,14 +789,14 @@ class StorageProvider(BlockService):
                                                      msg.segment)).encode()
 
     async def _on_receipt(self, peer: bytes, payload: bytes) -> bytes:
-        r = _decode(sm.Receipt, payload)
+        r = _decode(st.Receipt, payload)
         if r.provider != self.address:
             raise BadRequest("the receipt names another provider")
-        rid = sm.receipt_bytes(self.chain_id, r)
+        rid = st.receipt_bytes(self.chain_id, r)
         if not verify(r.client, rid, r.signature):
             raise BadRequest("the receipt is not signed by its client")
         price = self.record.bandwidth_price if self.record is not None else self.bandwidth_price
-        want = sm.bandwidth_amount(r.bytes, price)
+        want = st.bandwidth_amount(r.bytes, price)
         if r.amount != want:
             raise BadRequest(f"the receipt asks {r.amount} for {r.bytes} bytes; at "
                              f"{price} per GiB they cost {want}")

@@ -22,19 +22,14 @@ from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import merkle_root, root_of_hashes
 from smartchain.state.commitment import StateProof, StateTree, TreeUpdate
-from smartchain.state.errors import TxError
 from smartchain.state.executor import CheckedTx, Executor
 from smartchain.state.genesis import Genesis
 from smartchain.state.module import BlockInfo, Module
-from smartchain.state.modules.bank import Bank
-from smartchain.state.modules.compute import Compute
-from smartchain.state.modules.contracts import Contracts
-from smartchain.state.modules.storage import Storage
-from smartchain.state.modules.tokens import Tokens
 from smartchain.state.params import PARAMS_KEY, Params
 from smartchain.state.store import Overlay, StateReader, Store
 from smartchain.types.block import ZERO_HASH, Block, BlockHeader, commit_hash, evidence_hash
 from smartchain.types.consensus import EMPTY_COMMIT, Commit, DuplicateVoteEvidence
+from smartchain.types.errors import TxError
 from smartchain.types.tx import Receipt, Transaction
 
 log = logging.getLogger("smartchain.chain")
@@ -137,18 +132,15 @@ def _run_hook(hook: Callable[[Overlay, BlockInfo], object], overlay: Overlay,
         raise _Unexecutable(None, exc) from exc
 
 
-def default_modules() -> list[Module]:
-    return [Bank(), Tokens(), Contracts(), Compute(), Storage()]
-
-
 class Chain:
-    def __init__(self, path: Path | str, genesis: Genesis,
-                 modules: list[Module] | None = None) -> None:
+    def __init__(self, path: Path | str, genesis: Genesis, modules: list[Module]) -> None:
+        """Open (or create at genesis) the chain at ``path``, run by ``modules``: the app's
+        list (``smartchain.app.open_chain``) or a test's own."""
         genesis.validate()
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.store = Store(path)
-        self.executor = Executor(modules or default_modules())
+        self.executor = Executor(modules)
         self.tree = StateTree()
         dbs = self.store.dbs
         with self.store.read() as txn:
@@ -444,6 +436,19 @@ class Chain:
         if txn is None:
             return self.store.get("txs", tx_hash) is not None
         return txn.get(tx_hash, db=self.store.dbs["txs"]) is not None
+
+    def simulate(self, checked: CheckedTx) -> Receipt:
+        """Execute one transaction as if it came first in the next block, on a throw-away
+        overlay of the latest state: nothing is written. Raises ``TxError`` where a block
+        would not take it (nonce, fee); ``Executor.deliver`` bounds it by its gas limit."""
+        latest = self.latest
+        time_ms = latest.time_ms + 1 if latest else self.genesis.time_ms
+        info = BlockInfo(self.chain_id, self.height + 1, time_ms, bytes(20), self.params)
+        with StateReader(self.store) as reader:
+            try:
+                return self.executor.deliver(Overlay(reader), info, checked)
+            finally:
+                info.cache.clear()  # the contracts VM lives for one block: this one
 
     def reader(self) -> StateReader:
         """A consistent snapshot of committed state (close it when done)."""

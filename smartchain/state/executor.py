@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from smartchain.codec import CodecError
-from smartchain.state.errors import Code, TxError
-from smartchain.state.module import BlockInfo, GasMeter, Module, Msg, TxContext
-from smartchain.state.modules.bank import Bank
+from smartchain.state.module import Auth, BlockInfo, GasMeter, Module, Msg, TxContext
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Event, Receipt, Transaction
 
 log = logging.getLogger("smartchain.executor")
@@ -51,10 +50,19 @@ def _checked(kind: str, check: Callable[[], T]) -> T:
         raise TxError(Code.INVALID_PAYLOAD, f"bad {kind} payload: cannot be checked") from exc
 
 
+def _the_auth(modules: list[Module]) -> Auth:
+    """The one module playing the ``Auth`` role: without it no fee could be charged."""
+    found = [m for m in modules if isinstance(m, Auth)]
+    if len(found) != 1:
+        names = [m.name for m in found]
+        raise ValueError(f"an app needs exactly one Auth module (ante, settle_fee), got {names}")
+    return found[0]
+
+
 class Executor:
     def __init__(self, modules: list[Module]) -> None:
         self.modules = modules
-        self.bank = next(m for m in modules if isinstance(m, Bank))
+        self.auth = _the_auth(modules)
         self.msgs: dict[str, Msg] = {}
         self.queries: dict[str, Any] = {}
         for mod in modules:
@@ -121,7 +129,7 @@ class Executor:
         intrinsic = self.intrinsic_gas(block.params, len(ctx_tx.raw))
         if intrinsic > tx.gas_limit:  # only if governance raised gas costs since admission
             raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} below intrinsic {intrinsic}")
-        self.bank.ante(store, tx, sender)
+        self.auth.ante(store, tx, sender)
         gas = GasMeter(tx.gas_limit)
         gas.used = intrinsic
         ctx = TxContext(store, block, sender, gas)
@@ -133,5 +141,5 @@ class Executor:
             store.revert_to(checkpoint)
             code, log = exc.code, exc.message
             ctx.events.clear()
-        fee = self.bank.settle_fee(store, tx, sender, gas.used, block)
+        fee = self.auth.settle_fee(store, tx, sender, gas.used, block)
         return Receipt(ctx_tx.hash, int(code), gas.used, fee, log, tuple(ctx.events))

@@ -14,7 +14,7 @@ from typing import Any
 from smartchain.codec import U64, U128, Fixed20, Fixed32, Str, Struct, list_of
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.hashing import h256_tagged
-from smartchain.state.modules.emission import MAX_SUPPLY, Emission, schedule
+from smartchain.state.emission import MAX_SUPPLY, Emission, schedule
 from smartchain.state.params import Params
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from smartchain.codec import Struct
-from smartchain.state.errors import Code, OutOfGas, TxError
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
-from smartchain.types.tx import Event
+from smartchain.types.errors import Code, OutOfGas, TxError
+from smartchain.types.tx import Event, Transaction
 
 
 class GasMeter:
@@ -106,3 +106,18 @@ class Module:
 
     def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
         return []
+
+
+@runtime_checkable
+class Auth(Protocol):
+    """The role one module of the app plays for the executor: it checks the sender's nonce
+    and takes the maximum fee before a handler runs, then settles the fee after. The core
+    depends on this role, not on the module that plays it (the bank today)."""
+
+    def ante(self, store: Overlay, tx: Transaction, sender: bytes) -> None:
+        """Check the nonce and fee cover, take the maximum fee, bump the nonce; raise
+        ``TxError`` if the transaction cannot be in a block at all."""
+
+    def settle_fee(self, store: Overlay, tx: Transaction, sender: bytes, gas_used: int,
+                   block: BlockInfo) -> int:
+        """Refund the unused gas and return the fee charged."""

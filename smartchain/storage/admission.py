@@ -30,15 +30,9 @@ from dataclasses import dataclass, field
 
 from smartchain.crypto.address import address_of
 from smartchain.crypto.keys import verify
+from smartchain.modules.storage.module import needs_repair
+from smartchain.modules.storage.types import ACTIVE, Deal, deal_column_bytes, epoch_fee, file_id_of
 from smartchain.p2p.peers import BadRequest, Refused
-from smartchain.state.modules.storage import (
-    ACTIVE,
-    Deal,
-    deal_column_bytes,
-    epoch_fee,
-    file_id_of,
-    needs_repair,
-)
 from smartchain.state.params import Params
 from smartchain.storage.protocol import MAX_PIECE, UploadIntent, intent_bytes
 

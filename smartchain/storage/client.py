@@ -56,9 +56,8 @@ from typing import Any, Protocol
 
 from smartchain.codec import CodecError, Struct
 from smartchain.crypto.keys import PrivateKey, verify
-from smartchain.p2p.framing import P2PError
-from smartchain.p2p.peers import P2P
-from smartchain.state.modules.storage import (
+from smartchain.modules.storage.module import required_collateral
+from smartchain.modules.storage.types import (
     SIGNATURE_GAS,
     CancelDeal,
     CreateDeal,
@@ -69,9 +68,10 @@ from smartchain.state.modules.storage import (
     bandwidth_amount,
     deal_cost,
     piece_length,
-    required_collateral,
     sign_receipt,
 )
+from smartchain.p2p.framing import P2PError
+from smartchain.p2p.peers import P2P
 from smartchain.state.params import Params
 from smartchain.storage import layout
 from smartchain.storage.protocol import (

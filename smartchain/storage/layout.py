@@ -38,12 +38,8 @@ from smartchain.crypto.merkle import (
     root_of_hashes,
     verify_proof,
 )
-from smartchain.state.modules.storage import (  # the chain's: what an audit asks, file ids
-    LEAF_SIZE as LEAF_SIZE,
-)
-from smartchain.state.modules.storage import (
-    file_id_of as file_id_of,
-)
+from smartchain.modules.storage.types import LEAF_SIZE as LEAF_SIZE
+from smartchain.modules.storage.types import file_id_of as file_id_of
 
 PIECE_TARGET = 2 * 1024 * 1024  # plaintext bytes per data fragment of a full segment
 TAG = 16  # ChaCha20-Poly1305 tag per segment

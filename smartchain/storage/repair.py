@@ -25,17 +25,17 @@ import tempfile
 from typing import IO
 
 from smartchain.crypto.keys import PrivateKey
-from smartchain.p2p.peers import P2P
-from smartchain.state.modules.storage import (
+from smartchain.modules.storage.module import healthy_count
+from smartchain.modules.storage.types import (
     ACTIVE,
     Deal,
     NewColumn,
     Repair,
     StorageProvider,
     deal_column_bytes,
-    healthy_count,
     piece_length,
 )
+from smartchain.p2p.peers import P2P
 from smartchain.storage import layout
 from smartchain.storage.client import (
     _FAULTS,

@@ -22,18 +22,18 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from smartchain.app import default_modules, open_chain
 from smartchain.codec import Struct, _kind_of
 from smartchain.crypto.address import address_of, to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
-from smartchain.state.chain import Chain, default_modules
+from smartchain.modules.bank.types import Transfer
+from smartchain.modules.compute.types import RegisterProvider as ComputeProvider
+from smartchain.modules.contracts.types import Arg, Call, Deploy, contract_address
+from smartchain.modules.storage.types import RegisterProvider as StorageProvider
+from smartchain.modules.tokens.types import Issue, TokenTransfer
 from smartchain.state.executor import Executor
 from smartchain.state.genesis import Genesis, GenesisAccount, GenesisValidator
-from smartchain.state.modules.bank import Transfer
-from smartchain.state.modules.compute import RegisterProvider as ComputeProvider
-from smartchain.state.modules.contracts import Arg, Call, Deploy, contract_address
-from smartchain.state.modules.storage import RegisterProvider as StorageProvider
-from smartchain.state.modules.tokens import Issue, TokenTransfer
 from smartchain.state.params import Params
 from smartchain.types.tx import Transaction
 
@@ -132,7 +132,7 @@ def script() -> list[list[tuple[PrivateKey, Any, int]]]:
 
 def run_script(root: Path) -> dict[str, Any]:
     gen = genesis()
-    chain = Chain(root, gen)
+    chain = open_chain(root, gen)
     nonces: dict[bytes, int] = {}
     blocks = []
     try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+from smartchain.modules.bank.module import move_hpc
 from smartchain.state.module import BlockInfo, GasMeter
-from smartchain.state.modules.bank import move_hpc
 from smartchain.state.store import Overlay
 from smartchain.types.tx import Event
 

@@ -8,31 +8,24 @@ move HPC, they never create or destroy it, so supply changes only by emission.
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
 from typing import Any
 
-from smartchain.codec import U64, U128, Fixed20, Struct
 from smartchain.crypto.address import from_bech32
-from smartchain.state.errors import Code, TxError
+from smartchain.modules.bank.types import (
+    _ACCT,
+    _U128_MASK,
+    ACCOUNT_PREFIX,
+    EMISSION_KEY,
+    MINTED_KEY,
+    SUPPLY_KEY,
+    Account,
+    Transfer,
+)
+from smartchain.state.emission import Emission, block_reward
 from smartchain.state.module import BlockInfo, Module, Msg, Query, TxContext
-from smartchain.state.modules.emission import Emission, block_reward
 from smartchain.state.store import Overlay
+from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Event, Transaction
-
-ACCOUNT_PREFIX = b"bank/acct/"
-SUPPLY_KEY = b"bank/supply"
-MINTED_KEY = b"bank/minted"
-EMISSION_KEY = b"bank/emission"
-
-_ACCT = struct.Struct(">QQQ")  # balance as u128 (hi, lo) + nonce: the Account encoding
-_U128_MASK = (1 << 64) - 1
-
-
-@dataclass(frozen=True, slots=True)
-class Account(Struct):
-    balance: U128
-    nonce: U64
 
 
 def _decode_account(raw: bytes | None) -> tuple[int, int]:
@@ -81,11 +74,6 @@ def move_hpc(store: Overlay, frm: bytes, to: bytes, amount: int) -> None:
     store.set(fkey, _encode_account(balance - amount, nonce))
     add_balance(store, to, amount)
 
-
-@dataclass(frozen=True, slots=True)
-class Transfer(Struct):
-    to: Fixed20
-    amount: U128
 
 
 def _validate_transfer(msg: Transfer) -> None:

@@ -1,0 +1,73 @@
+"""The app: which modules this chain runs, in order, and what each adds to the node API.
+
+The core (``smartchain/state/``) runs whatever module list it is given and imports no
+module; this file is where the list lives. Adding a module is one line in ``MODULES``.
+The order is the order of genesis steps and begin/end-block hooks, so it is part of the
+chain's bytes: append, never reorder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smartchain.modules.bank.module import Bank
+from smartchain.modules.compute import queries as compute_queries
+from smartchain.modules.compute.module import Compute
+from smartchain.modules.contracts import queries as contracts_queries
+from smartchain.modules.contracts.module import Contracts
+from smartchain.modules.query import HttpQuery, ModuleApi
+from smartchain.modules.storage import queries as storage_queries
+from smartchain.modules.storage.module import Storage
+from smartchain.modules.tokens import queries as tokens_queries
+from smartchain.modules.tokens.module import Tokens
+from smartchain.state.chain import Chain
+from smartchain.state.genesis import Genesis
+from smartchain.state.module import Module
+
+NO_QUERIES = ModuleApi(())
+
+
+@dataclass(frozen=True, slots=True)
+class AppModule:
+    """One module of the app: how to make its state machine, and its HTTP queries."""
+
+    make: Callable[[], Module]
+    api: ModuleApi = NO_QUERIES
+
+
+MODULES: tuple[AppModule, ...] = (
+    AppModule(Bank),
+    AppModule(Tokens, tokens_queries.API),
+    AppModule(Contracts, contracts_queries.API),
+    AppModule(Compute, compute_queries.API),
+    AppModule(Storage, storage_queries.API),
+)
+
+
+def default_modules() -> list[Module]:
+    """Fresh instances of the app's modules (a module may keep per-chain caches)."""
+    return [m.make() for m in MODULES]
+
+
+def open_chain(path: Path | str, genesis: Genesis) -> Chain:
+    """The chain at ``path`` run by the app's modules."""
+    return Chain(path, genesis, default_modules())
+
+
+def http_queries() -> list[HttpQuery]:
+    """Every module's HTTP queries, in module order."""
+    return [q for m in MODULES for q in m.api.queries]
+
+
+def api_schemas() -> dict[str, Any]:
+    """The component schemas the modules' queries name (a name used twice is a bug)."""
+    out: dict[str, Any] = {}
+    for m in MODULES:
+        for name, schema in m.api.schemas.items():
+            if name in out:
+                raise ValueError(f"schema {name} declared by two modules")
+            out[name] = schema
+    return out

@@ -1,0 +1,1 @@
+"""The bank module: wire types in ``types``, state logic in ``module``."""

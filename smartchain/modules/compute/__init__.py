@@ -1,0 +1,1 @@
+"""The compute module: wire types in ``types``, state logic in ``module``."""

@@ -1,0 +1,1 @@
+"""The contracts module: wire types in ``types``, state logic in ``module``."""

@@ -1,0 +1,1 @@
+"""The storage module: wire types in ``types``, state logic in ``module``."""

@@ -1,0 +1,1 @@
+"""The tokens module: wire types in ``types``, state logic in ``module``."""

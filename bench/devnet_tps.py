@@ -34,7 +34,7 @@ import pipeline
 from smartchain import devnet
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.types import Transfer
-from smartchain.node.config import NodeConfig
+from smartchain.node.config import ConsensusSettings, NodeConfig
 from smartchain.node.home import init_home
 from smartchain.node.node import Node
 from smartchain.types.tx import Transaction
@@ -74,7 +74,8 @@ def pipeline_ceiling(n: int = 20_000) -> float:
     validator = PrivateKey.from_seed(b"\xee" * 32)
     init_home(home, chain_id=pipeline.CHAIN, key=validator, passphrase=None, insecure=True,
               accounts=[(k.address, 10**12) for k in keys],
-              config=NodeConfig(max_block_txs=n, mempool_max_txs=n + 1))
+              config=NodeConfig(mempool_max_txs=n + 1,
+                                consensus=ConsensusSettings(max_block_txs=n)))
     node = Node(home, validator)
     try:
         node.verifier.warm_up()

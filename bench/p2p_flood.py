@@ -23,17 +23,22 @@ import asyncio
 import itertools
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
+from smartchain import launcher
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.types import Transfer
 from smartchain.node.bft import TOPIC_TXS, TX_BATCH_MAX, TxBatch
-from smartchain.node.config import NodeConfig
+from smartchain.node.config import (
+    RUNTIME_FILE,
+    ApiSettings,
+    ConsensusSettings,
+    NodeConfig,
+    P2PSettings,
+)
 from smartchain.node.home import init_home
 from smartchain.p2p import P2P, P2PConfig, P2PError
 from smartchain.state.params import Params
@@ -109,34 +114,28 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=20, help="distinct forged batches")
     ap.add_argument("--limit-loopback", action="store_true",
                     help="treat 127.0.0.1 as one attacker's IP (per-IP limits and IP bans)")
-    defaults = NodeConfig()
-    ap.add_argument("--budget", type=int, default=defaults.p2p_unproven_sig_checks,
+    defaults = P2PSettings()
+    ap.add_argument("--budget", type=int, default=defaults.unproven_sig_checks,
                     help="signature checks per second for all unproven peers")
-    ap.add_argument("--share", type=int, default=defaults.p2p_unproven_peer_sig_checks,
+    ap.add_argument("--share", type=int, default=defaults.unproven_peer_sig_checks,
                     help="signature checks per second for each unproven peer")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "node"
         sender = PrivateKey.generate()
-        config = NodeConfig(api_port=0, p2p_port=0, block_time_ms=BLOCK_TIME_MS,
-                            log_level="warning", p2p_limit_loopback=args.limit_loopback,
-                            p2p_unproven_sig_checks=args.budget,
-                            p2p_unproven_peer_sig_checks=args.share)
+        p2p = P2PSettings(port=0, unproven_sig_checks=args.budget,
+                          unproven_peer_sig_checks=args.share,
+                          transport=P2PConfig(limit_loopback=args.limit_loopback))
+        config = NodeConfig(log_level="warning", api=ApiSettings(port=0), p2p=p2p,
+                            consensus=ConsensusSettings(block_time_ms=BLOCK_TIME_MS))
         genesis = init_home(home, chain_id=CHAIN_ID, key=PrivateKey.generate(),
                             passphrase=None, insecure=True, config=config,
                             accounts=[(sender.address, 10**15)],
                             params=Params(block_time_ms=BLOCK_TIME_MS))
-        proc = subprocess.Popen([sys.executable, "-m", "smartchain.cli.main", "node", "start",
-                                 "--home", str(home)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        proc = launcher.launch(home)
         try:
-            runtime = home / "node.json"
-            while not runtime.exists():
-                if proc.poll() is not None:
-                    raise SystemExit("the node exited at start")
-                time.sleep(0.1)
-            doc = json.loads(runtime.read_text())
-            url, address = doc["api_url"], doc["p2p_address"]
+            url = proc.wait_ready()
+            address = json.loads((home / RUNTIME_FILE).read_text())["p2p_address"]
             batches = forged_batches(sender.public_key, args.batches)  # before the windows
 
             start, t0 = height(url), time.monotonic()
@@ -151,8 +150,7 @@ def main() -> None:
             verified = verified_forgeries(url)
             unchecked = metric(url, "smart_gossip_txs_unchecked_total")
         finally:
-            proc.terminate()
-            proc.wait(30)
+            proc.stop(30)
     print(f"blocks/s: quiet {quiet:.2f}, under flood {flooded:.2f} "
           f"(ratio {flooded / max(quiet, 1e-9):.2f})")
     print(f"forged transactions: {sent} written by {identities} identities, verified by the "

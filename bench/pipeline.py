@@ -24,7 +24,7 @@ from pathlib import Path
 
 from smartchain.crypto.keys import ParallelVerifier, PrivateKey
 from smartchain.modules.bank.types import Transfer
-from smartchain.node.config import NodeConfig
+from smartchain.node.config import ConsensusSettings, NodeConfig
 from smartchain.node.home import init_home
 from smartchain.node.node import Node
 from smartchain.types.tx import TX_SIGN_DOMAIN, Transaction
@@ -107,7 +107,8 @@ def main() -> None:
     validator = PrivateKey.from_seed(b"\xee" * 32)
     init_home(home, chain_id=CHAIN, key=validator, passphrase=None, insecure=True,
               accounts=[(k.address, 10**12) for k in keys],
-              config=NodeConfig(max_block_txs=args.block_txs, mempool_max_txs=args.txs + 1))
+              config=NodeConfig(mempool_max_txs=args.txs + 1,
+                                consensus=ConsensusSettings(max_block_txs=args.block_txs)))
     node = Node(home, validator)
     try:
         cores = os.cpu_count() or 1

@@ -10,23 +10,28 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from smartchain import launcher
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.node.config import NodeConfig
+from smartchain.launcher import NodeProc
+from smartchain.node.config import (
+    ApiSettings,
+    ComputeSettings,
+    ConfigError,
+    ConsensusSettings,
+    NodeConfig,
+    P2PSettings,
+    StorageSettings,
+)
 from smartchain.node.home import init_home, make_genesis
 from smartchain.state.params import Params
 from smartchain.types.amount import UNITS_PER_HPC
 
 DEVNET_FILE = "devnet.json"
-RUNTIME_FILE = "node.json"
 DEMO_BALANCE = 1_000_000 * UNITS_PER_HPC
 PROVIDER_BALANCE = 10_000 * UNITS_PER_HPC  # a compute provider's stake and fees
 # Declared speed of compute provider i (fuel/s): (i + 1) × this, so the providers of a
@@ -102,29 +107,30 @@ def create(home: Path, *, validators: int = 4, accounts: int = 5,
     names = [f"node{i}" for i in range(validators)] + \
         [f"compute{i}" for i in range(compute_providers)] + \
         [f"storage{i}" for i in range(storage_providers)]
-    configs = [NodeConfig(moniker=name, api_port=_free_port(api_port + i),
-                          p2p_port=_free_port(api_port + 1000 + i), block_time_ms=block_time_ms)
+    configs = [NodeConfig(moniker=name, api=ApiSettings(port=_free_port(api_port + i)),
+                          p2p=P2PSettings(port=_free_port(api_port + 1000 + i)),
+                          consensus=ConsensusSettings(block_time_ms=block_time_ms))
                for i, name in enumerate(names)]
     compute_cfgs = configs[validators:validators + compute_providers]
     storage_cfgs = configs[validators + compute_providers:]
     for i, cfg in enumerate(compute_cfgs):
-        cfg.provide_compute = 1
-        cfg.compute_capability_override = (i + 1) * PROVIDER_CAPABILITY_STEP
+        cfg.compute = ComputeSettings(cores=1,
+                                      capability_override=(i + 1) * PROVIDER_CAPABILITY_STEP)
     for cfg in storage_cfgs:
-        cfg.provide_storage = STORAGE_PROVIDER_BYTES
-        cfg.storage_gc_grace_s = STORAGE_GC_GRACE_S
+        cfg.storage = StorageSettings(capacity=STORAGE_PROVIDER_BYTES,
+                                      gc_grace_s=STORAGE_GC_GRACE_S)
     keys += provider_keys
-    addresses = [f"{k.public_key.hex()}@127.0.0.1:{c.p2p_port}" for k, c in zip(keys, configs,
+    addresses = [f"{k.public_key.hex()}@127.0.0.1:{c.p2p.port}" for k, c in zip(keys, configs,
                                                                               strict=True)]
     nodes = []
     for i, (key, cfg) in enumerate(zip(keys, configs, strict=True)):
         # Everyone seeds the signers; providers are found through them (and the DHT).
-        cfg.seeds = [a for j, a in enumerate(addresses[:validators]) if j != i]
+        cfg.p2p.seeds = [a for j, a in enumerate(addresses[:validators]) if j != i]
         node_home = home / names[i]
         init_home(node_home, chain_id=chain_id, key=key, passphrase=None, insecure=True,
                   config=cfg, genesis=genesis)
         nodes.append({"name": names[i], "home": str(node_home),
-                      "api_url": f"http://127.0.0.1:{cfg.api_port}",
+                      "api_url": f"http://127.0.0.1:{cfg.api.port}",
                       "p2p_address": addresses[i],
                       **({"compute_provider": True}
                          if validators <= i < validators + compute_providers else {}),
@@ -147,77 +153,33 @@ def demo_accounts(doc: dict) -> list[DemoAccount]:
     return [DemoAccount(a["name"], a["seed"]) for a in doc["accounts"]]
 
 
-def _alive(pid: int) -> bool:
-    try:  # a node we started ourselves (foreground `up`) stays a zombie until reaped
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def start(doc: dict, timeout: float = 30.0) -> list[NodeProc]:
+    """Start every node that is not already running; wait until each serves its API.
 
-
-def running_pid(node_home: Path) -> int | None:
-    try:
-        pid = int(json.loads((node_home / RUNTIME_FILE).read_text())["pid"])
-    except (FileNotFoundError, ValueError, KeyError, json.JSONDecodeError):
-        return None
-    return pid if _alive(pid) else None
-
-
-def start(doc: dict, timeout: float = 30.0) -> list[subprocess.Popen]:
-    """Start every node that is not already running; wait until each serves its API."""
-    started: list[tuple[Path, subprocess.Popen]] = []
+    Every node's config is read first: a devnet made by an older version (a flat
+    config.toml) is refused as a whole, with what to do, before any node starts."""
     for n in doc["nodes"]:
-        node_home = Path(n["home"])
-        if running_pid(node_home):
-            continue
-        (node_home / RUNTIME_FILE).unlink(missing_ok=True)
-        with open(node_home / "node.log", "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "smartchain.cli.main", "node", "start", "--home",
-                 str(node_home)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        started.append((node_home, proc))
-    for node_home, proc in started:
-        wait_ready(node_home, proc, timeout)
-    return [proc for _, proc in started]
-
-
-def wait_ready(node_home: Path, proc: subprocess.Popen | None, timeout: float) -> str:
-    """Block until the node has written its runtime file (its API is listening)."""
-    deadline = time.monotonic() + timeout
-    runtime = node_home / RUNTIME_FILE
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise DevnetError(f"node in {node_home} exited with code {proc.returncode}; "
-                              f"see {node_home / 'node.log'}")
         try:
-            return json.loads(runtime.read_text())["api_url"]
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            time.sleep(0.05)
-    raise DevnetError(f"node in {node_home} did not start within {timeout}s")
+            NodeConfig.load(Path(n["home"]))
+        except ConfigError as exc:
+            raise DevnetError(f"{exc}\nto start afresh, remove {Path(n['home']).parent} and "
+                              f"run `smart devnet up` again") from None
+    started = [launcher.launch(Path(n["home"])) for n in doc["nodes"]
+               if launcher.running_pid(Path(n["home"])) is None]
+    try:
+        for proc in started:
+            proc.wait_ready(timeout)
+    except launcher.LaunchError as exc:
+        for proc in started:
+            proc.kill()
+        raise DevnetError(str(exc)) from None
+    return started
 
 
 def stop(doc: dict, timeout: float = 20.0) -> int:
-    """SIGTERM every running node of the devnet and wait for it to exit."""
-    stopped = 0
-    for n in doc["nodes"]:
-        pid = running_pid(Path(n["home"]))
-        if pid is None:
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        stopped += 1
-    return stopped
+    """SIGTERM every running node of the devnet (SIGKILL past ``timeout``); returns how
+    many were running."""
+    pids = [pid for n in doc["nodes"] if (pid := launcher.running_pid(Path(n["home"])))]
+    for pid in pids:
+        launcher.stop_pid(pid, timeout)
+    return len(pids)

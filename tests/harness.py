@@ -1,7 +1,7 @@
 """A small functional-test framework, in the style of Bitcoin Core's test_framework.
 
-``NodeProcess`` owns one node home and runs ``smart node start`` in it as a real
-subprocess (``sys.executable -m smartchain.cli.main``), on 127.0.0.1 with a free port.
+``NodeProcess`` owns one node home and runs its node as a real subprocess (started by
+smartchain/launcher.py, like the devnet's), on 127.0.0.1 with a free port.
 Everything a test learns about the node it learns through the HTTP API, the node's
 files or its exit status: no mocks, no in-process shortcuts.
 
@@ -11,11 +11,9 @@ bare ``sleep`` never stands in for "the node has done X".
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,13 +21,18 @@ from typing import TypeVar
 
 from smartchain.client import Client
 from smartchain.crypto.keys import PrivateKey
-from smartchain.node.config import NodeConfig
+from smartchain.launcher import LOG_FILE, LaunchError, NodeProc, launch
+from smartchain.node.config import (
+    RUNTIME_FILE,
+    ApiSettings,
+    ConsensusSettings,
+    NodeConfig,
+    P2PSettings,
+)
 from smartchain.node.home import init_home
 from smartchain.state.genesis import Genesis
 from smartchain.state.params import Params
 
-RUNTIME_FILE = "node.json"
-LOG_FILE = "node.log"
 DEFAULT_BLOCK_TIME_MS = 200
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -120,13 +123,14 @@ class NodeProcess:
         self.home = Path(home)
         self.key = validator_key or PrivateKey.generate()
         # port 0: the OS picks free ports, so nodes of concurrent test runs never collide
-        self.config = NodeConfig(moniker=moniker, api_port=0, p2p_port=0,
-                                 block_time_ms=block_time_ms, log_level=log_level)
+        self.config = NodeConfig(moniker=moniker, log_level=log_level, api=ApiSettings(port=0),
+                                 p2p=P2PSettings(port=0),
+                                 consensus=ConsensusSettings(block_time_ms=block_time_ms))
         self.genesis: Genesis = init_home(
             self.home, chain_id=chain_id, key=self.key, passphrase=None, insecure=True,
             accounts=accounts or [], config=self.config,
             params=params or Params(block_time_ms=block_time_ms))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.launched: NodeProc | None = None
         self.url: str | None = None
         self.starts = 0
         self.orphan_watch: list[tuple[int, int]] = []  # descendants seen when killed
@@ -147,8 +151,12 @@ class NodeProcess:
     # --- lifecycle -----------------------------------------------------------------------
 
     @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.launched.proc if self.launched is not None else None
+
+    @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.launched is not None and self.launched.running
 
     @property
     def client(self) -> Client:
@@ -160,61 +168,29 @@ class NodeProcess:
         """Start the node process and wait until its API is listening; returns its URL."""
         if self.running:
             raise HarnessError("node already running")
-        # A SIGKILLed node leaves its node.json behind: never read a stale one.
-        self.runtime_path.unlink(missing_ok=True)
         self.url = None
         self.starts += 1
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n===== harness: start #{self.starts} =====\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "smartchain.cli.main", "node", "start", "--home",
-                 str(self.home)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+        self.launched = launch(self.home, banner=f"harness: start #{self.starts}")
         try:
-            self.url = self._wait_ready(timeout)
+            self.url = self.launched.wait_ready(timeout)
+        except LaunchError as exc:
+            self._kill_quietly()
+            raise HarnessError(str(exc)) from None
         except BaseException:
             self._kill_quietly()
             raise
         return self.url
-
-    def _wait_ready(self, timeout: float) -> str:
-        assert self.proc is not None
-        proc = self.proc
-
-        def ready() -> str | None:
-            if proc.poll() is not None:
-                raise HarnessError(
-                    f"node exited with code {proc.returncode} before serving its API; "
-                    f"log tail ({self.log_path}):\n{self.log_tail()}")
-            try:
-                doc = json.loads(self.runtime_path.read_text())
-            except (FileNotFoundError, json.JSONDecodeError):
-                return None
-            if doc.get("pid") != proc.pid:
-                return None
-            return str(doc["api_url"])
-
-        try:
-            return wait_until(ready, timeout, interval=0.05, what="node.json")
-        except HarnessError as exc:
-            if "timed out" in str(exc):
-                raise HarnessError(f"{exc}; log tail:\n{self.log_tail()}") from None
-            raise
 
     def kill(self) -> None:
         """SIGKILL: the crash the node must survive (no cleanup code runs).
 
         The node's own child processes (if any) are remembered, here and in ``stop``:
         ``orphans()`` tells whether they outlived it, and ``cleanup()`` reaps them."""
-        if self.proc is None:
+        if self.launched is None:
             return
-        if self.proc.poll() is None:
-            self.orphan_watch += descendants(self.proc.pid)
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=STOP_TIMEOUT)
+        if self.launched.running:
+            self.orphan_watch += descendants(self.launched.pid)
+        self.launched.kill()
         self.url = None
 
     def orphans(self) -> list[int]:
@@ -236,19 +212,15 @@ class NodeProcess:
 
         If the node does not exit in time it is killed and ``HarnessError`` is raised.
         """
-        if self.proc is None:
+        if self.launched is None:
             return None
-        if self.proc.poll() is None:
-            self.orphan_watch += descendants(self.proc.pid)
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self._kill_quietly()
-                raise HarnessError(f"node did not stop within {timeout}s after SIGTERM; "
-                                   f"log tail:\n{self.log_tail()}") from None
+        if self.launched.running:
+            self.orphan_watch += descendants(self.launched.pid)
         self.url = None
-        return self.proc.returncode
+        try:
+            return self.launched.stop(timeout)
+        except LaunchError as exc:
+            raise HarnessError(str(exc)) from None
 
     def restart(self, timeout: float = START_TIMEOUT) -> str:
         """Stop cleanly if running (a killed node stays killed), then start again."""

@@ -4,7 +4,7 @@
 the test passes), seeds every node with every other, gives each a distinct free P2P port
 (API port 0: the node reports the port it got in ``HOME/node.json``) and consensus
 timeouts suited to loopback, and runs each node as its own process
-(``python -m smartchain.cli.main node start --home HOME``, log in ``HOME/node.log``).
+(started by smartchain/launcher.py, log in ``HOME/node.log``).
 ``add_follower`` adds a node whose key is not in genesis: it only follows the chain.
 
 Every node runs in its own session (process group), so the harness can find everything a
@@ -17,13 +17,11 @@ As in ``harness.py``, synchronisation is by polling real state with a deadline.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,18 +32,24 @@ from typing import Any
 from harness import HarnessError, log_tail, stat_fields, wait_until
 
 from smartchain.client import ApiError, Client
+from smartchain.consensus.engine import EngineConfig
 from smartchain.consensus.signer import DurableSigner, SignState
 from smartchain.consensus.validators import Validator, ValidatorSet
 from smartchain.crypto.keys import PrivateKey
-from smartchain.node.config import NodeConfig
+from smartchain.launcher import LOG_FILE, LaunchError, NodeProc, launch
+from smartchain.node.config import (
+    RUNTIME_FILE,
+    ApiSettings,
+    ConsensusSettings,
+    NodeConfig,
+    P2PSettings,
+)
 from smartchain.node.home import init_home, make_genesis
 from smartchain.state.genesis import Genesis
 from smartchain.state.params import Params
 from smartchain.types.block import BlockHeader
 from smartchain.types.consensus import Commit, CommitSig
 
-RUNTIME_FILE = "node.json"
-LOG_FILE = "node.log"
 SIGNER_STATE_FILE = "signer_state.json"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -113,7 +117,7 @@ class NetNode:
         self.key = key
         self.config = config
         self.validator = validator
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.launched: NodeProc | None = None
         self.url: str | None = None
         self.starts = 0
         self.sessions: list[int] = []  # every session (= first pid) this node ever ran in
@@ -124,7 +128,7 @@ class NetNode:
 
     @property
     def p2p_address(self) -> str:
-        return f"{self.key.public_key.hex()}@127.0.0.1:{self.config.p2p_port}"
+        return f"{self.key.public_key.hex()}@127.0.0.1:{self.config.p2p.port}"
 
     @property
     def log_path(self) -> Path:
@@ -139,8 +143,12 @@ class NetNode:
         return self.home / SIGNER_STATE_FILE
 
     @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.launched.proc if self.launched is not None else None
+
+    @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.launched is not None and self.launched.running
 
     @property
     def pid(self) -> int | None:
@@ -170,39 +178,18 @@ class NetNode:
         """Start the process; ``wait_ready`` waits for its API."""
         if self.running:
             raise HarnessError(f"{self.name} is already running")
-        self.runtime_path.unlink(missing_ok=True)  # a SIGKILLed node leaves a stale one
         self.url = None
         self.starts += 1
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n===== netharness: start #{self.starts} =====\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "smartchain.cli.main", "node", "start", "--home",
-                 str(self.home)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
-            )
-        self.sessions.append(self.proc.pid)
+        self.launched = launch(self.home, banner=f"netharness: start #{self.starts}")
+        self.sessions.append(self.launched.pid)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> str:
-        proc = self.proc
-        assert proc is not None
-
-        def ready() -> str | None:
-            if proc.poll() is not None:
-                raise HarnessError(f"{self.name} exited with code {proc.returncode} before "
-                                   f"serving its API; log tail:\n{self.log_tail()}")
-            try:
-                doc = json.loads(self.runtime_path.read_text())
-            except (FileNotFoundError, json.JSONDecodeError):
-                return None
-            return str(doc["api_url"]) if doc.get("pid") == proc.pid else None
-
+        assert self.launched is not None
         try:
-            self.url = wait_until(ready, timeout, interval=0.05, what=f"{self.name} node.json")
-        except HarnessError as exc:
+            self.url = self.launched.wait_ready(timeout)
+        except LaunchError as exc:
             self.kill()
-            raise HarnessError(f"{exc}\nlog tail:\n{self.log_tail()}") from None
+            raise HarnessError(f"{self.name}: {exc}") from None
         return self.url
 
     def start(self, timeout: float = START_TIMEOUT) -> str:
@@ -211,27 +198,19 @@ class NetNode:
 
     def kill(self) -> None:
         """SIGKILL the node process (a crash: no cleanup code runs)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=STOP_TIMEOUT)
+        if self.launched is not None:
+            self.launched.kill()
         self.url = None
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """SIGTERM and wait for a clean exit; returns the exit code."""
-        if self.proc is None:
+        if self.launched is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise HarnessError(f"{self.name} did not stop within {timeout}s of SIGTERM; "
-                                   f"log tail:\n{self.log_tail()}") from None
         self.url = None
-        return self.proc.returncode
+        try:
+            return self.launched.stop(timeout)
+        except LaunchError as exc:
+            raise HarnessError(f"{self.name}: {exc}") from None
 
     def leftovers(self) -> list[int]:
         """Live processes from any session this node ran in, other than a running node."""
@@ -274,14 +253,17 @@ class Network:
             self.nodes.append(NetNode(i, f"node{i}", self.root / f"node{i}", key,
                                       self._config(f"node{i}", port), validator=True))
         for node in self.nodes:
-            node.config.seeds = [o.p2p_address for o in self.nodes if o is not node]
+            node.config.p2p.seeds = [o.p2p_address for o in self.nodes if o is not node]
             self._init(node)
 
     def _config(self, moniker: str, p2p_port: int) -> NodeConfig:
-        return NodeConfig(moniker=moniker, api_port=0, p2p_port=p2p_port,
-                          block_time_ms=self.block_time_ms,
-                          timeout_propose_ms=self.timeout_propose_ms,
-                          timeout_vote_ms=self.timeout_vote_ms, log_level=self.log_level)
+        engine = EngineConfig(timeout_propose_ms=self.timeout_propose_ms,
+                              timeout_prevote_ms=self.timeout_vote_ms,
+                              timeout_precommit_ms=self.timeout_vote_ms)
+        return NodeConfig(moniker=moniker, log_level=self.log_level, api=ApiSettings(port=0),
+                          p2p=P2PSettings(port=p2p_port),
+                          consensus=ConsensusSettings(block_time_ms=self.block_time_ms,
+                                                      engine=engine))
 
     def _init(self, node: NetNode) -> None:
         init_home(node.home, chain_id=self.chain_id, key=node.key, passphrase=None,
@@ -292,10 +274,10 @@ class Network:
         returns its index."""
         index = len(self.nodes)
         name = f"follower{index}"
-        port = free_ports(1, taken=[n.config.p2p_port for n in self.nodes])[0]
+        port = free_ports(1, taken=[n.config.p2p.port for n in self.nodes])[0]
         node = NetNode(index, name, self.root / name, PrivateKey.generate(),
                        self._config(name, port), validator=False)
-        node.config.seeds = [self.nodes[i].p2p_address for i in seeds]
+        node.config.p2p.seeds = [self.nodes[i].p2p_address for i in seeds]
         self._init(node)
         self.nodes.append(node)
         if start:

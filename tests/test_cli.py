@@ -26,6 +26,7 @@ import pytest
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.crypto.keystore import load as load_key_file
+from smartchain.node.config import NodeConfig
 
 SMART = [sys.executable, "-m", "smartchain.cli.main"]
 BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
@@ -541,7 +542,8 @@ def test_node_init_insecure(tmp_path: Path) -> None:
     assert out["chain_id"] == "smart-test-9" and len(out["genesis_hash"]) == 64
     assert sorted(p.name for p in home.iterdir()) == \
         ["config.toml", "genesis.json", "validator_key.json"]
-    assert f"api_port = {port}" in (home / "config.toml").read_text()
+    config = NodeConfig.load(home)
+    assert config.api.port == port and config.consensus.block_time_ms == 250
     genesis = json.loads((home / "genesis.json").read_text())
     assert genesis["chain_id"] == "smart-test-9"
     assert genesis["accounts"] == [{"address": funded, "balance": str(10 * UNITS)}]

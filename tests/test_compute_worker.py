@@ -28,7 +28,13 @@ from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.compute.types import PostJob, output_digest, round_salt
 from smartchain.node.compute_worker import Result, cheat, measure_capability
-from smartchain.node.config import TEST_FAULTS_ENV, ConfigError, NodeConfig
+from smartchain.node.config import (
+    TEST_FAULTS_ENV,
+    ComputeSettings,
+    ConfigError,
+    FaultSettings,
+    NodeConfig,
+)
 from smartchain.types.amount import UNITS_PER_HPC
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "compute"
@@ -50,12 +56,12 @@ def add_provider(net: Network, key: PrivateKey, index: int, *, cheat_mode: bool 
     """A follower node offering one core, its key funded in genesis (see ``network``)."""
     i = len(net.nodes)
     name = f"provider{index}"
-    port = free_ports(1, taken=[n.config.p2p_port for n in net.nodes])[0]
+    port = free_ports(1, taken=[n.config.p2p.port for n in net.nodes])[0]
     node = NetNode(i, name, net.root / name, key, net._config(name, port), validator=False)
-    node.config.seeds = [v.p2p_address for v in net.validators]
-    node.config.provide_compute = 1
-    node.config.compute_capability_override = (index + 1) * CAPABILITY_STEP
-    node.config.test_cheat_compute = cheat_mode
+    node.config.p2p.seeds = [v.p2p_address for v in net.validators]
+    node.config.compute = ComputeSettings(cores=1,
+                                          capability_override=(index + 1) * CAPABILITY_STEP)
+    node.config.faults = FaultSettings(cheat_compute=cheat_mode)
     net._init(node)
     net.nodes.append(node)
     return i
@@ -177,14 +183,15 @@ def test_cheat_flips_output_but_keeps_errors() -> None:
 
 def test_cheat_config_needs_the_faults_variable(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    NodeConfig(test_cheat_compute=True, provide_compute=1).save(tmp_path)
+    NodeConfig(faults=FaultSettings(cheat_compute=True),
+               compute=ComputeSettings(cores=1)).save(tmp_path)
     monkeypatch.delenv(TEST_FAULTS_ENV, raising=False)
-    with pytest.raises(ConfigError, match="test_cheat_compute"):
+    with pytest.raises(ConfigError, match=r"\[faults\].*tests only"):
         NodeConfig.load(tmp_path)
     monkeypatch.setenv(TEST_FAULTS_ENV, "1")
-    assert NodeConfig.load(tmp_path).test_cheat_compute
-    NodeConfig(provide_compute=-1).save(tmp_path)
-    with pytest.raises(ConfigError, match="provide_compute"):
+    assert NodeConfig.load(tmp_path).faults.cheat_compute
+    NodeConfig(compute=ComputeSettings(cores=-1)).save(tmp_path)
+    with pytest.raises(ConfigError, match=r"\[compute\] cores"):
         NodeConfig.load(tmp_path)
 
 

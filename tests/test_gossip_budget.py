@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smartchain.node.config import ConfigError, NodeConfig
+from smartchain.node.config import ConfigError, NodeConfig, P2PSettings
 from smartchain.node.gossip_budget import CheckBudget
 
 
@@ -99,13 +99,13 @@ def test_memory_holds_only_peers_whose_share_is_not_full() -> None:
 def test_impossible_budgets_are_refused(rate: int, per_peer: int, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="per_peer"):
         CheckBudget(rate, per_peer)
-    NodeConfig(p2p_unproven_sig_checks=rate, p2p_unproven_peer_sig_checks=per_peer
+    NodeConfig(p2p=P2PSettings(unproven_sig_checks=rate, unproven_peer_sig_checks=per_peer)
                ).save(tmp_path)
-    with pytest.raises(ConfigError, match="p2p_unproven_peer_sig_checks"):
+    with pytest.raises(ConfigError, match="unproven_peer_sig_checks"):
         NodeConfig.load(tmp_path)
 
 
 def test_the_default_budget_loads() -> None:
     cfg = NodeConfig()
-    budget = CheckBudget(cfg.p2p_unproven_sig_checks, cfg.p2p_unproven_peer_sig_checks)
+    budget = CheckBudget(cfg.p2p.unproven_sig_checks, cfg.p2p.unproven_peer_sig_checks)
     assert budget.per_peer < budget.rate

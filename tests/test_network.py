@@ -531,7 +531,7 @@ class SyncRace:
 
     def __init__(self, root: Path, n: int = 3) -> None:
         from smartchain.app import open_chain
-        from smartchain.node.config import NodeConfig
+        from smartchain.node.config import ConsensusSettings, NodeConfig
         from smartchain.node.home import make_genesis
         from smartchain.node.node import Node
         from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
@@ -551,7 +551,7 @@ class SyncRace:
                 for i, k in enumerate(self.keys[:3])))
             self.src.commit(staged, last)
         self.node = Node(root / "node", PrivateKey.generate(),
-                         NodeConfig(block_time_ms=1), genesis)
+                         NodeConfig(consensus=ConsensusSettings(block_time_ms=1)), genesis)
         self.on_block: Callable[[int], None] = lambda h: None
         self.p2p = FakeP2P(self._serve)
 
@@ -636,13 +636,14 @@ def test_the_event_loop_keeps_running_while_a_heavy_block_executes(tmp_path: Pat
     building on the loop it stood still for the whole execution)."""
     from smartchain.consensus.signer import DurableSigner
     from smartchain.node.bft import ConsensusService
-    from smartchain.node.config import NodeConfig
+    from smartchain.node.config import ConsensusSettings, NodeConfig
     from smartchain.node.home import make_genesis
     from smartchain.node.node import Node
 
     key, user = PrivateKey.generate(), PrivateKey.generate()
     genesis = make_genesis(CHAIN_ID, [(key.public_key, 1, "v0")], [(user.address, FUNDS)])
-    node = Node(tmp_path / "node", key, NodeConfig(block_time_ms=1), genesis)
+    node = Node(tmp_path / "node", key,
+                NodeConfig(consensus=ConsensusSettings(block_time_ms=1)), genesis)
     max_gas = genesis.params.max_tx_gas
 
     def tx(nonce: int, kind: str, payload: Any) -> bytes:
@@ -726,14 +727,15 @@ def test_a_proposal_built_from_a_mempool_of_large_transactions_fits_in_a_p2p_mes
     proposer build such a block, so no round could succeed, and nobody paid for them."""
     from smartchain.consensus.signer import DurableSigner
     from smartchain.node.bft import ConsensusService
-    from smartchain.node.config import NodeConfig
+    from smartchain.node.config import ConsensusSettings, NodeConfig
     from smartchain.node.home import make_genesis
     from smartchain.node.node import Node
     from smartchain.p2p.peers import P2P
 
     key, user = PrivateKey.generate(), PrivateKey.generate()
     genesis = make_genesis(CHAIN_ID, [(key.public_key, 1, "v0")], [(user.address, FUNDS)])
-    node = Node(tmp_path / "node", key, NodeConfig(block_time_ms=1), genesis)
+    node = Node(tmp_path / "node", key,
+                NodeConfig(consensus=ConsensusSettings(block_time_ms=1)), genesis)
     payload = Call(bytes(20), "f", (Arg.of(b"x" * 63_000),)).encode()
     for nonce in range(80):  # 5 MB
         node.submit(Transaction.create(user, chain_id=CHAIN_ID, nonce=nonce,
@@ -756,14 +758,15 @@ def test_gossip_goes_on_after_more_large_transactions_than_one_message_holds(
     70 large ones submitted at once made a batch over one P2P message, whose error ended
     the gossip task: the node never relayed a transaction again."""
     from smartchain.node.bft import ConsensusService
-    from smartchain.node.config import NodeConfig
+    from smartchain.node.config import ConsensusSettings, NodeConfig
     from smartchain.node.home import make_genesis
     from smartchain.node.node import Node
     from smartchain.p2p.peers import P2P
 
     key, user = PrivateKey.generate(), PrivateKey.generate()
     genesis = make_genesis(CHAIN_ID, [(key.public_key, 1, "v0")], [(user.address, FUNDS)])
-    node = Node(tmp_path / "node", key, NodeConfig(block_time_ms=1), genesis)
+    node = Node(tmp_path / "node", key,
+                NodeConfig(consensus=ConsensusSettings(block_time_ms=1)), genesis)
     payload = Call(bytes(20), "f", (Arg.of(b"x" * 63_000),)).encode()
     p2p = P2P(PrivateKey.generate(), genesis.hash().hex())
 

@@ -30,11 +30,10 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,8 +41,10 @@ import pytest
 from faultproxy import ProxyNet
 from harness import wait_until
 
+from smartchain import launcher
 from smartchain.app import open_chain
 from smartchain.client import Client
+from smartchain.consensus.engine import EngineConfig
 from smartchain.consensus.votes import make_evidence
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
@@ -55,7 +56,16 @@ from smartchain.node.bft import (
     SyncBlock,
     TxBatch,
 )
-from smartchain.node.config import DATA_DIR, TEST_FAULTS_ENV, ConfigError, NodeConfig
+from smartchain.node.config import (
+    DATA_DIR,
+    TEST_FAULTS_ENV,
+    ApiSettings,
+    ConfigError,
+    ConsensusSettings,
+    FaultSettings,
+    NodeConfig,
+    P2PSettings,
+)
 from smartchain.node.home import init_home, make_genesis
 from smartchain.node.node import Node
 from smartchain.p2p import P2P, P2PConfig, P2PError, handshake
@@ -124,7 +134,7 @@ class NodeProc:
     key: PrivateKey
     config: NodeConfig
     env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
+    launched: launcher.NodeProc | None = None
     url: str | None = None
 
     @property
@@ -143,30 +153,18 @@ class NodeProc:
 
     def launch(self) -> None:
         self.config.save(self.home)
-        (self.home / "node.json").unlink(missing_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "smartchain.cli.main", "node", "start", "--home",
-                 str(self.home)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-                start_new_session=True)
+        self.launched = launcher.launch(self.home, env=self.env)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        proc = self.proc
-        assert proc is not None
+        assert self.launched is not None
+        try:
+            self.url = self.launched.wait_ready(timeout)
+        except launcher.LaunchError as exc:
+            raise AssertionError(f"node{self.index}: {exc}") from None
 
-        def ready() -> str | None:
-            if proc.poll() is not None:
-                raise AssertionError(f"node{self.index} exited ({proc.returncode}):\n"
-                                     f"{self.log_text()[-3000:]}")
-            try:
-                doc = json.loads((self.home / "node.json").read_text())
-            except (FileNotFoundError, json.JSONDecodeError):
-                return None
-            return str(doc["api_url"]) if doc.get("pid") == proc.pid else None
-
-        self.url = wait_until(ready, timeout, what=f"node{self.index} to serve its API")
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.launched.proc if self.launched is not None else None
 
     @property
     def running(self) -> bool:
@@ -223,9 +221,13 @@ class Cluster:
         self.ports = _free_ports(n)
         self.nodes: list[NodeProc] = []
         for i, key in enumerate(self.keys):
-            cfg = NodeConfig(moniker=f"node{i}", api_port=0, p2p_port=self.ports[i],
-                             block_time_ms=BLOCK_TIME_MS, timeout_propose_ms=TIMEOUT_PROPOSE_MS,
-                             timeout_vote_ms=TIMEOUT_VOTE_MS)
+            engine = EngineConfig(timeout_propose_ms=TIMEOUT_PROPOSE_MS,
+                                  timeout_prevote_ms=TIMEOUT_VOTE_MS,
+                                  timeout_precommit_ms=TIMEOUT_VOTE_MS)
+            cfg = NodeConfig(moniker=f"node{i}", api=ApiSettings(port=0),
+                             p2p=P2PSettings(port=self.ports[i]),
+                             consensus=ConsensusSettings(block_time_ms=BLOCK_TIME_MS,
+                                                         engine=engine))
             if tweak is not None:
                 tweak(i, cfg)
             home = root / f"node{i}"
@@ -233,7 +235,7 @@ class Cluster:
                       config=cfg, genesis=self.genesis)
             self.nodes.append(NodeProc(i, home, key, cfg, env(i) if env else {}))
         for node in self.nodes:  # everyone seeds everyone (a test may rewrite this)
-            node.config.seeds = [self.address(j) for j in range(n) if j != node.index]
+            node.config.p2p.seeds = [self.address(j) for j in range(n) if j != node.index]
 
     @property
     def network_id(self) -> str:
@@ -335,17 +337,18 @@ class ForkWatch:
 # --- 0. the test-only settings are gated -----------------------------------------------------
 
 def test_fault_settings_are_gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = NodeConfig(pex=False, test_equivocate_every=2)
+    cfg = NodeConfig(p2p=P2PSettings(transport=P2PConfig(pex=False)),
+                     faults=FaultSettings(equivocate_every=2))
     cfg.save(tmp_path)
     monkeypatch.delenv(TEST_FAULTS_ENV, raising=False)
     with pytest.raises(ConfigError, match="tests only"):
         NodeConfig.load(tmp_path)
     monkeypatch.setenv(TEST_FAULTS_ENV, "1")
     loaded = NodeConfig.load(tmp_path)
-    assert loaded.test_equivocate_every == 2 and loaded.pex is False
+    assert loaded.faults.equivocate_every == 2 and loaded.p2p.transport.pex is False
     # An ordinary config file does not even mention the fault settings.
-    assert "test_" not in NodeConfig().to_toml() and "pex = true" in NodeConfig().to_toml()
-    (tmp_path / "config.toml").write_text('[node]\npex = "no"\n')
+    assert "[faults]" not in NodeConfig().to_toml()
+    (tmp_path / "config.toml").write_text('[p2p]\npex = "no"\n')
     with pytest.raises(ConfigError, match="pex must be bool"):
         NodeConfig.load(tmp_path)
 
@@ -436,11 +439,12 @@ def test_partition_2_2_and_heal(cluster: Callable[..., Cluster]) -> None:
     with ProxyNet() as proxies:
 
         def tweak(i: int, cfg: NodeConfig) -> None:
-            cfg.pex = False  # nobody may learn a real address and dial around the proxy
+            # nobody may learn a real address and dial around the proxy
+            cfg.p2p.transport = replace(cfg.p2p.transport, pex=False)
 
         net = cluster(4, tweak=tweak)
         for node in net.nodes:  # node i reaches node j only through link "i->j"
-            node.config.seeds = [
+            node.config.p2p.seeds = [
                 f"{net.nodes[j].pk}@127.0.0.1:"
                 f"{proxies.add(_link(node.index, j), ('127.0.0.1', net.ports[j]))}"
                 for j in range(4) if j != node.index]
@@ -491,7 +495,7 @@ EQUIVOCATOR = 3
 def test_equivocating_signer_is_reported_in_a_block(cluster: Callable[..., Cluster]) -> None:
     def tweak(i: int, cfg: NodeConfig) -> None:
         if i == EQUIVOCATOR:
-            cfg.test_equivocate_every = 2
+            cfg.faults = FaultSettings(equivocate_every=2)
 
     net = cluster(4, tweak=tweak,
                   env=lambda i: {TEST_FAULTS_ENV: "1"} if i == EQUIVOCATOR else {})
@@ -769,8 +773,8 @@ def test_hostile_peers(cluster: Callable[..., Cluster]) -> None:
     target = 0
 
     def tweak(i: int, cfg: NodeConfig) -> None:
-        cfg.p2p_rate_frames = RATE_FRAMES
-        cfg.p2p_burst_frames = BURST_FRAMES
+        cfg.p2p.transport = replace(cfg.p2p.transport, rate_frames=RATE_FRAMES,
+                                    burst_frames=BURST_FRAMES)
 
     net = cluster(4, tweak=tweak)
     net.start()
@@ -835,8 +839,8 @@ def _node_with_budget(smart_node_factory: Callable[..., Any],
     """A started single-validator node whose unproven peers get ``rate`` signature checks
     per second together and ``share`` each."""
     node = smart_node_factory(start=False, accounts=accounts, chain_id=CHAIN_ID)
-    node.config.p2p_unproven_sig_checks = rate
-    node.config.p2p_unproven_peer_sig_checks = share
+    node.config.p2p.unproven_sig_checks = rate
+    node.config.p2p.unproven_peer_sig_checks = share
     node.config.save(node.home)
     node.start()
     return node
@@ -917,8 +921,8 @@ def test_node_applies_its_p2p_inbound_limits_from_config(
     """The slot settings reach the node's transport: with the per-IP limit applied to
     loopback, a third silent connection from 127.0.0.1 is closed before any handshake."""
     node = smart_node_factory(start=False, chain_id=CHAIN_ID)
-    node.config.p2p_limit_loopback = True
-    node.config.p2p_inbound_per_ip = 2
+    node.config.p2p.transport = replace(node.config.p2p.transport, limit_loopback=True,
+                                        max_inbound_per_ip=2)
     node.config.save(node.home)
     node.start()
     port = int(json.loads(node.runtime_path.read_text())["p2p_address"].rsplit(":", 1)[1])
@@ -1119,7 +1123,7 @@ def test_validators_gossip_is_outside_the_unproven_budget(
     sender = PrivateKey.generate()
 
     def tweak(i: int, cfg: NodeConfig) -> None:
-        cfg.p2p_unproven_sig_checks = cfg.p2p_unproven_peer_sig_checks = 1
+        cfg.p2p.unproven_sig_checks = cfg.p2p.unproven_peer_sig_checks = 1
 
     net = cluster(3, tweak=tweak, accounts=[(sender.address, 10**12)])
     for node in net.nodes[:2]:

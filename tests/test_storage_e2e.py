@@ -66,7 +66,7 @@ def snet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Network, li
         tmp_path_factory.mktemp("store-e2e"), 4, [64 * MiB] * 6,
         accounts=[(OWNER.address, 1_000_000 * UNITS_PER_HPC),
                   (OTHER.address, 100_000 * UNITS_PER_HPC)],
-        params=STORAGE_TEST_PARAMS, storage_price=PRICE)
+        params=STORAGE_TEST_PARAMS, price=PRICE)
     try:
         yield net, idx
     finally:

@@ -26,7 +26,7 @@ from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.modules.storage import module as sm
 from smartchain.modules.storage import types as st
-from smartchain.node.config import GENESIS_FILE, ConfigError, NodeConfig
+from smartchain.node.config import GENESIS_FILE, ConfigError, NodeConfig, StorageSettings
 from smartchain.p2p import P2P
 from smartchain.p2p.peers import RequestError
 from smartchain.storage import layout
@@ -74,15 +74,13 @@ def storage_network(root: Path, signers: int, *, accounts: Sequence[tuple[bytes,
 def add_storage_provider(net: Network, key: PrivateKey, index: int, *, capacity: int,
                          **config: Any) -> int:
     """A follower node ``storage{index}`` offering ``capacity`` bytes; its key must be
-    funded in genesis (collateral and fees). ``config``: other ``NodeConfig`` fields."""
+    funded in genesis (collateral and fees). ``config``: other ``StorageSettings`` fields."""
     i = len(net.nodes)
     name = f"storage{index}"
-    port = free_ports(1, taken=[n.config.p2p_port for n in net.nodes])[0]
+    port = free_ports(1, taken=[n.config.p2p.port for n in net.nodes])[0]
     node = NetNode(i, name, net.root / name, key, net._config(name, port), validator=False)
-    node.config.seeds = [v.p2p_address for v in net.validators]
-    node.config.provide_storage = capacity
-    for k, v in config.items():
-        setattr(node.config, k, v)
+    node.config.p2p.seeds = [v.p2p_address for v in net.validators]
+    node.config.storage = dataclasses.replace(node.config.storage, capacity=capacity, **config)
     net._init(node)
     net.nodes.append(node)
     return i
@@ -208,14 +206,14 @@ def snet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Network, li
 
 
 def test_config_refuses_negative_storage_settings(tmp_path: Path) -> None:
-    NodeConfig(provide_storage=-1).save(tmp_path)
-    with pytest.raises(ConfigError, match="provide_storage"):
+    NodeConfig(storage=StorageSettings(capacity=-1)).save(tmp_path)
+    with pytest.raises(ConfigError, match=r"\[storage\] capacity"):
         NodeConfig.load(tmp_path)
-    NodeConfig(provide_storage=5 * MiB, storage_collateral=-2).save(tmp_path)
-    with pytest.raises(ConfigError, match="storage_collateral"):
+    NodeConfig(storage=StorageSettings(capacity=5 * MiB, collateral=-2)).save(tmp_path)
+    with pytest.raises(ConfigError, match=r"\[storage\] collateral"):
         NodeConfig.load(tmp_path)
-    NodeConfig(provide_storage=5 * MiB, storage_dir="/srv/pieces").save(tmp_path)
-    assert NodeConfig.load(tmp_path).storage_dir == "/srv/pieces"
+    NodeConfig(storage=StorageSettings(capacity=5 * MiB, dir="/srv/pieces")).save(tmp_path)
+    assert NodeConfig.load(tmp_path).storage.dir == "/srv/pieces"
 
 
 def test_providers_are_registered_with_their_terms(snet: Any) -> None:
@@ -229,7 +227,7 @@ def test_providers_are_registered_with_their_terms(snet: Any) -> None:
         assert p.capacity == capacity and p.used == 0
         assert p.p2p == node.p2p_address  # what clients dial
         assert p.price == params.storage_min_price  # storage_price 0: the chain's minimum
-        assert p.bandwidth_price == NodeConfig().storage_bandwidth_price
+        assert p.bandwidth_price == StorageSettings().bandwidth_price
         assert p.collateral == 10 * UNITS_PER_HPC
 
 

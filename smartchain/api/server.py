@@ -509,7 +509,7 @@ async def get_status(request: web.Request) -> web.Response:
         "storage_collateral_per_gib": str(chain.params.storage_collateral_per_gib),
         "storage_epoch": (latest.height if latest else 0)
         // max(1, chain.params.storage_epoch_blocks),
-        "block_time_ms": node.config.block_time_ms,
+        "block_time_ms": node.config.consensus.block_time_ms,
         "moniker": node.config.moniker,
         "peers": node.peer_count(),
         "signer": node.is_signer,

@@ -49,7 +49,13 @@ from smartchain.client import ApiError, SimulationFailed
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.crypto.keystore import KeystoreError, is_encrypted
-from smartchain.node.config import KEY_FILE, ConfigError, NodeConfig
+from smartchain.node.config import (
+    KEY_FILE,
+    ApiSettings,
+    ConfigError,
+    ConsensusSettings,
+    NodeConfig,
+)
 from smartchain.node.home import init_home, load_validator_key
 from smartchain.state.genesis import GenesisError
 from smartchain.state.params import Params
@@ -275,7 +281,8 @@ def node_init(
     key = PrivateKey.generate()
     pw = None if insecure else passphrase("Validator key passphrase: ", confirm=True,
                                           file=passphrase_file)
-    cfg = NodeConfig(moniker=moniker, api_port=api_port, block_time_ms=block_time_ms)
+    cfg = NodeConfig(moniker=moniker, api=ApiSettings(port=api_port),
+                     consensus=ConsensusSettings(block_time_ms=block_time_ms))
     genesis = init_home(home, chain_id=chain_id, key=key, passphrase=pw, insecure=insecure,
                         accounts=_parse_fund(fund or []), config=cfg,
                         params=Params(block_time_ms=block_time_ms))  # sets the halving interval
@@ -294,13 +301,13 @@ def node_start(
 ) -> None:
     """Run the node in the foreground until SIGINT/SIGTERM."""
     offers = parse_provide(provide)
-    from smartchain.api.serve import run  # imported here: only this command needs aiohttp
+    from smartchain.daemon import run  # imported here: only this command needs aiohttp
 
     cfg = NodeConfig.load(home)
     if "compute" in offers:  # the node's compute worker (smartchain/node/compute_worker.py)
-        cfg.provide_compute = offers["compute"]
+        cfg.compute.cores = offers["compute"]
     if "storage" in offers:  # its storage provider (smartchain/node/storage_provider.py)
-        cfg.provide_storage = offers["storage"]
+        cfg.storage.capacity = offers["storage"]
     doc = json.loads((home / KEY_FILE).read_text())
     pw = passphrase("Validator key passphrase: ", file=passphrase_file) if is_encrypted(doc) \
         else None
@@ -378,7 +385,7 @@ def devnet_up(
     if not OPTS.json:
         out.print("[dim]Ctrl-C stops the network[/]")
     while not stopping["flag"]:
-        if any(p.poll() is not None for p in procs):
+        if not all(p.running for p in procs):
             devnet_mod.stop(doc)
             raise CliError("a devnet node exited unexpectedly; see its node.log in " + str(home))
         time.sleep(0.2)

@@ -226,7 +226,7 @@ class ConsensusService:
     def __init__(self, node: Node, p2p: P2P, signer: DurableSigner | None,
                  config: EngineConfig | None = None, *, test_equivocate_every: int = 0) -> None:
         """``test_equivocate_every`` is a fault injection for tests only (NodeConfig refuses
-        it outside them): see ``_equivocate``."""
+        [faults] outside them): see ``_equivocate``."""
         self.node = node
         self.test_equivocate_every = test_equivocate_every
         self.p2p = p2p
@@ -240,8 +240,8 @@ class ConsensusService:
         self._inflight: set[asyncio.Future[None]] = set()
         self._syncing = False
         self._behind = asyncio.Event()
-        self.tx_budget = CheckBudget(node.config.p2p_unproven_sig_checks,
-                                     node.config.p2p_unproven_peer_sig_checks)
+        self.tx_budget = CheckBudget(node.config.p2p.unproven_sig_checks,
+                                     node.config.p2p.unproven_peer_sig_checks)
         node.announce = self._tx_outbox.extend
         p2p.subscribe(TOPIC_PROPOSAL, self._on_proposal)
         p2p.subscribe(TOPIC_VOTE, self._on_vote)
@@ -262,7 +262,7 @@ class ConsensusService:
         """Give the seeds a moment to connect before the first proposal, so a freshly
         started network does not spend its first round proposing to nobody."""
         others = len(self.app.valset.validators) - (1 if self.node.is_signer else 0)
-        want = min(others, len(self.node.config.seeds))
+        want = min(others, len(self.node.config.p2p.seeds))
         enough = asyncio.Event()
 
         def check(_peer: bytes | None = None) -> None:
@@ -378,7 +378,8 @@ class ConsensusService:
             self.app.clear()
         if staged is not None:
             self._after_commit(staged, started)
-        delay = max(0.0, self.node.config.block_time_ms / 1000 - (time.monotonic() - started))
+        block_time_s = self.node.config.consensus.block_time_ms / 1000
+        delay = max(0.0, block_time_s - (time.monotonic() - started))
         asyncio.get_running_loop().call_later(delay, self._next_height)
 
     def _after_commit(self, staged: StagedBlock, started: float) -> None:

@@ -1,4 +1,4 @@
-"""The compute worker: a node that offers compute (``provide_compute`` cores) runs the tasks
+"""The compute worker: a node that offers compute (``[compute] cores``) runs the tasks
 the chain assigns it, in the node process, and answers with commit and reveal transactions.
 
 How it works:
@@ -10,21 +10,21 @@ How it works:
   the tests fund it in genesis).
 - **Capability.** At start the worker runs a fixed benchmark module (``BENCH_WAT``, a tight
   integer loop; deterministic fuel) a few times on one pool thread and takes the best
-  fuel/s, times ``provide_compute`` cores. The chain uses it only as a ceiling: its share
+  fuel/s, times ``[compute] cores``. The chain uses it only as a ceiling: its share
   of the tasks grows with the work it has verified and its stake
   (``effective_capability`` in the compute module).
-  ``compute_capability_override`` (config; tests and the devnet) declares a fixed value
+  ``[compute] capability_override`` (config; tests and the devnet) declares a fixed value
   instead, so a network of identical machines can still have providers of different
   declared speeds, deterministically.
 - **Registration.** Until the chain shows this address as an active provider with the
   declared capability, the worker sends ``compute/register_provider`` (topping its stake up
-  to ``compute_stake`` HPC), retrying each few blocks (an unfunded account gets one clear
-  warning per attempt, no traceback). It declares the node's ``p2p_host`` as its network
+  to ``[compute] stake`` HPC), retrying each few blocks (an unfunded account gets one clear
+  warning per attempt, no traceback). It declares the node's ``[p2p] host`` as its network
   address (a private or loopback one counts for nothing), so the chain keeps replicas of a
   task off machines in one network.
 - **Each new block** it reads ``assignments(address)`` straight from the node's state (it is
   in-process), fetches modules by hash (cached), runs what is new in a pool of
-  ``provide_compute`` threads with a large native stack (wasmtime needs more than 2 MiB
+  ``[compute] cores`` threads with a large native stack (wasmtime needs more than 2 MiB
   free), then answers: every commit it owes in one ``commit_results`` transaction, every
   reveal (the output's hash) in one ``reveal_results`` and, once the quorum has paid,
   every output in one ``release_outputs`` (split only by size). One transaction per block instead of
@@ -39,7 +39,7 @@ How it works:
   still reveal what it committed to; entries leave the file when the chain no longer lists
   the assignment. Without the file a result is simply computed again (tasks are
   deterministic), except in cheat mode.
-- **Cheat mode** (``test_cheat_compute``, tests only, needs ``SMARTCHAIN_TEST_FAULTS=1``):
+- **Cheat mode** (``[faults] cheat_compute``, tests only, needs ``SMARTCHAIN_TEST_FAULTS=1``):
   every successful output has its first byte flipped, so tests can watch the quorum out-vote
   and slash this provider.
 """
@@ -224,7 +224,7 @@ class ComputeWorker(BlockService):
         loop = asyncio.get_running_loop()
         if self.capability_override > 0:
             self.capability = self.capability_override
-            how = "declared by compute_capability_override"
+            how = "declared by [compute] capability_override"
         else:
             self.capability = await loop.run_in_executor(self.pool, measure_capability,
                                                          self.runner, self.cores)
@@ -291,7 +291,7 @@ class ComputeWorker(BlockService):
         self._register_at = height
         have = pv.provider.stake if pv is not None else 0
         msg = ct.RegisterProvider(self.capability, max(0, self.stake - have), bytes(20),
-                                  self.node.config.p2p_host)
+                                  self.node.config.p2p.host)
         if self.send("compute/register_provider", msg, REGISTER_GAS) is not None:
             log.info("compute: registering (capability %d fuel/s, stake %d)", self.capability,
                      msg.stake)

@@ -292,7 +292,7 @@ class Node:
     # --- block production ----------------------------------------------------------------
 
     def candidates(self) -> list[CheckedTx]:
-        return list(itertools.islice(self.mempool.reap(), self.config.max_block_txs))
+        return list(itertools.islice(self.mempool.reap(), self.config.consensus.max_block_txs))
 
     def _build(self, candidates: list[CheckedTx], time_ms: int) -> StagedBlock:
         """Sole signer: propose, precommit our own block, commit it with its certificate.

@@ -1,4 +1,4 @@
-"""The storage provider: a node that offers disk (``provide_storage`` bytes) keeps pieces of
+"""The storage provider: a node that offers disk (``[storage] capacity`` bytes) keeps pieces of
 clients' files, serves them over its P2P transport, answers the chain's audits, claims its
 bandwidth receipts, and repairs other providers' lost columns.
 
@@ -10,12 +10,12 @@ How it works:
   tests fund it in genesis).
 - **Registration.** Until the chain shows this address as an active storage provider with
   the configured terms (capacity, price, bandwidth price, the node's dialable P2P address,
-  collateral at least ``storage_collateral`` HPC), the service sends
+  collateral at least ``[storage] collateral`` HPC), the service sends
   ``storage/register_provider`` (topping the collateral up), retrying each few blocks. An
   unfunded key gets one clear warning per attempt, no traceback. A node restarted with new
   terms, or on a new port, registers again: clients dial the address on chain.
 - **Pieces** live in a ``PieceStore`` (``storage/piecestore.py``; ``HOME/storage`` or
-  ``storage_dir``): content-addressed, fsync'd before ``store/put`` answers, checksummed
+  ``[storage] dir``): content-addressed, fsync'd before ``store/put`` answers, checksummed
   on every read. Disk work runs on a small thread pool, never on the event loop that also
   runs consensus.
 - **Requests** (``storage/protocol.py``): ``store/intent`` books an upload of one column
@@ -33,7 +33,7 @@ How it works:
 - **Each new block** (read in-process from the node's state): the columns the chain lists
   for this provider in active deals are pinned, the pieces of an upload whose intent (or
   acceptance) ran out without a deal are deleted at once, everything else is garbage after
-  ``storage_gc_grace_s`` (ended deals, columns repaired away, uploads from before a
+  ``[storage] gc_grace_s`` (ended deals, columns repaired away, uploads from before a
   restart);
   open audit challenges are answered in one batched ``storage/prove`` transaction, each
   proof checked locally against the deal's column root first (a wrong proof would fail the
@@ -118,7 +118,7 @@ from smartchain.types.tx import Receipt
 
 log = logging.getLogger("smartchain.storage")
 
-STORAGE_DIR = "storage"  # under HOME unless ``storage_dir`` says otherwise
+STORAGE_DIR = "storage"  # under HOME unless ``[storage] dir`` says otherwise
 RECEIPTS_DIR = "receipts"  # LMDB of kept bandwidth receipts, inside the storage dir
 POLL_S = 0.05  # how often a wait looks for its transaction
 IO_THREADS = 8  # concurrent piece reads/writes (each fsyncs: I/O bound, not CPU bound)
@@ -477,7 +477,7 @@ class StorageProvider(BlockService):
             return
         self._register_at = height
         if self.price and self.price < t.price:
-            log.warning("storage: storage_price %d is below the chain's minimum %d; asking %d",
+            log.warning("storage: [storage] price %d is below the chain's minimum %d; asking %d",
                         self.price, t.price, t.price)
         have = self.record.collateral if self.record is not None else 0
         msg = st.RegisterProvider(t.capacity, t.price, t.bandwidth_price,

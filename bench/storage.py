@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from smartchain import devnet
-from smartchain.cli.store import client_p2p
 from smartchain.client import Client
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.storage.cli import client_p2p
 from smartchain.storage import client as sc
 from smartchain.storage import layout
 

@@ -1,4 +1,4 @@
-"""The app: which modules this chain runs, in order, and what each adds to the node API.
+"""The app: which modules this chain runs, in order, and what each adds to the API and CLI.
 
 The core (``smartchain/state/``) runs whatever module list it is given and imports no
 module; this file is where the list lives. Adding a module is one line in ``MODULES``.
@@ -13,14 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from smartchain.modules.bank.module import Bank
+from smartchain.modules.compute import cli as compute_cli
 from smartchain.modules.compute import queries as compute_queries
 from smartchain.modules.compute.module import Compute
+from smartchain.modules.contracts import cli as contracts_cli
 from smartchain.modules.contracts import queries as contracts_queries
 from smartchain.modules.contracts.module import Contracts
 from smartchain.modules.query import HttpQuery, ModuleApi
+from smartchain.modules.storage import cli as storage_cli
 from smartchain.modules.storage import queries as storage_queries
 from smartchain.modules.storage.module import Storage
+from smartchain.modules.tokens import cli as tokens_cli
 from smartchain.modules.tokens import queries as tokens_queries
 from smartchain.modules.tokens.module import Tokens
 from smartchain.state.chain import Chain
@@ -31,19 +37,28 @@ NO_QUERIES = ModuleApi(())
 
 
 @dataclass(frozen=True, slots=True)
+class ModuleCli:
+    """A module's ``smart <name> ...`` sub-commands (its ``cli.py``)."""
+
+    name: str
+    app: typer.Typer
+
+
+@dataclass(frozen=True, slots=True)
 class AppModule:
-    """One module of the app: how to make its state machine, and its HTTP queries."""
+    """One module of the app: how to make its state machine, its HTTP queries, its CLI."""
 
     make: Callable[[], Module]
     api: ModuleApi = NO_QUERIES
+    cli: ModuleCli | None = None
 
 
 MODULES: tuple[AppModule, ...] = (
     AppModule(Bank),
-    AppModule(Tokens, tokens_queries.API),
-    AppModule(Contracts, contracts_queries.API),
-    AppModule(Compute, compute_queries.API),
-    AppModule(Storage, storage_queries.API),
+    AppModule(Tokens, tokens_queries.API, ModuleCli("token", tokens_cli.token_app)),
+    AppModule(Contracts, contracts_queries.API, ModuleCli("contract", contracts_cli.contract_app)),
+    AppModule(Compute, compute_queries.API, ModuleCli("compute", compute_cli.compute_app)),
+    AppModule(Storage, storage_queries.API, ModuleCli("store", storage_cli.store_app)),
 )
 
 
@@ -71,3 +86,8 @@ def api_schemas() -> dict[str, Any]:
                 raise ValueError(f"schema {name} declared by two modules")
             out[name] = schema
     return out
+
+
+def module_clis() -> list[ModuleCli]:
+    """The modules' CLI command groups, in module order (``smart`` adds each)."""
+    return [m.cli for m in MODULES if m.cli is not None]

@@ -621,7 +621,7 @@ def test_parse_size_units() -> None:
 
 def test_parse_provide_storage_and_compute() -> None:
     from smartchain.cli.common import CliError
-    from smartchain.cli.compute import parse_provide
+    from smartchain.modules.compute.cli import parse_provide
 
     assert parse_provide(["storage=50GiB"]) == {"storage": 50 * 2**30}
     assert parse_provide(["storage=1GB,compute=2"]) == {"storage": 10**9, "compute": 2}

@@ -23,7 +23,12 @@ from test_api import Api
 from test_cli import Cli, assert_error, keyed_cli, ok_json
 
 from smartchain.cli.common import CliError
-from smartchain.cli.compute import (
+from smartchain.client import Client, SimulationFailed, posted_job_id
+from smartchain.compute import TaskRunner
+from smartchain.crypto.address import to_bech32
+from smartchain.crypto.hashing import h256
+from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.compute.cli import (
     load_spec,
     parse_provide,
     parse_spec,
@@ -31,11 +36,6 @@ from smartchain.cli.compute import (
     slice_params,
     slice_records,
 )
-from smartchain.client import Client, SimulationFailed, posted_job_id
-from smartchain.compute import TaskRunner
-from smartchain.crypto.address import to_bech32
-from smartchain.crypto.hashing import h256
-from smartchain.crypto.keys import PrivateKey
 
 SMART_NODE_CHAIN_ID = "smart-compute-api-test-1"
 HPC = 10**8

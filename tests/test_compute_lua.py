@@ -32,7 +32,6 @@ from test_compute_module import (  # noqa: F401 (make_net: a fixture)
 )
 
 from smartchain.cli.common import CliError
-from smartchain.cli.compute import check_modules, load_spec, parse_spec
 from smartchain.compute import TaskResult, TaskRunner
 from smartchain.compute.lua import (
     CHECK_FUEL,
@@ -46,6 +45,7 @@ from smartchain.compute.result import MAX_OUTPUT
 from smartchain.contracts.host import ContractError
 from smartchain.contracts.vm import PERIOD
 from smartchain.modules.compute import module as cm
+from smartchain.modules.compute.cli import check_modules, load_spec, parse_spec
 from smartchain.modules.compute.module import job_view
 from smartchain.modules.compute.types import PostJob
 from smartchain.types.errors import Code, TxError

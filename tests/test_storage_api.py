@@ -19,12 +19,12 @@ from test_api import Api
 from test_cli import Cli, assert_error, keyed_cli, ok_json
 
 from smartchain.cli.common import CliError
-from smartchain.cli.store import parse_file_id, parse_redundancy
 from smartchain.client import ApiError, Client
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.storage import module as sm
+from smartchain.modules.storage.cli import parse_file_id, parse_redundancy
 
 SMART_NODE_CHAIN_ID = "smart-storage-api-test-1"
 HPC = 10**8

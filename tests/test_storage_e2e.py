@@ -33,11 +33,11 @@ from netharness import Network
 from test_cli import Cli, assert_error, keyed_cli, ok_json
 from test_storage_provider import STORAGE_TEST_PARAMS, records, start_storage_network
 
-from smartchain.cli.store import client_p2p
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.storage import module as sm
+from smartchain.modules.storage.cli import client_p2p
 from smartchain.p2p.dht import DhtNode
 from smartchain.storage import client as sc
 from smartchain.storage import layout

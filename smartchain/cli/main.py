@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from smartchain import devnet as devnet_mod
+from smartchain.app import module_clis
 from smartchain.cli import keyring, settings
 from smartchain.cli.common import (
     OPTS,
@@ -41,14 +42,12 @@ from smartchain.cli.common import (
     resolve_address,
     sending,
 )
-from smartchain.cli.compute import compute_app, parse_provide
-from smartchain.cli.contracts import contract_app
-from smartchain.cli.store import store_app
-from smartchain.cli.tokens import holdings_lines, token_app
 from smartchain.client import ApiError, SimulationFailed
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.crypto.keystore import KeystoreError, is_encrypted
+from smartchain.modules.compute.cli import parse_provide
+from smartchain.modules.tokens.cli import holdings_lines
 from smartchain.node.config import (
     KEY_FILE,
     ApiSettings,
@@ -73,10 +72,8 @@ app.add_typer(tx_app, name="tx")
 app.add_typer(query_app, name="query")
 app.add_typer(node_app, name="node")
 app.add_typer(devnet_app, name="devnet")
-app.add_typer(token_app, name="token")
-app.add_typer(contract_app, name="contract")
-app.add_typer(compute_app, name="compute")
-app.add_typer(store_app, name="store")
+for module_cli in module_clis():  # each module's own commands (modules/<name>/cli.py)
+    app.add_typer(module_cli.app, name=module_cli.name)
 
 
 @app.callback()

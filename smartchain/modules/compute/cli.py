@@ -455,7 +455,7 @@ def run(
 ) -> None:
     """Post a job (its escrow locked), follow its tasks, reduce and print the result."""
     def fetch(file_id: bytes) -> bytes:
-        from smartchain.cli.store import download
+        from smartchain.modules.storage.cli import download
 
         with tempfile.TemporaryDirectory(prefix="smart-input-") as tmp:
             path = Path(tmp) / "input"

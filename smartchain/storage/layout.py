@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from nacl.bindings import (
     crypto_aead_chacha20poly1305_ietf_decrypt,
     crypto_aead_chacha20poly1305_ietf_encrypt,
 )
 from nacl.exceptions import CryptoError
-from pyeclib.ec_iface import ECDriver
 
 from smartchain.crypto.hashing import h256_tagged
 from smartchain.crypto.merkle import (
@@ -40,6 +40,9 @@ from smartchain.crypto.merkle import (
 )
 from smartchain.modules.storage.types import LEAF_SIZE as LEAF_SIZE
 from smartchain.modules.storage.types import file_id_of as file_id_of
+
+if TYPE_CHECKING:
+    from pyeclib.ec_iface import ECDriver
 
 PIECE_TARGET = 2 * 1024 * 1024  # plaintext bytes per data fragment of a full segment
 TAG = 16  # ChaCha20-Poly1305 tag per segment
@@ -112,6 +115,13 @@ class Codec:
 
 @lru_cache(maxsize=32)
 def _driver(k: int, code_n: int) -> ECDriver:
+    """Imported here: pyeclib (liberasurecode) is installed on Linux only, so the SDK and
+    the CLI's other commands work on every system; storing files needs Linux."""
+    try:
+        from pyeclib.ec_iface import ECDriver
+    except ImportError as exc:
+        raise RuntimeError("erasure coding needs pyeclib, which is installed with "
+                           "smartchain on Linux") from exc
     return ECDriver(k=k, m=code_n - k, ec_type=EC_TYPE)
 
 

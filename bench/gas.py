@@ -1,5 +1,5 @@
-"""CPU seconds per million gas for every adversarial case of tests/gas_cases.py, and for the
-native operators, against a plain Lua loop measured in the same run.
+"""CPU seconds per million gas for every adversarial case of tests/framework/gas_cases.py, and
+for the native operators, against a plain Lua loop measured in the same run.
 
 Each case runs its statement in a loop until the call runs out of gas; the figure is the
 call's CPU time per million gas and its ratio to the plain loop's (target <= 5x). Prints one
@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from gas_cases import CASES, SETUP
+from framework.gas_cases import CASES, SETUP
 
 from smartchain.contracts.memhost import MemoryHost
 from smartchain.contracts.vm import LuaVM

@@ -7,7 +7,7 @@ exactly one encoding), bytes and strings with a u32 length prefix, lists with a 
 count, optionals with a 0/1 byte.  Decoding rejects anything ``encode`` could not have
 produced: bad lengths, bools other than 0/1, invalid UTF-8 and trailing bytes.  Hence
 ``encode`` is injective and ``decode(encode(x)) == x``; the property tests in
-``tests/test_codec.py`` check both.
+``tests/unit/test_codec.py`` check both.
 
 Each struct class gets a compiled encoder/decoder (closures built once per class) so the
 transaction hot path does not interpret a schema per field.

@@ -7,7 +7,7 @@ struct, so genesis JSON names fields as before and code reads ``params.<field>``
 The codec encodes the fields in order without tags, and the genesis hash and every state root
 depend on those bytes: the field order is fixed. A dataclass takes its bases' fields starting
 from the LAST base, so ``Params``'s bases are listed newest group first; ``PARAM_GROUPS``
-gives the encoding order and ``tests/test_params.py`` pins it. New parameters go in a new
+gives the encoding order and ``tests/unit/test_params.py`` pins it. New parameters go in a new
 group appended to that order (docs/architecture.md).
 """
 

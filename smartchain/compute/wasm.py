@@ -44,8 +44,10 @@ main thread and glibc threads 8 MiB).
 
 from __future__ import annotations
 
+import atexit
 import re
 import threading
+import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -161,6 +163,15 @@ def _check_exports(module: wasmtime.Module) -> str:
     return ""
 
 
+_LIVE: weakref.WeakSet[TaskRunner] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_runners() -> None:
+    for runner in list(_LIVE):
+        runner.close()
+
+
 class TaskRunner:
     """Compiles (and caches) task modules and runs tasks, each in a fresh store. Lua tasks
     (``lua.is_lua``) are handed to a ``LuaTaskRunner``: same calls, same ``TaskResult``."""
@@ -171,6 +182,18 @@ class TaskRunner:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.lua = LuaTaskRunner()
+        _LIVE.add(self)
+
+    def close(self) -> None:
+        """Free the compiled modules and the engine now. A runner still alive when the
+        interpreter exits is closed before wasmtime's bindings are torn down, which would
+        otherwise make each of its objects print an ignored exception."""
+        with self._lock:
+            for compiled in self._cache.values():
+                if isinstance(compiled, _Compiled):
+                    compiled.module.close()
+            self._cache.clear()
+            self.engine.close()
 
     def check(self, module_bytes: bytes) -> str:
         """Why the module cannot run as a task, or '' if it can (compiling it once)."""

@@ -193,12 +193,13 @@ class Chain:
 
     # --- producing and applying blocks ---------------------------------------------------
 
-    def _block_info(self, height: int, time_ms: int, proposer_pk: bytes,
-                    beacon: bytes) -> BlockInfo:
-        """``beacon`` is the block's ``last_commit_hash`` (the hash of the previous block's
+    def _block_info(self, height: int, time_ms: int, proposer_pk: bytes, last_commit: Commit,
+                    evidence: tuple[DuplicateVoteEvidence, ...]) -> BlockInfo:
+        """The beacon is the block's ``last_commit_hash`` (the hash of the previous block's
         commit certificate): the only randomness the state machine sees."""
         return BlockInfo(self.chain_id, height, time_ms, address_of(proposer_pk), self.params,
-                         beacon=beacon)
+                         beacon=commit_hash(last_commit), last_commit=last_commit,
+                         evidence=evidence)
 
     def next_time(self, now_ms: int) -> int:
         """Block time: the proposer's clock, but strictly after the previous block."""
@@ -263,7 +264,6 @@ class Chain:
                     last_commit: Commit, evidence: tuple[DuplicateVoteEvidence, ...],
                     max_bytes: int | None = None) -> StagedBlock:
         height = self.height + 1
-        info = self._block_info(height, time_ms, key.public_key, commit_hash(last_commit))
         limit = self.params.max_block_bytes
         budget = BlockBudget(limit if max_bytes is None else min(limit, max_bytes),
                              self.params.max_block_gas)
@@ -273,6 +273,7 @@ class Chain:
         with StateReader(self.store) as reader:
             overlay = Overlay(reader)
             evidence = _record_evidence(overlay, evidence, height, strict=False)
+            info = self._block_info(height, time_ms, key.public_key, last_commit, evidence)
             _run_hook(self.executor.begin_block, overlay, info)
             deliver = self.executor.deliver
             for index, ctx in enumerate(candidates):
@@ -322,7 +323,8 @@ class Chain:
             raise ChainError("evidence does not match evidence_hash")
         if not all(e.is_valid(self.chain_id) for e in block.evidence):
             raise ChainError("block carries invalid evidence")
-        info = self._block_info(h.height, h.time_ms, h.proposer, h.last_commit_hash)
+        info = self._block_info(h.height, h.time_ms, h.proposer, block.last_commit,
+                                block.evidence)
         try:
             receipts, writes, tree = self._execute_block(block, checked, info)
         except _Unexecutable as exc:

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from smartchain.codec import Struct
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
+from smartchain.types.consensus import EMPTY_COMMIT, Commit, DuplicateVoteEvidence
 from smartchain.types.errors import Code, OutOfGas, TxError
 from smartchain.types.tx import Event, Transaction
 
@@ -42,6 +43,10 @@ class BlockInfo:
     fees: int = 0  # collected during the block, paid to the proposer at end_block
     cache: dict[str, Any] = field(default_factory=dict)  # per-execution scratch of modules
     beacon: bytes = bytes(32)  # the chain's randomness: the block's last_commit_hash
+    # Who signed the previous block (indices into the signer set of ``height - 1``) and the
+    # double-sign evidence this block records: what the staking module judges signers by.
+    last_commit: Commit = EMPTY_COMMIT
+    evidence: tuple[DuplicateVoteEvidence, ...] = ()
 
 
 class TxContext:

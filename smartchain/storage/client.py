@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from smartchain.codec import CodecError, Struct
+from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.modules.storage.module import required_collateral
 from smartchain.modules.storage.types import (
@@ -86,6 +87,7 @@ from smartchain.storage.protocol import (
     PieceReply,
     PutAck,
     PutPiece,
+    intent_expiry,
     sign_intent,
 )
 
@@ -334,7 +336,7 @@ async def send_intent(p2p: P2P, view: ChainView, key: PrivateKey, peer: bytes,
                       epochs: int = 0) -> None:
     """Book the upload of one column with its provider (``store/intent``), good for as
     long as the chain lets an acceptance live: the provider takes no piece without it."""
-    expires = await _call(view.height) + chain_params(view).storage_accept_ttl
+    expires = intent_expiry(await _call(view.height), chain_params(view).storage_accept_ttl)
     intent = sign_intent(key, view.chain_id, provider=provider, peer=p2p.peer_id,
                          file_id=file_id, frag_index=frag_index, segments=segments,
                          column_bytes=column_bytes, salt=salt, epochs=epochs, expires=expires)
@@ -464,7 +466,7 @@ class _Upload:
         self.paused: list[int] = []
         self.pause_count = 0
         self.accepted: dict[int, Acceptance] = {}
-        self.failed: list[bytes] = []
+        self.failed: list[str] = []  # "provider: why", one per failed column
         self.roots: list[list[bytes] | None] = [None] * segments
         self.cache: dict[int, asyncio.Future[tuple[list[bytes], list[bytes]]]] = {}
         self.cond = asyncio.Condition()
@@ -619,7 +621,7 @@ class _Upload:
                 if not self.running:
                     raise UploadFailed(
                         f"only {len(self.accepted)} of {self.n} providers accepted the file "
-                        f"({len(self.failed)} failed: see the log); nothing was paid")
+                        f"({'; '.join(self.failed)}); nothing was paid")
                 tasks = {t: j for j, t in self.running.items()}
                 finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
@@ -639,7 +641,7 @@ class _Upload:
                     address = self.assigned[j][0]
                     log.warning("provider %s failed column %d: %s", address.hex()[:12], j,
                                 _describe(exc))
-                    self.failed.append(address)
+                    self.failed.append(f"{to_bech32(address)}: {_describe(exc)}")
                     async with self.cond:
                         self.cond.notify_all()  # the window may have been waiting on it
                 self._replace()

@@ -58,6 +58,18 @@ def intent_bytes(chain_id: str, intent: UploadIntent) -> bytes:
     return h256_tagged(b"smart/store/intent", body.encode())
 
 
+# Blocks a provider's view of the chain may trail the client's: nodes commit the same block
+# moments apart, and a provider busy storing pieces lags a little more.
+PEER_LAG_BLOCKS = 16
+
+
+def intent_expiry(height: int, accept_ttl: int) -> int:
+    """The expiry height a client at ``height`` puts in its intents: far enough for the
+    upload, near enough that a provider up to ``PEER_LAG_BLOCKS`` behind (which admits
+    expiries up to its own height + ``accept_ttl``) still takes it."""
+    return height + accept_ttl - min(PEER_LAG_BLOCKS, accept_ttl // 2)
+
+
 def sign_intent(key: PrivateKey, chain_id: str, *, provider: bytes, peer: bytes,
                 file_id: bytes, frag_index: int, segments: int, column_bytes: int,
                 salt: bytes = bytes(32), epochs: int = 0, expires: int) -> UploadIntent:

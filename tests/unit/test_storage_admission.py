@@ -20,7 +20,7 @@ from smartchain.state.params import Params
 from smartchain.storage import layout
 from smartchain.storage.admission import MIN_RESERVATION, Reservations, funds_needed
 from smartchain.storage.piecestore import PieceStore
-from smartchain.storage.protocol import UploadIntent, sign_intent
+from smartchain.storage.protocol import PEER_LAG_BLOCKS, UploadIntent, intent_expiry, sign_intent
 
 CHAIN = "smart-admission-1"
 PARAMS = Params()
@@ -77,6 +77,18 @@ def test_malformed_forged_or_stale_intents_are_refused(bad, error, why) -> None:
     with pytest.raises(error, match=why):
         admit(r, bad())
     assert r.book == {}
+
+
+def test_a_clients_intent_is_taken_by_providers_a_few_blocks_behind_it() -> None:
+    """Nodes commit a block moments apart: an intent made at the client's height must not
+    be refused by a provider that has not seen the last blocks yet (it was, one block
+    behind, when the client asked for the whole ttl)."""
+    client_height = 500
+    expires = intent_expiry(client_height, TTL)
+    for lag in (0, 1, PEER_LAG_BLOCKS):
+        admit(book(), intent(expires=expires), height=client_height - lag)
+    with pytest.raises(Refused, match="not usable"):
+        admit(book(), intent(expires=expires), height=client_height - PEER_LAG_BLOCKS - 1)
 
 
 def test_an_account_that_cannot_pay_for_the_column_is_refused() -> None:

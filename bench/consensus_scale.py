@@ -127,12 +127,14 @@ class SimConfig:
     block_time_ms: int = 0
     tx_bytes: int = 0
     transport: str = "flood"
+    down: int = 0  # directors crashed from the start, drawn by the seed
     engine: EngineConfig = field(default_factory=EngineConfig)
 
 
 @dataclass(slots=True)
 class Result:
     n: int
+    nodes: int  # live ones
     blocks: int
     virtual_ms: int
     latencies: list[int]
@@ -153,7 +155,7 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     def per_node_block(self, total: float) -> float:
-        return total / (self.n * self.blocks)
+        return total / (self.nodes * self.blocks)
 
 
 def make_keys(n: int) -> list[PrivateKey]:
@@ -172,6 +174,8 @@ class Simulation:
         self.valset = ValidatorSet([Validator(k.public_key, 1, f"d{i}")
                                     for i, k in enumerate(keys)])
         self.rng = random.Random(cfg.seed)
+        dead = set(self.rng.sample(range(cfg.n), cfg.down))
+        self.live = [i for i in range(cfg.n) if i not in dead]
         self.now = 0
         self._queue: list[tuple[int, int, str, int, object]] = []
         self._seq = 0
@@ -185,6 +189,7 @@ class Simulation:
         self.rounds: dict[int, int] = {}
         self.syncing = [False] * cfg.n
         self.syncs = 0
+        self.finished = 0  # nodes that decided the last height
         self.sent = 0
         self.sent_bytes = 0
         self.cpu = 0.0
@@ -228,28 +233,29 @@ class Simulation:
 
     def _broadcast(self, src: int, msg: Message, retransmit: bool) -> None:
         size = len(msg.encode())
+        peers = len(self.live) - 1  # a crashed node is nobody's peer
         if retransmit or self.cfg.transport == "direct":
-            self._count(self.n - 1, size)
-            for j in range(self.n):
+            self._count(peers, size)
+            for j in self.live:
                 if j != src and not self._lost():
                     self._push(self.now + self._delay(), "deliver", j, msg)
             return
-        for j, at in self._flood_arrivals(src, size).items():
+        for j, at in self._flood_arrivals(src, size, peers).items():
             self._push(at, "deliver", j, msg)
 
-    def _flood_arrivals(self, src: int, size: int) -> dict[int, int]:
+    def _flood_arrivals(self, src: int, size: int, peers: int) -> dict[int, int]:
         """When each node first holds a gossiped message. The origin sends to every peer,
         each receiver relays to every peer but the one it heard from; a copy's path of h hops
         always beats any of h + 1 (jitter <= delay / 3), so nodes are reached hop by hop."""
         reached: dict[int, int] = {}
         missing: list[int] = []
-        for j in range(self.n):
+        for j in self.live:
             if j != src:
                 if self._lost():
                     missing.append(j)
                 else:
                     reached[j] = self.now + self._delay()
-        self._count(self.n - 1, size)
+        self._count(peers, size)
         frontier = list(reached)
         while missing and frontier:
             found: list[int] = []
@@ -261,7 +267,7 @@ class Simulation:
                     found.append(j)
             missing = [j for j in missing if j not in reached]
             frontier = found
-        self._count(len(reached) * (self.n - 2), size)
+        self._count(len(reached) * (peers - 1), size)
         return reached
 
     def _count(self, copies: int, size: int) -> None:
@@ -276,6 +282,7 @@ class Simulation:
         self.rounds.setdefault(d.height, d.commit.round)
         self.apps[i].last_commit = d.commit.encode()
         self.applied[i] = d.height
+        self.finished += d.height == self.cfg.blocks
         self._push(self.now + max(self.cfg.exec_ms, self.cfg.block_time_ms), "start", i,
                    d.height + 1)
 
@@ -297,7 +304,7 @@ class Simulation:
     def _sync_step(self, i: int) -> None:
         """Fetch the next block and commit from the most advanced peer (one round trip)."""
         h = self.applied[i] + 1
-        peer = max(range(self.n), key=lambda j: self.applied[j])
+        peer = max(self.live, key=lambda j: self.applied[j])
         eng = self.engines[i]
         if self.applied[peer] < h or eng.height != h or eng.decided:
             self.syncing[i] = False
@@ -354,23 +361,23 @@ class Simulation:
 
     def run(self, max_virtual_ms: int) -> Result:
         wall = time.perf_counter()
-        for i in range(self.n):
+        for i in self.live:
             self._start(i, 1)
-        target = self.cfg.blocks
-        while self._queue and min(self.applied) < target and self.now <= max_virtual_ms:
+        while self._queue and self.finished < len(self.live) and self.now <= max_virtual_ms:
             self._step()
         return self._result(time.perf_counter() - wall)
 
     def _result(self, wall_s: float) -> Result:
         target = self.cfg.blocks
-        done = [h for h in range(1, target + 1) if len(self.decide_at.get(h, ())) == self.n]
+        nodes = len(self.live)
+        done = [h for h in range(1, target + 1) if len(self.decide_at.get(h, ())) == nodes]
         if len(done) < target:
             raise SystemExit(f"n={self.n}: only {len(done)} of {target} heights decided by all "
                              f"nodes within {self.now} ms of virtual time")
         latencies = [t - self.first_start[h] for h in done for t in self.decide_at[h]]
         end = statistics.median_low(self.decide_at[target])
         last = self.decided[0][target][1]
-        return Result(self.n, target, end, latencies, self.sent, self.sent_bytes,
+        return Result(self.n, nodes, target, end, latencies, self.sent, self.sent_bytes,
                       sum(1 for h in done if self.rounds[h] == 0), self.syncs, self.cpu,
                       wall_s, last)
 
@@ -459,7 +466,7 @@ def run_sizes(args: argparse.Namespace, engine: EngineConfig) -> list[Result]:
     for n in args.sizes:
         cfg = SimConfig(n, args.blocks, args.seed, args.delay_ms, args.jitter_ms, args.loss,
                         args.exec_ms, args.block_time_ms, args.tx_bytes, args.transport,
-                        engine)
+                        min(args.down, (n - 1) // 3), engine)
         results.append(Simulation(cfg).run(args.blocks * 60_000))
     return results
 
@@ -499,6 +506,8 @@ def parse_args() -> argparse.Namespace:
                     help="least time from a decision to the next height (node default 1000)")
     ap.add_argument("--tx-bytes", type=int, default=0, help="filler carried by each block")
     ap.add_argument("--transport", choices=["flood", "direct"], default="flood")
+    ap.add_argument("--down", type=int, default=0,
+                    help="directors crashed from the start (at most (N-1)//3 of each size)")
     for f in fields(EngineConfig):
         if f.name.endswith("_ms"):
             ap.add_argument("--" + f.name.replace("_", "-"), type=int, default=None,
@@ -512,7 +521,7 @@ def main() -> None:
     engine = engine_config(args)
     print(f"{args.blocks} blocks per size, seed {args.seed}, delay {args.delay_ms}±"
           f"{args.jitter_ms} ms, loss {args.loss:.1%}, transport {args.transport}, "
-          f"exec {args.exec_ms} ms, block time {args.block_time_ms} ms")
+          f"exec {args.exec_ms} ms, block time {args.block_time_ms} ms, {args.down} down")
     print(f"engine: {engine}")
     verify_s = verify_cost(max(args.sizes))
     results = run_sizes(args, engine)

@@ -310,7 +310,8 @@ class Simulation:
             self.syncing[i] = False
             return
         block, commit = self.decided[peer][h]
-        self._count(2, 16 + len(block) + len(commit.encode()))
+        self._count(1, 16)  # the request
+        self._count(1, len(block) + len(commit.encode()))
         self._push(self.now + 2 * self.cfg.delay_ms, "fetched", i, (h, block, commit))
 
     def _fetched(self, i: int, payload: tuple[int, bytes, Commit]) -> None:

@@ -22,7 +22,11 @@ from smartchain.modules.compute.module import Compute
 from smartchain.modules.contracts import cli as contracts_cli
 from smartchain.modules.contracts import queries as contracts_queries
 from smartchain.modules.contracts.module import Contracts
+from smartchain.modules.devices import cli as devices_cli
+from smartchain.modules.devices import queries as devices_queries
 from smartchain.modules.devices.module import Devices
+from smartchain.modules.market import cli as market_cli
+from smartchain.modules.market import queries as market_queries
 from smartchain.modules.market.module import Market
 from smartchain.modules.query import HttpQuery, ModuleApi
 from smartchain.modules.storage import cli as storage_cli
@@ -61,8 +65,8 @@ MODULES: tuple[AppModule, ...] = (
     AppModule(Contracts, contracts_queries.API, ModuleCli("contract", contracts_cli.contract_app)),
     AppModule(Compute, compute_queries.API, ModuleCli("compute", compute_cli.compute_app)),
     AppModule(Storage, storage_queries.API, ModuleCli("store", storage_cli.store_app)),
-    AppModule(Devices),
-    AppModule(Market),
+    AppModule(Devices, devices_queries.API, ModuleCli("device", devices_cli.device_app)),
+    AppModule(Market, market_queries.API, ModuleCli("market", market_cli.market_app)),
 )
 
 

@@ -5,8 +5,9 @@ sender's signature, then execution in a block (``Chain.build_block``, which comm
 blocks of ``--n`` transactions each, on one chain:
 
 - transfers: ``bank/transfer`` between funded accounts (the baseline);
-- orders: ``market/ask`` on resting books, then ``market/bid`` each crossing one ask (a fill
-  that makes an agreement with deposit and first instalment in escrow);
+- orders: ``market/ask`` resting, then ``market/bid`` each crossing one ask (a fill that
+  makes an agreement with deposit and first instalment in escrow), all in one book (the worst
+  case: each fill leaves a tombstone the next scan walks past) and one book each;
 - receipts: one usage receipt (signed by both agents) per transaction for ``--n`` concurrent
   agreements, and the same with ``--batch`` receipts per transaction.
 
@@ -122,10 +123,20 @@ def main() -> None:
         line("orders: asks resting", n, r.run(asks), base, 3)
         bids = [r.sign(c, PlaceBid(SERVICE, "HPC", 100, 100, 1_000_000, 10_000, c.public_key))
                 for c in consumers]
-        line("orders: bids filling an ask", n, r.run(bids), base, 3)
+        line("orders: bids filling, one book", n, r.run(bids), base, 3)
         agreements = [int(next(a.value for a in e.attributes if a.key == "agreement"))
                       for rc in r.receipts for e in rc.events if e.kind == "market_match"]
         assert len(agreements) == n, len(agreements)
+
+        r.run([r.sign(p, CreateOffer(f"bench.s{i}", "reading", 100, "HPC", 1, 1_000, terms,
+                                     p.public_key)) for i, p in enumerate(providers)])
+        own = [int(next(a.value for a in e.attributes if a.key == "offer"))
+               for rc in r.receipts for e in rc.events if e.kind == "market_offer"]
+        r.run([r.sign(p, PlaceAsk(o, 100, 100, 1_000_000)) for p, o in zip(providers, own,
+                                                                           strict=True)])
+        spread = [r.sign(c, PlaceBid(f"bench.s{i}", "HPC", 100, 100, 1_000_000, 10_000,
+                                     c.public_key)) for i, c in enumerate(consumers)]
+        line("orders: bids filling, a book each", n, r.run(spread), base, 3)
 
         def receipts_for(counter: int) -> list[UsageReceipt]:
             return [receipt(providers[i], consumers[i], kit.chain_id, a, counter)

@@ -479,3 +479,15 @@ def test_device_keys_sign_receipts_until_their_manufacturer_revokes_them(net: Ne
     r = send_receipt(net, a_id, 4, provider=station, consumer=phone)
     assert r.code == Code.FAILED and "revoked" in r.log
     assert net.read(get_agreement, a_id).counter == 3
+
+
+def test_an_order_pays_for_the_book_entries_removed_before_it_in_the_same_block(
+        net: Net) -> None:
+    offer = net.offer()
+    net.ask(P, offer, 100, 1)
+    net.ask(P, offer, 100, 1)
+    first, second = net.block(net.sign(C, bid_msg(C, 100, 1)),
+                              net.sign(CONSUMERS[1], bid_msg(CONSUMERS[1], 100, 1)))
+    assert len(matches(first)) == len(matches(second)) == 1
+    # the first fill left a tombstone at the head of the asks, which the second walks past
+    assert second.gas_used - first.gas_used == Params().market_tombstone_gas

@@ -175,7 +175,9 @@ def _resting_ids(ctx: TxContext, order: Order) -> list[int]:
     book = book_id(order.service_type, order.token)
     other = BID if order.side == ASK else ASK
     prefix = (BIDS_PREFIX if other == BID else ASKS_PREFIX) + book
-    most = ctx.block.params.market_max_fills_per_order
+    params = ctx.block.params
+    ctx.gas.consume(_tombstones(ctx).get(prefix, 0) * params.market_tombstone_gas)
+    most = params.market_max_fills_per_order
     ids: list[int] = []
     for key, _v in ctx.store.iter_prefix(prefix):
         price = book_price(key, other)
@@ -213,8 +215,20 @@ def _match(ctx: TxContext, order: Order) -> Order:
     return order
 
 
+def _tombstones(ctx: TxContext) -> dict[bytes, int]:
+    """Book entries removed so far in this block, per book side: each is a tombstone a scan
+    of that side walks past until the block commits, so a scan pays for them. Kept in the
+    block's scratch (a failed transaction's removals stay counted: every node counts alike)."""
+    counts: dict[bytes, int] = ctx.block.cache.setdefault("market/tombstones", {})
+    return counts
+
+
 def _remove(ctx: TxContext, order: Order) -> None:
-    drop(ctx, book_key(order))
+    key = book_key(order)
+    side = key[:-16]
+    counts = _tombstones(ctx)
+    counts[side] = counts.get(side, 0) + 1
+    drop(ctx, key)
     drop(ctx, order_key(order.id))
     _finish(ctx, order)
 

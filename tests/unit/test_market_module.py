@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from framework.chain import ChainNet
 
+from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.module import get_account
 from smartchain.modules.bank.types import Transfer
@@ -22,6 +23,7 @@ from smartchain.modules.devices.types import (
     sign_pop,
 )
 from smartchain.modules.market.module import escrow_by_token
+from smartchain.modules.market.queries import API
 from smartchain.modules.market.state import (
     agreements_of,
     book_orders,
@@ -50,6 +52,7 @@ from smartchain.modules.market.types import (
     receipt,
     sign_receipt,
 )
+from smartchain.modules.query import QueryError
 from smartchain.modules.tokens.module import token_balance
 from smartchain.modules.tokens.types import Issue, TokenTransfer
 from smartchain.state.params import Params
@@ -491,3 +494,33 @@ def test_an_order_pays_for_the_book_entries_removed_before_it_in_the_same_block(
     assert len(matches(first)) == len(matches(second)) == 1
     # the first fill left a tombstone at the head of the asks, which the second walks past
     assert second.gas_used - first.gas_used == Params().market_tombstone_gas
+
+
+def test_the_queries_show_offers_books_agreements_and_receipts_and_404_the_unknown(
+        net: Net) -> None:
+    ops = {q.operation_id: q for q in API.queries}
+
+    def get(op: str, path: dict[str, str], query: dict[str, str] | None = None) -> Any:
+        q = ops[op]
+        return net.read(lambda view: q.handler(view, q.parse(path, query or {})))
+
+    a_id = agreed(net, qty=40, price=100)
+    assert send_receipt(net, a_id, 3).ok
+    (o,) = get("listOffers", {}, {"type": WEATHER, "token": "HPC", "max_price": "100"})["offers"]
+    assert (o["provider"], o["unit_price"], o["terms"]["deposit_bps"]) == (
+        get("getAgreement", {"id": str(a_id)})["provider"], "100", 2_000)
+    assert get("listOffers", {}, {"max_price": "99"})["offers"] == []
+    assert get("getOrderBook", {"service_type": WEATHER}, {})["asks"] == []
+    doc = get("getAgreement", {"id": str(a_id)})
+    assert (doc["status"], doc["counter"], doc["escrow"]) == ("open", "3", str(800 + 1_000))
+    assert [r["counter"] for r in get("listAgreementReceipts", {"id": str(a_id)})[
+        "receipts"]] == ["3"]
+    assert [x["id"] for x in get("listAgreements", {"address": to_bech32(C.address)})[
+        "agreements"]] == [str(a_id)]
+    for op, path in (("getAgreement", {"id": "999"}), ("getOffer", {"id": "999"})):
+        with pytest.raises(QueryError) as err:
+            get(op, path)
+        assert err.value.status == 404
+    with pytest.raises(QueryError) as err:
+        get("getOrderBook", {"service_type": "Not A Type"})
+    assert err.value.status == 400

@@ -31,7 +31,8 @@ class ConfigError(ValueError):
 class AgentSettings:
     name: str = "agent"  # also the MQTT client id: unique per agent on a broker
     node: str = "http://127.0.0.1:26657"
-    key_file: str = "agent.key.json"  # a sealed key file (smart keys / smart agent key)
+    key_file: str = "agent.key.json"  # the device key: signs receipts (sealed key file)
+    account_key_file: str = ""  # the account that trades and pays; empty: key_file's own
     passphrase_file: str = ""  # else SMART_PASSPHRASE; not needed for an insecure key
     state_dir: str = "agent-state"
     poll_seconds: float = 0.5  # how often the chain is read
@@ -46,7 +47,8 @@ class MqttSettings:
 
 @dataclass(frozen=True, slots=True)
 class DeviceSettings:
-    """The device whose messages are metered; empty ``public_key``: the agent's own key."""
+    """The device whose signed messages this agent meters: its public key in hex, "self"
+    for the agent's own key, or empty for none (a buyer with no device of its own)."""
 
     public_key: str = ""
     kind: str = "reading"  # messages of this kind are units of service
@@ -83,7 +85,8 @@ class QuoteSettings:
     price: int  # limit price, base units per unit
     quantity: int
     token: str = "HPC"
-    expires_blocks: int = 600  # renewed before it expires while unfilled
+    expires_blocks: int = 600  # placed again once it expired unfilled
+    max_deposit_bps: int = 10_000  # a bid matches only offers asking at most this deposit
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from smartchain.agent.compute import ComputeRole
 from smartchain.agent.config import AgentConfig
 from smartchain.agent.keys import load_key
+from smartchain.agent.market import Context, market_roles
 from smartchain.agent.mqtt import Incoming, MqttLink
 from smartchain.agent.store import Progress
 from smartchain.client import ApiError, Client
@@ -87,10 +88,6 @@ class Agent:
         """Until ``stop`` is set: messages as they come, each role's step every poll."""
         log.info("agent %s running as %s (roles: %s)", self.cfg.agent.name, self.address,
                  ", ".join(r.name for r in self.roles) or "none")
-        if self.link is not None:
-            for role in self.roles:
-                for topic in role.topics():
-                    self.link.subscribe(topic)
         next_step = 0.0
         while not stop.is_set():
             now = time.monotonic()
@@ -167,24 +164,23 @@ def setup_logging(state_dir: Path, level: str = "INFO") -> None:
 
 
 def build_agent(cfg: AgentConfig) -> Agent:
-    """The agent a config describes: its key opened, its roles made, MQTT connected."""
+    """The agent a config describes: its keys opened, its roles made, MQTT connected."""
     passfile = cfg.resolve(cfg.agent.passphrase_file) if cfg.agent.passphrase_file else None
     key = load_key(cfg.resolve(cfg.agent.key_file), passfile)
+    account = load_key(cfg.resolve(cfg.agent.account_key_file), passfile) \
+        if cfg.agent.account_key_file else key
     client = Client(cfg.agent.node)
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(cfg.state_dir)
     roles: list[Role] = []
     if cfg.compute.share:
-        roles.append(ComputeSharing(ComputeRole(client, key, cfg.compute, progress)))
-    roles += market_roles(cfg, key, client, progress)
+        roles.append(ComputeSharing(ComputeRole(client, account, cfg.compute, progress)))
     link = None
-    if any(role.topics() for role in roles):
+    if cfg.offers or cfg.quotes:
         link = MqttLink(cfg.mqtt.host, cfg.mqtt.port, cfg.agent.name)
+        roles += market_roles(Context(cfg, key, account, client, link, progress))
+        for role in roles:
+            for topic in role.topics():
+                link.subscribe(topic)
         link.connect()
     return Agent(cfg, key, client, link, progress, roles)
-
-
-def market_roles(cfg: AgentConfig, key: PrivateKey, client: Client,
-                 progress: Progress) -> list[Role]:
-    """The provider and consumer roles the config asks for (see ``market.py``)."""
-    return []

@@ -16,8 +16,8 @@ NODE_SIDE = ("smartchain.node", "smartchain.state", "smartchain.p2p", "smartchai
 
 
 def _loaded_after(statement: str) -> list[str]:
-    report = ("print(json.dumps([m for m in sys.modules if m in {h!r} or "
-              "m.startswith({n!r})]))").format(h=HEAVY, n=NODE_SIDE)
+    report = (f"print(json.dumps([m for m in sys.modules if m in {HEAVY!r} or "
+              f"m.startswith({NODE_SIDE!r})]))")
     code = f"import sys, json\n{statement}\n{report}"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return list(json.loads(out.stdout))

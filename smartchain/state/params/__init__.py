@@ -22,6 +22,8 @@ from smartchain.state.params.compute import (
     ComputeSybilParams,
 )
 from smartchain.state.params.contracts import ContractsParams
+from smartchain.state.params.devices import DevicesParams
+from smartchain.state.params.market import MarketParams
 from smartchain.state.params.storage import StorageAcceptParams, StorageDealParams
 from smartchain.state.params.tokens import TokensParams
 
@@ -56,11 +58,15 @@ PARAM_GROUPS: tuple[type, ...] = (
     ComputeSybilParams,
     StorageAcceptParams,
     ComputePlacementParams,
+    DevicesParams,
+    MarketParams,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Params(  # PARAM_GROUPS reversed: a dataclass lays out its last base's fields first
+    MarketParams,
+    DevicesParams,
     ComputePlacementParams,
     StorageAcceptParams,
     ComputeSybilParams,

@@ -25,7 +25,7 @@ from market_scenes import PRICE, open_agreement, prepare_parking, prepare_weathe
 
 pytestmark = pytest.mark.skipif(
     not any(q.path.startswith("/v1/market") for q in http_queries()),
-    reason="the market module is not in the app yet (branch devices)")
+    reason="the market module's HTTP queries are not served yet (branch devices)")
 
 MFR = PrivateKey.from_seed(b"\x71" * 32)
 SELLER = PrivateKey.from_seed(b"\x72" * 32)

@@ -23,6 +23,7 @@ from rich.table import Table
 from smartchain import devnet as devnet_mod
 from smartchain.app import module_clis
 from smartchain.cli import keyring, settings
+from smartchain.cli.agent import agent_app
 from smartchain.cli.common import (
     OPTS,
     CliError,
@@ -72,6 +73,7 @@ app.add_typer(tx_app, name="tx")
 app.add_typer(query_app, name="query")
 app.add_typer(node_app, name="node")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(agent_app, name="agent")
 for module_cli in module_clis():  # each module's own commands (modules/<name>/cli.py)
     app.add_typer(module_cli.app, name=module_cli.name)
 

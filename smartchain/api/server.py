@@ -517,6 +517,14 @@ async def get_status(request: web.Request) -> web.Response:
     })
 
 
+async def get_genesis(request: web.Request) -> web.Response:
+    """The genesis document as genesis.json holds it: what a joining node starts from
+    (``smart genesis export``, ``smart node init --genesis URL``)."""
+    genesis = _node(request).chain.genesis
+    return web.json_response(genesis.to_json(),
+                             headers={"X-Genesis-Hash": genesis.hash().hex()})
+
+
 async def get_metrics(request: web.Request) -> web.Response:
     body = _node(request).metrics.render()
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
@@ -546,6 +554,7 @@ CORE_ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response
     ("GET", "/v1/accounts/{address}", get_account_view),
     ("POST", "/v1/contracts/{address}/query", post_contract_query),
     ("GET", "/v1/status", get_status),
+    ("GET", "/v1/genesis", get_genesis),
     ("GET", "/metrics", get_metrics),
     ("GET", "/openapi.json", get_openapi),
 ]

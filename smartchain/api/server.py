@@ -282,8 +282,9 @@ async def get_tx(request: web.Request) -> web.Response:
 def _block_response(node: Node, height: int) -> web.Response:
     block = node.chain.get_block(height)
     if block is None:
-        raise ApiError(404, "not_found", f"no block at height {height} (latest is "
-                       f"{node.chain.height})")
+        pruned = ", earlier ones pruned" if 0 < height < node.chain.base else ""
+        raise ApiError(404, "not_found", f"no block at height {height} (this node holds "
+                       f"{node.chain.base}..{node.chain.height}{pruned})")
     return web.json_response(block_json(block))
 
 

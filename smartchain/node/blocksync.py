@@ -127,7 +127,10 @@ class RangeFetcher:
                 head = self._head(inflight)
                 if head is None:
                     if not inflight:
-                        break  # nobody holds the next height
+                        log.warning("no peer holds block %d (pruned everywhere?): a "
+                                    "snapshot or an archive peer is needed",
+                                    self.chain.height + 1)
+                        break
                     self._cancel(inflight)
                     continue
                 inflight.remove(head)

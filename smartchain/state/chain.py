@@ -43,6 +43,7 @@ _H = struct.Struct(">Q")
 MAX_STAGE_ATTEMPTS = 4
 _HI = struct.Struct(">QI")  # the TxRecord prefix: height, index
 HEIGHT_KEY = b"height"
+PRUNE_BATCH = 1_000  # blocks one prune call deletes at most (one store transaction)
 BASE_KEY = b"base"  # the lowest block held (absent: 1); pruning and snapshots raise it
 GENESIS_KEY = b"genesis"
 
@@ -436,6 +437,33 @@ class Chain:
             raise
         self._batch.txn = None
         txn.commit()
+
+    def prune(self, keep: int, most: int = PRUNE_BATCH) -> int:
+        """Delete the oldest blocks (with their commits, hash and transaction index
+        entries) so that only the last ``keep`` are held, at most ``most`` per call (one
+        store transaction); returns how many went. The state is not versioned: it holds
+        the latest state only, so there is no older state to prune."""
+        if keep < 1:
+            raise ValueError("pruning keeps at least the latest block")
+        upto = min(self.height - keep, self.base + most - 1)
+        if upto < self.base:
+            return 0
+        dbs = self.store.dbs
+        with self.store.write() as txn:
+            for height in range(self.base, upto + 1):
+                hkey = _H.pack(height)
+                raw = txn.pop(hkey, db=dbs["blocks"])
+                txn.delete(hkey, db=dbs["commits"])
+                if raw is None:
+                    continue
+                block = Block.decode(raw)
+                txn.delete(block.hash(), db=dbs["hashes"])
+                for tx in block.txs:
+                    txn.delete(h256(tx), db=dbs["txs"])
+            txn.put(BASE_KEY, _H.pack(upto + 1), db=dbs["meta"])
+        gone = upto + 1 - self.base
+        self.base = upto + 1
+        return gone
 
     def raw_range(self, start: int, count: int, max_bytes: int) -> list[tuple[bytes, bytes]]:
         """Encoded (block, commit) pairs from ``start`` on: at most ``count`` of them and,

@@ -71,6 +71,10 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
     def status(self) -> dict[str, Any]:
         return self._request("GET", "/v1/status")
 
+    def genesis(self) -> dict[str, Any]:
+        """The chain's genesis document, as its genesis.json holds it."""
+        return self._request("GET", "/v1/genesis")
+
     def account(self, address: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/accounts/{address}")
 

@@ -12,6 +12,7 @@ transaction is simply there, or the one in flight is simply not.
 from __future__ import annotations
 
 import enum
+import functools
 from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,16 +66,20 @@ class StateView(Protocol):
 class StateReader:
     """Read-only view of committed state through one LMDB read transaction (a snapshot)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, txn: lmdb.Transaction[bytes] | None = None) -> None:
+        """``txn``: read through a write transaction still open (a batch of synced blocks,
+        each reading the ones before it); it is not ours to end."""
         self.store = store
-        self.txn = store.env.begin(db=store.dbs["state"])
-        self._get = self.txn.get
+        self._owned = txn is None
+        self.txn = store.env.begin(db=store.dbs["state"]) if txn is None else txn
+        self._db = store.dbs["state"]
+        self._get = self.txn.get if txn is None else functools.partial(txn.get, db=self._db)
 
     def get(self, key: bytes) -> bytes | None:
         return self._get(key)
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        cur = self.txn.cursor()
+        cur = self.txn.cursor(db=self._db)
         if not cur.set_range(prefix):
             return
         for k, v in cur:
@@ -83,7 +88,8 @@ class StateReader:
             yield k, v
 
     def close(self) -> None:
-        self.txn.abort()
+        if self._owned:
+            self.txn.abort()
 
     def __enter__(self) -> StateReader:
         return self

@@ -27,6 +27,7 @@ from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify
 from smartchain.modules.bank.module import _decode_account
 from smartchain.modules.bank.types import ACCOUNT_PREFIX
 from smartchain.node.config import DATA_DIR, GENESIS_FILE, NodeConfig
+from smartchain.node.index import Index
 from smartchain.node.mempool import AccountLookup, Mempool
 from smartchain.node.metrics import NodeMetrics
 from smartchain.state.chain import StagedBlock
@@ -78,6 +79,16 @@ class Node:
         self.peer_count: Callable[[], int] = lambda: 0  # set by the process that owns P2P
         # Set by the consensus service: hands newly admitted transactions to gossip.
         self.announce: Callable[[list[bytes]], None] = lambda raws: None
+        # Told of each committed block, on the event loop, in height order (the API's
+        # websocket subscriptions).
+        self.commit_listeners: list[Callable[[StagedBlock], None]] = []
+        self.index: Index | None = None
+        if self.config.api.index:
+            self.index = Index(self.chain)
+            caught_up = self.index.attach()
+            if caught_up:
+                logging.getLogger("smartchain.node").info(
+                    "search index: caught up %d blocks", caught_up)
         self.metrics.height.set(self.chain.height)
 
     # --- admission -----------------------------------------------------------------------
@@ -337,6 +348,8 @@ class Node:
         if self.config.pruning == "recent":  # in the builder: it writes the store
             self.builder.submit(self.chain.prune, self.config.keep_blocks) \
                 .add_done_callback(_log_prune_failure)
+        for listener in self.commit_listeners:
+            listener(staged)
         return BlockResult(block, n, len(staged.skipped), now - started)
 
     async def produce_block_async(self) -> BlockResult:

@@ -153,6 +153,9 @@ class Chain:
         self.executor = Executor(modules)
         self.tree = StateTree()
         self._batch = _BatchTxn()
+        # Written in each block's own store transaction, after the block: derived records
+        # (the API's search index) that are then exactly as durable as the block itself.
+        self.block_writers: list[Callable[[lmdb.Transaction[bytes], StagedBlock], None]] = []
         dbs = self.store.dbs
         with self.store.read() as txn:
             stored = txn.get(GENESIS_KEY, db=dbs["meta"])
@@ -412,6 +415,8 @@ class Chain:
         if commit is not None:
             txn.put(hkey, commit.encode(), db=dbs["commits"])
         txn.put(HEIGHT_KEY, hkey, db=dbs["meta"])
+        for write in self.block_writers:
+            write(txn, staged)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:

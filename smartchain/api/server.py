@@ -42,15 +42,11 @@ from smartchain.app import http_queries
 from smartchain.contracts.host import ContractError, check_function_name
 from smartchain.contracts.vm import CallOutcome
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
-from smartchain.modules.bank.module import get_account
 from smartchain.modules.contracts.module import contract_info, query_call
 from smartchain.modules.contracts.types import MAX_ARGS
 from smartchain.modules.query import HttpQuery, QueryError, parse_address
-from smartchain.modules.tokens.module import holdings, token_info
 from smartchain.node.config import ApiSettings
 from smartchain.node.node import Node
-from smartchain.state.store import StateReader
-from smartchain.types.amount import format_hpc, format_units
 from smartchain.types.errors import Code, TxError
 
 log = logging.getLogger("smartchain.api")
@@ -613,7 +609,7 @@ def create_app(node: Node, settings: ApiSettings | None = None) -> web.Applicati
     for method, path, handler in ROUTES:
         app.router.add_route(method, _routed(path), handler)
     app.router.add_get("/v1/subscribe", subscribe)
-    add_explorer_routes(app)
+    add_explorer_routes(app, node)
     app.on_startup.append(_start_hub)
     app.on_shutdown.append(_stop_hub)
     app.on_cleanup.append(_stop_queries)

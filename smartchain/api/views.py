@@ -143,7 +143,7 @@ def blocks_page(node: Node, limit: int, cursor: int | None) -> dict[str, Any]:
     """Blocks newest first, below ``cursor`` (a height) when given."""
     chain = node.chain
     top = chain.height if cursor is None else min(chain.height, cursor - 1)
-    rows = []
+    rows: list[dict[str, Any]] = []
     height = top
     while height >= chain.base and height >= 1 and len(rows) < limit:
         block = chain.get_block(height)

@@ -25,7 +25,7 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import lmdb
 
@@ -72,7 +72,7 @@ def _addresses_in(value: object, out: set[bytes]) -> None:
         if len(value) == 20:
             out.add(value)
     elif isinstance(value, Struct):
-        for f in dataclasses.fields(value):
+        for f in dataclasses.fields(cast(Any, value)):
             _addresses_in(getattr(value, f.name), out)
     elif isinstance(value, tuple):
         for v in value:
@@ -209,7 +209,10 @@ class Index:
         found = list(self._walk(self.addr_db, address, _TX.size,
                                 _TX.pack(*(before.height, before.index)) if before else None,
                                 limit + 1))
-        rows = [TxPos(*_TX.unpack(pos), role=value[0]) for pos, value in found]
+        rows = []
+        for pos, value in found:
+            height, index = _TX.unpack(pos)
+            rows.append(TxPos(height, index, value[0]))
         return self._page(rows, limit)
 
     def events(self, topic: bytes, limit: int, before: EventPos | None = None
@@ -237,7 +240,7 @@ class Index:
                 ok = cur.prev()
             else:
                 ok = cur.last()
-            rows = []
+            rows: list[tuple[bytes, bytes]] = []
             while ok and len(rows) < most:
                 key = cur.key()
                 if not key.startswith(prefix):

@@ -159,7 +159,8 @@ class Index:
                 txn.put(MARKER, _H.pack(end), db=self.meta_db)
             done += end + 1 - start
             start = end + 1
-        chain.block_writers.append(self.write_block)
+        if self.write_block not in chain.block_writers:
+            chain.block_writers.append(self.write_block)
         return done
 
     def _index_stored(self, txn: lmdb.Transaction[bytes], height: int) -> None:

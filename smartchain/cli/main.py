@@ -437,6 +437,7 @@ def devnet_up(
     settings.save_config({**settings.load_config(), "node": doc["nodes"][0]["api_url"]})
     summary = {
         "chain_id": doc["chain_id"], "home": str(home),
+        "explorer_url": doc["nodes"][0]["api_url"] + "/",
         "nodes": [{"name": n["name"], "api_url": n["api_url"]} for n in doc["nodes"]],
         "accounts": [{"name": d.name, "address": d.address,
                       "balance": str(devnet_mod.DEMO_BALANCE)} for d in demos],
@@ -446,6 +447,7 @@ def devnet_up(
         out.print(f"[bold green]devnet {doc['chain_id']} is up[/] (home {home})")
         for n in summary["nodes"]:
             out.print(f"  {n['name']}: API {n['api_url']}")
+        out.print(f"  explorer: [link]{summary['explorer_url']}[/link] (every node serves one)")
         t = Table("account", "address", "balance")
         for a in summary["accounts"]:
             t.add_row(a["name"], a["address"], f"{format_hpc(devnet_mod.DEMO_BALANCE)} HPC")

@@ -126,6 +126,10 @@ def test_devnet_up_transfer_down_and_resume(tmp_path: Path) -> None:
         assert all(pid_alive(p) for p in pids)
         for node in summary["nodes"]:
             assert http_json(node["api_url"] + "/v1/status")["chain_id"] == chain_id
+        assert summary["explorer_url"] == api_url + "/"
+        with urllib.request.urlopen(summary["explorer_url"], timeout=10) as resp:
+            assert resp.headers["Content-Type"].startswith("text/html")
+            assert chain_id in resp.read().decode()
 
         # the demo keys are in the CLI keyring, unencrypted
         keys = {k["name"]: k for k in ok_json(smart(env, "keys", "list", "--json"))}

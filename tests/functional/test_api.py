@@ -516,7 +516,7 @@ BAD_GETS: list[tuple[str, int, str]] = [
     (f"/v1/blocks/{(1 << 64) - 1}", 404, "not_found"),  # the whole u64 range is a height
     ("/v1/blocks/\u0663", 400, "malformed"),  # an Arabic-Indic digit: isdigit() but not ASCII
     # unknown routes
-    ("/", 404, "not_found"),
+    ("/no-such-page", 404, "not_found"),
     ("/v1", 404, "not_found"),
     ("/v1/nope", 404, "not_found"),
     ("/v2/status", 404, "not_found"),

@@ -37,6 +37,8 @@ from smartchain.node.node import Node
 STATIC = Path(__file__).parent / "static"
 PAGE = 20  # rows of a paged table
 DASHBOARD_BLOCKS = 10  # the dashboard's latest blocks (and the window of its rates)
+LATEST_TXS = 10  # the dashboard's latest transactions ...
+LATEST_TXS_BLOCKS = 300  # ... looked for in at most this many recent blocks
 QUERIES = {q.operation_id: q for q in http_queries()}
 NAV = (("/", "Dashboard"), ("/blocks", "Blocks"), ("/validators", "Validators"),
        ("/tokens", "Tokens"), ("/contracts", "Contracts"), ("/storage", "Storage"),
@@ -178,6 +180,8 @@ def dashboard(node: Node, request: web.Request) -> web.Response:
     tier_rows = [(t, n) for t, n in sorted(tiers.items())]
     body = join([
         stats,
+        section("Latest transactions", table(TX_HEADERS, tx_rows(latest_txs(node)),
+                                             body_id="latest-txs")),
         section("Latest blocks", Html('<p class="live" id="live">live updates: '
                                       'connecting…</p>'),
                 table(("height", "hash", "txs", "proposer", "time (ms)"),
@@ -190,6 +194,20 @@ def dashboard(node: Node, request: web.Request) -> web.Response:
                 Html(f'<p>{link("/validators", "all validators →")}</p>')),
     ])
     return page("Dashboard", body, live=True)
+
+
+def latest_txs(node: Node) -> list[dict[str, Any]]:
+    """The newest transactions, from the latest blocks (no index needed)."""
+    chain = node.chain
+    out: list[dict[str, Any]] = []
+    height = chain.height
+    while height >= max(1, chain.base, chain.height - LATEST_TXS_BLOCKS) \
+            and len(out) < LATEST_TXS:
+        block = chain.get_block(height)
+        if block is not None and block.txs:
+            out += reversed(block_doc(node, height)["transactions"])
+        height -= 1
+    return out[:LATEST_TXS]
 
 
 def blocks(node: Node, request: web.Request) -> web.Response:

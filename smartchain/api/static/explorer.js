@@ -4,6 +4,7 @@
 
 (function () {
   const rows = document.getElementById("latest-blocks");
+  const txRows = document.getElementById("latest-txs");
   const status = document.getElementById("live");
   const height = document.getElementById("height");
   if (!rows) return;
@@ -45,6 +46,22 @@
     rows.insertBefore(tr, rows.firstChild);
     while (rows.children.length > KEEP) rows.removeChild(rows.lastChild);
     if (height) height.textContent = b.height;
+    if (txRows) (b.transactions || []).forEach(addTx);
+  }
+
+  function addTx(t) {
+    const empty = txRows.querySelector("tr.empty");
+    if (empty) empty.remove();
+    const tr = document.createElement("tr");
+    tr.className = "live-tx";
+    cell(tr, short(t.hash, 10), "/txs/" + encodeURIComponent(t.hash));
+    cell(tr, t.height, "/blocks/" + encodeURIComponent(t.height));
+    cell(tr, short(t.sender, 12), "/accounts/" + encodeURIComponent(t.sender));
+    cell(tr, t.kind);
+    cell(tr, t.ok ? "ok" : "failed: " + t.code_name);
+    cell(tr, t.fee_hpc);
+    txRows.insertBefore(tr, txRows.firstChild);
+    while (txRows.children.length > KEEP) txRows.removeChild(txRows.lastChild);
   }
 
   function connect() {

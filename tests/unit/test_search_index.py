@@ -10,8 +10,8 @@ import pytest
 from framework.chain import ChainKit, ChainNet
 
 from smartchain.crypto.address import to_bech32
-from smartchain.modules.bank.types import Transfer
 from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.bank.types import Transfer
 from smartchain.modules.tokens.types import Issue, TokenTransfer
 from smartchain.node.index import PARTY, SENDER, Index, TxPos, attr_topic, kind_topic
 from smartchain.state.chain import Chain

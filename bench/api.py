@@ -37,14 +37,21 @@ from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.types import Transfer
 from smartchain.types.tx import Transaction
 
+# The baseline runs on uvloop, like the node (smartchain/daemon.py): the same event loop.
 HELLO = """
-import sys
+import asyncio, sys
+import uvloop
 from aiohttp import web
 async def hello(request):
     return web.json_response({"hello": "world"})
-app = web.Application()
-app.router.add_get("/", hello)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+async def main():
+    app = web.Application()
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", int(sys.argv[1])).start()
+    await asyncio.Event().wait()
+uvloop.run(main())
 """
 HPC = 10**8
 GAS = 30_000
@@ -115,7 +122,8 @@ async def deliveries(node: NodeProcess, recipients: list[bytes], raws: list[byte
     base = node.url or ""
     ws_url = base.replace("http://", "ws://") + "/v1/subscribe"
     delivered = 0
-    async with aiohttp.ClientSession() as session:
+    # no connection limit: the 100 websockets must not starve the submitting POSTs
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         sockets = []
         for r in recipients:
             ws = await session.ws_connect(ws_url)

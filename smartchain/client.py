@@ -100,7 +100,7 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
         """A page of the events of ``kind`` (whose ``attr`` is ``value``), newest first."""
         params: dict[str, Any] = {"kind": kind, "limit": limit}
         if attr is not None:
-            params.update(attr=attr, value=value or "")
+            params["where"] = f"{attr}:{value or ''}"
         if cursor:
             params["cursor"] = cursor
         return self._request("GET", f"/v1/events?{urllib.parse.urlencode(params)}")

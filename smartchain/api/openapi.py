@@ -212,13 +212,19 @@ def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-CURSOR = {"type": "string", "pattern": "^[0-9]+(-[0-9]+){0,2}$",
-          "description": "next_cursor of the previous page"}
-PAGING = [
-    {"name": "limit", "in": "query", "required": False,
-     "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
-    {"name": "cursor", "in": "query", "required": False, "schema": CURSOR},
-]
+def _paging(cursor_pattern: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "limit", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+        {"name": "cursor", "in": "query", "required": False,
+         "schema": {"type": "string", "pattern": cursor_pattern,
+                    "description": "next_cursor of the previous page"}},
+    ]
+
+
+HEIGHT_CURSOR = "^[0-9]{1,19}$"
+TX_CURSOR = "^[0-9]{1,19}-[0-9]{1,9}$"
+EVENT_CURSOR = "^[0-9]{1,19}-[0-9]{1,9}-[0-9]{1,4}$"
 NEXT = {"type": "string", "description": "absent on the last page"}
 
 
@@ -304,7 +310,7 @@ PATHS: dict[str, Any] = {
     "/v1/blocks": {"get": {
         "operationId": "listBlocks", "tags": ["blocks"],
         "summary": "Blocks, newest first, a page at a time",
-        "parameters": PAGING,
+        "parameters": _paging(HEIGHT_CURSOR),
         "responses": {"200": _json(_page_of("blocks", _ref("BlockRow")), "a page of blocks"),
                       "400": _err("malformed limit or cursor")},
     }},
@@ -312,7 +318,7 @@ PATHS: dict[str, Any] = {
         "operationId": "listAccountTxs", "tags": ["accounts"],
         "summary": "Transactions an account sent or took part in (recipient, contract "
                    "called, named by an event), newest first, from the node's search index",
-        "parameters": [_path_param("address", ADDRESS), *PAGING],
+        "parameters": [_path_param("address", ADDRESS), *_paging(TX_CURSOR)],
         "responses": {"200": _json(_page_of("txs", _ref("TxSummary"), address=ADDRESS),
                                    "a page of transactions"),
                       "400": _err("invalid address, limit or cursor"),
@@ -320,19 +326,19 @@ PATHS: dict[str, Any] = {
     }},
     "/v1/events": {"get": {
         "operationId": "listEvents", "tags": ["events"],
-        "summary": "Events of a kind, optionally whose attribute attr is value (an address "
-                   "in hex or bech32 alike), newest first, from the node's search index",
+        "summary": "Events of a kind, optionally where=ATTR:VALUE (an address in hex or "
+                   "bech32 alike), newest first, from the node's search index",
         "parameters": [
             {"name": "kind", "in": "query", "required": True,
              "schema": {"type": "string", "minLength": 1, "maxLength": 128}},
-            {"name": "attr", "in": "query", "required": False,
-             "schema": {"type": "string", "minLength": 1}},
-            {"name": "value", "in": "query", "required": False, "schema": {"type": "string"}},
-            *PAGING],
+            {"name": "where", "in": "query", "required": False,
+             "schema": {"type": "string", "pattern": "^[^:]+:",
+                        "description": "ATTR:VALUE, split at the first colon"}},
+            *_paging(EVENT_CURSOR)],
         "responses": {"200": _json(_page_of("events", _ref("IndexedEvent"),
                                             kind={"type": "string"},
                                             where={"type": "object"}), "a page of events"),
-                      "400": _err("kind missing, attr without value, bad limit or cursor"),
+                      "400": _err("kind missing, where without a colon, bad limit or cursor"),
                       "404": _err("this node keeps no search index (index_disabled)")},
     }},
     "/v1/search": {"get": {
@@ -345,7 +351,7 @@ PATHS: dict[str, Any] = {
             "type": {"enum": ["block", "tx", "account", "contract", "token", "storage_deal",
                               "device"]},
             "id": {"type": "string"}}}, "what was found"),
-            "400": _err("empty or too long"), "404": _err("nothing matches")},
+            "400": _err("missing or too long"), "404": _err("nothing matches")},
     }},
     "/v1/blocks/latest": {"get": {
         "operationId": "getLatestBlock", "tags": ["blocks"],

@@ -331,10 +331,12 @@ async def get_events(request: web.Request) -> web.Response:
     kind = q.get("kind", "")
     if not kind or len(kind) > 128:
         raise ApiError(400, "malformed", "give ?kind=EVENT_KIND (e.g. token_transfer)")
-    attr, value = q.get("attr"), q.get("value")
-    if (attr is None) != (value is None) or attr == "":
-        raise ApiError(400, "malformed", "give both ?attr= and ?value=, or neither")
-    where = (attr, value) if attr is not None and value is not None else None
+    where = None
+    if "where" in q:
+        attr, colon, value = q["where"].partition(":")
+        if not attr or not colon:
+            raise ApiError(400, "malformed", "where is ATTR:VALUE (e.g. to:smart1...)")
+        where = (attr, value)
     limit = parse_limit(q)
     return web.json_response(events_page(_node(request), kind, where, limit,
                                          parse_event_cursor(q)))
@@ -343,7 +345,7 @@ async def get_events(request: web.Request) -> web.Response:
 async def get_search(request: web.Request) -> web.Response:
     """What a search box's text names (the explorer's search, for any client)."""
     q = request.query.get("q", "")
-    if not q.strip() or len(q) > 200:
+    if not q or len(q) > 200:
         raise ApiError(400, "malformed", "give ?q= a height, hash, address, token symbol or "
                        "file id (at most 200 characters)")
     return web.json_response(search(_node(request), q))

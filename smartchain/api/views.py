@@ -265,7 +265,12 @@ def search(node: Node, q: str) -> dict[str, Any]:
             if found is not None:
                 return found
     elif q.lower().startswith("smart1"):
-        address = parse_address(q.lower())
+        try:
+            address = parse_address(q.lower())
+        except QueryError:
+            address = b""
+        if not address:
+            raise QueryError(404, "not_found", f"{q[:80]!r} is not a valid address")
         with chain.reader() as reader:
             is_contract = contract_info(reader, address) is not None
         return {"type": "contract" if is_contract else "account", "id": to_bech32(address)}

@@ -163,7 +163,7 @@ BAD_LISTS = [
     (f"/v1/accounts/{to_bech32(BOB.address)}/txs?cursor=1", "malformed"),
     (f"/v1/accounts/{to_bech32(BOB.address)}/txs?cursor=1-2-3", "malformed"),
     ("/v1/accounts/smart1nope/txs", "invalid_address"),
-    ("/v1/events", "malformed"), ("/v1/events?kind=x&attr=to", "malformed"),
+    ("/v1/events", "malformed"), ("/v1/events?kind=x&where=to", "malformed"),
     ("/v1/events?kind=x&cursor=1-2", "malformed"), ("/v1/search", "malformed"),
 ]
 

@@ -18,4 +18,4 @@ def test_every_module_s_command_group_is_a_smart_command_with_its_own_commands()
 
 def test_the_modules_with_commands_are_the_four_that_had_them() -> None:
     names = [m.cli.name for m in MODULES if m.cli is not None]
-    assert names == ["token", "contract", "compute", "store"]
+    assert names == ["token", "contract", "compute", "store", "gov"]

@@ -25,6 +25,7 @@ from smartchain.modules.contracts.module import Contracts
 from smartchain.modules.gov import cli as gov_cli
 from smartchain.modules.gov import queries as gov_queries
 from smartchain.modules.gov.module import Gov
+from smartchain.modules.poca.module import Poca
 from smartchain.modules.query import HttpQuery, ModuleApi
 from smartchain.modules.storage import cli as storage_cli
 from smartchain.modules.storage import queries as storage_queries
@@ -62,6 +63,7 @@ MODULES: tuple[AppModule, ...] = (
     AppModule(Contracts, contracts_queries.API, ModuleCli("contract", contracts_cli.contract_app)),
     AppModule(Compute, compute_queries.API, ModuleCli("compute", compute_cli.compute_app)),
     AppModule(Storage, storage_queries.API, ModuleCli("store", storage_cli.store_app)),
+    AppModule(Poca),
     AppModule(Gov, gov_queries.API, ModuleCli("gov", gov_cli.gov_app)),
 )
 

@@ -16,8 +16,9 @@ from framework.chain import ChainKit, ChainNet
 
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.module import get_account, total_burned, total_supply
-from smartchain.modules.bank.types import MINTED_KEY
-from smartchain.modules.gov.state import get_proposal, open_count
+from smartchain.modules.bank.types import MINTED_KEY, Transfer
+from smartchain.modules.gov.module import tally_of
+from smartchain.modules.gov.state import changed_at, get_proposal, open_count
 from smartchain.modules.gov.tally import Ballot, Bond, Validator, count
 from smartchain.modules.gov.types import (
     ABSTAIN,
@@ -26,6 +27,7 @@ from smartchain.modules.gov.types import (
     NO,
     NO_ADDRESS,
     PARAM,
+    SPEND,
     STATUS,
     TEXT,
     VETO,
@@ -35,6 +37,7 @@ from smartchain.modules.gov.types import (
     Propose,
     Vote,
 )
+from smartchain.modules.poca.types import Delegate, Register
 from smartchain.state.genesis import GenesisError
 from smartchain.state.params import Params
 from smartchain.state.params.bounds import BOUNDS
@@ -279,3 +282,197 @@ def test_a_genesis_with_params_outside_their_bounds_is_refused(chainkit: ChainKi
 
 def test_every_param_has_bounds() -> None:
     assert [f.name for f in fields(Params) if f.name not in BOUNDS] == []
+
+
+# --- voting by locked HPC (the poca module's stake and delegations) ---------------------------
+
+
+STAKE = 1_000 * HPC  # ALICE's own stake as a candidate
+BOB_DELEGATES, CAROL_DELEGATES = 600 * HPC, 400 * HPC
+
+
+@pytest.fixture
+def staked(chainkit: ChainKit) -> Net:
+    """ALICE a candidate with 1000 HPC of her own, BOB and CAROL delegating 600 and 400 HPC
+    to her; the genesis validator (PROPOSER) has 1 HPC. 2001 HPC locked in all."""
+    return stake_up(chainkit)
+
+
+LOCKED = STAKE + BOB_DELEGATES + CAROL_DELEGATES + HPC
+
+
+def voted(net: Net, pid: int, *votes: tuple[PrivateKey, int]) -> str:
+    """Cast ``votes``, run to the end of the voting period, return the outcome."""
+    for who, option in votes:
+        net.ok(who, Vote(pid, option))
+    net.until(net.read(get_proposal, pid).voting_end)
+    return net.status(pid)
+
+
+def test_a_validator_s_yes_carries_its_delegators_and_the_proposal_passes(staked: Net) -> None:
+    pid = staked.propose_text(DAVE)
+    assert voted(staked, pid, (ALICE, YES)) == "passed"
+    t = staked.read(get_proposal, pid).tally
+    assert (t.yes, t.no, t.locked) == (STAKE + BOB_DELEGATES + CAROL_DELEGATES, 0, LOCKED)
+
+
+def test_delegators_voting_no_override_their_validator_and_the_proposal_is_rejected(
+        staked: Net) -> None:
+    pid = staked.propose_text(DAVE)
+    dave = staked.balance(DAVE)
+    assert voted(staked, pid, (ALICE, YES), (BOB, NO), (CAROL, NO)) == "rejected"
+    t = staked.read(get_proposal, pid).tally
+    assert (t.yes, t.no) == (STAKE, BOB_DELEGATES + CAROL_DELEGATES)  # 50 %: not MORE
+    assert staked.balance(DAVE) == dave + MIN_DEPOSIT  # deposits returned by default
+
+
+def test_one_delegator_s_no_takes_only_its_own_share_from_its_validator(staked: Net) -> None:
+    pid = staked.propose_text(DAVE)
+    assert voted(staked, pid, (ALICE, YES), (BOB, NO)) == "passed"
+    t = staked.read(get_proposal, pid).tally
+    assert (t.yes, t.no) == (STAKE + CAROL_DELEGATES, BOB_DELEGATES)
+
+
+def test_a_vetoed_proposal_s_deposits_are_burned_and_the_bank_counts_the_burn(
+        staked: Net) -> None:
+    pid = staked.propose_text(DAVE, deposit=40 * HPC)
+    staked.ok(BOB, Deposit(pid, MIN_DEPOSIT - 40 * HPC))
+    dave, bob, burned = staked.balance(DAVE), staked.balance(BOB), staked.read(total_burned)
+    supply, minted = staked.read(total_supply), staked.minted()
+    assert voted(staked, pid, (ALICE, VETO)) == "vetoed"
+    assert staked.balance(DAVE) == dave and staked.balance(BOB) == bob
+    assert staked.read(total_burned) == burned + MIN_DEPOSIT
+    assert staked.read(total_supply) == supply + (staked.minted() - minted) - MIN_DEPOSIT
+    assert staked.balance(MODULE_ACCOUNT) == 0
+
+
+def test_a_vetoed_proposal_s_deposits_return_when_the_params_say_so(
+        chainkit: ChainKit) -> None:
+    net = stake_up(chainkit, gov_burn_vetoed=False)
+    pid = net.propose_text(DAVE)
+    dave = net.balance(DAVE)
+    assert voted(net, pid, (ALICE, VETO)) == "vetoed"
+    assert net.balance(DAVE) == dave + MIN_DEPOSIT and net.read(total_burned) == 0
+
+
+def test_a_proposal_below_quorum_fails_and_its_deposit_returns(staked: Net) -> None:
+    pid = staked.propose_text(DAVE)
+    dave = staked.balance(DAVE)
+    # CAROL's 400 of 2001 locked is 20 %, under the 33.4 % quorum, though all of it is yes
+    assert voted(staked, pid, (CAROL, YES)) == "no_quorum"
+    assert staked.balance(DAVE) == dave + MIN_DEPOSIT and staked.read(total_burned) == 0
+
+
+def test_a_proposal_below_quorum_has_its_deposit_burned_when_the_params_say_so(
+        chainkit: ChainKit) -> None:
+    net = stake_up(chainkit, gov_burn_no_quorum=True)
+    pid = net.propose_text(DAVE)
+    dave = net.balance(DAVE)
+    assert voted(net, pid, (CAROL, YES)) == "no_quorum"
+    assert net.balance(DAVE) == dave and net.read(total_burned) == MIN_DEPOSIT
+
+
+def test_abstain_counts_for_the_quorum_but_not_for_the_threshold(staked: Net) -> None:
+    pid = staked.propose_text(DAVE)
+    # ALICE (1000 own + 600 of BOB's) abstains: quorum reached; CAROL's 400 yes decides
+    assert voted(staked, pid, (ALICE, ABSTAIN), (CAROL, YES)) == "passed"
+    t = staked.read(get_proposal, pid).tally
+    assert (t.yes, t.abstain) == (CAROL_DELEGATES, STAKE + BOB_DELEGATES)
+
+
+def test_a_passing_min_gas_price_change_takes_effect_the_block_after_the_tally(
+        staked: Net) -> None:
+    assert staked.propose_params(DAVE, ("min_gas_price", "5")).ok
+    pid = staked.last_id()
+    staked.ok(ALICE, Vote(pid, YES))
+    end = staked.read(get_proposal, pid).voting_end
+    staked.until(end - 2)
+    staked.ok(BOB, Transfer(CAROL.address, 1), gas_price=1)  # height end - 1: the old price
+    assert staked.status(pid) == "voting"
+    staked.block()  # height `end`: tallied in its end_block
+    assert staked.status(pid) == "passed" and staked.chain.params.min_gas_price == 5
+    assert staked.read(changed_at, "min_gas_price") == end + 1
+    assert staked.read(changed_at, "max_tx_gas") == 0
+    with pytest.raises(TxError) as err:
+        staked.kit.check(staked.chain, staked.sign(BOB, Transfer(CAROL.address, 1),
+                                                   gas_price=1))
+    assert err.value.code == Code.FEE_TOO_LOW
+    staked.nonces[BOB.address] -= 1
+    staked.ok(BOB, Transfer(CAROL.address, 1), gas_price=5)
+
+
+def test_a_change_an_earlier_one_made_invalid_fails_at_the_tally_and_changes_nothing(
+        staked: Net) -> None:
+    # valid each on its own when proposed (default epoch 100, window 50) ...
+    assert staked.propose_params(DAVE, ("storage_epoch_blocks", "40"),
+                                 ("storage_audit_window", "20")).ok
+    first = staked.last_id()
+    assert staked.propose_params(DAVE, ("storage_audit_window", "45")).ok
+    second = staked.last_id()
+    staked.ok(ALICE, Vote(first, YES))
+    staked.ok(ALICE, Vote(second, YES))
+    staked.until(staked.read(get_proposal, second).voting_end)
+    # ... but a 45-block window no longer fits the 40-block epoch the first one set
+    assert staked.status(first) == "passed" and staked.status(second) == "failed"
+    assert "storage_audit_window must be shorter" in staked.read(get_proposal, second).note
+    assert (staked.chain.params.storage_epoch_blocks,
+            staked.chain.params.storage_audit_window) == (40, 20)
+
+
+def test_gov_params_are_governable_too(staked: Net) -> None:
+    assert staked.propose_params(DAVE, ("gov_voting_blocks", "3")).ok
+    pid = staked.last_id()
+    assert voted(staked, pid, (ALICE, YES)) == "passed"
+    nxt = staked.propose_text(DAVE)
+    p = staked.read(get_proposal, nxt)
+    assert p.voting_end - p.voting_start == 3
+
+
+def test_a_spend_the_community_pool_cannot_cover_fails_and_returns_the_deposit(
+        staked: Net) -> None:
+    staked.ok(DAVE, Propose(SPEND, "pay me", "", (), DAVE.address, 10**6 * HPC, MIN_DEPOSIT))
+    pid = staked.last_id()
+    dave = staked.balance(DAVE)
+    assert voted(staked, pid, (ALICE, YES)) == "failed"
+    assert "community pool holds" in staked.read(get_proposal, pid).note
+    assert staked.balance(DAVE) == dave + MIN_DEPOSIT
+
+
+def test_a_vote_after_the_tally_is_refused(staked: Net) -> None:
+    pid = staked.propose_text(DAVE)
+    assert voted(staked, pid, (ALICE, YES)) == "passed"
+    refused(staked.send(BOB, Vote(pid, NO)), Code.FAILED, "not open to votes (it is passed)")
+
+
+def test_a_voter_may_change_its_vote_and_only_the_last_counts(staked: Net) -> None:
+    pid = staked.propose_text(DAVE)
+    staked.ok(ALICE, Vote(pid, NO))
+    assert voted(staked, pid, (ALICE, YES)) == "passed"
+    assert staked.read(get_proposal, pid).votes == 1
+
+
+def test_the_voters_a_proposal_counts_are_bounded_by_gov_max_votes(chainkit: ChainKit) -> None:
+    net = stake_up(chainkit, gov_max_votes=2)
+    pid = net.propose_text(DAVE)
+    net.ok(ALICE, Vote(pid, YES))
+    net.ok(BOB, Vote(pid, YES))
+    refused(net.send(CAROL, Vote(pid, YES)), Code.FAILED, "gov_max_votes")
+    net.ok(BOB, Vote(pid, NO))  # a counted voter may still change its vote
+
+
+def test_the_running_tally_shows_while_voting(staked: Net) -> None:
+    pid = staked.propose_text(DAVE)
+    staked.ok(BOB, Vote(pid, NO))
+    t = staked.read(tally_of, pid)
+    assert (t.yes, t.no, t.locked) == (0, BOB_DELEGATES, LOCKED)
+
+
+def stake_up(chainkit: ChainKit, **kw: Any) -> Net:
+    chain = chainkit.open(chainkit.genesis(
+        {ALICE: 10**6 * HPC, BOB: 10**6 * HPC, CAROL: 10**6 * HPC, DAVE: 10**6 * HPC},
+        params=params(**kw), validator=PROPOSER))
+    net = Net(chainkit, chain, PROPOSER)
+    net.ok(ALICE, Register(ALICE.public_key, STAKE, "alice"))
+    net.ok(BOB, Delegate(ALICE.address, BOB_DELEGATES))
+    net.ok(CAROL, Delegate(ALICE.address, CAROL_DELEGATES))
+    return net

@@ -23,6 +23,7 @@ from smartchain.state.params.compute import (
 )
 from smartchain.state.params.contracts import ContractsParams
 from smartchain.state.params.gov import GovParams
+from smartchain.state.params.poca import PocaParams
 from smartchain.state.params.storage import StorageAcceptParams, StorageDealParams
 from smartchain.state.params.tokens import TokensParams
 
@@ -57,6 +58,7 @@ PARAM_GROUPS: tuple[type, ...] = (
     ComputeSybilParams,
     StorageAcceptParams,
     ComputePlacementParams,
+    PocaParams,
     GovParams,
 )
 
@@ -64,6 +66,7 @@ PARAM_GROUPS: tuple[type, ...] = (
 @dataclass(frozen=True, slots=True)
 class Params(  # PARAM_GROUPS reversed: a dataclass lays out its last base's fields first
     GovParams,
+    PocaParams,
     ComputePlacementParams,
     StorageAcceptParams,
     ComputeSybilParams,

@@ -476,3 +476,16 @@ def stake_up(chainkit: ChainKit, **kw: Any) -> Net:
     net.ok(BOB, Delegate(ALICE.address, BOB_DELEGATES))
     net.ok(CAROL, Delegate(ALICE.address, CAROL_DELEGATES))
     return net
+
+
+def test_a_transaction_admitted_at_the_old_price_is_left_out_of_blocks_after_the_change(
+        staked: Net) -> None:
+    assert staked.propose_params(DAVE, ("min_gas_price", "5")).ok
+    pid = staked.last_id()
+    staked.ok(ALICE, Vote(pid, YES))
+    waiting = staked.kit.check(staked.chain, staked.sign(BOB, Transfer(CAROL.address, 1),
+                                                         gas_price=1))  # in a mempool
+    staked.until(staked.read(get_proposal, pid).voting_end)
+    assert staked.chain.params.min_gas_price == 5
+    proposed = staked.chain.stage_proposal([waiting], staked.chain.next_time(0), PROPOSER)
+    assert proposed.block.txs == () and proposed.skipped == [waiting]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from framework.chain import ChainKit, ChainNet
 
+from smartchain.cli.main import main
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.module import get_account, total_burned, total_supply
 from smartchain.modules.bank.types import MINTED_KEY, Transfer
@@ -489,3 +490,15 @@ def test_a_transaction_admitted_at_the_old_price_is_left_out_of_blocks_after_the
     assert staked.chain.params.min_gas_price == 5
     proposed = staked.chain.stage_proposal([waiting], staked.chain.next_time(0), PROPOSER)
     assert proposed.block.txs == () and proposed.skipped == [waiting]
+
+
+def test_the_cli_refuses_an_unknown_key_or_a_bad_value_before_signing_anything(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for change, says in (("min_gas_prize=5", "unknown parameter 'min_gas_prize'"),
+                         ("min_gas_price=cheap", "min_gas_price takes a non-negative integer"),
+                         ("min_gas_price", "a change is KEY=VALUE")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["gov", "propose", "param", change, "--deposit", "1000", "--title", "t",
+                  "--from", "nobody-in-the-keyring"])
+        assert exit_.value.code == 1
+        assert says in capsys.readouterr().err

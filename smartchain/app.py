@@ -25,6 +25,8 @@ from smartchain.modules.contracts.module import Contracts
 from smartchain.modules.gov import cli as gov_cli
 from smartchain.modules.gov import queries as gov_queries
 from smartchain.modules.gov.module import Gov
+from smartchain.modules.poca import cli as poca_cli
+from smartchain.modules.poca import queries as poca_queries
 from smartchain.modules.poca.module import Poca
 from smartchain.modules.query import HttpQuery, ModuleApi
 from smartchain.modules.storage import cli as storage_cli
@@ -55,6 +57,7 @@ class AppModule:
     make: Callable[[], Module]
     api: ModuleApi = NO_QUERIES
     cli: ModuleCli | None = None
+    more_clis: tuple[ModuleCli, ...] = ()  # a module with two command groups (poca)
 
 
 MODULES: tuple[AppModule, ...] = (
@@ -63,7 +66,8 @@ MODULES: tuple[AppModule, ...] = (
     AppModule(Contracts, contracts_queries.API, ModuleCli("contract", contracts_cli.contract_app)),
     AppModule(Compute, compute_queries.API, ModuleCli("compute", compute_cli.compute_app)),
     AppModule(Storage, storage_queries.API, ModuleCli("store", storage_cli.store_app)),
-    AppModule(Poca),
+    AppModule(Poca, poca_queries.API, ModuleCli("validator", poca_cli.validator_app),
+              (ModuleCli("stake", poca_cli.stake_app),)),
     AppModule(Gov, gov_queries.API, ModuleCli("gov", gov_cli.gov_app)),
 )
 
@@ -96,4 +100,4 @@ def api_schemas() -> dict[str, Any]:
 
 def module_clis() -> list[ModuleCli]:
     """The modules' CLI command groups, in module order (``smart`` adds each)."""
-    return [m.cli for m in MODULES if m.cli is not None]
+    return [c for m in MODULES for c in ((m.cli,) if m.cli else ()) + m.more_clis]

@@ -17,6 +17,7 @@ from smartchain.modules.bank.types import Transfer
 from smartchain.modules.compute.sdk import ComputeSdk, posted_job_id
 from smartchain.modules.contracts.sdk import ContractsSdk, deployed_address
 from smartchain.modules.gov.sdk import GovSdk
+from smartchain.modules.poca.sdk import PocaSdk
 from smartchain.modules.sdk import ApiError
 from smartchain.modules.storage.sdk import StorageSdk
 from smartchain.modules.tokens.sdk import TokensSdk
@@ -42,7 +43,7 @@ class NodeUnreachable(ApiError):
 
 
 @dataclass
-class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, GovSdk):
+class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, GovSdk):
     """The SDK: the core calls here, each module's methods from its ``sdk.py`` mixin."""
 
     url: str = "http://127.0.0.1:26657"

@@ -167,8 +167,8 @@ def _init_genesis(store: Overlay, genesis: Any) -> None:
     ranked at once: the top ``poca_max_directors`` sign from height 1."""
     params = genesis.params
     if params.poca_signer_admission not in (ADMISSION_OPEN, ADMISSION_APPROVAL):
-        raise ValueError(f"poca_signer_admission must be {ADMISSION_OPEN!r} or "
-                         f"{ADMISSION_APPROVAL!r}, not {params.poca_signer_admission!r}")
+        raise ValueError(f"poca_signer_admission must be {ADMISSION_OPEN} (open) or "
+                         f"{ADMISSION_APPROVAL} (approval), not {params.poca_signer_admission}")
     block = BlockInfo(genesis.chain_id, 0, genesis.time_ms, bytes(20), params)
     env = Env(store, block, None, [])
     total = 0

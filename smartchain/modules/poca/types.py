@@ -43,7 +43,8 @@ STATUS = ("active", "jailed", "tombstoned", "eliminated")
 DIRECTOR, STANDBY_SIGNER, STANDBY_COMPUTE, ORDINARY = range(4)
 TIERS = ("director", "standby_signer", "standby_compute", "ordinary")
 
-ADMISSION_OPEN, ADMISSION_APPROVAL = "open", "approval"
+ADMISSION_OPEN, ADMISSION_APPROVAL = 0, 1  # poca_signer_admission
+ADMISSION = ("open", "approval")
 
 CANDIDATE_PREFIX = b"poca/cand/"  # + operator address -> Candidate
 RANKED_PREFIX = b"poca/ranked/"  # + operator: registered, not tombstoned (the epoch's loop)

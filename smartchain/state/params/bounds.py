@@ -39,14 +39,7 @@ class Flag:
     """A boolean parameter: ``true`` or ``false``."""
 
 
-@dataclass(frozen=True, slots=True)
-class OneOf:
-    """A text parameter taking one of a few values."""
-
-    choices: tuple[str, ...]
-
-
-Bound = Range | Flag | OneOf
+Bound = Range | Flag
 
 _BLOCKS = Range(1, 10**9)  # a length in blocks: never zero (a zero epoch divides by zero)
 _SHARE = Range(0, BPS)  # a part in basis points
@@ -116,7 +109,7 @@ BOUNDS: dict[str, Bound] = {
     "poca_storage_weight": Range(0, 10**9),
     "poca_eliminate_window": _BLOCKS,
     "poca_eliminate_epochs": Range(0, 10**6),
-    "poca_signer_admission": OneOf(("open", "approval")),
+    "poca_signer_admission": Range(0, 1),  # 0 open, 1 approval
     "poca_bootstrap_epochs": Range(0, 10**9),
     # gov
     "gov_min_deposit": Range(1, 10**9 * HPC),
@@ -175,9 +168,6 @@ def _field_problem(name: str, value: Any) -> str | None:
         return None
     if isinstance(bound, Flag):
         return None if isinstance(value, bool) else f"{name} must be true or false"
-    if isinstance(bound, OneOf):
-        return None if value in bound.choices else \
-            f"{name} must be one of {', '.join(bound.choices)}"
     if isinstance(value, bool) or not isinstance(value, int):
         return f"{name} must be an integer"
     high = min(bound.high, (1 << int(kind[1:])) - 1)
@@ -211,8 +201,6 @@ def parse_value(name: str, text: str) -> Any:
         if text.lower() not in ("true", "false"):
             raise ParamsError(f"{name} takes true or false, not {text!r}")
         return text.lower() == "true"
-    if kind == "str":
-        return text
     if not text.isascii() or not text.isdigit() or len(text) > 40:
         raise ParamsError(f"{name} takes a non-negative integer, not {text!r}")
     return int(text)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smartchain.codec import U32, U64, U128, Str
+from smartchain.codec import U8, U32, U64, U128
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class PocaParams:
     poca_storage_weight: U32 = 1  # score points per MiB of audited storage (x pass rate)
     poca_eliminate_window: U64 = 100  # blocks an elimination proposal collects votes in
     poca_eliminate_epochs: U32 = 10  # epochs an eliminated candidate is barred from ranking
-    poca_signer_admission: Str = "open"  # "open", or "approval": > 1/2 of directors approve
+    # 0: open; 1: approval (a new candidate ranks once > 1/2 of director power approves it)
+    poca_signer_admission: U8 = 0
     # Genesis validators are qualified without proven competence for this many epochs
     # (0: until outranked): the bootstrap of a chain that has no verified work yet.
     poca_bootstrap_epochs: U64 = 0

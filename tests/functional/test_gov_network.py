@@ -1,6 +1,6 @@
 """Governance on a real 4-signer devnet, driven through `smart` as a holder would.
 
-The demo accounts lock HPC by delegating to a signer, one proposes raising
+The demo accounts lock HPC with `smart stake delegate`, one proposes raising
 ``min_gas_price`` with `smart gov propose param`, three vote yes with `smart gov vote`;
 after the tally (the devnet votes for 30 blocks) every node has the new price, and a
 transaction paying the old price is refused. The devnet is always stopped (`smart devnet
@@ -20,9 +20,8 @@ from typing import Any
 from framework.harness import wait_until
 
 from smartchain.client import Client
-from smartchain.crypto.address import address_of
+from smartchain.crypto.address import address_of, to_bech32
 from smartchain.devnet import demo_accounts, load
-from smartchain.modules.poca.types import Delegate
 from smartchain.node.config import GENESIS_FILE
 from smartchain.state.genesis import Genesis
 from smartchain.types.amount import UNITS_PER_HPC
@@ -66,15 +65,14 @@ def test_holders_raise_min_gas_price_and_the_old_price_is_refused_after_the_tall
                                 "--block-time-ms", "300", "--compute-providers", "0",
                                 "--storage-providers", "0"))
         urls = [n["api_url"] for n in summary["nodes"]]
-        client = Client(urls[0])
         doc = load(home)
         assert doc is not None
         demos = demo_accounts(doc)
         # every demo account locks 1000 HPC with the first signer (genesis: 1 HPC each)
         signer = address_of(Genesis.load(home / "node0" / GENESIS_FILE).validators[0].public_key)
         for demo in demos:
-            sent = client.send_tx(demo.key, "poca/delegate", Delegate(signer, DELEGATION))
-            assert sent["receipt"]["ok"], sent
+            sent = smart(env, "stake", "delegate", "--from", demo.name, to_bech32(signer), "1000")
+            assert sent.returncode == 0, sent.stderr
 
         proposal = ok_json(smart(env, "gov", "propose", "param", "min_gas_price=5",
                                  "--deposit", "1000", "--title", "Raise the gas price",

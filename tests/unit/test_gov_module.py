@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from framework.chain import ChainKit, ChainNet
+from framework.checks import assert_invariants
 
 from smartchain.cli.main import main
 from smartchain.crypto.keys import PrivateKey
@@ -38,10 +39,13 @@ from smartchain.modules.gov.types import (
     Propose,
     Vote,
 )
+from smartchain.modules.poca.state import community_pool
 from smartchain.modules.poca.types import Delegate, Register
 from smartchain.state.genesis import GenesisError
 from smartchain.state.params import Params
 from smartchain.state.params.bounds import BOUNDS
+from smartchain.types.consensus import DuplicateVoteEvidence, Step
+from smartchain.types.consensus import Vote as ConsensusVote
 from smartchain.types.errors import Code, TxError
 from smartchain.types.tx import Receipt
 
@@ -502,3 +506,27 @@ def test_the_cli_refuses_an_unknown_key_or_a_bad_value_before_signing_anything(
                   "--from", "nobody-in-the-keyring"])
         assert exit_.value.code == 1
         assert says in capsys.readouterr().err
+
+
+def double_sign(net: Net, signer: PrivateKey) -> None:
+    """A block recording ``signer``'s double prevote: poca slashes 5 % into the pool."""
+    h = net.chain.height
+    votes = sorted((ConsensusVote(net.kit.chain_id, h, 0, int(Step.PREVOTE), bytes([n]) * 32,
+                                  signer.public_key, bytes(64)).signed_by(signer)
+                    for n in (1, 2)), key=lambda v: v.encode())
+    staged = net.chain.stage_proposal([], net.chain.next_time(0), net.proposer,
+                                      evidence=(DuplicateVoteEvidence(*votes),))
+    net.chain.commit(staged)
+    assert_invariants(net.chain)
+
+
+def test_a_passing_spend_is_paid_from_the_community_pool(staked: Net) -> None:
+    double_sign(staked, PROPOSER)  # the genesis director: 5 % of its 1 HPC
+    pool = staked.read(community_pool)
+    assert pool == HPC * 5 // 100
+    staked.ok(DAVE, Propose(SPEND, "pay carol", "", (), CAROL.address, pool, MIN_DEPOSIT))
+    pid = staked.last_id()
+    carol, dave = staked.balance(CAROL), staked.balance(DAVE)
+    assert voted(staked, pid, (ALICE, YES)) == "passed"
+    assert staked.balance(CAROL) == carol + pool and staked.read(community_pool) == 0
+    assert staked.balance(DAVE) == dave + MIN_DEPOSIT

@@ -84,6 +84,15 @@ def test_holders_raise_min_gas_price_and_the_old_price_is_refused_after_the_tall
             voted = smart(env, "gov", "vote", str(pid), "yes", "--from", name)
             assert voted.returncode == 0, voted.stderr
 
+        # a text proposal funded by a second depositor opens to votes too
+        text = ok_json(smart(env, "gov", "propose", "text", "--deposit", "400", "--title",
+                             "Hello holders", "--from", "demo4", "--json"))
+        assert text["status"] == "deposit" and text["id"] == pid + 1
+        funded = smart(env, "gov", "deposit", str(text["id"]), "600", "--from", "demo5")
+        assert funded.returncode == 0, funded.stderr
+        listed = ok_json(smart(env, "gov", "list", "--status", "voting", "--json"))
+        assert [p["id"] for p in listed] == [text["id"], pid]
+
         end = proposal["voting_end"]
         for url in urls:  # every node applies the change from the block after the tally
             node = Client(url)

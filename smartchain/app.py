@@ -22,9 +22,15 @@ from smartchain.modules.compute.module import Compute
 from smartchain.modules.contracts import cli as contracts_cli
 from smartchain.modules.contracts import queries as contracts_queries
 from smartchain.modules.contracts.module import Contracts
+from smartchain.modules.devices import cli as devices_cli
+from smartchain.modules.devices import queries as devices_queries
+from smartchain.modules.devices.module import Devices
 from smartchain.modules.gov import cli as gov_cli
 from smartchain.modules.gov import queries as gov_queries
 from smartchain.modules.gov.module import Gov
+from smartchain.modules.market import cli as market_cli
+from smartchain.modules.market import queries as market_queries
+from smartchain.modules.market.module import Market
 from smartchain.modules.poca import cli as poca_cli
 from smartchain.modules.poca import queries as poca_queries
 from smartchain.modules.poca.module import Poca
@@ -68,6 +74,8 @@ MODULES: tuple[AppModule, ...] = (
     AppModule(Storage, storage_queries.API, ModuleCli("store", storage_cli.store_app)),
     AppModule(Poca, poca_queries.API, ModuleCli("validator", poca_cli.validator_app),
               (ModuleCli("stake", poca_cli.stake_app),)),
+    AppModule(Devices, devices_queries.API, ModuleCli("device", devices_cli.device_app)),
+    AppModule(Market, market_queries.API, ModuleCli("market", market_cli.market_app)),
     AppModule(Gov, gov_queries.API, ModuleCli("gov", gov_cli.gov_app)),
 )
 

@@ -16,7 +16,9 @@ from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.types import Transfer
 from smartchain.modules.compute.sdk import ComputeSdk, posted_job_id
 from smartchain.modules.contracts.sdk import ContractsSdk, deployed_address
+from smartchain.modules.devices.sdk import DevicesSdk
 from smartchain.modules.gov.sdk import GovSdk
+from smartchain.modules.market.sdk import MarketSdk
 from smartchain.modules.poca.sdk import PocaSdk
 from smartchain.modules.sdk import ApiError
 from smartchain.modules.storage.sdk import StorageSdk
@@ -43,7 +45,8 @@ class NodeUnreachable(ApiError):
 
 
 @dataclass
-class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, GovSdk):
+class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSdk, MarketSdk,
+             GovSdk):
     """The SDK: the core calls here, each module's methods from its ``sdk.py`` mixin."""
 
     url: str = "http://127.0.0.1:26657"
@@ -69,6 +72,10 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, GovSdk):
 
     def status(self) -> dict[str, Any]:
         return self._request("GET", "/v1/status")
+
+    def genesis(self) -> dict[str, Any]:
+        """The chain's genesis document, as its genesis.json holds it."""
+        return self._request("GET", "/v1/genesis")
 
     def account(self, address: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/accounts/{address}")

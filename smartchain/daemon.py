@@ -22,6 +22,7 @@ from smartchain.crypto.keys import PrivateKey
 from smartchain.node.bft import ConsensusService
 from smartchain.node.compute_worker import ComputeWorker
 from smartchain.node.config import RUNTIME_FILE, NodeConfig
+from smartchain.node.join import check_seeds, refuse_wrong_network
 from smartchain.node.node import Node
 from smartchain.node.storage_provider import StorageProvider
 from smartchain.p2p import P2P, P2PError
@@ -68,6 +69,7 @@ class Daemon:
         runtime = self.home / RUNTIME_FILE
         discovery: asyncio.Task[None] | None = None
         try:
+            await self._check_seeds()
             await self.p2p.start()
             url = await self.api.start()
             self._write_runtime(runtime, url)
@@ -89,6 +91,20 @@ class Daemon:
             with contextlib.suppress(FileNotFoundError):
                 runtime.unlink()
             await self._shutdown()
+
+    async def _check_seeds(self) -> None:
+        """Refuse to run on a genesis our seeds do not share: the handshake would refuse
+        every peer, and the node would sit (or, as a sole signer, build) on a chain of its
+        own. A seed that is down only gets a log line: networks restart."""
+        seeds = [s for s in self.config.p2p.seeds if not s.startswith(self.key.public_key.hex())]
+        if not seeds:
+            return
+        ours = self.node.genesis.hash().hex()
+        checks = await check_seeds(seeds, ours)
+        for check in checks:
+            if not check.ok and not check.wrong_network:
+                log.warning("seed %s: %s", check.seed, check.error)
+        refuse_wrong_network(checks, ours)
 
     def _write_runtime(self, runtime: Path, url: str) -> None:
         node = self.node

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from framework.chain import ChainKit
+from framework.mqtt import running_broker
+
+from smartchain.agent.broker import LocalBroker
 
 
 @pytest.fixture
@@ -19,3 +22,11 @@ def chainkit(tmp_path: Path) -> Iterator[ChainKit]:
     kit = ChainKit(tmp_path)
     yield kit
     kit.close_all()
+
+
+@pytest.fixture
+def mqtt_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    """A real mosquitto on a free 127.0.0.1 port (``.port``), its config and log under
+    tmp_path/mosquitto; stopped at teardown."""
+    with running_broker(tmp_path / "mosquitto") as broker:
+        yield broker

@@ -42,6 +42,20 @@ EVENT = {
 
 
 SCHEMAS: dict[str, Any] = {
+    "Genesis": {
+        "type": "object", "required": ["chain_id", "time_ms", "params", "accounts", "validators"],
+        "properties": {
+            "chain_id": {"type": "string"}, "time_ms": U64_INT,
+            "params": {"type": "object"},
+            "accounts": {"type": "array", "items": {
+                "type": "object", "required": ["address", "balance"],
+                "properties": {"address": ADDRESS, "balance": UNITS}}},
+            "validators": {"type": "array", "items": {
+                "type": "object", "required": ["public_key", "power", "name"],
+                "properties": {"public_key": HEX32, "power": U64_INT,
+                               "name": {"type": "string"}}}},
+        },
+    },
     "Error": {
         "type": "object", "required": ["error"],
         "properties": {"error": {
@@ -284,6 +298,12 @@ PATHS: dict[str, Any] = {
         "operationId": "getStatus", "tags": ["node"],
         "summary": "Chain id, height, latest hash and state root",
         "responses": {"200": _json(_ref("Status"), "node status")},
+    }},
+    "/v1/genesis": {"get": {
+        "operationId": "getGenesis", "tags": ["node"],
+        "summary": "The chain's genesis document (genesis.json); its hash is in the "
+                   "X-Genesis-Hash header and in /v1/status",
+        "responses": {"200": _json(_ref("Genesis"), "genesis document")},
     }},
     "/metrics": {"get": {
         "operationId": "getMetrics", "tags": ["node"],

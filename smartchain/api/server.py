@@ -282,8 +282,9 @@ async def get_tx(request: web.Request) -> web.Response:
 def _block_response(node: Node, height: int) -> web.Response:
     block = node.chain.get_block(height)
     if block is None:
-        raise ApiError(404, "not_found", f"no block at height {height} (latest is "
-                       f"{node.chain.height})")
+        pruned = ", earlier ones pruned" if 0 < height < node.chain.base else ""
+        raise ApiError(404, "not_found", f"no block at height {height} (this node holds "
+                       f"{node.chain.base}..{node.chain.height}{pruned})")
     return web.json_response(block_json(block))
 
 
@@ -517,6 +518,14 @@ async def get_status(request: web.Request) -> web.Response:
     })
 
 
+async def get_genesis(request: web.Request) -> web.Response:
+    """The genesis document as genesis.json holds it: what a joining node starts from
+    (``smart genesis export``, ``smart node init --genesis URL``)."""
+    genesis = _node(request).chain.genesis
+    return web.json_response(genesis.to_json(),
+                             headers={"X-Genesis-Hash": genesis.hash().hex()})
+
+
 async def get_metrics(request: web.Request) -> web.Response:
     body = _node(request).metrics.render()
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
@@ -546,6 +555,7 @@ CORE_ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response
     ("GET", "/v1/accounts/{address}", get_account_view),
     ("POST", "/v1/contracts/{address}/query", post_contract_query),
     ("GET", "/v1/status", get_status),
+    ("GET", "/v1/genesis", get_genesis),
     ("GET", "/metrics", get_metrics),
     ("GET", "/openapi.json", get_openapi),
 ]

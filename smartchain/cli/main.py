@@ -7,12 +7,14 @@ one line on stderr (or a JSON error object with ``--json``) and a non-zero exit 
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import importlib
 import json
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -23,6 +25,7 @@ from rich.table import Table
 from smartchain import devnet as devnet_mod
 from smartchain.app import module_clis
 from smartchain.cli import keyring, settings
+from smartchain.cli.agent import agent_app
 from smartchain.cli.common import (
     OPTS,
     CliError,
@@ -49,14 +52,19 @@ from smartchain.crypto.keystore import KeystoreError, is_encrypted
 from smartchain.modules.compute.cli import parse_provide
 from smartchain.modules.tokens.cli import holdings_lines
 from smartchain.node.config import (
+    GENESIS_FILE,
     KEY_FILE,
     ApiSettings,
     ConfigError,
     ConsensusSettings,
     NodeConfig,
+    P2PSettings,
 )
 from smartchain.node.home import init_home, load_validator_key
-from smartchain.state.genesis import GenesisError
+from smartchain.node.join import check_seeds, load_genesis, parse_seeds, require_all
+from smartchain.p2p import P2PConfig
+from smartchain.p2p.messages import format_address
+from smartchain.state.genesis import Genesis, GenesisError
 from smartchain.state.params import Params
 from smartchain.types.amount import AmountError, format_hpc, parse_hpc, parse_units
 
@@ -67,11 +75,14 @@ tx_app = typer.Typer(help="Sign and send transactions.", no_args_is_help=True)
 query_app = typer.Typer(help="Read chain state.", no_args_is_help=True)
 node_app = typer.Typer(help="Initialise and run a node.", no_args_is_help=True)
 devnet_app = typer.Typer(help="A local network for development.", no_args_is_help=True)
+genesis_app = typer.Typer(help="A network's genesis.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(tx_app, name="tx")
 app.add_typer(query_app, name="query")
 app.add_typer(node_app, name="node")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(agent_app, name="agent")
+app.add_typer(genesis_app, name="genesis")
 for module_cli in module_clis():  # each module's own commands (modules/<name>/cli.py)
     app.add_typer(module_cli.app, name=module_cli.name)
 
@@ -265,27 +276,95 @@ def _parse_fund(items: list[str]) -> list[tuple[bytes, int]]:
 @node_app.command("init")
 def node_init(
     home: Annotated[Path, typer.Option(help="Node home directory.")],
-    chain_id: Annotated[str, typer.Option(help="Chain id.")] = "smart-local-1",
+    chain_id: Annotated[str, typer.Option(help="Chain id (of a new chain).")] = "smart-local-1",
     moniker: Annotated[str, typer.Option(help="Node name.")] = "node",
     api_port: Annotated[int, typer.Option(help="HTTP API port.")] = 26657,
+    p2p_port: Annotated[int, typer.Option(help="P2P port.")] = 26656,
+    listen: Annotated[str, typer.Option(
+        help="Address the API and P2P listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    advertise: Annotated[str | None, typer.Option(
+        help="Host others dial to reach this node (needed with --listen 0.0.0.0).")] = None,
+    genesis: Annotated[str | None, typer.Option(
+        "--genesis", help="Join an existing network: its genesis, a FILE or a URL (a node's "
+        "API URL or a JSON document).")] = None,
+    seeds: Annotated[str | None, typer.Option(
+        help="Peers to join through: ID@HOST:PORT,... (`smart node show-id` on each).")] = None,
+    skip_seed_check: Annotated[bool, typer.Option(
+        help="Write the home without dialling the seeds first.")] = False,
     block_time_ms: Annotated[int, typer.Option(help="Block interval.")] = 1000,
     fund: Annotated[list[str] | None, typer.Option(help="Genesis ADDRESS=HPC (repeatable).")
                     ] = None,
     insecure: Annotated[bool, typer.Option(help="Store the validator key unencrypted.")] = False,
     passphrase_file: PassFile = None,
 ) -> None:
-    """Create a single-validator chain: config.toml, genesis.json, validator key."""
+    """Create a single-validator chain, or join a network with --genesis and --seeds:
+    config.toml, genesis.json, node key."""
+    seed_list = parse_seeds(seeds or "")
+    joined = load_genesis(genesis) if genesis is not None else None
+    if joined is not None:
+        if fund:
+            raise CliError("--fund sets the balances of a new chain; a joined network's "
+                           "genesis is fixed")
+        if not seed_list:
+            raise CliError("joining a network needs --seeds ID@HOST:PORT,... (run "
+                           "`smart node show-id` on a node of that network)")
+        if not skip_seed_check:
+            require_all(asyncio.run(check_seeds(seed_list, joined.hash().hex())),
+                        joined.hash().hex())
+    if (home / GENESIS_FILE).exists():
+        raise CliError(f"{home} is already initialised")
     key = PrivateKey.generate()
-    pw = None if insecure else passphrase("Validator key passphrase: ", confirm=True,
+    pw = None if insecure else passphrase("Node key passphrase: ", confirm=True,
                                           file=passphrase_file)
-    cfg = NodeConfig(moniker=moniker, api=ApiSettings(port=api_port),
+    transport = replace(P2PConfig(), advertise_host=advertise)
+    cfg = NodeConfig(moniker=moniker, api=ApiSettings(host=listen, port=api_port),
+                     p2p=P2PSettings(host=listen, port=p2p_port, seeds=seed_list,
+                                     transport=transport),
                      consensus=ConsensusSettings(block_time_ms=block_time_ms))
-    genesis = init_home(home, chain_id=chain_id, key=key, passphrase=pw, insecure=insecure,
-                        accounts=_parse_fund(fund or []), config=cfg,
-                        params=Params(block_time_ms=block_time_ms))  # sets the halving interval
-    emit({"home": str(home), "chain_id": chain_id, "validator": to_bech32(key.address),
-          "genesis_hash": genesis.hash().hex()},
-         f"initialised {home} (chain {chain_id}, validator {to_bech32(key.address)})")
+    if joined is not None:
+        cfg.consensus.block_time_ms = joined.params.block_time_ms
+    made = init_home(home, chain_id=chain_id, key=key, passphrase=pw, insecure=insecure,
+                     accounts=_parse_fund(fund or []), config=cfg, genesis=joined,
+                     params=Params(block_time_ms=block_time_ms))  # sets the halving interval
+    node_id = _node_id(home, cfg)
+    what = (f"joining chain {made.chain_id} through {len(seed_list)} seed(s)" if joined
+            else f"chain {made.chain_id}, validator {to_bech32(key.address)}")
+    emit({"home": str(home), "chain_id": made.chain_id, "validator": to_bech32(key.address),
+          "genesis_hash": made.hash().hex(), "node_id": node_id, "seeds": seed_list},
+         f"initialised {home} ({what})\nnode id: {node_id}")
+
+
+def _node_id(home: Path, cfg: NodeConfig, host: str | None = None) -> str:
+    """``ID@HOST:PORT``: what other nodes put in their --seeds to reach this one."""
+    try:
+        public_key = bytes.fromhex(json.loads((home / KEY_FILE).read_text())["public_key"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"cannot read the node key in {home}: {exc}") from None
+    host = host or cfg.p2p.transport.advertise_host or cfg.p2p.host
+    if host in ("0.0.0.0", "::", ""):
+        raise CliError(f"the node listens on every interface ({cfg.p2p.host}): give the host "
+                       "others dial with --host, or set advertise_host in [p2p]")
+    return format_address(public_key, host, cfg.p2p.port)
+
+
+@node_app.command("show-id")
+def node_show_id(
+    home: Annotated[Path, typer.Option(help="Node home directory.")],
+    host: Annotated[str | None, typer.Option(
+        help="Host others dial (default: [p2p] advertise_host, else host).")] = None,
+) -> None:
+    """Print this node's ID@HOST:PORT, for other nodes' --seeds."""
+    node_id = _node_id(home, NodeConfig.load(home), host)
+    emit({"node_id": node_id}, lambda: print(node_id))
+
+
+@genesis_app.command("export")
+def genesis_export() -> None:
+    """Print the genesis of the network the --node URL belongs to (JSON on stdout): save it
+    and hand it to `smart node init --genesis FILE`."""
+    doc = OPTS.client.genesis()
+    Genesis.from_json(doc)  # refuse to print what no node could start from
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
 @node_app.command("start")

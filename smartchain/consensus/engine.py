@@ -16,6 +16,9 @@ Beyond the paper, the engine
 - sends the proof-of-lock prevotes along with a proposal that re-proposes a locked block;
 - skips to a higher round when validators with more than 1/3 of the power are above us,
   even if spread over several rounds (the paper's rule counts one round at a time);
+- goes to the next round at once, without the precommit timeout, when +2/3 prevoted nil
+  and +2/3 precommitted nil in the round (a dead proposer's round: nothing is left to wait
+  for in it);
 - answers messages for the height it just decided with that decision (proposal and
   precommits), so a node one height behind catches up without block sync;
 - resumes after a restart at its signer's last round, with its lock and its last vote;
@@ -641,7 +644,8 @@ class ConsensusEngine:
     def _run_rules(self) -> None:
         """Apply the paper's upon-rules until none fires (each firing may enable another)."""
         while not self.decided:
-            if self._rule_decide() or self._rule_skip_round() or self._rules_current_round():
+            if (self._rule_decide() or self._rule_skip_round() or self._rule_nil_round()
+                    or self._rules_current_round()):
                 continue
             break
 
@@ -680,6 +684,24 @@ class ConsensusEngine:
                 self._start_round(r)
                 return True
         return False
+
+    def _rule_nil_round(self) -> bool:
+        """+2/3 prevoted nil and +2/3 precommitted nil in our round: go to the next one now.
+
+        A block would need +2/3 of the same prevotes to be locked or become valid, and +2/3
+        of the same precommits to be decided, so nothing can come of this round any more;
+        waiting out its precommit timeout (line 47) only delays the next proposer. With a
+        dead proposer that wait was a quarter of the round's cost. (With precommits nil but
+        no nil polka, a block may have had its polka here: then the timeout still runs, so
+        late prevotes can still make it the valid value of the next proposer.)
+        """
+        r = self.round
+        prevotes, precommits = self._prevotes.get(r), self._precommits.get(r)
+        if (prevotes is None or precommits is None or prevotes.two_thirds_majority() != NIL
+                or precommits.two_thirds_majority() != NIL):
+            return False
+        self._start_round(r + 1)
+        return True
 
     def _rules_current_round(self) -> bool:
         assert self.valset is not None

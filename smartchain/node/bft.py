@@ -14,8 +14,9 @@ be built is not sent, a block that cannot be executed is invalid, and the engine
 timeouts were armed before the work started.
 
 A node that is behind (new, or back from a crash) first syncs: it asks its peers for
-their height and fetches blocks with their certificates, checking each against the
-validator set before applying it, then joins consensus at the next height.
+their height and fetches ranges of blocks with their certificates from several of them at
+once (node/blocksync.py), checking each against the signer set of its height and
+committing each range in one store transaction, then joins consensus at the next height.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from smartchain.codec import U64, Bytes, CodecError, Struct, list_of
+from smartchain.codec import Bytes, CodecError, Struct, list_of
 from smartchain.consensus.engine import (
     Action,
     Broadcast,
@@ -47,8 +48,16 @@ from smartchain.consensus.engine import (
 from smartchain.consensus.signer import DurableSigner
 from smartchain.consensus.validators import Validator, ValidatorSet
 from smartchain.crypto.hashing import h256
+from smartchain.node.blocksync import (
+    REQ_BLOCKS,
+    REQ_STATUS,
+    BlockRange,
+    RangeFetcher,
+    SyncStatus,
+    serve_range,
+)
 from smartchain.node.gossip_budget import CheckBudget
-from smartchain.p2p import BadRequest, Penalty
+from smartchain.p2p import Penalty
 from smartchain.state.chain import ChainError, StagedBlock
 from smartchain.state.executor import CheckedTx
 from smartchain.types.block import Block, BlockHeader
@@ -71,8 +80,6 @@ log = logging.getLogger("smartchain.bft")
 TOPIC_PROPOSAL = "cons/proposal"
 TOPIC_VOTE = "cons/vote"
 TOPIC_TXS = "mempool/txs"
-REQ_BLOCK = "sync/block"
-REQ_STATUS = "sync/status"
 MAX_STAGED = 16  # staged proposals kept per height (one per round at most, normally)
 # What a proposal or a sync reply carries besides its block's transactions (header, last
 # commit, evidence, the proposal's fields or the block's commit, the envelope): the rest
@@ -92,21 +99,11 @@ class TxBatch(Struct):
 
 
 @dataclass(frozen=True, slots=True)
-class SyncRequest(Struct):
-    height: U64
-
-
-@dataclass(frozen=True, slots=True)
 class SyncBlock(Struct):
     """A block with the certificate that finalised it: everything a follower needs."""
 
     block: Block
     commit: Commit
-
-
-@dataclass(frozen=True, slots=True)
-class SyncStatus(Struct):
-    height: U64
 
 
 def header_of(block_bytes: bytes) -> BlockHeader:
@@ -246,7 +243,7 @@ class ConsensusService:
         p2p.subscribe(TOPIC_PROPOSAL, self._on_proposal)
         p2p.subscribe(TOPIC_VOTE, self._on_vote)
         p2p.subscribe(TOPIC_TXS, self._on_txs)
-        p2p.register_request(REQ_BLOCK, self._serve_block)
+        p2p.register_request(REQ_BLOCKS, self._serve_blocks)
         p2p.register_request(REQ_STATUS, self._serve_status)
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -491,22 +488,14 @@ class ConsensusService:
         del self._tx_outbox[:taken]  # in place: Node.announce is this very list's extend
         return batch
 
-    # --- block sync ----------------------------------------------------------------------
+    # --- block sync (the transport: node/blocksync.py) ----------------------------------
 
     async def _serve_status(self, peer: bytes, payload: bytes) -> bytes:
-        return SyncStatus(self.node.chain.height).encode()
-
-    async def _serve_block(self, peer: bytes, payload: bytes) -> bytes:
-        try:
-            height = SyncRequest.decode(payload).height
-        except CodecError as exc:
-            raise BadRequest(f"malformed block request: {exc}") from exc
         chain = self.node.chain
-        block = chain.get_block(height)
-        commit = chain.get_commit(height)
-        if block is None or commit is None:
-            raise LookupError(f"no committed block at height {height}")
-        return SyncBlock(block, commit).encode()
+        return SyncStatus(chain.height, chain.base).encode()
+
+    async def _serve_blocks(self, peer: bytes, payload: bytes) -> bytes:
+        return serve_range(self.node.chain, payload, self.p2p.max_frame)
 
     async def _catch_up_forever(self) -> None:
         while True:
@@ -521,48 +510,40 @@ class ConsensusService:
             return
         self._syncing = True
         try:
-            while True:
-                best, peer = await self._best_peer()
-                if peer is None or best <= self.node.chain.height:
-                    return
-                await self._fetch_from(peer, best)
+            while await RangeFetcher(self.p2p, self.node.chain, self._apply_range).run():
+                pass
         finally:
             self._syncing = False
 
-    async def _best_peer(self) -> tuple[int, bytes | None]:
-        best, best_peer = -1, None
-        for peer in self.p2p.connected_peers():
-            try:
-                raw = await self.p2p.request(peer, REQ_STATUS, b"", timeout=2.0)
-                height = SyncStatus.decode(raw).height
-            except Exception as exc:  # a peer that cannot answer is simply skipped
-                log.debug("status from %s failed: %s", peer.hex()[:16], exc)
-                continue
-            if height > best:
-                best, best_peer = height, peer
-        return best, best_peer
+    async def _apply_range(self, blocks: BlockRange, start: int, peer: bytes) -> str | None:
+        """Commit a range of synced blocks (one store transaction); why not, if a block
+        of it did not verify (the blocks before it are committed)."""
+        started = time.monotonic()
+        staged, why = await self._in_builder(self._commit_range, blocks, start)
+        for one in staged:
+            self._after_commit(one, started)
+        return why
 
-    async def _fetch_from(self, peer: bytes, target: int) -> None:
+    def _commit_range(self, blocks: BlockRange, start: int) -> tuple[list[StagedBlock],
+                                                                      str | None]:
+        """Builder thread: each block checked and committed in one batch, up to the first
+        that fails."""
         chain = self.node.chain
-        while chain.height < target:
-            height = chain.height + 1
-            try:
-                raw = await self.p2p.request(peer, REQ_BLOCK, SyncRequest(height).encode(),
-                                             timeout=10.0)
-                if chain.height >= height:
+        committed: list[StagedBlock] = []
+        with chain.batch():
+            for i, (raw, raw_commit) in enumerate(zip(blocks.blocks, blocks.commits,
+                                                      strict=True)):
+                height = start + i
+                if height <= chain.height:
                     continue  # consensus committed it while we waited: not the peer's fault
-                sb = SyncBlock.decode(raw)
-                started = time.monotonic()
-                staged = await self._in_builder(self._apply_synced, sb, height)
+                try:
+                    sb = SyncBlock(Block.decode(raw), Commit.decode(raw_commit))
+                    staged = self._apply_synced(sb, height)
+                except (CodecError, ValueError, ChainError, TxError) as exc:
+                    return committed, f"bad block {height}: {exc}"
                 if staged is not None:
-                    self._after_commit(staged, started)
-            except (CodecError, ValueError, ChainError, TxError) as exc:
-                self.p2p.penalize(peer, 50, f"bad block {height} in sync: {exc}")
-                return
-            except Exception as exc:  # timeouts, disconnects: try another peer later
-                log.info("sync from %s stopped at %d: %s", peer.hex()[:16], height, exc)
-                return
-            await asyncio.sleep(0)
+                    committed.append(staged)
+        return committed, None
 
     def _apply_synced(self, sb: SyncBlock, height: int) -> StagedBlock | None:
         """Check a synced block against its certificate and commit it (builder thread);

@@ -4,7 +4,7 @@ its configuration.
 config.toml has one section per sub-system, each mapping onto that sub-system's own config
 type, so a new tunable needs no plumbing here::
 
-    [node]       moniker, log_level, mempool limits          (NodeConfig's own fields)
+    [node]       moniker, log_level, mempool limits, pruning (NodeConfig's own fields)
     [api]        host, port                                  (ApiSettings)
     [p2p]        host, port, seeds, gossip signature budget  (P2PSettings)
                  + any field of smartchain.p2p.P2PConfig     (e.g. pex, max_inbound)
@@ -39,6 +39,9 @@ DATA_DIR = "data"
 RUNTIME_FILE = "node.json"  # written by a running node: its pid and addresses
 # The [faults] section injects faults; a node refuses it unless this variable is "1".
 TEST_FAULTS_ENV = "SMARTCHAIN_TEST_FAULTS"
+PRUNING_MODES = ("archive", "recent")
+# Blocks a pruned node keeps at least: peers a little behind still sync from it.
+MIN_KEEP_BLOCKS = 100
 # Marks a field whose dataclass's fields are written in the enclosing section itself.
 INLINE = {"inline": True}
 
@@ -131,6 +134,11 @@ class NodeConfig:
     log_level: str = "info"
     mempool_max_txs: int = 200_000
     mempool_max_bytes: int = 256 * 1024 * 1024
+    # "archive": every block kept; "recent": only the last keep_blocks (older ones are
+    # deleted as new ones commit: the node then cannot serve them to syncing peers, nor
+    # their transactions on the API). The state is the latest only, in both modes.
+    pruning: str = "archive"
+    keep_blocks: int = 100_000
     api: ApiSettings = field(default_factory=ApiSettings)
     p2p: P2PSettings = field(default_factory=P2PSettings)
     consensus: ConsensusSettings = field(default_factory=ConsensusSettings)
@@ -185,6 +193,11 @@ class NodeConfig:
         return cfg
 
     def validate(self) -> None:
+        if self.pruning not in PRUNING_MODES:
+            raise ConfigError(f"[node] pruning must be one of {', '.join(PRUNING_MODES)}, "
+                              f"not {self.pruning!r}")
+        if self.keep_blocks < MIN_KEEP_BLOCKS:
+            raise ConfigError(f"[node] keep_blocks must be >= {MIN_KEEP_BLOCKS}")
         _at_least(0, self.faults, "faults", "equivocate_every")
         _at_least(0, self.compute, "compute", "cores", "stake", "capability_override")
         _at_least(0, self.storage, "storage", "capacity", "price", "bandwidth_price",

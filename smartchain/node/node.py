@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
@@ -48,6 +49,12 @@ class BlockResult:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _log_prune_failure(future: Future[int]) -> None:
+    if future.exception() is not None:
+        logging.getLogger("smartchain.node").error("pruning failed",
+                                                   exc_info=future.exception())
 
 
 class Node:
@@ -327,6 +334,9 @@ class Node:
             m.txs_per_second.set(n / interval if interval > 0 else 0)
         self._last_block_at = now
         m.block_exec.observe(now - started)
+        if self.config.pruning == "recent":  # in the builder: it writes the store
+            self.builder.submit(self.chain.prune, self.config.keep_blocks) \
+                .add_done_callback(_log_prune_failure)
         return BlockResult(block, n, len(staged.skipped), now - started)
 
     async def produce_block_async(self) -> BlockResult:

@@ -57,7 +57,7 @@ from smartchain.codec import U16, CodecError, Fixed32, Fixed64, Str, Struct
 from smartchain.crypto.keys import PrivateKey
 from smartchain.p2p.framing import P2PError, SecureChannel
 
-__all__ = ["PROTOCOL", "Auth", "HandshakeError", "Hello", "initiate", "respond"]
+__all__ = ["PROTOCOL", "Auth", "HandshakeError", "Hello", "WrongNetwork", "initiate", "respond"]
 
 PROTOCOL = "smartchain-p2p/1"
 AUTH_DOMAIN = "smartchain-p2p/1 handshake auth"
@@ -71,6 +71,14 @@ _ZERO_NONCE = bytes(12)  # each handshake key encrypts exactly one message
 
 class HandshakeError(P2PError):
     """The remote end did not complete a valid, authenticated handshake."""
+
+
+class WrongNetwork(HandshakeError):
+    """The remote end runs another network (another genesis): ``theirs`` is its id."""
+
+    def __init__(self, theirs: str, ours: str) -> None:
+        super().__init__(f"peer is on network {theirs[:64]!r}, not {ours!r}")
+        self.theirs, self.ours = theirs[:64], ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +155,7 @@ def _check_hello(raw: bytes, network_id: str, own_ephemeral: bytes) -> Hello:
     if hello.protocol != PROTOCOL:
         raise HandshakeError(f"unsupported protocol {hello.protocol[:40]!r}")
     if hello.network_id != network_id:
-        raise HandshakeError(f"peer is on network {hello.network_id[:40]!r}, not {network_id!r}")
+        raise WrongNetwork(hello.network_id, network_id)
     if hello.ephemeral == own_ephemeral:
         raise HandshakeError("peer reflected our ephemeral key")
     return hello

@@ -7,10 +7,12 @@ node killed at any instant therefore restarts with either the whole block or non
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import struct
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,8 @@ _H = struct.Struct(">Q")
 MAX_STAGE_ATTEMPTS = 4
 _HI = struct.Struct(">QI")  # the TxRecord prefix: height, index
 HEIGHT_KEY = b"height"
+PRUNE_BATCH = 1_000  # blocks one prune call deletes at most (one store transaction)
+BASE_KEY = b"base"  # the lowest block held (absent: 1); pruning and snapshots raise it
 GENESIS_KEY = b"genesis"
 
 
@@ -132,6 +136,12 @@ def _run_hook(hook: Callable[[Overlay, BlockInfo], object], overlay: Overlay,
         raise _Unexecutable(None, exc) from exc
 
 
+class _BatchTxn(threading.local):
+    """The write transaction of the batch open on this thread (``Chain.batch``)."""
+
+    txn: lmdb.Transaction[bytes] | None = None
+
+
 class Chain:
     def __init__(self, path: Path | str, genesis: Genesis, modules: list[Module]) -> None:
         """Open (or create at genesis) the chain at ``path``, run by ``modules``: the app's
@@ -142,6 +152,7 @@ class Chain:
         self.store = Store(path)
         self.executor = Executor(modules)
         self.tree = StateTree()
+        self._batch = _BatchTxn()
         dbs = self.store.dbs
         with self.store.read() as txn:
             stored = txn.get(GENESIS_KEY, db=dbs["meta"])
@@ -152,6 +163,8 @@ class Chain:
             self.store.close()  # release the LMDB environment: it is open once per process
             raise ChainError("this data directory belongs to a different genesis")
         self.height = self._read_height()
+        raw_base = self.store.get("meta", BASE_KEY)
+        self.base = _H.unpack(raw_base)[0] if raw_base else 1
         self.latest = self._block_at(self.height).header if self.height else None
         self.params = self.read_params()
 
@@ -270,7 +283,7 @@ class Chain:
         included: list[CheckedTx] = []
         receipts: list[Receipt] = []
         skipped: list[CheckedTx] = []
-        with StateReader(self.store) as reader:
+        with self.reader() as reader:
             overlay = Overlay(reader)
             evidence = _record_evidence(overlay, evidence, height, strict=False)
             info = self._block_info(height, time_ms, key.public_key, last_commit, evidence)
@@ -342,7 +355,7 @@ class Chain:
                        ) -> tuple[list[Receipt], dict[bytes, bytes | None], TreeUpdate]:
         budget = BlockBudget(self.params.max_block_bytes, self.params.max_block_gas)
         receipts: list[Receipt] = []
-        with StateReader(self.store) as reader:
+        with self.reader() as reader:
             overlay = Overlay(reader)
             _record_evidence(overlay, block.evidence, info.height, strict=True)
             _run_hook(self.executor.begin_block, overlay, info)
@@ -370,25 +383,108 @@ class Chain:
         height = block.header.height
         if height != self.height + 1 or block.header.prev_hash != self.latest_hash:
             raise ChainError("staged block no longer follows the chain (staged on old state)")
-        dbs = self.store.dbs
-        hkey = _H.pack(height)
-        with self.store.write() as txn:  # commits on exit, aborts on an exception
-            self._put_state(txn, staged.writes)
-            self.tree.write(txn, dbs, staged.tree)
-            txn.put(hkey, block.encode(), db=dbs["blocks"])
-            txn.put(block.hash(), hkey, db=dbs["hashes"])
-            txn.cursor(db=dbs["txs"]).putmulti(
-                [(c.hash, _HI.pack(height, i) + rb)
-                 for i, (c, rb) in enumerate(zip(staged.included, staged.receipt_bytes,
-                                                 strict=True))])
-            if commit is not None:
-                txn.put(hkey, commit.encode(), db=dbs["commits"])
-            txn.put(HEIGHT_KEY, hkey, db=dbs["meta"])
+        batch = self._batch.txn
+        if batch is not None:
+            self._write_block(batch, staged, commit)
+        else:
+            with self.store.write() as txn:  # commits on exit, aborts on an exception
+                self._write_block(txn, staged, commit)
         self.tree.install(staged.tree)
         self.latest = block.header
         self.height = height
         if PARAMS_KEY in staged.writes:
             self.params = self.read_params()
+
+    def _write_block(self, txn: lmdb.Transaction[bytes], staged: StagedBlock,
+                     commit: Commit | None) -> None:
+        block = staged.block
+        height = block.header.height
+        dbs = self.store.dbs
+        hkey = _H.pack(height)
+        self._put_state(txn, staged.writes)
+        self.tree.write(txn, dbs, staged.tree)
+        txn.put(hkey, block.encode(), db=dbs["blocks"])
+        txn.put(block.hash(), hkey, db=dbs["hashes"])
+        txn.cursor(db=dbs["txs"]).putmulti(
+            [(c.hash, _HI.pack(height, i) + rb)
+             for i, (c, rb) in enumerate(zip(staged.included, staged.receipt_bytes,
+                                             strict=True))])
+        if commit is not None:
+            txn.put(hkey, commit.encode(), db=dbs["commits"])
+        txn.put(HEIGHT_KEY, hkey, db=dbs["meta"])
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Commit the blocks committed inside (``commit``) in ONE LMDB transaction, with one
+        fsync (block sync: an fsync per block caps it near 100 blocks/s). Each block reads
+        the ones before it (``reader()`` on this thread sees the batch); on leaving, all of
+        them are durable together, or, on an exception, none is and the chain is as before.
+        Only the thread that opened it sees the batch: others read committed state."""
+        if self._batch.txn is not None:
+            raise ChainError("a batch is already open")
+        saved = (self.height, self.latest, self.params)
+        txn = self.store.write()
+        self._batch.txn = txn
+        try:
+            yield
+        except BaseException:
+            self._batch.txn = None
+            txn.abort()
+            self.height, self.latest, self.params = saved
+            self.tree = StateTree()
+            with self.store.read() as rtxn:
+                self.tree.load(rtxn, self.store.dbs["sleaf"])
+            raise
+        self._batch.txn = None
+        txn.commit()
+
+    def prune(self, keep: int, most: int = PRUNE_BATCH) -> int:
+        """Delete the oldest blocks (with their commits, hash and transaction index
+        entries) so that only the last ``keep`` are held, at most ``most`` per call (one
+        store transaction); returns how many went. The state is not versioned: it holds
+        the latest state only, so there is no older state to prune."""
+        if keep < 1:
+            raise ValueError("pruning keeps at least the latest block")
+        upto = min(self.height - keep, self.base + most - 1)
+        if upto < self.base:
+            return 0
+        dbs = self.store.dbs
+        with self.store.write() as txn:
+            for height in range(self.base, upto + 1):
+                hkey = _H.pack(height)
+                raw = txn.pop(hkey, db=dbs["blocks"])
+                txn.delete(hkey, db=dbs["commits"])
+                if raw is None:
+                    continue
+                block = Block.decode(raw)
+                txn.delete(block.hash(), db=dbs["hashes"])
+                for tx in block.txs:
+                    txn.delete(h256(tx), db=dbs["txs"])
+            txn.put(BASE_KEY, _H.pack(upto + 1), db=dbs["meta"])
+        gone = upto + 1 - self.base
+        self.base = upto + 1
+        return gone
+
+    def raw_range(self, start: int, count: int, max_bytes: int) -> list[tuple[bytes, bytes]]:
+        """Encoded (block, commit) pairs from ``start`` on: at most ``count`` of them and,
+        past the first, ``max_bytes`` together; fewer where the store ends. One read."""
+        dbs = self.store.dbs
+        out: list[tuple[bytes, bytes]] = []
+        size = 0
+        with self.store.read() as txn:
+            for height in range(start, start + count):
+                block = txn.get(_H.pack(height), db=dbs["blocks"])
+                commit = txn.get(_H.pack(height), db=dbs["commits"])
+                if commit is None and block is not None:
+                    nxt = txn.get(_H.pack(height + 1), db=dbs["blocks"])
+                    commit = Block.decode(nxt).last_commit.encode() if nxt else None
+                if block is None or commit is None:
+                    break
+                size += len(block) + len(commit)
+                if out and size > max_bytes:
+                    break
+                out.append((block, commit))
+        return out
 
     def _put_state(self, txn: lmdb.Transaction[bytes], writes: dict[bytes, bytes | None]) -> None:
         put, delete = txn.put, txn.delete
@@ -453,8 +549,9 @@ class Chain:
                 info.cache.clear()  # the contracts VM lives for one block: this one
 
     def reader(self) -> StateReader:
-        """A consistent snapshot of committed state (close it when done)."""
-        return StateReader(self.store)
+        """A consistent snapshot of committed state (close it when done); on the thread of
+        an open ``batch``, the state with the batch's blocks."""
+        return StateReader(self.store, self._batch.txn)
 
     def check_invariants(self, view: StateReader | Overlay) -> list[str]:
         """Every module's broken books in ``view``, as "module: what" (empty when all hold)."""

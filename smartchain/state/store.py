@@ -12,6 +12,8 @@ transaction is simply there, or the one in flight is simply not.
 from __future__ import annotations
 
 import enum
+import functools
+from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -64,16 +66,20 @@ class StateView(Protocol):
 class StateReader:
     """Read-only view of committed state through one LMDB read transaction (a snapshot)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, txn: lmdb.Transaction[bytes] | None = None) -> None:
+        """``txn``: read through a write transaction still open (a batch of synced blocks,
+        each reading the ones before it); it is not ours to end."""
         self.store = store
-        self.txn = store.env.begin(db=store.dbs["state"])
-        self._get = self.txn.get
+        self._owned = txn is None
+        self.txn = store.env.begin(db=store.dbs["state"]) if txn is None else txn
+        self._db = store.dbs["state"]
+        self._get = self.txn.get if txn is None else functools.partial(txn.get, db=self._db)
 
     def get(self, key: bytes) -> bytes | None:
         return self._get(key)
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        cur = self.txn.cursor()
+        cur = self.txn.cursor(db=self._db)
         if not cur.set_range(prefix):
             return
         for k, v in cur:
@@ -82,7 +88,8 @@ class StateReader:
             yield k, v
 
     def close(self) -> None:
-        self.txn.abort()
+        if self._owned:
+            self.txn.abort()
 
     def __enter__(self) -> StateReader:
         return self
@@ -100,13 +107,20 @@ class Overlay:
     nested overlay's writes one level down.
     """
 
-    __slots__ = ("_pget", "journal", "parent", "writes")
+    __slots__ = ("_fresh", "_index", "_indexed", "_pget", "journal", "parent", "writes")
 
     def __init__(self, parent: StateReader | Overlay) -> None:
         self.parent = parent
         self._pget = parent.get
         self.writes: dict[bytes, bytes | None] = {}
         self.journal: list[tuple[bytes, bytes | _Missing | None]] = []
+        # Every key ever written here, sorted (``_index``) plus those not yet sorted in
+        # (``_fresh``): a prefix scan bisects instead of visiting every write of the block,
+        # so its cost does not grow with what the block's other transactions wrote. A key
+        # whose write was reverted stays indexed and is skipped when scanned.
+        self._index: list[bytes] = []
+        self._indexed: set[bytes] = set()
+        self._fresh: list[bytes] = []
 
     def get(self, key: bytes) -> bytes | None:
         v = self.writes.get(key, _MISSING)
@@ -116,12 +130,20 @@ class Overlay:
 
     def set(self, key: bytes, value: bytes) -> None:
         writes = self.writes
-        self.journal.append((key, writes.get(key, _MISSING)))
+        old = writes.get(key, _MISSING)
+        self.journal.append((key, old))
         writes[key] = value
+        if old is _MISSING and key not in self._indexed:
+            self._indexed.add(key)
+            self._fresh.append(key)
 
     def delete(self, key: bytes) -> None:
-        self.journal.append((key, self.writes.get(key, _MISSING)))
+        old = self.writes.get(key, _MISSING)
+        self.journal.append((key, old))
         self.writes[key] = None
+        if old is _MISSING and key not in self._indexed:
+            self._indexed.add(key)
+            self._fresh.append(key)
 
     def checkpoint(self) -> int:
         return len(self.journal)
@@ -144,12 +166,13 @@ class Overlay:
                     self.parent.set(key, value)
             self.writes = {}
             self.journal = []
+            self._index, self._indexed, self._fresh = [], set(), []
         else:
             raise TypeError("the bottom overlay is committed by the chain, in one LMDB txn")
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Merged iteration in key order (deterministic), hiding deleted keys."""
-        mine = sorted((k, v) for k, v in self.writes.items() if k.startswith(prefix))
+        mine = self._written_under(prefix)
         below = self.parent.iter_prefix(prefix)
         i = 0
         for k, v in below:
@@ -168,3 +191,22 @@ class Overlay:
         for mk, mv in mine[i:]:
             if mv is not None:
                 yield mk, mv
+
+    def _written_under(self, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
+        """This overlay's writes (``None``: deleted) of keys starting with ``prefix``, in key
+        order."""
+        index = self._index
+        if self._fresh:
+            index += self._fresh
+            index.sort()  # two sorted runs: timsort merges them, galloping over the long one
+            self._fresh = []
+        writes = self.writes
+        out: list[tuple[bytes, bytes | None]] = []
+        for i in range(bisect_left(index, prefix), len(index)):
+            key = index[i]
+            if not key.startswith(prefix):
+                break
+            value = writes.get(key, _MISSING)
+            if value is not _MISSING:
+                out.append((key, value))
+        return out

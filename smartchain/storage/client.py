@@ -466,7 +466,8 @@ class _Upload:
         self.paused: list[int] = []
         self.pause_count = 0
         self.accepted: dict[int, Acceptance] = {}
-        self.failed: list[str] = []  # "provider: why", one per failed column
+        self.failed: list[bytes] = []  # providers that failed a column
+        self.why_failed: list[str] = []  # "provider: why", one per failed column
         self.roots: list[list[bytes] | None] = [None] * segments
         self.cache: dict[int, asyncio.Future[tuple[list[bytes], list[bytes]]]] = {}
         self.cond = asyncio.Condition()
@@ -621,7 +622,7 @@ class _Upload:
                 if not self.running:
                     raise UploadFailed(
                         f"only {len(self.accepted)} of {self.n} providers accepted the file "
-                        f"({'; '.join(self.failed)}); nothing was paid")
+                        f"({'; '.join(self.why_failed)}); nothing was paid")
                 tasks = {t: j for j, t in self.running.items()}
                 finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
@@ -641,7 +642,8 @@ class _Upload:
                     address = self.assigned[j][0]
                     log.warning("provider %s failed column %d: %s", address.hex()[:12], j,
                                 _describe(exc))
-                    self.failed.append(f"{to_bech32(address)}: {_describe(exc)}")
+                    self.failed.append(address)
+                    self.why_failed.append(f"{to_bech32(address)}: {_describe(exc)}")
                     async with self.cond:
                         self.cond.notify_all()  # the window may have been waiting on it
                 self._replace()

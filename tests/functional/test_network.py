@@ -561,15 +561,12 @@ class SyncRace:
         return block.encode(), commit
 
     async def _serve(self, kind: str, payload: bytes) -> bytes:
-        from smartchain.node.bft import REQ_STATUS, SyncBlock, SyncRequest, SyncStatus
+        from smartchain.node.blocksync import REQ_STATUS, RangeRequest, SyncStatus, serve_range
 
         if kind == REQ_STATUS:
-            return SyncStatus(self.src.height).encode()
-        h = SyncRequest.decode(payload).height
-        self.on_block(h)  # whatever happens on the node while the request is in flight
-        block, commit = self.src.get_block(h), self.src.get_commit(h)
-        assert block is not None and commit is not None
-        return SyncBlock(block, commit).encode()
+            return SyncStatus(self.src.height, 1).encode()
+        self.on_block(RangeRequest.decode(payload).start)  # whatever happens meanwhile
+        return serve_range(self.src, payload, self.p2p.max_frame)
 
     def close(self) -> None:
         self.node.close()

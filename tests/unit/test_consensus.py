@@ -820,6 +820,49 @@ def test_timeouts_grow_with_the_round(tmp_path: Path) -> None:
     assert eng.round == 4
 
 
+def test_a_dead_proposers_round_moves_on_without_waiting_out_the_precommit_timeout(
+        tmp_path: Path) -> None:
+    # Nobody heard the proposer of (1, 0): everyone prevotes and precommits nil. Nothing can
+    # come of the round any more, so the next one starts as the last nil precommit arrives.
+    vs = make_valset()
+    eng = lone_engine(1, vs, tmp_path)
+    eng.start(1)
+    eng.on_timeout(Timeout(1, 0, TimeoutStep.PROPOSE))  # our prevote nil
+    for i in (0, 2):
+        eng.on_vote(vote(i, Step.PREVOTE, NIL, height=1))  # nil polka: we precommit nil
+    assert eng.on_vote(vote(0, Step.PRECOMMIT, NIL, height=1)) == []
+    out = eng.on_vote(vote(2, Step.PRECOMMIT, NIL, height=1))
+    assert eng.round == 1
+    timers = [a for a in out if isinstance(a, ScheduleTimeout)]
+    assert [(t.round, t.step) for t in timers] == [(1, TimeoutStep.PROPOSE)]
+
+
+def test_precommits_nil_after_a_blocks_polka_still_wait_out_the_precommit_timeout(
+        tmp_path: Path) -> None:
+    # Two prevoted the block, two nil (no nil polka): a late prevote could still make the
+    # block the valid value, so the round waits for its timeout as the paper says.
+    vs = make_valset()
+    eng = lone_engine(1, vs, tmp_path)
+    eng.start(1)
+    p0 = vs.proposer(1, 0)
+    key0 = KEYS[vs.index_of(p0.public_key) or 0]
+    block = b"h=1|x"
+    eng.on_proposal(Proposal(CHAIN, 1, 0, -1, h256(block), bytes(32), bytes(64))
+                    .signed_by(key0), block)  # our prevote for it
+    others = [i for i in (0, 2, 3) if KEYS[i].public_key != p0.public_key]
+    eng.on_vote(vote(others[0], Step.PREVOTE, NIL, height=1))
+    eng.on_vote(vote(others[1], Step.PREVOTE, NIL, height=1))
+    eng.on_timeout(Timeout(1, 0, TimeoutStep.PREVOTE))  # no polka in time: precommit nil
+    out = []
+    for i in others:
+        out += eng.on_vote(vote(i, Step.PRECOMMIT, NIL, height=1))
+    assert eng.round == 0
+    assert [(a.round, a.step) for a in out if isinstance(a, ScheduleTimeout)] == [
+        (0, TimeoutStep.PRECOMMIT)]
+    eng.on_timeout(Timeout(1, 0, TimeoutStep.PRECOMMIT))
+    assert eng.round == 1
+
+
 def test_engine_rejects_forgeries_and_ignores_stale_and_buffers_future(tmp_path: Path) -> None:
     vs = make_valset()
     eng = lone_engine(1, vs, tmp_path)

@@ -149,6 +149,42 @@ def test_overlay_iter_prefix_matches_a_dict_model(tmp_path) -> None:
         s.close()
 
 
+
+def test_overlay_iter_prefix_matches_a_dict_model_through_reverts_and_commits(tmp_path) -> None:
+    """Prefix scans bisect an index of written keys: reverted writes (a failed transaction),
+    keys written again after a revert and nested commits must scan as a plain dict says."""
+    rng = random.Random(11)
+    s = Store(tmp_path / "revert")
+    try:
+        keys = [b"p/" + bytes([rng.randrange(30)]) for _ in range(40)] + [b"p", b"q/x", b"o/x"]
+        seed_store(s, {k: b"base" for k in keys[:10]})
+        reader = StateReader(s)
+        block = Overlay(reader)
+        model = {k: b"base" for k in keys[:10]}
+        for _tx in range(60):
+            scope = Overlay(block) if rng.random() < 0.3 else block
+            mark, saved = scope.checkpoint(), dict(model)
+            for _ in range(rng.randrange(1, 6)):
+                k = rng.choice(keys)
+                if rng.random() < 0.3:
+                    scope.delete(k)
+                    model.pop(k, None)
+                else:
+                    scope.set(k, v := rng.randbytes(2))
+                    model[k] = v
+                expect = sorted((k2, v2) for k2, v2 in model.items() if k2.startswith(b"p/"))
+                assert list(scope.iter_prefix(b"p/")) == expect
+            if rng.random() < 0.4:  # the transaction failed
+                scope.revert_to(mark)
+                model = saved
+            elif scope is not block:
+                scope.commit()
+            expect = sorted((k2, v2) for k2, v2 in model.items() if k2.startswith(b"p/"))
+            assert list(block.iter_prefix(b"p/")) == expect
+        reader.close()
+    finally:
+        s.close()
+
 # --- StateTree ------------------------------------------------------------------------
 
 

@@ -22,7 +22,9 @@ from smartchain.state.params.compute import (
     ComputeSybilParams,
 )
 from smartchain.state.params.contracts import ContractsParams
+from smartchain.state.params.devices import DevicesParams
 from smartchain.state.params.gov import GovParams
+from smartchain.state.params.market import MarketParams
 from smartchain.state.params.poca import PocaParams
 from smartchain.state.params.storage import StorageAcceptParams, StorageDealParams
 from smartchain.state.params.tokens import TokensParams
@@ -59,6 +61,8 @@ PARAM_GROUPS: tuple[type, ...] = (
     StorageAcceptParams,
     ComputePlacementParams,
     PocaParams,
+    DevicesParams,
+    MarketParams,
     GovParams,
 )
 
@@ -66,6 +70,8 @@ PARAM_GROUPS: tuple[type, ...] = (
 @dataclass(frozen=True, slots=True)
 class Params(  # PARAM_GROUPS reversed: a dataclass lays out its last base's fields first
     GovParams,
+    MarketParams,
+    DevicesParams,
     PocaParams,
     ComputePlacementParams,
     StorageAcceptParams,

@@ -111,6 +111,16 @@ BOUNDS: dict[str, Bound] = {
     "poca_eliminate_epochs": Range(0, 10**6),
     "poca_signer_admission": Range(0, 1),  # 0 open, 1 approval
     "poca_bootstrap_epochs": Range(0, 10**9),
+    # devices
+    "devices_manufacturer_deposit": Range(0, 10**9 * HPC),
+    "devices_register_gas": Range(0, 10**9),
+    # market
+    "market_max_fills_per_order": Range(1, 10_000),  # bounds matching's cost per order
+    "market_fill_gas": Range(0, 10**9),
+    "market_order_gas": Range(0, 10**9),
+    "market_tombstone_gas": Range(0, 10**9),
+    "market_receipt_grace": _BLOCKS,
+    "market_max_expiry_blocks": _BLOCKS,
     # gov
     "gov_min_deposit": Range(1, 10**9 * HPC),
     "gov_min_initial_deposit": Range(0, 10**9 * HPC),

@@ -1,0 +1,154 @@
+"""How fast a new node catches up: block sync of empty blocks against replaying them.
+
+(a) baseline, in process: the same certified blocks applied one by one as a node did
+    before range sync (commit certificate checked against the signer set, block executed,
+    one durable store transaction per block);
+(b) block sync: a new node process joins two source nodes that hold the chain (followers:
+    no block is produced meanwhile) and fetches ranges from both; timed from its API being
+    up (it then dials its seeds and syncs) to its reaching the sources' height.
+
+Prints blocks/s of both and the ratio b/a. Goal: block sync >= 2,000 blocks/s. Not a test:
+the machine is shared and noisy, so compare the ratio.
+
+    python bench/sync.py [--blocks 5000] [--baseline-blocks 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from smartchain.app import open_chain
+from smartchain.client import Client
+from smartchain.consensus.validators import Validator, ValidatorSet
+from smartchain.crypto.keys import PrivateKey
+from smartchain.launcher import launch
+from smartchain.node.config import DATA_DIR, ApiSettings, NodeConfig, P2PSettings
+from smartchain.node.home import init_home, make_genesis
+from smartchain.state.genesis import Genesis
+from smartchain.types.block import Block
+from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
+
+CHAIN = "bench-sync-1"
+GENESIS_TIME_MS = 1_700_000_000_000
+POLL_S = 0.02
+
+
+def certify(keys: list[PrivateKey], height: int, block_hash: bytes) -> Commit:
+    """The precommits of the first three of four signers: a quorum."""
+    sigs = []
+    for i, key in enumerate(keys[:3]):
+        vote = Vote(CHAIN, height, 0, int(Step.PRECOMMIT), block_hash, key.public_key,
+                    bytes(64)).signed_by(key)
+        sigs.append(CommitSig(i, vote.signature))
+    return Commit(height, 0, block_hash, tuple(sigs))
+
+
+def build_chain(path: Path, genesis: Genesis, keys: list[PrivateKey], n: int) -> None:
+    """``n`` certified empty blocks (written in batches: building is not what we time)."""
+    chain = open_chain(path, genesis)
+    last = EMPTY_COMMIT
+    try:
+        for first in range(1, n + 1, 500):
+            with chain.batch():
+                for h in range(first, min(n, first + 499) + 1):
+                    staged = chain.stage_proposal([], GENESIS_TIME_MS + h, keys[h % 4],
+                                                  last_commit=last)
+                    last = certify(keys, h, staged.block.hash())
+                    chain.commit(staged, last)
+    finally:
+        chain.close()
+
+
+def replay_rate(source: Path, target: Path, genesis: Genesis, n: int) -> float:
+    """(a): block after block, one store transaction each."""
+    src = open_chain(source, genesis)
+    blocks: list[tuple[Block, Commit]] = []
+    for h in range(1, n + 1):
+        block, commit = src.get_block(h), src.get_commit(h)
+        assert block is not None and commit is not None
+        blocks.append((block, commit))
+    src.close()
+    valset = ValidatorSet([Validator(v.public_key, v.power, v.name)
+                           for v in genesis.validators])
+    chain = open_chain(target, genesis)
+    started = time.perf_counter()
+    for block, commit in blocks:
+        valset.verify_commit(CHAIN, commit, block.hash(), block.header.height)
+        chain.commit(chain.stage_block(block, []), commit)
+    took = time.perf_counter() - started
+    chain.close()
+    return n / took
+
+
+def node_home(root: Path, name: str, genesis: Genesis, seeds: list[str], port: int
+              ) -> tuple[Path, str]:
+    home = root / name
+    key = PrivateKey.generate()
+    cfg = NodeConfig(moniker=name, log_level="warning", api=ApiSettings(port=0),
+                     p2p=P2PSettings(port=port, seeds=seeds))
+    init_home(home, chain_id=CHAIN, key=key, passphrase=None, insecure=True, config=cfg,
+              genesis=genesis)
+    return home, f"{key.public_key.hex()}@127.0.0.1:{port}"
+
+
+def sync_rate(root: Path, source: Path, genesis: Genesis, n: int, port: int) -> float:
+    """(b): a new node syncing from two source nodes over P2P."""
+    homes, seeds = [], []
+    for i in range(2):
+        home, address = node_home(root, f"source{i}", genesis, [], port + i)
+        shutil.rmtree(home / DATA_DIR, ignore_errors=True)
+        shutil.copytree(source, home / DATA_DIR)
+        homes.append(home)
+        seeds.append(address)
+    sources = [launch(h) for h in homes]
+    procs = list(sources)
+    try:
+        for p in sources:
+            p.wait_ready(60)
+        home, _ = node_home(root, "joiner", genesis, seeds, port + 2)
+        joiner = launch(home)
+        procs.append(joiner)
+        client = Client(joiner.wait_ready(60))
+        started = time.perf_counter()
+        while client.status()["height"] < n:
+            if not joiner.running:
+                raise RuntimeError(f"the joining node exited; see {home}/node.log")
+            time.sleep(POLL_S)
+        return n / (time.perf_counter() - started)
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--blocks", type=int, default=5000, help="empty blocks to sync")
+    ap.add_argument("--baseline-blocks", type=int, default=1000,
+                    help="of them, replayed one by one for the baseline")
+    ap.add_argument("--port", type=int, default=28400, help="first of three P2P ports")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    try:
+        keys = [PrivateKey.generate() for _ in range(4)]
+        genesis = make_genesis(CHAIN, [(k.public_key, 1, f"v{i}") for i, k in enumerate(keys)],
+                               genesis_time_ms=GENESIS_TIME_MS)
+        source = root / "chain"
+        t = time.perf_counter()
+        build_chain(source, genesis, keys, args.blocks)
+        print(f"built {args.blocks} certified empty blocks in {time.perf_counter() - t:.1f}s")
+        base = replay_rate(source, root / "replay", genesis, min(args.blocks,
+                                                                 args.baseline_blocks))
+        print(f"(a) replay in process, a store transaction per block: {base:8.0f} blocks/s")
+        rate = sync_rate(root, source, genesis, args.blocks, args.port)
+        print(f"(b) block sync from 2 peers over P2P:                 {rate:8.0f} blocks/s")
+        print(f"ratio b/a: {rate / base:.2f}   (goal: b >= 2,000 blocks/s)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The devices module: manufacturers, certified device identities, owners, revocation."""

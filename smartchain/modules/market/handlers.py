@@ -10,7 +10,7 @@ from smartchain.modules.market.state import (
     book_key,
     book_price,
     check_agent_key,
-    check_agent_signature,
+    check_receipt_agent,
     drop,
     get_agreement,
     get_offer,
@@ -56,7 +56,6 @@ from smartchain.modules.market.types import (
     bid_lock,
     book_id,
     entry_cost,
-    receipt_bytes,
 )
 from smartchain.state.module import TxContext
 from smartchain.types.errors import Code, TxError
@@ -295,14 +294,13 @@ def _check_counter(a: Agreement, r: UsageReceipt) -> None:
 
 
 def _settle_receipt(ctx: TxContext, r: UsageReceipt) -> None:
+    """Both signatures were verified before the mempool against the keys ``r`` names
+    (``receipt_signatures``): here those keys must be the agreement's."""
     ctx.gas.consume(2 * SIGNATURE_GAS)
     a = _open_agreement(ctx, r.agreement_id)
     _check_counter(a, r)
-    message = receipt_bytes(ctx.block.chain_id, a.id, r.counter, r.final)
-    check_agent_signature(ctx.store, a.provider, a.provider_key, message, r.provider_sig,
-                          "provider")
-    check_agent_signature(ctx.store, a.consumer, a.consumer_key, message, r.consumer_sig,
-                          "consumer")
+    check_receipt_agent(ctx.store, a.provider, a.provider_key, r.provider_key, "provider")
+    check_receipt_agent(ctx.store, a.consumer, a.consumer_key, r.consumer_key, "consumer")
     from_escrow = (max(min(r.counter, a.coverage), a.counter) - a.counter) * a.price
     beyond = max(r.counter - max(a.coverage, a.counter), 0) * a.price  # served unprepaid
     release(ctx, a.token, a.provider, from_escrow)

@@ -503,16 +503,36 @@ def test_device_keys_sign_receipts_until_their_manufacturer_revokes_them(net: Ne
     assert net.read(get_agreement, a_id).counter == 3
 
 
-def test_an_order_pays_for_the_book_entries_removed_before_it_in_the_same_block(
+def test_an_order_pays_for_the_tombstones_it_walks_past_but_not_for_the_front_removed(
         net: Net) -> None:
     offer = net.offer()
-    net.ask(P, offer, 100, 1)
-    net.ask(P, offer, 100, 1)
+    asks = [int(attrs_of(net.ask(P, offer, 100, 1), "market_order")[0]["order"])
+            for _ in range(4)]
+    # fills take the book's front: the next scan starts past it, walking no tombstone
     first, second = net.block(net.sign(C, bid_msg(C, 100, 1)),
                               net.sign(CONSUMERS[1], bid_msg(CONSUMERS[1], 100, 1)))
-    assert len(matches(first)) == len(matches(second)) == 1
-    # the first fill left a tombstone at the head of the asks, which the second walks past
-    assert second.gas_used - first.gas_used == Params().market_tombstone_gas
+    assert [matches(r)[0]["ask"] for r in (first, second)] == [str(a) for a in asks[:2]]
+    assert second.gas_used == first.gas_used
+    # a cancel mid-book leaves a tombstone the next scan of that side walks past, and pays
+    _cancel, third = net.block(net.sign(P, CancelOrder(asks[3])),
+                               net.sign(CONSUMERS[2], bid_msg(CONSUMERS[2], 100, 1)))
+    assert matches(third)[0]["ask"] == str(asks[2])
+    assert third.gas_used - first.gas_used == Params().market_tombstone_gas
+
+
+def test_a_failed_order_gives_the_book_front_it_filled_back_to_the_next_order(
+        net: Net) -> None:
+    offer = net.offer()
+    asks = [int(attrs_of(net.ask(P, offer, 100, 1), "market_order")[0]["order"])
+            for _ in range(3)]
+    one = net.bid(C, 100, 1).gas_used  # what filling one ask costs
+    # fills asks[1], then runs out of gas at asks[2]: reverted, asks[1] is the front again
+    failed, after = net.block(
+        net.sign(CONSUMERS[1], bid_msg(CONSUMERS[1], 100, 2), gas_limit=one + 5_000),
+        net.sign(CONSUMERS[2], bid_msg(CONSUMERS[2], 100, 1)))
+    assert failed.code == Code.OUT_OF_GAS
+    assert matches(after)[0]["ask"] == str(asks[1])
+    assert [o.id for o in net.read(book_orders, WEATHER, "HPC", ASK)] == [asks[2]]
 
 
 def test_the_queries_show_offers_books_agreements_and_receipts_and_404_the_unknown(

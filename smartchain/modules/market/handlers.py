@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, TypeVar, cast
 
+from smartchain.codec import Struct
+from smartchain.modules.market import book
 from smartchain.modules.market.state import (
     agreement_key,
     balance_of,
@@ -13,7 +16,6 @@ from smartchain.modules.market.state import (
     check_receipt_agent,
     drop,
     get_agreement,
-    get_offer,
     get_order,
     lock,
     mark,
@@ -60,6 +62,8 @@ from smartchain.modules.market.types import (
 from smartchain.state.module import TxContext
 from smartchain.types.errors import Code, TxError
 
+T = TypeVar("T", bound=Struct)
+
 
 def _fail(message: str, code: Code = Code.FAILED) -> TxError:
     return TxError(code, message)
@@ -82,7 +86,7 @@ def handle_offer(ctx: TxContext, msg: CreateOffer) -> None:
 
 
 def _own_offer(ctx: TxContext, offer_id: int) -> Offer:
-    offer = get_offer(ctx.store, offer_id)
+    offer = _offer(ctx, offer_id)
     if offer is None:
         raise _fail(f"no offer {offer_id}")
     if offer.provider != ctx.sender:
@@ -148,7 +152,9 @@ def _place(ctx: TxContext, order: Order) -> None:
     order = _match(ctx, order)
     if order.remaining and _can_rest(ctx, order):
         put(ctx, order_key(order.id), order)
-        mark(ctx, book_key(order))
+        key = book_key(order)
+        mark(ctx, key)
+        book.put(ctx, key[:-16], key)
     else:
         _finish(ctx, order)
 
@@ -157,7 +163,7 @@ def _can_rest(ctx: TxContext, order: Order) -> bool:
     """An ask whose rest is below its offer's minimum can never fill: it does not rest."""
     if order.side == BID:
         return True
-    offer = get_offer(ctx.store, order.offer_id)
+    offer = _offer(ctx, order.offer_id)
     return offer is not None and order.remaining >= offer.min_quantity
 
 
@@ -171,14 +177,15 @@ def _finish(ctx: TxContext, order: Order) -> None:
 def _resting_ids(ctx: TxContext, order: Order) -> list[int]:
     """The ids of the resting orders ``order`` crosses, best first, at most
     ``market_max_fills_per_order`` of them (read before any write moves the book)."""
-    book = book_id(order.service_type, order.token)
     other = BID if order.side == ASK else ASK
-    prefix = (BIDS_PREFIX if other == BID else ASKS_PREFIX) + book
+    side = (BIDS_PREFIX if other == BID else ASKS_PREFIX) + book_id(order.service_type,
+                                                                     order.token)
     params = ctx.block.params
-    ctx.gas.consume(_tombstones(ctx).get(prefix, 0) * params.market_tombstone_gas)
+    tombstones, keys = book.scan(ctx, side)
+    ctx.gas.consume(tombstones * params.market_tombstone_gas)
     most = params.market_max_fills_per_order
     ids: list[int] = []
-    for key, _v in ctx.store.iter_prefix(prefix):
+    for key in keys:
         price = book_price(key, other)
         if (price > order.price) if other == ASK else (price < order.price):
             break
@@ -190,53 +197,69 @@ def _resting_ids(ctx: TxContext, order: Order) -> list[int]:
 
 def _match(ctx: TxContext, order: Order) -> Order:
     """Fill ``order`` against the book at the resting orders' prices (price-time priority):
-    every visited resting order costs ``market_fill_gas``."""
+    every visited resting order costs ``market_fill_gas``. While every order visited so far
+    left the book, the book's front moves past them (``book.removed``)."""
+    front = True
     for rid in _resting_ids(ctx, order):
         ctx.gas.consume(ctx.block.params.market_fill_gas)
-        resting = get_order(ctx.store, rid)
+        resting = _order(ctx, rid)
         if resting is None:  # cannot happen: the book and the orders move together
+            front = False
             continue
         if resting.expiry < ctx.block.height:
-            _remove(ctx, resting)
+            _remove(ctx, resting, front)
             continue
         if resting.owner == order.owner:  # no trade with oneself
+            front = False
             continue
         order, filled = _fill(ctx, order, resting)
         if filled is resting:  # the terms did not allow this pair: the book is unchanged
+            front = False
             continue
         resting = filled
         if resting.remaining and _can_rest(ctx, resting):
             put(ctx, order_key(resting.id), resting)
+            front = False
         else:
-            _remove(ctx, resting)
+            _remove(ctx, resting, front)
         if not order.remaining:
             break
     return order
 
 
-def _tombstones(ctx: TxContext) -> dict[bytes, int]:
-    """Book entries removed so far in this block, per book side: each is a tombstone a scan
-    of that side walks past until the block commits, so a scan pays for them. Kept in the
-    block's scratch (a failed transaction's removals stay counted: every node counts alike)."""
-    counts: dict[bytes, int] = ctx.block.cache.setdefault("market/tombstones", {})
-    return counts
-
-
-def _remove(ctx: TxContext, order: Order) -> None:
+def _remove(ctx: TxContext, order: Order, front: bool = False) -> None:
     key = book_key(order)
-    side = key[:-16]
-    counts = _tombstones(ctx)
-    counts[side] = counts.get(side, 0) + 1
+    book.removed(ctx, key[:-16], key, front)
     drop(ctx, key)
     drop(ctx, order_key(order.id))
     _finish(ctx, order)
+
+
+def _decoded(ctx: TxContext, kind: type[T], raw: bytes | None) -> T | None:
+    """``raw`` decoded, once per block: a record's bytes are all of it, so every read of
+    the same bytes shares one (immutable) decoding."""
+    if raw is None:
+        return None
+    memo: dict[bytes, Any] = ctx.block.cache.setdefault(f"market/decoded/{kind.__name__}", {})
+    found = memo.get(raw)
+    if found is None:
+        found = memo[raw] = kind.decode(raw)
+    return cast(T, found)
+
+
+def _order(ctx: TxContext, order_id: int) -> Order | None:
+    return _decoded(ctx, Order, ctx.store.get(order_key(order_id)))
+
+
+def _offer(ctx: TxContext, offer_id: int) -> Offer | None:
+    return _decoded(ctx, Offer, ctx.store.get(offer_key(offer_id)))
 
 
 def _fill(ctx: TxContext, incoming: Order, resting: Order) -> tuple[Order, Order]:
     """Make an agreement between two crossing orders if the offer's terms allow (else
     nothing changes); returns both orders with what is left of them."""
     ask, bid = (incoming, resting) if incoming.side == ASK else (resting, incoming)
-    offer = get_offer(ctx.store, ask.offer_id)
+    offer = _offer(ctx, ask.offer_id)
     if offer is None or offer.terms.deposit_bps > bid.max_deposit_bps:
         return incoming, resting
     quantity = min(ask.remaining, bid.remaining)

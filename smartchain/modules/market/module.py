@@ -21,6 +21,7 @@ from typing import Any
 
 from smartchain.modules.bank.module import get_account
 from smartchain.modules.market import handlers as h
+from smartchain.modules.market.book import undoing
 from smartchain.modules.market.state import (
     book_key,
     get_agreement,
@@ -175,9 +176,9 @@ class Market(Module):
         return {
             "market/offer": Msg(CreateOffer, h.handle_offer, validate_offer),
             "market/retire_offer": Msg(RetireOffer, h.handle_retire),
-            "market/ask": Msg(PlaceAsk, h.handle_ask, validate_ask),
-            "market/bid": Msg(PlaceBid, h.handle_bid, validate_bid, spend=_bid_spend),
-            "market/cancel": Msg(CancelOrder, h.handle_cancel),
+            "market/ask": Msg(PlaceAsk, undoing(h.handle_ask), validate_ask),
+            "market/bid": Msg(PlaceBid, undoing(h.handle_bid), validate_bid, spend=_bid_spend),
+            "market/cancel": Msg(CancelOrder, undoing(h.handle_cancel)),
             "market/receipts": Msg(SubmitReceipts, h.handle_receipts, validate_receipts,
                                    signatures=_receipt_signatures,
                                    signed_check_cost=lambda m: 2 * len(m.receipts)),

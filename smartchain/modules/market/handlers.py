@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, TypeVar, cast
 
@@ -138,7 +139,6 @@ def handle_bid(ctx: TxContext, msg: PlaceBid) -> None:
     if have < locked:
         raise _fail(f"insufficient {msg.token} for the bid: it locks {locked}, balance {have}",
                     Code.INSUFFICIENT_FUNDS)
-    lock(ctx, msg.token, ctx.sender, locked)
     order = Order(next_id(ctx.store), BID, ctx.sender, msg.service_type, msg.token, msg.price,
                   msg.quantity, msg.quantity, msg.expiry, 0, msg.agent_key,
                   msg.max_deposit_bps, locked, ctx.block.height)
@@ -149,7 +149,9 @@ def _place(ctx: TxContext, order: Order) -> None:
     ctx.emit("market_order", order=order.id, side=SIDES[order.side], owner=order.owner.hex(),
              service_type=order.service_type, token=order.token, price=order.price,
              quantity=order.quantity)
-    order = _match(ctx, order)
+    order, escrowed = _match(ctx, order)
+    if order.side == BID:  # its lock was only checked: it moves once, net of its fills
+        lock(ctx, order.token, order.owner, escrowed + order.locked)
     if order.remaining and _can_rest(ctx, order):
         put(ctx, order_key(order.id), order)
         key = book_key(order)
@@ -174,33 +176,32 @@ def _finish(ctx: TxContext, order: Order) -> None:
     ctx.emit("market_order_done", order=order.id, remaining=order.remaining)
 
 
-def _resting_ids(ctx: TxContext, order: Order) -> list[int]:
+def _crossing(ctx: TxContext, order: Order) -> Iterator[int]:
     """The ids of the resting orders ``order`` crosses, best first, at most
-    ``market_max_fills_per_order`` of them (read before any write moves the book)."""
+    ``market_max_fills_per_order`` of them. Read as the matching goes: it only removes
+    entries already read, and the scan's view of the block's own writes is taken at the
+    start."""
     other = BID if order.side == ASK else ASK
     side = (BIDS_PREFIX if other == BID else ASKS_PREFIX) + book_id(order.service_type,
                                                                      order.token)
     params = ctx.block.params
     tombstones, keys = book.scan(ctx, side)
     ctx.gas.consume(tombstones * params.market_tombstone_gas)
-    most = params.market_max_fills_per_order
-    ids: list[int] = []
-    for key in keys:
+    for _n, key in zip(range(params.market_max_fills_per_order), keys, strict=False):
         price = book_price(key, other)
         if (price > order.price) if other == ASK else (price < order.price):
-            break
-        ids.append(read_u64(key[-8:]))
-        if len(ids) >= most:
-            break
-    return ids
+            return
+        yield read_u64(key[-8:])
 
 
-def _match(ctx: TxContext, order: Order) -> Order:
+def _match(ctx: TxContext, order: Order) -> tuple[Order, int]:
     """Fill ``order`` against the book at the resting orders' prices (price-time priority):
     every visited resting order costs ``market_fill_gas``. While every order visited so far
-    left the book, the book's front moves past them (``book.removed``)."""
-    front = True
-    for rid in _resting_ids(ctx, order):
+    left the book, the book's front moves past them (``book.removed``). Returns what is
+    left of ``order`` and, for a bid, what its agreements took into escrow (its own lock
+    has not moved yet)."""
+    front, escrowed = True, 0
+    for rid in _crossing(ctx, order):
         ctx.gas.consume(ctx.block.params.market_fill_gas)
         resting = _order(ctx, rid)
         if resting is None:  # cannot happen: the book and the orders move together
@@ -212,10 +213,11 @@ def _match(ctx: TxContext, order: Order) -> Order:
         if resting.owner == order.owner:  # no trade with oneself
             front = False
             continue
-        order, filled = _fill(ctx, order, resting)
+        order, filled, entry = _fill(ctx, order, resting)
         if filled is resting:  # the terms did not allow this pair: the book is unchanged
             front = False
             continue
+        escrowed += entry
         resting = filled
         if resting.remaining and _can_rest(ctx, resting):
             put(ctx, order_key(resting.id), resting)
@@ -224,7 +226,7 @@ def _match(ctx: TxContext, order: Order) -> Order:
             _remove(ctx, resting, front)
         if not order.remaining:
             break
-    return order
+    return order, escrowed
 
 
 def _remove(ctx: TxContext, order: Order, front: bool = False) -> None:
@@ -255,21 +257,24 @@ def _offer(ctx: TxContext, offer_id: int) -> Offer | None:
     return _decoded(ctx, Offer, ctx.store.get(offer_key(offer_id)))
 
 
-def _fill(ctx: TxContext, incoming: Order, resting: Order) -> tuple[Order, Order]:
+def _fill(ctx: TxContext, incoming: Order, resting: Order) -> tuple[Order, Order, int]:
     """Make an agreement between two crossing orders if the offer's terms allow (else
-    nothing changes); returns both orders with what is left of them."""
+    nothing changes); returns both orders with what is left of them, and what the
+    agreement holds in escrow (taken from a resting bid's lock; an incoming bid's moves
+    once it is matched, see ``_place``)."""
     ask, bid = (incoming, resting) if incoming.side == ASK else (resting, incoming)
     offer = _offer(ctx, ask.offer_id)
     if offer is None or offer.terms.deposit_bps > bid.max_deposit_bps:
-        return incoming, resting
+        return incoming, resting, 0
     quantity = min(ask.remaining, bid.remaining)
     if quantity < offer.min_quantity:
-        return incoming, resting
+        return incoming, resting, 0
     price = resting.price
     deposit, prepaid = entry_cost(quantity, price, offer.terms)
     entry = deposit + prepaid * price
     kept = bid_lock(bid.remaining - quantity, bid.price, bid.max_deposit_bps)
-    release(ctx, bid.token, bid.owner, bid.locked - kept - entry)  # >= 0: see bid_lock
+    if bid is resting:
+        release(ctx, bid.token, bid.owner, bid.locked - kept - entry)  # >= 0: see bid_lock
     agreement = Agreement(
         next_id(ctx.store), offer.id, ask.id, bid.id, offer.service_type, offer.unit,
         offer.token, ask.owner, bid.owner, ask.agent_key, bid.agent_key, quantity, price,
@@ -283,7 +288,7 @@ def _fill(ctx: TxContext, incoming: Order, resting: Order) -> tuple[Order, Order
              price=price, deposit=deposit, prepaid_units=prepaid)
     ask = replace(ask, remaining=ask.remaining - quantity)
     bid = replace(bid, remaining=bid.remaining - quantity, locked=kept)
-    return (ask, bid) if incoming.side == ASK else (bid, ask)
+    return ((ask, bid) if incoming.side == ASK else (bid, ask)) + (entry,)
 
 
 def handle_cancel(ctx: TxContext, msg: CancelOrder) -> None:
@@ -331,15 +336,16 @@ def _settle_receipt(ctx: TxContext, r: UsageReceipt) -> None:
         _move_from(ctx, a, beyond)
     paid = from_escrow + beyond
     coverage = max(a.coverage, r.counter)
-    a = replace(a, counter=r.counter, coverage=coverage, last_receipt_height=ctx.block.height,
-                provider_paid=a.provider_paid + paid)
+    status, refund = a.status, a.consumer_refund
     if r.final or r.counter == a.quantity:
-        refund = a.deposit + (coverage - r.counter) * a.price
+        status, refund = SETTLED, a.deposit + (coverage - r.counter) * a.price
         release(ctx, a.token, a.consumer, refund)
-        a = replace(a, coverage=r.counter, status=SETTLED, consumer_refund=refund)
+        coverage = r.counter
         ctx.emit("market_settle", agreement=a.id, counter=r.counter, refund=refund)
     else:
-        a = _prepay_next(ctx, a)
+        coverage = _prepay_next(ctx, a, r.counter, coverage)
+    a = replace(a, counter=r.counter, coverage=coverage, last_receipt_height=ctx.block.height,
+                provider_paid=a.provider_paid + paid, status=status, consumer_refund=refund)
     put(ctx, agreement_key(a.id), a)
     put(ctx, receipt_key(a.id, r.counter, r.final),
         AcceptedReceipt(a.id, r.counter, r.final, ctx.block.height, paid))
@@ -355,18 +361,19 @@ def _move_from(ctx: TxContext, a: Agreement, amount: int) -> None:
     release(ctx, a.token, a.provider, amount)
 
 
-def _prepay_next(ctx: TxContext, a: Agreement) -> Agreement:
-    """Keep one instalment prepaid ahead of the counter, if the consumer can pay it; if not,
-    the provider sees ``market_unfunded`` and serves no further than ``coverage``."""
-    target = min(a.quantity, a.counter + a.terms.instalment_units)
-    need = (target - a.coverage) * a.price
+def _prepay_next(ctx: TxContext, a: Agreement, counter: int, coverage: int) -> int:
+    """Keep one instalment prepaid ahead of ``counter``, if the consumer can pay it; if not,
+    the provider sees ``market_unfunded`` and serves no further than ``coverage``. Returns
+    the coverage."""
+    target = min(a.quantity, counter + a.terms.instalment_units)
+    need = (target - coverage) * a.price
     if need <= 0:
-        return a
+        return coverage
     if balance_of(ctx.store, a.token, a.consumer) < need:
-        ctx.emit("market_unfunded", agreement=a.id, coverage=a.coverage, needed=need)
-        return a
+        ctx.emit("market_unfunded", agreement=a.id, coverage=coverage, needed=need)
+        return coverage
     lock(ctx, a.token, a.consumer, need)
-    return replace(a, coverage=target)
+    return target
 
 
 def handle_receipts(ctx: TxContext, msg: SubmitReceipts) -> None:

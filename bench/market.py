@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from framework.chain import ChainKit
 
+from smartchain.codec import Struct
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.modules.bank.types import Transfer
@@ -62,11 +63,11 @@ class Runner:
         self.nonces: dict[bytes, int] = {}
         self.kinds = {m.payload: kind for kind, m in chain.executor.msgs.items()}
 
-    def sign(self, key: PrivateKey, msg: object, gas_limit: int = 2_000_000) -> bytes:
+    def sign(self, key: PrivateKey, msg: Struct, gas_limit: int = 2_000_000) -> bytes:
         nonce = self.nonces.get(key.address, 0)
         self.nonces[key.address] = nonce + 1
         return Transaction.create(key, chain_id=self.kit.chain_id, nonce=nonce,
-                                  kind=self.kinds[type(msg)], payload=msg.encode(),  # type: ignore[attr-defined]
+                                  kind=self.kinds[type(msg)], payload=msg.encode(),
                                   gas_limit=gas_limit, gas_price=1).encode()
 
     def run(self, raws: list[bytes], items: int | None = None) -> Timing:

@@ -30,7 +30,7 @@ from smartchain.node.config import DATA_DIR, GENESIS_FILE, NodeConfig
 from smartchain.node.mempool import AccountLookup, Mempool
 from smartchain.node.metrics import NodeMetrics
 from smartchain.state.chain import StagedBlock
-from smartchain.state.executor import CheckedTx
+from smartchain.state.executor import CheckedTx, carried_error
 from smartchain.state.genesis import Genesis
 from smartchain.state.store import StateReader
 from smartchain.types.block import Block
@@ -133,10 +133,11 @@ class Node:
                 known = self.decode_checked(raw, tx_hash)
                 unverified.append(known)
             checked.append(known)
-        oks = self.verifier.verify(self._sig_items([(0, c) for c in unverified]))
-        for c, ok in zip(unverified, oks, strict=True):
-            if not ok:
-                raise TxError(Code.BAD_SIGNATURE, f"bad signature on {c.hash.hex()}")
+        verdicts = self._verify([(0, c) for c in unverified])
+        for c, bad in zip(unverified, verdicts, strict=True):
+            if bad is not None:
+                raise TxError(Code.BAD_SIGNATURE, f"bad signature on {c.hash.hex()}: "
+                              f"{bad.message}")
         return checked
 
     def submit(self, raw: bytes) -> bytes:
@@ -145,6 +146,7 @@ class Node:
             checked = self.precheck(raw)
             if not verify(checked.tx.sender, TX_SIGN_DOMAIN + raw[:-64], checked.tx.signature):
                 raise TxError(Code.BAD_SIGNATURE, "signature does not match sender and contents")
+            self.chain.executor.check_carried(checked, self.chain.chain_id)
             with self.chain.reader() as reader:
                 self.mempool.add(checked, self._lookup(reader), self.chain.executor.check_costly)
         except TxError as exc:
@@ -177,6 +179,7 @@ class Node:
         if next_nonce or max_gas:
             tx = self._simulated(tx, next_nonce, max_gas)
         checked = self.decode_checked(tx.encode())
+        self.chain.executor.check_carried(checked, self.chain.chain_id)
         self.chain.executor.check_costly(checked)
         return tx, self.chain.simulate(checked)
 
@@ -202,7 +205,7 @@ class Node:
     def submit_many(self, raws: list[bytes]) -> list[bytes | TxError]:
         """Admit a batch: signatures verified in worker processes, then mempool in order."""
         results, pending = self._precheck_batch(raws)
-        admitted = self._admit(results, pending, self.verifier.verify(self._sig_items(pending)))
+        admitted = self._admit(results, pending, self._verify(pending))
         return cast(list[bytes | TxError], admitted)  # no may_check: none left unchecked
 
     async def submit_many_async(self, raws: list[bytes], *,
@@ -222,11 +225,10 @@ class Node:
         self._admission_tail = mine
         try:
             results, pending = self._precheck_batch(raws, may_check)
-            oks = await loop.run_in_executor(None, self.verifier.verify,
-                                             self._sig_items(pending))
+            verdicts = await loop.run_in_executor(None, self._verify, pending)
             if previous is not None:
                 await previous
-            return self._admit(results, pending, oks)
+            return self._admit(results, pending, verdicts)
         finally:
             mine.set_result(None)
 
@@ -248,22 +250,40 @@ class Node:
                 pending.append((i, checked))
         return results, pending
 
-    @staticmethod
-    def _sig_items(pending: list[tuple[int, CheckedTx]]) -> list[tuple[bytes, bytes, bytes]]:
-        return [(c.tx.sender, TX_SIGN_DOMAIN + c.raw[:-64], c.tx.signature) for _, c in pending]
+    def _verify(self, pending: list[tuple[int, CheckedTx]]) -> list[TxError | None]:
+        """Verify each transaction's signature and those its payload carries
+        (``Msg.signatures``) in one batch of the parallel verifier: per transaction, ``None``
+        or why it is refused."""
+        items: list[tuple[bytes, bytes, bytes]] = []
+        carried: list[list[str]] = []
+        carried_of = self.chain.executor.carried_signatures
+        for _, c in pending:
+            items.append((c.tx.sender, TX_SIGN_DOMAIN + c.raw[:-64], c.tx.signature))
+            extra = carried_of(c, self.chain.chain_id)
+            items.extend((pk, message, sig) for pk, message, sig, _w in extra)
+            carried.append([whose for _pk, _m, _s, whose in extra])
+        oks = iter(self.verifier.verify(items))
+        verdicts: list[TxError | None] = []
+        for whose in carried:
+            verdict = None if next(oks) else TxError(
+                Code.BAD_SIGNATURE, "signature does not match sender and contents")
+            for w in whose:
+                if not next(oks) and verdict is None:
+                    verdict = carried_error(w)
+            verdicts.append(verdict)
+        return verdicts
 
     def _admit(self, results: list[bytes | TxError | None],
-               pending: list[tuple[int, CheckedTx]], oks: list[bool]
+               pending: list[tuple[int, CheckedTx]], verdicts: list[TxError | None]
                ) -> list[bytes | TxError | None]:
         reader = self.chain.reader()
         lookup = self._lookup(reader)
         add = self.mempool.add
         check_costly = self.chain.executor.check_costly
         try:
-            for (i, checked), ok in zip(pending, oks, strict=True):
-                if not ok:
-                    results[i] = TxError(Code.BAD_SIGNATURE,
-                                         "signature does not match sender and contents")
+            for (i, checked), bad in zip(pending, verdicts, strict=True):
+                if bad is not None:
+                    results[i] = bad
                     continue
                 try:
                     add(checked, lookup, check_costly)

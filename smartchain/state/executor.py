@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from smartchain.codec import CodecError
+from smartchain.crypto.keys import verify
 from smartchain.state.module import Auth, BlockInfo, GasMeter, Module, Msg, TxContext
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
@@ -48,6 +49,11 @@ def _checked(kind: str, check: Callable[[], T]) -> T:
     except Exception as exc:
         log.exception("checking a %s payload failed", kind)
         raise TxError(Code.INVALID_PAYLOAD, f"bad {kind} payload: cannot be checked") from exc
+
+
+def carried_error(whose: str) -> TxError:
+    """A signature a payload carries does not verify (``Msg.signatures``)."""
+    return TxError(Code.BAD_SIGNATURE, f"{whose} signature does not verify")
 
 
 def _the_auth(modules: list[Module]) -> Auth:
@@ -117,6 +123,20 @@ class Executor:
         """The message's checks too costly to run before its signature is verified (see
         ``Msg.validate_signed``): call only once the signature is good. Raise ``TxError``."""
         _checked(checked.tx.kind, lambda: checked.msg.validate_signed(checked.payload))
+
+    def carried_signatures(self, checked: CheckedTx, chain_id: str
+                           ) -> list[tuple[bytes, bytes, bytes, str]]:
+        """The signatures ``checked``'s payload carries besides the sender's
+        (``Msg.signatures``): verify them with the transaction's signature."""
+        return _checked(checked.tx.kind,
+                        lambda: checked.msg.signatures(checked.payload, chain_id))
+
+    def check_carried(self, checked: CheckedTx, chain_id: str) -> None:
+        """Verify, in this process, the signatures ``checked``'s payload carries; raise
+        ``TxError`` (``BAD_SIGNATURE``) naming the first that does not verify."""
+        for pk, message, sig, whose in self.carried_signatures(checked, chain_id):
+            if not verify(pk, message, sig):
+                raise carried_error(whose)
 
     def begin_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
         events: list[Event] = []

@@ -186,6 +186,8 @@ class SnapshotSync:
                           reverse=True):
             height = key[0]
             if self.trust_height and height > self.trust_height:
+                log.info("snapshot at height %d is above trust_height %d: skipped",
+                         height, self.trust_height)
                 continue
             try:
                 await self._try(height, key[1], key[2], by_snapshot[key])

@@ -26,12 +26,13 @@ from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify
 from smartchain.modules.bank.module import _decode_account
 from smartchain.modules.bank.types import ACCOUNT_PREFIX
-from smartchain.node.config import DATA_DIR, GENESIS_FILE, NodeConfig
+from smartchain.node.config import DATA_DIR, GENESIS_FILE, SNAPSHOTS_DIR, NodeConfig
 from smartchain.node.mempool import AccountLookup, Mempool
 from smartchain.node.metrics import NodeMetrics
 from smartchain.state.chain import StagedBlock
 from smartchain.state.executor import CheckedTx, carried_error
 from smartchain.state.genesis import Genesis
+from smartchain.state.snapshot import SnapshotStore
 from smartchain.state.store import StateReader
 from smartchain.types.block import Block
 from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
@@ -49,6 +50,14 @@ class BlockResult:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+log = logging.getLogger("smartchain.node")
+
+
+def _log_snapshot_failure(future: Future[None]) -> None:
+    if future.exception() is not None:
+        log.error("snapshot failed", exc_info=future.exception())
 
 
 def _log_prune_failure(future: Future[int]) -> None:
@@ -73,6 +82,9 @@ class Node:
         self.validator_index = keys.index(key.public_key) if self.is_signer else -1
         # Every block execution and commit runs here, one at a time, off the event loop.
         self.builder = ThreadPoolExecutor(1, thread_name_prefix="block-builder")
+        # State snapshots served to new nodes: dumped here, off the builder (node/snapsync.py).
+        self.snapshots = SnapshotStore(self.home / SNAPSHOTS_DIR, self.config.sync.snapshot_keep)
+        self.snapshotter = ThreadPoolExecutor(1, thread_name_prefix="snapshot")
         self._last_block_at: float | None = None
         self._admission_tail: asyncio.Future[None] | None = None
         self.peer_count: Callable[[], int] = lambda: 0  # set by the process that owns P2P
@@ -357,7 +369,33 @@ class Node:
         if self.config.pruning == "recent":  # in the builder: it writes the store
             self.builder.submit(self.chain.prune, self.config.keep_blocks) \
                 .add_done_callback(_log_prune_failure)
+        interval = self.config.sync.snapshot_interval
+        if interval and block.header.height % interval == 0:
+            self.builder.submit(self._start_snapshot, block.header.height) \
+                .add_done_callback(_log_snapshot_failure)
         return BlockResult(block, n, len(staged.skipped), now - started)
+
+    def _start_snapshot(self, height: int) -> None:
+        """Builder thread, so no block commits meanwhile: open a read transaction on the
+        state after ``height`` and let the snapshot thread dump it (LMDB read
+        transactions move between threads). Skipped if the chain is already past it (a
+        range of synced blocks commits at once)."""
+        chain = self.chain
+        if chain.height != height or chain.latest is None:
+            log.debug("snapshot at %d skipped: the chain is at %d", height, chain.height)
+            return
+        txn = chain.store.read()
+        header = chain.latest
+
+        def dump() -> None:
+            try:
+                self.snapshots.take(txn, chain.store.dbs, height, header.hash(),
+                                    header.state_root)
+            finally:
+                txn.abort()
+            log.info("snapshot taken at height %d", height)
+
+        self.snapshotter.submit(dump).add_done_callback(_log_snapshot_failure)
 
     async def produce_block_async(self) -> BlockResult:
         """Sole-signer block without consensus rounds: the pipeline benchmark's path."""
@@ -370,5 +408,6 @@ class Node:
 
     def close(self) -> None:
         self.builder.shutdown(wait=True)
+        self.snapshotter.shutdown(wait=True)  # before the store closes under a dump
         self.verifier.close()
         self.chain.close()

@@ -1,9 +1,6 @@
 """Examples 1 and 2 end to end (examples/iot): real node processes, a real mosquitto, two
 agent processes and simulated devices; in each, one agent is killed mid-agreement and
-restarted, and the books show every unit paid once and none lost.
-
-They need the on-chain ``devices`` and ``market`` modules in the app (branch ``devices``):
-skipped, saying so, until then."""
+restarted, and the books show every unit paid once and none lost."""
 
 from __future__ import annotations
 
@@ -15,17 +12,12 @@ import pytest
 from framework.harness import wait_until
 from framework.netharness import Network
 
-from smartchain.app import http_queries
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "iot"))
 from iotkit import AgentProc, Scenario
 from market_scenes import PRICE, open_agreement, prepare_parking, prepare_weather, settled
-
-pytestmark = pytest.mark.skipif(
-    not any(q.path.startswith("/v1/market") for q in http_queries()),
-    reason="the market module's HTTP queries are not served yet (branch devices)")
 
 MFR = PrivateKey.from_seed(b"\x71" * 32)
 SELLER = PrivateKey.from_seed(b"\x72" * 32)

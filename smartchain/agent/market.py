@@ -138,7 +138,7 @@ def _lines(path: Path) -> list[dict[str, Any]]:
         return []
 
 
-def _trim(path: Path, upto: int) -> None:
+def trim_units(path: Path, upto: int) -> None:
     """Keep only the units the progress file counts: a kill between appending unit n and
     recording it leaves a line n that would otherwise be stored (or sent) twice."""
     lines = _lines(path)
@@ -218,7 +218,7 @@ class ProviderRole:
         for a in mine:
             if a.id not in self.seen:  # after a start: the served log as progress counts it
                 self.seen.add(a.id)
-                _trim(self._log(a.id), int(self._entry(a.id).get("delivered", 0)))
+                trim_units(self._log(a.id), int(self._entry(a.id).get("delivered", 0)))
             if a.status == "settled" and "delivered" in self._entry(a.id) \
                     and not self._entry(a.id).get("released"):
                 self._finished(a)  # settled, but killed before the device was told
@@ -411,7 +411,7 @@ class ConsumerRole:
         for a in self.open.values():
             if a.id not in self.asked_resend:  # after a start: whatever we missed, again
                 self.asked_resend.add(a.id)
-                _trim(self.received_path(a.id), int(self._entry(a.id).get("received", 0)))
+                trim_units(self.received_path(a.id), int(self._entry(a.id).get("received", 0)))
                 self._ask_resend(a)
             if "end" in self._entry(a.id):  # until the provider settles the final receipt
                 self._send_end(a)

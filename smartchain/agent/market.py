@@ -87,9 +87,14 @@ class Context:
         self.link.publish(topic, json.dumps(doc, sort_keys=True).encode())
 
     def agreements(self, side: str) -> list[AgreementView]:
+        """This agent's agreements on ``side``: its account's that name its key (an account
+        may run several agents, one per device)."""
         mine = [AgreementView.from_json(a) for a in self.client.agreements(self.address)]
-        return sorted((a for a in mine if getattr(a, side) == self.address),
-                      key=lambda a: a.id)
+        return sorted((a for a in mine if self.ours(a, side)), key=lambda a: a.id)
+
+    def ours(self, a: AgreementView, side: str) -> bool:
+        key = a.provider_key if side == "provider" else a.consumer_key
+        return getattr(a, side) == self.address and key == self.agent_key.public_key
 
     def device_message(self, raw: bytes, owner: str) -> DeviceMessage:
         """A verified message of a device the chain vouches for, new (``seq`` grew)."""
@@ -449,7 +454,7 @@ class ConsumerRole:
                 a = AgreementView.from_json(self.ctx.client.agreement(agreement))
             except ApiError:
                 return None
-            if a.consumer != self.ctx.address or not a.open:
+            if not self.ctx.ours(a, "consumer") or not a.open:
                 return None
             self.open[a.id] = a
         return a

@@ -75,7 +75,7 @@ def test_a_buyer_pays_a_weather_station_per_instalment_and_resumes_after_a_kill(
                                              readings, poll=0.2)
             seller_agent = sc.agent("station-agent", station.config).start()
             buyer_agent = sc.agent("buyer-agent", buyer.config).start()
-            agreement = wait_until(lambda: open_agreement(client, BUYER, "weather.readings"),
+            agreement = wait_until(lambda: open_agreement(client, buyer, "weather.readings"),
                                    60, what="a match")
             sc.device("station", "station", str(work / "station-device.key.json"), "--port",
                       str(sc.mqtt_port), "--period", "0.05").start()
@@ -86,7 +86,7 @@ def test_a_buyer_pays_a_weather_station_per_instalment_and_resumes_after_a_kill(
             buyer_agent.kill()
             buyer_agent.start()
 
-            done = wait_until(lambda: settled(client, BUYER, "weather.readings"), 120,
+            done = wait_until(lambda: settled(client, buyer, "weather.readings"), 120,
                               what="the agreement settled")
             assert done["id"] == agreement["id"]
             assert int(done["counter"]) == readings
@@ -119,7 +119,7 @@ def test_a_car_pays_a_gate_per_minute_in_park_and_the_gate_opens_on_the_final_re
             gate_dev = sc.device("gate", "gate", str(work / "gate-device.key.json"), "--port",
                                  port, "--period", "0.1", "--agent",
                                  gate.device.public_key.hex()).start()
-            wait_until(lambda: open_agreement(client, BUYER, "parking.minutes"), 60,
+            wait_until(lambda: open_agreement(client, car, "parking.minutes"), 60,
                        what="the car matched with the gate")
             before = client.token_balance("PARK", to_bech32(SELLER.address))
             sc.device("car", "car", str(work / "car-device.key.json"), "--port", port,
@@ -131,7 +131,7 @@ def test_a_car_pays_a_gate_per_minute_in_park_and_the_gate_opens_on_the_final_re
             gate_agent.kill()
             gate_agent.start()
 
-            done = wait_until(lambda: settled(client, BUYER, "parking.minutes"), 120,
+            done = wait_until(lambda: settled(client, car, "parking.minutes"), 120,
                               what="the stay settled")
             wait_until(lambda: "GATE OPEN" in gate_dev.text(), 30, what="the gate opened")
             minutes = int(done["counter"])
@@ -161,7 +161,7 @@ def test_forged_unregistered_revoked_and_malformed_messages_are_dropped_and_trad
             stranger = PrivateKey.from_seed(b"\x74" * 32)  # never registered
             seller_agent = sc.agent("station-agent", station.config).start()
             buyer_agent = sc.agent("buyer-agent", buyer.config).start()
-            aid = int(wait_until(lambda: open_agreement(client, BUYER, "weather.readings"), 60,
+            aid = int(wait_until(lambda: open_agreement(client, buyer, "weather.readings"), 60,
                                  what="a match")["id"])
             wait_until(lambda: str(aid) in _role(seller_agent, "provider").get("serving", {})
                        and str(aid) in _role(buyer_agent, "consumer").get("buying", {}), 60,
@@ -206,12 +206,12 @@ def test_forged_unregistered_revoked_and_malformed_messages_are_dropped_and_trad
                 f"device {short(stranger)} is not registered on chain",
                 "not JSON",
                 f"agreement {aid}: receipt not signed by the provider's agent"]
-            assert open_agreement(client, BUYER, "weather.readings")["counter"] == "0"
+            assert open_agreement(client, buyer, "weather.readings")["counter"] == "0"
 
             # the agents are still running and trade the station's real readings
             sc.device("station", "station", str(work / "station-device.key.json"), "--port",
                       str(sc.mqtt_port), "--period", "0.05").start()
-            done = wait_until(lambda: settled(client, BUYER, "weather.readings"), 120,
+            done = wait_until(lambda: settled(client, buyer, "weather.readings"), 120,
                               what="the agreement settled")
             assert (int(done["id"]), int(done["counter"])) == (aid, readings)
             assert int(done["provider_paid"]) == readings * PRICE

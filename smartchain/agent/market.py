@@ -93,8 +93,7 @@ class Context:
         return sorted((a for a in mine if self.ours(a, side)), key=lambda a: a.id)
 
     def ours(self, a: AgreementView, side: str) -> bool:
-        key = a.provider_key if side == "provider" else a.consumer_key
-        return getattr(a, side) == self.address and key == self.agent_key.public_key
+        return a.names(side, self.address, self.agent_key.public_key)
 
     def device_message(self, raw: bytes, owner: str) -> DeviceMessage:
         """A verified message of a device the chain vouches for, new (``seq`` grew)."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ class Context:
         self.trust = DeviceTrust(client)
         self.prefix = cfg.mqtt.prefix
         self._chain_id = ""
+        self._fill_room = -1
         public = cfg.device.public_key
         self.device = agent_key.public_key if public == "self" else \
             bytes.fromhex(public) if public else None
@@ -76,6 +78,17 @@ class Context:
 
     def height(self) -> int:
         return int(self.client.status()["height"])
+
+    @property
+    def fill_room(self) -> int:
+        """Gas for every fill an order may make besides what its simulation used (the
+        chain's ``market_max_fills_per_order`` x twice ``market_fill_gas``, which covers a
+        fill's writes too): the book can change between simulation and block."""
+        if self._fill_room < 0:
+            params = self.client.genesis()["params"]
+            self._fill_room = 2 * int(params["market_fill_gas"]) \
+                * int(params["market_max_fills_per_order"])
+        return self._fill_room
 
     def topic(self, agreement: int | str, leaf: str) -> str:
         return f"{self.prefix}/agreements/{agreement}/{leaf}"
@@ -173,13 +186,22 @@ class Quotes:
             raise
         return int(order["remaining"]) > 0 and int(order["expiry"]) >= height
 
-    def placed(self, name: str, result: dict[str, Any], what: str) -> None:
+    def place(self, name: str, what: str, send: Callable[..., dict[str, Any]]) -> bool:
+        """Simulate the order (refused: no fee spent), then send it with gas for every fill
+        it may make: sent with just what its simulation used, an order that meets a
+        counter-order placed meanwhile runs out of gas and its fee is lost."""
+        sim = send(dry_run=True)
+        if not sim["ok"]:
+            log.warning("%s refused: %s", what, sim["log"])
+            return False
+        result = send(gas_limit=int(sim["gas_wanted"]) + self.ctx.fill_room)
         if not result["receipt"]["ok"]:
             log.warning("%s refused: %s", what, result["receipt"]["log"])
-            return
+            return False
         oid = order_id(result)
         self.ctx.progress.update(self.section, name, order=oid)
         log.info("%s placed: order %d", what, oid)
+        return True
 
 
 class ProviderRole:
@@ -260,9 +282,10 @@ class ProviderRole:
         price = max(q.price, limits.min_price)
         quantity = min(q.quantity, limits.max_quantity, offer.max_quantity)
         oid = self._ensure_offer(offer)
-        result = self.ctx.client.place_ask(self.ctx.account, oid, price, quantity,
-                                           height + q.expires_blocks)
-        self.quotes.placed(q.service, result, f"ask {quantity} {q.service} at {price}")
+        self.quotes.place(q.service, f"ask {quantity} {q.service} at {price}",
+                          lambda **gas: self.ctx.client.place_ask(
+                              self.ctx.account, oid, price, quantity, height + q.expires_blocks,
+                              **gas))
 
     def _end_of(self, a: AgreementView) -> int | None:
         end = self._entry(a.id).get("end")
@@ -434,13 +457,13 @@ class ConsumerRole:
             return  # the owner's budget is spent: no more bids
         # counted before it is sent: a crash may waste budget, never exceed it
         self.ctx.progress.update("budget", "all", committed=committed + lock)
-        result = self.ctx.client.place_bid(self.ctx.account, q.service, q.token, price,
-                                           quantity, height + q.expires_blocks,
-                                           max_deposit_bps=q.max_deposit_bps,
-                                           agent_key=self.ctx.agent_key.public_key)
-        if not result["receipt"]["ok"]:
-            self.ctx.progress.update("budget", "all", committed=committed)
-        self.quotes.placed(q.service, result, f"bid {quantity} {q.service} at {price}")
+        if not self.quotes.place(q.service, f"bid {quantity} {q.service} at {price}",
+                                 lambda **gas: self.ctx.client.place_bid(
+                                     self.ctx.account, q.service, q.token, price, quantity,
+                                     height + q.expires_blocks,
+                                     max_deposit_bps=q.max_deposit_bps,
+                                     agent_key=self.ctx.agent_key.public_key, **gas)):
+            self.ctx.progress.update("budget", "all", committed=committed)  # refused: unspent
 
     def _ask_resend(self, a: AgreementView) -> None:
         start = int(self._entry(a.id).get("received", 0)) + 1

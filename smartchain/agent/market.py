@@ -240,6 +240,16 @@ class ProviderRole:
         height = self.ctx.height()
         for offer in self.offers:
             self._ensure_offer(offer)
+        self._refresh()
+        for a in self.open.values():
+            self._propose(a)
+        busy = {a.service_type for a in self.open.values()}
+        for q in self.asks:
+            if q.service not in busy and not self.quotes.resting(q.service, height):
+                self._place_ask(q, height)
+
+    def _refresh(self) -> None:
+        """Read our agreements from the chain: the open ones to serve."""
         mine = self.ctx.agreements("provider")
         for a in mine:
             if a.id not in self.seen:  # after a start: the served log as progress counts it
@@ -249,12 +259,6 @@ class ProviderRole:
                     and not self._entry(a.id).get("released"):
                 self._finished(a)  # settled, but killed before the device was told
         self.open = {a.id: a for a in mine if a.open}
-        for a in self.open.values():
-            self._propose(a)
-        busy = {a.service_type for a in self.open.values()}
-        for q in self.asks:
-            if q.service not in busy and not self.quotes.resting(q.service, height):
-                self._place_ask(q, height)
 
     def _ensure_offer(self, o: OfferSettings) -> int:
         entry = self.ctx.progress.entry("offers", o.service)
@@ -333,7 +337,13 @@ class ProviderRole:
             raise BadMessage(f"replayed or foreign message (seq {m.seq})")
         if m.kind != self.ctx.cfg.device.kind:
             return
-        for a in self.open.values():  # the oldest agreement still wanting units
+        if not self._serve(raw):  # wanted by none we knew of: by one made since our turn?
+            self._refresh()
+            self._serve(raw)
+
+    def _serve(self, raw: bytes) -> bool:
+        """Deliver a unit to the oldest agreement still wanting units, if any."""
+        for a in self.open.values():
             e = self._entry(a.id)
             n = int(e.get("delivered", 0)) + 1
             end = e.get("end")
@@ -344,7 +354,8 @@ class ProviderRole:
             self.ctx.progress.update("serving", str(a.id), delivered=n)
             self.stats["units_served"] += 1
             self.ctx.send(self.ctx.topic(a.id, "data"), {"agreement": a.id, **item})
-            return
+            return True
+        return False
 
     def _resend(self, a: AgreementView, start: int) -> None:
         delivered = int(self._entry(a.id).get("delivered", 0))

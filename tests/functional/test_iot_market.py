@@ -79,13 +79,28 @@ def test_a_buyer_pays_a_weather_station_per_instalment_and_resumes_after_a_kill(
             buyer_agent = sc.agent("buyer-agent", buyer.config).start()
             agreement = wait_until(lambda: open_agreement(client, buyer, "weather.readings"),
                                    60, what="a match")
-            sc.device("station", "station", str(work / "station-device.key.json"), "--port",
-                      str(sc.mqtt_port), "--period", "0.05").start()
+            aid = str(agreement["id"])
 
-            # the buyer's agent is killed once it has countersigned an instalment
+            def readings_sent(count: int) -> None:  # the station's number goes on across runs
+                dev = sc.device("station", "station", str(work / "station-device.key.json"),
+                                "--port", str(sc.mqtt_port), "--period", "0.05", "--count",
+                                str(count)).start()
+                wait_until(lambda: not dev.running, 60, what=f"{count} readings published")
+
+            # half the readings; the buyer's agent is killed once it countersigned a receipt
+            readings_sent(readings // 2)
             wait_until(lambda: _role(buyer_agent, "consumer").get("countersigned", 0) >= 1,
                        60, what="a first countersigned receipt")
             buyer_agent.kill()
+            signed = json.loads((work / "buyer-state" / "progress.json").read_text())[
+                "buying"][aid]["countersigned"]
+            assert 1 <= signed <= readings // 2
+            assert int(open_agreement(client, buyer, "weather.readings")["counter"]) <= signed
+
+            # the rest is served while it is down; restarted, it resumes from where it was
+            readings_sent(readings - readings // 2)
+            wait_until(lambda: _role(seller_agent, "provider").get("serving", {}).get(aid, {})
+                       .get("delivered") == readings, 60, what="every reading served")
             buyer_agent.start()
 
             done = wait_until(lambda: settled(client, buyer, "weather.readings"), 120,
@@ -123,24 +138,39 @@ def test_a_car_pays_a_gate_per_minute_in_park_and_the_gate_opens_on_the_final_re
                                  gate.device.public_key.hex()).start()
             wait_until(lambda: open_agreement(client, car, "parking.minutes"), 60,
                        what="the car matched with the gate")
+            aid = str(wait_until(lambda: open_agreement(client, car, "parking.minutes"), 60,
+                                 what="the car matched with the gate")["id"])
             before = client.token_balance("PARK", to_bech32(SELLER.address))
-            sc.device("car", "car", str(work / "car-device.key.json"), "--port", port,
-                      "--period", "0.1", "--stay", str(stay)).start()
 
-            # the gate's agent is killed once it has served minutes, then restarted
+            def parked(minutes: int, *leave: str) -> None:  # the car's number goes on
+                dev = sc.device("car", "car", str(work / "car-device.key.json"), "--port",
+                                port, "--period", "0.1", "--stay", str(minutes), *leave).start()
+                wait_until(lambda: not dev.running, 60, what=f"{minutes} minutes parked")
+
+            def buying() -> dict:
+                return _role(car_agent, "consumer").get("buying", {}).get(aid, {})
+
+            # half the stay; the gate's agent is killed once it has served minutes
+            parked(stay // 2, "--no-leave")
+            wait_until(lambda: buying().get("witnessed") == stay // 2, 60,
+                       what="the car witnessed its minutes")
             wait_until(lambda: _role(gate_agent, "provider").get("units_served", 0) >= 2, 60,
                        what="minutes served")
             gate_agent.kill()
+            assert open_agreement(client, car, "parking.minutes")
+
+            # the car stays on and leaves while the gate's agent is down; it comes back
+            parked(stay - stay // 2)
+            wait_until(lambda: buying().get("end") == stay, 60, what="the car's end")
             gate_agent.start()
 
             done = wait_until(lambda: settled(client, car, "parking.minutes"), 120,
                               what="the stay settled")
             wait_until(lambda: "GATE OPEN" in gate_dev.text(), 30, what="the gate opened")
-            minutes = int(done["counter"])
-            assert 1 <= minutes <= stay
-            assert int(done["provider_paid"]) == minutes * PRICE
+            assert int(done["counter"]) == stay  # each minute the car was there, once
+            assert int(done["provider_paid"]) == stay * PRICE
             assert client.token_balance("PARK", to_bech32(SELLER.address)) - before \
-                == minutes * PRICE
+                == stay * PRICE
             _clean(gate_agent)
             _clean(car_agent)
 

@@ -7,10 +7,21 @@
     no block is produced meanwhile) and fetches ranges from both; timed from its API being
     up (it then dials its seeds and syncs) to its reaching the sources' height.
 
-Prints blocks/s of both and the ratio b/a. Goal: block sync >= 2,000 blocks/s. Not a test:
-the machine is shared and noisy, so compare the ratio.
+Prints blocks/s of both and the ratio b/a. Goal: block sync >= 2,000 blocks/s.
+
+Then a chain of ``--chain-blocks`` blocks whose first blocks create ``--accounts``
+accounts (transfers from one funded account), with a state snapshot at its tip: the time
+for a new node to be ready (at the tip) by
+
+(c) block sync (replaying every block and transaction), and
+(d) snapshot sync (``[sync] snapshot = true``: the state in chunks from both sources,
+    verified, then nothing left to replay),
+
+and the ratio c/d. Goal: snapshot sync >= 10x faster. Not a test: the machine is shared
+and noisy, so compare the ratios.
 
     python bench/sync.py [--blocks 5000] [--baseline-blocks 1000]
+                         [--accounts 100000] [--chain-blocks 10000]
 """
 
 from __future__ import annotations
@@ -24,13 +35,26 @@ from pathlib import Path
 from smartchain.app import open_chain
 from smartchain.client import Client
 from smartchain.consensus.validators import Validator, ValidatorSet
+from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
 from smartchain.launcher import launch
-from smartchain.node.config import DATA_DIR, ApiSettings, NodeConfig, P2PSettings
+from smartchain.modules.bank.types import Transfer
+from smartchain.node.config import (
+    DATA_DIR,
+    SNAPSHOTS_DIR,
+    ApiSettings,
+    NodeConfig,
+    P2PSettings,
+    SyncSettings,
+)
 from smartchain.node.home import init_home, make_genesis
+from smartchain.state.chain import Chain
+from smartchain.state.executor import CheckedTx
 from smartchain.state.genesis import Genesis
+from smartchain.state.snapshot import SnapshotStore
 from smartchain.types.block import Block
 from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
+from smartchain.types.tx import Transaction
 
 CHAIN = "bench-sync-1"
 GENESIS_TIME_MS = 1_700_000_000_000
@@ -47,18 +71,53 @@ def certify(keys: list[PrivateKey], height: int, block_hash: bytes) -> Commit:
     return Commit(height, 0, block_hash, tuple(sigs))
 
 
-def build_chain(path: Path, genesis: Genesis, keys: list[PrivateKey], n: int) -> None:
-    """``n`` certified empty blocks (written in batches: building is not what we time)."""
+TXS_PER_BLOCK = 2_000
+FUNDER = PrivateKey.from_seed(b"bench-sync-funder".ljust(32, b"\0"))
+
+
+def transfers(chain: Chain, accounts: int) -> list[CheckedTx]:
+    """One transfer from the funder to each of ``accounts`` new addresses."""
+    params = chain.params
+    out = []
+    for i in range(accounts):
+        to = h256(b"bench-sync-account" + i.to_bytes(4, "big"))[:20]
+        raw = Transaction.create(FUNDER, chain_id=CHAIN, nonce=i, kind="bank/transfer",
+                                 payload=Transfer(to, 1).encode(), gas_limit=100_000,
+                                 gas_price=params.min_gas_price).encode()
+        out.append(chain.executor.check_stateless(raw, Transaction.decode(raw), h256(raw),
+                                                  CHAIN, params))
+    return out
+
+
+def build_chain(path: Path, genesis: Genesis, keys: list[PrivateKey], n: int,
+                accounts: int = 0) -> None:
+    """``n`` certified blocks, the first ones creating ``accounts`` accounts, the rest
+    empty (written in batches: building is not what we time)."""
     chain = open_chain(path, genesis)
     last = EMPTY_COMMIT
+    pending = transfers(chain, accounts)
     try:
         for first in range(1, n + 1, 500):
             with chain.batch():
                 for h in range(first, min(n, first + 499) + 1):
-                    staged = chain.stage_proposal([], GENESIS_TIME_MS + h, keys[h % 4],
+                    txs, pending = pending[:TXS_PER_BLOCK], pending[TXS_PER_BLOCK:]
+                    staged = chain.stage_proposal(txs, GENESIS_TIME_MS + h, keys[h % 4],
                                                   last_commit=last)
+                    assert len(staged.included) == len(txs), "a transfer did not fit"
                     last = certify(keys, h, staged.block.hash())
                     chain.commit(staged, last)
+        assert not pending, f"{len(pending)} transfers left: give more blocks"
+    finally:
+        chain.close()
+
+
+def snapshot_tip(path: Path, genesis: Genesis, out: Path) -> None:
+    chain = open_chain(path, genesis)
+    try:
+        assert chain.latest is not None
+        with chain.store.read() as txn:
+            SnapshotStore(out, keep=1).take(txn, chain.store.dbs, chain.height,
+                                            chain.latest.hash(), chain.latest.state_root)
     finally:
         chain.close()
 
@@ -84,12 +143,13 @@ def replay_rate(source: Path, target: Path, genesis: Genesis, n: int) -> float:
     return n / took
 
 
-def node_home(root: Path, name: str, genesis: Genesis, seeds: list[str], port: int
-              ) -> tuple[Path, str]:
+def node_home(root: Path, name: str, genesis: Genesis, seeds: list[str], port: int,
+              snapshot: bool = False) -> tuple[Path, str]:
     home = root / name
     key = PrivateKey.generate()
     cfg = NodeConfig(moniker=name, log_level="warning", api=ApiSettings(port=0),
-                     p2p=P2PSettings(port=port, seeds=seeds))
+                     p2p=P2PSettings(port=port, seeds=seeds),
+                     sync=SyncSettings(snapshot=snapshot, snapshot_interval=0))
     init_home(home, chain_id=CHAIN, key=key, passphrase=None, insecure=True, config=cfg,
               genesis=genesis)
     return home, f"{key.public_key.hex()}@127.0.0.1:{port}"
@@ -97,11 +157,21 @@ def node_home(root: Path, name: str, genesis: Genesis, seeds: list[str], port: i
 
 def sync_rate(root: Path, source: Path, genesis: Genesis, n: int, port: int) -> float:
     """(b): a new node syncing from two source nodes over P2P."""
+    return n / time_to_ready(root, source, genesis, n, port)
+
+
+def time_to_ready(root: Path, source: Path, genesis: Genesis, n: int, port: int,
+                  snapshots: Path | None = None) -> float:
+    """Seconds for a new node to reach height ``n`` from two source nodes over P2P: by
+    block sync, or from the ``snapshots`` the sources hold (snapshot sync)."""
+    root.mkdir(parents=True)
     homes, seeds = [], []
     for i in range(2):
         home, address = node_home(root, f"source{i}", genesis, [], port + i)
         shutil.rmtree(home / DATA_DIR, ignore_errors=True)
         shutil.copytree(source, home / DATA_DIR)
+        if snapshots is not None:
+            shutil.copytree(snapshots, home / SNAPSHOTS_DIR)
         homes.append(home)
         seeds.append(address)
     sources = [launch(h) for h in homes]
@@ -109,7 +179,8 @@ def sync_rate(root: Path, source: Path, genesis: Genesis, n: int, port: int) -> 
     try:
         for p in sources:
             p.wait_ready(60)
-        home, _ = node_home(root, "joiner", genesis, seeds, port + 2)
+        home, _ = node_home(root, "joiner", genesis, seeds, port + 2,
+                            snapshot=snapshots is not None)
         joiner = launch(home)
         procs.append(joiner)
         client = Client(joiner.wait_ready(60))
@@ -118,10 +189,26 @@ def sync_rate(root: Path, source: Path, genesis: Genesis, n: int, port: int) -> 
             if not joiner.running:
                 raise RuntimeError(f"the joining node exited; see {home}/node.log")
             time.sleep(POLL_S)
-        return n / (time.perf_counter() - started)
+        return time.perf_counter() - started
     finally:
         for p in procs:
             p.stop()
+
+
+def snapshot_vs_replay(root: Path, genesis: Genesis, keys: list[PrivateKey],
+                       args: argparse.Namespace) -> None:
+    big = root / "big"
+    t = time.perf_counter()
+    build_chain(big, genesis, keys, args.chain_blocks, args.accounts)
+    snapshot_tip(big, genesis, root / "snaps")
+    print(f"built {args.chain_blocks} blocks creating {args.accounts} accounts, with a "
+          f"snapshot at the tip, in {time.perf_counter() - t:.1f}s")
+    n = args.chain_blocks
+    replay = time_to_ready(root / "c", big, genesis, n, args.port + 3)
+    print(f"(c) ready by block sync (replay):                     {replay:8.2f} s")
+    snap = time_to_ready(root / "d", big, genesis, n, args.port + 6, root / "snaps")
+    print(f"(d) ready by snapshot sync:                           {snap:8.2f} s")
+    print(f"ratio c/d: {replay / snap:.1f}   (goal: >= 10)")
 
 
 def main() -> None:
@@ -129,12 +216,17 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=5000, help="empty blocks to sync")
     ap.add_argument("--baseline-blocks", type=int, default=1000,
                     help="of them, replayed one by one for the baseline")
+    ap.add_argument("--accounts", type=int, default=100_000,
+                    help="accounts the snapshot-vs-replay chain creates (0: skip that part)")
+    ap.add_argument("--chain-blocks", type=int, default=10_000,
+                    help="blocks of the snapshot-vs-replay chain")
     ap.add_argument("--port", type=int, default=28400, help="first of three P2P ports")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
         keys = [PrivateKey.generate() for _ in range(4)]
         genesis = make_genesis(CHAIN, [(k.public_key, 1, f"v{i}") for i, k in enumerate(keys)],
+                               accounts=[(FUNDER.address, 10**15)],
                                genesis_time_ms=GENESIS_TIME_MS)
         source = root / "chain"
         t = time.perf_counter()
@@ -143,9 +235,11 @@ def main() -> None:
         base = replay_rate(source, root / "replay", genesis, min(args.blocks,
                                                                  args.baseline_blocks))
         print(f"(a) replay in process, a store transaction per block: {base:8.0f} blocks/s")
-        rate = sync_rate(root, source, genesis, args.blocks, args.port)
+        rate = sync_rate(root / "b", source, genesis, args.blocks, args.port)
         print(f"(b) block sync from 2 peers over P2P:                 {rate:8.0f} blocks/s")
         print(f"ratio b/a: {rate / base:.2f}   (goal: b >= 2,000 blocks/s)")
+        if args.accounts:
+            snapshot_vs_replay(root, genesis, keys, args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

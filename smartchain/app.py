@@ -25,6 +25,9 @@ from smartchain.modules.contracts.module import Contracts
 from smartchain.modules.devices import cli as devices_cli
 from smartchain.modules.devices import queries as devices_queries
 from smartchain.modules.devices.module import Devices
+from smartchain.modules.gov import cli as gov_cli
+from smartchain.modules.gov import queries as gov_queries
+from smartchain.modules.gov.module import Gov
 from smartchain.modules.market import cli as market_cli
 from smartchain.modules.market import queries as market_queries
 from smartchain.modules.market.module import Market
@@ -73,6 +76,7 @@ MODULES: tuple[AppModule, ...] = (
               (ModuleCli("stake", poca_cli.stake_app),)),
     AppModule(Devices, devices_queries.API, ModuleCli("device", devices_cli.device_app)),
     AppModule(Market, market_queries.API, ModuleCli("market", market_cli.market_app)),
+    AppModule(Gov, gov_queries.API, ModuleCli("gov", gov_cli.gov_app)),
 )
 
 

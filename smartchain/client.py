@@ -18,6 +18,7 @@ from smartchain.modules.bank.types import Transfer
 from smartchain.modules.compute.sdk import ComputeSdk, posted_job_id
 from smartchain.modules.contracts.sdk import ContractsSdk, deployed_address
 from smartchain.modules.devices.sdk import DevicesSdk
+from smartchain.modules.gov.sdk import GovSdk
 from smartchain.modules.market.sdk import MarketSdk
 from smartchain.modules.poca.sdk import PocaSdk
 from smartchain.modules.sdk import ApiError
@@ -45,7 +46,8 @@ class NodeUnreachable(ApiError):
 
 
 @dataclass
-class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSdk, MarketSdk):
+class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSdk, MarketSdk,
+             GovSdk):
     """The SDK: the core calls here, each module's methods from its ``sdk.py`` mixin."""
 
     url: str = "http://127.0.0.1:26657"

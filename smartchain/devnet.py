@@ -13,6 +13,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from smartchain import launcher
 from smartchain.crypto.address import to_bech32
@@ -44,7 +45,10 @@ STORAGE_PROVIDER_BYTES = 16 * 1024**3
 STORAGE_GC_GRACE_S = 600
 # Audit epochs suited to a quick local network: at 1 s blocks a deal is audited (and its
 # providers paid) every 20 s, with 10 blocks to answer, so repair shows within a minute.
-STORAGE_PARAMS = {"storage_epoch_blocks": 20, "storage_audit_window": 10}
+STORAGE_PARAMS: dict[str, Any] = {"storage_epoch_blocks": 20, "storage_audit_window": 10}
+# Governance suited to a quick local network: a funded proposal is open to votes for 30
+# blocks (about 30 s), an unfunded one expires after 30.
+GOV_PARAMS: dict[str, Any] = {"gov_deposit_blocks": 30, "gov_voting_blocks": 30}
 
 
 class DevnetError(RuntimeError):
@@ -103,7 +107,7 @@ def create(home: Path, *, validators: int = 4, accounts: int = 5,
         [(d.key.address, DEMO_BALANCE) for d in demos]
         + [(k.address, PROVIDER_BALANCE) for k in provider_keys],
         params=Params(block_time_ms=block_time_ms,  # it fixes the halving interval
-                      **STORAGE_PARAMS))
+                      **STORAGE_PARAMS, **GOV_PARAMS))
     names = [f"node{i}" for i in range(validators)] + \
         [f"compute{i}" for i in range(compute_providers)] + \
         [f"storage{i}" for i in range(storage_providers)]

@@ -98,11 +98,12 @@ class NodeProc:
 
 
 def launch(home: Path, *, env: dict[str, str] | None = None,
-           banner: str | None = None) -> NodeProc:
+           banner: str | None = None, prefix: list[str] | None = None) -> NodeProc:
     """Start the node of ``home`` (without waiting for it; see ``NodeProc.wait_ready``).
 
     ``env`` is added to this process's environment; ``banner`` is written to the log first
-    (to tell restarts apart)."""
+    (to tell restarts apart); ``prefix`` runs the node through a command that then execs it
+    (``ip netns exec NS``: the node in a network namespace)."""
     home = Path(home)
     (home / RUNTIME_FILE).unlink(missing_ok=True)  # a killed node leaves a stale one
     with open(home / LOG_FILE, "ab") as log:
@@ -110,7 +111,8 @@ def launch(home: Path, *, env: dict[str, str] | None = None,
             log.write(f"\n===== {banner} =====\n".encode())
             log.flush()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "smartchain.cli.main", "node", "start", "--home", str(home)],
+            [*(prefix or []), sys.executable, "-m", "smartchain.cli.main", "node", "start",
+             "--home", str(home)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             start_new_session=True)  # Ctrl-C in a terminal does not reach it; its group is its own

@@ -291,6 +291,14 @@ def node_init(
         help="Peers to join through: ID@HOST:PORT,... (`smart node show-id` on each).")] = None,
     skip_seed_check: Annotated[bool, typer.Option(
         help="Write the home without dialling the seeds first.")] = False,
+    snapshot: Annotated[bool, typer.Option(
+        help="Start from a peer's verified state snapshot instead of replaying every "
+        "block (docs/operators.md, Snapshot sync).")] = False,
+    trust_height: Annotated[int, typer.Option(
+        help="With --snapshot: height of a block you trust (with --trust-hash).")] = 0,
+    trust_hash: Annotated[str, typer.Option(
+        help="With --snapshot: hash of the block at --trust-height, from a source you "
+        "trust.")] = "",
     block_time_ms: Annotated[int, typer.Option(help="Block interval.")] = 1000,
     fund: Annotated[list[str] | None, typer.Option(help="Genesis ADDRESS=HPC (repeatable).")
                     ] = None,
@@ -323,6 +331,14 @@ def node_init(
                      consensus=ConsensusSettings(block_time_ms=block_time_ms))
     if joined is not None:
         cfg.consensus.block_time_ms = joined.params.block_time_ms
+    if (trust_height or trust_hash) and not snapshot:
+        raise CliError("--trust-height and --trust-hash anchor a --snapshot sync")
+    cfg.sync = replace(cfg.sync, snapshot=snapshot, trust_height=trust_height,
+                       trust_hash=trust_hash.lower())
+    try:
+        cfg.validate()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
     made = init_home(home, chain_id=chain_id, key=key, passphrase=pw, insecure=insecure,
                      accounts=_parse_fund(fund or []), config=cfg, genesis=joined,
                      params=Params(block_time_ms=block_time_ms))  # sets the halving interval

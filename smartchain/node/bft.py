@@ -57,9 +57,19 @@ from smartchain.node.blocksync import (
     serve_range,
 )
 from smartchain.node.gossip_budget import CheckBudget
+from smartchain.node.snapsync import (
+    REQ_CHUNK,
+    REQ_MANIFEST,
+    REQ_SNAPSHOTS,
+    SnapshotSync,
+    serve_chunk,
+    serve_list,
+    serve_manifest,
+)
 from smartchain.p2p import Penalty
 from smartchain.state.chain import ChainError, StagedBlock
 from smartchain.state.executor import CheckedTx
+from smartchain.state.snapshot import SnapshotChunk
 from smartchain.types.block import Block, BlockHeader
 from smartchain.types.consensus import (
     EMPTY_COMMIT,
@@ -74,6 +84,7 @@ from smartchain.types.errors import Code, TxError
 if TYPE_CHECKING:
     from smartchain.node.node import Node
     from smartchain.p2p.peers import P2P
+    from smartchain.state.store import StateView
 
 log = logging.getLogger("smartchain.bft")
 
@@ -131,6 +142,13 @@ class ChainApplication:
         # Selection by competence and votes comes with the staking module; the set can
         # already change per height through this one call.
         return self.valset
+
+    def validators_in(self, view: StateView, height: int) -> ValidatorSet:
+        """The set of ``height`` as recorded in ``view``, a state that is not (yet) the
+        chain's: a snapshot being verified (node/snapsync.py). It must agree with
+        ``validators_at``: while that is the genesis set, so is this; once sets are read
+        from state, this reads ``view`` the same way."""
+        return self.validators_at(height)
 
     def block_hash(self, block: bytes) -> bytes:
         return header_of(block).hash()
@@ -245,11 +263,17 @@ class ConsensusService:
         p2p.subscribe(TOPIC_TXS, self._on_txs)
         p2p.register_request(REQ_BLOCKS, self._serve_blocks)
         p2p.register_request(REQ_STATUS, self._serve_status)
+        snaps = node.snapshots
+        p2p.register_request(REQ_SNAPSHOTS, lambda _p, _b: _answer(serve_list(snaps)))
+        p2p.register_request(REQ_MANIFEST, lambda _p, b: _answer(serve_manifest(snaps, b)))
+        p2p.register_request(REQ_CHUNK, lambda _p, b: _answer(serve_chunk(snaps, b)))
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
         await self._await_peers()
+        if self.node.config.sync.snapshot and self.node.chain.height == 0:
+            await self.snapshot_sync()
         await self.sync()
         self._next_height()
         self._tasks.append(asyncio.create_task(self._flush_txs_forever()))
@@ -504,6 +528,23 @@ class ConsensusService:
             await self.sync()
             self._next_height()
 
+    async def snapshot_sync(self) -> None:
+        """Start from a verified state snapshot of a peer (node/snapsync.py), if one is
+        offered; block sync then follows from its height."""
+        cfg = self.node.config.sync
+        genesis_set = ValidatorSet([Validator(v.public_key, v.power, v.name)
+                                    for v in self.node.genesis.validators])
+        await SnapshotSync(self.p2p, self.node.chain.chain_id, self._restore,
+                           self.app.validators_in, genesis_set, cfg.trust_height,
+                           bytes.fromhex(cfg.trust_hash),
+                           verifier=self.node.verifier.verify).run()
+
+    async def _restore(self, block: Block, commit: Commit,
+                       chunks: list[SnapshotChunk]) -> None:
+        entries = [[(e.key, e.value) for e in c.entries] for c in chunks]
+        await self._in_builder(self.node.chain.restore, block, commit, entries)
+        self.node.metrics.height.set(self.node.chain.height)
+
     async def sync(self) -> None:
         """Fetch and apply blocks until no peer knows a higher one."""
         if self._syncing:
@@ -560,6 +601,10 @@ class ConsensusService:
         staged = chain.stage_block(block, self.node.check_block_txs(block))
         chain.commit(staged, sb.commit)
         return staged
+
+
+async def _answer(payload: bytes) -> bytes:
+    return payload
 
 
 def _log_failure(task: asyncio.Future) -> None:

@@ -12,6 +12,7 @@ type, so a new tunable needs no plumbing here::
                  + any field of consensus.engine.EngineConfig (e.g. timeout_propose_ms)
     [compute]    the compute provider (ComputeSettings)
     [storage]    the storage provider (StorageSettings)
+    [sync]       state snapshots: taking, serving, syncing from one (SyncSettings)
     [faults]     fault injection for tests (FaultSettings), refused unless
                  SMARTCHAIN_TEST_FAULTS=1
 
@@ -36,6 +37,7 @@ CONFIG_FILE = "config.toml"
 GENESIS_FILE = "genesis.json"
 KEY_FILE = "validator_key.json"
 DATA_DIR = "data"
+SNAPSHOTS_DIR = "snapshots"  # state snapshots this node serves (node/snapsync.py)
 RUNTIME_FILE = "node.json"  # written by a running node: its pid and addresses
 # The [faults] section injects faults; a node refuses it unless this variable is "1".
 TEST_FAULTS_ENV = "SMARTCHAIN_TEST_FAULTS"
@@ -119,6 +121,22 @@ class StorageSettings:
 
 
 @dataclass(slots=True)
+class SyncSettings:
+    """State snapshots (docs/operators.md "Snapshot sync"): this node takes one every
+    ``snapshot_interval`` blocks (0: never) and keeps the ``snapshot_keep`` latest, to
+    serve to new nodes; with ``snapshot = true`` a new node (no block yet) starts from a
+    peer's snapshot instead of replaying every block. Trust: the block hash
+    ``trust_hash`` at height ``trust_height`` (from a source the operator trusts); unset,
+    the snapshot's commit must carry over 1/3 of the genesis signers' power."""
+
+    snapshot: bool = False
+    trust_height: int = 0
+    trust_hash: str = ""
+    snapshot_interval: int = 1000
+    snapshot_keep: int = 2
+
+
+@dataclass(slots=True)
 class FaultSettings:
     """Faults injected on purpose so tests can watch the defences; refused unless
     SMARTCHAIN_TEST_FAULTS=1."""
@@ -150,6 +168,8 @@ class NodeConfig:
     compute: ComputeSettings = field(default_factory=ComputeSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
+    # --- snapshot sync ---
+    sync: SyncSettings = field(default_factory=SyncSettings)
 
     def to_toml(self) -> str:
         """Every setting of our own sections; a sub-system's tunables only where they differ
@@ -205,6 +225,7 @@ class NodeConfig:
             raise ConfigError(f"[node] keep_blocks must be >= {MIN_KEEP_BLOCKS}")
         _at_least(0, self.faults, "faults", "equivocate_every")
         _at_least(1, self.api, "api", "max_subscribers", "subscriber_queue")
+        self._validate_sync()
         _at_least(0, self.compute, "compute", "cores", "stake", "capability_override")
         _at_least(0, self.storage, "storage", "capacity", "price", "bandwidth_price",
                   "collateral", "min_free", "gc_grace_s", "client_quota")
@@ -215,6 +236,20 @@ class NodeConfig:
         if not 1 <= self.p2p.unproven_peer_sig_checks <= self.p2p.unproven_sig_checks:
             raise ConfigError("[p2p] need 1 <= unproven_peer_sig_checks <= "
                               "unproven_sig_checks")
+
+    def _validate_sync(self) -> None:
+        sync = self.sync
+        _at_least(0, sync, "sync", "trust_height", "snapshot_interval")
+        _at_least(1, sync, "sync", "snapshot_keep")
+        if bool(sync.trust_height) != bool(sync.trust_hash):
+            raise ConfigError("[sync] trust_height and trust_hash go together")
+        if sync.trust_hash:
+            try:
+                ok = len(bytes.fromhex(sync.trust_hash)) == 32
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConfigError("[sync] trust_hash must be a block hash: 64 hex digits")
 
     def save(self, home: Path) -> None:
         (home / CONFIG_FILE).write_text(self.to_toml())

@@ -26,13 +26,14 @@ from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify
 from smartchain.modules.bank.module import _decode_account
 from smartchain.modules.bank.types import ACCOUNT_PREFIX
-from smartchain.node.config import DATA_DIR, GENESIS_FILE, NodeConfig
+from smartchain.node.config import DATA_DIR, GENESIS_FILE, SNAPSHOTS_DIR, NodeConfig
 from smartchain.node.index import Index
 from smartchain.node.mempool import AccountLookup, Mempool
 from smartchain.node.metrics import NodeMetrics
 from smartchain.state.chain import StagedBlock
-from smartchain.state.executor import CheckedTx
+from smartchain.state.executor import CheckedTx, carried_error
 from smartchain.state.genesis import Genesis
+from smartchain.state.snapshot import SnapshotStore
 from smartchain.state.store import StateReader
 from smartchain.types.block import Block
 from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
@@ -50,6 +51,14 @@ class BlockResult:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+log = logging.getLogger("smartchain.node")
+
+
+def _log_snapshot_failure(future: Future[None]) -> None:
+    if future.exception() is not None:
+        log.error("snapshot failed", exc_info=future.exception())
 
 
 def _log_prune_failure(future: Future[int]) -> None:
@@ -74,6 +83,9 @@ class Node:
         self.validator_index = keys.index(key.public_key) if self.is_signer else -1
         # Every block execution and commit runs here, one at a time, off the event loop.
         self.builder = ThreadPoolExecutor(1, thread_name_prefix="block-builder")
+        # State snapshots served to new nodes: dumped here, off the builder (node/snapsync.py).
+        self.snapshots = SnapshotStore(self.home / SNAPSHOTS_DIR, self.config.sync.snapshot_keep)
+        self.snapshotter = ThreadPoolExecutor(1, thread_name_prefix="snapshot")
         self._last_block_at: float | None = None
         self._admission_tail: asyncio.Future[None] | None = None
         self.peer_count: Callable[[], int] = lambda: 0  # set by the process that owns P2P
@@ -87,8 +99,7 @@ class Node:
             self.index = Index(self.chain)
             caught_up = self.index.attach()
             if caught_up:
-                logging.getLogger("smartchain.node").info(
-                    "search index: caught up %d blocks", caught_up)
+                log.info("search index: caught up %d blocks", caught_up)
         self.metrics.height.set(self.chain.height)
 
     # --- admission -----------------------------------------------------------------------
@@ -144,10 +155,11 @@ class Node:
                 known = self.decode_checked(raw, tx_hash)
                 unverified.append(known)
             checked.append(known)
-        oks = self.verifier.verify(self._sig_items([(0, c) for c in unverified]))
-        for c, ok in zip(unverified, oks, strict=True):
-            if not ok:
-                raise TxError(Code.BAD_SIGNATURE, f"bad signature on {c.hash.hex()}")
+        verdicts = self._verify([(0, c) for c in unverified])
+        for c, bad in zip(unverified, verdicts, strict=True):
+            if bad is not None:
+                raise TxError(Code.BAD_SIGNATURE, f"bad signature on {c.hash.hex()}: "
+                              f"{bad.message}")
         return checked
 
     def submit(self, raw: bytes) -> bytes:
@@ -156,6 +168,7 @@ class Node:
             checked = self.precheck(raw)
             if not verify(checked.tx.sender, TX_SIGN_DOMAIN + raw[:-64], checked.tx.signature):
                 raise TxError(Code.BAD_SIGNATURE, "signature does not match sender and contents")
+            self.chain.executor.check_carried(checked, self.chain.chain_id)
             with self.chain.reader() as reader:
                 self.mempool.add(checked, self._lookup(reader), self.chain.executor.check_costly)
         except TxError as exc:
@@ -188,6 +201,7 @@ class Node:
         if next_nonce or max_gas:
             tx = self._simulated(tx, next_nonce, max_gas)
         checked = self.decode_checked(tx.encode())
+        self.chain.executor.check_carried(checked, self.chain.chain_id)
         self.chain.executor.check_costly(checked)
         return tx, self.chain.simulate(checked)
 
@@ -213,7 +227,7 @@ class Node:
     def submit_many(self, raws: list[bytes]) -> list[bytes | TxError]:
         """Admit a batch: signatures verified in worker processes, then mempool in order."""
         results, pending = self._precheck_batch(raws)
-        admitted = self._admit(results, pending, self.verifier.verify(self._sig_items(pending)))
+        admitted = self._admit(results, pending, self._verify(pending))
         return cast(list[bytes | TxError], admitted)  # no may_check: none left unchecked
 
     async def submit_many_async(self, raws: list[bytes], *,
@@ -233,11 +247,10 @@ class Node:
         self._admission_tail = mine
         try:
             results, pending = self._precheck_batch(raws, may_check)
-            oks = await loop.run_in_executor(None, self.verifier.verify,
-                                             self._sig_items(pending))
+            verdicts = await loop.run_in_executor(None, self._verify, pending)
             if previous is not None:
                 await previous
-            return self._admit(results, pending, oks)
+            return self._admit(results, pending, verdicts)
         finally:
             mine.set_result(None)
 
@@ -259,22 +272,40 @@ class Node:
                 pending.append((i, checked))
         return results, pending
 
-    @staticmethod
-    def _sig_items(pending: list[tuple[int, CheckedTx]]) -> list[tuple[bytes, bytes, bytes]]:
-        return [(c.tx.sender, TX_SIGN_DOMAIN + c.raw[:-64], c.tx.signature) for _, c in pending]
+    def _verify(self, pending: list[tuple[int, CheckedTx]]) -> list[TxError | None]:
+        """Verify each transaction's signature and those its payload carries
+        (``Msg.signatures``) in one batch of the parallel verifier: per transaction, ``None``
+        or why it is refused."""
+        items: list[tuple[bytes, bytes, bytes]] = []
+        carried: list[list[str]] = []
+        carried_of = self.chain.executor.carried_signatures
+        for _, c in pending:
+            items.append((c.tx.sender, TX_SIGN_DOMAIN + c.raw[:-64], c.tx.signature))
+            extra = carried_of(c, self.chain.chain_id)
+            items.extend((pk, message, sig) for pk, message, sig, _w in extra)
+            carried.append([whose for _pk, _m, _s, whose in extra])
+        oks = iter(self.verifier.verify(items))
+        verdicts: list[TxError | None] = []
+        for whose in carried:
+            verdict = None if next(oks) else TxError(
+                Code.BAD_SIGNATURE, "signature does not match sender and contents")
+            for w in whose:
+                if not next(oks) and verdict is None:
+                    verdict = carried_error(w)
+            verdicts.append(verdict)
+        return verdicts
 
     def _admit(self, results: list[bytes | TxError | None],
-               pending: list[tuple[int, CheckedTx]], oks: list[bool]
+               pending: list[tuple[int, CheckedTx]], verdicts: list[TxError | None]
                ) -> list[bytes | TxError | None]:
         reader = self.chain.reader()
         lookup = self._lookup(reader)
         add = self.mempool.add
         check_costly = self.chain.executor.check_costly
         try:
-            for (i, checked), ok in zip(pending, oks, strict=True):
-                if not ok:
-                    results[i] = TxError(Code.BAD_SIGNATURE,
-                                         "signature does not match sender and contents")
+            for (i, checked), bad in zip(pending, verdicts, strict=True):
+                if bad is not None:
+                    results[i] = bad
                     continue
                 try:
                     add(checked, lookup, check_costly)
@@ -348,9 +379,35 @@ class Node:
         if self.config.pruning == "recent":  # in the builder: it writes the store
             self.builder.submit(self.chain.prune, self.config.keep_blocks) \
                 .add_done_callback(_log_prune_failure)
+        interval = self.config.sync.snapshot_interval
+        if interval and block.header.height % interval == 0:
+            self.builder.submit(self._start_snapshot, block.header.height) \
+                .add_done_callback(_log_snapshot_failure)
         for listener in self.commit_listeners:
             listener(staged)
         return BlockResult(block, n, len(staged.skipped), now - started)
+
+    def _start_snapshot(self, height: int) -> None:
+        """Builder thread, so no block commits meanwhile: open a read transaction on the
+        state after ``height`` and let the snapshot thread dump it (LMDB read
+        transactions move between threads). Skipped if the chain is already past it (a
+        range of synced blocks commits at once)."""
+        chain = self.chain
+        if chain.height != height or chain.latest is None:
+            log.debug("snapshot at %d skipped: the chain is at %d", height, chain.height)
+            return
+        txn = chain.store.read()
+        header = chain.latest
+
+        def dump() -> None:
+            try:
+                self.snapshots.take(txn, chain.store.dbs, height, header.hash(),
+                                    header.state_root)
+            finally:
+                txn.abort()
+            log.info("snapshot taken at height %d", height)
+
+        self.snapshotter.submit(dump).add_done_callback(_log_snapshot_failure)
 
     async def produce_block_async(self) -> BlockResult:
         """Sole-signer block without consensus rounds: the pipeline benchmark's path."""
@@ -363,5 +420,6 @@ class Node:
 
     def close(self) -> None:
         self.builder.shutdown(wait=True)
+        self.snapshotter.shutdown(wait=True)  # before the store closes under a dump
         self.verifier.close()
         self.chain.close()

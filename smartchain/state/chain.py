@@ -23,7 +23,14 @@ from smartchain.crypto.address import address_of
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import merkle_root, root_of_hashes
-from smartchain.state.commitment import StateProof, StateTree, TreeUpdate
+from smartchain.state.commitment import (
+    StateProof,
+    StateTree,
+    TreeUpdate,
+    bucket_of,
+    entry_hash,
+    leaf_of,
+)
 from smartchain.state.executor import CheckedTx, Executor
 from smartchain.state.genesis import Genesis
 from smartchain.state.module import BlockInfo, Module
@@ -469,6 +476,50 @@ class Chain:
         gone = upto + 1 - self.base
         self.base = upto + 1
         return gone
+
+    def restore(self, block: Block, commit: Commit,
+                chunks: Iterable[Iterable[tuple[bytes, bytes]]]) -> None:
+        """Install a verified state snapshot taken after ``block`` into a new chain (height
+        0): the genesis state is replaced by the chunks' (key, value) entries, ``block``
+        and its ``commit`` are stored as the latest, and the base becomes its height (no
+        block before it is held). One store transaction: on any error, nothing changed.
+        The caller verified every chunk against ``block``'s state root and the commit
+        against the signer set of its height; the root is checked again here."""
+        if self.height != 0:
+            raise ChainError(f"a snapshot restores a new chain only (this one is at height "
+                             f"{self.height})")
+        h = block.header
+        if h.chain_id != self.chain_id:
+            raise ChainError(f"snapshot block of chain {h.chain_id!r}")
+        dbs = self.store.dbs
+        tree = StateTree()
+        with self.store.write() as txn:  # aborts on an exception
+            for name in ("state", "sidx", "sleaf"):
+                txn.drop(dbs[name], delete=False)
+            hashes: dict[int, list[bytes]] = {}
+            for entries in chunks:
+                for key, value in entries:
+                    b = bucket_of(key)
+                    eh = entry_hash(key, value)
+                    hashes.setdefault(b, []).append(eh)
+                    txn.put(key, value, db=dbs["state"])
+                    txn.put(b.to_bytes(2, "big") + key, eh, db=dbs["sidx"])
+            leaves = {b: leaf_of(hs) for b, hs in hashes.items()}
+            for b, leaf in leaves.items():
+                txn.put(b.to_bytes(2, "big"), leaf, db=dbs["sleaf"])
+            tree.load(txn, dbs["sleaf"])
+            if tree.root != h.state_root:
+                raise ChainError("the snapshot's state does not give its block's state root")
+            hkey = _H.pack(h.height)
+            txn.put(hkey, block.encode(), db=dbs["blocks"])
+            txn.put(block.hash(), hkey, db=dbs["hashes"])
+            txn.put(hkey, commit.encode(), db=dbs["commits"])
+            txn.put(HEIGHT_KEY, hkey, db=dbs["meta"])
+            txn.put(BASE_KEY, hkey, db=dbs["meta"])
+        self.tree = tree
+        self.height = self.base = h.height
+        self.latest = h
+        self.params = self.read_params()
 
     def raw_range(self, start: int, count: int, max_bytes: int) -> list[tuple[bytes, bytes]]:
         """Encoded (block, commit) pairs from ``start`` on: at most ``count`` of them and,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from smartchain.codec import CodecError
+from smartchain.crypto.keys import verify
 from smartchain.state.module import Auth, BlockInfo, GasMeter, Module, Msg, TxContext
 from smartchain.state.params import Params
 from smartchain.state.store import Overlay
@@ -48,6 +49,11 @@ def _checked(kind: str, check: Callable[[], T]) -> T:
     except Exception as exc:
         log.exception("checking a %s payload failed", kind)
         raise TxError(Code.INVALID_PAYLOAD, f"bad {kind} payload: cannot be checked") from exc
+
+
+def carried_error(whose: str) -> TxError:
+    """A signature a payload carries does not verify (``Msg.signatures``)."""
+    return TxError(Code.BAD_SIGNATURE, f"{whose} signature does not verify")
 
 
 def _the_auth(modules: list[Module]) -> Auth:
@@ -87,15 +93,7 @@ class Executor:
         msg = self.msgs.get(tx.kind)
         if msg is None:
             raise TxError(Code.UNKNOWN_KIND, f"unknown transaction kind {tx.kind!r}")
-        if tx.gas_price < params.min_gas_price:
-            raise TxError(Code.FEE_TOO_LOW,
-                          f"gas price {tx.gas_price} below minimum {params.min_gas_price}")
-        need = self.intrinsic_gas(params, len(raw))
-        if tx.gas_limit < need:
-            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} below intrinsic gas {need}")
-        most = min(params.max_tx_gas, params.max_block_gas)  # or no block could take it
-        if tx.gas_limit > most:
-            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} above {most}")
+        self.check_params(params, tx, len(raw))
         try:
             payload = msg.payload.decode(tx.payload)
         except CodecError as exc:
@@ -104,10 +102,41 @@ class Executor:
         spend = tx.gas_limit * tx.gas_price + _checked(tx.kind, lambda: msg.spend(payload))
         return CheckedTx(raw, tx, tx_hash, tx.sender_address, msg, payload, spend)
 
+    def check_params(self, params: Params, tx: Transaction, size: int) -> None:
+        """The checks that depend on params: run at admission and again at execution, since
+        governance may change params while a transaction waits in a mempool (every node
+        then refuses it the same way, whether it had it pooled or not)."""
+        if size > params.max_tx_bytes:
+            raise TxError(Code.TX_TOO_LARGE, f"transaction is {size} bytes, limit "
+                          f"{params.max_tx_bytes}")
+        if tx.gas_price < params.min_gas_price:
+            raise TxError(Code.FEE_TOO_LOW,
+                          f"gas price {tx.gas_price} below minimum {params.min_gas_price}")
+        need = self.intrinsic_gas(params, size)
+        if tx.gas_limit < need:
+            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} below intrinsic gas {need}")
+        most = min(params.max_tx_gas, params.max_block_gas)  # or no block could take it
+        if tx.gas_limit > most:
+            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} above {most}")
+
     def check_costly(self, checked: CheckedTx) -> None:
         """The message's checks too costly to run before its signature is verified (see
         ``Msg.validate_signed``): call only once the signature is good. Raise ``TxError``."""
         _checked(checked.tx.kind, lambda: checked.msg.validate_signed(checked.payload))
+
+    def carried_signatures(self, checked: CheckedTx, chain_id: str
+                           ) -> list[tuple[bytes, bytes, bytes, str]]:
+        """The signatures ``checked``'s payload carries besides the sender's
+        (``Msg.signatures``): verify them with the transaction's signature."""
+        return _checked(checked.tx.kind,
+                        lambda: checked.msg.signatures(checked.payload, chain_id))
+
+    def check_carried(self, checked: CheckedTx, chain_id: str) -> None:
+        """Verify, in this process, the signatures ``checked``'s payload carries; raise
+        ``TxError`` (``BAD_SIGNATURE``) naming the first that does not verify."""
+        for pk, message, sig, whose in self.carried_signatures(checked, chain_id):
+            if not verify(pk, message, sig):
+                raise carried_error(whose)
 
     def begin_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
         events: list[Event] = []
@@ -126,9 +155,8 @@ class Executor:
         block at all (bad nonce, cannot pay the fee); any later failure is a receipt."""
         tx = ctx_tx.tx
         sender = ctx_tx.sender
+        self.check_params(block.params, tx, len(ctx_tx.raw))  # changed since admission?
         intrinsic = self.intrinsic_gas(block.params, len(ctx_tx.raw))
-        if intrinsic > tx.gas_limit:  # only if governance raised gas costs since admission
-            raise TxError(Code.GAS_LIMIT, f"gas limit {tx.gas_limit} below intrinsic {intrinsic}")
         self.auth.ante(store, tx, sender)
         gas = GasMeter(tx.gas_limit)
         gas.used = intrinsic

@@ -16,6 +16,7 @@ from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.hashing import h256_tagged
 from smartchain.state.emission import MAX_SUPPLY, Emission, schedule
 from smartchain.state.params import Params
+from smartchain.state.params.bounds import ParamsError, check
 from smartchain.types.amount import UNITS_PER_HPC
 
 
@@ -67,6 +68,10 @@ class Genesis(Struct):
             raise GenesisError("duplicate genesis account")
         if not self.validators:
             raise GenesisError("genesis needs at least one validator")
+        try:
+            check(self.params)
+        except ParamsError as exc:
+            raise GenesisError(f"invalid params: {exc}") from exc
 
     # --- JSON form ----------------------------------------------------------------------
 

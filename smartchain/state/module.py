@@ -88,8 +88,16 @@ class Msg:
     # contract): run only on signed transactions, so unsigned junk costs no more than a
     # signature check. Raise TxError.
     validate_signed: Callable[[Any], None] = lambda payload: None
-    # What ``validate_signed`` costs, in signature checks (budgets of unproven gossip).
+    # What ``validate_signed`` and ``signatures`` cost, in signature checks (budgets of
+    # unproven gossip).
     signed_check_cost: Callable[[Any], int] = lambda payload: 0
+    # Ed25519 signatures the payload carries besides the sender's, over bytes that name the
+    # chain id: (public key, signed bytes, signature, whose, for the error). The node
+    # verifies them with the transaction's own signature, in its parallel verifier, on
+    # admission and for every block it receives: a forged one never reaches a block, and
+    # handlers only check that the keys are the right ones.
+    signatures: Callable[[Any, str], list[tuple[bytes, bytes, bytes, str]]] = (
+        lambda payload, chain_id: [])
 
 
 class Module:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -30,6 +30,7 @@ class _Missing(enum.Enum):
 
 
 _MISSING = _Missing.MISSING
+_INSORT_MOST = 16  # fresh keys an overlay bisects into its sorted index rather than re-sort
 
 
 class Store:
@@ -78,9 +79,11 @@ class StateReader:
     def get(self, key: bytes) -> bytes | None:
         return self._get(key)
 
-    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def iter_prefix(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Keys starting with ``prefix``, in order, from ``start`` on (if it is above
+        ``prefix``)."""
         cur = self.txn.cursor(db=self._db)
-        if not cur.set_range(prefix):
+        if not cur.set_range(max(prefix, start)):
             return
         for k, v in cur:
             if not k.startswith(prefix):
@@ -170,10 +173,11 @@ class Overlay:
         else:
             raise TypeError("the bottom overlay is committed by the chain, in one LMDB txn")
 
-    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Merged iteration in key order (deterministic), hiding deleted keys."""
-        mine = self._written_under(prefix)
-        below = self.parent.iter_prefix(prefix)
+    def iter_prefix(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Merged iteration in key order (deterministic), hiding deleted keys; from
+        ``start`` on if it is above ``prefix`` (neither side visits the keys below it)."""
+        mine = self._written_under(prefix, start)
+        below = self.parent.iter_prefix(prefix, start)
         i = 0
         for k, v in below:
             while i < len(mine) and mine[i][0] < k:
@@ -192,17 +196,22 @@ class Overlay:
             if mv is not None:
                 yield mk, mv
 
-    def _written_under(self, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
-        """This overlay's writes (``None``: deleted) of keys starting with ``prefix``, in key
-        order."""
+    def _written_under(self, prefix: bytes, start: bytes = b"") -> list[tuple[bytes, bytes | None]]:
+        """This overlay's writes (``None``: deleted) of keys starting with ``prefix``, from
+        ``start`` on, in key order."""
         index = self._index
-        if self._fresh:
-            index += self._fresh
+        fresh = self._fresh
+        if len(fresh) <= _INSORT_MOST:  # a few keys: bisect each in (no pass over the index)
+            for key in fresh:
+                insort(index, key)
+            fresh.clear()
+        else:
+            index += fresh
             index.sort()  # two sorted runs: timsort merges them, galloping over the long one
             self._fresh = []
         writes = self.writes
         out: list[tuple[bytes, bytes | None]] = []
-        for i in range(bisect_left(index, prefix), len(index)):
+        for i in range(bisect_left(index, max(prefix, start)), len(index)):
             key = index[i]
             if not key.startswith(prefix):
                 break

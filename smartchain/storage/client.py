@@ -217,7 +217,7 @@ class ApiChainView:
 
     def params(self) -> Params:
         """The parameters ``/v1/status`` shows (the rest at their defaults)."""
-        known = {f: int(self.status[f]) for f in Params.__dataclass_fields__
+        known: dict[str, Any] = {f: int(self.status[f]) for f in Params.__dataclass_fields__
                  if isinstance(self.status.get(f), int | str)
                  and str(self.status[f]).isdigit()}
         return Params(**known)

@@ -77,9 +77,11 @@ class ChainKit:
 
     @staticmethod
     def check(chain: Chain, raw: bytes) -> CheckedTx:
-        """Every stateless check a node runs on admission (the tests sign validly)."""
+        """Every check a node runs on admission but the sender's signature (the tests sign
+        validly): stateless ones, the signatures the payload carries, the costly ones."""
         checked = chain.executor.check_stateless(raw, Transaction.decode(raw), h256(raw),
                                                  chain.chain_id, chain.params)
+        chain.executor.check_carried(checked, chain.chain_id)
         chain.executor.check_costly(checked)
         return checked
 

@@ -42,6 +42,7 @@ from smartchain.node.config import (
     ConsensusSettings,
     NodeConfig,
     P2PSettings,
+    SyncSettings,
 )
 from smartchain.node.home import init_home, make_genesis
 from smartchain.state.genesis import Genesis
@@ -230,7 +231,10 @@ class Network:
                  accounts: Sequence[tuple[bytes, int]] = (),
                  chain_id: str = "smart-net-1", block_time_ms: int = 150,
                  timeout_propose_ms: int = 600, timeout_vote_ms: int = 300,
-                 log_level: str = "info") -> None:
+                 log_level: str = "info", snapshot_interval: int = 0,
+                 snapshot_keep: int = 2) -> None:
+        """``snapshot_interval``: every node takes a state snapshot every that many
+        blocks (0: none) and keeps the ``snapshot_keep`` latest."""
         if n < 1:
             raise ValueError("a network needs at least one validator")
         self.root = Path(root)
@@ -239,6 +243,8 @@ class Network:
         self.timeout_propose_ms = timeout_propose_ms
         self.timeout_vote_ms = timeout_vote_ms
         self.log_level = log_level
+        self.snapshot_interval = snapshot_interval
+        self.snapshot_keep = snapshot_keep
         keys = [PrivateKey.generate() for _ in range(n)]
         self.genesis: Genesis = make_genesis(
             chain_id, [(k.public_key, 1, f"node{i}") for i, k in enumerate(keys)],
@@ -262,7 +268,9 @@ class Network:
         return NodeConfig(moniker=moniker, log_level=self.log_level, api=ApiSettings(port=0),
                           p2p=P2PSettings(port=p2p_port),
                           consensus=ConsensusSettings(block_time_ms=self.block_time_ms,
-                                                      engine=engine))
+                                                      engine=engine),
+                          sync=SyncSettings(snapshot_interval=self.snapshot_interval,
+                                            snapshot_keep=self.snapshot_keep))
 
     def _init(self, node: NetNode) -> None:
         init_home(node.home, chain_id=self.chain_id, key=node.key, passphrase=None,

@@ -51,6 +51,7 @@ from smartchain.modules.market.types import (
     bid_lock,
     receipt,
     sign_receipt,
+    with_keys,
 )
 from smartchain.modules.query import QueryError
 from smartchain.modules.tokens.module import token_balance
@@ -372,18 +373,14 @@ def test_a_consumer_served_nothing_closes_early_after_the_grace(net: Net) -> Non
 def test_bad_receipts_are_refused_and_change_nothing(net: Net) -> None:
     a_id = agreed(net, qty=40, price=100)
     assert send_receipt(net, a_id, 5).ok
-    half = sign_receipt(P, CHAIN, a_id, 7)
     cases = [
-        (UsageReceipt(a_id, 7, False, half, bytes(64)), "not signed by the consumer"),
-        (UsageReceipt(a_id, 7, False, half, half), "not signed by the consumer"),
-        (UsageReceipt(a_id, 7, False, sign_receipt(C, CHAIN, a_id, 7), sign_receipt(
-            C, CHAIN, a_id, 7)), "not signed by the provider"),
+        (receipt(C, C, CHAIN, a_id, 7), "not signed by the provider's agent"),
+        (receipt(P, P, CHAIN, a_id, 7), "not signed by the consumer's agent"),
+        (receipt(STRANGER, C, CHAIN, a_id, 7), "not signed by the provider's agent"),
         (receipt(P, C, CHAIN, a_id, 4), "goes backwards"),
         (receipt(P, C, CHAIN, a_id, 6), "already accepted"),  # the good one, replayed
-        (receipt(P, C, "other-chain", a_id, 7), "not signed by the provider"),
         (receipt(P, C, CHAIN, a_id, 41), "above the agreement's quantity"),
         (receipt(P, C, CHAIN, a_id + 99, 7), "no agreement"),
-        (replace(receipt(P, C, CHAIN, a_id, 7), final=True), "not signed by the provider"),
     ]
     before, held = market_state(net), net.hpc(MODULE_ACCOUNT)
     for bad, why in cases:
@@ -393,6 +390,28 @@ def test_bad_receipts_are_refused_and_change_nothing(net: Net) -> None:
     with pytest.raises(TxError) as err:
         net.kit.check(net.chain, net.sign(STRANGER, SubmitReceipts(())))
     assert err.value.code == Code.INVALID_PAYLOAD
+
+
+def test_receipts_with_a_forged_signature_are_refused_before_any_block(net: Net) -> None:
+    a_id = agreed(net, qty=40, price=100)
+    good = receipt(P, C, CHAIN, a_id, 7)
+    half = sign_receipt(P, CHAIN, a_id, 7)
+    cases = [
+        (replace(good, consumer_sig=bytes(64)), "receipt 1: the consumer's signature"),
+        (replace(good, consumer_sig=half), "receipt 1: the consumer's signature"),
+        (receipt(P, C, "other-chain", a_id, 7), "receipt 1: the provider's signature"),
+        (replace(good, final=True), "receipt 1: the provider's signature"),
+        (replace(good, provider_key=STRANGER.public_key), "receipt 1: the provider's"),
+    ]
+    for bad, why in cases:
+        with pytest.raises(TxError) as err:
+            net.kit.check(net.chain, net.sign(STRANGER, SubmitReceipts((good, bad))))
+        assert err.value.code == Code.BAD_SIGNATURE and why in err.value.message, why
+    unnamed = UsageReceipt(a_id, 7, False, good.provider_sig, good.consumer_sig)
+    with pytest.raises(TxError) as err:
+        net.kit.check(net.chain, net.sign(STRANGER, SubmitReceipts((unnamed,))))
+    assert err.value.code == Code.INVALID_PAYLOAD and "keys" in err.value.message
+    assert with_keys(unnamed, P.public_key, C.public_key) == good
 
 
 def test_a_consumer_cannot_be_served_beyond_its_prepayment_without_paying(net: Net) -> None:
@@ -476,7 +495,7 @@ def test_device_keys_sign_receipts_until_their_manufacturer_revokes_them(net: Ne
     (m,) = matches(net.bid(C, 100, 40, agent=phone.public_key))
     a_id = int(m["agreement"])
     r = send_receipt(net, a_id, 3)  # the accounts' keys are not the agents named
-    assert r.code == Code.FAILED and "bad signature by device" in r.log
+    assert r.code == Code.FAILED and "not signed by the provider's agent" in r.log
     assert send_receipt(net, a_id, 3, provider=station, consumer=phone).ok
     net.ok(MAKER, RevokeDevice(station.public_key))
     r = send_receipt(net, a_id, 4, provider=station, consumer=phone)
@@ -484,16 +503,36 @@ def test_device_keys_sign_receipts_until_their_manufacturer_revokes_them(net: Ne
     assert net.read(get_agreement, a_id).counter == 3
 
 
-def test_an_order_pays_for_the_book_entries_removed_before_it_in_the_same_block(
+def test_an_order_pays_for_the_tombstones_it_walks_past_but_not_for_the_front_removed(
         net: Net) -> None:
     offer = net.offer()
-    net.ask(P, offer, 100, 1)
-    net.ask(P, offer, 100, 1)
+    asks = [int(attrs_of(net.ask(P, offer, 100, 1), "market_order")[0]["order"])
+            for _ in range(4)]
+    # fills take the book's front: the next scan starts past it, walking no tombstone
     first, second = net.block(net.sign(C, bid_msg(C, 100, 1)),
                               net.sign(CONSUMERS[1], bid_msg(CONSUMERS[1], 100, 1)))
-    assert len(matches(first)) == len(matches(second)) == 1
-    # the first fill left a tombstone at the head of the asks, which the second walks past
-    assert second.gas_used - first.gas_used == Params().market_tombstone_gas
+    assert [matches(r)[0]["ask"] for r in (first, second)] == [str(a) for a in asks[:2]]
+    assert second.gas_used == first.gas_used
+    # a cancel mid-book leaves a tombstone the next scan of that side walks past, and pays
+    _cancel, third = net.block(net.sign(P, CancelOrder(asks[3])),
+                               net.sign(CONSUMERS[2], bid_msg(CONSUMERS[2], 100, 1)))
+    assert matches(third)[0]["ask"] == str(asks[2])
+    assert third.gas_used - first.gas_used == Params().market_tombstone_gas
+
+
+def test_a_failed_order_gives_the_book_front_it_filled_back_to_the_next_order(
+        net: Net) -> None:
+    offer = net.offer()
+    asks = [int(attrs_of(net.ask(P, offer, 100, 1), "market_order")[0]["order"])
+            for _ in range(3)]
+    one = net.bid(C, 100, 1).gas_used  # what filling one ask costs
+    # fills asks[1], then runs out of gas at asks[2]: reverted, asks[1] is the front again
+    failed, after = net.block(
+        net.sign(CONSUMERS[1], bid_msg(CONSUMERS[1], 100, 2), gas_limit=one + 5_000),
+        net.sign(CONSUMERS[2], bid_msg(CONSUMERS[2], 100, 1)))
+    assert failed.code == Code.OUT_OF_GAS
+    assert matches(after)[0]["ask"] == str(asks[1])
+    assert [o.id for o in net.read(book_orders, WEATHER, "HPC", ASK)] == [asks[2]]
 
 
 def test_the_queries_show_offers_books_agreements_and_receipts_and_404_the_unknown(

@@ -47,7 +47,7 @@ def test_a_modules_params_dataclass_has_its_fields_and_defaults_as_in_params() -
 
 def test_genesis_json_names_params_by_field_and_round_trips_them() -> None:
     key = PrivateKey.from_seed(bytes(32))
-    gen = Genesis("p", 0, Params(compute_min_stake=7, storage_accept_ttl=9, max_tx_gas=11),
+    gen = Genesis("p", 0, Params(compute_min_stake=7, storage_accept_ttl=9, max_tx_gas=1_100_000),
                   (GenesisAccount(key.address, 10),),
                   (GenesisValidator(key.public_key, 1, "v"),))
     doc = gen.to_json()

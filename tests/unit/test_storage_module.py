@@ -703,6 +703,22 @@ def test_cancel_pays_the_current_epoch_and_refunds_the_rest(net: Net) -> None:
     assert all(net.read(get_provider, p.address).misses == 0 for p in PROVIDERS[:3])
 
 
+def test_cancelling_costs_the_same_gas_whether_or_not_the_epochs_audit_is_open(
+        net: Net) -> None:
+    """The owner's wallet simulates a cancel to set its gas limit; an audit opening before
+    the block runs it must not make the cancel run out of gas (it did: the open challenges
+    were deleted and the columns paid at a cost the simulation had not seen)."""
+    net.register(PROVIDERS[:3])
+    proven = net.deal(PROVIDERS[:3], epochs=4)
+    still_open = net.deal(PROVIDERS[:3], epochs=4)
+    net.next_epoch()
+    proofs = [p for p in net.proofs(PROVIDERS[0]) if p.file_id == proven]
+    net.ok(PROVIDERS[0], Prove(tuple(proofs)))
+    assert net.read(open_challenges, PROVIDERS[0].address)  # the other deal's still open
+    gas = [net.ok(OWNER, CancelDeal(file_id)).gas_used for file_id in (proven, still_open)]
+    assert gas[0] == gas[1]
+
+
 def test_a_deal_ends_and_refunds_what_is_left(net: Net) -> None:
     net.register(PROVIDERS[:3])
     file_id = net.deal(PROVIDERS[:3], epochs=2)

@@ -3,7 +3,9 @@
 It is also the chain's *auth* step (the ante handler): before any message runs, the
 sender's nonce must be next and its balance must cover the maximum fee, which is taken up
 front; unused gas is refunded afterwards and the fee goes to the block proposer. Fees
-move HPC, they never create or destroy it, so supply changes only by emission.
+move HPC, they never create or destroy it, so supply changes only by emission and by
+burns (``burn_hpc``: governance deposits), which lower the supply and which the bank
+counts (``bank/burned``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from smartchain.modules.bank.types import (
     _ACCT,
     _U128_MASK,
     ACCOUNT_PREFIX,
+    BURNED_KEY,
     EMISSION_KEY,
     MINTED_KEY,
     SUPPLY_KEY,
@@ -60,10 +63,27 @@ def total_supply(store: Any) -> int:
 
 def supply_violations(view: Any) -> list[str]:
     """The supply must equal the sum of every account's balance: HPC is neither made nor lost
-    outside genesis and the block reward."""
+    outside genesis, the block reward and burns."""
     balances = sum(_decode_account(raw)[0] for _key, raw in view.iter_prefix(ACCOUNT_PREFIX))
     supply = total_supply(view)
     return [] if balances == supply else [f"supply {supply} != sum of balances {balances}"]
+
+
+def total_burned(store: Any) -> int:
+    return _u128(store, BURNED_KEY)
+
+
+def burn_hpc(store: Overlay, frm: bytes, amount: int) -> None:
+    """Destroy ``amount`` of ``frm``'s HPC: the supply shrinks and the burned total grows by
+    it, or ``TxError`` if ``frm`` cannot cover it."""
+    key = ACCOUNT_PREFIX + frm
+    balance, nonce = _decode_account(store.get(key))
+    if balance < amount:
+        raise TxError(Code.INSUFFICIENT_FUNDS,
+                      f"insufficient funds to burn: balance {balance} < amount {amount}")
+    store.set(key, _encode_account(balance - amount, nonce))
+    store.set(SUPPLY_KEY, (total_supply(store) - amount).to_bytes(16, "big"))
+    store.set(BURNED_KEY, (total_burned(store) + amount).to_bytes(16, "big"))
 
 
 def add_balance(store: Overlay, address: bytes, amount: int) -> None:

@@ -15,6 +15,7 @@ ACCOUNT_PREFIX = b"bank/acct/"
 SUPPLY_KEY = b"bank/supply"
 MINTED_KEY = b"bank/minted"
 EMISSION_KEY = b"bank/emission"
+BURNED_KEY = b"bank/burned"  # HPC destroyed (burned governance deposits): u128
 
 _ACCT = struct.Struct(">QQQ")  # balance as u128 (hi, lo) + nonce: the Account encoding
 _U128_MASK = (1 << 64) - 1

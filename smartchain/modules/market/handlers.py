@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any, TypeVar, cast
 
+from smartchain.codec import Struct
+from smartchain.modules.market import book
 from smartchain.modules.market.state import (
     agreement_key,
     balance_of,
     book_key,
     book_price,
     check_agent_key,
-    check_agent_signature,
+    check_receipt_agent,
     drop,
     get_agreement,
-    get_offer,
     get_order,
     lock,
     mark,
@@ -56,10 +59,11 @@ from smartchain.modules.market.types import (
     bid_lock,
     book_id,
     entry_cost,
-    receipt_bytes,
 )
 from smartchain.state.module import TxContext
 from smartchain.types.errors import Code, TxError
+
+T = TypeVar("T", bound=Struct)
 
 
 def _fail(message: str, code: Code = Code.FAILED) -> TxError:
@@ -83,7 +87,7 @@ def handle_offer(ctx: TxContext, msg: CreateOffer) -> None:
 
 
 def _own_offer(ctx: TxContext, offer_id: int) -> Offer:
-    offer = get_offer(ctx.store, offer_id)
+    offer = _offer(ctx, offer_id)
     if offer is None:
         raise _fail(f"no offer {offer_id}")
     if offer.provider != ctx.sender:
@@ -135,7 +139,6 @@ def handle_bid(ctx: TxContext, msg: PlaceBid) -> None:
     if have < locked:
         raise _fail(f"insufficient {msg.token} for the bid: it locks {locked}, balance {have}",
                     Code.INSUFFICIENT_FUNDS)
-    lock(ctx, msg.token, ctx.sender, locked)
     order = Order(next_id(ctx.store), BID, ctx.sender, msg.service_type, msg.token, msg.price,
                   msg.quantity, msg.quantity, msg.expiry, 0, msg.agent_key,
                   msg.max_deposit_bps, locked, ctx.block.height)
@@ -146,10 +149,14 @@ def _place(ctx: TxContext, order: Order) -> None:
     ctx.emit("market_order", order=order.id, side=SIDES[order.side], owner=order.owner.hex(),
              service_type=order.service_type, token=order.token, price=order.price,
              quantity=order.quantity)
-    order = _match(ctx, order)
+    order, escrowed = _match(ctx, order)
+    if order.side == BID:  # its lock was only checked: it moves once, net of its fills
+        lock(ctx, order.token, order.owner, escrowed + order.locked)
     if order.remaining and _can_rest(ctx, order):
         put(ctx, order_key(order.id), order)
-        mark(ctx, book_key(order))
+        key = book_key(order)
+        mark(ctx, key)
+        book.put(ctx, key[:-16], key)
     else:
         _finish(ctx, order)
 
@@ -158,7 +165,7 @@ def _can_rest(ctx: TxContext, order: Order) -> bool:
     """An ask whose rest is below its offer's minimum can never fill: it does not rest."""
     if order.side == BID:
         return True
-    offer = get_offer(ctx.store, order.offer_id)
+    offer = _offer(ctx, order.offer_id)
     return offer is not None and order.remaining >= offer.min_quantity
 
 
@@ -169,85 +176,105 @@ def _finish(ctx: TxContext, order: Order) -> None:
     ctx.emit("market_order_done", order=order.id, remaining=order.remaining)
 
 
-def _resting_ids(ctx: TxContext, order: Order) -> list[int]:
+def _crossing(ctx: TxContext, order: Order) -> Iterator[int]:
     """The ids of the resting orders ``order`` crosses, best first, at most
-    ``market_max_fills_per_order`` of them (read before any write moves the book)."""
-    book = book_id(order.service_type, order.token)
+    ``market_max_fills_per_order`` of them. Read as the matching goes: it only removes
+    entries already read, and the scan's view of the block's own writes is taken at the
+    start."""
     other = BID if order.side == ASK else ASK
-    prefix = (BIDS_PREFIX if other == BID else ASKS_PREFIX) + book
+    side = (BIDS_PREFIX if other == BID else ASKS_PREFIX) + book_id(order.service_type,
+                                                                     order.token)
     params = ctx.block.params
-    ctx.gas.consume(_tombstones(ctx).get(prefix, 0) * params.market_tombstone_gas)
-    most = params.market_max_fills_per_order
-    ids: list[int] = []
-    for key, _v in ctx.store.iter_prefix(prefix):
+    tombstones, keys = book.scan(ctx, side)
+    ctx.gas.consume(tombstones * params.market_tombstone_gas)
+    for _n, key in zip(range(params.market_max_fills_per_order), keys, strict=False):
         price = book_price(key, other)
         if (price > order.price) if other == ASK else (price < order.price):
-            break
-        ids.append(read_u64(key[-8:]))
-        if len(ids) >= most:
-            break
-    return ids
+            return
+        yield read_u64(key[-8:])
 
 
-def _match(ctx: TxContext, order: Order) -> Order:
+def _match(ctx: TxContext, order: Order) -> tuple[Order, int]:
     """Fill ``order`` against the book at the resting orders' prices (price-time priority):
-    every visited resting order costs ``market_fill_gas``."""
-    for rid in _resting_ids(ctx, order):
+    every visited resting order costs ``market_fill_gas``. While every order visited so far
+    left the book, the book's front moves past them (``book.removed``). Returns what is
+    left of ``order`` and, for a bid, what its agreements took into escrow (its own lock
+    has not moved yet)."""
+    front, escrowed = True, 0
+    for rid in _crossing(ctx, order):
         ctx.gas.consume(ctx.block.params.market_fill_gas)
-        resting = get_order(ctx.store, rid)
+        resting = _order(ctx, rid)
         if resting is None:  # cannot happen: the book and the orders move together
+            front = False
             continue
         if resting.expiry < ctx.block.height:
-            _remove(ctx, resting)
+            _remove(ctx, resting, front)
             continue
         if resting.owner == order.owner:  # no trade with oneself
+            front = False
             continue
-        order, filled = _fill(ctx, order, resting)
+        order, filled, entry = _fill(ctx, order, resting)
         if filled is resting:  # the terms did not allow this pair: the book is unchanged
+            front = False
             continue
+        escrowed += entry
         resting = filled
         if resting.remaining and _can_rest(ctx, resting):
             put(ctx, order_key(resting.id), resting)
+            front = False
         else:
-            _remove(ctx, resting)
+            _remove(ctx, resting, front)
         if not order.remaining:
             break
-    return order
+    return order, escrowed
 
 
-def _tombstones(ctx: TxContext) -> dict[bytes, int]:
-    """Book entries removed so far in this block, per book side: each is a tombstone a scan
-    of that side walks past until the block commits, so a scan pays for them. Kept in the
-    block's scratch (a failed transaction's removals stay counted: every node counts alike)."""
-    counts: dict[bytes, int] = ctx.block.cache.setdefault("market/tombstones", {})
-    return counts
-
-
-def _remove(ctx: TxContext, order: Order) -> None:
+def _remove(ctx: TxContext, order: Order, front: bool = False) -> None:
     key = book_key(order)
-    side = key[:-16]
-    counts = _tombstones(ctx)
-    counts[side] = counts.get(side, 0) + 1
+    book.removed(ctx, key[:-16], key, front)
     drop(ctx, key)
     drop(ctx, order_key(order.id))
     _finish(ctx, order)
 
 
-def _fill(ctx: TxContext, incoming: Order, resting: Order) -> tuple[Order, Order]:
+def _decoded(ctx: TxContext, kind: type[T], raw: bytes | None) -> T | None:
+    """``raw`` decoded, once per block: a record's bytes are all of it, so every read of
+    the same bytes shares one (immutable) decoding."""
+    if raw is None:
+        return None
+    memo: dict[bytes, Any] = ctx.block.cache.setdefault(f"market/decoded/{kind.__name__}", {})
+    found = memo.get(raw)
+    if found is None:
+        found = memo[raw] = kind.decode(raw)
+    return cast(T, found)
+
+
+def _order(ctx: TxContext, order_id: int) -> Order | None:
+    return _decoded(ctx, Order, ctx.store.get(order_key(order_id)))
+
+
+def _offer(ctx: TxContext, offer_id: int) -> Offer | None:
+    return _decoded(ctx, Offer, ctx.store.get(offer_key(offer_id)))
+
+
+def _fill(ctx: TxContext, incoming: Order, resting: Order) -> tuple[Order, Order, int]:
     """Make an agreement between two crossing orders if the offer's terms allow (else
-    nothing changes); returns both orders with what is left of them."""
+    nothing changes); returns both orders with what is left of them, and what the
+    agreement holds in escrow (taken from a resting bid's lock; an incoming bid's moves
+    once it is matched, see ``_place``)."""
     ask, bid = (incoming, resting) if incoming.side == ASK else (resting, incoming)
-    offer = get_offer(ctx.store, ask.offer_id)
+    offer = _offer(ctx, ask.offer_id)
     if offer is None or offer.terms.deposit_bps > bid.max_deposit_bps:
-        return incoming, resting
+        return incoming, resting, 0
     quantity = min(ask.remaining, bid.remaining)
     if quantity < offer.min_quantity:
-        return incoming, resting
+        return incoming, resting, 0
     price = resting.price
     deposit, prepaid = entry_cost(quantity, price, offer.terms)
     entry = deposit + prepaid * price
     kept = bid_lock(bid.remaining - quantity, bid.price, bid.max_deposit_bps)
-    release(ctx, bid.token, bid.owner, bid.locked - kept - entry)  # >= 0: see bid_lock
+    if bid is resting:
+        release(ctx, bid.token, bid.owner, bid.locked - kept - entry)  # >= 0: see bid_lock
     agreement = Agreement(
         next_id(ctx.store), offer.id, ask.id, bid.id, offer.service_type, offer.unit,
         offer.token, ask.owner, bid.owner, ask.agent_key, bid.agent_key, quantity, price,
@@ -261,7 +288,7 @@ def _fill(ctx: TxContext, incoming: Order, resting: Order) -> tuple[Order, Order
              price=price, deposit=deposit, prepaid_units=prepaid)
     ask = replace(ask, remaining=ask.remaining - quantity)
     bid = replace(bid, remaining=bid.remaining - quantity, locked=kept)
-    return (ask, bid) if incoming.side == ASK else (bid, ask)
+    return ((ask, bid) if incoming.side == ASK else (bid, ask)) + (entry,)
 
 
 def handle_cancel(ctx: TxContext, msg: CancelOrder) -> None:
@@ -295,14 +322,13 @@ def _check_counter(a: Agreement, r: UsageReceipt) -> None:
 
 
 def _settle_receipt(ctx: TxContext, r: UsageReceipt) -> None:
+    """Both signatures were verified before the mempool against the keys ``r`` names
+    (``receipt_signatures``): here those keys must be the agreement's."""
     ctx.gas.consume(2 * SIGNATURE_GAS)
     a = _open_agreement(ctx, r.agreement_id)
     _check_counter(a, r)
-    message = receipt_bytes(ctx.block.chain_id, a.id, r.counter, r.final)
-    check_agent_signature(ctx.store, a.provider, a.provider_key, message, r.provider_sig,
-                          "provider")
-    check_agent_signature(ctx.store, a.consumer, a.consumer_key, message, r.consumer_sig,
-                          "consumer")
+    check_receipt_agent(ctx.store, a.provider, a.provider_key, r.provider_key, "provider")
+    check_receipt_agent(ctx.store, a.consumer, a.consumer_key, r.consumer_key, "consumer")
     from_escrow = (max(min(r.counter, a.coverage), a.counter) - a.counter) * a.price
     beyond = max(r.counter - max(a.coverage, a.counter), 0) * a.price  # served unprepaid
     release(ctx, a.token, a.provider, from_escrow)
@@ -310,15 +336,16 @@ def _settle_receipt(ctx: TxContext, r: UsageReceipt) -> None:
         _move_from(ctx, a, beyond)
     paid = from_escrow + beyond
     coverage = max(a.coverage, r.counter)
-    a = replace(a, counter=r.counter, coverage=coverage, last_receipt_height=ctx.block.height,
-                provider_paid=a.provider_paid + paid)
+    status, refund = a.status, a.consumer_refund
     if r.final or r.counter == a.quantity:
-        refund = a.deposit + (coverage - r.counter) * a.price
+        status, refund = SETTLED, a.deposit + (coverage - r.counter) * a.price
         release(ctx, a.token, a.consumer, refund)
-        a = replace(a, coverage=r.counter, status=SETTLED, consumer_refund=refund)
+        coverage = r.counter
         ctx.emit("market_settle", agreement=a.id, counter=r.counter, refund=refund)
     else:
-        a = _prepay_next(ctx, a)
+        coverage = _prepay_next(ctx, a, r.counter, coverage)
+    a = replace(a, counter=r.counter, coverage=coverage, last_receipt_height=ctx.block.height,
+                provider_paid=a.provider_paid + paid, status=status, consumer_refund=refund)
     put(ctx, agreement_key(a.id), a)
     put(ctx, receipt_key(a.id, r.counter, r.final),
         AcceptedReceipt(a.id, r.counter, r.final, ctx.block.height, paid))
@@ -334,18 +361,19 @@ def _move_from(ctx: TxContext, a: Agreement, amount: int) -> None:
     release(ctx, a.token, a.provider, amount)
 
 
-def _prepay_next(ctx: TxContext, a: Agreement) -> Agreement:
-    """Keep one instalment prepaid ahead of the counter, if the consumer can pay it; if not,
-    the provider sees ``market_unfunded`` and serves no further than ``coverage``."""
-    target = min(a.quantity, a.counter + a.terms.instalment_units)
-    need = (target - a.coverage) * a.price
+def _prepay_next(ctx: TxContext, a: Agreement, counter: int, coverage: int) -> int:
+    """Keep one instalment prepaid ahead of ``counter``, if the consumer can pay it; if not,
+    the provider sees ``market_unfunded`` and serves no further than ``coverage``. Returns
+    the coverage."""
+    target = min(a.quantity, counter + a.terms.instalment_units)
+    need = (target - coverage) * a.price
     if need <= 0:
-        return a
+        return coverage
     if balance_of(ctx.store, a.token, a.consumer) < need:
-        ctx.emit("market_unfunded", agreement=a.id, coverage=a.coverage, needed=need)
-        return a
+        ctx.emit("market_unfunded", agreement=a.id, coverage=coverage, needed=need)
+        return coverage
     lock(ctx, a.token, a.consumer, need)
-    return replace(a, coverage=target)
+    return target
 
 
 def handle_receipts(ctx: TxContext, msg: SubmitReceipts) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from smartchain.modules.bank.module import get_account
 from smartchain.modules.market import handlers as h
+from smartchain.modules.market.book import undoing
 from smartchain.modules.market.state import (
     book_key,
     get_agreement,
@@ -38,6 +39,7 @@ from smartchain.modules.market.types import (
     MAX_SERVICE_TYPE,
     MAX_VALUE,
     MODULE_ACCOUNT,
+    NO_KEY,
     OPEN,
     ORDER_PREFIX,
     SERVICE_TYPE_RE,
@@ -52,6 +54,7 @@ from smartchain.modules.market.types import (
     RetireOffer,
     SubmitReceipts,
     bid_lock,
+    receipt_signatures,
 )
 from smartchain.modules.tokens.module import symbol_error, token_balance
 from smartchain.state.module import Module, Msg, Query
@@ -109,6 +112,15 @@ def validate_bid(msg: PlaceBid) -> None:
 def validate_receipts(msg: SubmitReceipts) -> None:
     if not 1 <= len(msg.receipts) <= MAX_RECEIPTS:
         raise _invalid(f"1..{MAX_RECEIPTS} receipts per transaction")
+    for i, r in enumerate(msg.receipts):
+        if NO_KEY in (r.provider_key, r.consumer_key):
+            raise _invalid(f"receipt {i} does not name both agents' keys (the agreement's "
+                           "provider_key and consumer_key)")
+
+
+def _receipt_signatures(msg: SubmitReceipts, chain_id: str
+                        ) -> list[tuple[bytes, bytes, bytes, str]]:
+    return receipt_signatures(chain_id, msg.receipts)
 
 
 def _bid_spend(msg: PlaceBid) -> int:
@@ -164,10 +176,12 @@ class Market(Module):
         return {
             "market/offer": Msg(CreateOffer, h.handle_offer, validate_offer),
             "market/retire_offer": Msg(RetireOffer, h.handle_retire),
-            "market/ask": Msg(PlaceAsk, h.handle_ask, validate_ask),
-            "market/bid": Msg(PlaceBid, h.handle_bid, validate_bid, spend=_bid_spend),
-            "market/cancel": Msg(CancelOrder, h.handle_cancel),
-            "market/receipts": Msg(SubmitReceipts, h.handle_receipts, validate_receipts),
+            "market/ask": Msg(PlaceAsk, undoing(h.handle_ask), validate_ask),
+            "market/bid": Msg(PlaceBid, undoing(h.handle_bid), validate_bid, spend=_bid_spend),
+            "market/cancel": Msg(CancelOrder, undoing(h.handle_cancel)),
+            "market/receipts": Msg(SubmitReceipts, h.handle_receipts, validate_receipts,
+                                   signatures=_receipt_signatures,
+                                   signed_check_cost=lambda m: 2 * len(m.receipts)),
             "market/close": Msg(CloseAgreement, h.handle_close),
         }
 

@@ -31,6 +31,7 @@ from smartchain.modules.query import (
     ADDRESS,
     HEX32,
     U64,
+    U64_INT,
     HttpQuery,
     ModuleApi,
     Param,
@@ -45,8 +46,13 @@ from smartchain.state.store import StateReader
 TAG = "market"
 AMOUNT = {"type": "string", "pattern": "^[0-9]+$",
           "description": "integer base units of the agreement's token"}
-SERVICE = {"type": "string", "description": "service type, e.g. weather.readings"}
-TOKEN = {"type": "string", "description": "HPC or an IOT_Coin token symbol"}
+SERVICE = {"type": "string", "pattern": f"^{SERVICE_TYPE_RE.pattern}$",
+           "description": "service type, e.g. weather.readings"}
+TOKEN = {"type": "string", "pattern": f"^{SYMBOL_RE.pattern}$",
+         "description": "HPC or an IOT_Coin token symbol"}
+# The optional filters of a listing: empty means any.
+ANY_SERVICE = {**SERVICE, "pattern": f"^({SERVICE_TYPE_RE.pattern})?$"}
+ANY_TOKEN = {**TOKEN, "pattern": f"^({SYMBOL_RE.pattern})?$"}
 
 
 def parse_service(text: str) -> str:
@@ -152,8 +158,8 @@ def _receipts(reader: StateReader, args: dict[str, Any]) -> Any:
             "receipts": [receipt_json(r) for r in receipts_of(reader, args["id"])]}
 
 
-_ID = Param("id", U64, parse_u64("id"))
-_TOKEN_Q = Param("token", TOKEN, lambda t: parse_token(t) if t else "", "query", "")
+_ID = Param("id", U64_INT, parse_u64("id"))
+_TOKEN_Q = Param("token", ANY_TOKEN, lambda t: parse_token(t) if t else "", "query", "")
 _NOT_FOUND = {400: "malformed id", 404: "not found"}
 
 
@@ -166,9 +172,9 @@ API = ModuleApi(
         HttpQuery("/v1/market/offers", "listOffers", TAG,
                   "Active offers, by type and token (then price), at most a price", _offers,
                   _obj({"offers": {"type": "array", "items": ref("Offer")}}), "offers",
-                  (Param("type", SERVICE, lambda t: parse_service(t) if t else "", "query",
+                  (Param("type", ANY_SERVICE, lambda t: parse_service(t) if t else "", "query",
                          ""), _TOKEN_Q,
-                   Param("max_price", U64, parse_u64("max_price"), "query", "0",
+                   Param("max_price", U64_INT, parse_u64("max_price"), "query", "0",
                          description="0: no limit")),
                   {400: "malformed filter"}),
         HttpQuery("/v1/market/offers/{id}", "getOffer", TAG, "An offer", _offer, ref("Offer"),

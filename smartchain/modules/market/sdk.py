@@ -1,7 +1,8 @@
 """SDK methods of the market module: offers, quotes, agreements and usage receipts.
 
 Receipts are signed with ``market.types.sign_receipt`` (each agent its half) and joined into
-a ``UsageReceipt``; ``submit_receipts`` posts them. Ids of what a transaction made are read
+a ``UsageReceipt``; ``submit_receipts`` posts them, naming the agreement's agent keys in
+any receipt that names none. Ids of what a transaction made are read
 from its events (``offer_id``, ``order_id``, ``agreement_ids``).
 """
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.market.types import (
+    NO_KEY,
     CancelOrder,
     CloseAgreement,
     CreateOffer,
@@ -20,6 +22,7 @@ from smartchain.modules.market.types import (
     SubmitReceipts,
     Terms,
     UsageReceipt,
+    with_keys,
 )
 from smartchain.modules.sdk import ModuleSdk, seg
 
@@ -117,9 +120,18 @@ class MarketSdk(ModuleSdk):
 
     def submit_receipts(self, key: PrivateKey, receipts: list[UsageReceipt], *,
                         gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Post receipts both agents signed (any account may post them)."""
-        return self.send_tx(key, "market/receipts", SubmitReceipts(tuple(receipts)),
+        """Post receipts both agents signed (any account may post them). A receipt that
+        names no agent keys gets its agreement's (read from the chain): the node checks
+        the signatures against them before the mempool."""
+        return self.send_tx(key, "market/receipts",
+                            SubmitReceipts(tuple(self._keyed(r) for r in receipts)),
                             gas_limit=gas_limit, **kwargs)
+
+    def _keyed(self, r: UsageReceipt) -> UsageReceipt:
+        if NO_KEY not in (r.provider_key, r.consumer_key):
+            return r
+        a = self.agreement(r.agreement_id)
+        return with_keys(r, bytes.fromhex(a["provider_key"]), bytes.fromhex(a["consumer_key"]))
 
     def close_agreement(self, key: PrivateKey, agreement_id: int, *,
                         gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:

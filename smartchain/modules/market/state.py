@@ -6,9 +6,8 @@ import struct
 from typing import Any
 
 from smartchain.crypto.address import address_of
-from smartchain.crypto.keys import verify
 from smartchain.modules.bank.module import get_account, move_hpc
-from smartchain.modules.devices.module import active_device, check_device_signature, get_device
+from smartchain.modules.devices.module import active_device, get_device
 from smartchain.modules.market.types import (
     AGREEMENT_PREFIX,
     ASK,
@@ -220,17 +219,15 @@ def check_agent_key(view: Any, party: bytes, key: bytes) -> None:
         raise TxError(Code.FAILED, f"device {key.hex()} is not owned by the sender")
 
 
-def check_agent_signature(view: Any, party: bytes, key: bytes, message: bytes,
-                          signature: bytes, who: str) -> None:
-    """The agent of ``party`` signed ``message``: an account key's plain signature, or a
-    device's (registered, not revoked, still owned by the party)."""
-    if address_of(key) != party:
-        device = check_device_signature(view, key, message, signature)
-        if device.owner != party:
-            raise TxError(Code.FAILED, f"the {who}'s device is no longer owned by the {who}")
-        return
-    if not verify(key, message, signature):
-        raise TxError(Code.FAILED, f"receipt not signed by the {who}'s agent")
+def check_receipt_agent(view: Any, party: bytes, key: bytes, named: bytes, who: str) -> None:
+    """The receipt names ``key``, the agreement's agent key of ``party`` (the node verified
+    the signature against the key the receipt names before the mempool), and a device key
+    is still registered, not revoked and owned by the party."""
+    if named != key:
+        raise TxError(Code.FAILED, f"receipt not signed by the {who}'s agent: it names key "
+                      f"{named.hex()}, the agreement's is {key.hex()}")
+    if address_of(key) != party and active_device(view, key).owner != party:
+        raise TxError(Code.FAILED, f"the {who}'s device is no longer owned by the {who}")
 
 
 def put(ctx: TxContext, key: bytes, record: Any) -> None:

@@ -17,7 +17,7 @@ IOT_Coin token of the tokens module); every price x quantity (with the deposit) 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from smartchain.codec import (
     U8,
@@ -46,7 +46,7 @@ MAX_SERVICE_TYPE = 64
 SERVICE_TYPE_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")  # e.g. weather.readings
 UNIT_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")  # e.g. reading, minute, gib_epoch
 MAX_RECEIPTS = 256  # receipts in one transaction
-SIGNATURE_GAS = 5_000  # each Ed25519 verification a handler runs
+SIGNATURE_GAS = 5_000  # each signature a receipt carries (verified before the mempool)
 
 ASK, BID = 0, 1
 SIDES = ("ask", "bid")
@@ -63,6 +63,7 @@ AGREEMENT_PREFIX = b"market/agr/"  # + id -> Agreement
 PARTY_PREFIX = b"market/party/"  # + address + id -> MARK: agreements of a party
 RECEIPT_PREFIX = b"market/rcpt/"  # + agreement id + counter -> AcceptedReceipt
 MARK = b"\x01"
+NO_KEY = bytes(32)  # a receipt's agent key not filled in yet
 
 
 # --- records ------------------------------------------------------------------------------
@@ -201,11 +202,18 @@ class CancelOrder(Struct):
 
 @dataclass(frozen=True, slots=True)
 class UsageReceipt(Struct):
+    """Both agents' signatures and the keys that made them: the node verifies the
+    signatures against these keys before the mempool (stateless, in its parallel verifier),
+    and the handler only checks that they are the agreement's keys. Zero keys: not filled
+    in yet (``MarketSdk.submit_receipts`` fills them from the agreement)."""
+
     agreement_id: U64
     counter: U64  # cumulative units served
     final: Bool  # settles and closes the agreement
     provider_sig: Fixed64
     consumer_sig: Fixed64
+    provider_key: Fixed32 = NO_KEY  # the provider's agent key, as in the agreement
+    consumer_key: Fixed32 = NO_KEY  # the consumer's agent key, as in the agreement
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,4 +285,23 @@ def receipt(provider_key: PrivateKey, consumer_key: PrivateKey, chain_id: str,
     """A receipt signed by both agents (tests, and an agent holding both halves)."""
     message = receipt_bytes(chain_id, agreement_id, counter, final)
     return UsageReceipt(agreement_id, counter, final, provider_key.sign(message),
-                        consumer_key.sign(message))
+                        consumer_key.sign(message), provider_key.public_key,
+                        consumer_key.public_key)
+
+
+def with_keys(r: UsageReceipt, provider_key: bytes, consumer_key: bytes) -> UsageReceipt:
+    """``r`` naming the agreement's agent keys where it names none yet."""
+    return replace(r, provider_key=r.provider_key if r.provider_key != NO_KEY else provider_key,
+                   consumer_key=r.consumer_key if r.consumer_key != NO_KEY else consumer_key)
+
+
+def receipt_signatures(chain_id: str, receipts: tuple[UsageReceipt, ...]
+                       ) -> list[tuple[bytes, bytes, bytes, str]]:
+    """Every signature the receipts carry, as (public key, signed bytes, signature, whose):
+    what the node verifies before the mempool."""
+    out = []
+    for i, r in enumerate(receipts):
+        message = receipt_bytes(chain_id, r.agreement_id, r.counter, r.final)
+        out.append((r.provider_key, message, r.provider_sig, f"receipt {i}: the provider's"))
+        out.append((r.consumer_key, message, r.consumer_sig, f"receipt {i}: the consumer's"))
+    return out

@@ -68,6 +68,7 @@ from smartchain.modules.storage.types import (
 )
 from smartchain.state.emission import MAX_SUPPLY
 from smartchain.state.module import TxContext
+from smartchain.state.params import Params
 
 # --- handlers ----------------------------------------------------------------------------------
 
@@ -271,15 +272,31 @@ def _handle_cancel(ctx: TxContext, msg: CancelDeal) -> None:
     deal = _active_deal(env, msg.file_id)
     if deal.owner != ctx.sender:
         raise _fail("only the owner can cancel a deal")
-    for i, c in enumerate(deal.columns):
-        keys = _keys(env.store, _column_prefix(c.provider, msg.file_id, c.frag_index))
-        for key in keys:
-            env.delete(key)
-        if keys:
-            deal = _pay_column(env, msg.file_id, deal, i)
-    deal = _close_deal(env, msg.file_id, deal, CANCELLED)
-    env.put_deal(msg.file_id, replace(deal, end_epoch=min(deal.end_epoch, env.epoch + 1)))
-    env.flush()
+    # The owner simulates a cancel moments before a block runs it: what it costs must not
+    # depend on whether this epoch's audit has opened meanwhile. So the most it can write
+    # is charged, and the work below is not charged again.
+    env.charge(cancel_gas(env.params, len(deal.columns)))
+    meter, env.gas = env.gas, None
+    try:
+        for i, c in enumerate(deal.columns):
+            keys = _keys(env.store, _column_prefix(c.provider, msg.file_id, c.frag_index))
+            for key in keys:
+                env.delete(key)
+            if keys:
+                deal = _pay_column(env, msg.file_id, deal, i)
+        deal = _close_deal(env, msg.file_id, deal, CANCELLED)
+        env.put_deal(msg.file_id, replace(deal, end_epoch=min(deal.end_epoch, env.epoch + 1)))
+        env.flush()
+    finally:
+        env.gas = meter
+
+
+def cancel_gas(params: Params, columns: int) -> int:
+    """The most cancelling a deal of ``columns`` columns writes: per column its open
+    challenges, its payment (two balances), its hold and its provider's record; then the
+    deal's live mark, the owner's refund (two balances) and the deal itself."""
+    per_column = max(1, params.storage_audit_segments) + 4
+    return (columns * per_column + 4) * params.gas_per_write
 
 
 def _claim_one(env: _Env, sender: bytes, p: StorageProvider, r: Receipt) -> int:

@@ -23,6 +23,7 @@ from smartchain.state.params.compute import (
 )
 from smartchain.state.params.contracts import ContractsParams
 from smartchain.state.params.devices import DevicesParams
+from smartchain.state.params.gov import GovParams
 from smartchain.state.params.market import MarketParams
 from smartchain.state.params.poca import PocaParams
 from smartchain.state.params.storage import StorageAcceptParams, StorageDealParams
@@ -62,11 +63,13 @@ PARAM_GROUPS: tuple[type, ...] = (
     PocaParams,
     DevicesParams,
     MarketParams,
+    GovParams,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Params(  # PARAM_GROUPS reversed: a dataclass lays out its last base's fields first
+    GovParams,
     MarketParams,
     DevicesParams,
     PocaParams,

@@ -185,7 +185,8 @@ def with_providers(net: Net, cpus: tuple[PrivateKey, ...] = (CPU1, CPU2),
     for k in cpus:
         net.ok(k, ComputeRegister(CAPABILITY, 10 * HPC))
     for k in disks:
-        net.ok(k, StorageRegister(CAPACITY, 1_000, GIB, 10 * HPC, "/ip4/127.0.0.1/tcp/1", k.public_key))
+        net.ok(k, StorageRegister(CAPACITY, 1_000, GIB, 10 * HPC, "/ip4/127.0.0.1/tcp/1",
+                                  k.public_key))
 
 
 def refused(r: Receipt, *words: str) -> None:
@@ -218,7 +219,7 @@ def test_the_default_curve_mints_more_in_total_but_less_per_unit_as_utilisation_
 def test_params_that_break_the_curves_shape_or_the_split_are_refused(
         changes: dict[str, int], words: str) -> None:
     with pytest.raises(ParamsError, match=words):
-        check(dataclasses.replace(Params(), **changes))
+        check(dataclasses.replace(Params(), **changes))  # type: ignore[arg-type]
 
 
 @settings(max_examples=200, deadline=None)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from smartchain.consensus.validators import ValidatorSetData
+from smartchain.consensus.validators import ValidatorSet
 from smartchain.crypto.address import address_of
 from smartchain.modules.bank.module import emission_of, mint_reward, total_minted
 from smartchain.modules.compute.types import PROVIDER_PREFIX as COMPUTE_PREFIX
@@ -100,11 +100,10 @@ def measure(p: Params, blocks: int, work: tuple[int, int, int],
 
 def declared_capacity(view: Any) -> tuple[int, int]:
     """(fuel/s of active compute providers, bytes of active storage providers)."""
-    cpu = sum(p.capability for _k, raw in view.iter_prefix(COMPUTE_PREFIX)
-              if (p := ComputeProvider.decode(raw)).active)
-    disk = sum(p.capacity for _k, raw in view.iter_prefix(STORAGE_PREFIX)
-               if (p := StorageProvider.decode(raw)).active)
-    return cpu, disk
+    cpus = [ComputeProvider.decode(raw) for _k, raw in view.iter_prefix(COMPUTE_PREFIX)]
+    disks = [StorageProvider.decode(raw) for _k, raw in view.iter_prefix(STORAGE_PREFIX)]
+    return (sum(c.capability for c in cpus if c.active),
+            sum(d.capacity for d in disks if d.active))
 
 
 def split(amount: int, weights: Iterable[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
@@ -132,7 +131,7 @@ def start_tally(store: Overlay, start: int) -> None:
     store.set(TALLY_KEY, Tally(start, (), (), get_ranking(store).standbys).encode())
 
 
-def _set_at(store: Overlay, height: int) -> ValidatorSetData | None:
+def _set_at(store: Overlay, height: int) -> ValidatorSet | None:
     try:
         return validator_set_at(store, height)
     except LookupError:

@@ -33,6 +33,7 @@ from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.module import get_account, total_minted, total_supply
 from smartchain.modules.bank.types import Transfer
+from smartchain.modules.poca.types import MODULE_ACCOUNT as POCA_ACCOUNT
 from smartchain.modules.rewards.types import MODULE_ACCOUNT as REWARDS_ACCOUNT
 from smartchain.node.config import DATA_DIR
 from smartchain.state.chain import Chain
@@ -461,13 +462,14 @@ def _audit_chain(node: NodeProcess, sent: set[str], seen: dict[str, tuple[int, i
             supply = total_supply(reader)
             minted = total_minted(reader)
             rewards = get_account(reader, REWARDS_ACCOUNT).balance  # minted, not withdrawn
+            locked = get_account(reader, POCA_ACCOUNT).balance  # the genesis validator's stake
         finally:
             reader.close()
         assert set(balances) == set(ADDRS) | {validator}  # nobody else ever got HPC
         # block rewards are minted per epoch into the rewards module (docs/rewards.md)
         assert supply == genesis.supply() + minted and minted == rewards
         assert minted <= emitted_through(emission, height)
-        assert sum(balances.values()) + rewards == supply
+        assert sum(balances.values()) + rewards + locked == supply
     finally:
         chain.close()
 

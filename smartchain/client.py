@@ -21,6 +21,7 @@ from smartchain.modules.devices.sdk import DevicesSdk
 from smartchain.modules.gov.sdk import GovSdk
 from smartchain.modules.market.sdk import MarketSdk
 from smartchain.modules.poca.sdk import PocaSdk
+from smartchain.modules.rewards.sdk import RewardsSdk
 from smartchain.modules.sdk import ApiError
 from smartchain.modules.storage.sdk import StorageSdk
 from smartchain.modules.tokens.sdk import TokensSdk
@@ -47,7 +48,7 @@ class NodeUnreachable(ApiError):
 
 @dataclass
 class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSdk, MarketSdk,
-             GovSdk):
+             GovSdk, RewardsSdk):
     """The SDK: the core calls here, each module's methods from its ``sdk.py`` mixin."""
 
     url: str = "http://127.0.0.1:26657"

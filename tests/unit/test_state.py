@@ -333,8 +333,8 @@ def test_blocks_replayed_on_second_chain_give_same_roots(chainkit) -> None:
     assert a.state_root == b.state_root
     produced = make_blocks(chainkit, a, 6, seed=11)
     assert sum(len(block.txs) for block, _ in produced) > 5
-    roots = {root for _, root in produced}
-    assert len(roots) == len(produced)  # every block changes the state (reward at least)
+    roots = [root for block, root in produced if block.txs]
+    assert len(set(roots)) == len(roots)  # every block with transactions changes the state
     for block, root in produced:
         assert block.header.state_root == root
         checked = chainkit.checked_of_block(b, block.txs)

@@ -136,6 +136,23 @@ BOUNDS: dict[str, Bound] = {
     "gov_max_votes": Range(1, 1_000_000),
     "gov_max_open": Range(1, 10_000),
     "gov_max_depositors": Range(1, 10_000),
+    # rewards
+    "rewards_curve_0_bps": _SHARE,
+    "rewards_curve_30_bps": _SHARE,
+    "rewards_curve_50_bps": _SHARE,
+    "rewards_curve_100_bps": _SHARE,
+    "rewards_compute_weight": Range(0, 10_000),
+    "rewards_storage_weight": Range(0, 10_000),
+    "rewards_bandwidth_weight": Range(0, 10_000),
+    "rewards_bandwidth_capacity_bps": Range(1, 100 * BPS),
+    "rewards_proposer_bps": _SHARE,
+    "rewards_director_bps": _SHARE,
+    "rewards_standby_bps": _SHARE,
+    "rewards_provider_bps": _SHARE,
+    "rewards_default_commission_bps": _SHARE,
+    "rewards_max_commission_bps": _SHARE,
+    "rewards_commission_max_change_bps": Range(1, BPS),
+    "rewards_commission_change_blocks": Range(0, 10**9),
 }
 
 
@@ -160,6 +177,26 @@ RULES: tuple[Rule, ...] = (
     Rule(("gov_min_initial_deposit", "gov_min_deposit"),
          lambda p: p.gov_min_initial_deposit <= p.gov_min_deposit,
          "gov_min_initial_deposit must not exceed gov_min_deposit"),
+    Rule(("rewards_curve_0_bps", "rewards_curve_30_bps", "rewards_curve_50_bps",
+          "rewards_curve_100_bps"),
+         lambda p: (p.rewards_curve_0_bps <= p.rewards_curve_30_bps <= p.rewards_curve_50_bps
+                    <= p.rewards_curve_100_bps),
+         "the rewards curve must not fall: rewards_curve_0_bps <= _30 <= _50 <= _100"),
+    Rule(("rewards_curve_30_bps", "rewards_curve_50_bps", "rewards_curve_100_bps"),
+         lambda p: (5 * p.rewards_curve_30_bps >= 3 * p.rewards_curve_50_bps
+                    and 2 * p.rewards_curve_50_bps >= p.rewards_curve_100_bps),
+         "the reward per unit of service must not rise with utilisation: "
+         "5 x rewards_curve_30_bps >= 3 x rewards_curve_50_bps and "
+         "2 x rewards_curve_50_bps >= rewards_curve_100_bps"),
+    Rule(("rewards_proposer_bps", "rewards_director_bps", "rewards_standby_bps",
+          "rewards_provider_bps"),
+         lambda p: (p.rewards_proposer_bps + p.rewards_director_bps + p.rewards_standby_bps
+                    + p.rewards_provider_bps <= BPS),
+         "rewards_proposer_bps + _director_bps + _standby_bps + _provider_bps must not "
+         "exceed 10000"),
+    Rule(("rewards_default_commission_bps", "rewards_max_commission_bps"),
+         lambda p: p.rewards_default_commission_bps <= p.rewards_max_commission_bps,
+         "rewards_default_commission_bps must not exceed rewards_max_commission_bps"),
 )
 
 

@@ -32,7 +32,12 @@ from smartchain.modules.compute.types import (
 )
 from smartchain.modules.poca import queries as pq
 from smartchain.modules.poca.sets import validator_set_at
-from smartchain.modules.poca.state import community_pool, get_candidate, get_ranking
+from smartchain.modules.poca.state import (
+    community_pool,
+    get_candidate,
+    get_liveness,
+    get_ranking,
+)
 from smartchain.modules.poca.types import (
     MODULE_ACCOUNT,
     ApproveCandidate,
@@ -532,3 +537,41 @@ def test_ninety_nine_directors_cost_one_write_per_block_only_for_the_silent_one(
     net.block()
     changed = {k for k, v in net.poca_state()} ^ {k for k, v in before}
     assert len(changed) == 1  # one silent director: one liveness record written
+
+
+# --- params changed by governance while the module runs --------------------------------------
+
+
+def pass_params(net: PocaNet, *changes: tuple[str, str]) -> None:
+    """Every genesis director votes yes on ``changes``: they apply from the block after the
+    tally (gov in 5-block periods, see ``gov_params``)."""
+    from smartchain.modules.gov.types import NO_ADDRESS, PARAM, YES, ParamChange, Propose
+    from smartchain.modules.gov.types import Vote as GovVote
+    net.ok(HOLDER, Propose(PARAM, "t", "", tuple(ParamChange(k, v) for k, v in changes),
+                           NO_ADDRESS, 0, 10 * HPC))
+    net.block(*(net.sign(k, GovVote(1, YES)) for k in GENESIS))
+    net.until(net.chain.height + 6)
+    for name, value in changes:
+        assert str(getattr(net.chain.params, name)).lower() == value, name
+
+
+GOV_FAST = dict(gov_min_deposit=10 * HPC, gov_min_initial_deposit=10 * HPC,
+                gov_deposit_blocks=5, gov_voting_blocks=5)
+
+
+@pytest.mark.parametrize("window", ["40", "3"])
+def test_a_downtime_window_changed_while_a_director_has_misses_keeps_the_chain_going(
+        make_net: Any, window: str) -> None:
+    """A director with a liveness record when governance changes ``poca_downtime_window``:
+    the record fits the new window (a wider one used to index past its bitmap in end_block,
+    halting every node; a narrower one kept misses no slot would ever clear)."""
+    net = make_net(poca_epoch_blocks=1000, poca_downtime_missed=8, **GOV_FAST)
+    net.until(2)
+    net.down = {GENESIS[2].public_key}
+    net.block(), net.block()
+    net.down = set()
+    pass_params(net, ("poca_downtime_window", window), ("poca_downtime_missed", "3"))
+    net.until(net.chain.height + 45)  # it signs every block from now on
+    assert net.cand(GENESIS[2]).status == 0
+    live = net.read(get_liveness, GENESIS[2].public_key)
+    assert live is None or live.missed == 0  # a whole window signed: no miss is left

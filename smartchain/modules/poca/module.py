@@ -122,6 +122,18 @@ def _jail(env: Env, op: bytes, c: Candidate) -> None:
     env.emit("poca_jail", operator=op.hex(), until=env.height + p.poca_jail_blocks)
 
 
+def _fit(live: Liveness, window: int) -> Liveness:
+    """``live`` as a record of ``window`` slots: governance may have changed the window
+    since it was written (a wider one would index past its bitmap, a narrower one would keep
+    misses in slots no height clears). The misses in slots that still exist are kept."""
+    size = (window + 7) // 8
+    spare = size * 8 - window  # unused high bits of the last byte
+    if len(live.bitmap) == size and not (spare and live.bitmap[-1] >> (8 - spare)):
+        return live
+    bits = int.from_bytes(live.bitmap[:size], "little") & ((1 << window) - 1)
+    return Liveness(live.since, bits.to_bytes(size, "little"), bits.bit_count())
+
+
 def _track_liveness(env: Env) -> None:
     """Record who signed the previous height (``last_commit``) and jail a director that
     missed too many. Costs a read per director; a write only when its bit changes."""
@@ -145,6 +157,10 @@ def _track_liveness(env: Env) -> None:
             if not missed:
                 continue
             live = Liveness(h, bytes((window + 7) // 8), 0)
+        fitted = _fit(live, window)
+        if fitted is not live:
+            live = fitted
+            env.set(key, live.encode())
         was = bool(live.bitmap[slot // 8] >> (slot % 8) & 1)
         if was == missed:
             continue

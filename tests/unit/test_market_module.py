@@ -563,3 +563,43 @@ def test_the_queries_show_offers_books_agreements_and_receipts_and_404_the_unkno
     with pytest.raises(QueryError) as err:
         get("getOrderBook", {"service_type": "Not A Type"})
     assert err.value.status == 400
+
+
+def test_an_order_that_crosses_nothing_reads_no_more_for_the_asks_a_block_put_below_the_front(
+        chainkit: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asks placed in a block below the book's front (the floor its fills moved) used to be
+    read in full by every later scan of that side, whether it crossed them or not: the
+    block's N asks and M such bids cost N x M reads, paid by nobody."""
+    from smartchain.state.executor import Executor
+    from smartchain.state.store import Overlay
+
+    reads: list[int] = []
+    counting = [0]
+    get, deliver = Overlay.get, Executor.deliver
+
+    def counted_get(self: Overlay, key: bytes) -> bytes | None:
+        counting[0] += 1
+        return get(self, key)
+
+    def counted_deliver(self: Executor, *args: Any) -> Receipt:
+        before = counting[0]
+        receipt = deliver(self, *args)
+        reads.append(counting[0] - before)
+        return receipt
+
+    def last_bid_reads(n: int) -> int:
+        net = make(chainkit, f"below{n}")
+        offer = net.offer()
+        net.ask(P, offer, 100, 1)
+        monkeypatch.setattr(Overlay, "get", counted_get)
+        monkeypatch.setattr(Executor, "deliver", counted_deliver)
+        reads.clear()
+        raws = [net.sign(C, bid_msg(C, 100, 1))]  # fills the front: the floor moves past
+        raws += [net.sign(P, PlaceAsk(offer, 50, 1, 1_000)) for _ in range(n)]  # below it
+        raws.append(net.sign(CONSUMERS[1], bid_msg(CONSUMERS[1], 10, 1)))  # crosses nothing
+        receipts = net.block(*raws)
+        monkeypatch.undo()
+        assert all(r.ok for r in receipts) and not matches(receipts[-1])
+        return reads[-1]
+
+    assert last_bid_reads(40) == last_bid_reads(2)

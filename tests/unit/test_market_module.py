@@ -19,6 +19,7 @@ from smartchain.modules.devices.types import (
     RegisterDevice,
     RegisterManufacturer,
     RevokeDevice,
+    TransferDevice,
     sign_certificate,
     sign_pop,
 )
@@ -500,6 +501,35 @@ def test_device_keys_sign_receipts_until_their_manufacturer_revokes_them(net: Ne
     net.ok(MAKER, RevokeDevice(station.public_key))
     r = send_receipt(net, a_id, 4, provider=station, consumer=phone)
     assert r.code == Code.FAILED and "revoked" in r.log
+    assert net.read(get_agreement, a_id).counter == 3
+
+
+def test_a_consumer_cannot_void_receipts_it_countersigned_by_giving_its_device_away(
+        net: Net) -> None:
+    """The consumer's device countersigned 3 prepaid units, then the consumer transferred
+    the device to another of its accounts: its receipts used to be refused, so the provider
+    could not claim (nor close, nothing being accepted) and the consumer closed and took the
+    prepayment back. A device that changed hands still signs for what is escrowed (the
+    prepaid coverage), never for more of its old owner's money."""
+    phone = key(91)
+    net.ok(MAKER, RegisterManufacturer("Acme", MAKER.public_key, 1_000 * HPC))
+    cert = sign_certificate(MAKER, phone.public_key, "M1", "p1", ("agent",))
+    net.ok(C, RegisterDevice(phone.public_key, MAKER.address, "M1", "p1", ("agent",), cert,
+                             C.address, sign_pop(phone, CHAIN, C.address)))
+    offer = net.offer()
+    net.ask(P, offer, 100, 40)
+    (m,) = matches(net.bid(C, 100, 40, agent=phone.public_key))
+    a_id = int(m["agreement"])
+    signed = receipt(P, phone, CHAIN, a_id, 3)  # countersigned as the units came
+    beyond = receipt(P, phone, CHAIN, a_id, 12)  # past the prepaid 10
+    net.ok(C, TransferDevice(phone.public_key, CONSUMERS[1].address))
+    provider = net.hpc(P)
+    assert net.send(STRANGER, SubmitReceipts((signed,))).ok
+    assert net.hpc(P) == provider + 3 * 100
+    a = net.read(get_agreement, a_id)
+    assert (a.counter, a.coverage) == (3, 10)  # no further instalment taken from C
+    r = net.send(STRANGER, SubmitReceipts((beyond,)))
+    assert r.code == Code.FAILED and "no longer owned" in r.log
     assert net.read(get_agreement, a_id).counter == 3
 
 

@@ -575,3 +575,24 @@ def test_a_downtime_window_changed_while_a_director_has_misses_keeps_the_chain_g
     assert net.cand(GENESIS[2]).status == 0
     live = net.read(get_liveness, GENESIS[2].public_key)
     assert live is None or live.missed == 0  # a whole window signed: no miss is left
+
+
+def test_evidence_in_the_last_block_it_is_accepted_still_slashes_the_stake_leaving_then(
+        net: PocaNet) -> None:
+    """Evidence of height h is accepted up to h + poca_unbonding_blocks, and stake that
+    left at h completes then: end_block used to pay the unbonding before it judged the
+    evidence, so an offender who unregistered in the block it double-signed kept it all
+    when the evidence came in that last block."""
+    bad = GENESIS[0]
+    h = net.chain.height + 1
+    votes = sorted((Vote(net.kit.chain_id, h, 0, int(Step.PREVOTE), bytes([n]) * 32,
+                         bad.public_key, bytes(64)).signed_by(bad) for n in (1, 2)),
+                   key=lambda v: v.encode())
+    balance = net.read(get_account, bad.address).balance
+    r = net.send(bad, Unregister())  # block h: the unbonding completes at h + 20
+    assert net.chain.height == h
+    net.until(h + 19)
+    net.block(evidence=(DuplicateVoteEvidence(*votes),))  # block h + 20: still accepted
+    assert net.cand(bad).status == 2  # tombstoned: the evidence counted
+    assert net.read(community_pool) == 10 * HPC * 5 // 100
+    assert net.read(get_account, bad.address).balance == balance - r.fee + 10 * HPC * 95 // 100

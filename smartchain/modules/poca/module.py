@@ -284,13 +284,14 @@ class Poca(Module):
         _init_genesis(store, genesis)
 
     def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
-        """Pay matured unbonding, punish evidence and downtime, and at an epoch's last
-        height rank everyone for the next (its set from h+2)."""
+        """Punish evidence, pay matured unbonding (after: evidence accepted in its last
+        block still slashes the entries completing in it), punish downtime, and at an
+        epoch's last height rank everyone for the next (its set from h+2)."""
         events: list[Event] = []
         env = Env(store, block, None, events)
-        env.complete_unbonding()
-        for ev in block.evidence:
+        for ev in block.evidence:  # first: it may still slash stake completing now
             _punish_double_sign(env, ev)
+        env.complete_unbonding()
         _track_liveness(env)
         env.flush()
         if (block.height + 1) % max(1, block.params.poca_epoch_blocks) == 0:

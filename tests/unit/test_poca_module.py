@@ -542,14 +542,15 @@ def test_ninety_nine_directors_cost_one_write_per_block_only_for_the_silent_one(
 # --- params changed by governance while the module runs --------------------------------------
 
 
-def pass_params(net: PocaNet, *changes: tuple[str, str]) -> None:
-    """Every genesis director votes yes on ``changes``: they apply from the block after the
-    tally (gov in 5-block periods, see ``gov_params``)."""
+def pass_params(net: PocaNet, *changes: tuple[str, str],
+                voters: tuple[PrivateKey, ...] = tuple(GENESIS)) -> None:
+    """``voters`` (every genesis director) vote yes on ``changes``: they apply from the
+    block after the tally (gov in 5-block periods, ``GOV_FAST``)."""
     from smartchain.modules.gov.types import NO_ADDRESS, PARAM, YES, ParamChange, Propose
     from smartchain.modules.gov.types import Vote as GovVote
     net.ok(HOLDER, Propose(PARAM, "t", "", tuple(ParamChange(k, v) for k, v in changes),
                            NO_ADDRESS, 0, 10 * HPC))
-    net.block(*(net.sign(k, GovVote(1, YES)) for k in GENESIS))
+    net.block(*(net.sign(k, GovVote(1, YES)) for k in voters))
     net.until(net.chain.height + 6)
     for name, value in changes:
         assert str(getattr(net.chain.params, name)).lower() == value, name
@@ -596,3 +597,18 @@ def test_evidence_in_the_last_block_it_is_accepted_still_slashes_the_stake_leavi
     assert net.cand(bad).status == 2  # tombstoned: the evidence counted
     assert net.read(community_pool) == 10 * HPC * 5 // 100
     assert net.read(get_account, bad.address).balance == balance - r.fee + 10 * HPC * 95 // 100
+
+
+def test_a_candidate_waiting_for_approval_ranks_once_governance_opens_admission(
+        make_net: Any) -> None:
+    """Registered in approval mode, not yet approved, when governance sets admission open:
+    approvals are refused from then on, and it used to stay unapproved for good (nor can its
+    key or account register again)."""
+    net = make_net(poca_signer_admission=1, poca_max_directors=4, poca_min_competence=0,
+                   poca_min_uptime_bps=0, **GOV_FAST)
+    net.ok(ALICE, Register(ALICE.public_key, 200 * HPC, "alice"))
+    assert not net.cand(ALICE).approved
+    pass_params(net, ("poca_signer_admission", "0"), voters=(*GENESIS, ALICE))
+    net.fail(GENESIS[0], ApproveCandidate(ALICE.address), "admission is open")
+    net.until(EPOCH * (net.chain.height // EPOCH + 2))
+    assert net.tier(ALICE) == "director" and ALICE.public_key in net.set_keys()

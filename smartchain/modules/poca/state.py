@@ -13,6 +13,7 @@ from smartchain.modules.env import ModuleEnv
 from smartchain.modules.poca.sets import schedule_set, set_starts, validator_set_at
 from smartchain.modules.poca.types import (
     ACTIVE,
+    ADMISSION_APPROVAL,
     BPS,
     CANDIDATE_PREFIX,
     ELIMINATED,
@@ -105,9 +106,11 @@ def is_bootstrap(params: Params, c: Candidate, epoch: int) -> bool:
 
 
 def qualifies(params: Params, c: Candidate, epoch: int) -> bool:
-    """May rank for a signer tier: registered, active, admitted, with at least one whole HPC
-    of power and (unless bootstrapped) the minimum stake, competence and uptime."""
-    if not (c.registered and c.status == ACTIVE and c.approved and power_of(tokens_of(c)) > 0):
+    """May rank for a signer tier: registered, active, admitted (approved, or admission is
+    open: one waiting when governance opened it is not stranded), with at least one whole
+    HPC of power and (unless bootstrapped) the minimum stake, competence and uptime."""
+    admitted = c.approved or params.poca_signer_admission != ADMISSION_APPROVAL
+    if not (c.registered and c.status == ACTIVE and admitted and power_of(tokens_of(c)) > 0):
         return False
     if is_bootstrap(params, c, epoch):
         return True

@@ -612,3 +612,22 @@ def test_a_candidate_waiting_for_approval_ranks_once_governance_opens_admission(
     net.fail(GENESIS[0], ApproveCandidate(ALICE.address), "admission is open")
     net.until(EPOCH * (net.chain.height // EPOCH + 2))
     assert net.tier(ALICE) == "director" and ALICE.public_key in net.set_keys()
+
+
+def test_one_delegator_filling_the_unbonding_queue_cannot_lock_the_others_in(
+        make_net: Any) -> None:
+    """``poca_max_unbonding`` counted every delegator's entries of a candidate together:
+    one holder undelegating 1 HPC at a time filled it, and no other delegator (nor the
+    candidate itself) could leave until it let them, which it need never do. The bound
+    is per delegator of a candidate."""
+    net = make_net(poca_max_unbonding=3, poca_min_delegation=HPC)
+    target = GENESIS[0]
+    net.ok(BOB, Delegate(target.address, 5 * HPC))
+    net.ok(HOLDER, Delegate(target.address, 4 * HPC))
+    for _ in range(3):
+        net.ok(HOLDER, Undelegate(target.address, HPC))
+    net.fail(HOLDER, Undelegate(target.address, HPC), "unbonding entries waiting")
+    net.ok(BOB, Undelegate(target.address, 2 * HPC))
+    net.ok(target, Unregister())
+    net.until(net.chain.height + 21)  # every entry paid: the holder may leave again
+    net.ok(HOLDER, Undelegate(target.address, HPC))

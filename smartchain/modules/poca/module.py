@@ -38,6 +38,7 @@ from smartchain.modules.poca.handlers import (
 )
 from smartchain.modules.poca.sets import validator_set_at
 from smartchain.modules.poca.state import (
+    U32_BE,
     Env,
     community_pool,
     get_candidate,
@@ -59,6 +60,7 @@ from smartchain.modules.poca.types import (
     MODULE_ACCOUNT,
     RANKED_PREFIX,
     TOMBSTONED,
+    UNBONDING_COUNT,
     UNBONDING_PREFIX,
     ApproveCandidate,
     Attest,
@@ -226,8 +228,17 @@ def _money_violations(view: Any) -> list[str]:
     wrong += [f"candidate {op.hex()} has {shares.get(op, 0)} shares, delegators hold "
               f"{held.get(op, 0)}" for op in sorted(shares.keys() | held.keys())
               if shares.get(op, 0) != held.get(op, 0)]
-    unbonding = sum(Unbonding.decode(raw).amount
-                    for _k, raw in view.iter_prefix(UNBONDING_PREFIX))
+    unbonding = 0
+    waiting: dict[bytes, int] = {}
+    for key, raw in view.iter_prefix(UNBONDING_PREFIX):
+        entry = Unbonding.decode(raw)
+        unbonding += entry.amount
+        pair = key[len(UNBONDING_PREFIX):-8] + entry.owner
+        waiting[pair] = waiting.get(pair, 0) + 1
+    counted = {key[len(UNBONDING_COUNT):]: U32_BE.unpack(raw)[0]
+               for key, raw in view.iter_prefix(UNBONDING_COUNT)}
+    if counted != waiting:
+        wrong.append("the unbonding counts per (candidate, owner) are not the entries waiting")
     pool = community_pool(view)
     balance = get_account(view, MODULE_ACCOUNT).balance
     if locked + unbonding + pool != balance:

@@ -26,6 +26,7 @@ from smartchain.modules.poca.types import (
     RANKING_KEY,
     SEQ_KEY,
     U64_BE,
+    UNBONDING_COUNT,
     UNBONDING_PREFIX,
     UNBONDING_QUEUE,
     Candidate,
@@ -43,6 +44,7 @@ from smartchain.types.errors import Code, TxError
 MIB = 1 << 20
 MEGA_FUEL = 10**6
 _U128 = struct.Struct(">QQ")
+U32_BE = struct.Struct(">I")
 
 
 def fail(message: str) -> TxError:
@@ -160,13 +162,19 @@ class Env(ModuleEnv[Candidate]):
 
     def start_unbonding(self, operator: bytes, owner: bytes, amount: int) -> int:
         """Move ``amount`` (already taken off the candidate) into the unbonding queue;
-        returns the height it is paid at. Refused when the candidate has
-        ``poca_max_unbonding`` entries waiting: that bounds what a slash loops over."""
-        waiting = len(unbonding_of(self.store, operator))
+        returns the height it is paid at. Refused when ``owner`` has ``poca_max_unbonding``
+        entries of this candidate waiting: a bound per delegator, so none can fill the
+        queue for the others (each entry is priced by ``poca_min_delegation``, which with
+        it bounds what a slash loops over)."""
+        count_key = UNBONDING_COUNT + operator + owner
+        raw = self.store.get(count_key)
+        waiting = U32_BE.unpack(raw)[0] if raw else 0
         if waiting >= self.params.poca_max_unbonding:
-            raise fail(f"candidate {operator.hex()} has {waiting} unbonding entries waiting "
-                       f"(at most poca_max_unbonding={self.params.poca_max_unbonding}); "
-                       "try again when the oldest completes")
+            raise fail(f"{owner.hex()} has {waiting} unbonding entries waiting from candidate "
+                       f"{operator.hex()} (at most poca_max_unbonding="
+                       f"{self.params.poca_max_unbonding}); try again when the oldest "
+                       "completes")
+        self.set(count_key, U32_BE.pack(waiting + 1))
         completion = self.height + self.params.poca_unbonding_blocks
         seq = U64_BE.pack(self.next_seq())
         self.set(UNBONDING_PREFIX + operator + seq,
@@ -182,6 +190,7 @@ class Env(ModuleEnv[Candidate]):
                 break
             due.append(key)
         for key in due:
+            operator = key[len(UNBONDING_QUEUE) + 8:-8]
             entry_key = UNBONDING_PREFIX + key[len(UNBONDING_QUEUE) + 8:]
             raw = self.store.get(entry_key)
             assert raw is not None, "an unbonding queue key names no entry"
@@ -189,6 +198,14 @@ class Env(ModuleEnv[Candidate]):
             self.move(MODULE_ACCOUNT, entry.owner, entry.amount)
             self.delete(entry_key)
             self.delete(key)
+            count_key = UNBONDING_COUNT + operator + entry.owner
+            counted = self.store.get(count_key)
+            assert counted is not None, "an unbonding entry its owner's count misses"
+            left = U32_BE.unpack(counted)[0] - 1
+            if left:
+                self.set(count_key, U32_BE.pack(left))
+            else:
+                self.delete(count_key)
             self.emit("poca_unbonded", owner=entry.owner.hex(), amount=entry.amount)
 
     # --- punishment ----------------------------------------------------------------------

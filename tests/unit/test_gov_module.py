@@ -43,7 +43,7 @@ from smartchain.modules.poca.state import community_pool
 from smartchain.modules.poca.types import Delegate, Register
 from smartchain.state.genesis import GenesisError
 from smartchain.state.params import Params
-from smartchain.state.params.bounds import BOUNDS
+from smartchain.state.params.bounds import BOUNDS, VOTE_TX_BYTES, vote_gas
 from smartchain.types.consensus import DuplicateVoteEvidence, Step
 from smartchain.types.consensus import Vote as ConsensusVote
 from smartchain.types.errors import Code, TxError
@@ -145,6 +145,28 @@ def test_a_param_proposal_that_breaks_a_rule_between_fields_is_refused(net: Net)
     # ... unless the same proposal shortens the window too
     assert net.propose_params(ALICE, ("storage_epoch_blocks", "40"),
                               ("storage_audit_window", "20")).ok
+
+
+@pytest.mark.parametrize("change", [
+    ("tx_base_gas", "1000000000"),  # above max_tx_gas: no transaction fits any more
+    ("gas_per_tx_byte", "1000000"),  # a vote of a few hundred bytes needs 10^8 gas
+    ("gas_per_write", "1000000000"),  # a vote writes its ballot
+    ("min_gas_price", "1000000000000"),  # a vote's fee: more HPC than exists
+])
+def test_a_param_change_that_would_leave_no_vote_possible_is_refused(
+        net: Net, change: tuple[str, str]) -> None:
+    """Each passed the field's bounds, and once carried out no transaction (so no vote to
+    undo it) could enter a block again: the chain's params were frozen for good."""
+    refused(net.propose_params(ALICE, change), Code.INVALID_PAYLOAD, "a vote")
+
+
+def test_a_vote_fits_what_the_params_rule_reserves_for_it(staked: Net) -> None:
+    """The rule's stand-in for a vote (its bytes and writes) covers a real one."""
+    pid = staked.propose_text(DAVE)
+    raw = staked.sign(ALICE, Vote(pid, YES))
+    assert len(raw) <= VOTE_TX_BYTES
+    (r,) = staked.block(raw)
+    assert r.ok and r.gas_used <= vote_gas(staked.chain.params)
 
 
 def test_a_proposal_whose_deposit_is_below_the_minimum_initial_deposit_is_refused(

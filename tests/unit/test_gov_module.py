@@ -552,3 +552,25 @@ def test_a_passing_spend_is_paid_from_the_community_pool(staked: Net) -> None:
     assert voted(staked, pid, (ALICE, YES)) == "passed"
     assert staked.balance(CAROL) == carol + pool and staked.read(community_pool) == 0
     assert staked.balance(DAVE) == dave + MIN_DEPOSIT
+
+
+def test_candidates_that_left_for_good_cost_the_tally_nothing(chainkit: ChainKit) -> None:
+    """The tally, run in an end_block, read every candidate record ever made, and a record
+    stays when its candidate leaves: accounts registering and unregistering in turn (their
+    stake back after the unbonding period) grew every later tally for ever. It reads the
+    candidates holding HPC (what the count weighs), and counts alike."""
+    from smartchain.modules.gov import stake
+    from smartchain.modules.poca.types import Unregister
+
+    net = stake_up(chainkit, poca_unbonding_blocks=2)
+    pid = net.propose_text(DAVE)
+    net.ok(ALICE, Vote(pid, YES))
+    before = net.read(tally_of, pid)
+    for i in range(5):
+        k = key(60 + i)
+        net.ok(DAVE, Transfer(k.address, 200 * HPC))
+        net.ok(k, Register(k.public_key, 100 * HPC, f"c{i}"))
+        net.ok(k, Unregister())
+    net.until(net.chain.height + 3)
+    assert sorted(net.read(stake.validators)) == sorted([ALICE.address, PROPOSER.address])
+    assert net.read(tally_of, pid) == before

@@ -53,6 +53,7 @@ from smartchain.modules.poca.types import (
     ADMISSION_OPEN,
     CANDIDATE_PREFIX,
     DELEGATION_PREFIX,
+    HELD_PREFIX,
     JAILED,
     KEY_PREFIX,
     LIVENESS_PREFIX,
@@ -214,13 +215,18 @@ def _money_violations(view: Any) -> list[str]:
     locked = 0
     shares: dict[bytes, int] = {}
     wrong: list[str] = []
+    holding = set()
     for key, raw in view.iter_prefix(CANDIDATE_PREFIX):
         c = Candidate.decode(raw)
         op = key[len(CANDIDATE_PREFIX):]
         locked += tokens_of(c)
+        if tokens_of(c):
+            holding.add(op)
         shares[op] = c.shares
         if operator_of_key(view, c.pubkey) != op:
             wrong.append(f"candidate {op.hex()}'s key is not bound to it")
+    if holding != {k[len(HELD_PREFIX):] for k, _v in view.iter_prefix(HELD_PREFIX)}:
+        wrong.append("the index of candidates holding HPC is not the candidates holding HPC")
     held: dict[bytes, int] = {}
     for key, raw in view.iter_prefix(DELEGATION_PREFIX):
         op = key[len(DELEGATION_PREFIX) + 20:]

@@ -17,6 +17,7 @@ from smartchain.modules.poca.types import (
     BPS,
     CANDIDATE_PREFIX,
     ELIMINATED,
+    HELD_PREFIX,
     KEY_PREFIX,
     LIVENESS_PREFIX,
     MARK,
@@ -135,6 +136,17 @@ class Env(ModuleEnv[Candidate]):
 
     def load_provider(self, address: bytes) -> Candidate | None:
         return get_candidate(self.store, address)
+
+    def flush(self) -> None:
+        """Write the changed candidates, and keep the index of those holding HPC: a
+        candidate that left with nothing (its record stays for good) drops out of it."""
+        for op in sorted(self.dirty):
+            key, held = HELD_PREFIX + op, tokens_of(self.providers[op]) > 0
+            if held and self.store.get(key) is None:
+                self.set(key, MARK)
+            elif not held:
+                self.delete(key)
+        super().flush()
 
     def candidate(self, operator: bytes) -> Candidate:
         c = self.provider(operator)

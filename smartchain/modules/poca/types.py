@@ -52,6 +52,7 @@ KEY_PREFIX = b"poca/key/"  # + consensus public key -> operator address (a key b
 DELEGATION_PREFIX = b"poca/del/"  # + delegator + operator -> Delegation (shares)
 UNBONDING_PREFIX = b"poca/unb/"  # + operator + seq -> Unbonding (slashable while waiting)
 UNBONDING_QUEUE = b"poca/unbq/"  # + completion height + operator + seq -> MARK
+HELD_PREFIX = b"poca/held/"  # + operator -> MARK: the candidates holding HPC (what a tally reads)
 UNBONDING_COUNT = b"poca/unbn/"  # + operator + owner -> entries waiting (u32 big-endian)
 LIVENESS_PREFIX = b"poca/live/"  # + consensus public key -> Liveness (directors only)
 ELIMINATION_PREFIX = b"poca/elim/"  # + target operator -> Elimination

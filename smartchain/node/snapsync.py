@@ -182,17 +182,15 @@ class SnapshotSync:
         for peer, infos in self.offers.items():
             # each offer tried costs requests to every peer: a peer listing thousands of
             # made-up snapshots would hold the start for as many rounds
-            best = sorted(infos, key=lambda i: i.height, reverse=True)[:MAX_OFFERS_PER_PEER]
+            usable = [i for i in infos
+                      if not self.trust_height or i.height <= self.trust_height]
+            best = sorted(usable, key=lambda i: i.height, reverse=True)[:MAX_OFFERS_PER_PEER]
             for i in best:
                 key = (i.height, i.block_hash, i.state_root, i.chunks)
                 by_snapshot.setdefault(key, []).append(peer)
         for key in sorted(by_snapshot, key=lambda k: (k[0], len(by_snapshot[k])),
                           reverse=True):
             height = key[0]
-            if self.trust_height and height > self.trust_height:
-                log.info("snapshot at height %d is above trust_height %d: skipped",
-                         height, self.trust_height)
-                continue
             try:
                 await self._try(height, key[1], key[2], by_snapshot[key])
             except SnapshotRefused as exc:

@@ -330,9 +330,10 @@ class HostilePeers(Peers):
     ``offers`` made-up snapshots each besides the real ones."""
 
     def __init__(self, served: dict[bytes, tuple[Chain, SnapshotStore]], liars: set[bytes],
-                 offers: int = 0) -> None:
+                 offers: int = 0, offerers: set[bytes] | None = None) -> None:
         super().__init__(served, set())
         self.liars, self.offers, self.block_asks = liars, offers, 0
+        self.offerers = liars if offerers is None else offerers
 
     async def request(self, peer: bytes, kind: str, payload: bytes,
                       timeout: float = 5.0) -> bytes:
@@ -340,7 +341,7 @@ class HostilePeers(Peers):
             self.block_asks += 1
         if peer in self.liars and kind == REQ_BLOCKS:
             return BlockRange((), ()).encode()
-        if peer in self.liars and kind == REQ_SNAPSHOTS:
+        if peer in self.offerers and kind == REQ_SNAPSHOTS:
             fake = [SnapshotInfo(10**6 + i, bytes([i % 256]) * 32, bytes(32), 64)
                     for i in range(self.offers)]
             return SnapshotList((*fake, *SnapshotList.decode(
@@ -373,3 +374,16 @@ def test_a_peer_offering_a_flood_of_snapshots_costs_a_bounded_number_of_requests
                          offers=5_000)
     assert sync(peers, fresh, genesis) == 12
     assert peers.block_asks <= 2 * 2 * (MAX_OFFERS_PER_PEER + 1)
+
+
+def test_offers_above_the_trusted_height_do_not_crowd_out_the_one_below_it(
+        source: Chain, fresh: Chain, genesis: Genesis,
+        snap: tuple[SnapshotStore, SnapshotManifest]) -> None:
+    """A peer's offers are capped after those above ``trust_height`` are left out: a node
+    holding more recent snapshots than the cap still serves the one a trusting joiner needs."""
+    store, _ = snap
+    grow(source, 3)
+    peer = bytes([1]) * 32
+    peers = HostilePeers({peer: (source, store)}, liars=set(), offers=2 * MAX_OFFERS_PER_PEER,
+                         offerers={peer})
+    assert sync(peers, fresh, genesis, (15, source.latest_hash)) == 12

@@ -156,6 +156,16 @@ BOUNDS: dict[str, Bound] = {
 }
 
 
+VOTE_TX_BYTES = 512  # a signed gov/vote transaction is smaller (a test checks)
+VOTE_WRITES = 2  # its ballot, and the proposal's voter count
+VOTE_FEE_MOST = HPC  # what a vote may cost at the minimum gas price
+
+
+def vote_gas(p: Params) -> int:
+    """The most gas a governance vote needs under ``p``."""
+    return p.tx_base_gas + p.gas_per_tx_byte * VOTE_TX_BYTES + p.gas_per_write * VOTE_WRITES
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """A rule between fields: ``holds(params)`` or the sentence ``message``."""
@@ -174,6 +184,16 @@ RULES: tuple[Rule, ...] = (
     Rule(("poca_downtime_missed", "poca_downtime_window"),
          lambda p: p.poca_downtime_missed <= p.poca_downtime_window,
          "poca_downtime_missed must not exceed poca_downtime_window"),
+    # Params change only by a vote: a change after which no vote fits a transaction and a
+    # block, or costs more than VOTE_FEE_MOST, could never be undone (no transaction at all
+    # would enter a block).
+    Rule(("tx_base_gas", "gas_per_tx_byte", "gas_per_write", "max_tx_gas", "max_block_gas"),
+         lambda p: vote_gas(p) <= min(p.max_tx_gas, p.max_block_gas),
+         "a vote must fit max_tx_gas and max_block_gas (tx_base_gas + gas_per_tx_byte x "
+         f"{VOTE_TX_BYTES} + gas_per_write x {VOTE_WRITES})"),
+    Rule(("min_gas_price", "tx_base_gas", "gas_per_tx_byte", "gas_per_write"),
+         lambda p: p.min_gas_price * vote_gas(p) <= VOTE_FEE_MOST,
+         f"a vote must cost at most {VOTE_FEE_MOST} base units at min_gas_price"),
     Rule(("gov_min_initial_deposit", "gov_min_deposit"),
          lambda p: p.gov_min_initial_deposit <= p.gov_min_deposit,
          "gov_min_initial_deposit must not exceed gov_min_deposit"),

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from test_consensus import CHAIN, FAST, KEYS, FakeApp, Network, proposer_of
+from test_consensus import CHAIN, KEYS, FakeApp, Network, proposer_of
 
 from smartchain.consensus import ConsensusEngine, Decide, DurableSigner, Validator, ValidatorSet
 from smartchain.crypto.hashing import h256

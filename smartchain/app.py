@@ -22,7 +22,6 @@ from smartchain.modules.compute.module import Compute
 from smartchain.modules.contracts import cli as contracts_cli
 from smartchain.modules.contracts import queries as contracts_queries
 from smartchain.modules.contracts.module import Contracts
-from smartchain.modules.genesis_sets_tmp import GenesisSets
 from smartchain.modules.query import HttpQuery, ModuleApi
 from smartchain.modules.storage import cli as storage_cli
 from smartchain.modules.storage import queries as storage_queries
@@ -60,7 +59,6 @@ MODULES: tuple[AppModule, ...] = (
     AppModule(Contracts, contracts_queries.API, ModuleCli("contract", contracts_cli.contract_app)),
     AppModule(Compute, compute_queries.API, ModuleCli("compute", compute_cli.compute_app)),
     AppModule(Storage, storage_queries.API, ModuleCli("store", storage_cli.store_app)),
-    AppModule(GenesisSets),  # TEMPORARY: until the poca module lands
 )
 
 

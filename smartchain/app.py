@@ -22,6 +22,9 @@ from smartchain.modules.compute.module import Compute
 from smartchain.modules.contracts import cli as contracts_cli
 from smartchain.modules.contracts import queries as contracts_queries
 from smartchain.modules.contracts.module import Contracts
+from smartchain.modules.poca import cli as poca_cli
+from smartchain.modules.poca import queries as poca_queries
+from smartchain.modules.poca.module import Poca
 from smartchain.modules.query import HttpQuery, ModuleApi
 from smartchain.modules.storage import cli as storage_cli
 from smartchain.modules.storage import queries as storage_queries
@@ -51,6 +54,7 @@ class AppModule:
     make: Callable[[], Module]
     api: ModuleApi = NO_QUERIES
     cli: ModuleCli | None = None
+    more_clis: tuple[ModuleCli, ...] = ()  # a module with two command groups (poca)
 
 
 MODULES: tuple[AppModule, ...] = (
@@ -59,6 +63,8 @@ MODULES: tuple[AppModule, ...] = (
     AppModule(Contracts, contracts_queries.API, ModuleCli("contract", contracts_cli.contract_app)),
     AppModule(Compute, compute_queries.API, ModuleCli("compute", compute_cli.compute_app)),
     AppModule(Storage, storage_queries.API, ModuleCli("store", storage_cli.store_app)),
+    AppModule(Poca, poca_queries.API, ModuleCli("validator", poca_cli.validator_app),
+              (ModuleCli("stake", poca_cli.stake_app),)),
 )
 
 
@@ -90,4 +96,4 @@ def api_schemas() -> dict[str, Any]:
 
 def module_clis() -> list[ModuleCli]:
     """The modules' CLI command groups, in module order (``smart`` adds each)."""
-    return [m.cli for m in MODULES if m.cli is not None]
+    return [c for m in MODULES for c in ((m.cli,) if m.cli else ()) + m.more_clis]

@@ -16,6 +16,7 @@ from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.types import Transfer
 from smartchain.modules.compute.sdk import ComputeSdk, posted_job_id
 from smartchain.modules.contracts.sdk import ContractsSdk, deployed_address
+from smartchain.modules.poca.sdk import PocaSdk
 from smartchain.modules.sdk import ApiError
 from smartchain.modules.storage.sdk import StorageSdk
 from smartchain.modules.tokens.sdk import TokensSdk
@@ -41,7 +42,7 @@ class NodeUnreachable(ApiError):
 
 
 @dataclass
-class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk):
+class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk):
     """The SDK: the core calls here, each module's methods from its ``sdk.py`` mixin."""
 
     url: str = "http://127.0.0.1:26657"

@@ -16,6 +16,7 @@ from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.hashing import h256_tagged
 from smartchain.state.emission import MAX_SUPPLY, Emission, schedule
 from smartchain.state.params import Params
+from smartchain.types.amount import UNITS_PER_HPC
 
 
 class GenesisError(ValueError):
@@ -47,7 +48,12 @@ class Genesis(Struct):
         return h256_tagged(b"smart/genesis", self.encode())
 
     def supply(self) -> int:
-        return sum(a.balance for a in self.accounts)
+        """Every HPC genesis creates: the accounts, and the genesis validators' self-stake
+        (``power`` whole HPC each), which the staking module holds locked."""
+        return sum(a.balance for a in self.accounts) + self.validator_stake()
+
+    def validator_stake(self) -> int:
+        return sum(v.power for v in self.validators) * UNITS_PER_HPC
 
     def emission(self) -> Emission:
         return schedule(self.params.block_time_ms, self.supply())

@@ -16,6 +16,7 @@ def test_every_module_s_command_group_is_a_smart_command_with_its_own_commands()
             get_command(module_cli.app).commands)  # type: ignore[attr-defined]
 
 
-def test_the_modules_with_commands_are_the_four_that_had_them() -> None:
+def test_the_modules_with_commands_are_the_four_that_had_them_and_poca() -> None:
     names = [m.cli.name for m in MODULES if m.cli is not None]
-    assert names == ["token", "contract", "compute", "store"]
+    assert names == ["token", "contract", "compute", "store", "validator"]
+    assert [c.name for c in module_clis()][-2:] == ["validator", "stake"]

@@ -19,6 +19,7 @@ from smartchain.state.emission import (
 )
 from smartchain.state.genesis import Genesis, GenesisAccount, GenesisError, GenesisValidator
 from smartchain.state.params import Params
+from smartchain.types.amount import UNITS_PER_HPC as HPC
 
 
 def test_constants() -> None:
@@ -145,12 +146,13 @@ def make_genesis(balances: list[int]) -> Genesis:
 
 
 def test_genesis_allocations_above_cap_rejected() -> None:
-    ok = make_genesis([MAX_SUPPLY // 2, MAX_SUPPLY - MAX_SUPPLY // 2])
+    stake = HPC  # the genesis validator's self-stake (power 1) counts in the supply
+    ok = make_genesis([MAX_SUPPLY // 2, MAX_SUPPLY - MAX_SUPPLY // 2 - stake])
     ok.validate()
     assert ok.supply() == MAX_SUPPLY
     assert ok.emission().pool == 0
 
-    over = make_genesis([MAX_SUPPLY // 2, MAX_SUPPLY // 2 + 1])
+    over = make_genesis([MAX_SUPPLY // 2, MAX_SUPPLY - MAX_SUPPLY // 2 - stake + 1])
     with pytest.raises(GenesisError):
         over.validate()
     with pytest.raises(ValueError):
@@ -166,4 +168,4 @@ def test_genesis_json_round_trip_keeps_emission() -> None:
     back = Genesis.from_json(gen.to_json())
     assert back == gen
     assert back.hash() == gen.hash()
-    assert back.emission() == schedule(1000, MAX_SUPPLY // 10 + 5)
+    assert back.emission() == schedule(1000, MAX_SUPPLY // 10 + 5 + HPC)  # + validator stake

@@ -257,7 +257,8 @@ def test_genesis_initialises_balances_supply_and_params(chainkit) -> None:
         assert get_account(r, CAROL.address).balance == 7
         assert get_account(r, PROPOSER.address).balance == 0
         assert get_account(r, ALICE.address).nonce == 0
-        assert total_supply(r) == 1_500 * HPC + 7 == gen.supply()
+        # the genesis validator's self-stake (power 1: 1 HPC) is minted locked, and counted
+        assert total_supply(r) == 1_501 * HPC + 7 == gen.supply()
         assert Params.decode(r.get(PARAMS_KEY)) == gen.params
     finally:
         r.close()

@@ -72,6 +72,13 @@ def add_balance(store: Overlay, address: bytes, amount: int) -> None:
     store.set(key, _encode_account(balance + amount, nonce))
 
 
+def mint_hpc(store: Overlay, address: bytes, amount: int) -> None:
+    """Create ``amount`` HPC for ``address`` at genesis (what ``Genesis.supply`` counts
+    beyond the accounts: the staking module's locked genesis stake)."""
+    add_balance(store, address, amount)
+    store.set(SUPPLY_KEY, (_u128(store, SUPPLY_KEY) + amount).to_bytes(16, "big"))
+
+
 def move_hpc(store: Overlay, frm: bytes, to: bytes, amount: int) -> None:
     """Move HPC between accounts, or raise ``TxError`` if ``frm`` cannot cover it."""
     fkey = ACCOUNT_PREFIX + frm

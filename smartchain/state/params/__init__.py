@@ -22,6 +22,7 @@ from smartchain.state.params.compute import (
     ComputeSybilParams,
 )
 from smartchain.state.params.contracts import ContractsParams
+from smartchain.state.params.poca import PocaParams
 from smartchain.state.params.storage import StorageAcceptParams, StorageDealParams
 from smartchain.state.params.tokens import TokensParams
 
@@ -56,11 +57,13 @@ PARAM_GROUPS: tuple[type, ...] = (
     ComputeSybilParams,
     StorageAcceptParams,
     ComputePlacementParams,
+    PocaParams,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Params(  # PARAM_GROUPS reversed: a dataclass lays out its last base's fields first
+    PocaParams,
     ComputePlacementParams,
     StorageAcceptParams,
     ComputeSybilParams,

@@ -19,6 +19,7 @@ from pathlib import Path
 from smartchain.api.serve import ApiServer
 from smartchain.consensus.signer import DurableSigner
 from smartchain.crypto.keys import PrivateKey
+from smartchain.node.attester import Attester
 from smartchain.node.bft import ConsensusService
 from smartchain.node.compute_worker import ComputeWorker
 from smartchain.node.config import RUNTIME_FILE, NodeConfig
@@ -62,6 +63,7 @@ class Daemon:
                                         min_free=s.min_free, gc_grace_s=s.gc_grace_s,
                                         client_quota=s.client_quota)
                         if s.capacity > 0 else None)
+        self.attester = Attester(self.node)  # acts only while we hold a standby seat
         self.api = ApiServer(self.node, config.api)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -79,6 +81,7 @@ class Daemon:
             if self.config.p2p.transport.pex:
                 discovery = asyncio.create_task(_discover(dht, self.config.p2p.seeds))
             await self.consensus.start()
+            await self.attester.start()
             if self.worker is not None:
                 await self.worker.start()
             if self.storage is not None:
@@ -103,6 +106,7 @@ class Daemon:
                  "signer" if node.is_signer else "follower")
 
     async def _shutdown(self) -> None:
+        await self.attester.stop()
         if self.worker is not None:
             await self.worker.stop()
         if self.storage is not None:

@@ -63,6 +63,7 @@ class Node:
         self.metrics = NodeMetrics()
         self.verifier = ParallelVerifier()
         self.sets = SignerSets(self.chain)
+        self.metrics.consensus_jailed.set_function(self.sets.jailed)
         # Every block execution and commit runs here, one at a time, off the event loop.
         self.builder = ThreadPoolExecutor(1, thread_name_prefix="block-builder")
         self._last_block_at: float | None = None

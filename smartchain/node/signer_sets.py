@@ -18,6 +18,7 @@ import threading
 
 from smartchain.consensus.validators import ValidatorSet
 from smartchain.modules.poca.sets import set_starts, validator_set_at
+from smartchain.modules.poca.types import CANDIDATE_PREFIX, JAILED, Candidate
 from smartchain.state.chain import Chain
 
 SCHEDULE_AHEAD = 2  # a set decided at height h starts at h + 2
@@ -51,7 +52,8 @@ class SignerSets:
         with self._lock:
             return self._cache.setdefault(starts[i], found)
 
-    def starts(self) -> tuple[int, ...]:
-        """Every scheduled start height, ascending (committed state)."""
+    def jailed(self) -> int:
+        """Candidates jailed in committed state (read when /metrics is scraped)."""
         with self.chain.reader() as view:
-            return set_starts(view)
+            return sum(1 for _key, raw in view.iter_prefix(CANDIDATE_PREFIX)
+                       if Candidate.decode(raw).status == JAILED)

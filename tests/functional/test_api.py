@@ -318,6 +318,23 @@ def test_metrics(api: Api) -> None:
     assert 0.05 < api.metric("smart_block_interval_seconds") < 5
 
 
+def test_metrics_report_consensus(api: Api) -> None:
+    """The consensus families of /metrics on a chain of one signer: it decides the next
+    height and signs it; nobody is jailed, the set never changed, no block was missed."""
+    h = api.status()["height"]
+    wait_until(lambda: api.metric("smart_consensus_height") >= h + 2, 10)
+    assert api.metric("smart_consensus_height") >= api.metric("smart_height")
+    assert api.metric("smart_consensus_round") >= 0
+    assert api.metric("smart_consensus_signers") == 1
+    assert api.metric("smart_consensus_is_signer") == 1
+    assert api.metric("smart_consensus_jailed") == 0
+    assert api.metric("smart_consensus_set_changes_total") == 0
+    r = api.get("/metrics")
+    missed = [s for fam in text_string_to_metric_families(r.text) for s in fam.samples
+              if s.name == "smart_consensus_missed_blocks_total"]
+    assert missed == []  # a sole signer signs every block
+
+
 def test_batch_submission(api: Api) -> None:
     nonce = api.account(BOB)["pending_nonce"]
     good = sign(BOB, nonce=nonce, to=CAROL.address, amount=5)

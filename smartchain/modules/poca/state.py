@@ -267,14 +267,14 @@ class Env(ModuleEnv[Candidate]):
         window = max(1, p.poca_competence_epochs)
         gained = max(0, fuel - c.fuel_mark)
         compute_avg = (c.compute_avg * (window - 1) + gained) // window
-        compute = compute_avg // MEGA_FUEL * p.poca_compute_weight
+        compute = compute_avg * p.poca_compute_weight // MEGA_FUEL
         storage = 0
         sp = storage_provider(self.store, operator)
         if sp is not None and sp.active:
             passes = max(0, sp.reputation - INITIAL_REPUTATION + REPUTATION_SLASH * sp.misses)
             audits = passes + sp.misses
             rate = passes * BPS // audits if audits else 0
-            storage = sp.used * rate // BPS // MIB * p.poca_storage_weight
+            storage = sp.used * rate // BPS * p.poca_storage_weight // MIB
         if was_director:
             live = get_liveness(self.store, c.pubkey)
             missed = live.missed if live is not None else 0

@@ -143,15 +143,22 @@ class ChainApplication:
                 self.staged.popitem(last=False)
 
     def propose(self, height: int, candidates: list[CheckedTx],
-                evidence: tuple[DuplicateVoteEvidence, ...]) -> bytes | None:
+                evidence: tuple[DuplicateVoteEvidence, ...],
+                gathered: Commit | None = None) -> bytes | None:
         """Stage our block for ``height`` from ``candidates`` (builder thread); ``None`` if
-        the chain cannot build one now: the round then goes on without our proposal."""
+        the chain cannot build one now: the round then goes on without our proposal.
+        ``gathered``: the engine's certificate of the previous height, with the precommits
+        that came after the decision (preferred to the stored one when it is for that
+        height: it credits more signers)."""
         chain = self.chain
         try:
             if chain.height + 1 != height:
                 return None  # committed meanwhile: a stale request
             last_commit = (chain.get_commit(chain.height) if chain.height else None) \
                 or EMPTY_COMMIT
+            if gathered is not None and gathered.height == chain.height \
+                    and gathered.block_hash == last_commit.block_hash:
+                last_commit = gathered
             staged = chain.stage_proposal(candidates, chain.next_time(now_ms()),
                                           self.node.key, last_commit=last_commit,
                                           evidence=evidence, max_bytes=self.max_tx_bytes)
@@ -360,7 +367,8 @@ class ConsensusService:
     async def _build(self, request: BuildProposal) -> None:
         candidates = self.node.candidates()  # the mempool and the evidence are the loop's
         evidence = tuple(self.app.evidence[k] for k in sorted(self.app.evidence))
-        block = await self._in_builder(self.app.propose, request.height, candidates, evidence)
+        block = await self._in_builder(self.app.propose, request.height, candidates, evidence,
+                                       self.engine.last_commit)
         if not self._stopped:
             self._run(self.engine.on_block_built(request.height, request.round, block))
 

@@ -12,13 +12,31 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from test_consensus import CHAIN, KEYS, FakeApp, Network, proposer_of
+import pytest
+from test_consensus import (
+    CHAIN,
+    KEYS,
+    FakeApp,
+    Network,
+    lone_engine,
+    make_valset,
+    proposer_of,
+    vote,
+)
 
-from smartchain.consensus import ConsensusEngine, Decide, DurableSigner, Validator, ValidatorSet
+from smartchain.consensus import (
+    ConsensusEngine,
+    Decide,
+    DurableSigner,
+    InvalidMessage,
+    Validator,
+    ValidatorSet,
+)
 from smartchain.crypto.hashing import h256
-from smartchain.types.consensus import Commit, ProposalMessage, Vote
+from smartchain.types.consensus import NIL, Commit, Proposal, ProposalMessage, Step, Vote
 
 # The "module": sees each decided block and its commit, may schedule a set from h + 2.
 Decider = Callable[["ChangingNetwork", int, Commit], dict[int, int] | None]
@@ -221,3 +239,32 @@ def test_standbys_take_the_seats_of_three_directors_killed_one_after_another(
                                                             max(net.schedule))
     for s in (4, 5, 6):
         assert net.signed_heights(s)
+
+
+def test_precommits_arriving_after_the_decision_join_the_last_commit(tmp_path: Path) -> None:
+    """The staking module jails a director by its absences from last commits: a director
+    whose precommit arrives just after the quorum must still be credited."""
+    vs = make_valset()
+    eng = lone_engine(1, vs, tmp_path)
+    eng.start(1)
+    block = b"h=1|x"
+    proposal = Proposal(CHAIN, 1, 0, -1, h256(block), bytes(32), bytes(64)).signed_by(KEYS[0])
+    eng.on_proposal(proposal, block)
+    for i in (0, 2):
+        eng.on_vote(vote(i, Step.PREVOTE, h256(block), height=1))
+    out = [a for i in (0, 2) for a in eng.on_vote(vote(i, Step.PRECOMMIT, h256(block),
+                                                           height=1))]
+    assert [a.commit for a in out if isinstance(a, Decide)] == [eng.last_commit]
+    assert [s.validator_index for s in eng.last_commit.signatures] == [0, 1, 2]
+    with pytest.raises(InvalidMessage):  # a forged late precommit is still a forgery
+        eng.on_vote(replace(vote(3, Step.PRECOMMIT, h256(block), height=1),
+                            signature=bytes(64)))
+    eng.on_vote(vote(3, Step.PRECOMMIT, NIL, height=1))  # not for the block: not counted
+    eng.on_vote(vote(3, Step.PRECOMMIT, h256(block), height=1, round=1))  # another round
+    assert [s.validator_index for s in eng.last_commit.signatures] == [0, 1, 2]
+    eng.on_vote(vote(3, Step.PRECOMMIT, h256(block), height=1))
+    eng.on_vote(vote(3, Step.PRECOMMIT, h256(block), height=1))  # a resend: once
+    assert [s.validator_index for s in eng.last_commit.signatures] == [0, 1, 2, 3]
+    vs.verify_commit(CHAIN, eng.last_commit, h256(block), 1)
+    eng.start(2)  # still gathered once the next height runs (until our proposal is built)
+    assert len(eng.last_commit.signatures) == 4

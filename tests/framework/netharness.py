@@ -230,7 +230,13 @@ class Network:
                  accounts: Sequence[tuple[bytes, int]] = (),
                  chain_id: str = "smart-net-1", block_time_ms: int = 150,
                  timeout_propose_ms: int = 600, timeout_vote_ms: int = 300,
-                 log_level: str = "info") -> None:
+                 log_level: str = "info", standby: int = 0,
+                 powers: Sequence[int] | None = None,
+                 params: dict[str, int] | None = None) -> None:
+        """``standby``: that many more genesis validators, nodes ``n..n+standby-1``: with
+        ``poca_max_directors = n`` in the genesis they are standby signers (give the
+        directors more power in ``powers``, one per node, so the ranking puts them first).
+        ``params``: genesis chain parameters besides ``block_time_ms``."""
         if n < 1:
             raise ValueError("a network needs at least one validator")
         self.root = Path(root)
@@ -239,15 +245,25 @@ class Network:
         self.timeout_propose_ms = timeout_propose_ms
         self.timeout_vote_ms = timeout_vote_ms
         self.log_level = log_level
-        keys = [PrivateKey.generate() for _ in range(n)]
+        keys = [PrivateKey.generate() for _ in range(n + standby)]
+        powers = list(powers) if powers is not None else [1] * len(keys)
+        extra = dict(params or {})
+        if standby:
+            extra.setdefault("poca_max_directors", n)
+            extra.setdefault("poca_max_standby", standby)
         self.genesis: Genesis = make_genesis(
-            chain_id, [(k.public_key, 1, f"node{i}") for i, k in enumerate(keys)],
-            list(accounts), params=Params(block_time_ms=block_time_ms))
+            chain_id, [(k.public_key, p, f"node{i}")
+                       for i, (k, p) in enumerate(zip(keys, powers, strict=True))],
+            list(accounts), params=Params(block_time_ms=block_time_ms, **extra))
         self.chain_id = chain_id
+        # The genesis signer set as the staking module ranks it: stake (power) first,
+        # then public key, the top poca_max_directors.
+        ranked = sorted(self.genesis.validators, key=lambda v: (-v.power, v.public_key))
         self.valset = ValidatorSet(
-            [Validator(v.public_key, v.power, v.name) for v in self.genesis.validators])
+            [Validator(v.public_key, v.power, v.name)
+             for v in ranked[:self.genesis.params.poca_max_directors]])
         self.nodes: list[NetNode] = []
-        ports = free_ports(n)
+        ports = free_ports(len(keys))
         for i, (key, port) in enumerate(zip(keys, ports, strict=True)):
             self.nodes.append(NetNode(i, f"node{i}", self.root / f"node{i}", key,
                                       self._config(f"node{i}", port), validator=True))
@@ -462,8 +478,9 @@ class Network:
                             for s in doc["signatures"]))
 
     def verify_last_commits(self, blocks: dict[int, dict[str, Any]]) -> list[set[int]]:
-        """Check every block's ``last_commit`` against the validator set and the previous
-        block's hash; returns, per checked certificate, the signer indices."""
+        """Check every block's ``last_commit`` against the genesis signer set (a network
+        whose set does not change) and the previous block's hash; returns, per checked
+        certificate, the signer indices."""
         signers = []
         for h in sorted(blocks):
             if h < 2 or h - 1 not in blocks:

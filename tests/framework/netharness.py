@@ -232,11 +232,12 @@ class Network:
                  timeout_propose_ms: int = 600, timeout_vote_ms: int = 300,
                  log_level: str = "info", standby: int = 0,
                  powers: Sequence[int] | None = None,
-                 params: dict[str, int] | None = None) -> None:
+                 params: dict[str, int] | None = None, fund_nodes: int = 0) -> None:
         """``standby``: that many more genesis validators, nodes ``n..n+standby-1``: with
         ``poca_max_directors = n`` in the genesis they are standby signers (give the
         directors more power in ``powers``, one per node, so the ranking puts them first).
-        ``params``: genesis chain parameters besides ``block_time_ms``."""
+        ``params``: genesis chain parameters besides ``block_time_ms``. ``fund_nodes``:
+        base units each node's own key holds at genesis (fees of its transactions)."""
         if n < 1:
             raise ValueError("a network needs at least one validator")
         self.root = Path(root)
@@ -254,7 +255,8 @@ class Network:
         self.genesis: Genesis = make_genesis(
             chain_id, [(k.public_key, p, f"node{i}")
                        for i, (k, p) in enumerate(zip(keys, powers, strict=True))],
-            list(accounts), params=Params(block_time_ms=block_time_ms, **extra))
+            [*accounts, *((k.address, fund_nodes) for k in keys if fund_nodes)],
+            params=Params(block_time_ms=block_time_ms, **extra))
         self.chain_id = chain_id
         # The genesis signer set as the staking module ranks it: stake (power) first,
         # then public key, the top poca_max_directors.
@@ -477,17 +479,26 @@ class Network:
                       tuple(CommitSig(int(s["validator_index"]), bytes.fromhex(s["signature"]))
                             for s in doc["signatures"]))
 
-    def verify_last_commits(self, blocks: dict[int, dict[str, Any]]) -> list[set[int]]:
-        """Check every block's ``last_commit`` against the genesis signer set (a network
-        whose set does not change) and the previous block's hash; returns, per checked
-        certificate, the signer indices."""
+    def verify_last_commits(self, blocks: dict[int, dict[str, Any]],
+                            sets_from: int | None = None) -> list[set[int]]:
+        """Check every block's ``last_commit`` against the signer set of its height and
+        the previous block's hash; returns, per checked certificate, the signer indices.
+        The set is the genesis one, or (``sets_from``: a node index) the one that node
+        serves for that height (a network whose set changes)."""
         signers = []
         for h in sorted(blocks):
             if h < 2 or h - 1 not in blocks:
                 continue
             commit = self.commit_of(blocks[h]["last_commit"])
             prev_hash = bytes.fromhex(blocks[h - 1]["hash"])
-            self.valset.verify_commit(self.chain_id, commit, prev_hash, h - 1)
+            valset = self.valset if sets_from is None else self.signer_set(sets_from, h - 1)
+            valset.verify_commit(self.chain_id, commit, prev_hash, h - 1)
             signers.append({s.validator_index for s in commit.signatures})
         return signers
+
+    def signer_set(self, i: int, height: int) -> ValidatorSet:
+        """The signer set of ``height`` as node ``i`` serves it."""
+        doc = self.client(i).signers(height)
+        return ValidatorSet([Validator(bytes.fromhex(v["pubkey"]), v["power"], v["name"])
+                             for v in doc["validators"]], doc["start_height"])
 

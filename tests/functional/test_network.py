@@ -530,6 +530,9 @@ class FakeP2P:
     def connected_peers(self) -> list[bytes]:
         return [self.PEER]
 
+    def protect(self, peer_ids: object) -> None:
+        pass
+
     async def publish(self, topic: str, payload: bytes, *, priority: bool = False) -> None:
         pass
 
@@ -555,7 +558,9 @@ class SyncRace:
         from smartchain.node.node import Node
         from smartchain.types.consensus import EMPTY_COMMIT, Commit, CommitSig, Step, Vote
 
-        self.keys = [PrivateKey.generate() for _ in range(4)]
+        # in the signer set's order (equal stakes: by public key), as commits index them
+        self.keys = sorted((PrivateKey.generate() for _ in range(4)),
+                           key=lambda k: k.public_key)
         genesis = make_genesis(CHAIN_ID, [(k.public_key, 1, f"v{i}")
                                           for i, k in enumerate(self.keys)])
         self.src = open_chain(root / "src", genesis)

@@ -88,6 +88,11 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
     def block(self, height: int | str = "latest") -> dict[str, Any]:
         return self._request("GET", f"/v1/blocks/{height}")
 
+    def signers(self, height: int) -> dict[str, Any]:
+        """The signer set of ``height``: ``{"height", "start_height", "total_power",
+        "validators": [{"pubkey", "power", "name"}]}`` in commit-index order."""
+        return self._request("GET", f"/v1/blocks/{height}/signers")
+
     def tx(self, tx_hash: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/txs/{tx_hash}")
 

@@ -140,6 +140,20 @@ SCHEMAS: dict[str, Any] = {
             "properties": {"height": U64, "tx_hash": HEX32, "tx_index": {"type": "integer"},
                            "event_index": {"type": "integer"}}}],
     },
+    "SignerSet": {
+        "type": "object",
+        "required": ["height", "start_height", "total_power", "validators"],
+        "properties": {
+            "height": {"type": "integer"},
+            "start_height": {"type": "integer", "description": "first height of this set"},
+            "total_power": {"type": "integer"},
+            "validators": {"type": "array", "description": "in commit-index order",
+                           "items": {"type": "object", "required": ["pubkey", "power", "name"],
+                                     "properties": {"pubkey": HEX32,
+                                                    "power": {"type": "integer"},
+                                                    "name": {"type": "string"}}}},
+        },
+    },
     "Account": {
         "type": "object", "required": ["address", "balance", "nonce", "tokens"],
         "properties": {
@@ -364,6 +378,15 @@ PATHS: dict[str, Any] = {
         "parameters": [_path_param("height", U64_INT)],
         "responses": {"200": _json(_ref("Block"), "block"), "400": _err("malformed height"),
                       "404": _err("no such block")},
+    }},
+    "/v1/blocks/{height}/signers": {"get": {
+        "operationId": "getBlockSigners", "tags": ["blocks"],
+        "summary": "The signer set of a height (known up to the committed height + 2): "
+                   "commit signatures name its members by index",
+        "parameters": [_path_param("height", U64_INT)],
+        "responses": {"200": _json(_ref("SignerSet"), "signer set"),
+                      "400": _err("malformed height"),
+                      "404": _err("no set decided for that height yet")},
     }},
     "/v1/accounts/{address}": {"get": {
         "operationId": "getAccount", "tags": ["accounts"],

@@ -295,6 +295,23 @@ async def get_block(request: web.Request) -> web.Response:
     return _block_response(_node(request), int(text))
 
 
+async def get_block_signers(request: web.Request) -> web.Response:
+    """The signer set of a height (the staking module's, from committed state): whose
+    precommits a commit of that height carries, by index."""
+    text = request.match_info["height"]
+    if not text.isascii() or not text.isdigit() or len(text) > 20 or int(text) >= 1 << 64:
+        raise ApiError(400, "malformed", "height must be a non-negative 64-bit integer")
+    try:
+        valset = _node(request).sets.at(int(text))
+    except ValueError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    return web.json_response({
+        "height": int(text), "start_height": valset.start_height,
+        "total_power": valset.total_power,
+        "validators": [{"pubkey": v.public_key.hex(), "power": v.power, "name": v.name}
+                       for v in valset.validators]})
+
+
 async def get_latest_block(request: web.Request) -> web.Response:
     node = _node(request)
     if node.chain.height == 0:
@@ -572,6 +589,7 @@ CORE_ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response
     ("GET", "/v1/blocks", get_blocks),
     ("GET", "/v1/blocks/latest", get_latest_block),
     ("GET", "/v1/blocks/{height}", get_block),
+    ("GET", "/v1/blocks/{height}/signers", get_block_signers),
     ("GET", "/v1/accounts/{address}", get_account_view),
     ("GET", "/v1/accounts/{address}/txs", get_account_txs),
     ("GET", "/v1/events", get_events),

@@ -418,7 +418,10 @@ def _devnet_home(home: Path | None) -> Path:
 @devnet_app.command("up")
 def devnet_up(
     home: DevnetHome = None,
-    validators: Annotated[int, typer.Option(help="Signer nodes.")] = 4,
+    validators: Annotated[int, typer.Option(help="Director (block signer) nodes.")] = 4,
+    standby: Annotated[int, typer.Option(
+        help="Standby signer nodes: each takes the seat of a failed director (set when the "
+             "devnet is created; docs/devnet-poca.md).")] = 0,
     accounts: Annotated[int, typer.Option(help="Funded demo accounts.")] = 5,
     compute_providers: Annotated[int, typer.Option(
         help="Extra nodes that provide compute (1 core each; set when the devnet is created).")
@@ -445,7 +448,7 @@ def devnet_up(
         doc = devnet_mod.create(home, validators=validators, accounts=accounts,
                                 api_port=api_port, block_time_ms=block_time_ms,
                                 compute_providers=compute_providers,
-                                storage_providers=storage_providers)
+                                storage_providers=storage_providers, standby=standby)
     procs = devnet_mod.start(doc)
     demos = devnet_mod.demo_accounts(doc)
     for d in demos:

@@ -46,8 +46,9 @@ from smartchain.consensus.engine import (
     ValidateBlock,
 )
 from smartchain.consensus.signer import DurableSigner
-from smartchain.consensus.validators import Validator, ValidatorSet
+from smartchain.consensus.validators import ValidatorSet
 from smartchain.crypto.hashing import h256
+from smartchain.modules.poca.sets import validator_set_at
 from smartchain.node.blocksync import (
     REQ_BLOCKS,
     REQ_STATUS,
@@ -132,23 +133,23 @@ class ChainApplication:
         self.staged: OrderedDict[bytes, StagedBlock] = OrderedDict()
         self._staged_lock = threading.Lock()
         self.evidence: dict[bytes, DuplicateVoteEvidence] = {}
-        self.valset = ValidatorSet(
-            [Validator(v.public_key, v.power, v.name) for v in node.genesis.validators])
         # Set by the service from its network: a block over one P2P message (max_block_bytes
         # may be far more) could be neither proposed nor served to a syncing node.
         self.max_tx_bytes: int | None = None
 
     def validators_at(self, height: int) -> ValidatorSet:
-        # Selection by competence and votes comes with the staking module; the set can
-        # already change per height through this one call.
-        return self.valset
+        """The signer set of ``height`` as committed state schedules it (the staking
+        module's decision; see node/signer_sets.py). ``ValueError`` if not known yet."""
+        return self.node.sets.at(height)
 
     def validators_in(self, view: StateView, height: int) -> ValidatorSet:
         """The set of ``height`` as recorded in ``view``, a state that is not (yet) the
-        chain's: a snapshot being verified (node/snapsync.py). It must agree with
-        ``validators_at``: while that is the genesis set, so is this; once sets are read
-        from state, this reads ``view`` the same way."""
-        return self.validators_at(height)
+        chain's: a snapshot being verified (node/snapsync.py). Read as ``validators_at``
+        reads committed state."""
+        try:
+            return validator_set_at(view, height)
+        except LookupError as exc:
+            raise ValueError(str(exc)) from None
 
     def block_hash(self, block: bytes) -> bytes:
         return header_of(block).hash()
@@ -160,15 +161,22 @@ class ChainApplication:
                 self.staged.popitem(last=False)
 
     def propose(self, height: int, candidates: list[CheckedTx],
-                evidence: tuple[DuplicateVoteEvidence, ...]) -> bytes | None:
+                evidence: tuple[DuplicateVoteEvidence, ...],
+                gathered: Commit | None = None) -> bytes | None:
         """Stage our block for ``height`` from ``candidates`` (builder thread); ``None`` if
-        the chain cannot build one now: the round then goes on without our proposal."""
+        the chain cannot build one now: the round then goes on without our proposal.
+        ``gathered``: the engine's certificate of the previous height, with the precommits
+        that came after the decision (preferred to the stored one when it is for that
+        height: it credits more signers)."""
         chain = self.chain
         try:
             if chain.height + 1 != height:
                 return None  # committed meanwhile: a stale request
             last_commit = (chain.get_commit(chain.height) if chain.height else None) \
                 or EMPTY_COMMIT
+            if gathered is not None and gathered.height == chain.height \
+                    and gathered.block_hash == last_commit.block_hash:
+                last_commit = gathered
             staged = chain.stage_proposal(candidates, chain.next_time(now_ms()),
                                           self.node.key, last_commit=last_commit,
                                           evidence=evidence, max_bytes=self.max_tx_bytes)
@@ -255,6 +263,7 @@ class ConsensusService:
         self._inflight: set[asyncio.Future[None]] = set()
         self._syncing = False
         self._behind = asyncio.Event()
+        self._followed: tuple[ValidatorSet, ValidatorSet] | None = None
         self.tx_budget = CheckBudget(node.config.p2p.unproven_sig_checks,
                                      node.config.p2p.unproven_peer_sig_checks)
         node.announce = self._tx_outbox.extend
@@ -271,6 +280,7 @@ class ConsensusService:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._follow_sets()
         await self._await_peers()
         if self.node.config.sync.snapshot and self.node.chain.height == 0:
             await self.snapshot_sync()
@@ -282,7 +292,8 @@ class ConsensusService:
     async def _await_peers(self, timeout: float = 3.0) -> None:
         """Give the seeds a moment to connect before the first proposal, so a freshly
         started network does not spend its first round proposing to nobody."""
-        others = len(self.app.valset.validators) - (1 if self.node.is_signer else 0)
+        signers = self.app.validators_at(self.node.chain.height + 1)
+        others = len(signers) - (1 if self.node.is_signer else 0)
         want = min(others, len(self.node.config.p2p.seeds))
         enough = asyncio.Event()
 
@@ -336,6 +347,8 @@ class ConsensusService:
                 self.app.evidence[h256(ev.encode())] = ev
                 log.warning("double-sign evidence against %s at height %d",
                             ev.vote_a.validator.hex()[:16], ev.vote_a.height)
+        self.node.metrics.consensus_height.set(self.engine.height)
+        self.node.metrics.consensus_round.set(self.engine.round)
 
     def _equivocate(self, msg: ProposalMessage | Vote) -> None:
         """TEST ONLY: after our own fresh prevote at a height divisible by
@@ -378,7 +391,8 @@ class ConsensusService:
     async def _build(self, request: BuildProposal) -> None:
         candidates = self.node.candidates()  # the mempool and the evidence are the loop's
         evidence = tuple(self.app.evidence[k] for k in sorted(self.app.evidence))
-        block = await self._in_builder(self.app.propose, request.height, candidates, evidence)
+        block = await self._in_builder(self.app.propose, request.height, candidates, evidence,
+                                       self.engine.last_commit)
         if not self._stopped:
             self._run(self.engine.on_block_built(request.height, request.round, block))
 
@@ -411,6 +425,40 @@ class ConsensusService:
             self.app.evidence = {k: e for k, e in self.app.evidence.items()
                                  if e.vote_a.encode() not in included}
         self.node.after_commit(staged, started)
+        self._count_signatures(staged.block)
+        self._follow_sets()
+
+    def _count_signatures(self, block: Block) -> None:
+        """Metrics of the committed block: who of the previous height's set did not
+        sign it (its last commit), and whether the set changed at this height."""
+        height = block.header.height
+        if height < 2:
+            return
+        m = self.node.metrics
+        before = self.app.validators_at(height - 1)
+        signed = {s.validator_index for s in block.last_commit.signatures}
+        for i, v in enumerate(before.validators):
+            if i not in signed:
+                m.consensus_missed_blocks.labels(v.public_key.hex()[:16]).inc()
+        if self.app.validators_at(height).validators != before.validators:
+            m.consensus_set_changes.inc()
+
+    def _follow_sets(self) -> None:
+        """After each commit: the signers of the next two heights (all decided by now)
+        are the protected peers, and the metrics say whether we are one of them."""
+        chain = self.node.chain
+        nxt = self.app.validators_at(chain.height + 1)
+        after = self.app.validators_at(chain.height + 2)
+        if (nxt, after) != self._followed:
+            self._followed = (nxt, after)
+            keys = {v.public_key for v in (*nxt.validators, *after.validators)}
+            self.p2p.protect(keys - {self.node.key.public_key})
+            log.info("signer set of height %d: %d signers%s", chain.height + 1, len(nxt),
+                     " (we sign)" if self.node.is_signer else "")
+        m = self.node.metrics
+        m.consensus_signers.set(len(nxt))
+        m.consensus_is_signer.set(1 if nxt.index_of(self.node.key.public_key) is not None
+                                  else 0)
 
     def _next_height(self) -> None:
         """Start consensus on the next height; the last certificate lets the engine help
@@ -532,8 +580,7 @@ class ConsensusService:
         """Start from a verified state snapshot of a peer (node/snapsync.py), if one is
         offered; block sync then follows from its height."""
         cfg = self.node.config.sync
-        genesis_set = ValidatorSet([Validator(v.public_key, v.power, v.name)
-                                    for v in self.node.genesis.validators])
+        genesis_set = self.app.validators_at(1)  # as the staking module ranked genesis
         await SnapshotSync(self.p2p, self.node.chain.chain_id, self._restore,
                            self.app.validators_in, genesis_set, cfg.trust_height,
                            bytes.fromhex(cfg.trust_hash),

@@ -29,6 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,7 @@ from smartchain.node.blocksync import (
     serve_range,
 )
 from smartchain.node.gossip_budget import CheckBudget
+from smartchain.node.signer_sets import SCHEDULE_AHEAD
 from smartchain.node.snapsync import (
     REQ_CHUNK,
     REQ_MANIFEST,
@@ -116,6 +118,13 @@ class SyncBlock(Struct):
 
     block: Block
     commit: Commit
+
+
+# A range of synced blocks whose signatures verified, from the first height asked on, and
+# why the block after them did not (``None``: the whole range verified).
+# A synced range after its signature checks: each block with the signer set its commit was
+# checked against, and why the range stops short (a bad block), if it does.
+CheckedRange = tuple[list[tuple[int, SyncBlock, ValidatorSet]], str | None]
 
 
 def header_of(block_bytes: bytes) -> BlockHeader:
@@ -264,6 +273,8 @@ class ConsensusService:
         self._syncing = False
         self._behind = asyncio.Event()
         self._followed: tuple[ValidatorSet, ValidatorSet] | None = None
+        # Decodes and checks the signatures of synced ranges ahead of the builder.
+        self._checker = ThreadPoolExecutor(1, thread_name_prefix="sync-check")
         self.tx_budget = CheckBudget(node.config.p2p.unproven_sig_checks,
                                      node.config.p2p.unproven_peer_sig_checks)
         node.announce = self._tx_outbox.extend
@@ -311,6 +322,7 @@ class ConsensusService:
 
     async def stop(self) -> None:
         self._stopped = True  # pending timers fire into nothing
+        self._checker.shutdown(wait=False, cancel_futures=True)
         for task in (*self._tasks, *self._inflight):
             task.cancel()
         for task in self._tasks:
@@ -598,54 +610,123 @@ class ConsensusService:
             return
         self._syncing = True
         try:
-            while await RangeFetcher(self.p2p, self.node.chain, self._apply_range).run():
+            while await RangeFetcher(self.p2p, self.node.chain, self._check_range,
+                                     self._apply_range).run():
                 pass
         finally:
             self._syncing = False
 
-    async def _apply_range(self, blocks: BlockRange, start: int, peer: bytes) -> str | None:
-        """Commit a range of synced blocks (one store transaction); why not, if a block
-        of it did not verify (the blocks before it are committed)."""
+    async def _check_range(self, blocks: BlockRange, start: int) -> CheckedRange:
+        """As soon as a range arrives, in the sync checker thread: decoding it and
+        waiting for its signature checks overlap executing the range before it."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._checker, self._verify_range, blocks, start)
+
+    async def _apply_range(self, checked: CheckedRange, peer: bytes) -> str | None:
+        """Commit a checked range of synced blocks (one store transaction); why not, if a
+        block of it did not verify (the blocks before it are committed)."""
         started = time.monotonic()
-        staged, why = await self._in_builder(self._commit_range, blocks, start)
+        staged, why = await self._in_builder(self._commit_range, checked)
         for one in staged:
             self._after_commit(one, started)
         return why
 
-    def _commit_range(self, blocks: BlockRange, start: int) -> tuple[list[StagedBlock],
-                                                                      str | None]:
-        """Builder thread: each block checked and committed in one batch, up to the first
-        that fails."""
+    def _commit_range(self, checked: CheckedRange) -> tuple[list[StagedBlock], str | None]:
+        """Builder thread: each block of a checked range executed and committed in one
+        store transaction, up to the first that fails."""
         chain = self.node.chain
+        verified, why = checked
         committed: list[StagedBlock] = []
         with chain.batch():
-            for i, (raw, raw_commit) in enumerate(zip(blocks.blocks, blocks.commits,
-                                                      strict=True)):
-                height = start + i
-                if height <= chain.height:
-                    continue  # consensus committed it while we waited: not the peer's fault
+            for height, sb, checked_with in verified:
                 try:
-                    sb = SyncBlock(Block.decode(raw), Commit.decode(raw_commit))
+                    self._recheck_if_set_changed(sb, height, checked_with)
                     staged = self._apply_synced(sb, height)
-                except (CodecError, ValueError, ChainError, TxError) as exc:
+                except (ValueError, ChainError, TxError) as exc:
                     return committed, f"bad block {height}: {exc}"
                 if staged is not None:
                     committed.append(staged)
-        return committed, None
+        return committed, why
+
+    def _recheck_if_set_changed(self, sb: SyncBlock, height: int,
+                                checked_with: ValidatorSet) -> None:
+        """A range is checked before the blocks below it are executed, so heights whose
+        signer set state did not schedule yet were checked against the latest known set.
+        Now that state knows the set of ``height``: if the staking module changed it, the
+        commit is checked again, against the set of its own height (``ValueError``)."""
+        actual = self.app.validators_at(height)
+        if actual != checked_with:
+            actual.verify_commit(self.node.chain.chain_id, sb.commit,
+                                 sb.block.header.hash(), height,
+                                 verifier=self.node.verifier.verify)
+
+    def _set_for_check(self, height: int) -> tuple[ValidatorSet, bool]:
+        """The set to check ``height``'s commit against ahead of execution, and whether it
+        is a guess: its own when state already schedules it, else the latest scheduled
+        one (sets change rarely: ``_recheck_if_set_changed`` catches the blocks where it
+        did). A commit that fails against a guess is no fault of the peer's."""
+        try:
+            return self.app.validators_at(height), False
+        except ValueError:
+            return self.app.validators_at(self.node.chain.height + SCHEDULE_AHEAD), True
+
+    def _verify_range(self, blocks: BlockRange, start: int) -> CheckedRange:
+        """The range's blocks above our height, decoded and checked against their commit
+        certificates and the signer sets of their heights: every commit signature and
+        every proposer signature of the range in ONE batch of the node's parallel
+        verifier (three or four checks a block one by one stay under its threshold for
+        worker processes). Returns the blocks before the first that fails, and why it
+        failed."""
+        chain = self.node.chain
+        chain_id = chain.chain_id
+        decoded: list[tuple[int, SyncBlock, ValidatorSet]] = []
+        items: list[tuple[bytes, bytes, bytes]] = []
+        ends: list[int] = []  # where each block's checks end in ``items``
+        guessed: list[bool] = []  # checked against a guessed set (see ``_set_for_check``)
+        why = None
+        for i, (raw, raw_commit) in enumerate(zip(blocks.blocks, blocks.commits,
+                                                  strict=True)):
+            height = start + i
+            if height <= chain.height:
+                continue  # consensus committed it while we waited: not the peer's fault
+            guess = False
+            try:
+                sb = SyncBlock(Block.decode(raw), Commit.decode(raw_commit))
+                header = sb.block.header
+                if header.height != height:
+                    raise ValueError(f"asked for block {height}, got {header.height}")
+                block_hash = header.hash()
+                valset, guess = self._set_for_check(height)
+                items += valset.commit_checks(chain_id, sb.commit, block_hash, height)
+            except (CodecError, ValueError) as exc:
+                # against a guessed set: stop here, the rest is asked again once the
+                # blocks below are executed and state knows the set
+                why = None if guess else f"bad block {height}: {exc}"
+                break
+            items.append((header.proposer, block_hash, sb.block.signature))
+            ends.append(len(items))
+            guessed.append(guess)
+            decoded.append((height, sb, valset))
+        oks = self.node.verifier.verify(items)
+        begin = 0
+        for n, end in enumerate(ends):
+            if not all(oks[begin:end]):
+                what = "commit" if not all(oks[begin:end - 1]) else "proposer"
+                if guessed[n] and what == "commit":
+                    return decoded[:n], None
+                return decoded[:n], f"bad block {decoded[n][0]}: invalid {what} signature"
+            begin = end
+        return decoded, why
 
     def _apply_synced(self, sb: SyncBlock, height: int) -> StagedBlock | None:
-        """Check a synced block against its certificate and commit it (builder thread);
-        ``None`` if consensus committed that height meanwhile."""
+        """Execute and commit a synced block whose signatures ``_verify_range`` checked
+        (builder thread); ``None`` if consensus committed that height meanwhile."""
         chain = self.node.chain
-        block = sb.block
-        if block.header.height != height:
-            raise ValueError(f"asked for block {height}, got {block.header.height}")
         if chain.height >= height:
             return None
-        self.app.validators_at(height).verify_commit(
-            chain.chain_id, sb.commit, block.hash(), height,
-            verifier=self.node.verifier.verify)
-        staged = chain.stage_block(block, self.node.check_block_txs(block))
+        block = sb.block
+        staged = chain.stage_block(block, self.node.check_block_txs(block),
+                                   proposer_verified=True)
         chain.commit(staged, sb.commit)
         return staged
 

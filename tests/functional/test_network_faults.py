@@ -54,9 +54,9 @@ from smartchain.node.bft import (
     TOPIC_TXS,
     TX_BATCH_MAX,
     ConsensusService,
-    SyncBlock,
     TxBatch,
 )
+from smartchain.node.blocksync import BlockRange
 from smartchain.node.config import (
     DATA_DIR,
     TEST_FAULTS_ENV,
@@ -602,9 +602,11 @@ def test_evidence_in_a_synced_block_is_not_proposed_again(tmp_path: Path) -> Non
                        vote(k, Step.PRECOMMIT, block.hash()).signature) for k in keys[:3])
         commit = Commit(1, 0, block.hash(), tuple(CommitSig(i, sig) for i, sig in sigs))
         service.app.evidence[h256(ev.encode())] = ev  # as if its engine had reported it
-        staged = service._apply_synced(SyncBlock(block, commit), 1)  # the builder's part
-        assert staged is not None
-        service._after_commit(staged, 0.0)  # the event loop's part
+        synced = BlockRange((block.encode(),), (commit.encode(),))
+        checked = service._verify_range(synced, 1)  # the sync checker's part
+        staged, why = service._commit_range(checked)  # the builder's part
+        assert why is None and len(staged) == 1
+        service._after_commit(staged[0], 0.0)  # the event loop's part
         assert node.chain.height == 1 and node.chain.get_block(1).evidence == (ev,)
         assert service.app.evidence == {}, "evidence already in a block would be re-proposed"
     finally:

@@ -10,7 +10,8 @@ withdrawn.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +139,16 @@ def _set_at(store: Overlay, height: int) -> ValidatorSet | None:
         return None
 
 
+@functools.lru_cache(maxsize=16)
+def _keys_by_address(valset: ValidatorSet) -> Mapping[bytes, bytes]:
+    """address -> public key of a set's members (the first, were two to share one): the
+    proposer of every block is looked up in it, and a set signs many blocks."""
+    out: dict[bytes, bytes] = {}
+    for v in valset.validators:
+        out.setdefault(address_of(v.public_key), v.public_key)
+    return out
+
+
 def _bump(counts: tuple[Count, ...], keys: Iterable[bytes]) -> tuple[Count, ...]:
     out = {c.key: c.n for c in counts}
     for k in keys:
@@ -150,8 +161,8 @@ def count_block(store: Overlay, block: BlockInfo) -> None:
     against the set of its height): one write per block."""
     tally = get_tally(store)
     current = _set_at(store, block.height)
-    proposer = [v.public_key for v in (current.validators if current else ())
-                if address_of(v.public_key) == block.proposer][:1]
+    key = _keys_by_address(current).get(block.proposer) if current else None
+    proposer = [] if key is None else [key]
     commit, signers = block.last_commit, []
     if commit.height == block.height - 1 >= 1 and commit.signatures:
         previous = _set_at(store, commit.height)

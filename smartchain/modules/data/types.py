@@ -167,10 +167,13 @@ def records_root(records: list[bytes]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class BatchFile(Struct):
-    """The plaintext of a stored batch: the signed header and the records it covers."""
+    """The plaintext of a stored batch: the signed header, the device's certificate (its
+    manufacturer's signature: a buyer checks it against the chain's device record) and the
+    records it covers."""
 
     header: BatchHeader
     signature: Fixed64
+    certificate: Fixed64
     records: list_of[Bytes]
 
 

@@ -515,3 +515,27 @@ def test_two_chains_fed_the_same_blocks_reach_the_same_state_root(make_net: Any)
         twin.chain.apply_block(block, twin.kit.checked_of_block(twin.chain, block.txs))
     assert twin.chain.state_root == net.chain.state_root
     assert data_state(twin) == data_state(net)
+
+
+def test_discovery_finds_assets_on_offer_by_schema_model_region_time_and_price(
+        net: Net) -> None:
+    from smartchain.modules.data import queries as dq
+
+    asset = setup(net)
+    cid = consent(net, asset)
+
+    def search(**filters: Any) -> list[str]:
+        args = {"schema": "", "region": "", "model": "", "from_ms": None, "to_ms": None,
+                "max_price": None, "height": net.chain.height, "limit": 50, **filters}
+        return [a["id"] for a in net.read(dq._search, args)["assets"]]
+
+    assert search() == [asset.hex()]
+    assert search(schema=SCHEMA, model="EV-1", region="eu-west", from_ms=100_000,
+                  to_ms=101_000, max_price=PRICE) == [asset.hex()]
+    assert search(schema="car.mileage") == search(model="EV-2") == []
+    assert search(region="us-east") == search(max_price=PRICE - 1) == []
+    assert search(from_ms=200_000) == []  # its records end at 105 s
+    assert search(to_ms=0) == [asset.hex()]  # its first batch starts at 0
+    assert search(height=10**9) == []  # its consent has expired by then
+    net.ok(OWNER, WithdrawConsent(cid))
+    assert search() == []  # nothing on offer once consent is withdrawn

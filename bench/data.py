@@ -57,9 +57,8 @@ def _ok(result: dict) -> dict:
     return result
 
 
-async def run(client: Client, owner: PrivateKey, buyer: PrivateKey, recs: list[bytes],
-              k: int, n: int, home: Path) -> tuple[float, float]:
-    car = PrivateKey.generate()
+async def run(client: Client, owner: PrivateKey, buyer: PrivateKey, car: PrivateKey,
+              recs: list[bytes], k: int, n: int, home: Path) -> tuple[float, float]:
     chain_id = client.status()["chain_id"]
     _ok(client.register_manufacturer(owner, "Motors", 1_000 * HPC))
     cert = sign_certificate(owner, car.public_key, "EV-1", "VIN-1", ("car.trips",))
@@ -115,9 +114,11 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise SystemExit("storage providers did not register")
             time.sleep(0.2)
-        recs = records(PrivateKey.generate(), args.mib, args.record_bytes)
+        car = PrivateKey.generate()
+        recs = records(car, args.mib, args.record_bytes)
         size = sum(len(r) for r in recs)
-        baseline, purchase = asyncio.run(run(client, owner, buyer, recs, args.k, args.n, home))
+        baseline, purchase = asyncio.run(run(client, owner, buyer, car, recs, args.k, args.n,
+                                             home))
     finally:
         devnet.stop(doc)
     print(f"data set: {len(recs)} device-signed records, {size / 2**20:.1f} MiB, "

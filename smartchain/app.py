@@ -22,6 +22,9 @@ from smartchain.modules.compute.module import Compute
 from smartchain.modules.contracts import cli as contracts_cli
 from smartchain.modules.contracts import queries as contracts_queries
 from smartchain.modules.contracts.module import Contracts
+from smartchain.modules.data import cli as data_cli
+from smartchain.modules.data import queries as data_queries
+from smartchain.modules.data.module import Data
 from smartchain.modules.devices import cli as devices_cli
 from smartchain.modules.devices import queries as devices_queries
 from smartchain.modules.devices.module import Devices
@@ -81,6 +84,7 @@ MODULES: tuple[AppModule, ...] = (
     AppModule(Market, market_queries.API, ModuleCli("market", market_cli.market_app)),
     AppModule(Gov, gov_queries.API, ModuleCli("gov", gov_cli.gov_app)),
     AppModule(Rewards, rewards_queries.API, ModuleCli("rewards", rewards_cli.rewards_app)),
+    AppModule(Data, data_queries.API, ModuleCli("data", data_cli.data_app)),
 )
 
 

@@ -17,6 +17,7 @@ from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.bank.types import Transfer
 from smartchain.modules.compute.sdk import ComputeSdk, posted_job_id
 from smartchain.modules.contracts.sdk import ContractsSdk, deployed_address
+from smartchain.modules.data.sdk import DataSdk
 from smartchain.modules.devices.sdk import DevicesSdk
 from smartchain.modules.gov.sdk import GovSdk
 from smartchain.modules.market.sdk import MarketSdk
@@ -48,7 +49,7 @@ class NodeUnreachable(ApiError):
 
 @dataclass
 class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSdk, MarketSdk,
-             GovSdk, RewardsSdk):
+             GovSdk, RewardsSdk, DataSdk):
     """The SDK: the core calls here, each module's methods from its ``sdk.py`` mixin."""
 
     url: str = "http://127.0.0.1:26657"

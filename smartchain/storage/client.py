@@ -925,7 +925,7 @@ def _need_deal(view: ChainView, file_id: bytes) -> Deal:
 
 async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_path: Path, *,
               progress: Progress | None = None, timeout: float = REQUEST_TIMEOUT,
-              extra: int = 0) -> GetResult:
+              extra: int = 0, file_key: bytes | None = None) -> GetResult:
     """Fetch, verify, decode and decrypt a file into ``out_path``.
 
     Each segment asks ``k + extra`` columns at once (and hedges a late piece either way):
@@ -934,10 +934,14 @@ async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_pa
 
     The file is written to a temporary name beside ``out_path`` and renamed only when every
     segment decrypted (ChaCha20-Poly1305 authenticates each segment, its position and the
-    file id) and the total size matches the deal: a failed download leaves no partial file."""
+    file id) and the total size matches the deal: a failed download leaves no partial file.
+
+    ``file_key``: the key a buyer or a share recipient was given (``storage/datasets.py``);
+    without it ``key`` must be the owner's, whose seed derives the key."""
     deal = await _need_deal_async(view, file_id)
-    _check_owner(deal, key)
-    fkey = layout.file_key(key.seed, deal.salt)
+    if file_key is None:
+        _check_owner(deal, key)
+    fkey = file_key if file_key is not None else layout.file_key(key.seed, deal.salt)
     fetcher = _Fetcher(p2p, view, deal, file_id, await _call(_all_providers, view),
                        timeout=timeout, key=key, height=await _call(view.height))
     codec = layout.Codec(deal.k, deal.code_n)

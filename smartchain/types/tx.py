@@ -67,7 +67,8 @@ class Attribute(Struct):
 # Attributes the chain itself writes as 40 hex characters (cheap inside the state machine)
 # and shows as bech32. A contract's own attributes are data: shown exactly as emitted.
 ADDRESS_ATTRIBUTES = frozenset({"sender", "recipient", "proposer", "address", "owner", "to",
-                                "from", "spender", "issuer", "contract", "caller", "creator"})
+                                "from", "spender", "issuer", "contract", "caller", "creator",
+                                "buyer"})
 CONTRACT_EVENT_PREFIX = "contract/"
 _HEX_ADDRESS = re.compile(r"[0-9a-f]{40}")
 

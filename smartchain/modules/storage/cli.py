@@ -321,10 +321,13 @@ def download(fid: bytes, out_file: Path, sender: str, passphrase_file: Path | No
     client = OPTS.client
     deal = _deal_doc(client, fid)
     owner = _key_address(sender)
-    if deal["owner"] != owner:
-        raise CliError(f"file {fid.hex()} belongs to {deal['owner']}, not {sender} ({owner}): "
-                       "only the owner's key can decrypt it", "not_owner")
+    shared = deal["owner"] != owner and _is_shared(client, fid, owner)
+    if deal["owner"] != owner and not shared:
+        raise CliError(f"file {fid.hex()} belongs to {deal['owner']}, not {sender} ({owner}), "
+                       "and is not shared with it: only the owner's key can decrypt it",
+                       "not_owner")
     key = load_key(sender, passphrase_file)
+    file_key = _shared_key(client, key, fid, owner) if shared else None
     view = sc.ApiChainView(client, key)
     _quiet_logs()
 
@@ -333,12 +336,45 @@ def download(fid: bytes, out_file: Path, sender: str, passphrase_file: Path | No
             with _progress() as bar:
                 track = _tracker(bar, {"download": "downloading", "done": "written"})
                 return await sc.get(p2p, view, key, fid, out_file, progress=track,
-                                    timeout=timeout, extra=extra)
+                                    timeout=timeout, extra=extra, file_key=file_key)
 
     try:
         return asyncio.run(run())
     except sc.StorageError as exc:
         raise _storage_error(exc) from None
+
+
+def _is_shared(client: Client, fid: bytes, address: str) -> bool:
+    try:
+        client.data_share(fid, address)
+    except ApiError as exc:
+        if exc.code == "not_found":
+            return False
+        raise
+    return True
+
+
+def _shared_key(client: Client, key: PrivateKey, fid: bytes, address: str) -> bytes:
+    from smartchain.storage.datasets import DataError, shared_key
+
+    try:
+        return shared_key(client, key, fid, address)
+    except DataError as exc:
+        raise CliError(str(exc), "data_error") from None
+
+
+@store_app.command("share")
+def share(
+    file_id: FileIdArg, sender: From,
+    with_: Annotated[str, typer.Option("--with", help="The account to share with (address "
+                                                      "or key name).")],
+    passphrase_file: PassFile = None,
+) -> None:
+    """Let another account read a stored file: its key sealed to that account's box key
+    (it registered one with `smart data register-box-key`); it then runs `smart store get`."""
+    from smartchain.modules.data.cli import share as share_file
+
+    share_file(parse_file_id(file_id), sender, with_, passphrase_file)
 
 
 @store_app.command("ls")

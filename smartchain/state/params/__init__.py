@@ -22,6 +22,7 @@ from smartchain.state.params.compute import (
     ComputeSybilParams,
 )
 from smartchain.state.params.contracts import ContractsParams
+from smartchain.state.params.data import DataParams
 from smartchain.state.params.devices import DevicesParams
 from smartchain.state.params.gov import GovParams
 from smartchain.state.params.market import MarketParams
@@ -66,11 +67,13 @@ PARAM_GROUPS: tuple[type, ...] = (
     MarketParams,
     GovParams,
     RewardsParams,
+    DataParams,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Params(  # PARAM_GROUPS reversed: a dataclass lays out its last base's fields first
+    DataParams,
     RewardsParams,
     GovParams,
     MarketParams,

@@ -153,6 +153,13 @@ BOUNDS: dict[str, Bound] = {
     "rewards_max_commission_bps": _SHARE,
     "rewards_commission_max_change_bps": Range(1, BPS),
     "rewards_commission_change_blocks": Range(0, 10**9),
+    # data
+    "data_asset_bond": Range(0, 10**9 * HPC),
+    "data_wrong_key_penalty": Range(0, 10**9 * HPC),
+    "data_delivery_blocks": _BLOCKS,
+    "data_dispute_blocks": _BLOCKS,
+    "data_max_batches": Range(1, 512),  # 512 sealed keys (44 KB) fit in one transaction
+    "data_batch_gas": Range(0, 10**9),
 }
 
 

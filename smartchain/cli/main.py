@@ -49,6 +49,7 @@ from smartchain.client import ApiError, SimulationFailed
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.crypto.keystore import KeystoreError, is_encrypted
+from smartchain.jsoncontract import EXIT_ABORTED, EXIT_ERROR
 from smartchain.modules.compute.cli import parse_provide
 from smartchain.modules.tokens.cli import holdings_lines
 from smartchain.node.config import (
@@ -127,7 +128,7 @@ def keys_list() -> None:
             t.add_row(r["name"], r["address"], "yes" if r["encrypted"] else "no (insecure)")
         out.print(t)
 
-    emit(rows, human)
+    emit({"keys": rows}, human)
 
 
 @keys_app.command("show")
@@ -501,8 +502,11 @@ def devnet_down(home: DevnetHome = None) -> None:
 
 # --- entry point -----------------------------------------------------------------------
 
-_EXPECTED = (ApiError, AddressError, AmountError, KeystoreError, keyring.KeyringError,
-             ConfigError, GenesisError, devnet_mod.DevnetError, OSError, ValueError)
+# Expected failures and their JSON error codes (most specific first).
+_EXPECTED: tuple[tuple[type[Exception], str], ...] = (
+    (AddressError, "invalid_address"), (AmountError, "invalid_amount"),
+    (KeystoreError, "keystore"), (ConfigError, "config"), (GenesisError, "invalid_genesis"),
+    (devnet_mod.DevnetError, "devnet"), (OSError, "io_error"), (ValueError, "usage"))
 
 
 def _hoist_globals(argv: list[str]) -> list[str]:
@@ -525,9 +529,15 @@ def _hoist_globals(argv: list[str]) -> list[str]:
     return front + rest
 
 
-def _fail(message: str, code: str, exit_code: int) -> NoReturn:
+def _fail(message: str, code: str, exit_code: int,
+          details: dict[str, Any] | None = None) -> NoReturn:
+    """One error, as the JSON contract's error document with --json (on stdout, so a
+    script parses one stream), else one line on stderr; always a non-zero exit."""
     if OPTS.json:
-        print(json.dumps({"error": {"code": code, "message": message}}))
+        error: dict[str, Any] = {"code": code, "message": message}
+        if details:
+            error["details"] = details
+        print(json.dumps({"error": error}, indent=2))
     else:
         err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(exit_code)
@@ -539,16 +549,20 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args, standalone_mode=False)
     except CliError as exc:
-        _fail(exc.message, exc.code, exc.exit_code)
-    except SimulationFailed as exc:
-        _fail(f"{exc.message} (--gas N sends it anyway)", exc.code, 1)
+        _fail(exc.message, exc.code, exc.exit_code, exc.details)
+    except SimulationFailed as exc:  # refused before the mempool: nothing was sent
+        _fail(f"{exc.message} (--gas N sends it anyway)", exc.code, EXIT_ERROR,
+              {"simulation": exc.simulation})
     except ApiError as exc:
-        _fail(exc.message, exc.code, 1)
-    except _EXPECTED as exc:
-        _fail(str(exc), type(exc).__name__, 1)
+        _fail(exc.message, exc.code, EXIT_ERROR, exc.details)
+    except keyring.KeyringError as exc:
+        _fail(str(exc), exc.code, EXIT_ERROR)
     except (typer.Abort, KeyboardInterrupt):
-        _fail("aborted", "aborted", 130)
+        _fail("aborted", "aborted", EXIT_ABORTED)
     except Exception as exc:  # click usage errors and the like
+        for kind, code in _EXPECTED:
+            if isinstance(exc, kind):
+                _fail(str(exc), code, EXIT_ERROR)
         if isinstance(exc, _click_exceptions()):
             if OPTS.json:
                 _fail(exc.format_message(), "usage", exc.exit_code)
@@ -557,8 +571,8 @@ def main(argv: list[str] | None = None) -> None:
         raise
     # typer turns Ctrl-C into Exit(130) and, with standalone_mode=False, returns the code
     if isinstance(rc, int) and rc:
-        if rc == 130:
-            _fail("aborted", "aborted", 130)
+        if rc == EXIT_ABORTED:
+            _fail("aborted", "aborted", EXIT_ABORTED)
         raise SystemExit(rc)
 
 

@@ -255,6 +255,8 @@ class ConsensusService:
         self._inflight: set[asyncio.Future[None]] = set()
         self._syncing = False
         self._behind = asyncio.Event()
+        self._started = False  # the first sync is over and consensus runs
+        node.synced = self.is_synced
         self.tx_budget = CheckBudget(node.config.p2p.unproven_sig_checks,
                                      node.config.p2p.unproven_peer_sig_checks)
         node.announce = self._tx_outbox.extend
@@ -278,6 +280,11 @@ class ConsensusService:
         self._next_height()
         self._tasks.append(asyncio.create_task(self._flush_txs_forever()))
         self._tasks.append(asyncio.create_task(self._catch_up_forever()))
+        self._started = True
+
+    def is_synced(self) -> bool:
+        """Caught up: the start's sync is over and no peer is known to be ahead."""
+        return self._started and not self._syncing and not self._behind.is_set()
 
     async def _await_peers(self, timeout: float = 3.0) -> None:
         """Give the seeds a moment to connect before the first proposal, so a freshly

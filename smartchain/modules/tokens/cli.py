@@ -295,7 +295,7 @@ def list_tokens() -> None:
                           "yes" if t["mintable"] else "no")
         out.print(table)
 
-    emit(tokens, human)
+    emit({"tokens": tokens}, human)
 
 
 @token_app.command("balance")

@@ -57,6 +57,8 @@ OTHER_CODES: dict[str, str] = {
     "index_disabled": "this node keeps no search index",
     "too_many_subscribers": "the node's websocket subscribers are at their limit",
     "subscription_refused": "the node refused a websocket subscription",
+    "websocket_required": "GET /v1/subscribe without a websocket upgrade",
+    "pruned": "the height asked for is below the oldest block this node holds",
     "contract_failed": "a read-only contract query failed",
     "tx_failed": "the transaction was committed but failed: it paid its fee and did "
                  "nothing (details: hash, height, receipt)",

@@ -135,8 +135,9 @@ def require_ok(result: dict[str, Any]) -> dict[str, Any]:
     for the user, reported in one line with the hash to look it up by."""
     receipt = result["receipt"]
     if not receipt["ok"]:
-        raise CliError(f"transaction {result['hash']} failed at height {result['height']}: "
-                       f"{receipt['log']}", "tx_failed", EXIT_TX_FAILED,
+        raise CliError(f"transaction {result['hash']} failed: {receipt['log']} (committed "
+                       f"at height {result['height']}; its fee was paid)", "tx_failed",
+                       EXIT_TX_FAILED,
                        {"hash": result["hash"], "height": result["height"],
                         "reason": receipt["code_name"], "receipt": receipt})
     return result

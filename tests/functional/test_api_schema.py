@@ -70,7 +70,7 @@ def seeded(smart_node: NodeProcess) -> dict[str, list[Any]]:
     assert all(t["receipt"]["ok"] for t in txs), txs
     addresses = [to_bech32(ISSUER.address), to_bech32(HOLDER.address), contract]
     return {"hash": [t["hash"] for t in txs], "address": addresses, "owner": addresses,
-            "spender": addresses, "symbol": ["PARK"], "height": [1, shouted["height"]],
+            "spender": addresses, "symbol": ["PARK"], "height": [1, int(shouted["height"])],
             "function": ["shout", "get"]}
 
 

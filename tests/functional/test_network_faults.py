@@ -516,8 +516,8 @@ def test_equivocating_signer_is_reported_in_a_block(cluster: Callable[..., Clust
     wait_until(evidence_in_a_block, 30, what="double-sign evidence in a block", interval=0.1)
     ev_height, ev = found[0]
     assert ev["validator"] == bad
-    assert ev["step"] == int(Step.PREVOTE) and ev["height"] % 2 == 0
-    assert ev["height"] < ev_height
+    assert ev["step"] == int(Step.PREVOTE) and int(ev["height"]) % 2 == 0
+    assert int(ev["height"]) < ev_height
     assert ev["block_hashes"][0] != ev["block_hashes"][1]
     # The chain keeps going, with the equivocator still in it, and everyone agrees.
     net.wait_all(ev_height + 3, 20)

@@ -15,7 +15,7 @@ from smartchain.types.errors import Code
 ROOT = Path(__file__).resolve().parents[2] / "smartchain"
 # Exception classes whose call names an error code, and the argument that holds it.
 CODE_ARG = {"QueryError": 1, "ApiError": 1, "CliError": 1, "KeyringError": 1,
-            "error_response": 1, "_fail": 1}
+            "error_response": 1, "_fail": 1, "_refuse": 1}
 
 
 def _codes_in_source() -> dict[str, list[str]]:

@@ -185,7 +185,7 @@ def test_cli_issue_transfer_and_query(cli: Cli, client: Client) -> None:
         ["query", "account", "user", "--json"], ["query", "account", "user"])
     info = ok_json(info)
     assert info["supply"] == "12345" and info["issuer"] == addr(CLI_KEYS["issuer"])
-    assert info in ok_json(listed)
+    assert info in ok_json(listed)["tokens"]
     assert table.returncode == 0 and "WATT" in table.stdout and "Kilowatt" in table.stdout
     assert ok_json(bal_json)["balance"] == "1505"
     assert bal.returncode == 0 and bal.stdout.strip() == "1.505 WATT (1505 units)"

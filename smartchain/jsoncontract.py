@@ -98,7 +98,8 @@ _WIDE = re.compile(r"(?:.*_)?(?:height|nonce|gas|fee|balance|amount|price|supply
                    r"ms|blocks|ttl|window|epoch|stake|collateral|deposit|shares|power|units|"
                    r"allowance|reward|paid|locked|start|end|until|completion|expiry|deadline|"
                    r"changed_at|finished|fuel)(?:_.*)?")
-_SMALL = re.compile(r".*(?:_bps|_index|_count|_size|_bytes|decimals|_hpc|_name|_hash|_id)")
+_SMALL = re.compile(r"(?:.*(?:_bps|_index|_count|_size|_bytes|decimals|_hpc|_name|_hash|_id)|"
+                    r"missed_blocks)")
 MAX_SAFE = (1 << 53) - 1
 
 

@@ -62,7 +62,8 @@ def test_64_bit_quantities_are_recognised_by_name(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["index", "tx_count", "decimals", "storage_slash_bps",
-                                  "code_size", "event_index", "peers", "round", "code"])
+                                  "code_size", "event_index", "peers", "round", "code",
+                                  "missed_blocks"])
 def test_small_counts_are_not(name: str) -> None:
     assert not is_wide(name)
 

@@ -58,6 +58,23 @@ def add(name: str, key: PrivateKey, passphrase: str | None, *, insecure: bool = 
     return path
 
 
+def delete(name: str) -> Path:
+    path = key_path(name)
+    read_doc(name)  # not_found if there is none
+    path.unlink()
+    return path
+
+
+def rename(old: str, new: str) -> Path:
+    """The key file moved to its new name; refused if that name is taken."""
+    source, target = key_path(old), key_path(new)
+    read_doc(old)
+    if target.exists():
+        raise KeyringError(f"a key named {new!r} already exists", "key_exists")
+    source.rename(target)
+    return target
+
+
 def load(name: str, passphrase: str | None) -> PrivateKey:
     return keystore.open_doc(read_doc(name), passphrase)
 

@@ -242,7 +242,8 @@ def test_cli_token_errors(cli: Cli) -> None:
     )
     stranger_mint = cli.run("token", "mint", "--from", "spender", "ERR", "1")
     assert_error(dup, "transaction", "failed: token symbol 'ERR' is already issued")
-    assert_error(too_much, "failed: insufficient ERR")
+    assert_error(too_much, "insufficient ERR: spender holds 0 ERR, this needs 1 ERR; "
+                 "nothing was sent")
     assert_error(stranger_mint, "failed: only the issuer of ERR")
     assert_error(fixed_mint, "failed: ERR is not mintable")
     assert_error(bad_symbol, "invalid token symbol 'err'")

@@ -23,6 +23,7 @@ from smartchain.api.server import MAX_BODY, MAX_JSON_DEPTH, MAX_SMALL_BODY, ROUT
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.jsoncontract import ERROR_CODES
 from smartchain.modules.bank.types import Transfer
 from smartchain.state.params import Params
 from smartchain.types.amount import format_hpc
@@ -54,7 +55,6 @@ SMART_NODE_GENESIS = [
     (DAVE.address, 1_000 * HPC),
 ]
 PARAMS = Params()
-ERROR_SLUG = re.compile(r"^[a-z_]+$")
 
 
 # --- plumbing ------------------------------------------------------------------------------
@@ -77,8 +77,8 @@ class Api:
             assert r.headers["Content-Type"].startswith("application/json"), r.headers
             doc = r.json()
             assert set(doc) == {"error"}, doc
-            assert set(doc["error"]) == {"code", "message"}, doc
-            assert ERROR_SLUG.match(doc["error"]["code"]), doc
+            assert {"code", "message"} <= set(doc["error"]) <= {"code", "message", "details"}
+            assert doc["error"]["code"] in ERROR_CODES, doc
             assert isinstance(doc["error"]["message"], str) and doc["error"]["message"]
         return r
 

@@ -132,10 +132,16 @@ def _error_violations(error: Any) -> list[str]:
     return found
 
 
+# Contract values (a query's results, a call's arguments) are the contract's own typed
+# values: an integer there is a Lua 64-bit integer, a string a string (docs/api.md).
+CONTRACT_VALUES = frozenset({"results", "args", "init_args"})
+
+
 def _walk(v: Any, path: str, found: list[str], name: str = "") -> None:
     if isinstance(v, dict):
         for k, item in v.items():
-            _walk(item, f"{path}.{k}", found, k)
+            if k not in CONTRACT_VALUES:
+                _walk(item, f"{path}.{k}", found, k)
     elif isinstance(v, list):
         for i, item in enumerate(v):
             _walk(item, f"{path}[{i}]", found, name)

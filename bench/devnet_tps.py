@@ -112,9 +112,9 @@ def main() -> None:
     block_times: list[float] = []
     stop = threading.Event()
     try:
-        while get(urls[0] + "/v1/status")["height"] < 2:  # type: ignore[index]
+        while int(get(urls[0] + "/v1/status")["height"]) < 2:  # type: ignore[index]
             time.sleep(0.05)  # a cold network spends a round on its first block: not load
-        start_height = get(urls[0] + "/v1/status")["height"]  # type: ignore[index]
+        start_height = int(get(urls[0] + "/v1/status")["height"])  # type: ignore[index]
 
         def watch() -> None:
             h = start_height + 1
@@ -124,7 +124,7 @@ def main() -> None:
                     time.sleep(0.01)
                     continue
                 seen = time.monotonic()
-                block_times.append(block["header"]["time_ms"])
+                block_times.append(int(block["header"]["time_ms"]))
                 for tx_hash in block["txs"]:
                     final[tx_hash] = seen
                 h += 1

@@ -211,7 +211,7 @@ def time_to_ready(root: Path, source: Path, genesis: Genesis, n: int, port: int,
         procs.append(joiner)
         client = Client(joiner.wait_ready(60))
         started, cpu = time.perf_counter(), cpu_seconds(joiner.pid)
-        while client.status()["height"] < n:
+        while int(client.status()["height"]) < n:
             if not joiner.running:
                 raise RuntimeError(f"the joining node exited; see {home}/node.log")
             time.sleep(POLL_S)

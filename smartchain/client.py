@@ -65,7 +65,8 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
         except urllib.error.HTTPError as exc:
             try:
                 err = json.loads(exc.read())["error"]
-                raise ApiError(exc.code, err["code"], err["message"]) from None
+                raise ApiError(exc.code, err["code"], err["message"],
+                               err.get("details")) from None
             except (ValueError, KeyError, TypeError):
                 raise ApiError(exc.code, "http_error", str(exc)) from None
         except (urllib.error.URLError, OSError) as exc:
@@ -157,9 +158,9 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
         if chain_id is None or gas_price is None:
             st = self.status()
             chain_id = chain_id or st["chain_id"]
-            gas_price = gas_price if gas_price is not None else st["min_gas_price"]
+            gas_price = gas_price if gas_price is not None else int(st["min_gas_price"])
         if nonce is None:
-            nonce = self.account(to_bech32(key.address))["pending_nonce"]
+            nonce = int(self.account(to_bech32(key.address))["pending_nonce"])
         raw = payload if isinstance(payload, bytes) else payload.encode()
         return Transaction.create(key, chain_id=chain_id, nonce=nonce, kind=kind, payload=raw,
                                   gas_limit=gas_limit, gas_price=gas_price)
@@ -175,7 +176,7 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
         if chain_id is None or gas_price is None:
             st = self.status()
             chain_id = chain_id or st["chain_id"]
-            gas_price = gas_price if gas_price is not None else st["min_gas_price"]
+            gas_price = gas_price if gas_price is not None else int(st["min_gas_price"])
         public_key = sender.public_key if isinstance(sender, PrivateKey) else sender
         raw = payload if isinstance(payload, bytes) else payload.encode()
         tx = Transaction(chain_id, public_key, nonce or 0, gas_limit or 0, gas_price, kind, raw,
@@ -208,7 +209,7 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
             if chain_id is None or gas_price is None:
                 st = self.status()
                 chain_id = chain_id or st["chain_id"]
-                gas_price = gas_price if gas_price is not None else st["min_gas_price"]
+                gas_price = gas_price if gas_price is not None else int(st["min_gas_price"])
             sim = self.simulate(key, kind, payload, gas_limit=gas_limit, gas_price=gas_price,
                                 chain_id=chain_id)
             if dry_run:

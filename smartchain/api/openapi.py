@@ -5,12 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from smartchain.app import api_schemas, http_queries
+from smartchain.jsoncontract import ERROR_CODES
 from smartchain.modules.query import ADDRESS, HEX32, U64, U64_INT, UNITS
 from smartchain.modules.query import error_body as _err
 from smartchain.modules.query import json_body as _json
 from smartchain.modules.query import ref as _ref
 from smartchain.modules.tokens.queries import DECIMAL, SYMBOL, TOKEN_UNITS
 
+# What /v1/status shows of the chain parameters (the server imports these).
+WIDE_STATUS_PARAMS = ("min_gas_price", "tx_base_gas", "gas_per_tx_byte", "gas_per_write",
+                      "token_issue_gas", "contract_call_gas", "contract_code_byte_gas",
+                      "max_tx_gas", "compute_scan_gas", "compute_min_stake",
+                      "compute_reveal_blocks", "storage_epoch_blocks", "storage_min_price",
+                      "storage_audit_window", "storage_receipt_ttl", "storage_accept_ttl",
+                      "storage_min_collateral", "storage_collateral_per_gib")
+SMALL_STATUS_PARAMS = ("max_tx_bytes", "compute_max_tasks", "compute_max_extra_replicas",
+                       "storage_slash_bps", "storage_audit_segments", "storage_repair_bps",
+                       "storage_max_columns", "storage_max_segments")
 I64_INT = {"type": "integer", "minimum": -(1 << 63), "maximum": (1 << 63) - 1}
 HEX = {"type": "string", "pattern": "^([0-9a-fA-F]{2})*$"}
 CONTRACT_VALUE = {
@@ -60,7 +71,14 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["error"],
         "properties": {"error": {
             "type": "object", "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            "properties": {
+                "code": {"enum": sorted(ERROR_CODES),
+                         "description": "one of a closed list (docs/errors.md)"},
+                "message": {"type": "string", "description": "for people; may change"},
+                "details": {"type": "object", "description": "what the code needs: e.g. "
+                            '"stage": "admission" for a transaction refused before the '
+                            "mempool"},
+            },
         }},
     },
     "SubmitTx": {
@@ -75,7 +93,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "ok": {"type": "boolean"}, "code": {"type": "integer"},
-            "code_name": {"type": "string"}, "gas_used": {"type": "integer"}, "fee": UNITS,
+            "code_name": {"type": "string"}, "gas_used": U64, "fee": UNITS,
             "log": {"type": "string"}, "events": {"type": "array", "items": EVENT},
         },
     },
@@ -85,18 +103,18 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "hash": HEX32, "status": {"enum": ["pending", "committed"]},
             "chain_id": {"type": "string"}, "sender": ADDRESS, "public_key": HEX32,
-            "nonce": {"type": "integer"}, "gas_limit": {"type": "integer"},
-            "gas_price": {"type": "integer"}, "kind": {"type": "string"},
+            "nonce": U64, "gas_limit": U64,
+            "gas_price": U64, "kind": {"type": "string"},
             "payload": {"type": "object"}, "signature": {"type": "string"},
-            "height": {"type": "integer"}, "index": {"type": "integer"},
+            "height": U64, "index": {"type": "integer"},
             "receipt": _ref("Receipt"),
         },
     },
     "BlockHeader": {
         "type": "object",
         "properties": {
-            "chain_id": {"type": "string"}, "height": {"type": "integer"},
-            "time_ms": {"type": "integer"}, "prev_hash": HEX32, "tx_root": HEX32,
+            "chain_id": {"type": "string"}, "height": U64,
+            "time_ms": U64, "prev_hash": HEX32, "tx_root": HEX32,
             "receipts_root": HEX32, "state_root": HEX32, "last_commit_hash": HEX32,
             "evidence_hash": HEX32, "proposer": HEX32,
             "proposer_address": ADDRESS,
@@ -105,7 +123,7 @@ SCHEMAS: dict[str, Any] = {
     "Block": {
         "type": "object", "required": ["height", "hash", "header", "txs"],
         "properties": {
-            "height": {"type": "integer"}, "hash": HEX32, "header": _ref("BlockHeader"),
+            "height": U64, "hash": HEX32, "header": _ref("BlockHeader"),
             "signature": {"type": "string"}, "tx_count": {"type": "integer"},
             "txs": {"type": "array", "items": HEX32},
             "transactions": {"type": "array", "items": _ref("TxSummary"),
@@ -158,7 +176,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["address", "balance", "nonce", "tokens"],
         "properties": {
             "address": ADDRESS, "balance": UNITS, "balance_hpc": {"type": "string"},
-            "nonce": {"type": "integer"}, "pending_nonce": {"type": "integer"},
+            "nonce": U64, "pending_nonce": U64,
             "tokens": {"type": "array", "items": _ref("Holding"),
                        "description": "token balances, by symbol"},
         },
@@ -186,37 +204,24 @@ SCHEMAS: dict[str, Any] = {
     },
     "ContractQueryResult": {
         "type": "object", "required": ["ok", "gas_used", "results"],
-        "properties": {"ok": {"const": True}, "gas_used": {"type": "integer"},
+        "properties": {"ok": {"const": True}, "gas_used": U64,
                        "results": {"type": "array", "items": CONTRACT_VALUE}},
     },
     "Status": {
-        "type": "object", "required": ["chain_id", "height", "latest_hash", "state_root"],
+        "type": "object",
+        "required": ["version", "chain_id", "height", "latest_hash", "state_root", "synced"],
         "properties": {
-            "chain_id": {"type": "string"}, "height": {"type": "integer"},
-            "latest_hash": HEX32, "latest_time_ms": {"type": ["integer", "null"]},
+            "version": {"type": "string", "description": "the node software's version"},
+            "chain_id": {"type": "string"}, "height": U64,
+            "latest_hash": HEX32, "latest_time_ms": {"oneOf": [U64, {"type": "null"}]},
             "state_root": HEX32, "genesis_hash": HEX32, "mempool_size": {"type": "integer"},
-            "min_gas_price": {"type": "integer"}, "tx_base_gas": {"type": "integer"},
-            "gas_per_tx_byte": {"type": "integer"}, "gas_per_write": {"type": "integer"},
-            "token_issue_gas": {"type": "integer"}, "contract_call_gas": {"type": "integer"},
-            "contract_code_byte_gas": {"type": "integer"}, "max_tx_gas": {"type": "integer"},
-            "block_time_ms": {"type": "integer"}, "moniker": {"type": "string"},
+            "block_time_ms": U64, "moniker": {"type": "string"},
             "peers": {"type": "integer"}, "signer": {"type": "boolean"},
-            "validator": ADDRESS, "max_tx_bytes": {"type": "integer"},
-            "compute_scan_gas": {"type": "integer"}, "compute_min_stake": UNITS,
-            "compute_max_tasks": {"type": "integer"},
-            "compute_max_extra_replicas": {"type": "integer"},
-            "compute_reveal_blocks": {"type": "integer"},
-            "storage_epoch_blocks": {"type": "integer"}, "storage_min_price": {"type": "integer"},
-            "storage_min_collateral": UNITS, "storage_slash_bps": {"type": "integer"},
-            "storage_audit_segments": {"type": "integer"},
-            "storage_audit_window": {"type": "integer"},
-            "storage_repair_bps": {"type": "integer"},
-            "storage_receipt_ttl": {"type": "integer"},
-            "storage_max_columns": {"type": "integer"},
-            "storage_max_segments": {"type": "integer"},
-            "storage_accept_ttl": {"type": "integer"},
-            "storage_collateral_per_gib": UNITS,
-            "storage_epoch": {"type": "integer", "description": "current audit epoch"},
+            "synced": {"type": "boolean", "description": "caught up with its peers"},
+            "validator": ADDRESS,
+            **{name: U64 for name in WIDE_STATUS_PARAMS},
+            **{name: {"type": "integer"} for name in SMALL_STATUS_PARAMS},
+            "storage_epoch": {**U64, "description": "current audit epoch"},
         },
     },
 }
@@ -302,10 +307,8 @@ PATHS: dict[str, Any] = {
                 "type": "object",
                 "required": ["ok", "code", "gas_used", "gas_wanted", "gas_limit", "nonce",
                              "log", "events"],
-                "properties": {"gas_wanted": {"type": "integer"},
-                               "gas_limit": {"type": "integer"},
-                               "nonce": {"type": "integer"},
-                               "height": {"type": "integer"}}}]},
+                "properties": {"gas_wanted": U64, "gas_limit": U64, "nonce": U64,
+                               "height": U64}}]},
                 "the receipt it would get (ok or failed: a failed one still pays its fee)"),
             "400": _err("malformed JSON, fields or encoding"),
             "413": _err("transaction or request body too large (1 MiB)"),
@@ -427,8 +430,22 @@ PATHS: dict[str, Any] = {
     "/metrics": {"get": {
         "operationId": "getMetrics", "tags": ["node"],
         "summary": "Prometheus metrics",
-        "responses": {"200": {"description": "text exposition format",
+        "responses": {"200": {"description": "text exposition format, version 0.0.4",
                               "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    }},
+    "/health": {"get": {
+        "operationId": "getHealth", "tags": ["node"],
+        "summary": "Liveness: the node's process answers",
+        "responses": {"200": _json({"type": "object", "required": ["status"],
+                                    "properties": {"status": {"const": "ok"}}}, "alive")},
+    }},
+    "/ready": {"get": {
+        "operationId": "getReady", "tags": ["node"],
+        "summary": "Readiness: caught up with the network (503 not_synced while syncing)",
+        "responses": {"200": _json({"type": "object", "required": ["status", "height"],
+                                    "properties": {"status": {"const": "ready"},
+                                                   "height": U64}}, "synced"),
+                      "503": _err("still catching up (not_synced)")},
     }},
     "/openapi.json": {"get": {
         "operationId": "getOpenApi", "tags": ["node"],

@@ -1,4 +1,5 @@
-"""JSON views of chain objects. Amounts are strings of base units (they exceed 2^53)."""
+"""JSON views of chain objects, following the contract in docs/api.md: every 64-bit number
+(amounts, heights, nonces, gas, times) is a string, small counts are integers."""
 
 from __future__ import annotations
 
@@ -138,9 +139,9 @@ def tx_json(tx: Transaction) -> dict[str, Any]:
         "chain_id": tx.chain_id,
         "sender": to_bech32(tx.sender_address),
         "public_key": tx.sender.hex(),
-        "nonce": tx.nonce,
-        "gas_limit": tx.gas_limit,
-        "gas_price": tx.gas_price,
+        "nonce": str(tx.nonce),
+        "gas_limit": str(tx.gas_limit),
+        "gas_price": str(tx.gas_price),
         "kind": tx.kind,
         "payload": payload_json(tx.kind, tx.payload),
         "signature": tx.signature.hex(),
@@ -156,7 +157,7 @@ def receipt_json(r: Receipt) -> dict[str, Any]:
         "ok": r.ok,
         "code": r.code,
         "code_name": name,
-        "gas_used": r.gas_used,
+        "gas_used": str(r.gas_used),
         "fee": str(r.fee),
         "log": r.log,
         "events": [e.to_json() for e in r.events],
@@ -165,7 +166,7 @@ def receipt_json(r: Receipt) -> dict[str, Any]:
 
 def committed_tx_json(rec: TxRecord, tx: Transaction) -> dict[str, Any]:
     out = tx_json(tx)
-    out.update(status="committed", height=rec.height, index=rec.index,
+    out.update(status="committed", height=str(rec.height), index=rec.index,
                receipt=receipt_json(rec.receipt))
     return out
 
@@ -173,8 +174,8 @@ def committed_tx_json(rec: TxRecord, tx: Transaction) -> dict[str, Any]:
 def header_json(h: BlockHeader) -> dict[str, Any]:
     return {
         "chain_id": h.chain_id,
-        "height": h.height,
-        "time_ms": h.time_ms,
+        "height": str(h.height),
+        "time_ms": str(h.time_ms),
         "prev_hash": h.prev_hash.hex(),
         "tx_root": h.tx_root.hex(),
         "receipts_root": h.receipts_root.hex(),
@@ -188,14 +189,14 @@ def header_json(h: BlockHeader) -> dict[str, Any]:
 
 def block_json(b: Block) -> dict[str, Any]:
     return {
-        "height": b.header.height,
+        "height": str(b.header.height),
         "hash": b.hash().hex(),
         "header": header_json(b.header),
         "signature": b.signature.hex(),
         "tx_count": len(b.txs),
         "txs": [h256(raw).hex() for raw in b.txs],
         "last_commit": commit_json(b.last_commit),
-        "evidence": [{"validator": e.vote_a.validator.hex(), "height": e.vote_a.height,
+        "evidence": [{"validator": e.vote_a.validator.hex(), "height": str(e.vote_a.height),
                       "round": e.vote_a.round, "step": e.vote_a.step,
                       "block_hashes": [e.vote_a.block_hash.hex(), e.vote_b.block_hash.hex()]}
                      for e in b.evidence],
@@ -203,6 +204,6 @@ def block_json(b: Block) -> dict[str, Any]:
 
 
 def commit_json(c: Commit) -> dict[str, Any]:
-    return {"height": c.height, "round": c.round, "block_hash": c.block_hash.hex(),
+    return {"height": str(c.height), "round": c.round, "block_hash": c.block_hash.hex(),
             "signatures": [{"validator_index": s.validator_index, "signature": s.signature.hex()}
                            for s in c.signatures]}

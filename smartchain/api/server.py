@@ -3,7 +3,8 @@
 aiohttp rather than FastAPI: the node is already an asyncio program (the P2P layer will
 share its loop), aiohttp adds no validation framework between the wire and our own
 codec, and its error path is ours to shape: every error is
-``{"error": {"code": ..., "message": ...}}`` with a 4xx status. A 5xx means a bug.
+``{"error": {"code": ..., "message": ..., "details": {...}}}`` with a 4xx status and a code
+from the closed list in ``smartchain.jsoncontract`` (docs/errors.md). A 5xx means a bug.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from smartchain import __version__
 from smartchain.api.events import HUB, EventHub, subscribe
 from smartchain.api.explorer import add_explorer_routes
-from smartchain.api.openapi import openapi_spec
+from smartchain.api.node_metrics import CONTENT_TYPE as METRICS_TYPE
+from smartchain.api.node_metrics import register as register_metrics
+from smartchain.api.openapi import SMALL_STATUS_PARAMS, WIDE_STATUS_PARAMS, openapi_spec
 from smartchain.api.render import committed_tx_json, contract_value_json, receipt_json, tx_json
+from smartchain.api.swagger import add_docs_routes
 from smartchain.api.views import (
     account_doc,
     account_txs_page,
@@ -61,10 +66,6 @@ INT64 = 1 << 63
 GAS_MARGIN_PCT = 20  # a simulated transaction's gas limit: what it used, plus 20%
 GAS_MARGIN = 5_000  # and this
 ZERO_ADDRESS = bytes(20)  # the caller of a query that names none
-STORAGE_STATUS_PARAMS = ("storage_epoch_blocks", "storage_min_price", "storage_slash_bps",
-                         "storage_audit_segments", "storage_audit_window",
-                         "storage_repair_bps", "storage_receipt_ttl", "storage_max_columns",
-                         "storage_max_segments", "storage_accept_ttl")
 
 _TX_STATUS = {
     Code.MALFORMED: 400,
@@ -78,12 +79,18 @@ class ApiError(QueryError):
     """A client error of a core route (a module's query raises ``QueryError`` itself)."""
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+def error_response(status: int, code: str, message: str,
+                   details: dict[str, Any] | None = None) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return web.json_response({"error": error}, status=status)
 
 
 def tx_error(exc: TxError) -> ApiError:
-    return ApiError(_TX_STATUS.get(exc.code, 422), exc.code.slug, exc.message)
+    """A transaction refused before the mempool: its code, never a receipt (it has none)."""
+    return ApiError(_TX_STATUS.get(exc.code, 422), exc.code.slug, exc.message,
+                    {"stage": "admission"})
 
 
 @web.middleware
@@ -95,7 +102,7 @@ async def errors_as_json(request: web.Request,
     try:
         return await handler(request)
     except QueryError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -264,9 +271,9 @@ async def post_tx_simulate(request: web.Request) -> web.Response:
         raise tx_error(exc) from exc
     params = node.chain.params
     out = receipt_json(receipt)
-    out.update(gas_wanted=gas_wanted(receipt.gas_used, min(params.max_tx_gas,
-                                                           params.max_block_gas)),
-               gas_limit=tx.gas_limit, nonce=tx.nonce, height=node.chain.height)
+    out.update(gas_wanted=str(gas_wanted(receipt.gas_used, min(params.max_tx_gas,
+                                                               params.max_block_gas))),
+               gas_limit=str(tx.gas_limit), nonce=str(tx.nonce), height=str(node.chain.height))
     return web.json_response(out)
 
 
@@ -511,7 +518,7 @@ async def post_contract_query(request: web.Request) -> web.Response:
     if not outcome.ok:
         raise ApiError(422, "contract_failed", f"contract call failed: {outcome.error} "
                        f"(gas used {outcome.gas_used})")
-    return web.json_response({"ok": True, "gas_used": outcome.gas_used,
+    return web.json_response({"ok": True, "gas_used": str(outcome.gas_used),
                               "results": [contract_value_json(v) for v in outcome.results]})
 
 
@@ -519,38 +526,26 @@ async def get_status(request: web.Request) -> web.Response:
     node = _node(request)
     chain = node.chain
     latest = chain.latest  # one read: height, hash and root all come from this header
+    height = latest.height if latest else 0
+    params = chain.params
     return web.json_response({
+        "version": __version__,
         "chain_id": chain.chain_id,
-        "height": latest.height if latest else 0,
+        "height": str(height),
         "latest_hash": (latest.hash() if latest else bytes(32)).hex(),
-        "latest_time_ms": latest.time_ms if latest else None,
+        "latest_time_ms": str(latest.time_ms) if latest else None,
         "state_root": (latest.state_root if latest else chain.state_root).hex(),
         "genesis_hash": chain.genesis.hash().hex(),
         "mempool_size": len(node.mempool),
-        "min_gas_price": chain.params.min_gas_price,
-        "tx_base_gas": chain.params.tx_base_gas,
-        "gas_per_tx_byte": chain.params.gas_per_tx_byte,
-        "gas_per_write": chain.params.gas_per_write,
-        "token_issue_gas": chain.params.token_issue_gas,
-        "contract_call_gas": chain.params.contract_call_gas,
-        "contract_code_byte_gas": chain.params.contract_code_byte_gas,
-        "max_tx_gas": chain.params.max_tx_gas,
-        "max_tx_bytes": chain.params.max_tx_bytes,
-        "compute_scan_gas": chain.params.compute_scan_gas,
-        "compute_min_stake": str(chain.params.compute_min_stake),
-        "compute_max_tasks": chain.params.compute_max_tasks,
-        "compute_max_extra_replicas": chain.params.compute_max_extra_replicas,
-        "compute_reveal_blocks": chain.params.compute_reveal_blocks,
-        **{name: getattr(chain.params, name) for name in STORAGE_STATUS_PARAMS},
-        "storage_min_collateral": str(chain.params.storage_min_collateral),
-        "storage_collateral_per_gib": str(chain.params.storage_collateral_per_gib),
-        "storage_epoch": (latest.height if latest else 0)
-        // max(1, chain.params.storage_epoch_blocks),
-        "block_time_ms": node.config.consensus.block_time_ms,
+        **{name: str(getattr(params, name)) for name in WIDE_STATUS_PARAMS},
+        **{name: getattr(params, name) for name in SMALL_STATUS_PARAMS},
+        "storage_epoch": str(height // max(1, params.storage_epoch_blocks)),
+        "block_time_ms": str(node.config.consensus.block_time_ms),
         "moniker": node.config.moniker,
         "peers": node.peer_count(),
         "signer": node.is_signer,
         "validator": to_bech32(node.key.address),
+        "synced": _synced(node),
     })
 
 
@@ -564,7 +559,27 @@ async def get_genesis(request: web.Request) -> web.Response:
 
 async def get_metrics(request: web.Request) -> web.Response:
     body = _node(request).metrics.render()
-    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+    return web.Response(body=body, headers={"Content-Type": METRICS_TYPE})
+
+
+def _synced(node: Node) -> bool:
+    return node.synced()
+
+
+async def get_health(request: web.Request) -> web.Response:
+    """Liveness: the process answers (its event loop runs)."""
+    return web.json_response({"status": "ok"})
+
+
+async def get_ready(request: web.Request) -> web.Response:
+    """Readiness: caught up with the network, so its answers are current (503 while
+    syncing: a load balancer sends no traffic yet)."""
+    node = _node(request)
+    height = str(node.chain.height)
+    if not _synced(node):
+        raise ApiError(503, "not_synced", f"catching up with the network (at height {height})",
+                       {"height": height})
+    return web.json_response({"status": "ready", "height": height})
 
 
 async def get_openapi(request: web.Request) -> web.Response:
@@ -598,6 +613,8 @@ CORE_ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response
     ("GET", "/v1/status", get_status),
     ("GET", "/v1/genesis", get_genesis),
     ("GET", "/metrics", get_metrics),
+    ("GET", "/health", get_health),
+    ("GET", "/ready", get_ready),
     ("GET", "/openapi.json", get_openapi),
 ]
 # Every route: the core's, then each module's queries as the app lists them.
@@ -621,14 +638,47 @@ def _routed(path: str) -> str:
     return "/".join(parts)
 
 
+def cors(origins: list[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """CORS for the origins allowed in ``[api] cors_origins`` (none by default: a browser
+    DApp on another origin must be allowed by the node's operator). ``*`` allows any."""
+    allowed = frozenset(origins)
+
+    @web.middleware
+    async def middleware(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        ok = origin is not None and ("*" in allowed or origin in allowed)
+        if ok and request.method == "OPTIONS" and \
+                "Access-Control-Request-Method" in request.headers:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers.update({
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Max-Age": "600"})
+        else:
+            response = await handler(request)
+        if ok:
+            response.headers["Access-Control-Allow-Origin"] = \
+                "*" if "*" in allowed else origin or ""
+            response.headers["Vary"] = "Origin"
+        return response
+    return middleware
+
+
 def create_app(node: Node, settings: ApiSettings | None = None) -> web.Application:
-    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY)
+    settings = settings or node.config.api
+    middlewares = [cors(settings.cors_origins)] if settings.cors_origins else []
+    app = web.Application(middlewares=[*middlewares, errors_as_json],
+                          client_max_size=MAX_BODY)
     app[NODE] = node
     app[QUERIES] = QueryRunner()
-    app[HUB] = EventHub(node, settings or node.config.api)
+    app[HUB] = EventHub(node, settings)
+    register_metrics(node)
     for method, path, handler in ROUTES:
         app.router.add_route(method, _routed(path), handler)
     app.router.add_get("/v1/subscribe", subscribe)
+    add_docs_routes(app)
     add_explorer_routes(app, node)
     app.on_startup.append(_start_hub)
     app.on_shutdown.append(_stop_hub)

@@ -237,8 +237,8 @@ def account_doc(node: Node, address: bytes) -> dict[str, Any]:
         "address": to_bech32(address),
         "balance": str(acct.balance),
         "balance_hpc": format_hpc(acct.balance),
-        "nonce": acct.nonce,
-        "pending_nonce": node.pending_nonce(address),
+        "nonce": str(acct.nonce),
+        "pending_nonce": str(node.pending_nonce(address)),
         "tokens": tokens,
     }
 

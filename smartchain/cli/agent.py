@@ -47,7 +47,7 @@ def run(config: Config,
     try:
         agent = daemon.build_agent(cfg)
     except keys.AgentKeyError as exc:
-        raise CliError(str(exc), "key") from None
+        raise CliError(str(exc), "keystore") from None
     except (MqttError, BrokerError) as exc:
         raise CliError(str(exc), "mqtt") from None
     stop = threading.Event()
@@ -94,7 +94,7 @@ def key_new(path: Annotated[Path, typer.Argument(help="Where to write the key fi
     try:
         key = keys.new_key(path, pw, insecure=insecure)
     except keys.AgentKeyError as exc:
-        raise CliError(str(exc), "key") from None
+        raise CliError(str(exc), "keystore") from None
     emit({"file": str(path), "address": to_bech32(key.address),
           "public_key": key.public_key.hex(), "encrypted": not insecure},
          f"device key {key.public_key.hex()} ({to_bech32(key.address)}) in {path}")
@@ -107,5 +107,5 @@ def key_show(path: Annotated[Path, typer.Argument(help="A key file.")]) -> None:
         doc = json.loads(path.read_text())
         data = {"file": str(path), "address": doc["address"], "public_key": doc["public_key"]}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CliError(f"cannot read key file {path}: {exc}", "key") from None
+        raise CliError(f"cannot read key file {path}: {exc}", "keystore") from None
     emit(data, lambda: out.print(f"public_key: {data['public_key']}\naddress: {data['address']}"))

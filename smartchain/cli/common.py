@@ -24,6 +24,7 @@ from smartchain.client import Client
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.crypto.keystore import is_encrypted, open_doc
+from smartchain.jsoncontract import EXIT_ERROR, EXIT_TX_FAILED
 from smartchain.types.amount import format_hpc
 
 out = Console(soft_wrap=True)  # never re-wrap lines: output is often piped or parsed
@@ -31,13 +32,16 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 class CliError(Exception):
-    """A user-facing failure: message and exit code."""
+    """A user-facing failure: message, a code of ``jsoncontract.ERROR_CODES``, exit code
+    and (in the --json error document) details."""
 
-    def __init__(self, message: str, code: str = "error", exit_code: int = 1) -> None:
+    def __init__(self, message: str, code: str = "usage", exit_code: int = EXIT_ERROR,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.exit_code = exit_code
+        self.details = details or {}
 
 
 @dataclass
@@ -53,8 +57,11 @@ class Opts:
 OPTS = Opts()
 
 
-def emit(data: Any, human: Any = None) -> None:
-    """Print ``data`` as JSON with --json, else the human rendering (or data)."""
+def emit(data: dict[str, Any] | str, human: Any = None) -> None:
+    """Print ``data`` as JSON with --json, else the human rendering (or data). A JSON
+    document is always an object (docs/api.md): a list is wrapped by its command."""
+    if isinstance(data, list):
+        raise TypeError("emit a list wrapped in an object, e.g. {\"keys\": [...]}")
     if OPTS.json or (human is None and isinstance(data, dict | list)):
         print(json.dumps(data, indent=2))  # no rendering of its own: JSON, not a Python repr
     elif callable(human):
@@ -128,8 +135,11 @@ def require_ok(result: dict[str, Any]) -> dict[str, Any]:
     for the user, reported in one line with the hash to look it up by."""
     receipt = result["receipt"]
     if not receipt["ok"]:
-        raise CliError(f"transaction {result['hash']} failed: {receipt['log']}",
-                       receipt["code_name"])
+        raise CliError(f"transaction {result['hash']} failed: {receipt['log']} (committed "
+                       f"at height {result['height']}; its fee was paid)", "tx_failed",
+                       EXIT_TX_FAILED,
+                       {"hash": result["hash"], "height": result["height"],
+                        "reason": receipt["code_name"], "receipt": receipt})
     return result
 
 
@@ -167,7 +177,7 @@ def dry_run_report(result: dict[str, Any]) -> None:
     succeed, else the error it would get, with a non-zero exit."""
     if not result["ok"]:
         raise CliError(f"dry run: the transaction would fail: {result['log']}",
-                       result["code_name"])
+                       result["code_name"], details={"simulation": result})
     emit(result, lambda: out.print(
         f"dry run: would succeed using {result['gas_used']} gas (would send with --gas "
         f"{result['gas_wanted']}); nothing sent"

@@ -14,7 +14,11 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class KeyringError(ValueError):
-    pass
+    """A keyring failure; ``code`` is its JSON error code (``jsoncontract.ERROR_CODES``)."""
+
+    def __init__(self, message: str, code: str = "usage") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def keys_dir() -> Path:
@@ -32,9 +36,10 @@ def read_doc(name: str) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise KeyringError(f"no key named {name!r} (see `smart keys list`)") from None
+        raise KeyringError(f"no key named {name!r} (see `smart keys list`)",
+                           "not_found") from None
     except json.JSONDecodeError as exc:
-        raise KeyringError(f"key file {path} is corrupt: {exc}") from exc
+        raise KeyringError(f"key file {path} is corrupt: {exc}", "keystore") from exc
 
 
 def add(name: str, key: PrivateKey, passphrase: str | None, *, insecure: bool = False,
@@ -44,13 +49,30 @@ def add(name: str, key: PrivateKey, passphrase: str | None, *, insecure: bool = 
         if replace_devnet and read_doc(name).get("devnet"):
             path.unlink()
         else:
-            raise KeyringError(f"a key named {name!r} already exists")
+            raise KeyringError(f"a key named {name!r} already exists", "key_exists")
     keystore.save(path, key, passphrase, insecure=insecure)
     if replace_devnet:
         doc = json.loads(path.read_text())
         doc["devnet"] = True
         path.write_text(json.dumps(doc, indent=2))
     return path
+
+
+def delete(name: str) -> Path:
+    path = key_path(name)
+    read_doc(name)  # not_found if there is none
+    path.unlink()
+    return path
+
+
+def rename(old: str, new: str) -> Path:
+    """The key file moved to its new name; refused if that name is taken."""
+    source, target = key_path(old), key_path(new)
+    read_doc(old)
+    if target.exists():
+        raise KeyringError(f"a key named {new!r} already exists", "key_exists")
+    source.rename(target)
+    return target
 
 
 def load(name: str, passphrase: str | None) -> PrivateKey:

@@ -22,9 +22,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from smartchain import __version__
 from smartchain import devnet as devnet_mod
 from smartchain.app import module_clis
-from smartchain.cli import keyring, settings
+from smartchain.cli import keyring, mnemonics, settings
 from smartchain.cli.agent import agent_app
 from smartchain.cli.common import (
     OPTS,
@@ -49,6 +50,7 @@ from smartchain.client import ApiError, SimulationFailed
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.crypto.keystore import KeystoreError, is_encrypted
+from smartchain.jsoncontract import EXIT_ABORTED, EXIT_ERROR
 from smartchain.modules.compute.cli import parse_provide
 from smartchain.modules.tokens.cli import holdings_lines
 from smartchain.node.config import (
@@ -68,8 +70,9 @@ from smartchain.state.genesis import Genesis, GenesisError
 from smartchain.state.params import Params
 from smartchain.types.amount import AmountError, format_hpc, parse_hpc, parse_units
 
+HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(help="Smartchain: share compute, storage and bandwidth; paid in HPC.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP)
 keys_app = typer.Typer(help="Manage named keys in the local keyring.", no_args_is_help=True)
 tx_app = typer.Typer(help="Sign and send transactions.", no_args_is_help=True)
 query_app = typer.Typer(help="Read chain state.", no_args_is_help=True)
@@ -87,10 +90,18 @@ for module_cli in module_clis():  # each module's own commands (modules/<name>/c
     app.add_typer(module_cli.app, name=module_cli.name)
 
 
+def _version(value: bool) -> None:
+    if value:
+        emit({"version": __version__}, f"smart {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     node: Annotated[str | None, typer.Option("--node", help="Node API URL.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     OPTS.node = node
     OPTS.json = as_json
@@ -103,15 +114,45 @@ def _global(
 def keys_new(
     name: str,
     insecure: Annotated[bool, typer.Option(help="Store unencrypted (throwaway keys).")] = False,
+    with_mnemonic: Annotated[bool, typer.Option(
+        "--mnemonic", help="Derive the key from a new 24-word BIP39 recovery phrase, printed "
+        "once: write it down (`keys import --mnemonic` restores the key).")] = False,
     passphrase_file: PassFile = None,
 ) -> None:
     """Create a key; it is sealed with a passphrase unless --insecure."""
-    key = PrivateKey.generate()
+    phrase = mnemonics.new_phrase() if with_mnemonic else None
+    key = mnemonics.key_from_phrase(phrase) if phrase else PrivateKey.generate()
     pw = None if insecure else passphrase("New passphrase: ", confirm=True, file=passphrase_file)
     path = keyring.add(name, key, pw, insecure=insecure)
     addr = to_bech32(key.address)
-    emit({"name": name, "address": addr, "file": str(path), "encrypted": not insecure},
-         f"created key [bold]{name}[/]: {addr}")
+    doc = {"name": name, "address": addr, "file": str(path), "encrypted": not insecure}
+    if phrase:
+        doc["mnemonic"] = phrase
+    emit(doc, f"created key [bold]{name}[/]: {addr}" + (
+        f"\nrecovery phrase (shown once, write it down):\n{phrase}" if phrase else ""))
+
+
+@keys_app.command("delete")
+def keys_delete(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
+                   ] = False,
+) -> None:
+    """Delete a key file. Without its seed or recovery phrase, its account is lost."""
+    keyring.read_doc(name)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise CliError(f"deleting {name} cannot be undone: confirm with --yes")
+        typer.confirm(f"Delete key {name}? Without its seed its funds are lost", abort=True)
+    path = keyring.delete(name)
+    emit({"name": name, "deleted": str(path)}, f"deleted key {name}")
+
+
+@keys_app.command("rename")
+def keys_rename(old: str, new: str) -> None:
+    """Give a key another name (its address does not change)."""
+    path = keyring.rename(old, new)
+    emit({"name": new, "previous_name": old, "file": str(path)}, f"renamed {old} to {new}")
 
 
 @keys_app.command("list")
@@ -127,7 +168,7 @@ def keys_list() -> None:
             t.add_row(r["name"], r["address"], "yes" if r["encrypted"] else "no (insecure)")
         out.print(t)
 
-    emit(rows, human)
+    emit({"keys": rows}, human)
 
 
 @keys_app.command("show")
@@ -150,14 +191,17 @@ def keys_export(name: str, passphrase_file: PassFile = None) -> None:
 
 
 SeedFile = Annotated[Path | None, typer.Option(
-    "--seed-file", help="Read the 32-byte seed (hex) from this file. Without it the seed is "
-    "read from standard input (typed without echo at a terminal).")]
+    "--seed-file", help="Read the 32-byte seed (hex), or with --mnemonic the recovery "
+    "phrase, from this file. Without it, from standard input (typed without echo at a "
+    "terminal).")]
 
 
 @keys_app.command("import")
 def keys_import(
     name: str,
     seed_file: SeedFile = None,
+    from_mnemonic: Annotated[bool, typer.Option(
+        "--mnemonic", help="The secret is a BIP39 recovery phrase, not a hex seed.")] = False,
     insecure: Annotated[bool, typer.Option(help="Store unencrypted.")] = False,
     passphrase_file: PassFile = None,
     seed_argument: Annotated[str | None, typer.Option("--seed", hidden=True)] = None,
@@ -168,22 +212,33 @@ def keys_import(
         raise CliError("--seed is refused: a seed on the command line is visible to other "
                        "users and kept in shell history; pipe it on standard input or use "
                        "--seed-file (then discard the command from your shell history)")
-    key = _read_seed(seed_file)
+    key = _read_mnemonic(seed_file) if from_mnemonic else _read_seed(seed_file)
     pw = None if insecure else passphrase("New passphrase: ", confirm=True, file=passphrase_file)
     keyring.add(name, key, pw, insecure=insecure)
     emit({"name": name, "address": to_bech32(key.address)}, f"imported {name}")
 
 
-def _read_seed(seed_file: Path | None) -> PrivateKey:
+def _read_secret(seed_file: Path | None, prompt: str) -> str:
+    """A secret from a file or standard input (without echo at a terminal): never argv."""
     if seed_file is not None:
         try:
-            text = seed_file.read_text()
+            return seed_file.read_text()
         except (OSError, UnicodeDecodeError) as exc:
-            raise CliError(f"cannot read seed file: {exc}") from exc
-    elif sys.stdin.isatty():
-        text = getpass.getpass("Seed (hex): ")
-    else:
-        text = sys.stdin.read(4096)
+            raise CliError(f"cannot read seed file: {exc}", "io_error") from exc
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    return sys.stdin.read(4096)
+
+
+def _read_mnemonic(seed_file: Path | None) -> PrivateKey:
+    try:
+        return mnemonics.key_from_phrase(_read_secret(seed_file, "Recovery phrase: "))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _read_seed(seed_file: Path | None) -> PrivateKey:
+    text = _read_secret(seed_file, "Seed (hex): ")
     try:
         return PrivateKey.from_seed(bytes.fromhex(text.strip()))
     except ValueError:  # the message would quote the secret: say what is wrong, not where
@@ -244,20 +299,63 @@ def query_account(address: Annotated[str, typer.Argument(help="Address or key na
 @query_app.command("block")
 def query_block(height: Annotated[str, typer.Argument(help="Height or 'latest'.")] = "latest"
                 ) -> None:
+    """A block: its header and its transactions (--json: the whole document)."""
     if height != "latest" and not height.isdigit():
         raise CliError("height must be a non-negative integer or 'latest'")
-    emit(OPTS.client.block(height))
+    doc = OPTS.client.block(height)
+
+    def human() -> None:
+        h = doc["header"]
+        out.print(f"block {doc['height']}  {doc['hash']}\n"
+                  f"time:       {h['time_ms']} ms\nproposer:   {h['proposer_address']}\n"
+                  f"state root: {h['state_root']}\ntxs:        {doc['tx_count']}",
+                  highlight=False)
+        if doc.get("transactions"):
+            t = Table("#", "hash", "kind", "sender", "result")
+            for tx in doc["transactions"]:
+                t.add_row(str(tx["index"]), tx["hash"][:16] + "…", tx["kind"], tx["sender"],
+                          "ok" if tx["ok"] else f"failed: {tx['code_name']}")
+            out.print(t)
+    emit(doc, human)
 
 
 @query_app.command("tx")
 def query_tx(tx_hash: str) -> None:
-    emit(OPTS.client.tx(tx_hash))
+    """A transaction: where it was committed and what it did (--json: the whole document)."""
+    doc = OPTS.client.tx(tx_hash)
+
+    def human() -> None:
+        lines = [f"tx {doc['hash']}", f"status:     {doc['status']}"]
+        if doc["status"] == "committed":
+            r = doc["receipt"]
+            lines += [f"height:     {doc['height']} (index {doc['index']})",
+                      "result:     " + ("ok" if r["ok"] else f"failed: {r['code_name']}: "
+                                        f"{r['log']}"),
+                      f"fee:        {format_hpc(int(r['fee']))} HPC "
+                      f"(gas used {r['gas_used']})"]
+        lines += [f"kind:       {doc['kind']}", f"sender:     {doc['sender']}",
+                  f"nonce:      {doc['nonce']}"]
+        lines += [f"  {k}: {v}" for k, v in doc["payload"].items()
+                  if isinstance(v, str | int)]
+        if doc["status"] == "committed":
+            lines += [f"event {e['kind']} " + " ".join(f"{k}={v}" for k, v in
+                                                       e["attributes"].items())
+                      for e in doc["receipt"]["events"]]
+        out.print("\n".join(lines), highlight=False, markup=False)
+    emit(doc, human)
 
 
 @app.command("status")
 def status() -> None:
     """Show the node's chain id, height and state root."""
-    emit(OPTS.client.status())
+    doc = OPTS.client.status()
+    emit(doc, lambda: out.print(
+        f"chain:      {doc['chain_id']}\nheight:     {doc['height']} "
+        f"({doc['latest_hash'][:16]}…)\nstate root: {doc['state_root']}\n"
+        f"synced:     {'yes' if doc.get('synced', True) else 'no, catching up'}\n"
+        f"peers:      {doc['peers']}\nmempool:    {doc['mempool_size']} txs\n"
+        f"node:       {doc['moniker']} (smart {doc.get('version', '?')}"
+        f"{', signer' if doc['signer'] else ''})", highlight=False, markup=False))
 
 
 # --- node ------------------------------------------------------------------------------
@@ -504,8 +602,11 @@ def devnet_down(home: DevnetHome = None) -> None:
 
 # --- entry point -----------------------------------------------------------------------
 
-_EXPECTED = (ApiError, AddressError, AmountError, KeystoreError, keyring.KeyringError,
-             ConfigError, GenesisError, devnet_mod.DevnetError, OSError, ValueError)
+# Expected failures and their JSON error codes (most specific first).
+_EXPECTED: tuple[tuple[type[Exception], str], ...] = (
+    (AddressError, "invalid_address"), (AmountError, "invalid_amount"),
+    (KeystoreError, "keystore"), (ConfigError, "config"), (GenesisError, "invalid_genesis"),
+    (devnet_mod.DevnetError, "devnet"), (OSError, "io_error"), (ValueError, "usage"))
 
 
 def _hoist_globals(argv: list[str]) -> list[str]:
@@ -528,9 +629,15 @@ def _hoist_globals(argv: list[str]) -> list[str]:
     return front + rest
 
 
-def _fail(message: str, code: str, exit_code: int) -> NoReturn:
+def _fail(message: str, code: str, exit_code: int,
+          details: dict[str, Any] | None = None) -> NoReturn:
+    """One error, as the JSON contract's error document with --json (on stdout, so a
+    script parses one stream), else one line on stderr; always a non-zero exit."""
     if OPTS.json:
-        print(json.dumps({"error": {"code": code, "message": message}}))
+        error: dict[str, Any] = {"code": code, "message": message}
+        if details:
+            error["details"] = details
+        print(json.dumps({"error": error}, indent=2))
     else:
         err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(exit_code)
@@ -542,16 +649,20 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args, standalone_mode=False)
     except CliError as exc:
-        _fail(exc.message, exc.code, exc.exit_code)
-    except SimulationFailed as exc:
-        _fail(f"{exc.message} (--gas N sends it anyway)", exc.code, 1)
+        _fail(exc.message, exc.code, exc.exit_code, exc.details)
+    except SimulationFailed as exc:  # refused before the mempool: nothing was sent
+        _fail(f"{exc.message} (--gas N sends it anyway)", exc.code, EXIT_ERROR,
+              {"simulation": exc.simulation})
     except ApiError as exc:
-        _fail(exc.message, exc.code, 1)
-    except _EXPECTED as exc:
-        _fail(str(exc), type(exc).__name__, 1)
+        _fail(exc.message, exc.code, EXIT_ERROR, exc.details)
+    except keyring.KeyringError as exc:
+        _fail(str(exc), exc.code, EXIT_ERROR)
     except (typer.Abort, KeyboardInterrupt):
-        _fail("aborted", "aborted", 130)
+        _fail("aborted", "aborted", EXIT_ABORTED)
     except Exception as exc:  # click usage errors and the like
+        for kind, code in _EXPECTED:
+            if isinstance(exc, kind):
+                _fail(str(exc), code, EXIT_ERROR)
         if isinstance(exc, _click_exceptions()):
             if OPTS.json:
                 _fail(exc.format_message(), "usage", exc.exit_code)
@@ -560,8 +671,8 @@ def main(argv: list[str] | None = None) -> None:
         raise
     # typer turns Ctrl-C into Exit(130) and, with standalone_mode=False, returns the code
     if isinstance(rc, int) and rc:
-        if rc == 130:
-            _fail("aborted", "aborted", 130)
+        if rc == EXIT_ABORTED:
+            _fail("aborted", "aborted", EXIT_ABORTED)
         raise SystemExit(rc)
 
 

@@ -42,13 +42,16 @@ def error_body(description: str) -> dict[str, Any]:
 
 
 class QueryError(Exception):
-    """A client error: the API answers ``{"error": {"code", "message"}}`` with ``status``."""
+    """A client error: the API answers ``{"error": {"code", "message", "details"?}}`` with
+    ``status``; ``code`` is one of ``smartchain.jsoncontract.ERROR_CODES``."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.details = details or {}
 
 
 # --- parameter parsers: text in, value out, or a QueryError (400) ---------------------------

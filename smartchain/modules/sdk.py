@@ -16,13 +16,16 @@ from smartchain.crypto.keys import PrivateKey
 
 
 class ApiError(Exception):
-    """The node refused a request: ``code`` is the machine-readable reason."""
+    """The node refused a request: ``code`` is the machine-readable reason (one of the
+    closed list in docs/errors.md), ``details`` what the error document added."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.details = details or {}
 
 
 def seg(text: str) -> str:

@@ -275,6 +275,8 @@ class ConsensusService:
         self._followed: tuple[ValidatorSet, ValidatorSet] | None = None
         # Decodes and checks the signatures of synced ranges ahead of the builder.
         self._checker = ThreadPoolExecutor(1, thread_name_prefix="sync-check")
+        self._started = False  # the first sync is over and consensus runs
+        node.synced = self.is_synced
         self.tx_budget = CheckBudget(node.config.p2p.unproven_sig_checks,
                                      node.config.p2p.unproven_peer_sig_checks)
         node.announce = self._tx_outbox.extend
@@ -299,6 +301,11 @@ class ConsensusService:
         self._next_height()
         self._tasks.append(asyncio.create_task(self._flush_txs_forever()))
         self._tasks.append(asyncio.create_task(self._catch_up_forever()))
+        self._started = True
+
+    def is_synced(self) -> bool:
+        """Caught up: the start's sync is over and no peer is known to be ahead."""
+        return self._started and not self._syncing and not self._behind.is_set()
 
     async def _await_peers(self, timeout: float = 3.0) -> None:
         """Give the seeds a moment to connect before the first proposal, so a freshly

@@ -61,6 +61,8 @@ class ApiSettings:
     index: bool = True
     max_subscribers: int = 1_000  # websocket subscribers at once (GET /v1/subscribe)
     subscriber_queue: int = 256  # messages a subscriber may lag behind before it is dropped
+    # Origins a browser DApp may call the API from (CORS); empty: none, "*": any.
+    cors_origins: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

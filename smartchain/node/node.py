@@ -89,6 +89,8 @@ class Node:
         self._last_block_at: float | None = None
         self._admission_tail: asyncio.Future[None] | None = None
         self.peer_count: Callable[[], int] = lambda: 0  # set by the process that owns P2P
+        # Whether the node has caught up with its peers (GET /ready); set by consensus.
+        self.synced: Callable[[], bool] = lambda: True
         # Set by the consensus service: hands newly admitted transactions to gossip.
         self.announce: Callable[[list[bytes]], None] = lambda raws: None
         # Told of each committed block, on the event loop, in height order (the API's

@@ -18,10 +18,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+import smartchain
 from smartchain.api.server import MAX_BODY, MAX_JSON_DEPTH, MAX_SMALL_BODY, ROUTES
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.jsoncontract import ERROR_CODES
 from smartchain.modules.bank.types import Transfer
 from smartchain.state.params import Params
 from smartchain.types.amount import format_hpc
@@ -53,7 +55,6 @@ SMART_NODE_GENESIS = [
     (DAVE.address, 1_000 * HPC),
 ]
 PARAMS = Params()
-ERROR_SLUG = re.compile(r"^[a-z_]+$")
 
 
 # --- plumbing ------------------------------------------------------------------------------
@@ -76,8 +77,8 @@ class Api:
             assert r.headers["Content-Type"].startswith("application/json"), r.headers
             doc = r.json()
             assert set(doc) == {"error"}, doc
-            assert set(doc["error"]) == {"code", "message"}, doc
-            assert ERROR_SLUG.match(doc["error"]["code"]), doc
+            assert {"code", "message"} <= set(doc["error"]) <= {"code", "message", "details"}
+            assert doc["error"]["code"] in ERROR_CODES, doc
             assert isinstance(doc["error"]["message"], str) and doc["error"]["message"]
         return r
 
@@ -144,7 +145,7 @@ class Snapshot:
 
 def snapshot(api: Api, key: PrivateKey) -> Snapshot:
     acct = api.account(key)
-    return Snapshot(acct["balance"], acct["nonce"], acct["pending_nonce"],
+    return Snapshot(acct["balance"], int(acct["nonce"]), int(acct["pending_nonce"]),
                     api.status()["mempool_size"])
 
 
@@ -156,8 +157,8 @@ def sender_used(api: Api) -> int:
         assert r.status_code == 202, r.text
         api.wait_committed(r.json()["hash"])
     acct = api.account(SENDER)
-    assert acct["nonce"] == acct["pending_nonce"] == 2
-    return acct["nonce"]
+    assert acct["nonce"] == acct["pending_nonce"] == "2"
+    return int(acct["nonce"])
 
 
 # --- status, submission, reads ---------------------------------------------------------
@@ -169,20 +170,21 @@ def test_status_fields(api: Api, smart_node: NodeProcess) -> None:
     assert st["genesis_hash"] == smart_node.genesis.hash().hex()
     assert st["validator"] == to_bech32(smart_node.key.address)
     assert st["moniker"] == "node0"
-    assert st["block_time_ms"] == 200
-    assert st["min_gas_price"] == PARAMS.min_gas_price
-    assert st["tx_base_gas"] == PARAMS.tx_base_gas
-    assert st["gas_per_tx_byte"] == PARAMS.gas_per_tx_byte
-    assert st["gas_per_write"] == PARAMS.gas_per_write
+    assert st["block_time_ms"] == "200"
+    assert st["min_gas_price"] == str(PARAMS.min_gas_price)
+    assert st["tx_base_gas"] == str(PARAMS.tx_base_gas)
+    assert st["gas_per_tx_byte"] == str(PARAMS.gas_per_tx_byte)
+    assert st["gas_per_write"] == str(PARAMS.gas_per_write)
+    assert st["version"] == smartchain.__version__ and st["synced"] is True
     assert isinstance(st["mempool_size"], int) and st["mempool_size"] >= 0
     for field in ("latest_hash", "state_root", "genesis_hash"):
         assert re.fullmatch(r"[0-9a-f]{64}", st[field]), field
     # blocks are produced on the timer, empty or not
-    h0 = st["height"]
-    later = wait_until(lambda: (s := api.status())["height"] >= h0 + 2 and s, 10)
+    h0 = int(st["height"])
+    later = wait_until(lambda: int((s := api.status())["height"]) >= h0 + 2 and s, 10)
     assert later["latest_hash"] != st["latest_hash"]
-    assert isinstance(later["latest_time_ms"], int)
-    assert later["latest_time_ms"] >= smart_node.genesis.time_ms
+    assert isinstance(later["latest_time_ms"], str)
+    assert int(later["latest_time_ms"]) >= smart_node.genesis.time_ms
 
 
 def _check_committed(api: Api, raw: bytes, tx_hash: str, sender: PrivateKey, to: PrivateKey,
@@ -196,11 +198,11 @@ def _check_committed(api: Api, raw: bytes, tx_hash: str, sender: PrivateKey, to:
     assert doc["kind"] == "bank/transfer"
     assert doc["payload"]["to"] == to_bech32(to.address)
     assert doc["payload"]["amount"] == str(amount)
-    assert doc["height"] >= 1 and doc["index"] >= 0
+    assert int(doc["height"]) >= 1 and doc["index"] >= 0
     rc = doc["receipt"]
     assert rc["ok"] is True and rc["code"] == 0 and rc["code_name"] == "ok", rc
-    assert 0 < rc["gas_used"] <= GAS_LIMIT
-    assert rc["fee"] == str(rc["gas_used"] * doc["gas_price"])
+    assert 0 < int(rc["gas_used"]) <= GAS_LIMIT
+    assert rc["fee"] == str(int(rc["gas_used"]) * int(doc["gas_price"]))
     assert rc["events"] == []  # a transfer's record is the transaction itself
     assert doc["sender"] == to_bech32(sender.address)
     # the block at that height lists the tx at that index
@@ -213,7 +215,7 @@ def _check_committed(api: Api, raw: bytes, tx_hash: str, sender: PrivateKey, to:
 def test_submit_transfer_commits_with_receipt(api: Api, encoding: str) -> None:
     before_a, before_c = api.account(ALICE), api.account(CAROL)
     amount = 12_345 if encoding == "json-hex" else 54_321
-    raw = sign(ALICE, nonce=before_a["pending_nonce"], to=CAROL.address, amount=amount)
+    raw = sign(ALICE, nonce=int(before_a["pending_nonce"]), to=CAROL.address, amount=amount)
     r = api.post_hex(raw) if encoding == "json-hex" else api.post_octets(raw)
     assert r.status_code == 202, r.text
     assert r.json() == {"hash": h256(raw).hex(), "status": "pending"}
@@ -221,9 +223,9 @@ def test_submit_transfer_commits_with_receipt(api: Api, encoding: str) -> None:
     fee = int(doc["receipt"]["fee"])
     after_a, after_c = api.account(ALICE), api.account(CAROL)
     assert int(after_a["balance"]) == int(before_a["balance"]) - amount - fee
-    assert after_a["nonce"] == before_a["nonce"] + 1
+    assert int(after_a["nonce"]) == int(before_a["nonce"]) + 1
     assert int(after_c["balance"]) == int(before_c["balance"]) + amount
-    assert after_c["nonce"] == 0
+    assert after_c["nonce"] == "0"
 
 
 def test_client_sdk_transfer(api: Api, smart_node: NodeProcess) -> None:
@@ -235,22 +237,24 @@ def test_client_sdk_transfer(api: Api, smart_node: NodeProcess) -> None:
 
 
 def test_blocks_by_height_and_latest(api: Api) -> None:
-    height = wait_until(lambda: api.status()["height"] >= 3 and api.status()["height"], 10)
+    height = wait_until(lambda: int(api.status()["height"]) >= 3 and api.status()["height"],
+                        10)
     latest = api.ok("/v1/blocks/latest")
-    assert latest["height"] >= height
+    assert int(latest["height"]) >= int(height)
     assert api.ok(f"/v1/blocks/{latest['height']}") == latest
     for h in range(1, 4):
         b = api.ok(f"/v1/blocks/{h}")
-        assert b["height"] == b["header"]["height"] == h
+        assert b["height"] == b["header"]["height"] == str(h)
         assert b["header"]["chain_id"] == SMART_NODE_CHAIN_ID
         assert b["tx_count"] == len(b["txs"])
         assert re.fullmatch(r"[0-9a-f]{64}", b["hash"])
         if h > 1:
             assert b["header"]["prev_hash"] == api.ok(f"/v1/blocks/{h - 1}")["hash"]
-            assert b["header"]["time_ms"] > api.ok(f"/v1/blocks/{h - 1}")["header"]["time_ms"]
+            before = api.ok(f"/v1/blocks/{h - 1}")["header"]["time_ms"]
+            assert int(b["header"]["time_ms"]) > int(before)
     # leading zeros are still a decimal height
     assert api.ok("/v1/blocks/0001") == api.ok("/v1/blocks/1")
-    for h in (0, latest["height"] + 10_000, 10**18):
+    for h in (0, int(latest["height"]) + 10_000, 10**18):
         r = api.get(f"/v1/blocks/{h}")
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", h
 
@@ -273,13 +277,14 @@ def test_signer_set_of_a_height(api: Api, smart_node: NodeProcess) -> None:
 def test_account_view(api: Api) -> None:
     assert api.account(DAVE) == {
         "address": to_bech32(DAVE.address), "balance": str(1_000 * HPC), "balance_hpc": "1000",
-        "nonce": 0, "pending_nonce": 0, "tokens": []}
+        "nonce": "0", "pending_nonce": "0", "tokens": []}
     acct = api.account(ALICE)
     assert int(acct["balance"]) > 0
     assert acct["balance_hpc"] == format_hpc(int(acct["balance"]))
     fresh = to_bech32(_key("never-used").address)
     assert api.ok(f"/v1/accounts/{fresh}") == {
-        "address": fresh, "balance": "0", "balance_hpc": "0", "nonce": 0, "pending_nonce": 0,
+        "address": fresh, "balance": "0", "balance_hpc": "0", "nonce": "0",
+        "pending_nonce": "0",
         "tokens": []}
     # bech32 allows all-upper-case; the answer is canonical lower case
     assert api.ok(f"/v1/accounts/{fresh.upper()}")["address"] == fresh
@@ -319,13 +324,16 @@ def test_openapi_matches_routes(api: Api) -> None:
 
 
 def test_metrics(api: Api) -> None:
-    h = api.status()["height"]
+    h = int(api.status()["height"])
     wait_until(lambda: api.metric("smart_height") >= h + 1, 10)
     r = api.get("/metrics")
-    assert r.headers["Content-Type"].startswith("text/plain")
+    assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     names = {s.name for fam in text_string_to_metric_families(r.text) for s in fam.samples}
     for name in ("smart_height", "smart_mempool_size", "smart_txs_per_second",
-                 "smart_block_interval_seconds"):
+                 "smart_block_interval_seconds", "smart_build_info", "smart_consensus_height",
+                 "smart_consensus_synced", "smart_p2p_peers", "smart_compute_providers",
+                 "smart_compute_jobs_queued", "smart_storage_providers",
+                 "smart_storage_deals_active"):
         assert name in names, name
     assert api.metric("smart_mempool_size") >= 0
     assert api.metric("smart_txs_per_second") >= 0
@@ -351,7 +359,7 @@ def test_metrics_report_consensus(api: Api) -> None:
 
 
 def test_batch_submission(api: Api) -> None:
-    nonce = api.account(BOB)["pending_nonce"]
+    nonce = int(api.account(BOB)["pending_nonce"])
     good = sign(BOB, nonce=nonce, to=CAROL.address, amount=5)
     bad_sig = bytearray(sign(BOB, nonce=nonce + 1, to=CAROL.address, amount=5))
     bad_sig[-1] ^= 1
@@ -497,11 +505,11 @@ def test_insufficient_for_amount_plus_fee(api: Api) -> None:
     doc = api.wait_committed(r.json()["hash"])
     after = api.account(POOR)
     assert int(after["balance"]) == max_fee - int(doc["receipt"]["fee"])  # the unused gas
-    assert after["nonce"] == 1
+    assert after["nonce"] == "1"
 
 
 def test_duplicate_submission_409(api: Api) -> None:
-    nonce = api.account(ALICE)["pending_nonce"]
+    nonce = int(api.account(ALICE)["pending_nonce"])
     raw = sign(ALICE, nonce=nonce, to=CAROL.address, amount=4_242)
     r = api.post_hex(raw)
     assert r.status_code == 202
@@ -633,7 +641,7 @@ def test_unparsable_http_is_a_400_and_no_traceback(api: Api, smart_node: NodePro
         s.sendall(request_bytes)
         reply = s.recv(64)
     assert reply.split(b" ", 2)[1] == b"400", reply
-    assert api.status()["height"] >= 0  # still serving
+    assert int(api.status()["height"]) >= 0  # still serving
     assert smart_node.log_errors() == [], smart_node.log_tail()
 
 

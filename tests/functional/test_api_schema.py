@@ -36,6 +36,7 @@ from smartchain.client import deployed_address
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
+from smartchain.jsoncontract import violations
 
 SMART_NODE_CHAIN_ID = "smart-schema-test-1"
 HPC = 10**8
@@ -70,7 +71,7 @@ def seeded(smart_node: NodeProcess) -> dict[str, list[Any]]:
     assert all(t["receipt"]["ok"] for t in txs), txs
     addresses = [to_bech32(ISSUER.address), to_bech32(HOLDER.address), contract]
     return {"hash": [t["hash"] for t in txs], "address": addresses, "owner": addresses,
-            "spender": addresses, "symbol": ["PARK"], "height": [1, shouted["height"]],
+            "spender": addresses, "symbol": ["PARK"], "height": [1, int(shouted["height"])],
             "function": ["shout", "get"]}
 
 
@@ -90,9 +91,25 @@ def node_schema(smart_node: NodeProcess, seeded: dict[str, list[Any]]) -> Iterat
     assert smart_node.log_errors() == [], smart_node.log_tail()  # no traceback, no 5xx
 
 
+@schemathesis.check
+def keeps_the_json_contract(ctx: Any, response: Any, case: Any) -> None:
+    """Beyond its schema, a JSON answer keeps docs/api.md's rules: an object, 64-bit
+    numbers as strings, an error code from the closed list."""
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    if not headers.get("content-type", [""])[0].startswith("application/json") or \
+            case.operation.path in FILE_FORMATS:
+        return
+    found = violations(response.json())
+    assert found == [], f"{case.operation.label}: {found[:5]}"
+
+
 schema = schemathesis.pytest.from_fixture("node_schema")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance, unsupported_method]
+          response_headers_conformance, response_schema_conformance, unsupported_method,
+          keeps_the_json_contract]
+# Documents in formats of their own (docs/api.md): genesis.json verbatim (a file people
+# write by hand, its params integers) and the OpenAPI document (JSON Schema's numbers).
+FILE_FORMATS = {"/v1/genesis", "/openapi.json"}
 CODE_DECIDES = {"/v1/txs", "/v1/txs/simulate", "/v1/contracts/{address}/query"}
 
 

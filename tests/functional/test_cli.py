@@ -202,7 +202,7 @@ def test_keys_encrypted_new_list_show_export(tmp_path: Path) -> None:
     listed, human, shown, exported = smart_many(
         env, ["keys", "list", "--json"], ["keys", "list"], ["keys", "show", "alice", "--json"],
         ["keys", "export", "alice", "--json"])
-    assert ok_json(listed) == [{"name": "alice", "address": addr, "encrypted": True}]
+    assert ok_json(listed) == {"keys": [{"name": "alice", "address": addr, "encrypted": True}]}
     assert human.returncode == 0 and "alice" in human.stdout and addr in human.stdout
 
     shown = ok_json(shown)
@@ -254,8 +254,8 @@ def test_keys_insecure_duplicate_and_invalid_names(tmp_path: Path) -> None:
 
     # an encrypted key needs a non-empty passphrase
     assert_error(smart(cli_env(home, passphrase=""), "keys", "new", "carol"), "passphrase")
-    assert ok_json(smart(env, "keys", "list", "--json")) == [
-        {"name": "bob", "address": created["address"], "encrypted": False}]
+    assert ok_json(smart(env, "keys", "list", "--json")) == {"keys": [
+        {"name": "bob", "address": created["address"], "encrypted": False}]}
 
 
 def test_keys_import_reads_the_seed_from_stdin_or_a_file_never_the_command_line(
@@ -323,7 +323,7 @@ def test_transfer_exact_amounts(net: Net) -> None:
     assert "sent 1.5 HPC" in r.stdout
     assert net.balance(to) == recipient0 + 1 + 150_000_000
     after = net.account("demo1")
-    assert after["nonce"] == start["nonce"] + 2
+    assert int(after["nonce"]) == int(start["nonce"]) + 2
     fee2 = sender0 - 1 - fee1 - 150_000_000 - int(after["balance"])
     assert 0 < fee2 < UNITS // 100  # a fee was paid, and it is a small one
 
@@ -396,7 +396,7 @@ def test_dry_run_sends_nothing_and_says_what_would_happen(net: Net) -> None:
     )
     sim = ok_json(good)
     assert sim["status"] == "simulated" and sim["ok"] is True
-    assert sim["gas_wanted"] == sim["gas_used"] * 6 // 5 + 5_000
+    assert int(sim["gas_wanted"]) == int(sim["gas_used"]) * 6 // 5 + 5_000
     assert good_human.returncode == 0 and "would succeed" in good_human.stdout
     assert "nothing sent" in good_human.stdout
     assert_error(bad, "would fail", "insufficient funds")
@@ -410,11 +410,11 @@ def test_gas_auto_by_default_or_a_given_limit(net: Net) -> None:
     to = net.addr["demo7"]
     auto = ok_json(net.run("tx", "transfer", "--from", "demo8", "--to", to, "--units", "5",
                            "--json"))
-    assert auto["receipt"]["ok"] and auto["gas_limit"] == \
-        auto["receipt"]["gas_used"] * 6 // 5 + 5_000
+    assert auto["receipt"]["ok"] and int(auto["gas_limit"]) == \
+        int(auto["receipt"]["gas_used"]) * 6 // 5 + 5_000
     fixed = ok_json(net.run("tx", "transfer", "--from", "demo8", "--to", to, "--units", "5",
                             "--gas", "60000", "--json"))
-    assert fixed["receipt"]["ok"] and fixed["gas_limit"] == 60_000
+    assert fixed["receipt"]["ok"] and fixed["gas_limit"] == "60000"
     assert fixed["receipt"]["gas_used"] == auto["receipt"]["gas_used"]
     issued = ok_json(net.run("token", "issue", "--from", "demo8", "--symbol", "AUTO",
                              "--name", "Auto gas", "--supply", "1000", "--json"))
@@ -449,10 +449,10 @@ def test_json_flag_before_and_after_subcommand(net: Net) -> None:
     assert human.returncode == 0 and net.addr["demo1"] in human.stdout and "HPC" in human.stdout
 
     for r in (err_before, err_after):
-        assert_json_error(r, "AddressError")
+        assert_json_error(r, "invalid_address")
         assert r.stderr.strip() == ""
-    assert "not a plain decimal" in assert_json_error(amount, "AmountError")["message"]
-    assert_json_error(keyring_err, "KeyringError")
+    assert "not a plain decimal" in assert_json_error(amount, "invalid_amount")["message"]
+    assert_json_error(keyring_err, "not_found")
     assert_json_error(not_found, "not_found")
 
 
@@ -487,12 +487,16 @@ def test_query_block_tx_status(net: Net) -> None:
                            "--json"))
     tx_hash, height = sent["hash"], sent["height"]
 
-    tx, block, first, latest, status, *errors = net.run_many(
+    tx, block, first, latest, status, tx_human, block_human, status_human, *errors = \
+        net.run_many(
         ["query", "tx", tx_hash, "--json"],
-        ["query", "block", str(height), "--json"],
-        ["query", "block", "1"],  # no rendering of its own: JSON too
+        ["query", "block", height, "--json"],
+        ["query", "block", "1", "--json"],
         ["query", "block", "latest", "--json"],
         ["status", "--json"],
+        ["query", "tx", tx_hash],
+        ["query", "block", height],
+        ["status"],
         ["query", "tx", "abc"],
         ["query", "tx", "00" * 32],
         ["query", "block", "abc"],
@@ -510,17 +514,23 @@ def test_query_block_tx_status(net: Net) -> None:
     assert tx_hash in block["txs"] and block["tx_count"] == len(block["txs"])
 
     first = ok_json(first)
-    assert first["height"] == 1 and first["header"]["chain_id"] == net.chain_id
+    assert first["height"] == "1" and first["header"]["chain_id"] == net.chain_id
     assert first["header"]["prev_hash"] == "00" * 32
     assert len(first["hash"]) == 64 and set(first) >= {"signature", "tx_count", "txs"}
 
     latest = ok_json(latest)
-    assert latest["height"] >= height
+    assert int(latest["height"]) >= int(height)
     assert latest["header"]["chain_id"] == net.chain_id
 
     status = ok_json(status)
-    assert status["chain_id"] == net.chain_id and status["height"] >= height
-    assert status["block_time_ms"] == 200 and len(status["genesis_hash"]) == 64
+    assert status["chain_id"] == net.chain_id and int(status["height"]) >= int(height)
+    assert status["block_time_ms"] == "200" and len(status["genesis_hash"]) == 64
+    # the human views: what a person looks for first, not a JSON dump
+    assert f"height:     {height}" in tx_human.stdout and "ok" in tx_human.stdout
+    assert "bank/transfer" in tx_human.stdout and "{" not in tx_human.stdout
+    assert f"block {height}" in block_human.stdout and tx_hash[:16] in block_human.stdout
+    assert f"chain:      {net.chain_id}" in status_human.stdout
+    assert "{" not in status_human.stdout
     assert status["validator"].startswith("smart1")
 
     for r, fragment in zip(errors, ["64 hex", "no transaction", "height",
@@ -595,9 +605,9 @@ def test_cli_default_node_is_the_devnet(net: Net) -> None:
     explicit, default = net.run_many(["--node", net.api_url, "status", "--json"],
                                      ["status", "--json"])
     assert ok_json(default)["genesis_hash"] == ok_json(explicit)["genesis_hash"]
-    height = ok_json(explicit)["height"]
+    height = int(ok_json(explicit)["height"])
     deadline = time.monotonic() + 10
-    while http_json(net.api_url + "/v1/status")["height"] <= height:
+    while int(http_json(net.api_url + "/v1/status")["height"]) <= height:
         assert time.monotonic() < deadline, "the devnet is not producing blocks"
         time.sleep(0.1)
 

@@ -238,7 +238,7 @@ def test_post_job_is_assigned_and_shown(api: Api, client: Client) -> None:
         "price_per_fuel": "2", "deadline_blocks": "10000", "escrow": str(escrow),
         "escrow_hpc": "0.012", "reduce_hash": h256(wasm("sum_u64")).hex(),
         "reduce_size": len(wasm("sum_u64"))}
-    assert posted["gas_limit"] > posted["receipt"]["gas_used"]
+    assert int(posted["gas_limit"]) > int(posted["receipt"]["gas_used"])
     job_id = posted_job_id(posted)
     fee = int(posted["receipt"]["fee"])
     assert client.balance(addr(REQUESTER)) == before - fee - escrow

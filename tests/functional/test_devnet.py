@@ -132,7 +132,7 @@ def test_devnet_up_transfer_down_and_resume(tmp_path: Path) -> None:
             assert chain_id in resp.read().decode()
 
         # the demo keys are in the CLI keyring, unencrypted
-        keys = {k["name"]: k for k in ok_json(smart(env, "keys", "list", "--json"))}
+        keys = {k["name"]: k for k in ok_json(smart(env, "keys", "list", "--json"))["keys"]}
         for name, acct in accounts.items():
             assert keys[name]["address"] == acct["address"]
             assert keys[name]["encrypted"] is False
@@ -149,7 +149,7 @@ def test_devnet_up_transfer_down_and_resume(tmp_path: Path) -> None:
         after2 = int(ok_json(smart(env, "query", "account", demo2, "--json"))["balance"])
         assert after2 == balance2 + 150_000_000
         # every signer holds the same block at the transfer's height
-        height = ok_json(smart(env, "status", "--json"))["height"]
+        height = int(ok_json(smart(env, "status", "--json"))["height"])
         deadline = time.monotonic() + 20
         hashes: set[str] = set()
         for node in summary["nodes"]:
@@ -182,8 +182,8 @@ def test_devnet_up_transfer_down_and_resume(tmp_path: Path) -> None:
         resumed = ok_json(smart(env, "status", "--json"))
         assert resumed["chain_id"] == chain_id
         assert resumed["genesis_hash"] == before_down["genesis_hash"]
-        assert resumed["height"] >= before_down["height"]
-        assert resumed["block_time_ms"] == 200
+        assert int(resumed["height"]) >= int(before_down["height"])
+        assert resumed["block_time_ms"] == "200"
         still = int(ok_json(smart(env, "query", "account", demo2, "--json"))["balance"])
         assert still == after2
     finally:

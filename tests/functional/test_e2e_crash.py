@@ -109,7 +109,7 @@ def pending_nonces(s: requests.Session, url: str, keys: list[PrivateKey]) -> dic
     for k in keys:
         r = s.get(f"{url}/v1/accounts/{to_bech32(k.address)}", timeout=10)
         r.raise_for_status()
-        nonces[k.public_key] = r.json()["pending_nonce"]
+        nonces[k.public_key] = int(r.json()["pending_nonce"])
     return nonces
 
 
@@ -206,7 +206,7 @@ def poller(load: Load) -> None:
                 if latest.status_code == 200:
                     b = latest.json()
                     with load.lock:
-                        load.blocks[b["height"]] = b["hash"]
+                        load.blocks[int(b["height"])] = b["hash"]
                 with load.lock:
                     todo = sorted((h for h in load.accepted if h not in load.committed),
                                   key=load.accepted.__getitem__)
@@ -221,7 +221,7 @@ def poller(load: Load) -> None:
                     if doc["status"] != "committed":
                         break  # later ones (mostly) arrived later: next pass
                     with load.lock:
-                        load.committed[tx_hash] = (doc["height"], doc["index"])
+                        load.committed[tx_hash] = (int(doc["height"]), doc["index"])
                 if not todo:
                     time.sleep(0.02)  # idle poll interval, not a synchronisation
             except requests.RequestException as exc:
@@ -308,7 +308,7 @@ def test_sigkill_under_load_loses_nothing_committed(crash_node: NodeProcess, cli
     node = crash_node
     assert node.url
     load = Load(node.url)
-    genesis_height = node.client.status()["height"]
+    genesis_height = int(node.client.status()["height"])
 
     # --- phase 1: load, then SIGKILL mid-load --------------------------------------------
     run = start_load(load, cli_per_key=2, seed=1)
@@ -350,8 +350,8 @@ def test_sigkill_under_load_loses_nothing_committed(crash_node: NodeProcess, cli
     node.start()
     s = requests.Session()
     st = s.get(f"{node.url}/v1/status", timeout=10).json()
-    assert st["height"] >= max_seen, "a height a client saw committed is gone"
-    restart_height = st["height"]
+    assert int(st["height"]) >= max_seen, "a height a client saw committed is gone"
+    restart_height = int(st["height"])
     node.wait_for_height(restart_height + 3)
 
     # every commitment a client saw is still there, at the same place
@@ -359,12 +359,12 @@ def test_sigkill_under_load_loses_nothing_committed(crash_node: NodeProcess, cli
         r = s.get(f"{node.url}/v1/txs/{tx_hash}", timeout=10)
         assert r.status_code == 200, (tx_hash, r.text)
         doc = r.json()
-        assert (doc["status"], doc["height"], doc["index"]) == ("committed", height, index)
+        assert (doc["status"], int(doc["height"]), doc["index"]) == ("committed", height, index)
     for height, block_hash in seen_blocks.items():
         assert s.get(f"{node.url}/v1/blocks/{height}", timeout=10).json()["hash"] == block_hash
 
     # no tx twice, nothing we did not send, nonces match the committed txs
-    height = s.get(f"{node.url}/v1/status", timeout=10).json()["height"]
+    height = int(s.get(f"{node.url}/v1/status", timeout=10).json()["height"])
     in_blocks = scan_blocks(s, node.url, height)
     assert len(in_blocks) == len(set(in_blocks)), "a transaction was committed twice"
     assert set(in_blocks) <= load.attempted
@@ -378,7 +378,7 @@ def test_sigkill_under_load_loses_nothing_committed(crash_node: NodeProcess, cli
     counts = Counter(load.senders[tx_hash] for tx_hash in in_blocks)
     for addr in ADDRS:
         acct = s.get(f"{node.url}/v1/accounts/{to_bech32(addr)}", timeout=10).json()
-        assert acct["nonce"] == acct["pending_nonce"] == counts[addr], to_bech32(addr)
+        assert acct["nonce"] == acct["pending_nonce"] == str(counts[addr]), to_bech32(addr)
 
     # --- phase 2: the restarted node takes and commits new transfers ------------------------
     load2 = Load(node.url)
@@ -397,7 +397,7 @@ def test_sigkill_under_load_loses_nothing_committed(crash_node: NodeProcess, cli
     assert p.returncode == 0, p.stderr + p.stdout
     doc = json.loads(p.stdout)
     assert doc["status"] == "committed" and doc["receipt"]["ok"], doc
-    assert doc["height"] > restart_height
+    assert int(doc["height"]) > restart_height
     all_sent = load.attempted | load2.attempted | {doc["hash"]}
 
     # --- clean stop, then audit the stored chain directly ---------------------------------

@@ -98,7 +98,7 @@ def test_a_token_transfer_s_event_arrives_with_its_block_and_transaction(
     assert event["attributes"]["to"] == to_bech32(BOB.address)  # CAROL's came first, unsent
     assert event["attributes"]["amount"] == "7"
     assert event["tx_hash"] == sent["hash"]
-    assert int(event["height"]) == sent["height"]
+    assert event["height"] == sent["height"]
     listed = client.events("token_transfer", attr="to", value=to_bech32(BOB.address))
     assert listed["events"][0]["tx_hash"] == sent["hash"]
 

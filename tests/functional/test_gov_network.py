@@ -87,23 +87,23 @@ def test_holders_raise_min_gas_price_and_the_old_price_is_refused_after_the_tall
         # a text proposal funded by a second depositor opens to votes too
         text = ok_json(smart(env, "gov", "propose", "text", "--deposit", "400", "--title",
                              "Hello holders", "--from", "demo4", "--json"))
-        assert text["status"] == "deposit" and text["id"] == pid + 1
+        assert text["status"] == "deposit" and int(text["id"]) == int(pid) + 1
         funded = smart(env, "gov", "deposit", str(text["id"]), "600", "--from", "demo5")
         assert funded.returncode == 0, funded.stderr
-        listed = ok_json(smart(env, "gov", "list", "--status", "voting", "--json"))
+        listed = ok_json(smart(env, "gov", "list", "--status", "voting", "--json"))["proposals"]
         assert [p["id"] for p in listed] == [text["id"], pid]
 
-        end = proposal["voting_end"]
+        end = int(proposal["voting_end"])
         for url in urls:  # every node applies the change from the block after the tally
             node = Client(url)
-            wait_until(lambda node=node: node.status()["height"] > end, timeout=60,
+            wait_until(lambda node=node: int(node.status()["height"]) > end, timeout=60,
                        what=f"height {end + 1} on {url}")
             assert node.status()["min_gas_price"] == 5
         shown = ok_json(smart(env, "gov", "show", str(pid), "--json"))
         assert shown["status"] == "passed", shown
         assert int(shown["tally"]["yes"]) == 3 * DELEGATION
         params = ok_json(smart(env, "gov", "params", "--json"))
-        assert params["min_gas_price"] == {"value": "5", "changed_at": end + 1}
+        assert params["min_gas_price"] == {"value": "5", "changed_at": str(end + 1)}
 
         old = smart(env, "tx", "transfer", "--from", "demo4", "--to", demos[4].address,
                     "--amount", "1", "--gas-price", "1")

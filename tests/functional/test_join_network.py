@@ -67,7 +67,7 @@ def test_a_follower_joins_a_running_network_from_its_api_url_and_seeds_and_syncs
     procs.append(follower)
     client = Client(follower.wait_ready(JOIN_TIMEOUT))
     target = network.height(0) + 2  # blocks made before it joined, and after
-    wait_until(lambda: client.status()["height"] >= target, JOIN_TIMEOUT,
+    wait_until(lambda: int(client.status()["height"]) >= target, JOIN_TIMEOUT,
                what=f"the follower at height {target}")
     status = client.status()
     assert status["signer"] is False

@@ -148,7 +148,7 @@ def signers(lab: Lab, tmp_path: Path) -> list[Client]:
     for proc in lab.procs:
         clients.append(Client(proc.wait_ready(TIMEOUT)))
     for c in clients:
-        wait_until(lambda c=c: c.status()["height"] >= 3, TIMEOUT, what="signers at 3")
+        wait_until(lambda c=c: int(c.status()["height"]) >= 3, TIMEOUT, what="signers at 3")
     return clients
 
 

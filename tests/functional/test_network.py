@@ -68,7 +68,7 @@ def transfer(key: PrivateKey, to: bytes, amount: int, nonce: int) -> bytes:
 def commit_rounds(blocks: dict[int, dict[str, Any]]) -> dict[int, int]:
     """How many blocks were decided in each round (from the next block's certificate)."""
     return dict(collections.Counter(b["last_commit"]["round"] for b in blocks.values()
-                                    if b["height"] > 1))
+                                    if int(b["height"]) > 1))
 
 
 def all_blocks(net: Network, i: int, upto: int, start: int = 1) -> dict[int, dict[str, Any]]:
@@ -161,17 +161,17 @@ def test_four_signers_agree_and_commit_each_transfer_once(
     seen = collections.Counter(h for b in blocks.values() for h in b["txs"])
     assert set(seen) == set(expected), "blocks hold transactions nobody sent, or miss some"
     assert all(c == 1 for c in seen.values()), [h for h, c in seen.items() if c > 1]
-    heights_used = {b["height"] for b in blocks.values() if b["tx_count"]}
+    heights_used = {int(b["height"]) for b in blocks.values() if b["tx_count"]}
     for i in range(4):  # every node knows each transfer at the same place, committed ok
         c = net.client(i)
         for tx_hash in expected:
             doc = c.tx(tx_hash)
             assert doc["status"] == "committed" and doc["receipt"]["ok"], doc
-            assert blocks[doc["height"]]["txs"][doc["index"]] == tx_hash
+            assert blocks[int(doc["height"])]["txs"][doc["index"]] == tx_hash
         for r in recipients:
             assert c.balance(to_bech32(r)) == per_sender * amount
         for s, key in enumerate(senders):
-            assert c.account(to_bech32(key.address))["nonce"] == per_sender, (i, s)
+            assert c.account(to_bech32(key.address))["nonce"] == str(per_sender), (i, s)
     net.verify_last_commits(blocks)
     assert_log_clean(net)
     rounds = commit_rounds(blocks)

@@ -521,8 +521,8 @@ def test_equivocating_signer_is_reported_slashed_and_out_of_the_set(
     wait_until(evidence_in_a_block, 30, what="double-sign evidence in a block", interval=0.1)
     ev_height, ev = found[0]
     assert ev["validator"] == bad
-    assert ev["step"] == int(Step.PREVOTE) and ev["height"] % 2 == 0
-    assert ev["height"] < ev_height
+    assert ev["step"] == int(Step.PREVOTE) and int(ev["height"]) % 2 == 0
+    assert int(ev["height"]) < ev_height
     assert ev["block_hashes"][0] != ev["block_hashes"][1]
     # Punished: 5 % of its stake (1 HPC) to the community pool, tombstoned, and out of
     # the signer set from two heights after the block that recorded the evidence.

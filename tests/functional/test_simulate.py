@@ -71,7 +71,7 @@ def simulate(api: Api, raw: bytes, **flags: str) -> dict[str, Any]:
 def committed_as_simulated(api: Api, client: Client, key: PrivateKey, kind: str,
                            payload: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     """Simulate the signed transaction, then submit those very bytes: (simulation, receipt)."""
-    nonce = api.account(key)["pending_nonce"]
+    nonce = int(api.account(key)["pending_nonce"])
     raw = Transaction.create(key, chain_id=SMART_NODE_CHAIN_ID, nonce=nonce, kind=kind,
                              payload=payload, gas_limit=PARAMS.max_tx_gas // 10,
                              gas_price=PARAMS.min_gas_price).encode()
@@ -85,14 +85,14 @@ def test_a_simulated_transfer_uses_the_gas_its_committed_receipt_shows(
         api: Api, client: Client) -> None:
     payload = Transfer(CAROL.address, 12_345).encode()
     sim, receipt = committed_as_simulated(api, client, ALICE, "bank/transfer", payload)
-    assert sim["gas_used"] == receipt["gas_used"] > PARAMS.tx_base_gas
+    assert sim["gas_used"] == receipt["gas_used"] and int(sim["gas_used"]) > PARAMS.tx_base_gas
     assert sim["events"] == receipt["events"] and sim["code_name"] == "ok"
     # unsigned, with the nonce and gas limit filled in: the same gas
     blank = simulate(api, unsigned(ALICE, "bank/transfer", payload), nonce="next",
                      gas_limit="max")
     assert blank["ok"] is True and blank["gas_used"] == receipt["gas_used"]
     assert blank["nonce"] == api.account(ALICE)["nonce"]
-    want = receipt["gas_used"] * 6 // 5 + 5_000
+    want = str(int(receipt["gas_used"]) * 6 // 5 + 5_000)
     assert blank["gas_wanted"] == want
 
 
@@ -170,5 +170,5 @@ def test_malformed_simulation_requests_get_400(api: Api, body: Any) -> None:
 def test_sdk_methods_default_to_automatic_gas(api: Api, client: Client) -> None:
     done = client.transfer(ALICE, addr(CAROL), 77)
     assert done["receipt"]["ok"]
-    sim_gas = done["receipt"]["gas_used"]
-    assert done["gas_limit"] == sim_gas * 6 // 5 + 5_000  # what the simulation wanted
+    sim_gas = int(done["receipt"]["gas_used"])
+    assert int(done["gas_limit"]) == sim_gas * 6 // 5 + 5_000  # what the simulation wanted

@@ -82,7 +82,7 @@ def test_a_new_node_joins_by_snapshot_then_follows_blocks_with_the_same_state(
     procs.append(joiner)
     client = Client(joiner.wait_ready(TIMEOUT))
     target = network.height(0) + 3
-    wait_until(lambda: client.status()["height"] >= target, TIMEOUT,
+    wait_until(lambda: int(client.status()["height"]) >= target, TIMEOUT,
                what=f"the joiner at height {target}")
     log = (home / "node.log").read_text()
     assert "state restored from the snapshot at height" in log
@@ -107,7 +107,7 @@ def test_a_trusted_hash_anchors_the_snapshot_and_a_wrong_one_is_never_applied(
     node = launch(home)
     procs.append(node)
     client = Client(node.wait_ready(TIMEOUT))
-    wait_until(lambda: client.status()["height"] >= trusted + 2, TIMEOUT,
+    wait_until(lambda: int(client.status()["height"]) >= trusted + 2, TIMEOUT,
                what="the trusting joiner past the trusted height")
     assert "state restored from the snapshot" in (home / "node.log").read_text()
 
@@ -121,7 +121,7 @@ def test_a_trusted_hash_anchors_the_snapshot_and_a_wrong_one_is_never_applied(
     wait_until(lambda: "not an ancestor of the trusted block" in
                (wrong / "node.log").read_text(), TIMEOUT, what="the snapshot refused")
     # It falls back to block sync from genesis: block 1 is replayed and checked.
-    wait_until(lambda: client.status()["height"] >= trusted, TIMEOUT, what="block sync")
+    wait_until(lambda: int(client.status()["height"]) >= trusted, TIMEOUT, what="block sync")
     wait_until(lambda: same_block(client, network.client(0), 1)
                and same_block(client, network.client(0), trusted),
                TIMEOUT, what="blocks 1 and the trusted one as the network's")

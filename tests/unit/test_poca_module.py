@@ -231,12 +231,12 @@ def test_the_validators_query_lists_tier_status_power_and_stake(net: PocaNet) ->
     net.block()
     with net.chain.reader() as reader:
         doc = pq._validators(reader, {})
-    assert doc["height"] == 1 and doc["epoch"] == 0
+    assert doc["height"] == "1" and doc["epoch"] == "0"
     row = doc["validators"][0]
     assert set(row) >= {"address", "pubkey", "moniker", "tier", "status", "power", "stake",
                         "delegated", "competence", "uptime", "missed_blocks"}
     assert {(v["tier"], v["status"], v["power"]) for v in doc["validators"]} == {
-        ("director", "active", 10)}
+        ("director", "active", "10")}
 
 
 # --- candidates, stake and bad input -----------------------------------------------------------

@@ -14,6 +14,7 @@ from smartchain.modules.contracts.module import contract_info, contract_source
 from smartchain.modules.query import (
     ADDRESS,
     HEX32,
+    U64,
     UNITS,
     HttpQuery,
     ModuleApi,
@@ -37,7 +38,7 @@ def _contract(reader: StateReader, args: dict[str, Any]) -> Any:
     balance = get_account(reader, address).balance
     return {
         "address": to_bech32(address), "creator": to_bech32(info.creator),
-        "height": info.height, "code_hash": info.code_hash.hex(), "code_size": info.code_size,
+        "height": str(info.height), "code_hash": info.code_hash.hex(), "code_size": info.code_size,
         "balance": str(balance), "balance_hpc": format_hpc(balance),
         "source": source.decode("utf-8", errors="replace"),
     }
@@ -57,7 +58,7 @@ API = ModuleApi(
                          "source"],
             "properties": {
                 "address": ADDRESS, "creator": ADDRESS,
-                "height": {"type": "integer", "description": "deployed at"},
+                "height": {**U64, "description": "deployed at"},
                 "code_hash": HEX32, "code_size": {"type": "integer"}, "balance": UNITS,
                 "balance_hpc": {"type": "string"},
                 "source": {"type": "string", "description": "the Lua source (invalid UTF-8 "

@@ -192,7 +192,7 @@ def list_devices(owner: Annotated[str, typer.Argument(help="Address or key name.
         for d in devices:
             state = "REVOKED" if d["revoked"] else "ok"
             out.print(f"{d['pubkey']} {d['model']} {d['serial']} {state}", highlight=False)
-    emit(devices, human)
+    emit({"owner": resolve_address(owner), "devices": devices}, human)
 
 
 @device_app.command("manufacturer")

@@ -197,7 +197,7 @@ def list_proposals(
             table.add_row(str(p["id"]), p["kind"], p["status"], p["title"], str(ends))
         out.print(table)
 
-    emit(found, human)
+    emit({"proposals": found}, human)
 
 
 @gov_app.command("show")
@@ -235,7 +235,8 @@ def params() -> None:
     def human() -> None:
         table = Table("param", "value", "changed at")
         for name, v in found.items():
-            table.add_row(name, v["value"], str(v["changed_at"] or "genesis"))
+            since = v["changed_at"] if v["changed_at"] != "0" else "genesis"
+            table.add_row(name, v["value"], since)
         out.print(table)
 
     emit(found, human)

@@ -26,6 +26,7 @@ from smartchain.modules.gov.types import (
 )
 from smartchain.modules.query import (
     ADDRESS,
+    U64,
     U64_INT,
     UNITS,
     HttpQuery,
@@ -50,13 +51,13 @@ def tally_json(t: Tally) -> dict[str, str]:
 
 def proposal_json(p: Proposal) -> dict[str, Any]:
     return {
-        "id": p.id, "kind": p.kind, "title": p.title, "description": p.description,
+        "id": str(p.id), "kind": p.kind, "title": p.title, "description": p.description,
         "proposer": to_bech32(p.proposer),
         "changes": [{"key": c.key, "value": c.value} for c in p.changes],
         "recipient": to_bech32(p.recipient) if p.recipient != NO_ADDRESS else None,
         "amount": str(p.amount), "status": STATUS[p.status],
-        "submit_height": p.submit_height, "deposit_end": p.deposit_end,
-        "voting_start": p.voting_start, "voting_end": p.voting_end,
+        "submit_height": str(p.submit_height), "deposit_end": str(p.deposit_end),
+        "voting_start": str(p.voting_start), "voting_end": str(p.voting_end),
         "total_deposit": str(p.total_deposit), "depositors": p.depositors, "votes": p.votes,
         "tally": tally_json(p.tally), "note": p.note,
     }
@@ -98,7 +99,7 @@ def _params(reader: StateReader, args: dict[str, Any]) -> Any:
         raise QueryError(404, "not_found", "state holds no params")
     params = Params.decode(raw)
     return {"params": {f.name: {"value": format_value(getattr(params, f.name)),
-                                "changed_at": changed_at(reader, f.name)}
+                                "changed_at": str(changed_at(reader, f.name))}
                        for f in dataclasses.fields(Params)}}
 
 
@@ -126,7 +127,7 @@ API = ModuleApi(
                    "properties": {"params": {"type": "object", "additionalProperties": {
                        "type": "object", "required": ["value", "changed_at"],
                        "properties": {"value": {"type": "string"},
-                                      "changed_at": U64_INT}}}}},
+                                      "changed_at": U64}}}}},
                   "params"),
     ),
     schemas={
@@ -135,14 +136,14 @@ API = ModuleApi(
             "required": ["id", "kind", "title", "proposer", "status", "total_deposit",
                          "tally"],
             "properties": {
-                "id": U64_INT, "kind": {"enum": list(KINDS)}, "title": {"type": "string"},
+                "id": U64, "kind": {"enum": list(KINDS)}, "title": {"type": "string"},
                 "description": {"type": "string"}, "proposer": ADDRESS,
                 "changes": {"type": "array", "items": {
                     "type": "object", "properties": {"key": {"type": "string"},
                                                      "value": {"type": "string"}}}},
                 "recipient": {"oneOf": [ADDRESS, {"type": "null"}]}, "amount": UNITS,
-                "status": {"enum": list(STATUS)}, "submit_height": U64_INT,
-                "deposit_end": U64_INT, "voting_start": U64_INT, "voting_end": U64_INT,
+                "status": {"enum": list(STATUS)}, "submit_height": U64,
+                "deposit_end": U64, "voting_start": U64, "voting_end": U64,
                 "total_deposit": UNITS, "depositors": {"type": "integer"},
                 "votes": {"type": "integer"}, "tally": _TALLY, "note": {"type": "string"},
             },

@@ -225,7 +225,7 @@ def offers(
             table.add_row(o["id"], o["service_type"], o["unit"], o["unit_price"], o["token"],
                           str(o["terms"]["deposit_bps"]), o["terms"]["instalment_units"])
         out.print(table if found else "no offers")
-    emit(found, human)
+    emit({"offers": found}, human)
 
 
 @market_app.command("book")
@@ -254,7 +254,7 @@ def agreements(party: Annotated[str, typer.Argument(help="Address or key name.")
             table.add_row(a["id"], a["service_type"], a["quantity"], a["price"], a["token"],
                           a["counter"], a["status"])
         out.print(table if found else "no agreements")
-    emit(found, human)
+    emit({"party": resolve_address(party), "agreements": found}, human)
 
 
 @market_app.command("agreement")
@@ -281,4 +281,4 @@ def receipts(agreement_id: Id) -> None:
                       f"{r['height']}: paid {r['paid']}", highlight=False)
         if not found:
             out.print("no receipts")
-    emit(found, human)
+    emit({"agreement_id": str(agreement_id), "receipts": found}, human)

@@ -34,6 +34,7 @@ from smartchain.modules.poca.types import (
 from smartchain.modules.query import (
     ADDRESS,
     HEX32,
+    U64,
     UNITS,
     HttpQuery,
     ModuleApi,
@@ -64,10 +65,11 @@ def validator_json(view: Any, op: bytes, c: Candidate, r: Ranking) -> dict[str, 
     return {
         "address": to_bech32(op), "pubkey": c.pubkey.hex(), "moniker": c.moniker,
         "tier": TIERS[_tier(r, op)], "status": STATUS[c.status],
-        "power": power_of(tokens_of(c)), "stake": str(c.self_stake),
+        "power": str(power_of(tokens_of(c))), "stake": str(c.self_stake),
         "delegated": str(c.delegated), "competence": c.competence, "uptime": c.uptime_bps,
         "missed_blocks": live.missed if live is not None else 0,
-        "registered": c.registered, "approved": c.approved, "jailed_until": c.jailed_until,
+        "registered": c.registered, "approved": c.approved,
+        "jailed_until": str(c.jailed_until),
     }
 
 
@@ -81,11 +83,11 @@ def _validators(reader: StateReader, args: dict[str, Any]) -> Any:
     r = get_ranking(reader)
     rows = [validator_json(reader, k[len(CANDIDATE_PREFIX):], Candidate.decode(v), r)
             for k, v in reader.iter_prefix(CANDIDATE_PREFIX)]
-    rows.sort(key=lambda v: (TIERS.index(v["tier"]), -v["power"], v["pubkey"]))
+    rows.sort(key=lambda v: (TIERS.index(v["tier"]), -int(v["power"]), v["pubkey"]))
     height = _height(reader)
     raw = reader.get(PARAMS_KEY)
     blocks = Params.decode(raw).poca_epoch_blocks if raw is not None else 1
-    return {"epoch": epoch_of(height, blocks), "height": height, "validators": rows}
+    return {"epoch": str(epoch_of(height, blocks)), "height": str(height), "validators": rows}
 
 
 def _validator(reader: StateReader, args: dict[str, Any]) -> Any:
@@ -111,7 +113,7 @@ def _delegations(reader: StateReader, args: dict[str, Any]) -> Any:
         if e.owner == who:
             op = key[len(UNBONDING_PREFIX):len(UNBONDING_PREFIX) + 20]
             unbonding.append({"validator": to_bech32(op), "amount": str(e.amount),
-                              "completion": e.completion})
+                              "completion": str(e.completion)})
     return {"address": to_bech32(who), "delegations": out, "unbonding": unbonding}
 
 
@@ -149,16 +151,16 @@ API = ModuleApi(
             "properties": {
                 "address": ADDRESS, "pubkey": HEX32, "moniker": _STR,
                 "tier": {"enum": list(TIERS)}, "status": {"enum": list(STATUS)},
-                "power": _INT, "stake": UNITS, "delegated": UNITS,
+                "power": U64, "stake": UNITS, "delegated": UNITS,
                 "competence": {**_INT, "description": "score from verified work (docs/poca.md)"},
                 "uptime": {**_INT, "description": "basis points (10000 = always up)"},
                 "missed_blocks": _INT, "registered": {"type": "boolean"},
-                "approved": {"type": "boolean"}, "jailed_until": _INT,
+                "approved": {"type": "boolean"}, "jailed_until": U64,
             },
         },
         "Validators": {
             "type": "object", "required": ["epoch", "height", "validators"],
-            "properties": {"epoch": _INT, "height": _INT,
+            "properties": {"epoch": U64, "height": U64,
                            "validators": {"type": "array", "items": ref("Validator")}},
         },
         "Delegations": {
@@ -171,7 +173,7 @@ API = ModuleApi(
                 "unbonding": {"type": "array", "items": {
                     "type": "object", "required": ["validator", "amount", "completion"],
                     "properties": {"validator": ADDRESS, "amount": UNITS,
-                                   "completion": _INT}}},
+                                   "completion": U64}}},
             },
         },
     },

@@ -83,5 +83,5 @@ class PocaSdk(ModuleSdk):
     def attest(self, key: PrivateKey, height: int | None = None,
                **kwargs: Any) -> dict[str, Any]:
         """A standby's liveness attestation of the latest height it saw."""
-        seen = self.status()["height"] if height is None else height
+        seen = int(self.status()["height"]) if height is None else height
         return self.send_tx(key, "poca/attest", Attest(seen), **kwargs)

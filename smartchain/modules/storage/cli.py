@@ -16,6 +16,9 @@ import asyncio
 import binascii
 import contextlib
 import logging
+import shutil
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -31,7 +34,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from smartchain.cli import keyring
+from smartchain.cli import keyring, local_names
 from smartchain.cli.common import (
     OPTS,
     CliError,
@@ -180,7 +183,7 @@ FileIdArg = Annotated[str, typer.Argument(help="File id (64 hex characters).")]
 
 @store_app.command("put")
 def put(
-    file: Annotated[Path, typer.Argument(help="The file to store.")],
+    file: Annotated[Path, typer.Argument(help="The file to store ('-': standard input).")],
     sender: From,
     redundancy: Annotated[str, typer.Option(
         help="k/n: n pieces per segment on n providers, any k rebuild it.")
@@ -199,10 +202,15 @@ def put(
     """Encrypt, erasure-code and upload FILE, then post its storage deal (escrow locked)."""
     from smartchain.storage import client as sc
 
-    if not file.is_file():
+    data: bytes | Path = file
+    if str(file) == "-":  # a pipe: read it all (the file is encrypted and coded in memory)
+        data = sys.stdin.buffer.read()
+        size = len(data)
+    elif not file.is_file():
         raise CliError(f"{file}: no such file" if not file.exists() else f"{file}: not a "
                        "regular file", "not_found")
-    size = file.stat().st_size
+    else:
+        size = file.stat().st_size
     client = OPTS.client
     st = client.status()
     k, n = parse_redundancy(redundancy, int(st.get("storage_max_columns", 32)))
@@ -236,7 +244,7 @@ def put(
         async with client_p2p(view.network_id) as p2p:
             with _progress() as bar:
                 track = _tracker(bar, {"upload": "uploading", "done": "stored"})
-                return await sc.put(p2p, view, key, file, k=k, n=n, epochs=epochs,
+                return await sc.put(p2p, view, key, data, k=k, n=n, epochs=epochs,
                                     repair_threshold=repair_threshold, progress=track,
                                     timeout=timeout, extra=long_tail,
                                     max_columns=int(st.get("storage_max_columns", 32)))
@@ -245,11 +253,13 @@ def put(
         res = asyncio.run(run())
     except sc.StorageError as exc:
         raise _storage_error(exc) from None
+    name = "(stdin)" if isinstance(data, bytes) else file.name
+    local_names.remember(res.file_id.hex(), name)
     tx = client.tx(res.tx_hash)
     terms: dict[str, Any] = next((e["attributes"] for e in tx["receipt"]["events"]
                                   if e["kind"] == "storage_deal_create"), {})
     doc = {
-        "file_id": res.file_id.hex(), "size": res.size, "k": res.k, "n": res.n,
+        "file_id": res.file_id.hex(), "name": name, "size": res.size, "k": res.k, "n": res.n,
         "code_n": res.code_n, "segments": res.segments, "bytes_sent": res.bytes_sent,
         "expansion": round(res.expansion, 3), "hash": res.tx_hash, "height": tx.get("height"),
         "escrow": str(terms.get("escrow", "")),
@@ -278,8 +288,11 @@ def put(
 @store_app.command("get")
 def get(
     file_id: FileIdArg,
-    out_file: Annotated[Path, typer.Option("--out", "-o", help="Where to write the file.")],
+    out_file: Annotated[Path, typer.Option(
+        "--out", "-o", help="Where to write the file ('-': standard output).")],
     sender: From,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")
+                     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for one provider request.")
                        ] = 30.0,
     parallel_extra: Annotated[int, typer.Option(
@@ -290,10 +303,15 @@ def get(
     """Fetch, verify, decode and decrypt a stored file (any n - k providers may be gone)."""
 
     fid = parse_file_id(file_id)
+    if str(out_file) == "-":
+        _get_to_stdout(fid, sender, passphrase_file, timeout, parallel_extra)
+        return
     if out_file.is_dir():
         raise CliError(f"{out_file} is a directory: give the output file's path", "usage")
     if not out_file.parent.is_dir():
         raise CliError(f"{out_file.parent}: no such directory", "not_found")
+    if out_file.exists() and not force:
+        raise CliError(f"{out_file} exists: --force overwrites it", "file_exists")
     res = download(fid, out_file, sender, passphrase_file, timeout, parallel_extra)
     doc = {"file_id": fid.hex(), "out": str(out_file), "size": res.size,
            "bytes_received": res.bytes_received, "pieces": res.pieces,
@@ -310,6 +328,19 @@ def get(
                   highlight=False)
 
     emit(doc, human)
+
+
+def _get_to_stdout(fid: bytes, sender: str, passphrase_file: Path | None, timeout: float,
+                   extra: int) -> None:
+    """``-o -``: the verified file to standard output (for a pipe); nothing else is printed
+    there. It is decoded into a private temporary directory first, since only a file
+    whose every segment verified may be handed on."""
+    with tempfile.TemporaryDirectory(prefix="smart-get-") as tmp:
+        path = Path(tmp) / "file"
+        download(fid, path, sender, passphrase_file, timeout, extra)
+        with path.open("rb") as f:
+            shutil.copyfileobj(f, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
 
 
 def download(fid: bytes, out_file: Path, sender: str, passphrase_file: Path | None,
@@ -388,14 +419,16 @@ def ls(
     if (sender is None) == (owner is None):
         raise CliError("give --from KEY or --owner ADDRESS", "usage")
     address = _key_address(sender) if sender is not None else resolve_address(owner or "")
-    deals = OPTS.client.storage_deals(address)
+    names = local_names.load()
+    deals = [{**d, "name": names.get(d["file_id"])} for d in OPTS.client.storage_deals(address)]
 
     def human() -> None:
         if not deals:
             out.print(f"no files stored by {address}", highlight=False)
             return
         for d in deals:  # one line each, never wrapped: the id is for copying
-            out.print(f"{d['file_id']}  {_human_bytes(int(d['size'])):>10}  "
+            out.print(f"{d['file_id']}  {d['name'] or '-':<20}  "
+                      f"{_human_bytes(int(d['size'])):>10}  "
                       f"{d['k']}/{d['n']}  healthy {d['healthy']}/{d['n']}  epochs "
                       f"{d['start_epoch']}..{d['end_epoch']}  {d['status']}",
                       highlight=False, markup=False)

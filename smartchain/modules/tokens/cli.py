@@ -77,6 +77,27 @@ def _token(symbol: str) -> dict[str, Any]:
     return OPTS.client.token(check_symbol(symbol))
 
 
+def _require_tokens(t: dict[str, Any], holder: str, who: str, value: int) -> None:
+    """Refuse, before any passphrase prompt or simulation, to move more than ``holder``
+    has: the common mistake gets a plain answer and nothing is sent."""
+    have = OPTS.client.token_balance(t["symbol"], holder)
+    if have < value:
+        raise CliError(f"insufficient {t['symbol']}: {who} holds {_show(t, have)}, this needs "
+                       f"{_show(t, value)}; nothing was sent", "insufficient_funds",
+                       details={"symbol": t["symbol"], "balance": str(have),
+                                "needed": str(value)})
+
+
+def _require_allowance(t: dict[str, Any], owner: str, spender: str, value: int) -> None:
+    allowed = OPTS.client.allowance(t["symbol"], owner, spender)
+    if allowed < value:
+        raise CliError(f"insufficient allowance: {owner} lets you move {_show(t, allowed)} "
+                       f"of {t['symbol']}, this needs {_show(t, value)}; nothing was sent",
+                       "insufficient_funds",
+                       details={"symbol": t["symbol"], "allowance": str(allowed),
+                                "needed": str(value)})
+
+
 def _show(t: dict[str, Any], units: int) -> str:
     return f"{format_units(units, t['decimals'])} {t['symbol']}"
 
@@ -162,6 +183,7 @@ def transfer(
     t = _token(symbol)
     value = parse_token_amount(amount, t["decimals"], symbol, units=units)
     recipient = resolve_address(to)
+    _require_tokens(t, resolve_address(sender), sender, value)
     key = load_key(sender, passphrase_file)
     result = OPTS.client.token_transfer(key, symbol, recipient, value, wait=wait,
                                         gas_price=gas_price, **sending(gas, dry_run))
@@ -209,6 +231,8 @@ def transfer_from(
     t = _token(symbol)
     value = parse_token_amount(amount, t["decimals"], symbol, units=units)
     frm, recipient = resolve_address(owner), resolve_address(to)
+    _require_allowance(t, frm, resolve_address(sender), value)
+    _require_tokens(t, frm, frm, value)
     key = load_key(sender, passphrase_file)
     result = OPTS.client.transfer_from(key, symbol, frm, recipient, value, wait=wait,
                                        gas_price=gas_price, **sending(gas, dry_run))
@@ -255,6 +279,7 @@ def burn(
     """Destroy tokens from your own balance (the supply shrinks)."""
     t = _token(symbol)
     value = parse_token_amount(amount, t["decimals"], symbol, units=units)
+    _require_tokens(t, resolve_address(sender), sender, value)
     key = load_key(sender, passphrase_file)
     result = OPTS.client.burn(key, symbol, value, wait=wait, gas_price=gas_price,
                               **sending(gas, dry_run))
@@ -295,7 +320,7 @@ def list_tokens() -> None:
                           "yes" if t["mintable"] else "no")
         out.print(table)
 
-    emit(tokens, human)
+    emit({"tokens": tokens}, human)
 
 
 @token_app.command("balance")

@@ -313,9 +313,9 @@ async def get_block_signers(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     return web.json_response({
-        "height": int(text), "start_height": valset.start_height,
-        "total_power": valset.total_power,
-        "validators": [{"pubkey": v.public_key.hex(), "power": v.power, "name": v.name}
+        "height": str(int(text)), "start_height": str(valset.start_height),
+        "total_power": str(valset.total_power),
+        "validators": [{"pubkey": v.public_key.hex(), "power": str(v.power), "name": v.name}
                        for v in valset.validators]})
 
 

@@ -507,6 +507,6 @@ class Network:
     def signer_set(self, i: int, height: int) -> ValidatorSet:
         """The signer set of ``height`` as node ``i`` serves it."""
         doc = self.client(i).signers(height)
-        return ValidatorSet([Validator(bytes.fromhex(v["pubkey"]), v["power"], v["name"])
-                             for v in doc["validators"]], doc["start_height"])
+        return ValidatorSet([Validator(bytes.fromhex(v["pubkey"]), int(v["power"]), v["name"])
+                             for v in doc["validators"]], int(doc["start_height"]))
 

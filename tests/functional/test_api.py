@@ -262,12 +262,12 @@ def test_blocks_by_height_and_latest(api: Api) -> None:
 def test_signer_set_of_a_height(api: Api, smart_node: NodeProcess) -> None:
     """The set a commit of a height is checked against: here the one genesis signer,
     from height 1, known up to the committed height + 2 and not beyond."""
-    height = api.status()["height"]
+    height = int(api.status()["height"])
     signers = api.ok(f"/v1/blocks/{height}/signers")
-    assert signers["height"] == height and signers["start_height"] == 1
+    assert signers["height"] == str(height) and signers["start_height"] == "1"
     assert [v["pubkey"] for v in signers["validators"]] == \
         [v.public_key.hex() for v in smart_node.genesis.validators]
-    assert signers["total_power"] == sum(v["power"] for v in signers["validators"])
+    assert int(signers["total_power"]) == sum(int(v["power"]) for v in signers["validators"])
     assert api.ok(f"/v1/blocks/{height + 2}/signers")["validators"] == signers["validators"]
     for h in (0, height + 10_000):
         r = api.get(f"/v1/blocks/{h}/signers")

@@ -70,7 +70,8 @@ def seated(net: Network, via: int, height: int | None = None) -> dict[int, int]:
     """Node index -> power of the signers of ``height`` (default: the next one)."""
     h = net.height(via) + 1 if height is None else height
     keys = {n.public_key.hex(): n.index for n in net.nodes}
-    return {keys[v["pubkey"]]: v["power"] for v in net.client(via).signers(h)["validators"]}
+    return {keys[v["pubkey"]]: int(v["power"])
+            for v in net.client(via).signers(h)["validators"]}
 
 
 def validators(net: Network, via: int) -> dict[int, dict[str, Any]]:
@@ -85,7 +86,7 @@ def seat_change(net: Network, via: int, leaves: int) -> tuple[int, dict[int, int
     signers = seated(net, via, h)
     if leaves in signers:
         return None
-    return net.client(via).signers(h)["start_height"], signers
+    return int(net.client(via).signers(h)["start_height"]), signers
 
 
 def signed_by(net: Network, i: int, since: int) -> int | None:
@@ -188,7 +189,7 @@ def test_a_recovered_director_unjails_and_takes_its_seat_back_at_the_next_epoch(
 
     net.start(victim)  # it syncs across the set change, checking each commit's own set
     net.wait_height(victim, net.height(0), timeout=WAIT)
-    wait_until(lambda: net.height(0) >= row["jailed_until"], WAIT,
+    wait_until(lambda: net.height(0) >= int(row["jailed_until"]), WAIT,
                what="the end of the jail term")
     r = smart(net, victim, "validator", "unjail", "--from", f"node{victim}")
     assert r.returncode == 0, r.stderr
@@ -230,7 +231,7 @@ def test_an_elimination_vote_with_two_thirds_removes_a_director_and_one_without_
     # Without 2/3: the proposer and one more (6 of 12) vote, the window closes, it stays.
     proposal = c.eliminate(net.nodes[0].key, address(net, keep), "slow blocks")
     assert proposal["receipt"]["ok"]
-    proposed_at = proposal["height"]
+    proposed_at = int(proposal["height"])
     assert c.vote_eliminate(net.nodes[1].key, address(net, keep))["receipt"]["ok"]
     net.wait_all(proposed_at + POCA["poca_eliminate_window"] + 3, timeout=WAIT)
     assert validators(net, 0)[keep]["status"] == "active"
@@ -245,7 +246,7 @@ def test_an_elimination_vote_with_two_thirds_removes_a_director_and_one_without_
     start, signers = wait_until(lambda: seat_change(net, 0, target), WAIT, interval=0.1,
                                 what="the eliminated director out of the set")
     assert validators(net, 0)[target]["status"] == "eliminated"
-    assert start == last["height"] + 2  # decided in the block of the deciding vote
+    assert start == int(last["height"]) + 2  # decided in the block of the deciding vote
     assert len(signers) == DIRECTORS and keep in signers
     net.wait_all(start + 3, timeout=WAIT)
     report(f"node{target} eliminated: out of the set from height {start}")

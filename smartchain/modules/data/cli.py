@@ -63,7 +63,7 @@ def _event(result: dict[str, Any], kind: str, name: str) -> str:
     for e in result["receipt"]["events"]:
         if e["kind"] == kind:
             return str(e["attributes"][name])
-    raise CliError(f"no {kind} event in the receipt", "unexpected")
+    raise CliError(f"no {kind} event in the receipt", "internal")
 
 
 @data_app.command("search")
@@ -174,8 +174,8 @@ def deliver(sender: From, passphrase_file: PassFile = None) -> None:
     try:
         done = deliver_waiting(OPTS.client, key, to_bech32(key.address))
     except DataError as exc:
-        raise CliError(str(exc), "data_error") from None
-    emit({"delivered": done}, f"delivered keys of {len(done)} purchase(s)")
+        raise CliError(str(exc), "storage_error") from None
+    emit({"delivered": [str(i) for i in done]}, f"delivered keys of {len(done)} purchase(s)")
 
 
 @data_app.command("fetch")
@@ -204,11 +204,13 @@ def fetch(
         batches = asyncio.run(run())
     except WrongKey as exc:
         raise CliError(f"{exc}: prove it with `smart data prove {purchase_id} "
-                       f"{exc.position} --from {sender}`", "wrong_key") from None
+                       f"{exc.position} --from {sender}`", "storage_error",
+                       details={"reason": "wrong_key", "purchase": str(purchase_id),
+                                "position": exc.position}) from None
     except (DataError, sc.StorageError) as exc:
-        raise CliError(str(exc), "data_error") from None
+        raise CliError(str(exc), "storage_error") from None
     records = sum(len(b.records) for b in batches)
-    emit({"purchase": purchase_id, "batches": len(batches), "records": records},
+    emit({"purchase": str(purchase_id), "batches": len(batches), "records": records},
          f"{len(batches)} batch(es), {records} records: every signature, the certificate "
          "and the Merkle root verified")
 
@@ -242,10 +244,10 @@ def share(file_id: bytes, sender: str, recipient: str, passphrase_file: Path | N
     try:
         result = share_key(OPTS.client, key, file_id, address)
     except DataError as exc:
-        raise CliError(str(exc), "data_error") from None
+        raise CliError(str(exc), "storage_error") from None
     except ApiError as exc:
         if exc.code == "not_found":
             raise CliError(f"{address} has no box key: it runs `smart data register-box-key`",
-                           "no_box_key") from None
+                           "not_found", details={"reason": "no_box_key"}) from None
         raise
     _finish(result, f"file {file_id.hex()} shared with {address}")

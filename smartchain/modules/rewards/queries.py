@@ -10,7 +10,7 @@ from smartchain.modules.bank.module import emission_of, total_minted
 from smartchain.modules.poca.state import get_candidate
 from smartchain.modules.query import (
     ADDRESS,
-    U64_INT,
+    U64,
     UNITS,
     HttpQuery,
     ModuleApi,
@@ -41,7 +41,7 @@ def rewards_of(reader: StateReader, who: bytes) -> dict[str, Any]:
     raw = reader.get(PARAMS_KEY)
     if get_candidate(reader, who) is not None and raw is not None:
         c = commission_of(reader, who, Params.decode(raw))
-        doc["commission"] = {"rate_bps": c.rate_bps, "changed_at": c.changed}
+        doc["commission"] = {"rate_bps": c.rate_bps, "changed_at": str(c.changed)}
     return doc
 
 
@@ -57,14 +57,14 @@ def _epochs(reader: StateReader, args: dict[str, Any]) -> Any:
     raw = reader.get(PARAMS_KEY)
     params = Params.decode(raw) if raw is not None else Params()
     return {
-        "epoch_start": tally.start,
+        "epoch_start": str(tally.start),
         "minted": str(total_minted(reader)),
         "schedule_so_far": str(emitted_through(em, tally.start - 1)),
         "pool": str(em.pool),
         "curve": [{"utilisation_bps": u, "minted_bps": curve_bps(params, u)}
                   for u in range(0, 10_001, 1_000)],
         "last": None if last is None else {
-            "start": last.start, "end": last.end, "schedule": str(last.schedule),
+            "start": str(last.start), "end": str(last.end), "schedule": str(last.schedule),
             "compute_bps": last.compute_bps, "storage_bps": last.storage_bps,
             "bandwidth_bps": last.bandwidth_bps, "utilisation_bps": last.utilisation_bps,
             "curve_bps": last.curve_bps, "minted": str(last.minted),
@@ -97,20 +97,20 @@ API = ModuleApi(
                     "properties": {"validator": ADDRESS, "shares": UNITS, "amount": UNITS}}},
                 "commission": {"oneOf": [{"type": "null"}, {
                     "type": "object", "required": ["rate_bps", "changed_at"],
-                    "properties": {"rate_bps": _BPS, "changed_at": U64_INT}}]},
+                    "properties": {"rate_bps": _BPS, "changed_at": U64}}]},
             },
         },
         "RewardsEpochs": {
             "type": "object",
             "required": ["epoch_start", "minted", "schedule_so_far", "pool", "curve", "last"],
             "properties": {
-                "epoch_start": U64_INT, "minted": UNITS, "schedule_so_far": UNITS,
+                "epoch_start": U64, "minted": UNITS, "schedule_so_far": UNITS,
                 "pool": UNITS,
                 "curve": {"type": "array", "items": {
                     "type": "object", "properties": {"utilisation_bps": _BPS,
                                                      "minted_bps": _BPS}}},
                 "last": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
-                    "start": U64_INT, "end": U64_INT, "schedule": UNITS,
+                    "start": U64, "end": U64, "schedule": UNITS,
                     "compute_bps": _BPS, "storage_bps": _BPS, "bandwidth_bps": _BPS,
                     "utilisation_bps": _BPS, "curve_bps": _BPS, "minted": UNITS,
                     "to_providers": UNITS}}]},

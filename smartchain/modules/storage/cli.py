@@ -391,7 +391,7 @@ def _shared_key(client: Client, key: PrivateKey, fid: bytes, address: str) -> by
     try:
         return shared_key(client, key, fid, address)
     except DataError as exc:
-        raise CliError(str(exc), "data_error") from None
+        raise CliError(str(exc), "storage_error") from None
 
 
 @store_app.command("share")

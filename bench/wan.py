@@ -90,9 +90,9 @@ def run(delay_ms: int, args: argparse.Namespace, api_port: int) -> Row:
         wire(doc, proxies, delay_ms)
         devnet.start(doc, timeout=60)
         try:
-            while (get(urls[0] + "/v1/status") or {}).get("height", 0) < 3:
+            while int((get(urls[0] + "/v1/status") or {}).get("height", "0")) < 3:
                 time.sleep(0.05)  # the first rounds of a cold network are not the load's
-            start_height = get(urls[0] + "/v1/status")["height"]  # type: ignore[index]
+            start_height = int(get(urls[0] + "/v1/status")["height"])  # type: ignore[index]
 
             def watch() -> None:
                 h = start_height + 1
@@ -102,7 +102,7 @@ def run(delay_ms: int, args: argparse.Namespace, api_port: int) -> Row:
                         time.sleep(0.005)
                         continue
                     seen = time.monotonic()
-                    block_times.append(block["header"]["time_ms"])
+                    block_times.append(int(block["header"]["time_ms"]))
                     for tx_hash in block["txs"]:
                         final[tx_hash] = seen
                     h += 1

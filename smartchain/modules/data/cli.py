@@ -91,7 +91,7 @@ def search(
                               str(a["batches"]), a["records"], c["id"], c["price"],
                               c["token"], ",".join(c["purposes"]))
         out.print(table)
-    emit(found, human)
+    emit({"assets": found}, human)
 
 
 @data_app.command("show")

@@ -344,7 +344,7 @@ def test_metrics(api: Api) -> None:
 def test_metrics_report_consensus(api: Api) -> None:
     """The consensus families of /metrics on a chain of one signer: it decides the next
     height and signs it; nobody is jailed, the set never changed, no block was missed."""
-    h = api.status()["height"]
+    h = int(api.status()["height"])
     wait_until(lambda: api.metric("smart_consensus_height") >= h + 2, 10)
     assert api.metric("smart_consensus_height") >= api.metric("smart_height")
     assert api.metric("smart_consensus_round") >= 0

@@ -298,7 +298,7 @@ def test_devnet_with_standby_signers(tmp_path: Path) -> None:
             doc = http_json(api + "/v1/validators")
             tiers = {v["moniker"]: (v["tier"], v["status"], v["uptime"] > 0)
                      for v in doc["validators"]}
-            if doc["epoch"] >= 1 and all(up for _, _, up in tiers.values()):
+            if int(doc["epoch"]) >= 1 and all(up for _, _, up in tiers.values()):
                 break
             assert time.monotonic() < deadline, f"standbys never attested: {doc}"
             time.sleep(0.2)

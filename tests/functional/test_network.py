@@ -464,7 +464,7 @@ def test_signer_back_after_100_blocks_catches_up_unjails_and_signs(
     target = max(net.heights([0, 1, 3]).values())
     net.wait_height(away, target, timeout=30)
     report(f"returning signer: caught up {target - h0} blocks in {time.monotonic() - t:.1f}s")
-    wait_until(lambda: net.height(0) >= row["jailed_until"], 30, what="the jail term over")
+    wait_until(lambda: net.height(0) >= int(row["jailed_until"]), 30, what="the jail term over")
     assert client.unjail(net[away].key)["receipt"]["ok"]
 
     scanned = [target]

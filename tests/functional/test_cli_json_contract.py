@@ -103,6 +103,7 @@ def _invocations(tmp: Path, alice: str, bob: str) -> dict[str, list[str]]:
         "store ls": ["store", "ls", "--from", "alice"],
         "store rm": ["store", "rm", ZERO32, "--from", "alice"],
         "store status": ["store", "status", ZERO32],
+        "store share": ["store", "share", ZERO32, "--from", "alice", "--with", bob],
         "validator register": ["validator", "register", "--from", "bob", "--stake", "1"],
         "validator list": ["validator", "list"],
         "validator show": ["validator", "show", alice],
@@ -149,6 +150,20 @@ def _invocations(tmp: Path, alice: str, bob: str) -> dict[str, list[str]]:
                               "--amount", "1", "--deposit", "1", "--title", "t"],
         "gov propose text": ["gov", "propose", "text", "--from", "bob", "--title", "t",
                              "--deposit", "1"],
+        "data search": ["data", "search"],
+        "data show": ["data", "show", ZERO32],
+        "data consent": ["data", "consent", "--from", "bob", "--asset", ZERO32, "--purpose",
+                         "insurance", "--price", "1"],
+        "data withdraw": ["data", "withdraw", "999", "--from", "bob"],
+        "data buy": ["data", "buy", "999", "--from", "bob", "--asset", ZERO32, "--batch", "0",
+                     "--purpose", "insurance"],
+        "data register-box-key": ["data", "register-box-key", "--from", "bob"],
+        "data deliver": ["data", "deliver", "--from", "bob"],
+        "data fetch": ["data", "fetch", "999", "--from", "bob", "--out", str(tmp / "none")],
+        "data prove": ["data", "prove", "999", "0", "--from", "bob"],
+        "rewards show": ["rewards", "show"],
+        "rewards withdraw": ["rewards", "withdraw", "--from", "bob"],
+        "rewards commission": ["rewards", "commission", "100", "--from", "bob"],
     }
 
 
@@ -191,7 +206,8 @@ def test_every_json_command_keeps_the_contract(cli: Cli, tmp_path: Path) -> None
     # the reads and the simple writes succeed: their documents, not only errors, were checked
     assert {"status", "keys list", "tx transfer", "query account", "query block",
             "token issue", "token list", "token transfer", "gov list", "gov params",
-            "validator list", "market offers", "store ls"} <= set(ok), ok
+            "validator list", "market offers", "store ls", "data search", "data deliver",
+            "data register-box-key", "rewards show"} <= set(ok), ok
 
 
 def test_a_committed_failure_and_a_refusal_have_distinct_codes_and_exit_codes(

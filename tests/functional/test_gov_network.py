@@ -98,7 +98,7 @@ def test_holders_raise_min_gas_price_and_the_old_price_is_refused_after_the_tall
             node = Client(url)
             wait_until(lambda node=node: int(node.status()["height"]) > end, timeout=60,
                        what=f"height {end + 1} on {url}")
-            assert node.status()["min_gas_price"] == 5
+            assert int(node.status()["min_gas_price"]) == 5
         shown = ok_json(smart(env, "gov", "show", str(pid), "--json"))
         assert shown["status"] == "passed", shown
         assert int(shown["tally"]["yes"]) == 3 * DELEGATION

@@ -193,7 +193,7 @@ def test_routes_and_errors(api: Api) -> None:
         r = api.get(path)  # Api checks the error shape
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), (path, r.text)
     status = api.status()
-    assert status["compute_scan_gas"] > 0 and status["max_tx_bytes"] > 0
+    assert int(status["compute_scan_gas"]) > 0 and status["max_tx_bytes"] > 0
 
 
 def test_a_job_no_provider_can_take_is_refused(client: Client) -> None:

@@ -34,6 +34,7 @@ from smartchain.modules.query import (
     ADDRESS,
     HEX32,
     U64,
+    U64_INT,
     UNITS,
     HttpQuery,
     ModuleApi,
@@ -101,12 +102,17 @@ def _tag(name: str) -> Param:
         if text and not TAG_RE.fullmatch(text):
             raise QueryError(400, "malformed", f"{name} is a lower-case tag")
         return text
-    return Param(name, {"type": "string"}, parse, "query", "", description=f"{name} to match")
+    return Param(name, {"type": "string", "pattern": f"^(?:{TAG_RE.pattern})?$"}, parse, "query",
+                 "", description=f"{name} to match")
+
+
+# An optional 64-bit filter: up to 19 digits always fits (2^64 has 20).
+_QUERY_U64 = {"type": "string", "pattern": "^[0-9]{0,19}$"}
 
 
 def _optional_u64(name: str, description: str) -> Param:
     parse = parse_u64(name)
-    return Param(name, U64, lambda t: parse(t) if t else None, "query", "",
+    return Param(name, _QUERY_U64, lambda t: parse(t) if t else None, "query", "",
                  description=description)
 
 
@@ -196,7 +202,7 @@ def _limit(text: str) -> int:
 
 _ADDRESS = Param("address", ADDRESS, parse_address)
 _ASSET = Param("id", HEX32, parse_hex32("asset id"))
-_ID = Param("id", U64, parse_u64("id"))
+_ID = Param("id", U64_INT, parse_u64("id"))
 _STR = {"type": "string"}
 _STRS = {"type": "array", "items": _STR}
 _PURCHASES = {"type": "object", "required": ["purchases"],
@@ -220,7 +226,8 @@ API = ModuleApi(
                    _optional_u64("to_ms", "records at or before (ms)"),
                    _optional_u64("max_price", "price per batch at most"),
                    _optional_u64("height", "skip consents expired before this height"),
-                   Param("limit", U64, _limit, "query", "50")),
+                   Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS,
+                                   "default": 50}, _limit, "query", "50")),
                   {400: "malformed filter"}),
         HttpQuery("/v1/data/assets/{id}", "getDataAsset", TAG,
                   "A data asset: its batches (device-signed roots, files) and consents",

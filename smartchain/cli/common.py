@@ -208,3 +208,16 @@ def parse_size(text: str) -> int:
         raise ValueError(f"{text!r} is not a size: give bytes or a number with a unit "
                          f"(B, KiB, MiB, GiB, TiB, KB, MB, GB, TB), e.g. 50GiB")
     return int(value)
+
+
+def report_sent(result: dict[str, Any], wait: bool, summary: str) -> None:
+    """What a module command prints once its transaction is sent: the dry run's report,
+    the hash when not waiting, or the summary and the committed line (a failure exits)."""
+    if result["status"] == "simulated":
+        dry_run_report(result)
+        return
+    if not wait:
+        emit(result, f"submitted {result['hash']}")
+        return
+    require_ok(result)
+    emit(result, lambda: out.print(f"{summary}\n{committed_line(result)}"))

@@ -67,6 +67,7 @@ from smartchain.modules.storage.types import (
     StorageProvider,
     acceptance_bytes,
     bandwidth_amount,
+    cancel_writes,
     deal_cost,
     piece_length,
     sign_receipt,
@@ -117,7 +118,6 @@ DEFAULT_EPOCHS = 30
 # the state writes a transaction of each kind may make (gas = writes x gas_per_write + size)
 DEAL_WRITES = 12  # escrow moves, file id, deal; plus two per column (provider's ``used``)
 REPAIR_WRITES = 12
-CANCEL_WRITES = 12
 TX_OVERHEAD = 512
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total): "upload" bytes, ...
@@ -1076,6 +1076,7 @@ def cancel(view: ChainView, key: PrivateKey, file_id: bytes, tx_timeout: float =
     _check_owner(deal, key)
     payload = CancelDeal(file_id)
     tx_hash = view.submit("storage/cancel_deal", payload,
-                          tx_gas(view, payload, CANCEL_WRITES + 8 * len(deal.columns)))
+                          tx_gas(view, payload, cancel_writes(
+                              chain_params(view).storage_audit_segments, len(deal.columns))))
     view.wait(tx_hash, tx_timeout)
     return tx_hash

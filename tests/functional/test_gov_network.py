@@ -2,7 +2,8 @@
 
 The demo accounts lock HPC with `smart stake delegate`, one proposes raising
 ``min_gas_price`` with `smart gov propose param`, three vote yes with `smart gov vote`;
-after the tally (the devnet votes for 30 blocks) every node has the new price, and a
+after the tally (the devnet votes for 30 blocks: 30 s at the 1 s blocks used here, room for
+the test's commands on a loaded machine) every node has the new price, and a
 transaction paying the old price is refused. The devnet is always stopped (`smart devnet
 down` in a ``finally``, then SIGKILL of any node pid still recorded).
 """
@@ -62,7 +63,7 @@ def test_holders_raise_min_gas_price_and_the_old_price_is_refused_after_the_tall
     home = tmp_path / "devnet"
     try:
         summary = ok_json(smart(env, "devnet", "up", "--home", str(home), "--detach", "--json",
-                                "--block-time-ms", "300", "--compute-providers", "0",
+                                "--block-time-ms", "1000", "--compute-providers", "0",
                                 "--storage-providers", "0"))
         urls = [n["api_url"] for n in summary["nodes"]]
         doc = load(home)

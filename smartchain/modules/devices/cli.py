@@ -6,7 +6,7 @@ proves it holds its key; ``register`` sends both to the chain.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -18,14 +18,14 @@ from smartchain.cli.common import (
     GasPrice,
     PassFile,
     Wait,
-    committed_line,
-    dry_run_report,
     emit,
     load_key,
     out,
-    require_ok,
     resolve_address,
     sending,
+)
+from smartchain.cli.common import (
+    report_sent as _finish,
 )
 from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.modules.devices.module import validate_register_device
@@ -51,17 +51,6 @@ def hex_bytes(text: str, size: int, what: str) -> bytes:
     if len(raw) != size:
         raise CliError(f"{what} must be {2 * size} hex characters", "malformed")
     return raw
-
-
-def _finish(result: dict[str, Any], wait: bool, summary: str) -> None:
-    if result["status"] == "simulated":
-        dry_run_report(result)
-        return
-    if not wait:
-        emit(result, f"submitted {result['hash']}")
-        return
-    require_ok(result)
-    emit(result, lambda: out.print(f"{summary}\n{committed_line(result)}"))
 
 
 @device_app.command("register-manufacturer")

@@ -16,14 +16,14 @@ from smartchain.cli.common import (
     GasPrice,
     PassFile,
     Wait,
-    committed_line,
-    dry_run_report,
     emit,
     load_key,
     out,
-    require_ok,
     resolve_address,
     sending,
+)
+from smartchain.cli.common import (
+    report_sent as _finish,
 )
 from smartchain.modules.poca.types import MAX_MONIKER, MAX_REASON
 from smartchain.types.amount import AmountError, format_hpc, parse_hpc
@@ -47,17 +47,6 @@ def _hpc(text: str) -> int:
     if units <= 0:
         raise CliError(f"amount must be positive: {text!r}", "invalid_amount")
     return units
-
-
-def _finish(result: dict[str, Any], wait: bool, summary: str) -> None:
-    if result["status"] == "simulated":
-        dry_run_report(result)
-        return
-    if not wait:
-        emit(result, f"submitted {result['hash']}")
-        return
-    require_ok(result)
-    emit(result, lambda: out.print(f"{summary}\n{committed_line(result)}"))
 
 
 # --- validator ----------------------------------------------------------------------------

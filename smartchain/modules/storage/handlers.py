@@ -58,6 +58,7 @@ from smartchain.modules.storage.types import (
     Repair,
     StorageProvider,
     bandwidth_amount,
+    cancel_writes,
     climb,
     column_bytes,
     deal_column_bytes,
@@ -69,7 +70,6 @@ from smartchain.modules.storage.types import (
 )
 from smartchain.state.emission import MAX_SUPPLY
 from smartchain.state.module import TxContext
-from smartchain.state.params import Params
 
 # --- handlers ----------------------------------------------------------------------------------
 
@@ -277,7 +277,8 @@ def _handle_cancel(ctx: TxContext, msg: CancelDeal) -> None:
     # The owner simulates a cancel moments before a block runs it: what it costs must not
     # depend on whether this epoch's audit has opened meanwhile. So the most it can write
     # is charged, and the work below is not charged again.
-    env.charge(cancel_gas(env.params, len(deal.columns)))
+    env.charge(cancel_writes(env.params.storage_audit_segments, len(deal.columns))
+               * env.params.gas_per_write)
     meter, env.gas = env.gas, None
     try:
         for i, c in enumerate(deal.columns):
@@ -292,13 +293,6 @@ def _handle_cancel(ctx: TxContext, msg: CancelDeal) -> None:
     finally:
         env.gas = meter
 
-
-def cancel_gas(params: Params, columns: int) -> int:
-    """The most cancelling a deal of ``columns`` columns writes: per column its open
-    challenges, its payment (two balances), its hold and its provider's record; then the
-    deal's live mark, the owner's refund (two balances) and the deal itself."""
-    per_column = max(1, params.storage_audit_segments) + 4
-    return (columns * per_column + 4) * params.gas_per_write
 
 
 def _claim_one(env: _Env, sender: bytes, p: StorageProvider, r: Receipt) -> int:

@@ -301,6 +301,15 @@ def leaf_count(piece_len: int) -> int:
     return max(1, -(-piece_len // LEAF_SIZE))
 
 
+def cancel_writes(audit_leaves: int, columns: int) -> int:
+    """The most cancelling a deal of ``columns`` columns writes, charged whatever this
+    epoch's audit holds: per column its open challenges (``audit_leaves``, the
+    ``storage_audit_segments`` param), its payment (two balances), its hold and its
+    provider's record; then the deal's live mark, the owner's refund (two balances) and
+    the deal itself."""
+    return columns * (max(1, audit_leaves) + 4) + 4
+
+
 def epoch_fee(price: int, nbytes: int) -> int:
     """What one column earns per proven epoch (rounded up)."""
     return -(-price * nbytes // GIB)

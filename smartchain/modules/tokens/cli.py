@@ -20,14 +20,14 @@ from smartchain.cli.common import (
     GasPrice,
     PassFile,
     Wait,
-    committed_line,
-    dry_run_report,
     emit,
     load_key,
     out,
-    require_ok,
     resolve_address,
     sending,
+)
+from smartchain.cli.common import (
+    report_sent as _finish,
 )
 from smartchain.crypto.address import to_bech32
 from smartchain.modules.tokens.module import symbol_error, validate_issue
@@ -100,17 +100,6 @@ def _require_allowance(t: dict[str, Any], owner: str, spender: str, value: int) 
 
 def _show(t: dict[str, Any], units: int) -> str:
     return f"{format_units(units, t['decimals'])} {t['symbol']}"
-
-
-def _finish(result: dict[str, Any], wait: bool, summary: str) -> None:
-    if result["status"] == "simulated":
-        dry_run_report(result)
-        return
-    if not wait:
-        emit(result, f"submitted {result['hash']}")
-        return
-    require_ok(result)
-    emit(result, lambda: out.print(f"{summary}\n{committed_line(result)}"))
 
 
 def holdings_lines(tokens: list[dict[str, Any]]) -> list[str]:

@@ -121,7 +121,7 @@ _STATEMENTS = (
     "do local x = {e}; r[#r + 1] = x end",
     "r.x, r.y = {e}, {e} r[#r + 1] = r.x == r.y",
     "do goto skip r[#r + 1] = {e} ::skip:: r[#r + 1] = {e} end",
-    "r[{e} and 1 or 2] = {e}",
+    "r[ {e} and 1 or 2] = {e}",  # the space: r[[[b]] would open a long string
 )
 
 

@@ -201,7 +201,7 @@ def test_put_status_ls_get_rm(cli: Cli, snet: tuple[Network, list[int]],
     fid = doc["file_id"]
     assert (doc["k"], doc["n"], doc["code_n"], doc["size"]) == (4, 6, 6, src.stat().st_size)
     assert doc["segments"] == 1 and len(doc["columns"]) == 6
-    assert 1.5 <= doc["expansion"] < 1.51  # 6 providers: no long-tail column to spare
+    assert 1500 <= doc["expansion_permille"] < 1510  # 6 providers: no long-tail column to spare
 
     status = ok_json(cli.run("--json", "store", "status", fid))
     assert status["deal"]["status"] == "active" and status["deal"]["healthy"] == 6

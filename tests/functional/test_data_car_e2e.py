@@ -63,8 +63,7 @@ def test_an_insurer_buys_a_month_of_verified_trips_and_nothing_once_consent_is_w
         with Scenario(work) as sc:
             car = scene.prepare(client, MFR, OWNER, work, sc.mqtt_port, poll=0.2,
                                 wait_seconds=2.0)
-            agent = sc.agent("car-agent", car.config).start()
-            wait_until(agent.status, 30, what="the car's agent running (subscribed)")
+            agent = scene.start_agent(sc, car)
             forged = bytearray(sign_message(car.device, "trip", 1,
                                             {"t_ms": START_MS, "distance_m": 999_000}))
             forged[7] ^= 1  # a signature byte: not the car's signature any more

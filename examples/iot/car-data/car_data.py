@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     scene.wait_storage_providers(client)
     with Scenario(workdir) as sc:
         car = scene.prepare(client, mfr, owner, workdir, sc.mqtt_port)
-        sc.agent("car-agent", car.config).start()
+        scene.start_agent(sc, car)
         drive = scene.drive(sc, car, args.days)
         wait_for(lambda: not drive.running, 60 + args.days, "the car's drive")
         said = scene.published(car)
@@ -84,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
                         "the payout")
         fees = scene.fees_since(client, scene.address(owner), int(purchase["height"]))
         gain = client.balance(scene.address(owner)) - paid_before
-        print(f"owner: paid {format_hpc(gain + fees)} HPC (escrow now {done['escrow']}; "
-              f"{format_hpc(fees)} HPC of fees for the delivery)")
+        price = scene.PRICE * len(february)
+        assert gain == price - fees and done["escrow"] == "0"
+        print(f"owner: paid {format_hpc(price)} HPC from escrow (balance +{format_hpc(gain)} "
+              f"HPC after {format_hpc(fees)} HPC of fee for the delivery)")
 
         ok(client.withdraw_consent(owner, consent))
         march = [i for i in range(asset["batches"]) if i not in february]

@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from car_device import DAY_MS, START_MS
-from iotkit import Proc, Scenario, certify, new_key, ok, wait_for, write_config
+from iotkit import AgentProc, Proc, Scenario, certify, new_key, ok, wait_for, write_config
 
 from smartchain.client import ApiError, Client, SimulationFailed
 from smartchain.crypto import keystore
@@ -73,6 +73,14 @@ def prepare(client: Client, manufacturer: PrivateKey, owner: PrivateKey, workdir
                  "k": K, "n": N}})
     return Car(config, owner, device, asset_id_of(owner.address, name),
                workdir / "car-published.jsonl")
+
+
+def start_agent(sc: Scenario, car: Car, timeout: float = 30.0) -> AgentProc:
+    """The car's agent, started and subscribed (it has reported a first turn): what the car
+    publishes from then on reaches it, even while it is busy or restarting."""
+    agent = sc.agent("car-agent", car.config).start()
+    wait_for(agent.status, timeout, "the car's agent running")
+    return agent
 
 
 def drive(sc: Scenario, car: Car, days: int, period: float = 0.02) -> Proc:

@@ -114,6 +114,7 @@ class Agent:
                 continue
             for role in self.roles:
                 self._guard(role, "message", role.on_message, msg)
+            self.link.done(msg)  # handled (or dropped): only now may the broker forget it
 
     def _step_all(self) -> None:
         for role in self.roles:

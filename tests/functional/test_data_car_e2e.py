@@ -1,7 +1,8 @@
 """The car-data example end to end (examples/iot/car-data): a real node, three storage
 provider nodes, a real mosquitto, the car's agent (``smart agent run``) and the simulated car
 as processes. The car publishes five weeks of mileage and trips over MQTT; its owner's
-agent batches, stores and registers them; the owner consents to sell to insurers; the
+agent batches, stores and registers them (killed mid-drive and restarted: no record lost or
+stored twice); the owner consents to sell to insurers; the
 insurer buys February, the agent delivers the keys on its own, the insurer verifies every
 record and the owner is paid what the insurer put in escrow; after the owner withdraws its
 consent the next purchase is refused and nothing moves. A forged record a stranger slips
@@ -18,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from test_storage_provider import STORAGE_TEST_PARAMS, start_storage_network
 
 from smartchain.agent.messages import sign_message
+from smartchain.client import ApiError, Client
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.data.types import MODULE_ACCOUNT
@@ -47,6 +49,13 @@ def _publish(port: int, topic: str, payload: bytes) -> None:
         client.loop_stop()
 
 
+def _registered(client: Client, car: scene.Car) -> int:
+    try:
+        return int(client.data_asset(car.asset)["batches"])
+    except ApiError:
+        return 0
+
+
 def _balances() -> list[str]:
     return [scene.address(k) for k in (OWNER, INSURER)] + [to_bech32(MODULE_ACCOUNT)]
 
@@ -70,8 +79,11 @@ def test_an_insurer_buys_a_month_of_verified_trips_and_nothing_once_consent_is_w
             _publish(sc.mqtt_port, f"smart/devices/{car.device.public_key.hex()}/up",
                      bytes(forged))
 
-            drive = scene.drive(sc, car, DAYS, period=0.01)
+            drive = scene.drive(sc, car, DAYS, period=0.05)
+            wait_until(lambda: _registered(client, car) >= 1, 60, what="a first week stored")
+            agent.kill()  # mid-drive: what the car says meanwhile waits in the broker
             wait_until(lambda: not drive.running, 60, what="the car's five weeks")
+            agent = scene.start_agent(sc, car)
             said = scene.published(car)
             asset = scene.stored(client, car, 90)
             assert asset["batches"] == 5  # four weeks of February, then March's first

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ from smartchain.agent.messages import sign_message
 from smartchain.agent.mqtt import Incoming
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.modules.data.types import records_root
+from smartchain.modules.data.types import box_public, key_commitment, records_root
+from smartchain.storage import layout
+from smartchain.storage.datasets import DataError, deliver_waiting
 
 CAR, OWNER, OTHER = (PrivateKey.from_seed(bytes([i]) * 32) for i in (0x31, 0x32, 0x33))
 CERT = "ab" * 64
@@ -155,3 +158,45 @@ batch_wait_seconds = 2.5
         with pytest.raises(ConfigError) as info:
             load_config(_write(tmp_path, text))
         assert error in str(info.value)
+
+
+class _Sales:
+    """The node reads and the delivery ``deliver_waiting`` makes, for two waiting purchases
+    of one asset: batch 0 registered with the right key commitment, batch 1 with another."""
+
+    def __init__(self) -> None:
+        self.salts = [bytes([i]) * 32 for i in (1, 2)]
+        files = [bytes([i]) * 32 for i in (7, 8)]
+        right = [key_commitment(f, layout.file_key(OWNER.seed, s))
+                 for f, s in zip(files, self.salts, strict=True)]
+        self.asset = {"batch_list": [
+            {"file_id": files[0].hex(), "key_commitment": right[0].hex()},
+            {"file_id": files[1].hex(), "key_commitment": bytes(32).hex()}]}
+        box = box_public(bytes([9]) * 32).hex()
+        self.waiting = [{"id": "1", "asset": "aa", "batches": [1], "box_keys": [box]},
+                        {"id": "2", "asset": "aa", "batches": [0], "box_keys": [box]}]
+        self.delivered: list[str] = []
+
+    def data_waiting_sales(self, owner: str) -> list[dict[str, Any]]:
+        return self.waiting
+
+    def data_asset(self, asset: str) -> dict[str, Any]:
+        return self.asset
+
+    def storage_deal_record(self, file_id: bytes) -> Any:
+        return SimpleNamespace(salt=self.salts[file_id[0] - 7])
+
+    def deliver_data_keys(self, key: PrivateKey, purchase: dict[str, Any],
+                          sealed: list[bytes]) -> dict[str, Any]:
+        self.delivered.append(purchase["id"])
+        return {"receipt": {"ok": True}}
+
+
+def test_a_purchase_whose_keys_cannot_be_delivered_is_reported_and_the_others_served() -> None:
+    sales, skipped = _Sales(), []
+    done = deliver_waiting(sales, OWNER, to_bech32(OWNER.address),
+                           skip=lambda p, exc: skipped.append((p["id"], str(exc))))
+    assert done == [2] and sales.delivered == ["2"]
+    assert skipped == [("1", "batch 1 was registered with another key's commitment")]
+    with pytest.raises(DataError, match="another key's commitment"):  # no skip: raised
+        deliver_waiting(_Sales(), OWNER, to_bech32(OWNER.address))

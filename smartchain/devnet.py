@@ -56,6 +56,9 @@ GOV_PARAMS: dict[str, Any] = {"gov_deposit_blocks": 30, "gov_voting_blocks": 30}
 POCA_PARAMS: dict[str, Any] = {"poca_epoch_blocks": 20, "poca_downtime_window": 20,
                                "poca_downtime_missed": 10, "poca_jail_blocks": 20,
                                "poca_attest_interval": 5}
+# Data sales at devnet pace: a delivered key is paid to the data's owner 10 blocks (about
+# 10 s) after delivery, unless the buyer proves it wrong meanwhile.
+DATA_PARAMS: dict[str, Any] = {"data_dispute_blocks": 10}
 # Directors lock more than standbys, so the ranking seats them first, and a director
 # slashed for downtime (0.1 %) still outranks the standby that replaced it.
 DIRECTOR_POWER, STANDBY_POWER = 3, 2
@@ -129,7 +132,8 @@ def create(home: Path, *, validators: int = 4, accounts: int = 5,
         + [(k.address, PROVIDER_BALANCE) for k in provider_keys],
         params=Params(block_time_ms=block_time_ms,  # it fixes the halving interval
                       poca_max_directors=validators, poca_max_standby=standby,
-                      **STORAGE_PARAMS, **GOV_PARAMS, **POCA_PARAMS))
+                      **STORAGE_PARAMS, **GOV_PARAMS, **POCA_PARAMS,
+                      **DATA_PARAMS))
     names += [f"compute{i}" for i in range(compute_providers)] + \
         [f"storage{i}" for i in range(storage_providers)]
     configs = [NodeConfig(moniker=name, api=ApiSettings(port=_free_port(api_port + i)),

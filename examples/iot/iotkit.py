@@ -128,6 +128,8 @@ def toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, int | float):
         return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -191,8 +193,9 @@ class Scenario:
         self.procs.append(proc)
         return proc
 
-    def device(self, name: str, *args: str) -> Proc:
-        proc = Proc(name, [sys.executable, str(HERE / "devices.py"), *args],
+    def device(self, name: str, *args: str, script: Path | None = None) -> Proc:
+        """A simulated device: ``devices.py ARGS`` (or another ``script``)."""
+        proc = Proc(name, [sys.executable, str(script or HERE / "devices.py"), *args],
                     self.dir / f"{name}.out")
         self.procs.append(proc)
         return proc

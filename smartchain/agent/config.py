@@ -7,6 +7,7 @@
     [[offer]]  services this agent provides (published on chain)
     [[quote]]  asks (provider) or bids (consumer) it keeps on the book within [limits]
     [compute]  sharing the device's idle compute through the compute module
+    [data]     the device's records kept as a data asset; keys delivered to buyers
 
 Relative paths are relative to the config file. Unknown sections and keys are errors that
 name them (a typo must not silently drop a limit).
@@ -90,6 +91,29 @@ class QuoteSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DataSettings:
+    """The device's signed records batched, stored and registered as a data asset
+    (``collect``), and keys delivered for purchases under the owner's consent (``deliver``).
+    docs/data.md "The owner's agent"."""
+
+    collect: bool = False
+    asset: str = ""  # the data asset's name (created with ``bond`` when absent)
+    schema: str = ""  # e.g. "car.trips"
+    region: str = ""  # a region tag buyers search by
+    bond: int = 0  # base units of HPC locked with the asset; 0: the chain's data_asset_bond
+    certificate: str = ""  # the device's manufacturer certificate, 64 bytes in hex
+    kinds: list[str] = field(default_factory=list)  # record kinds kept (empty: every kind)
+    time_field: str = "t_ms"  # body field with the record's time in ms (absent: arrival)
+    batch_records: int = 256  # a batch closes at this many records,
+    batch_span_ms: int = 0  # or before a record this much later than its first (0: never),
+    batch_wait_seconds: float = 0.0  # or this long after its first record came (0: never)
+    k: int = 2  # storage redundancy: any k of n columns rebuild a batch
+    n: int = 3
+    epochs: int = 30  # storage epochs paid for each batch file
+    deliver: bool = False  # deliver keys of waiting purchases (the consent is the policy)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     path: Path
     agent: AgentSettings = field(default_factory=AgentSettings)
@@ -97,6 +121,7 @@ class AgentConfig:
     device: DeviceSettings = field(default_factory=DeviceSettings)
     limits: Limits = field(default_factory=Limits)
     compute: ComputeSettings = field(default_factory=ComputeSettings)
+    data: DataSettings = field(default_factory=DataSettings)
     offers: tuple[OfferSettings, ...] = ()
     quotes: tuple[QuoteSettings, ...] = ()
 
@@ -111,7 +136,7 @@ class AgentConfig:
 
 _SECTIONS: dict[str, type] = {"agent": AgentSettings, "mqtt": MqttSettings,
                               "device": DeviceSettings, "limits": Limits,
-                              "compute": ComputeSettings}
+                              "compute": ComputeSettings, "data": DataSettings}
 _LISTS: dict[str, tuple[str, type]] = {"offer": ("offers", OfferSettings),
                                        "quote": ("quotes", QuoteSettings)}
 
@@ -127,8 +152,12 @@ def _section(cls: type, name: str, doc: Any) -> Any:
                           f"(known: {', '.join(sorted(known))})")
     for key, value in doc.items():
         want = hints[key]
-        ok = isinstance(value, int | float) and not isinstance(value, bool) if want is float \
-            else isinstance(value, want) and (want is bool or not isinstance(value, bool))
+        if typing.get_origin(want) is list:
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        elif want is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
         if not ok:
             raise ConfigError(f"[{name}] {key} must be {want.__name__}, not {value!r}")
     try:
@@ -163,4 +192,30 @@ def load_config(path: Path | str) -> AgentConfig:
     for q in kwargs.get("quotes", ()):
         if q.side not in ("ask", "bid"):
             raise ConfigError(f"a [[quote]] side is 'ask' or 'bid', not {q.side!r}")
+    if "data" in kwargs:
+        _check_data(kwargs["data"], kwargs.get("device", DeviceSettings()))
     return AgentConfig(path.resolve(), **kwargs)
+
+
+def _check_data(data: DataSettings, device: DeviceSettings) -> None:
+    """What collecting needs: an asset, a schema, the certificate, a device whose key the
+    agent holds (the device signs each batch's header), sane batch limits."""
+    if not data.collect:
+        return
+    missing = [k for k in ("asset", "schema", "certificate") if not getattr(data, k)]
+    if missing:
+        raise ConfigError(f"[data] collect = true needs {', '.join(missing)}")
+    if device.public_key != "self":
+        raise ConfigError('[data] collect = true needs [device] public_key = "self": the '
+                          "agent holds the device's key, which signs each batch's header")
+    try:
+        cert = bytes.fromhex(data.certificate)
+    except ValueError:
+        cert = b""
+    if len(cert) != 64:
+        raise ConfigError("[data] certificate must be 128 hex characters (64 bytes)")
+    if data.batch_records < 1 or data.batch_span_ms < 0 or data.batch_wait_seconds < 0:
+        raise ConfigError("[data] batch_records >= 1, batch_span_ms and batch_wait_seconds "
+                          ">= 0")
+    if not 1 <= data.k < data.n or data.epochs < 1:
+        raise ConfigError("[data] needs 1 <= k < n and epochs >= 1")

@@ -1,13 +1,13 @@
 """``smart agent run CONFIG.toml``: the SmartAgent's one loop.
 
-The agent is a set of roles (a provider of offers, a consumer of them, a compute provider)
-over one key, one node client, one MQTT link and one progress file. One thread does all
-the work: it takes the messages paho received from the inbox as they come, and every
-``poll_seconds`` lets each role read the chain and act. A failure to reach the node or the
-broker is logged and tried again on the next turn; a bad message is dropped with a log
-line; nothing a peer or a device sends can stop the loop. The status (what each role has
-done, the last error) is written to ``STATE_DIR/status.json`` every turn for
-``smart agent status``.
+The agent is a set of roles (a provider of offers, a consumer of them, a compute provider,
+the keeper of the device's data) over one key, one node client, one MQTT link and one
+progress file. One thread does all the work: it takes the messages paho received from the
+inbox as they come, and every ``poll_seconds`` lets each role read the chain and act. A
+failure to reach the node or the broker is logged and tried again on the next turn; a bad
+message is dropped with a log line; nothing a peer or a device sends can stop the loop. The
+status (what each role has done, the last error) is written to ``STATE_DIR/status.json``
+every turn for ``smart agent status``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from smartchain.agent.compute import ComputeRole
 from smartchain.agent.config import AgentConfig
+from smartchain.agent.data import DataRole
 from smartchain.agent.keys import load_key
 from smartchain.agent.market import Context, market_roles
 from smartchain.agent.mqtt import Incoming, MqttLink
@@ -113,6 +114,7 @@ class Agent:
                 continue
             for role in self.roles:
                 self._guard(role, "message", role.on_message, msg)
+            self.link.done(msg)  # handled (or dropped): only now may the broker forget it
 
     def _step_all(self) -> None:
         for role in self.roles:
@@ -175,10 +177,13 @@ def build_agent(cfg: AgentConfig) -> Agent:
     roles: list[Role] = []
     if cfg.compute.share:
         roles.append(ComputeSharing(ComputeRole(client, account, cfg.compute, progress)))
+    if cfg.data.collect or cfg.data.deliver:
+        roles.append(DataRole(cfg, key, account, client))
     link = None
-    if cfg.offers or cfg.quotes:
+    if cfg.offers or cfg.quotes or cfg.data.collect:
         link = MqttLink(cfg.mqtt.host, cfg.mqtt.port, cfg.agent.name)
-        roles += market_roles(Context(cfg, key, account, client, link, progress))
+        if cfg.offers or cfg.quotes:
+            roles += market_roles(Context(cfg, key, account, client, link, progress))
         for role in roles:
             for topic in role.topics():
                 link.subscribe(topic)

@@ -4,7 +4,9 @@ paho runs the socket in its own thread; every message received is put on ``inbox
 agent's single loop takes them from there, so the agent's state is only ever touched by one
 thread. The session is persistent (a fixed client id, ``clean_session=False``, QoS 1): what
 the device publishes while its agent is down (killed, restarting) waits in the broker and is
-delivered when it reconnects, and paho reconnects by itself after a broken connection.
+delivered when it reconnects, and paho reconnects by itself after a broken connection. A
+message is acknowledged to the broker only once the agent has handled it (``done``), so one
+received but still queued here when the agent is killed is delivered again after restart.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class MqttError(RuntimeError):
 class Incoming:
     topic: str
     payload: bytes
+    mid: int = 0  # the broker's message id: acknowledged by ``MqttLink.done``
+    qos: int = 0
 
 
 class MqttLink:
@@ -43,7 +47,7 @@ class MqttLink:
         self._topics: set[str] = set()
         self._connected = threading.Event()
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                   clean_session=not persistent)
+                                   clean_session=not persistent, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -71,6 +75,10 @@ class MqttLink:
         """Queue ``payload`` for the broker (sent now, or once reconnected)."""
         self._client.publish(topic, payload, qos=QOS, retain=retain)
 
+    def done(self, msg: Incoming) -> None:
+        """Acknowledge a handled message: the broker will not deliver it again."""
+        self._client.ack(msg.mid, msg.qos)
+
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
@@ -93,4 +101,5 @@ class MqttLink:
 
     def _on_message(self, _client: paho.Client, _userdata: object,
                     message: paho.MQTTMessage) -> None:
-        self.inbox.put(Incoming(message.topic, bytes(message.payload)))
+        self.inbox.put(Incoming(message.topic, bytes(message.payload), message.mid,
+                                message.qos))

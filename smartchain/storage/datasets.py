@@ -12,11 +12,13 @@ signature and the Merkle root over them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from smartchain.agent.messages import BadMessage, DeviceMessage, open_message
+from smartchain.client import SimulationFailed
 from smartchain.codec import CodecError
 from smartchain.crypto.address import from_bech32
 from smartchain.crypto.keys import PrivateKey, verify
@@ -93,12 +95,23 @@ def sealed_keys(client: Any, owner: PrivateKey, purchase: dict[str, Any]) -> lis
     return sealed
 
 
-def deliver_waiting(client: Any, owner: PrivateKey, address: str) -> list[int]:
+def deliver_waiting(client: Any, owner: PrivateKey, address: str, *,
+                    skip: Callable[[dict[str, Any], Exception], None] | None = None
+                    ) -> list[int]:
     """Deliver the keys of every purchase of ``address``'s data still waiting for them (what
-    an owner's agent runs while the owner is offline: the consent on chain is the policy)."""
+    an owner's agent runs while the owner is offline: the consent on chain is the policy).
+    ``skip``: told of a purchase whose keys cannot be delivered (and why) while the others
+    still are; without it, the first such error is raised."""
     done = []
     for purchase in client.data_waiting_sales(address):
-        result = client.deliver_data_keys(owner, purchase, sealed_keys(client, owner, purchase))
+        try:
+            result = client.deliver_data_keys(owner, purchase,
+                                              sealed_keys(client, owner, purchase))
+        except (DataError, SimulationFailed) as exc:
+            if skip is None:
+                raise
+            skip(purchase, exc)
+            continue
         if result["receipt"]["ok"]:
             done.append(int(purchase["id"]))
     return done

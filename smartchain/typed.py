@@ -16,6 +16,7 @@ from typing import Any, Self
 from smartchain import sdkcore as core
 from smartchain.sdkcore import Flow
 
+
 def _int(doc: dict[str, Any], name: str) -> int:
     """A 64-bit number of the contract (a string of digits; an int is accepted too)."""
     return int(doc[name])

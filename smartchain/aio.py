@@ -31,7 +31,7 @@ from smartchain.typed import AsyncTypedReads
 from smartchain.types.tx import Transaction
 
 if TYPE_CHECKING:
-    from smartchain.sdkfiles import AsyncComputeJobs, AsyncStoredFiles
+    from smartchain.sdkfiles import AsyncComputeJobs, AsyncStorageFiles
 
 __all__ = ["ApiError", "AsyncClient", "NodeUnreachable", "Retry", "SimulationFailed",
            "run_async"]
@@ -54,12 +54,12 @@ async def run_async(flow: Flow[T], send: Callable[[Call], Any]) -> T:
             try:
                 step = flow.throw(exc)
             except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+                return stop.value
             continue
         try:
             step = flow.send(answer)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value
 
 
 class AsyncClient:
@@ -227,10 +227,13 @@ class AsyncClient:
     # --- files and jobs ----------------------------------------------------------------
 
     @property
-    def storage(self) -> AsyncStoredFiles:
-        """Files on the storage network: put, get, share (``smartchain.sdkfiles``)."""
-        from smartchain.sdkfiles import AsyncStoredFiles
-        return AsyncStoredFiles(self.url, self.timeout)
+    def storage(self) -> AsyncStorageFiles:
+        """Files on the storage network: put, get, share (``smartchain.sdkfiles``; its
+        chain reads go through a blocking ``Client`` in threads, as the storage code
+        wants)."""
+        from smartchain.client import Client
+        from smartchain.sdkfiles import AsyncStorageFiles
+        return AsyncStorageFiles(Client(self.url, self.timeout, self.retry))
 
     @property
     def compute(self) -> AsyncComputeJobs:

@@ -29,7 +29,7 @@ from smartchain.sdkcore import NO_RETRY, Call, Flow, NodeUnreachable, Retry, Sim
 from smartchain.types.tx import Transaction
 
 if TYPE_CHECKING:
-    from smartchain.sdkfiles import ComputeJobs, StoredFiles
+    from smartchain.sdkfiles import ComputeJobs, StorageFiles
     from smartchain.typed import TypedReads
 
 __all__ = ["ApiError", "Client", "NodeUnreachable", "Retry", "SimulationFailed",
@@ -192,10 +192,10 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
         return TypedReads(self._run)
 
     @cached_property
-    def storage(self) -> StoredFiles:
+    def storage(self) -> StorageFiles:
         """Files on the storage network: put, get, share (``smartchain.sdkfiles``)."""
-        from smartchain.sdkfiles import StoredFiles
-        return StoredFiles(self)
+        from smartchain.sdkfiles import StorageFiles
+        return StorageFiles(self)
 
     @cached_property
     def compute(self) -> ComputeJobs:

@@ -80,6 +80,26 @@ class SimulationFailed(ApiError):
         self.simulation = simulation
 
 
+class TxFailed(ApiError):
+    """A transaction committed but failed: it paid its fee and did nothing (code
+    ``tx_failed``; ``details`` has its ``hash``, ``height``, ``reason`` and ``receipt``)."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        receipt = result["receipt"]
+        super().__init__(200, "tx_failed",
+                         f"transaction {result['hash']} failed: {receipt['log']} (committed "
+                         f"at height {result['height']}; its fee was paid)",
+                         {"hash": result["hash"], "height": result["height"],
+                          "reason": receipt["code_name"], "receipt": receipt})
+
+
+def require_ok(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` (a committed transaction) if it succeeded; ``TxFailed`` if not."""
+    if not result["receipt"]["ok"]:
+        raise TxFailed(result)
+    return result
+
+
 class NodeUnreachable(ApiError):
     """The node did not answer (refused, reset, timed out): ``status`` is 0."""
 

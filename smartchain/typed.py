@@ -32,9 +32,9 @@ class Status:
     """``GET /v1/status``: where the chain is and the parameters clients sign with."""
 
     chain_id: str
-    height: int
-    latest_hash: str
-    latest_time_ms: int
+    height: int  # 0 (and no latest block) until the first block is committed
+    latest_hash: str | None
+    latest_time_ms: int | None
     min_gas_price: int
     max_tx_gas: int
     block_time_ms: int
@@ -45,8 +45,8 @@ class Status:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Self:
-        return cls(doc["chain_id"], _int(doc, "height"), doc["latest_hash"],
-                   _int(doc, "latest_time_ms"), _int(doc, "min_gas_price"),
+        return cls(doc["chain_id"], _int(doc, "height"), doc.get("latest_hash"),
+                   _opt_int(doc, "latest_time_ms"), _int(doc, "min_gas_price"),
                    _int(doc, "max_tx_gas"), _int(doc, "block_time_ms"),
                    str(doc.get("version", "")), bool(doc.get("synced", True)),
                    int(doc.get("mempool_size", 0)), doc)

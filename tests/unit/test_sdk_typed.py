@@ -48,6 +48,13 @@ def test_a_committed_transaction_has_its_receipt_and_events() -> None:
     assert tx.payload["amount"] == "12345"  # a payload is the kind's own JSON
 
 
+def test_a_node_before_its_first_block_has_no_latest_block() -> None:
+    st = Status.from_json({"chain_id": "c", "height": "0", "latest_hash": None,
+                           "latest_time_ms": None, "min_gas_price": "1", "max_tx_gas": "9",
+                           "block_time_ms": "200"})
+    assert (st.height, st.latest_hash, st.latest_time_ms) == (0, None, None)
+
+
 def test_a_pending_transaction_has_no_height_nor_receipt() -> None:
     doc = {k: v for k, v in TX.items() if k not in ("height", "index", "receipt")}
     tx = Tx.from_json({**doc, "status": "pending"})

@@ -248,14 +248,16 @@ class AsyncComputeJobs:
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
 
-    async def spec(self, spec: SpecSource, *, base: Path | None = None) -> JobSpec:
+    async def spec(self, spec: SpecSource, *, base: Path | None = None,
+                   key: PrivateKey | None = None) -> JobSpec:
         """Parse and check a spec (off the event loop: it reads files and compiles the
-        modules). A spec with ``input_stored``: fetch the file with ``storage.get`` and
-        pass its bytes as ``input``."""
-        return await asyncio.to_thread(job_spec, spec, base)
+        modules); an ``input_stored`` file is fetched with ``key``."""
+        files = self.client.storage
+        fetch = None if key is None else (lambda fid: asyncio.run(files.get(key, fid)))
+        return await asyncio.to_thread(job_spec, spec, base, fetch)
 
     async def submit(self, key: PrivateKey, spec: SpecSource, *, base: Path | None = None,
                      gas_limit: int | None = None, gas_price: int | None = None) -> int:
-        parsed = await self.spec(spec, base=base)
+        parsed = await self.spec(spec, base=base, key=key)
         return await self.client._run(post_job(key, parsed, gas_limit=gas_limit,
                                                gas_price=gas_price))

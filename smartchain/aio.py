@@ -42,24 +42,21 @@ T = TypeVar("T")
 async def run_async(flow: Flow[T], send: Callable[[Call], Any]) -> T:
     """Drive ``flow`` on the event loop: ``send`` is a coroutine function that returns the
     decoded answer or raises ``ApiError``; a ``Pause`` is an ``asyncio.sleep``."""
-    step = next(flow)
+    answer: Any = None
+    error: ApiError | None = None
     while True:
+        try:
+            step = flow.send(answer) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        answer, error = None, None
         try:
             if isinstance(step, Pause):
                 await asyncio.sleep(step.seconds)
-                answer = None
             else:
                 answer = await send(step)
         except ApiError as exc:
-            try:
-                step = flow.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-            continue
-        try:
-            step = flow.send(answer)
-        except StopIteration as stop:
-            return stop.value
+            error = exc
 
 
 class AsyncClient:

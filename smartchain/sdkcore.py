@@ -113,8 +113,11 @@ class NodeUnreachable(ApiError):
 def decode_answer(status: int, body: bytes, reason: str = "") -> Any:
     """The JSON of a 2xx answer; any other answer as the ``ApiError`` it carries (code,
     message, details of the contract's error document), ``http_error`` if it has none."""
-    if 200 <= status < 300:
-        return json.loads(body)
+    try:
+        if 200 <= status < 300:
+            return json.loads(body)
+    except ValueError:
+        raise ApiError(status, "http_error", f"HTTP {status}: the answer is not JSON") from None
     try:
         err = json.loads(body)["error"]
         raise ApiError(status, err["code"], err["message"], err.get("details"))
@@ -178,24 +181,21 @@ def retrying(call: Call, policy: Retry) -> Flow[Any]:
 def run_sync(flow: Flow[T], send: Callable[[Call], Any]) -> T:
     """Drive ``flow`` with a blocking transport (``send`` returns the decoded answer or
     raises ``ApiError``; it applies the retry policy itself)."""
-    step = next(flow)
+    answer: Any = None
+    error: ApiError | None = None
     while True:
+        try:
+            step = flow.send(answer) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        answer, error = None, None
         try:
             if isinstance(step, Pause):
                 time.sleep(step.seconds)
-                answer = None
             else:
                 answer = send(step)
         except ApiError as exc:
-            try:
-                step = flow.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-            continue
-        try:
-            step = flow.send(answer)
-        except StopIteration as stop:
-            return stop.value
+            error = exc
 
 
 def mapped(flow: Flow[T], fn: Callable[[T], U]) -> Flow[U]:

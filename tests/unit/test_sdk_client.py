@@ -188,6 +188,13 @@ def test_an_error_without_a_json_document_is_an_http_error() -> None:
         assert (exc.value.status, exc.value.code) == (502, "http_error")
 
 
+def test_a_success_that_is_not_json_is_an_http_error() -> None:
+    with ScriptedNode({"/v1/status": [(200, "<html>a captive portal</html>")]}) as node:
+        with pytest.raises(ApiError) as exc:
+            Client(node.url).status()
+        assert (exc.value.status, exc.value.code) == (200, "http_error")
+
+
 def test_an_unreachable_node_raises_node_unreachable_after_the_resends() -> None:
     async def main() -> None:
         async with AsyncClient(f"http://127.0.0.1:{closed_port()}", retry=FAST) as client:

@@ -33,15 +33,16 @@ U = TypeVar("U")
 @dataclass(frozen=True)
 class Call:
     """One HTTP request to the node. ``idempotent``: sending it twice does what sending it
-    once does, so a transport may resend it after a transient failure. ``done_if``: an
-    error code that, answered to a *resent* request, means the first one already took
-    effect, and the result to return then (a resubmitted transaction that is ``duplicate``)."""
+    once does, so a transport may resend it after a transient failure. ``proof``: for a
+    call idempotent by identity (a transaction, by its hash), the error codes a *resent*
+    copy gets when the first copy took effect, and the path whose answer proves that it
+    did; that answer is then the call's result."""
 
     method: str
     path: str
     body: Any = None
     idempotent: bool = False
-    done_if: tuple[str, Any] | None = None
+    proof: tuple[frozenset[str], str] | None = None
 
     def encoded_body(self) -> bytes | None:
         return None if self.body is None else json.dumps(self.body).encode()
@@ -152,11 +153,13 @@ class Retry:
 NO_RETRY = Retry(retries=0)
 
 
-def already_done(call: Call, exc: ApiError, resent: bool) -> tuple[bool, Any]:
-    """(True, result) when a resent call's error says the first attempt took effect."""
-    if resent and call.done_if is not None and exc.code == call.done_if[0]:
-        return True, call.done_if[1]
-    return False, None
+def first_copy_took_effect(proof_path: str, exc: ApiError) -> Flow[Any]:
+    """After a resend was refused with ``exc``: the answer at ``proof_path`` when the
+    first copy took effect, else ``exc`` raised."""
+    try:
+        return (yield Call("GET", proof_path, idempotent=True))
+    except ApiError:
+        raise exc from None
 
 
 def retrying(call: Call, policy: Retry) -> Flow[Any]:
@@ -168,9 +171,8 @@ def retrying(call: Call, policy: Retry) -> Flow[Any]:
         try:
             return (yield call)
         except ApiError as exc:
-            done, result = already_done(call, exc, resent)
-            if done:
-                return result
+            if resent and call.proof is not None and exc.code in call.proof[0]:
+                return (yield from first_copy_took_effect(call.proof[1], exc))
             delay = next(delays, None) if policy.transient(call, exc) else None
             if delay is None:
                 raise
@@ -271,13 +273,18 @@ def events(kind: str, attr: str | None = None, value: str | None = None, limit: 
 # --- transactions -------------------------------------------------------------------------
 
 
+RESUBMITTED = frozenset({"duplicate", "nonce_reused"})  # in the mempool, or committed
+
+
 def submit(raw: bytes) -> Flow[str]:
     """Submit a signed transaction; returns its hash. Idempotent by hash: the hash is of
     the signed bytes, whose nonce the chain consumes once, so a resent copy can never run
-    twice; a resend answered ``duplicate`` means the first copy reached the mempool."""
+    twice. A resend refused as ``duplicate`` or ``nonce_reused`` is a success only if the
+    node knows this very hash (the first copy arrived), not another transaction that
+    took the nonce."""
     tx_hash = h256(raw).hex()
     doc = yield Call("POST", "/v1/txs", {"tx": raw.hex()}, idempotent=True,
-                     done_if=("duplicate", {"hash": tx_hash}))
+                     proof=(RESUBMITTED, f"/v1/txs/{tx_hash}"))
     return str(doc["hash"])
 
 

@@ -153,17 +153,34 @@ def test_a_batch_submission_is_not_resent() -> None:
         assert node.count("/v1/txs/batch") == 1
 
 
-def test_a_resent_transaction_answered_duplicate_counts_as_submitted() -> None:
+@pytest.mark.parametrize("refusal", ["duplicate", "nonce_reused"])
+def test_a_resent_transaction_refused_as_already_known_counts_as_submitted(refusal: str
+                                                                           ) -> None:
     raw = b"a signed transaction"
-    with ScriptedNode({"/v1/txs": [error(503, "mempool_full"),
-                                   error(400, "duplicate", "already known")]}) as node:
+    tx_hash = h256(raw).hex()
+    with ScriptedNode({"/v1/txs": [error(503, "mempool_full"), error(400, refusal)],
+                       f"/v1/txs/{tx_hash}": [(200, {"hash": tx_hash,
+                                                     "status": "committed"})]}) as node:
         async def main() -> str:
             async with AsyncClient(node.url, retry=FAST) as client:
                 return await client.submit(raw)
 
-        assert run(main()) == h256(raw).hex()
+        assert run(main()) == tx_hash
         bodies = [json.loads(body) for _, path, body, _ in node.requests if path == "/v1/txs"]
         assert bodies == [{"tx": raw.hex()}] * 2  # the same signed bytes: one transaction
+
+
+def test_a_resent_transaction_whose_nonce_another_took_is_refused() -> None:
+    with ScriptedNode({"/v1/txs": [error(503, "mempool_full"),
+                                   error(400, "nonce_reused", "nonce 4 already used")]}
+                      ) as node:  # the node does not know this hash: another tx used 4
+        async def main() -> str:
+            async with AsyncClient(node.url, retry=FAST) as client:
+                return await client.submit(b"tx")
+
+        with pytest.raises(ApiError) as exc:
+            run(main())
+        assert (exc.value.code, exc.value.message) == ("nonce_reused", "nonce 4 already used")
 
 
 def test_a_first_submission_answered_duplicate_is_an_error() -> None:

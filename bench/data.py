@@ -29,7 +29,7 @@ from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.data.types import BatchHeader, asset_id_of, records_root, sign_batch
 from smartchain.modules.devices.types import sign_certificate
-from smartchain.modules.storage.cli import client_p2p
+from smartchain.sdkfiles import client_p2p
 from smartchain.storage import client as sc
 from smartchain.storage.datasets import deliver_waiting, fetch_purchase, publish_batch
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from smartchain import devnet
 from smartchain.client import Client
 from smartchain.crypto.keys import PrivateKey
-from smartchain.modules.storage.cli import client_p2p
+from smartchain.sdkfiles import client_p2p
 from smartchain.storage import client as sc
 from smartchain.storage import layout
 

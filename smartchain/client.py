@@ -1,20 +1,19 @@
-"""Python SDK over the node's HTTP API (standard library only, so it embeds anywhere)."""
+"""Python SDK over the node's HTTP API, synchronous (standard library only, so it embeds
+anywhere). Its operations are the flows of ``smartchain.sdkcore``, which ``smartchain.aio``'s
+``AsyncClient`` runs too; this module only moves their requests over urllib."""
 
 from __future__ import annotations
 
-import json
-import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from smartchain import sdkcore as core
 from smartchain.codec import Struct
-from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.modules.bank.types import Transfer
 from smartchain.modules.compute.sdk import ComputeSdk, posted_job_id
 from smartchain.modules.contracts.sdk import ContractsSdk, deployed_address
 from smartchain.modules.data.sdk import DataSdk
@@ -26,25 +25,17 @@ from smartchain.modules.rewards.sdk import RewardsSdk
 from smartchain.modules.sdk import ApiError
 from smartchain.modules.storage.sdk import StorageSdk
 from smartchain.modules.tokens.sdk import TokensSdk
+from smartchain.sdkcore import NO_RETRY, Call, Flow, NodeUnreachable, Retry, SimulationFailed
 from smartchain.types.tx import Transaction
 
-__all__ = ["ApiError", "Client", "NodeUnreachable", "SimulationFailed", "deployed_address",
-           "posted_job_id"]
+if TYPE_CHECKING:
+    from smartchain.sdkfiles import ComputeJobs, StorageFiles
+    from smartchain.typed import TypedReads
 
+__all__ = ["ApiError", "Client", "NodeUnreachable", "Retry", "SimulationFailed",
+           "deployed_address", "posted_job_id"]
 
-class SimulationFailed(ApiError):
-    """A transaction sent with automatic gas failed its simulation, so it was not sent:
-    ``simulation`` is what ``POST /v1/txs/simulate`` said (``code_name``, ``log``)."""
-
-    def __init__(self, simulation: dict[str, Any]) -> None:
-        super().__init__(422, simulation["code_name"],
-                         f"transaction not sent: its simulation failed: {simulation['log']}")
-        self.simulation = simulation
-
-
-class NodeUnreachable(ApiError):
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(0, "unreachable", f"cannot reach node at {url}: {reason}")
+T = TypeVar("T")
 
 
 @dataclass
@@ -54,66 +45,67 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
 
     url: str = "http://127.0.0.1:26657"
     timeout: float = 10.0
+    retry: Retry = field(default=NO_RETRY)  # resends of idempotent calls (sdkcore.Retry)
 
-    def _request(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method,
+    def _http(self, call: Call) -> Any:
+        """One attempt at ``call`` (urllib: no keep-alive, one connection per request)."""
+        req = urllib.request.Request(self.url.rstrip("/") + call.path,
+                                     data=call.encoded_body(), method=call.method,
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read())
+                status, body, reason = resp.status, resp.read(), ""
         except urllib.error.HTTPError as exc:
-            try:
-                err = json.loads(exc.read())["error"]
-                raise ApiError(exc.code, err["code"], err["message"],
-                               err.get("details")) from None
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(exc.code, "http_error", str(exc)) from None
+            status, body, reason = exc.code, exc.read(), str(exc.reason)
         except (urllib.error.URLError, OSError) as exc:
             raise NodeUnreachable(self.url, str(getattr(exc, "reason", exc))) from None
+        return core.decode_answer(status, body, reason)
+
+    def _send(self, call: Call) -> Any:
+        return core.run_sync(core.retrying(call, self.retry), self._http)
+
+    def _run(self, flow: Flow[T]) -> T:
+        return core.run_sync(flow, self._send)
+
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        return self._run(core.request(method, path, body))
 
     # --- reads ---------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        return self._request("GET", "/v1/status")
+        return self._run(core.status())
 
     def genesis(self) -> dict[str, Any]:
         """The chain's genesis document, as its genesis.json holds it."""
-        return self._request("GET", "/v1/genesis")
+        return self._run(core.genesis())
 
     def account(self, address: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/accounts/{address}")
+        return self._run(core.account(address))
 
     def balance(self, address: str) -> int:
-        return int(self.account(address)["balance"])
+        return self._run(core.balance(address))
 
     def block(self, height: int | str = "latest") -> dict[str, Any]:
-        return self._request("GET", f"/v1/blocks/{height}")
+        return self._run(core.block(height))
 
     def signers(self, height: int) -> dict[str, Any]:
         """The signer set of ``height``: ``{"height", "start_height", "total_power",
         "validators": [{"pubkey", "power", "name"}]}`` in commit-index order."""
-        return self._request("GET", f"/v1/blocks/{height}/signers")
+        return self._run(core.signers(height))
 
     def tx(self, tx_hash: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/txs/{tx_hash}")
+        return self._run(core.tx(tx_hash))
 
     def account_txs(self, address: str, *, limit: int = 20,
                     cursor: str | None = None) -> dict[str, Any]:
         """A page of the transactions an account took part in, newest first: ``txs`` and,
         unless it is the last page, ``next_cursor`` to pass back for the next one."""
-        query = urllib.parse.urlencode({"limit": limit, **({"cursor": cursor} if cursor else {})})
-        return self._request("GET", f"/v1/accounts/{address}/txs?{query}")
+        return self._run(core.account_txs(address, limit, cursor))
 
     def events(self, kind: str, *, attr: str | None = None, value: str | None = None,
                limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
         """A page of the events of ``kind`` (whose ``attr`` is ``value``), newest first."""
-        params: dict[str, Any] = {"kind": kind, "limit": limit}
-        if attr is not None:
-            params["where"] = f"{attr}:{value or ''}"
-        if cursor:
-            params["cursor"] = cursor
-        return self._request("GET", f"/v1/events?{urllib.parse.urlencode(params)}")
+        return self._run(core.events(kind, attr, value, limit, cursor))
 
     def subscribe(self, what: str = "blocks", *, account: str | None = None,
                   kind: str | None = None, where: dict[str, str] | None = None,
@@ -130,40 +122,22 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
     # --- writes --------------------------------------------------------------------------
 
     def submit(self, raw: bytes) -> str:
-        return self._request("POST", "/v1/txs", {"tx": raw.hex()})["hash"]
+        return self._run(core.submit(raw))
 
     def submit_batch(self, raws: list[bytes]) -> list[dict[str, Any]]:
-        return self._request("POST", "/v1/txs/batch", {"txs": [r.hex() for r in raws]})["results"]
+        return self._run(core.submit_batch(raws))
 
     def wait_tx(self, tx_hash: str, timeout: float = 30.0, poll: float = 0.1) -> dict[str, Any]:
         """Poll until the transaction is committed; returns it with its receipt."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                doc = self.tx(tx_hash)
-                if doc["status"] == "committed":
-                    return doc
-            except ApiError as exc:
-                if exc.code != "not_found":
-                    raise
-            if time.monotonic() > deadline:
-                raise ApiError(0, "timeout", f"transaction {tx_hash} not committed in {timeout}s")
-            time.sleep(poll)
+        return self._run(core.wait_tx(tx_hash, timeout, poll))
 
     def build_tx(self, key: PrivateKey, kind: str, payload: Struct | bytes, *, gas_limit: int,
                  nonce: int | None = None, gas_price: int | None = None,
                  chain_id: str | None = None) -> Transaction:
         """A signed transaction of any kind; nonce, chain id and gas price are fetched when
         not given (the nonce is the account's next one, counting its pending transactions)."""
-        if chain_id is None or gas_price is None:
-            st = self.status()
-            chain_id = chain_id or st["chain_id"]
-            gas_price = gas_price if gas_price is not None else int(st["min_gas_price"])
-        if nonce is None:
-            nonce = int(self.account(to_bech32(key.address))["pending_nonce"])
-        raw = payload if isinstance(payload, bytes) else payload.encode()
-        return Transaction.create(key, chain_id=chain_id, nonce=nonce, kind=kind, payload=raw,
-                                  gas_limit=gas_limit, gas_price=gas_price)
+        return self._run(core.build_tx(key, kind, payload, gas_limit=gas_limit, nonce=nonce,
+                                       gas_price=gas_price, chain_id=chain_id))
 
     def simulate(self, sender: PrivateKey | bytes, kind: str, payload: Struct | bytes, *,
                  gas_limit: int | None = None, nonce: int | None = None,
@@ -173,26 +147,13 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
         one is used; without ``gas_limit`` the most the sender can pay for. Returns the
         receipt it would get (``ok``, ``code_name``, ``log``, ``gas_used``, ``events``) and
         ``gas_wanted``, the limit to send it with. ``ApiError`` if it would be refused."""
-        if chain_id is None or gas_price is None:
-            st = self.status()
-            chain_id = chain_id or st["chain_id"]
-            gas_price = gas_price if gas_price is not None else int(st["min_gas_price"])
-        public_key = sender.public_key if isinstance(sender, PrivateKey) else sender
-        raw = payload if isinstance(payload, bytes) else payload.encode()
-        tx = Transaction(chain_id, public_key, nonce or 0, gas_limit or 0, gas_price, kind, raw,
-                         bytes(64))
-        return self.simulate_raw(tx.encode(), next_nonce=nonce is None,
-                                 max_gas=gas_limit is None)
+        return self._run(core.simulate(sender, kind, payload, gas_limit=gas_limit, nonce=nonce,
+                                       gas_price=gas_price, chain_id=chain_id))
 
     def simulate_raw(self, raw: bytes, *, next_nonce: bool = False,
                      max_gas: bool = False) -> dict[str, Any]:
         """Simulate an encoded transaction, signed or not (64 zero bytes of signature)."""
-        body: dict[str, Any] = {"tx": raw.hex()}
-        if next_nonce:
-            body["nonce"] = "next"
-        if max_gas:
-            body["gas_limit"] = "max"
-        return self._request("POST", "/v1/txs/simulate", body)
+        return self._run(core.simulate_raw(raw, next_nonce=next_nonce, max_gas=max_gas))
 
     def send_tx(self, key: PrivateKey, kind: str, payload: Struct | bytes, *,
                 gas_limit: int | None = None, wait: bool = True, dry_run: bool = False,
@@ -205,41 +166,39 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
         the simulation's ``gas_wanted``; one that would fail raises ``SimulationFailed``
         instead of being sent. ``dry_run``: only the simulation (``status`` "simulated")
         is returned, ``ok`` or not, and nothing is sent."""
-        if gas_limit is None or dry_run:
-            if chain_id is None or gas_price is None:
-                st = self.status()
-                chain_id = chain_id or st["chain_id"]
-                gas_price = gas_price if gas_price is not None else int(st["min_gas_price"])
-            sim = self.simulate(key, kind, payload, gas_limit=gas_limit, gas_price=gas_price,
-                                chain_id=chain_id)
-            if dry_run:
-                return {**sim, "status": "simulated"}
-            if not sim["ok"]:
-                raise SimulationFailed(sim)
-            gas_limit = int(sim["gas_wanted"])
-        tx = self.build_tx(key, kind, payload, gas_limit=gas_limit, nonce=nonce,
-                           gas_price=gas_price, chain_id=chain_id)
-        tx_hash = self.submit(tx.encode())
-        if not wait:
-            return {"hash": tx_hash, "status": "pending"}
-        return self.wait_tx(tx_hash)
+        return self._run(core.send_tx(key, kind, payload, gas_limit=gas_limit, wait=wait,
+                                      dry_run=dry_run, nonce=nonce, gas_price=gas_price,
+                                      chain_id=chain_id))
 
     def build_transfer(self, key: PrivateKey, to: str, amount: int, *, nonce: int | None = None,
                        gas_price: int | None = None, gas_limit: int | None = None,
                        chain_id: str | None = None) -> Transaction:
         """A signed transfer; nonce, chain id and gas price are fetched when not given, and
         the gas limit is what a simulation wants."""
-        if gas_limit is None:
-            sim = self.simulate(key, "bank/transfer", Transfer(from_bech32(to), amount),
-                                gas_price=gas_price, chain_id=chain_id)
-            if not sim["ok"]:
-                raise SimulationFailed(sim)
-            gas_limit = int(sim["gas_wanted"])
-        return self.build_tx(key, "bank/transfer", Transfer(from_bech32(to), amount),
-                             gas_limit=gas_limit, nonce=nonce, gas_price=gas_price,
-                             chain_id=chain_id)
+        return self._run(core.build_transfer(key, to, amount, nonce=nonce, gas_price=gas_price,
+                                             gas_limit=gas_limit, chain_id=chain_id))
 
     def transfer(self, key: PrivateKey, to: str, amount: int, *, wait: bool = True,
                  gas_limit: int | None = None, **kwargs: Any) -> dict[str, Any]:
-        return self.send_tx(key, "bank/transfer", Transfer(from_bech32(to), amount),
-                            gas_limit=gas_limit, wait=wait, **kwargs)
+        return self._run(core.transfer(key, to, amount, wait=wait, gas_limit=gas_limit,
+                                       **kwargs))
+
+    # --- typed documents, files, jobs ----------------------------------------------------
+
+    @cached_property
+    def typed(self) -> TypedReads:
+        """The main documents parsed into dataclasses (``smartchain.typed``)."""
+        from smartchain.typed import TypedReads
+        return TypedReads(self._run)
+
+    @cached_property
+    def storage(self) -> StorageFiles:
+        """Files on the storage network: put, get, share (``smartchain.sdkfiles``)."""
+        from smartchain.sdkfiles import StorageFiles
+        return StorageFiles(self)
+
+    @cached_property
+    def compute(self) -> ComputeJobs:
+        """Compute jobs from job specs (``smartchain.sdkfiles``)."""
+        from smartchain.sdkfiles import ComputeJobs
+        return ComputeJobs(self)

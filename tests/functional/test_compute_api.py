@@ -25,17 +25,18 @@ from test_cli import Cli, assert_error, keyed_cli, ok_json
 from smartchain.cli.common import CliError
 from smartchain.client import Client, SimulationFailed, posted_job_id
 from smartchain.compute import TaskRunner
-from smartchain.crypto.address import to_bech32
-from smartchain.crypto.hashing import h256
-from smartchain.crypto.keys import PrivateKey
-from smartchain.modules.compute.cli import (
+from smartchain.compute.jobspec import (
+    JobError,
     load_spec,
-    parse_provide,
     parse_spec,
     slice_bytes,
     slice_params,
     slice_records,
 )
+from smartchain.crypto.address import to_bech32
+from smartchain.crypto.hashing import h256
+from smartchain.crypto.keys import PrivateKey
+from smartchain.modules.compute.cli import parse_provide
 
 SMART_NODE_CHAIN_ID = "smart-compute-api-test-1"
 HPC = 10**8
@@ -107,7 +108,7 @@ def test_slice_params_packs_u64_little_endian() -> None:
     assert slice_params([1, 2**64 - 1]) == [struct.pack("<Q", 1), b"\xff" * 8]
     assert slice_params([[7, 100]]) == [struct.pack("<QQ", 7, 100)]
     for bad in ([], [-1], [2**64], ["3"], [1.5], "1"):
-        with pytest.raises(CliError):
+        with pytest.raises(JobError):
             slice_params(bad)
 
 
@@ -137,7 +138,7 @@ def test_parse_spec(tmp_path: Path) -> None:
         ({"module": "m.wasm", "input": "", "slice": {"by": "bytes", "size": 4}}, "empty"),
     ]
     for doc, fragment in errors:
-        with pytest.raises(CliError) as exc:
+        with pytest.raises(JobError) as exc:
             parse_spec(doc, tmp_path)
         assert fragment in exc.value.message, (doc, exc.value.message)
     stored = {bytes(range(32)): b"a b c d e f"}  # what `smart store get` would return

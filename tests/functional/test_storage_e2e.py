@@ -37,8 +37,8 @@ from smartchain.crypto.address import from_bech32, to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.storage import module as sm
-from smartchain.modules.storage.cli import client_p2p
 from smartchain.p2p.dht import DhtNode
+from smartchain.sdkfiles import client_p2p
 from smartchain.storage import client as sc
 from smartchain.storage import layout
 from smartchain.storage import piecestore as ps

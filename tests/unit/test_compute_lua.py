@@ -31,8 +31,8 @@ from test_compute_module import (  # noqa: F401 (make_net: a fixture)
     wasm,
 )
 
-from smartchain.cli.common import CliError
 from smartchain.compute import TaskResult, TaskRunner
+from smartchain.compute.jobspec import JobError, check_modules, load_spec, parse_spec
 from smartchain.compute.lua import (
     CHECK_FUEL,
     MAX_ERROR_TEXT,
@@ -45,7 +45,6 @@ from smartchain.compute.result import MAX_OUTPUT
 from smartchain.contracts.host import ContractError
 from smartchain.contracts.vm import PERIOD
 from smartchain.modules.compute import module as cm
-from smartchain.modules.compute.cli import check_modules, load_spec, parse_spec
 from smartchain.modules.compute.module import job_view
 from smartchain.modules.compute.types import PostJob
 from smartchain.types.errors import Code, TxError
@@ -523,6 +522,6 @@ def test_a_spec_with_a_bad_lua_module_is_refused(tmp_path: Path) -> None:
     for name, reason in [("nomarker.lua", "first line must start with --!lua"),
                          ("float.lua", "floating-point numbers are not allowed")]:
         spec = parse_spec({"module": name, "input": "a b c"}, tmp_path)
-        with pytest.raises(CliError, match=reason) as exc:
+        with pytest.raises(JobError, match=reason) as exc:
             check_modules(spec)
         assert "nothing was sent" in str(exc.value)

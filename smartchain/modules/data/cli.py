@@ -186,7 +186,8 @@ def fetch(
     passphrase_file: PassFile = None,
 ) -> None:
     """Download a delivered purchase and verify every record, the certificate and the root."""
-    from smartchain.modules.storage.cli import _quiet_logs, client_p2p
+    from smartchain.modules.storage.cli import _quiet_logs
+    from smartchain.sdkfiles import client_p2p
     from smartchain.storage import client as sc
     from smartchain.storage.datasets import DataError, WrongKey, fetch_purchase
 

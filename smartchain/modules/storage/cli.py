@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import contextlib
 import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -54,7 +53,7 @@ from smartchain.cli.common import (
 from smartchain.client import ApiError, Client
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
-from smartchain.p2p.peers import P2P, P2PConfig
+from smartchain.sdkfiles import client_p2p, get_file, is_shared, put_file
 from smartchain.types.amount import format_hpc
 
 store_app = typer.Typer(help="Store files on the network's storage providers (encrypted, "
@@ -112,19 +111,6 @@ def _quiet_logs() -> None:
     """The library logs each retry; the command reports outcomes itself (one line each)."""
     logging.getLogger("smartchain").setLevel(logging.ERROR)
     logging.getLogger("smartchain").addHandler(logging.NullHandler())
-
-
-@contextlib.asynccontextmanager
-async def client_p2p(network_id: str) -> AsyncIterator[P2P]:
-    """A P2P endpoint with a throwaway identity: it dials providers, relays nothing, and
-    learns no peers (providers know a client only by its requests and signed receipts)."""
-    p2p = P2P(PrivateKey.generate(), network_id, "127.0.0.1", 0, max_peers=256,
-              config=P2PConfig(pex=False))
-    await p2p.start()
-    try:
-        yield p2p
-    finally:
-        await p2p.stop()
 
 
 def _deal_doc(client: Client, file_id: bytes) -> dict[str, Any]:
@@ -241,13 +227,11 @@ def put(
     _quiet_logs()
 
     async def run() -> sc.PutResult:
-        async with client_p2p(view.network_id) as p2p:
-            with _progress() as bar:
-                track = _tracker(bar, {"upload": "uploading", "done": "stored"})
-                return await sc.put(p2p, view, key, data, k=k, n=n, epochs=epochs,
-                                    repair_threshold=repair_threshold, progress=track,
-                                    timeout=timeout, extra=long_tail,
-                                    max_columns=int(st.get("storage_max_columns", 32)))
+        with _progress() as bar:
+            track = _tracker(bar, {"upload": "uploading", "done": "stored"})
+            return await put_file(view, key, data, k=k, n=n, epochs=epochs,
+                                  repair_threshold=repair_threshold, progress=track,
+                                  timeout=timeout, extra=long_tail)
 
     try:
         res = asyncio.run(run())
@@ -353,7 +337,7 @@ def download(fid: bytes, out_file: Path, sender: str, passphrase_file: Path | No
     client = OPTS.client
     deal = _deal_doc(client, fid)
     owner = _key_address(sender)
-    shared = deal["owner"] != owner and _is_shared(client, fid, owner)
+    shared = deal["owner"] != owner and is_shared(client, fid, owner)
     if deal["owner"] != owner and not shared:
         raise CliError(f"file {fid.hex()} belongs to {deal['owner']}, not {sender} ({owner}), "
                        "and is not shared with it: only the owner's key can decrypt it",
@@ -364,26 +348,15 @@ def download(fid: bytes, out_file: Path, sender: str, passphrase_file: Path | No
     _quiet_logs()
 
     async def run() -> sc.GetResult:
-        async with client_p2p(view.network_id) as p2p:
-            with _progress() as bar:
-                track = _tracker(bar, {"download": "downloading", "done": "written"})
-                return await sc.get(p2p, view, key, fid, out_file, progress=track,
-                                    timeout=timeout, extra=extra, file_key=file_key)
+        with _progress() as bar:
+            track = _tracker(bar, {"download": "downloading", "done": "written"})
+            return await get_file(view, key, fid, out_file, file_key=file_key,
+                                  progress=track, timeout=timeout, extra=extra)
 
     try:
         return asyncio.run(run())
     except sc.StorageError as exc:
         raise _storage_error(exc) from None
-
-
-def _is_shared(client: Client, fid: bytes, address: str) -> bool:
-    try:
-        client.data_share(fid, address)
-    except ApiError as exc:
-        if exc.code == "not_found":
-            return False
-        raise
-    return True
 
 
 def _shared_key(client: Client, key: PrivateKey, fid: bytes, address: str) -> bytes:

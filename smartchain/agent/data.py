@@ -274,7 +274,7 @@ class DataRole:
         return True
 
     async def _publish(self, ready: list[ReadyBatch]) -> None:
-        from smartchain.modules.storage.cli import client_p2p
+        from smartchain.sdkfiles import client_p2p
         from smartchain.storage import client as sc
         from smartchain.storage.datasets import DataError, publish_batch
 

@@ -811,6 +811,28 @@ local api = {}
 -- nresults, results...
 local top = {}  -- the top-level frame, reused from call to call
 
+-- A call that wrote at most INLINE keys hands them back with its results (one crossing
+-- into Python instead of two): ok, gas_used, -wn, nresults, then address, key, value for
+-- each write (nil: deleted), then the results. More writes wait for `drain`: ok, gas_used,
+-- wn, nresults, results.
+local INLINE = 64
+local inline, inline_n = {}, 0  -- reused: the last call's writes and results, flat
+
+local function take_inline(used, nres, ...)
+  local j = 0
+  for i = 1, wn do
+    local a, k = waddr[i], wkey[i]
+    local v = cache[a][k]
+    inline[j + 1], inline[j + 2], inline[j + 3] = a, k, v ~= NONE and v or nil
+    j = j + 3
+    written[a][k], waddr[i], wkey[i] = nil, nil, nil
+  end
+  for i = 1, nres do inline[j + i] = (raw_select(i, ...)) end
+  local n = wn
+  wn, inline_n = 0, j + nres
+  return true, used, -n, nres, tbl_unpack(inline, 1, j + nres)
+end
+
 local function finish_top(gas, mark, co, ok, ...)
   for i = #frames, 2, -1 do frames[i] = nil end  -- an abort skips the nested frames' pops
   if aborted or not ok then forget_since(mark) end
@@ -819,7 +841,11 @@ local function finish_top(gas, mark, co, ok, ...)
   if co_status(co) ~= "dead" then
     return false, gas - remaining, "contract yielded outside a coroutine", 0
   end
-  return true, gas - remaining, wn, raw_select("#", ...), ...  -- wn: writes to drain
+  local nres = raw_select("#", ...)
+  if wn == 0 or wn > INLINE then
+    return true, gas - remaining, wn, nres, ...  -- wn: writes to drain
+  end
+  return take_inline(gas - remaining, nres, ...)
 end
 
 -- Between calls (no write is pending: LuaVM.invoke drains them after every call), what the
@@ -848,6 +874,8 @@ function api.invoke(address, fname, gas, mem_kb, optional_, caller, value, origi
   local co = metered_thread(run)  -- gas > 0, so this cannot abort on the main thread
   for i = 1, un do ua[i], uk[i], uold[i] = nil, nil, nil end  -- the last call is settled
   un = 0
+  for i = 1, inline_n do inline[i] = nil end  -- nothing of it is held past its call
+  inline_n = 0
   return finish_top(gas, 0, co, co_resume(co, address, fname, ...))
 end
 

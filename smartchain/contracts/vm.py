@@ -160,7 +160,13 @@ class LuaVM:
                                origin, height, time_ms, *args)
             if not out[0]:
                 return CallOutcome(False, out[1], out[2].decode(errors="replace"), ())
-            return CallOutcome(True, out[1], "", out[4:], self._take_writes() if out[2] else ())
+            n = out[2]
+            if n >= 0:
+                return CallOutcome(True, out[1], "", out[4:], self._take_writes() if n else ())
+            end = 4 - 3 * n  # the writes came inline, before the results
+            flat = out[4:end]
+            return CallOutcome(True, out[1], "", out[end:],
+                               tuple(zip(flat[0::3], flat[1::3], flat[2::3], strict=True)))
         except Exception as exc:  # the sandbox returns errors as values: a VM fault
             log.error("contract VM fault: %r", exc)
             self.broken = True

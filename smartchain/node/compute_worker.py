@@ -386,9 +386,9 @@ class ComputeWorker(BlockService):
             result = cheat(result)
         self.results[slot] = result
         self.stats["computed"] += 1
-        log.info("compute: ran job %d task %d: %s, %d fuel", a.job, a.task,
-                 f"error {res.error!r}" if res.error else f"{len(res.output)} bytes",
-                 res.fuel_used)
+        log.debug("compute: ran job %d task %d: %s, %d fuel", a.job, a.task,
+                  f"error {res.error!r}" if res.error else f"{len(res.output)} bytes",
+                  res.fuel_used)
         # Answer at once (no need to wait for the next block), but in one batch per loop
         # turn: saving the results file and reading assignments cost O(results) each.
         self._fresh.append(a)
@@ -397,6 +397,10 @@ class ComputeWorker(BlockService):
 
     def _answer_fresh(self) -> None:
         fresh, self._fresh = self._fresh, []
+        # one line per batch, not per task: a thousand log lines cost a provider more CPU
+        # than the thousand tiny tasks they describe
+        log.info("compute: ran %d task(s), job %d task %d first", len(fresh), fresh[0].job,
+                 fresh[0].task)
         self._save()  # before the commits leave: a restart can still reveal
         for a in fresh:
             self._handle(a)

@@ -229,7 +229,7 @@ def test_cheater_is_slashed_and_killed_provider_does_not_stop_the_job(network: A
     job, height = post_job(net, requester, tasks, deadline_blocks=8)
     # Kill the victim as soon as it has run its first task: it holds replicas it will never
     # commit or reveal; they expire and go to other providers.
-    wait_until(lambda: "compute: ran job" in net[victim].log_text(), 30, interval=0.01,
+    wait_until(lambda: "compute: ran " in net[victim].log_text(), 30, interval=0.01,
                what="the victim running a task")
     net.kill(victim)
     killed_at = time.monotonic()

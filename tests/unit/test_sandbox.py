@@ -535,3 +535,50 @@ def test_a_vm_fault_fails_the_call_and_nothing_escapes(box: Sandbox) -> None:
     assert (out.ok, out.gas_used, out.error, out.writes) == (
         False, 100_000, "the contract VM failed", ())
     assert box.vm.broken and box.host.state == {}
+
+
+# --- one VM, many calls: nothing of a call reaches the next ---------------------------------------
+
+def test_nothing_a_call_leaves_behind_reaches_the_next_call(box: Sandbox) -> None:
+    """Every call runs its contract's chunk again in a fresh _ENV: globals it set, globals it
+    replaced, the ctx it changed, metatables it put on its env or its tables, and chunk
+    locals it counted up are all gone at the next call of the same VM."""
+    c = box.deploy("""
+        local count = 0
+        config = {n = 0}
+        function dirty()
+          count = count + 1
+          config.n = config.n + 1
+          leaked = "yes"
+          _ENV.direct = 1
+          ctx.caller = "mallory"
+          setmetatable(config, {__index = function() return "trap" end})
+          dirty = nil
+          return count, config.n
+        end
+        function look()
+          return count, config.n, leaked, direct, ctx.caller == "mallory", config.missing,
+                 dirty == nil
+        end
+    """)
+    for _ in range(3):
+        assert ok(box.call(c, "dirty")) == (1, 1)
+        assert ok(box.call(c, "look")) == (0, 0, None, None, False, None, False)
+
+
+def test_a_call_hands_back_every_write_however_many(box: Sandbox) -> None:
+    """Up to 64 writes come back with the call's results, more through the drain: either
+    way every write (deletions too) arrives, in first-write order, and none twice."""
+    c = box.deploy("""
+        function put(n) for k = 1, n do storage.set(k, k * 10) end return n end
+        function clear(n) for k = 1, n do storage.delete(k) end return "done", n end
+    """)
+    address = to_bech32(c).encode()
+    for n in (1, 63, 64, 65, 4097):
+        out = box.call(c, "put", n, gas=50_000_000)
+        assert ok(out) == (n,)
+        assert out.writes == tuple((address, k, k * 10) for k in range(1, n + 1))
+        out = box.call(c, "clear", n, gas=50_000_000)
+        assert ok(out) == (b"done", n)
+        assert out.writes == tuple((address, k, None) for k in range(1, n + 1))
+        assert box.host.state == {}

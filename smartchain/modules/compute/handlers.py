@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from smartchain.crypto.hashing import h256
 from smartchain.modules.compute.keys import (
     _deadline_key,
-    get_job,
     get_task,
     input_key,
-    job_key,
     network_group,
     task_key,
 )
@@ -80,6 +77,7 @@ from smartchain.modules.compute.types import (
     digest_commitment,
     job_escrow,
     output_digest,
+    replace,
     round_salt,
 )
 from smartchain.state.module import TxContext
@@ -181,14 +179,14 @@ def _handle_post(ctx: TxContext, msg: PostJob) -> None:
             placing = None
         env.set(task_key(job_id, idx), task.encode())
     _store_slots(env, slots)
-    env.set(job_key(job_id), job.encode())
+    env.put_job(job_id, job)
     env.flush()
     env.emit("compute_job_post", job=job_id, owner=ctx.sender.hex(), tasks=len(msg.tasks),
              escrow=escrow, module=job.module_hash.hex())
 
 
 def _open_task(env: _Env, job_id: int, idx: int) -> tuple[Job, Task]:
-    job = get_job(env.store, job_id)
+    job = env.job(job_id)
     if job is None:
         raise _fail(f"no job {job_id}")
     if job.status not in RUNNING_JOB:
@@ -297,7 +295,7 @@ def _handle_release(ctx: TxContext, msg: ReleaseOutputs) -> None:
 def _release_output(env: _Env, sender: bytes, msg: ReleaseOutput) -> None:
     """Anyone holding the agreed output may put it on chain (the winners owe it). A task a
     co-winner released in the same block is skipped, so a batch does not fail for it."""
-    job = get_job(env.store, msg.job)
+    job = env.job(msg.job)
     task = get_task(env.store, msg.job, msg.task) if job is not None else None
     if job is None or task is None:
         raise _fail(f"no task {msg.task} in job {msg.job}")
@@ -319,7 +317,7 @@ def _handle_cancel(ctx: TxContext, msg: CancelJob) -> None:
     its replicas have done the work, and a cancel sent after seeing a result must not
     take their pay away. The job closes (cancelled) when the last of those ends."""
     env = _env(ctx)
-    job = get_job(env.store, msg.job)
+    job = env.job(msg.job)
     if job is None:
         raise _fail(f"no job {msg.job}")
     if job.requester != ctx.sender:
@@ -342,5 +340,5 @@ def _handle_cancel(ctx: TxContext, msg: CancelJob) -> None:
         job = replace(job, escrow=job.escrow - refund)
         env.emit("compute_job_cancelling", job=msg.job, owner=job.requester.hex(),
                  refund=refund, running=job.tasks - job.verified - job.failed - job.cancelled)
-    env.set(job_key(msg.job), job.encode())
+    env.put_job(msg.job, job)
     env.flush()

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from itertools import chain
 
 from smartchain.modules.compute.keys import (
     _job_queue_key,
     _split_jt,
-    get_job,
     get_task,
-    job_key,
     task_key,
 )
 from smartchain.modules.compute.scheduling import (
@@ -40,6 +37,7 @@ from smartchain.modules.compute.types import (
     Job,
     Placing,
     Task,
+    replace,
 )
 
 
@@ -97,7 +95,7 @@ def _place_started(env: _Env, queue: Iterator[tuple[bytes, bytes]], slots: list[
             continue
         job_id, idx = _split_jt(key[start:])
         budget.take(1)
-        job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
+        job, task = env.job(job_id), get_task(env.store, job_id, idx)
         assert job is not None and task is not None, "a queued task does not exist"
         bound = _place_bound(task, len(slots))
         if bound > budget.left - reserve:
@@ -106,7 +104,7 @@ def _place_started(env: _Env, queue: Iterator[tuple[bytes, bytes]], slots: list[
         else:
             new_job, task = _try(env, job_id, job, idx, task, slots, budget)
             if new_job != job:
-                env.set(job_key(job_id), new_job.encode())
+                env.put_job(job_id, new_job)
         if task.status == PENDING:
             _enqueue_task(env, job_id, idx, key[len(TASK_QUEUE_PREFIX):][:1])
 
@@ -123,10 +121,10 @@ def _place_fresh(env: _Env, queue: Iterator[tuple[bytes, bytes]], slots: list[Sl
             continue
         job_id = _U64.unpack_from(key, start)[0]
         budget.take(1)
-        job = get_job(env.store, job_id)
+        job = env.job(job_id)
         assert job is not None, "a queued job does not exist"
         job, done = _job_turn(env, job_id, job, slots, budget, allowance)
-        env.set(job_key(job_id), job.encode())
+        env.put_job(job_id, job)
         if not done:
             break
 

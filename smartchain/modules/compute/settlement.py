@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from smartchain.modules.compute.keys import (
     _assigned_key,
     _deadline_key,
     _split_jt,
-    get_job,
     get_task,
 )
 from smartchain.modules.compute.scheduling import (
@@ -62,6 +59,7 @@ from smartchain.modules.compute.types import (
     Job,
     Replica,
     Task,
+    replace,
 )
 from smartchain.modules.rewards.state import record_work
 
@@ -265,7 +263,7 @@ def _expire_one(env: _Env, deadline: int, job_id: int, idx: int, address: bytes)
     ``compute_miss_slash_bps`` of its stake into the job's escrow and some reputation (and,
     after ``compute_max_misses`` misses without a commit, its place on the roster); the
     task goes back to pending so a new replica is placed."""
-    job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
+    job, task = env.job(job_id), get_task(env.store, job_id, idx)
     assert job is not None and task is not None, "a deadline names a task that does not exist"
     replicas = list(task.replicas)
     for i, r in enumerate(replicas):
@@ -299,7 +297,7 @@ def _expire_task(env: _Env, job_id: int, idx: int) -> None:
     """A task's own deadline passed. Still short of replicas: it fails (no provider could
     make it whole in time). Its agreed output never released: the winners give their pay
     back out of their stake, with a miss, and it fails."""
-    job, task = get_job(env.store, job_id), get_task(env.store, job_id, idx)
+    job, task = env.job(job_id), get_task(env.store, job_id, idx)
     assert job is not None and task is not None, "a deadline names a task that does not exist"
     if task.status == AGREED:
         for r in _winners(task):  # the out-voted owed nothing

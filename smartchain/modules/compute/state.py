@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from smartchain.crypto.hashing import h256_tagged
 from smartchain.modules.compute.keys import (
@@ -12,6 +12,7 @@ from smartchain.modules.compute.keys import (
     _job_queue_key,
     _started_key,
     effective_capability,
+    get_job,
     get_provider,
     job_key,
     provider_key,
@@ -48,17 +49,47 @@ from smartchain.modules.compute.types import (
     Replica,
     Task,
     _jt,
+    replace,
 )
 from smartchain.modules.env import ModuleEnv
+from smartchain.state.module import BlockInfo, GasMeter
 from smartchain.state.params import Params
+from smartchain.state.store import Overlay
+from smartchain.types.tx import Event
 
 # --- the shared state logic ----------------------------------------------------------------------
 
 
 class _Env(ModuleEnv[Provider]):
-    """``ModuleEnv`` over compute providers, and the block's placement seed."""
+    """``ModuleEnv`` over compute providers, and the block's placement seed. Job records
+    are cached like providers: a batch of 150 answers to one job decodes and writes the
+    job once, not 150 times."""
 
-    __slots__ = ()
+    __slots__ = ("dirty_jobs", "jobs")
+
+    def __init__(self, store: Overlay, block: BlockInfo, gas: GasMeter | None,
+                 events: list[Event]) -> None:
+        super().__init__(store, block, gas, events)
+        self.jobs: dict[int, Job] = {}
+        self.dirty_jobs: set[int] = set()
+
+    def job(self, job_id: int) -> Job | None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            job = get_job(self.store, job_id)
+            if job is not None:
+                self.jobs[job_id] = job
+        return job
+
+    def put_job(self, job_id: int, job: Job) -> None:
+        self.jobs[job_id] = job
+        self.dirty_jobs.add(job_id)
+
+    def flush(self) -> None:
+        for job_id in sorted(self.dirty_jobs):
+            self.set(job_key(job_id), self.jobs[job_id].encode())
+        self.dirty_jobs.clear()
+        super().flush()
 
     def provider_key(self, address: bytes) -> bytes:
         return provider_key(address)
@@ -125,7 +156,7 @@ def _store_slots(env: _Env, slots: list[Slot]) -> None:
 
 def _put(env: _Env, job_id: int, job: Job, idx: int, task: Task) -> None:
     env.set(task_key(job_id, idx), task.encode())
-    env.set(job_key(job_id), job.encode())
+    env.put_job(job_id, job)
 
 
 def _next_seq(env: _Env) -> int:

@@ -7,8 +7,9 @@ build and read compute transactions without the node.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 from smartchain.codec import (
     I64,
@@ -91,6 +92,33 @@ _ZERO32 = bytes(32)
 
 
 # --- stored records -----------------------------------------------------------------------
+
+_R = TypeVar("_R")
+_UNSET: Any = object()
+_EVOLVERS: dict[type, Callable[..., Any]] = {}
+
+
+def _evolver(cls: type) -> Callable[..., Any]:
+    """``replace`` compiled for one record class: keyword defaults, one slot store per field."""
+    names = [f.name for f in fields(cls)]
+    ns: dict[str, Any] = {"_UNSET": _UNSET, "_new": object.__new__, "cls": cls}
+    ns.update({f"_set_{n}": getattr(cls, n).__set__ for n in names})
+    src = (f"def evolve(o, *, {', '.join(f'{n}=_UNSET' for n in names)}):\n    new = _new(cls)\n"
+           + "".join(f"    _set_{n}(new, o.{n} if {n} is _UNSET else {n})\n" for n in names)
+           + "    return new\n")
+    exec(src, ns)  # our own field names only
+    return ns["evolve"]  # type: ignore[no-any-return]
+
+
+def replace(obj: _R, **changes: Any) -> _R:
+    """``dataclasses.replace`` for the frozen slotted records here, about 3x faster: the
+    handlers rebuild 30-odd records per task, and the generic one scans the fields each
+    time. Records have no ``__post_init__``, so skipping ``__init__`` skips nothing."""
+    evolve = _EVOLVERS.get(type(obj))
+    if evolve is None:
+        evolve = _EVOLVERS[type(obj)] = _evolver(type(obj))
+    return evolve(obj, **changes)  # type: ignore[no-any-return]
+
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from rich.table import Table
 from smartchain import __version__
 from smartchain import devnet as devnet_mod
 from smartchain.app import module_clis
+from smartchain.cli import completion as completion_mod
 from smartchain.cli import keyring, mnemonics, settings
 from smartchain.cli.agent import agent_app
 from smartchain.cli.common import (
@@ -72,7 +73,8 @@ from smartchain.types.amount import AmountError, format_hpc, parse_hpc, parse_un
 
 HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(help="Smartchain: share compute, storage and bandwidth; paid in HPC.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP)
+                  no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP,
+                  add_completion=False)  # completion_mod's flags, which take a shell name
 keys_app = typer.Typer(help="Manage named keys in the local keyring.", no_args_is_help=True)
 tx_app = typer.Typer(help="Sign and send transactions.", no_args_is_help=True)
 query_app = typer.Typer(help="Read chain state.", no_args_is_help=True)
@@ -102,6 +104,8 @@ def _global(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    show_completion: completion_mod.ShowCompletion = None,
+    install_completion: completion_mod.InstallCompletion = None,
 ) -> None:
     OPTS.node = node
     OPTS.json = as_json
@@ -644,7 +648,8 @@ def _fail(message: str, code: str, exit_code: int,
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    args = completion_mod.with_guess(_hoist_globals(list(sys.argv[1:] if argv is None
+                                                         else argv)))
     OPTS.json = "--json" in args
     try:
         rc = app(args, standalone_mode=False)

@@ -203,6 +203,7 @@ SeedFile = Annotated[Path | None, typer.Option(
 @keys_app.command("import")
 def keys_import(
     name: str,
+    on_argv: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
     seed_file: SeedFile = None,
     from_mnemonic: Annotated[bool, typer.Option(
         "--mnemonic", help="The secret is a BIP39 recovery phrase, not a hex seed.")] = False,
@@ -212,8 +213,10 @@ def keys_import(
 ) -> None:
     """Import a key from its seed, read from a file or standard input: never from the
     command line, which other users see (ps) and the shell keeps in its history."""
-    if seed_argument is not None:
-        raise CliError("--seed is refused: a seed on the command line is visible to other "
+    if seed_argument is not None or on_argv:  # refused, and never echoed back
+        what = "--seed is" if seed_argument is not None else "a seed or recovery phrase " \
+            "on the command line is"
+        raise CliError(f"{what} refused: a secret on the command line is visible to other "
                        "users and kept in shell history; pipe it on standard input or use "
                        "--seed-file (then discard the command from your shell history)")
     key = _read_mnemonic(seed_file) if from_mnemonic else _read_seed(seed_file)

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -313,17 +314,23 @@ def query_block(height: Annotated[str, typer.Argument(help="Height or 'latest'."
 
     def human() -> None:
         h = doc["header"]
-        out.print(f"block {doc['height']}  {doc['hash']}\n"
-                  f"time:       {h['time_ms']} ms\nproposer:   {h['proposer_address']}\n"
-                  f"state root: {h['state_root']}\ntxs:        {doc['tx_count']}",
-                  highlight=False)
-        if doc.get("transactions"):
-            t = Table("#", "hash", "kind", "sender", "result")
-            for tx in doc["transactions"]:
-                t.add_row(str(tx["index"]), tx["hash"][:16] + "…", tx["kind"], tx["sender"],
-                          "ok" if tx["ok"] else f"failed: {tx['code_name']}")
-            out.print(t)
+        lines = [f"block {doc['height']}  {doc['hash']}",
+                 f"time:       {_utc(int(h['time_ms']))}",
+                 f"proposer:   {h['proposer_address']}", f"state root: {h['state_root']}",
+                 f"txs:        {doc['tx_count']}"]
+        # one line per transaction, never wrapped nor cut: the hash and the sender are
+        # for copying (`smart query tx HASH`), the terminal may be narrow or a pipe
+        lines += [f"{tx['index']:>4}  {tx['hash']}  {tx['kind']}  {tx['sender']}  "
+                  + ("ok" if tx["ok"] else f"failed: {tx['code_name']}")
+                  for tx in doc.get("transactions", [])]
+        out.print("\n".join(lines), highlight=False, markup=False)
     emit(doc, human)
+
+
+def _utc(time_ms: int) -> str:
+    """A block time for people: UTC, to the millisecond."""
+    when = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S.") + f"{time_ms % 1000:03d} UTC"
 
 
 @query_app.command("tx")

@@ -409,8 +409,11 @@ def test_status_block_and_tx_read_as_text_with_what_a_user_looks_for(
 
     doc = snet.client(0).block(height)
     assert block.stdout.startswith(f"block {height}  {doc['hash']}\n")
-    assert tx_hash[:16] in block.stdout and "bank/transfer" in block.stdout
-    assert to_bech32(SPENDER.address) in block.stdout
+    assert re.search(r"^time: +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$", block.stdout,
+                     re.M), block.stdout
+    # the transaction on one line, whole: its hash and sender can be copied from it
+    assert re.search(rf"^ +\d+  {tx_hash}  bank/transfer  {to_bech32(SPENDER.address)}  ok$",
+                     block.stdout, re.M), block.stdout
     assert re.search(r"^block \d+  [0-9a-f]{64}$", latest.stdout, re.M)
 
     assert tx.stdout.startswith(f"tx {tx_hash}\n")

@@ -8,7 +8,8 @@
 - on a small network (one signer, three storage providers): token commands that check the
   balance and allowance before asking for a passphrase, the human views of ``status``,
   ``query block`` and ``query tx``, and ``store put -`` / ``store get -o -`` for pipes,
-  ``store get`` refusing to overwrite, ``store ls`` with the local file name.
+  ``store get`` refusing to overwrite, ``store ls`` with the local file name; the README's
+  first transfer, run as written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import pty
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,7 +35,7 @@ from smartchain import __version__
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
-from smartchain.types.amount import UNITS_PER_HPC
+from smartchain.types.amount import UNITS_PER_HPC, parse_hpc
 
 MiB = 1024 * 1024
 WORDLIST = set(Mnemonic("english").wordlist)
@@ -488,3 +490,22 @@ def test_store_ls_shows_the_local_file_name(cli: Cli, stored: tuple[str, bytes],
                           "--json"))
     assert {d["file_id"]: d["name"] for d in other["deals"]} == {
         piped_id: None, named["file_id"]: None}
+
+
+def test_the_readme_first_transfer_names_the_recipient_by_key_and_works_as_written(
+        snet: Network, tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith("smart tx transfer"))
+    args = shlex.split(line)
+    assert args[args.index("--to") + 1] == "demo2"  # a key name, not a shell pipeline
+    # run verbatim in a keyring where demo1 and demo2 are two funded keys
+    env = cli_env(tmp_path / "smart-home")
+    env["SMART_NODE"] = snet[0].url or ""
+    for name, key in (("demo1", SPENDER), ("demo2", OWNER)):
+        ok_json(smart(env, "keys", "import", name, "--insecure", "--json", stdin=key.seed.hex()))
+    to = to_bech32(OWNER.address)
+    before = snet.client(0).balance(to)
+    r = smart(env, *args[1:])
+    assert r.returncode == 0, r.stderr
+    amount = args[args.index("--amount") + 1]
+    assert snet.client(0).balance(to) == before + parse_hpc(amount)

@@ -152,7 +152,8 @@ def test_an_unknown_shell_is_refused_with_the_known_ones(tmp_path: Path) -> None
 
 def confirm_at_terminal(env: dict[str, str], answer: str, *args: str
                         ) -> subprocess.CompletedProcess:
-    """A command whose standard input is a terminal on which ``answer`` was typed."""
+    """A command whose standard input is a terminal on which ``answer`` (and a newline)
+    was typed."""
     master, slave = pty.openpty()
     try:
         os.write(master, answer.encode() + b"\n")
@@ -430,6 +431,26 @@ def test_status_block_and_tx_read_as_text_with_what_a_user_looks_for(
 
 
 STORE = ("--from", "owner", "--redundancy", "2/3", "--epochs", "5")
+
+
+DEAD_NODE = "http://127.0.0.1:1"  # nothing listens: an error about it means the node was asked
+
+
+def test_store_put_dash_with_an_empty_pipe_is_refused_before_asking_the_node(
+        tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    r = run_bytes(env, "store", "put", "-", *STORE, "--node", DEAD_NODE, stdin=b"")
+    assert r.returncode != 0 and r.stderr.decode() == \
+        "error: standard input was empty: nothing to store\n"
+    # with something in the pipe, the same command goes on to the node
+    r = run_bytes(env, "store", "put", "-", *STORE, "--node", DEAD_NODE, stdin=b"data")
+    assert r.returncode != 0 and "cannot reach node" in r.stderr.decode()
+
+
+def test_store_put_dash_at_a_terminal_says_to_pipe_the_file_in(tmp_path: Path) -> None:
+    r = confirm_at_terminal(cli_env(tmp_path), "typed by mistake", "store", "put", "-",
+                            *STORE, "--node", DEAD_NODE)
+    assert_error(r, "reads the file from standard input: pipe it in")
 
 
 @pytest.fixture(scope="module")

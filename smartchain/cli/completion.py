@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import click
 import typer
 import typer.completion as typer_completion
 
@@ -22,7 +21,7 @@ FLAGS = ("--show-completion", "--install-completion")
 typer_completion.completion_init()  # typer's script formats (add_completion=False skips it)
 
 
-def _run(ctx: typer.Context, param: click.Parameter, value: str | None) -> None:
+def _run(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> None:
     if value is None or ctx.resilient_parsing:
         return
     if value != GUESS and value not in SHELLS:

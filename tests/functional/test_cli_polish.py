@@ -28,7 +28,17 @@ from typing import Any
 import pytest
 from framework.netharness import Network
 from mnemonic import Mnemonic
-from test_cli import SMART, Cli, assert_error, assert_json_error, cli_env, keyed_cli, ok_json, smart
+from test_cli import (
+    SMART,
+    Cli,
+    assert_error,
+    assert_json_error,
+    cli_env,
+    keyed_cli,
+    ok_json,
+    smart,
+    smart_many,
+)
 from test_storage_provider import start_storage_network
 
 from smartchain import __version__
@@ -81,10 +91,11 @@ def test_h_is_help_for_the_command_and_every_sub_command(tmp_path: Path) -> None
     short, long = smart(env, "-h"), smart(env, "--help")
     assert short.returncode == long.returncode == 0
     assert short.stdout == long.stdout and "Usage" in short.stdout and "keys" in short.stdout
-    for args in (["keys", "-h"], ["keys", "delete", "-h"], ["store", "get", "-h"],
-                 ["token", "transfer", "-h"]):
-        r = smart(env, *args)
+    commands = (["keys", "-h"], ["keys", "delete", "-h"], ["store", "get", "-h"],
+                ["token", "transfer", "-h"])
+    for args, r in zip(commands, smart_many(env, *commands), strict=True):
         assert r.returncode == 0 and "Usage" in r.stdout, (args, r.stderr)
+        assert " ".join(args[:-1]) + " [OPTIONS]" in r.stdout  # its own help
     assert "--force" in smart(env, "store", "get", "-h").stdout
 
 

@@ -103,10 +103,11 @@ needs_script = pytest.mark.skipif(not SMART_SCRIPT.exists(),
                                   reason="the smart entry point is not installed")
 
 
-def from_sh(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """``smart ARGS`` run by ``sh`` (not exec'd: sh stays its parent), with no terminal:
-    as in a Dockerfile RUN line, cron or CI."""
-    return subprocess.run(["/bin/sh", "-c", '"$@"; status=$?; exit $status', "sh",
+def from_sh(env: dict[str, str], *args: str, shell: str = "/bin/sh"
+            ) -> subprocess.CompletedProcess:
+    """``smart ARGS`` run by ``shell`` (not exec'd: the shell stays its parent), with no
+    terminal: by default ``sh``, as in a Dockerfile RUN line, cron or CI."""
+    return subprocess.run([shell, "-c", '"$@"; status=$?; exit $status', "sh",
                            str(SMART_SCRIPT), *args], env=env, capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=60)
 
@@ -122,6 +123,14 @@ def test_show_completion_prints_the_script_for_the_shell_named_even_from_sh(
     r = from_sh(cli_env(tmp_path), "--show-completion", shell)
     assert r.returncode == 0, r.stderr
     assert marker in r.stdout and "_SMART_COMPLETE" in r.stdout
+
+
+@needs_script
+@pytest.mark.skipif(not Path("/bin/bash").exists(), reason="no bash")
+def test_a_bare_show_completion_guesses_the_shell_it_runs_in(tmp_path: Path) -> None:
+    r = from_sh(cli_env(tmp_path), "--show-completion", shell="/bin/bash")
+    assert r.returncode == 0, r.stderr
+    assert "complete -o default -F _smart_completion smart" in r.stdout
 
 
 @needs_script

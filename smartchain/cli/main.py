@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -25,6 +26,7 @@ from rich.table import Table
 from smartchain import __version__
 from smartchain import devnet as devnet_mod
 from smartchain.app import module_clis
+from smartchain.cli import completion as completion_mod
 from smartchain.cli import keyring, mnemonics, settings
 from smartchain.cli.agent import agent_app
 from smartchain.cli.common import (
@@ -72,7 +74,8 @@ from smartchain.types.amount import AmountError, format_hpc, parse_hpc, parse_un
 
 HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(help="Smartchain: share compute, storage and bandwidth; paid in HPC.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP)
+                  no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP,
+                  add_completion=False)  # completion_mod's flags, which take a shell name
 keys_app = typer.Typer(help="Manage named keys in the local keyring.", no_args_is_help=True)
 tx_app = typer.Typer(help="Sign and send transactions.", no_args_is_help=True)
 query_app = typer.Typer(help="Read chain state.", no_args_is_help=True)
@@ -102,6 +105,8 @@ def _global(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    show_completion: completion_mod.ShowCompletion = None,
+    install_completion: completion_mod.InstallCompletion = None,
 ) -> None:
     OPTS.node = node
     OPTS.json = as_json
@@ -199,6 +204,7 @@ SeedFile = Annotated[Path | None, typer.Option(
 @keys_app.command("import")
 def keys_import(
     name: str,
+    on_argv: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
     seed_file: SeedFile = None,
     from_mnemonic: Annotated[bool, typer.Option(
         "--mnemonic", help="The secret is a BIP39 recovery phrase, not a hex seed.")] = False,
@@ -208,8 +214,10 @@ def keys_import(
 ) -> None:
     """Import a key from its seed, read from a file or standard input: never from the
     command line, which other users see (ps) and the shell keeps in its history."""
-    if seed_argument is not None:
-        raise CliError("--seed is refused: a seed on the command line is visible to other "
+    if seed_argument is not None or on_argv:  # refused, and never echoed back
+        what = "--seed is" if seed_argument is not None else "a seed or recovery phrase " \
+            "on the command line is"
+        raise CliError(f"{what} refused: a secret on the command line is visible to other "
                        "users and kept in shell history; pipe it on standard input or use "
                        "--seed-file (then discard the command from your shell history)")
     key = _read_mnemonic(seed_file) if from_mnemonic else _read_seed(seed_file)
@@ -306,17 +314,23 @@ def query_block(height: Annotated[str, typer.Argument(help="Height or 'latest'."
 
     def human() -> None:
         h = doc["header"]
-        out.print(f"block {doc['height']}  {doc['hash']}\n"
-                  f"time:       {h['time_ms']} ms\nproposer:   {h['proposer_address']}\n"
-                  f"state root: {h['state_root']}\ntxs:        {doc['tx_count']}",
-                  highlight=False)
-        if doc.get("transactions"):
-            t = Table("#", "hash", "kind", "sender", "result")
-            for tx in doc["transactions"]:
-                t.add_row(str(tx["index"]), tx["hash"][:16] + "…", tx["kind"], tx["sender"],
-                          "ok" if tx["ok"] else f"failed: {tx['code_name']}")
-            out.print(t)
+        lines = [f"block {doc['height']}  {doc['hash']}",
+                 f"time:       {_utc(int(h['time_ms']))}",
+                 f"proposer:   {h['proposer_address']}", f"state root: {h['state_root']}",
+                 f"txs:        {doc['tx_count']}"]
+        # one line per transaction, never wrapped nor cut: the hash and the sender are
+        # for copying (`smart query tx HASH`), the terminal may be narrow or a pipe
+        lines += [f"{tx['index']:>4}  {tx['hash']}  {tx['kind']}  {tx['sender']}  "
+                  + ("ok" if tx["ok"] else f"failed: {tx['code_name']}")
+                  for tx in doc.get("transactions", [])]
+        out.print("\n".join(lines), highlight=False, markup=False)
     emit(doc, human)
+
+
+def _utc(time_ms: int) -> str:
+    """A block time for people: UTC, to the millisecond."""
+    when = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S.") + f"{time_ms % 1000:03d} UTC"
 
 
 @query_app.command("tx")
@@ -644,7 +658,8 @@ def _fail(message: str, code: str, exit_code: int,
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    args = completion_mod.with_guess(_hoist_globals(list(sys.argv[1:] if argv is None
+                                                         else argv)))
     OPTS.json = "--json" in args
     try:
         rc = app(args, standalone_mode=False)

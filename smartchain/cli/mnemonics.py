@@ -28,6 +28,10 @@ def key_from_phrase(phrase: str) -> PrivateKey:
     if not WORDS.check(words):
         raise ValueError("invalid recovery phrase: expected 12 to 24 BIP39 English words "
                          "with a valid checksum")
-    seed = Mnemonic.to_seed(words)
-    master = hmac.new(b"ed25519 seed", seed, hashlib.sha512).digest()
+    return slip10_master(Mnemonic.to_seed(words))
+
+
+def slip10_master(bip39_seed: bytes) -> PrivateKey:
+    """SLIP-0010's ed25519 master key of a BIP39 seed (the first half of its HMAC)."""
+    master = hmac.new(b"ed25519 seed", bip39_seed, hashlib.sha512).digest()
     return PrivateKey.from_seed(master[:32])

@@ -190,7 +190,7 @@ def put(
 
     data: bytes | Path = file
     if str(file) == "-":  # a pipe: read it all (the file is encrypted and coded in memory)
-        data = sys.stdin.buffer.read()
+        data = _read_pipe()
         size = len(data)
     elif not file.is_file():
         raise CliError(f"{file}: no such file" if not file.exists() else f"{file}: not a "
@@ -268,6 +268,18 @@ def put(
         out.print(res.file_id.hex(), highlight=False)
 
     emit(doc, human)
+
+
+def _read_pipe() -> bytes:
+    """``put -``: standard input, which must be a pipe or a file and bring something (an
+    empty pipe is most often a command before it that failed: not worth an escrow)."""
+    if sys.stdin.isatty():
+        raise CliError("'-' reads the file from standard input: pipe it in, e.g. "
+                       "`tar c DIR | smart store put - --from KEY`", "usage")
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise CliError("standard input was empty: nothing to store", "usage")
+    return data
 
 
 @store_app.command("get")

@@ -30,14 +30,9 @@ from nacl.bindings import (
 )
 from nacl.exceptions import CryptoError
 
+from smartchain.crypto import chunked
 from smartchain.crypto.hashing import h256_tagged
-from smartchain.crypto.merkle import (
-    MerkleProof,
-    leaf_hash,
-    prove,
-    root_of_hashes,
-    verify_proof,
-)
+from smartchain.crypto.merkle import MerkleProof, prove, root_of_hashes, verify_proof
 from smartchain.modules.storage.types import LEAF_SIZE as LEAF_SIZE
 from smartchain.modules.storage.types import file_id_of as file_id_of
 
@@ -140,7 +135,8 @@ def chunks(piece: bytes) -> list[bytes]:
 
 
 def piece_leaves(piece: bytes) -> list[bytes]:
-    return [leaf_hash(c) for c in chunks(piece)]
+    """The leaf hashes of the piece's chunks (``merkle.leaf_hash``, through libsodium)."""
+    return chunked.leaf_hashes(piece, LEAF_SIZE)
 
 
 def leaf_count(piece_len: int) -> int:
@@ -148,7 +144,7 @@ def leaf_count(piece_len: int) -> int:
 
 
 def piece_root(piece: bytes) -> bytes:
-    return root_of_hashes(piece_leaves(piece))
+    return chunked.chunk_root(piece, LEAF_SIZE)
 
 
 def column_root(piece_roots: list[bytes]) -> bytes:

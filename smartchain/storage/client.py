@@ -429,11 +429,13 @@ class _Source:
             raise UploadFailed("the file changed size while it was being uploaded")
         return chunk
 
-    def pieces(self, s: int) -> tuple[list[bytes], list[bytes]]:
-        """Segment ``s`` as ``code_n`` pieces and their piece roots (runs in a thread)."""
+    def pieces(self, s: int, hashed: Collection[int]) -> tuple[list[bytes], list[bytes | None]]:
+        """Segment ``s`` as ``code_n`` pieces, and the piece roots of the columns in ``hashed``
+        (None for the others: a reserve column may never be uploaded). Runs in a thread."""
         sealed = layout.encrypt_segment(self.key, self.file_id, s, self.plain(s))
         pieces = self.codec.encode(sealed)
-        return pieces, [layout.piece_root(p) for p in pieces]
+        return pieces, [layout.piece_root(p) if j in hashed else None
+                        for j, p in enumerate(pieces)]
 
     def close(self) -> None:
         if self.fd is not None:
@@ -468,8 +470,8 @@ class _Upload:
         self.accepted: dict[int, Acceptance] = {}
         self.failed: list[bytes] = []  # providers that failed a column
         self.why_failed: list[str] = []  # "provider: why", one per failed column
-        self.roots: list[list[bytes] | None] = [None] * segments
-        self.cache: dict[int, asyncio.Future[tuple[list[bytes], list[bytes]]]] = {}
+        self.piece_roots: dict[int, dict[int, bytes]] = {}  # column -> segment -> root
+        self.cache: dict[int, asyncio.Future[tuple[list[bytes], list[bytes | None]]]] = {}
         self.cond = asyncio.Condition()
         self.bytes_sent = 0
 
@@ -504,20 +506,34 @@ class _Upload:
             self._start(r)
             return
 
-    async def _segment(self, j: int, s: int) -> tuple[list[bytes], list[bytes]]:
+    def _encode(self, s: int) -> asyncio.Future[tuple[list[bytes], list[bytes | None]]]:
+        """Segment ``s``'s pieces, encoded (and hashed for the running columns) in a thread."""
+        fut = self.cache.get(s)
+        if fut is None:
+            fut = asyncio.ensure_future(asyncio.to_thread(self.source.pieces, s,
+                                                          frozenset(self.running)))
+            self.cache[s] = fut
+        return fut
+
+    async def _segment(self, j: int, s: int) -> tuple[bytes, bytes]:
+        """Column ``j``'s piece of segment ``s`` and its root. The next segment starts
+        encoding now (within the window), so coding overlaps the uploads of this one."""
         async with self.cond:
             while s >= self._low() + WINDOW:
                 self._hedge()
                 if s < self._low() + WINDOW:
                     break
                 await self.cond.wait()
-            fut = self.cache.get(s)
-            if fut is None:
-                fut = asyncio.ensure_future(asyncio.to_thread(self.source.pieces, s))
-                self.cache[s] = fut
+            fut = self._encode(s)
+            if s + 1 < min(self.segments, self._low() + WINDOW):
+                self._encode(s + 1)
         pieces, roots = await asyncio.shield(fut)
-        self.roots[s] = roots
-        return pieces, roots
+        known = roots[j]  # None: a column started after this segment was encoded
+        root = known if known is not None else await asyncio.to_thread(layout.piece_root,
+                                                                       pieces[j])
+        roots[j] = root
+        self.piece_roots.setdefault(j, {})[s] = root
+        return pieces[j], root
 
     async def _advance(self, j: int, s: int, nbytes: int) -> None:
         async with self.cond:
@@ -560,9 +576,9 @@ class _Upload:
             s = self.done[j]
             while s < self.segments or inflight:
                 while s < self.segments and len(inflight) < PIPELINE:
-                    pieces, roots = await self._segment(j, s)
+                    piece, root = await self._segment(j, s)
                     inflight.append((s, asyncio.ensure_future(
-                        self._put(peer, j, s, pieces[j], roots[j]))))
+                        self._put(peer, j, s, piece, root))))
                     s += 1
                 first, fut = inflight[0]
                 nbytes = await fut
@@ -574,7 +590,7 @@ class _Upload:
             if inflight:
                 await asyncio.gather(*(f for _, f in inflight), return_exceptions=True)
         # every segment was sent above, so all its roots are known
-        piece_roots = tuple(r[j] for r in self.roots)  # type: ignore[index]
+        piece_roots = tuple(self.piece_roots[j][s] for s in range(self.segments))
         reply = await self.p2p.request(
             peer, ACCEPT, AcceptColumn(self.file_id, j, self.segments, piece_roots).encode(),
             self.timeout)

@@ -7,7 +7,9 @@
     the deal on chain): MB/s each, the ratio to (a), and the upload expansion factor
     (bytes sent to providers / file size).
 
-Targets: put and get >= 0.5 of the bound; expansion <= 1.5 at 4-of-6.
+(a) is measured before and after (b), and the faster figure kept.
+
+Targets: put >= 0.5 and get >= 0.7 of the bound (issue 19); expansion <= 1.5 at 4-of-6.
 Not a test: prints figures; the machine is noisy, compare within one run.
 
     python bench/storage.py [--mib 256] [--providers 6] [--k 4 --n 6]
@@ -102,12 +104,17 @@ def main() -> None:
                     help="long-tail columns beyond n (as providers allow)")
     args = ap.parse_args()
     data = os.urandom(args.mib * 1024 * 1024)
-    raw = bound(data, args.k, args.n)
+    before = bound(data, args.k, args.n)
     put, get, expansion = through_devnet(data, args.providers, args.k, args.n, args.extra)
+    after = bound(data, args.k, args.n)
+    # the faster of the two: other load on the machine only lowers a bound, and a lowered
+    # bound would flatter the ratios
+    raw = max(before, after)
     print(f"file: {args.mib} MiB, {args.k}-of-{args.n}, {args.providers} providers")
-    print(f"(a) bound (encrypt + erasure-code + hash, in memory): {raw:7.1f} MB/s")
+    print(f"(a) bound (encrypt + erasure-code + hash, in memory): {raw:7.1f} MB/s "
+          f"(before {before:.1f}, after {after:.1f})")
     print(f"(b) put through the devnet: {put:7.1f} MB/s (ratio {put / raw:.2f}; target >= 0.5)")
-    print(f"    get through the devnet: {get:7.1f} MB/s (ratio {get / raw:.2f}; target >= 0.5)")
+    print(f"    get through the devnet: {get:7.1f} MB/s (ratio {get / raw:.2f}; target >= 0.7)")
     print(f"    upload expansion: {expansion:.3f}x bytes sent per file byte (target <= 1.5)")
 
 

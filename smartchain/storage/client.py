@@ -981,7 +981,8 @@ async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_pa
                         if t not in ahead:
                             ahead[t] = asyncio.ensure_future(segment(t))
                     plain = await ahead.pop(s)
-                    f.write(plain)
+                    # off the event loop, which meanwhile receives and decrypts the next pieces
+                    await asyncio.to_thread(f.write, plain)
                     written += len(plain)
                     if progress is not None:
                         progress("download", written, deal.size)
@@ -993,7 +994,7 @@ async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_pa
             if written != deal.size:
                 raise StorageError(f"rebuilt {written} bytes, the deal says {deal.size}")
             f.flush()
-            os.fsync(f.fileno())
+            await asyncio.to_thread(os.fsync, f.fileno())
         os.replace(tmp_name, out_path)
     except BaseException:
         with contextlib.suppress(OSError):

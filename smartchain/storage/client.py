@@ -401,12 +401,17 @@ class PutResult:
 
 class _Source:
     """Plaintext segments from bytes or a file (read with ``pread``: several threads may
-    rebuild segments at once), sealed and erasure-coded on demand."""
+    rebuild segments at once), sealed and erasure-coded on demand.
 
-    def __init__(self, data: bytes | Path, key: bytes, file_id: bytes, k: int,
+    A segment is coded only as wide as the columns being uploaded need (``n``, or up to the
+    highest running reserve column): the pieces of a k-of-m code are the first m of any
+    wider code's (``layout.Codec``), so the reserve columns' parity is computed only for
+    the segments a hedge actually uploads."""
+
+    def __init__(self, data: bytes | Path, key: bytes, file_id: bytes, k: int, n: int,
                  code_n: int) -> None:
-        self.key, self.file_id, self.k = key, file_id, k
-        self.codec = layout.Codec(k, code_n)
+        self.key, self.file_id, self.k, self.n = key, file_id, k, n
+        self.codecs = {m: layout.Codec(k, m) for m in range(n, code_n + 1)}
         self.data: memoryview | None = None
         self.fd: int | None = None
         if isinstance(data, bytes | bytearray | memoryview):
@@ -430,10 +435,11 @@ class _Source:
         return chunk
 
     def pieces(self, s: int, hashed: Collection[int]) -> tuple[list[bytes], list[bytes | None]]:
-        """Segment ``s`` as ``code_n`` pieces, and the piece roots of the columns in ``hashed``
-        (None for the others: a reserve column may never be uploaded). Runs in a thread."""
+        """Segment ``s``'s pieces up to the widest column in ``hashed`` (at least ``n``), and
+        the piece roots of the columns in ``hashed`` (None for the others: a reserve column
+        may never be uploaded). Runs in a thread."""
         sealed = layout.encrypt_segment(self.key, self.file_id, s, self.plain(s))
-        pieces = self.codec.encode(sealed)
+        pieces = self.codecs[max(self.n, max(hashed, default=0) + 1)].encode(sealed)
         return pieces, [layout.piece_root(p) if j in hashed else None
                         for j, p in enumerate(pieces)]
 
@@ -528,6 +534,10 @@ class _Upload:
             if s + 1 < min(self.segments, self._low() + WINDOW):
                 self._encode(s + 1)
         pieces, roots = await asyncio.shield(fut)
+        if j >= len(pieces):  # a reserve column: this segment was coded without its piece
+            fut = self.cache[s] = asyncio.ensure_future(asyncio.to_thread(
+                self.source.pieces, s, frozenset(self.running) | {j}))
+            pieces, roots = await asyncio.shield(fut)
         known = roots[j]  # None: a column started after this segment was encoded
         root = known if known is not None else await asyncio.to_thread(layout.piece_root,
                                                                        pieces[j])
@@ -710,7 +720,7 @@ async def put(p2p: P2P, view: ChainView, key: PrivateKey, data: bytes | Path, *,
     salt = os.urandom(32)
     file_id = layout.file_id_of(key.address, salt)
     placed = place(roomy, file_id, len(roomy), column_bytes=column_bytes, params=params)
-    source = _Source(data, layout.file_key(key.seed, salt), file_id, k, code_n)
+    source = _Source(data, layout.file_key(key.seed, salt), file_id, k, n, code_n)
     try:
         if source.size != source_size:
             raise UploadFailed("the file changed size while it was being uploaded")

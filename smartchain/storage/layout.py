@@ -87,7 +87,12 @@ def decrypt_segment(key: bytes, file_id: bytes, s: int, cipher: bytes) -> bytes:
 
 
 class Codec:
-    """Erasure code ``k``-of-``code_n`` over one sealed segment."""
+    """Erasure code ``k``-of-``code_n`` over one sealed segment.
+
+    A narrower code's pieces are the first pieces of a wider one's: ISA-L's Cauchy matrix
+    gives parity row ``i`` entries that depend on ``i`` and ``k`` only, so ``Codec(k, m)``
+    encodes the first ``m`` pieces of ``Codec(k, m + x)`` byte for byte. Uploads rely on it
+    to code the reserve columns' parity only when a hedge needs it."""
 
     def __init__(self, k: int, code_n: int) -> None:
         if not 1 <= k < code_n:

@@ -111,3 +111,11 @@ def test_bad_codes_are_refused() -> None:
         L.Codec(4, 4)
     with pytest.raises(ValueError):
         L.Codec(0, 3)
+
+
+@pytest.mark.parametrize("k", [1, 4, 5])
+def test_a_narrower_code_gives_the_first_pieces_of_a_wider_one(k: int) -> None:
+    segment = os.urandom(3 * 1024 * 1024 + 17)
+    wide = L.Codec(k, k + 4).encode(segment)
+    for m in range(k + 1, k + 4):
+        assert L.Codec(k, m).encode(segment) == wide[:m]

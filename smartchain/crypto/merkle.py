@@ -21,7 +21,7 @@ _LEAF = tagged_hasher(LEAF_TAG)
 _NODE = tagged_hasher(NODE_TAG)
 
 
-def leaf_hash(data: bytes) -> bytes:
+def leaf_hash(data: bytes | memoryview) -> bytes:
     h = _LEAF.copy()
     h.update(data)
     return h.digest()

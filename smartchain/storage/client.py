@@ -401,12 +401,17 @@ class PutResult:
 
 class _Source:
     """Plaintext segments from bytes or a file (read with ``pread``: several threads may
-    rebuild segments at once), sealed and erasure-coded on demand."""
+    rebuild segments at once), sealed and erasure-coded on demand.
 
-    def __init__(self, data: bytes | Path, key: bytes, file_id: bytes, k: int,
+    A segment is coded only as wide as the columns being uploaded need (``n``, or up to the
+    highest running reserve column): the pieces of a k-of-m code are the first m of any
+    wider code's (``layout.Codec``), so the reserve columns' parity is computed only for
+    the segments a hedge actually uploads."""
+
+    def __init__(self, data: bytes | Path, key: bytes, file_id: bytes, k: int, n: int,
                  code_n: int) -> None:
-        self.key, self.file_id, self.k = key, file_id, k
-        self.codec = layout.Codec(k, code_n)
+        self.key, self.file_id, self.k, self.n = key, file_id, k, n
+        self.codecs = {m: layout.Codec(k, m) for m in range(n, code_n + 1)}
         self.data: memoryview | None = None
         self.fd: int | None = None
         if isinstance(data, bytes | bytearray | memoryview):
@@ -429,11 +434,14 @@ class _Source:
             raise UploadFailed("the file changed size while it was being uploaded")
         return chunk
 
-    def pieces(self, s: int) -> tuple[list[bytes], list[bytes]]:
-        """Segment ``s`` as ``code_n`` pieces and their piece roots (runs in a thread)."""
+    def pieces(self, s: int, hashed: Collection[int]) -> tuple[list[bytes], list[bytes | None]]:
+        """Segment ``s``'s pieces up to the widest column in ``hashed`` (at least ``n``), and
+        the piece roots of the columns in ``hashed`` (None for the others: a reserve column
+        may never be uploaded). Runs in a thread."""
         sealed = layout.encrypt_segment(self.key, self.file_id, s, self.plain(s))
-        pieces = self.codec.encode(sealed)
-        return pieces, [layout.piece_root(p) for p in pieces]
+        pieces = self.codecs[max(self.n, max(hashed, default=0) + 1)].encode(sealed)
+        return pieces, [layout.piece_root(p) if j in hashed else None
+                        for j, p in enumerate(pieces)]
 
     def close(self) -> None:
         if self.fd is not None:
@@ -468,8 +476,8 @@ class _Upload:
         self.accepted: dict[int, Acceptance] = {}
         self.failed: list[bytes] = []  # providers that failed a column
         self.why_failed: list[str] = []  # "provider: why", one per failed column
-        self.roots: list[list[bytes] | None] = [None] * segments
-        self.cache: dict[int, asyncio.Future[tuple[list[bytes], list[bytes]]]] = {}
+        self.piece_roots: dict[int, dict[int, bytes]] = {}  # column -> segment -> root
+        self.cache: dict[int, asyncio.Future[tuple[list[bytes], list[bytes | None]]]] = {}
         self.cond = asyncio.Condition()
         self.bytes_sent = 0
 
@@ -504,20 +512,38 @@ class _Upload:
             self._start(r)
             return
 
-    async def _segment(self, j: int, s: int) -> tuple[list[bytes], list[bytes]]:
+    def _encode(self, s: int) -> asyncio.Future[tuple[list[bytes], list[bytes | None]]]:
+        """Segment ``s``'s pieces, encoded (and hashed for the running columns) in a thread."""
+        fut = self.cache.get(s)
+        if fut is None:
+            fut = asyncio.ensure_future(asyncio.to_thread(self.source.pieces, s,
+                                                          frozenset(self.running)))
+            self.cache[s] = fut
+        return fut
+
+    async def _segment(self, j: int, s: int) -> tuple[bytes, bytes]:
+        """Column ``j``'s piece of segment ``s`` and its root. The next segment starts
+        encoding now (within the window), so coding overlaps the uploads of this one."""
         async with self.cond:
             while s >= self._low() + WINDOW:
                 self._hedge()
                 if s < self._low() + WINDOW:
                     break
                 await self.cond.wait()
-            fut = self.cache.get(s)
-            if fut is None:
-                fut = asyncio.ensure_future(asyncio.to_thread(self.source.pieces, s))
-                self.cache[s] = fut
+            fut = self._encode(s)
+            if s + 1 < min(self.segments, self._low() + WINDOW):
+                self._encode(s + 1)
         pieces, roots = await asyncio.shield(fut)
-        self.roots[s] = roots
-        return pieces, roots
+        if j >= len(pieces):  # a reserve column: this segment was coded without its piece
+            fut = self.cache[s] = asyncio.ensure_future(asyncio.to_thread(
+                self.source.pieces, s, frozenset(self.running) | {j}))
+            pieces, roots = await asyncio.shield(fut)
+        known = roots[j]  # None: a column started after this segment was encoded
+        root = known if known is not None else await asyncio.to_thread(layout.piece_root,
+                                                                       pieces[j])
+        roots[j] = root
+        self.piece_roots.setdefault(j, {})[s] = root
+        return pieces[j], root
 
     async def _advance(self, j: int, s: int, nbytes: int) -> None:
         async with self.cond:
@@ -560,9 +586,9 @@ class _Upload:
             s = self.done[j]
             while s < self.segments or inflight:
                 while s < self.segments and len(inflight) < PIPELINE:
-                    pieces, roots = await self._segment(j, s)
+                    piece, root = await self._segment(j, s)
                     inflight.append((s, asyncio.ensure_future(
-                        self._put(peer, j, s, pieces[j], roots[j]))))
+                        self._put(peer, j, s, piece, root))))
                     s += 1
                 first, fut = inflight[0]
                 nbytes = await fut
@@ -574,7 +600,7 @@ class _Upload:
             if inflight:
                 await asyncio.gather(*(f for _, f in inflight), return_exceptions=True)
         # every segment was sent above, so all its roots are known
-        piece_roots = tuple(r[j] for r in self.roots)  # type: ignore[index]
+        piece_roots = tuple(self.piece_roots[j][s] for s in range(self.segments))
         reply = await self.p2p.request(
             peer, ACCEPT, AcceptColumn(self.file_id, j, self.segments, piece_roots).encode(),
             self.timeout)
@@ -694,7 +720,7 @@ async def put(p2p: P2P, view: ChainView, key: PrivateKey, data: bytes | Path, *,
     salt = os.urandom(32)
     file_id = layout.file_id_of(key.address, salt)
     placed = place(roomy, file_id, len(roomy), column_bytes=column_bytes, params=params)
-    source = _Source(data, layout.file_key(key.seed, salt), file_id, k, code_n)
+    source = _Source(data, layout.file_key(key.seed, salt), file_id, k, n, code_n)
     try:
         if source.size != source_size:
             raise UploadFailed("the file changed size while it was being uploaded")
@@ -965,7 +991,8 @@ async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_pa
                         if t not in ahead:
                             ahead[t] = asyncio.ensure_future(segment(t))
                     plain = await ahead.pop(s)
-                    f.write(plain)
+                    # off the event loop, which meanwhile receives and decrypts the next pieces
+                    await asyncio.to_thread(f.write, plain)
                     written += len(plain)
                     if progress is not None:
                         progress("download", written, deal.size)
@@ -977,7 +1004,7 @@ async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_pa
             if written != deal.size:
                 raise StorageError(f"rebuilt {written} bytes, the deal says {deal.size}")
             f.flush()
-            os.fsync(f.fileno())
+            await asyncio.to_thread(os.fsync, f.fileno())
         os.replace(tmp_name, out_path)
     except BaseException:
         with contextlib.suppress(OSError):

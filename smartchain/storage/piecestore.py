@@ -18,8 +18,9 @@ then does ``put`` return, so a provider that acknowledged a piece still has it a
 power cut. A crash in between leaves at worst an unreferenced file, removed at the next open.
 Index writes of concurrent puts share one commit (group commit): one fsync for many pieces.
 
-**Checked on read.** The index keeps a blake2b-256 of each file; ``get`` compares it (one
-pass over the bytes, several times cheaper than recomputing the piece root) and raises
+**Checked on read.** The index keeps a blake2b-256 of each file, taken while the file is
+written (in a second thread, during the write and the fsyncs); ``get`` compares it (one
+pass over the bytes, cheaper than recomputing the piece root) and raises
 ``PieceCorrupt`` instead of handing out bytes that changed on disk: a provider must never
 serve, nor prove, data it no longer has.
 
@@ -48,6 +49,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,6 +69,7 @@ FANOUT_DIGITS = 3  # hex digits of the root naming a piece's directory: 4,096 di
 FANOUT_MARK = ".fanout"  # written once every fan-out directory exists
 INDEX_MAP_SIZE = 1 << 34  # sparse: the index of a large store is a few hundred MiB at most
 LOCK_STRIPES = 256
+HASH_THREADS = 2  # checksums taken while pieces are written (see ``_write_file``)
 _USED_KEY = b"used"
 T = TypeVar("T")
 
@@ -159,9 +162,11 @@ class PieceStore:
         # One lock per first byte of the piece root: creating and deleting a blob file is
         # atomic with its index entry, while puts of different pieces still run in parallel.
         self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        self._hasher = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="piece-checksum")
         self.removed_orphans = self._sweep()
 
     def close(self) -> None:
+        self._hasher.shutdown()
         self.env.close()
 
     def __enter__(self) -> PieceStore:
@@ -219,10 +224,14 @@ class PieceStore:
 
     # --- writing --------------------------------------------------------------------------
 
-    def _write_file(self, path: Path, data: bytes) -> None:
-        """Temp file, fsync, rename, fsync of the directory."""
+    def _write_file(self, path: Path, data: bytes) -> bytes:
+        """Temp file, fsync, rename, fsync of the directory; returns the data's checksum,
+        taken in another thread while the file is written and synced (hashlib lets go of
+        the GIL for large buffers, and the disk's wait is idle CPU): the put waits for the
+        slower of the two, not for both."""
         parent = path.parent
         tmp = parent / f"{path.name}.{os.getpid()}.{threading.get_ident()}{TMP_SUFFIX}"
+        digest = self._hasher.submit(checksum, data)
         try:
             write_durably(path, data, mode=0o644, tmp=tmp)
         except OSError as exc:
@@ -231,6 +240,9 @@ class PieceStore:
                 raise StoreFull(f"disk full: writing {len(data)} bytes to {parent}: "
                                 f"{exc.strerror}") from None
             raise
+        finally:
+            wait([digest])
+        return digest.result()
 
     def put(self, file_id: bytes, frag_index: int, segment: int, piece: bytes,
             now_ms: int | None = None) -> bytes:
@@ -262,9 +274,12 @@ class PieceStore:
                 reserved = size
             try:
                 path = self.path_of(root)
-                digest = checksum(piece)  # also when shared: see _link
-                if not have_blob or not self._intact(path, digest):
-                    self._write_file(path, piece)
+                if have_blob:  # the checksum also when shared: see _link
+                    digest = checksum(piece)
+                    if not self._intact(path, digest):
+                        self._write_file(path, piece)
+                else:
+                    digest = self._write_file(path, piece)
                 replaced = self._commits.run(
                     lambda txn: self._link(txn, skey, root, size, digest, now))
             finally:

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from smartchain.crypto.merkle import leaf_hash, root_of_hashes
 from smartchain.storage import layout as L
 
 K, N = 4, 6
@@ -111,3 +112,21 @@ def test_bad_codes_are_refused() -> None:
         L.Codec(4, 4)
     with pytest.raises(ValueError):
         L.Codec(0, 3)
+
+
+@pytest.mark.parametrize("k", [1, 4, 5])
+def test_a_narrower_code_gives_the_first_pieces_of_a_wider_one(k: int) -> None:
+    segment = os.urandom(3 * 1024 * 1024 + 17)
+    wide = L.Codec(k, k + 4).encode(segment)
+    for m in range(k + 1, k + 4):
+        assert L.Codec(k, m).encode(segment) == wide[:m]
+
+
+@pytest.mark.parametrize("length", [0, 1, L.LEAF_SIZE - 1, L.LEAF_SIZE, L.LEAF_SIZE + 1,
+                                    5 * L.LEAF_SIZE + 3])
+def test_piece_leaves_are_the_leaf_hashes_of_its_chunks(length: int) -> None:
+    piece = os.urandom(length)
+    want = [leaf_hash(piece[i:i + L.LEAF_SIZE]) for i in range(0, length, L.LEAF_SIZE)]
+    want = want or [leaf_hash(b"")]
+    assert L.piece_leaves(piece) == want and L.leaf_count(length) == len(want)
+    assert L.piece_root(piece) == root_of_hashes(want)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct as _struct
+import types
 import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeAlias, TypeVar
@@ -386,6 +387,18 @@ def _inline_read(kind: Kind, i: int, name: str, owner: str) -> list[str]:
     ]
 
 
+def _slot_setters(cls: type, names: list[str]) -> list[Callable[[Any, Any], None]] | None:
+    """The slot setters that build ``cls`` as its generated ``__init__`` would: for a slotted
+    dataclass whose fields are all ``__init__`` arguments and with no ``__post_init__``; else
+    ``None`` (the decoder calls ``cls``)."""
+    if hasattr(cls, "__post_init__") or not all(f.init for f in dataclasses.fields(cls)):
+        return None
+    slots = [cls.__dict__.get(name) for name in names]
+    if not all(isinstance(slot, types.MemberDescriptorType) for slot in slots):
+        return None
+    return [slot.__set__ for slot in slots]  # type: ignore[union-attr]
+
+
 def _compile(cls: type) -> Kind:
     """Build the struct's encoder/decoder as generated Python (one closure per class).
 
@@ -452,7 +465,17 @@ def _compile(cls: type) -> Kind:
     if enc_body:  # a struct without fields encodes to nothing
         enc_lines += ["    try:"] + ["    " + line for line in enc_body] + [
             "    except StructError:", "        return slow_enc(v, out)"]
-    dec_lines.append("    return cls(" + ", ".join(f"f{k}" for k in range(len(names))) + "), pos")
+    setters = _slot_setters(cls, names)
+    if setters is None:
+        args = ", ".join(f"f{k}" for k in range(len(names)))
+        dec_lines.append(f"    return cls({args}), pos")
+    else:  # what the dataclass __init__ does, without its object.__setattr__ per field
+        env["new"] = object.__new__
+        dec_lines.append("    o = new(cls)")
+        for k, setter in enumerate(setters):
+            env[f"s{k}"] = setter
+            dec_lines.append(f"    s{k}(o, f{k})")
+        dec_lines.append("    return o, pos")
     exec("\n".join(enc_lines) + "\n\n" + "\n".join(dec_lines), env)
     return Kind(cls.__name__, env["enc"], env["dec"], cls)
 

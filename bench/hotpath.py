@@ -39,6 +39,7 @@ def child(txs_file: str) -> None:
     from pipeline import CHAIN
 
     from smartchain.crypto.keys import PrivateKey
+    from smartchain.node import node as node_module
     from smartchain.node.config import ConsensusSettings, NodeConfig
     from smartchain.node.home import init_home
     from smartchain.node.node import Node, now_ms
@@ -53,6 +54,9 @@ def child(txs_file: str) -> None:
               config=NodeConfig(mempool_max_txs=n + 1,
                                 consensus=ConsensusSettings(max_block_txs=n)))
     node = Node(home, validator)
+    tune = getattr(node_module, "tune_gc", None)  # as the node process does, where it does
+    if tune is not None:
+        tune()
     spent = dict.fromkeys(STAGES, 0.0)
     try:
         t = time.process_time()

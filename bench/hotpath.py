@@ -33,11 +33,9 @@ STAGES = ("precheck", "admit", "build+commit", "after", "total")
 N_ACCOUNTS = 5_000
 
 
-def child(txs_file: str) -> None:
-    """One measurement, in this process: print per-stage microseconds per transfer (JSON)."""
-    sys.path.insert(0, str(HERE))
-    from pipeline import CHAIN
-
+def child(txs_file: str, chain_id: str) -> None:
+    """One measurement, in this process: print per-stage microseconds per transfer (JSON).
+    Imports only the node (the checkout measured may predate this bench's helpers)."""
     from smartchain.crypto.keys import PrivateKey
     from smartchain.node import node as node_module
     from smartchain.node.config import ConsensusSettings, NodeConfig
@@ -49,7 +47,7 @@ def child(txs_file: str) -> None:
     keys = [PrivateKey.from_seed(i.to_bytes(32, "big")) for i in range(1, N_ACCOUNTS + 1)]
     home = Path(tempfile.mkdtemp(prefix="smart-hotpath-")) / "node"
     validator = PrivateKey.from_seed(b"\xee" * 32)
-    init_home(home, chain_id=CHAIN, key=validator, passphrase=None, insecure=True,
+    init_home(home, chain_id=chain_id, key=validator, passphrase=None, insecure=True,
               accounts=[(k.address, 10**12) for k in keys],
               config=NodeConfig(mempool_max_txs=n + 1,
                                 consensus=ConsensusSettings(max_block_txs=n)))
@@ -92,13 +90,13 @@ def _compiled() -> bool:
     return _hotpath.compiled()
 
 
-def measure(txs_file: Path, src: Path, pure: bool) -> dict[str, object]:
+def measure(txs_file: Path, chain_id: str, src: Path, pure: bool) -> dict[str, object]:
     env = dict(os.environ, PYTHONPATH=str(src))
     env.pop("SMARTCHAIN_PURE", None)
     if pure:
         env["SMARTCHAIN_PURE"] = "1"
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
-                          str(txs_file)], env=env, capture_output=True, text=True)
+                          str(txs_file), chain_id], env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"measuring {src} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -109,13 +107,13 @@ def main() -> None:
     ap.add_argument("--txs", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--compare", type=Path, help="another checkout to measure (its sources)")
-    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child)
+        child(*args.child)
         return
     sys.path.insert(0, str(HERE))
-    from pipeline import make_txs
+    from pipeline import CHAIN, make_txs
 
     print(f"signing {args.txs} transfers among {N_ACCOUNTS} accounts ...")
     _, raws = make_txs(args.txs, N_ACCOUNTS)
@@ -129,7 +127,7 @@ def main() -> None:
         txs_file.write_bytes(pickle.dumps(raws))
         for r in range(args.rounds):
             for name, (src, pure) in builds.items():
-                res = measure(txs_file, src, pure)
+                res = measure(txs_file, CHAIN, src, pure)
                 if name == "compiled" and not res["compiled"]:
                     print("note: the hot path is not compiled here (pure Python twice)")
                 runs[name].append(res["us"])  # type: ignore[arg-type]

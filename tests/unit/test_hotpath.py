@@ -17,7 +17,7 @@ TESTS = Path(__file__).resolve().parent.parent
 REPO = TESTS.parent
 
 
-def _python(code: list[str], tmp_path: Path, *, pure: bool) -> str:
+def _python(code: list[str], *, pure: bool) -> str:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(TESTS)]))
     env.pop(_hotpath.PURE_ENV, None)
     if pure:
@@ -29,7 +29,7 @@ def _python(code: list[str], tmp_path: Path, *, pure: bool) -> str:
 
 def _scenario(tmp_path: Path, *, pure: bool) -> dict[str, object]:
     where = tmp_path / ("pure" if pure else "default")
-    out = _python(["-m", "framework.hotpath_scenario", str(where)], tmp_path, pure=pure)
+    out = _python(["-m", "framework.hotpath_scenario", str(where)], pure=pure)
     return json.loads(out)
 
 
@@ -45,11 +45,11 @@ def test_compiled_and_pure_python_make_the_same_blocks_receipts_and_state_roots(
     assert compiled == pure
 
 
-def test_smartchain_pure_runs_the_python_source_of_every_hot_module(tmp_path: Path) -> None:
+def test_smartchain_pure_runs_the_python_source_of_every_hot_module() -> None:
     code = ("import importlib, smartchain._hotpath as h; "
             "print(all(importlib.import_module(m).__file__.endswith('.py') "
             "for m in h.HOT_MODULES), h.compiled())")
-    assert _python(["-c", code], tmp_path, pure=True).split() == ["True", "False"]
+    assert _python(["-c", code], pure=True).split() == ["True", "False"]
 
 
 def test_a_hot_module_edited_since_the_build_counts_as_stale(

@@ -35,6 +35,9 @@ from smartchain.modules.poca import cli as poca_cli
 from smartchain.modules.poca import queries as poca_queries
 from smartchain.modules.poca.module import Poca
 from smartchain.modules.query import HttpQuery, ModuleApi
+from smartchain.modules.rewards import cli as rewards_cli
+from smartchain.modules.rewards import queries as rewards_queries
+from smartchain.modules.rewards.module import Rewards
 from smartchain.modules.storage import cli as storage_cli
 from smartchain.modules.storage import queries as storage_queries
 from smartchain.modules.storage.module import Storage
@@ -77,6 +80,7 @@ MODULES: tuple[AppModule, ...] = (
     AppModule(Devices, devices_queries.API, ModuleCli("device", devices_cli.device_app)),
     AppModule(Market, market_queries.API, ModuleCli("market", market_cli.market_app)),
     AppModule(Gov, gov_queries.API, ModuleCli("gov", gov_cli.gov_app)),
+    AppModule(Rewards, rewards_queries.API, ModuleCli("rewards", rewards_cli.rewards_app)),
 )
 
 

@@ -7,6 +7,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from smartchain.modules.devices.sdk import DevicesSdk
 from smartchain.modules.gov.sdk import GovSdk
 from smartchain.modules.market.sdk import MarketSdk
 from smartchain.modules.poca.sdk import PocaSdk
+from smartchain.modules.rewards.sdk import RewardsSdk
 from smartchain.modules.sdk import ApiError
 from smartchain.modules.storage.sdk import StorageSdk
 from smartchain.modules.tokens.sdk import TokensSdk
@@ -46,7 +48,7 @@ class NodeUnreachable(ApiError):
 
 @dataclass
 class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSdk, MarketSdk,
-             GovSdk):
+             GovSdk, RewardsSdk):
     """The SDK: the core calls here, each module's methods from its ``sdk.py`` mixin."""
 
     url: str = "http://127.0.0.1:26657"
@@ -86,8 +88,42 @@ class Client(TokensSdk, ContractsSdk, ComputeSdk, StorageSdk, PocaSdk, DevicesSd
     def block(self, height: int | str = "latest") -> dict[str, Any]:
         return self._request("GET", f"/v1/blocks/{height}")
 
+    def signers(self, height: int) -> dict[str, Any]:
+        """The signer set of ``height``: ``{"height", "start_height", "total_power",
+        "validators": [{"pubkey", "power", "name"}]}`` in commit-index order."""
+        return self._request("GET", f"/v1/blocks/{height}/signers")
+
     def tx(self, tx_hash: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/txs/{tx_hash}")
+
+    def account_txs(self, address: str, *, limit: int = 20,
+                    cursor: str | None = None) -> dict[str, Any]:
+        """A page of the transactions an account took part in, newest first: ``txs`` and,
+        unless it is the last page, ``next_cursor`` to pass back for the next one."""
+        query = urllib.parse.urlencode({"limit": limit, **({"cursor": cursor} if cursor else {})})
+        return self._request("GET", f"/v1/accounts/{address}/txs?{query}")
+
+    def events(self, kind: str, *, attr: str | None = None, value: str | None = None,
+               limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        """A page of the events of ``kind`` (whose ``attr`` is ``value``), newest first."""
+        params: dict[str, Any] = {"kind": kind, "limit": limit}
+        if attr is not None:
+            params["where"] = f"{attr}:{value or ''}"
+        if cursor:
+            params["cursor"] = cursor
+        return self._request("GET", f"/v1/events?{urllib.parse.urlencode(params)}")
+
+    def subscribe(self, what: str = "blocks", *, account: str | None = None,
+                  kind: str | None = None, where: dict[str, str] | None = None,
+                  from_height: int | None = None, reconnect: bool = True
+                  ) -> AsyncIterator[dict[str, Any]]:
+        """Blocks, an account's transactions (``what="txs"``, ``account``) or events
+        (``what="events"``, ``kind``, ``where``) as the node commits them, as an async
+        iterator (``async for msg in client.subscribe(...)``); from ``from_height`` when
+        given. It reconnects by itself and resumes without gaps or repeats."""
+        from smartchain.subscribe import request_for, subscription  # aiohttp: async users only
+        return subscription(self.url, request_for(what, account, kind, where), from_height,
+                            reconnect=reconnect, timeout=self.timeout)
 
     # --- writes --------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from smartchain.api.serve import ApiServer
 from smartchain.consensus.signer import DurableSigner
 from smartchain.crypto.keys import PrivateKey
+from smartchain.node.attester import Attester
 from smartchain.node.bft import ConsensusService
 from smartchain.node.compute_worker import ComputeWorker
 from smartchain.node.config import RUNTIME_FILE, NodeConfig
@@ -39,13 +40,14 @@ class Daemon:
         self.home, self.key, self.config = home, key, config
         self.node = Node(home, key, config)
         # The network id is the genesis hash: nodes of another chain (even one reusing our
-        # chain id) fail the handshake instead of feeding us foreign blocks. The validators
-        # are protected peers: always dialled and accepted, never evicted.
+        # chain id) fail the handshake instead of feeding us foreign blocks. The signers
+        # are protected peers, always accepted and never evicted: the consensus service
+        # keeps that list to the signer sets of the coming heights.
         self.p2p = P2P(key, self.node.genesis.hash().hex(), config.p2p.host, config.p2p.port,
-                       config.p2p.seeds, config=config.p2p.transport,
-                       protected=[v.public_key for v in self.node.genesis.validators])
-        self.signer = (DurableSigner(key, home / SIGNER_STATE_FILE) if self.node.is_signer
-                       else None)
+                       config.p2p.seeds, config=config.p2p.transport)
+        # Every node has its signer: one outside the signer set only observes, and signs
+        # from the height its key enters the set (a standby taking a seat).
+        self.signer = DurableSigner(key, home / SIGNER_STATE_FILE)
         self.consensus = ConsensusService(self.node, self.p2p, self.signer,
                                           config.consensus.engine,
                                           test_equivocate_every=config.faults.equivocate_every)
@@ -62,6 +64,7 @@ class Daemon:
                                         min_free=s.min_free, gc_grace_s=s.gc_grace_s,
                                         client_quota=s.client_quota)
                         if s.capacity > 0 else None)
+        self.attester = Attester(self.node)  # acts only while we hold a standby seat
         self.api = ApiServer(self.node, config.api)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -80,6 +83,7 @@ class Daemon:
             if self.config.p2p.transport.pex:
                 discovery = asyncio.create_task(_discover(dht, self.config.p2p.seeds))
             await self.consensus.start()
+            await self.attester.start()
             if self.worker is not None:
                 await self.worker.start()
             if self.storage is not None:
@@ -115,9 +119,10 @@ class Daemon:
         tmp.replace(runtime)
         log.info("node %s: API %s, P2P %s (chain %s, height %d, %s)", self.config.moniker, url,
                  self.p2p.address, node.chain.chain_id, node.chain.height,
-                 "signer" if self.signer else "follower")
+                 "signer" if node.is_signer else "follower")
 
     async def _shutdown(self) -> None:
+        await self.attester.stop()
         if self.worker is not None:
             await self.worker.stop()
         if self.storage is not None:

@@ -49,6 +49,17 @@ STORAGE_PARAMS: dict[str, Any] = {"storage_epoch_blocks": 20, "storage_audit_win
 # Governance suited to a quick local network: a funded proposal is open to votes for 30
 # blocks (about 30 s), an unfunded one expires after 30.
 GOV_PARAMS: dict[str, Any] = {"gov_deposit_blocks": 30, "gov_voting_blocks": 30}
+# POCA at devnet scale (docs/devnet-poca.md): at 1 s blocks an epoch is 20 s, a director
+# down for 10 of the last 20 blocks is jailed and its seat goes to a standby two blocks
+# later, and it may unjail 20 blocks after. Every genesis validator is qualified by the
+# genesis bootstrap (poca_bootstrap_epochs = 0: until outranked).
+POCA_PARAMS: dict[str, Any] = {"poca_epoch_blocks": 20, "poca_downtime_window": 20,
+                               "poca_downtime_missed": 10, "poca_jail_blocks": 20,
+                               "poca_attest_interval": 5}
+# Directors lock more than standbys, so the ranking seats them first, and a director
+# slashed for downtime (0.1 %) still outranks the standby that replaced it.
+DIRECTOR_POWER, STANDBY_POWER = 3, 2
+SIGNER_BALANCE = 100 * UNITS_PER_HPC  # a signer node's key: fees of unjail, attestations
 
 
 class DevnetError(RuntimeError):
@@ -83,8 +94,12 @@ def _free_port(preferred: int) -> int:
 def create(home: Path, *, validators: int = 4, accounts: int = 5,
            chain_id: str = "smart-devnet-1", api_port: int = 26657,
            block_time_ms: int = 1000, compute_providers: int = 0,
-           storage_providers: int = 0) -> dict:
+           storage_providers: int = 0, standby: int = 0) -> dict:
     """Keys, one shared genesis and a home per node; every node seeds every signer.
+
+    ``validators`` are the directors (the BFT set); ``standby`` adds that many standby
+    signer nodes named ``standby0``…: genesis validators ranked after the directors (less
+    stake), which take a director's seat when it fails (``POCA_PARAMS``).
 
     ``compute_providers`` adds that many follower (non-signer) nodes named ``compute0``…,
     each offering one core of compute with its node key funded in genesis and a declared
@@ -94,29 +109,35 @@ def create(home: Path, *, validators: int = 4, accounts: int = 5,
     (``STORAGE_PARAMS``)."""
     if not 1 <= validators <= 32:
         raise DevnetError("a devnet has 1 to 32 validators")
+    if not 0 <= standby <= 32:
+        raise DevnetError("a devnet has 0 to 32 standby signers")
     if not 0 <= compute_providers <= 32:
         raise DevnetError("a devnet has 0 to 32 compute providers")
     if not 0 <= storage_providers <= 32:
         raise DevnetError("a devnet has 0 to 32 storage providers")
     home.mkdir(parents=True, exist_ok=True)
     demos = [DemoAccount(f"demo{i + 1}", os.urandom(32).hex()) for i in range(accounts)]
-    keys = [PrivateKey.generate() for _ in range(validators)]
+    signers = validators + standby
+    keys = [PrivateKey.generate() for _ in range(signers)]
     provider_keys = [PrivateKey.generate() for _ in range(compute_providers + storage_providers)]
+    names = [f"node{i}" for i in range(validators)] + [f"standby{i}" for i in range(standby)]
     genesis = make_genesis(
-        chain_id, [(k.public_key, 1, f"node{i}") for i, k in enumerate(keys)],
+        chain_id, [(k.public_key, DIRECTOR_POWER if i < validators else STANDBY_POWER,
+                    names[i]) for i, k in enumerate(keys)],
         [(d.key.address, DEMO_BALANCE) for d in demos]
+        + [(k.address, SIGNER_BALANCE) for k in keys]
         + [(k.address, PROVIDER_BALANCE) for k in provider_keys],
         params=Params(block_time_ms=block_time_ms,  # it fixes the halving interval
-                      **STORAGE_PARAMS, **GOV_PARAMS))
-    names = [f"node{i}" for i in range(validators)] + \
-        [f"compute{i}" for i in range(compute_providers)] + \
+                      poca_max_directors=validators, poca_max_standby=standby,
+                      **STORAGE_PARAMS, **GOV_PARAMS, **POCA_PARAMS))
+    names += [f"compute{i}" for i in range(compute_providers)] + \
         [f"storage{i}" for i in range(storage_providers)]
     configs = [NodeConfig(moniker=name, api=ApiSettings(port=_free_port(api_port + i)),
                           p2p=P2PSettings(port=_free_port(api_port + 1000 + i)),
                           consensus=ConsensusSettings(block_time_ms=block_time_ms))
                for i, name in enumerate(names)]
-    compute_cfgs = configs[validators:validators + compute_providers]
-    storage_cfgs = configs[validators + compute_providers:]
+    compute_cfgs = configs[signers:signers + compute_providers]
+    storage_cfgs = configs[signers + compute_providers:]
     for i, cfg in enumerate(compute_cfgs):
         cfg.compute = ComputeSettings(cores=1,
                                       capability_override=(i + 1) * PROVIDER_CAPABILITY_STEP)
@@ -128,18 +149,20 @@ def create(home: Path, *, validators: int = 4, accounts: int = 5,
                                                                               strict=True)]
     nodes = []
     for i, (key, cfg) in enumerate(zip(keys, configs, strict=True)):
-        # Everyone seeds the signers; providers are found through them (and the DHT).
-        cfg.p2p.seeds = [a for j, a in enumerate(addresses[:validators]) if j != i]
+        # Everyone seeds the signers (standbys included: they may take a seat);
+        # providers are found through them (and the DHT).
+        cfg.p2p.seeds = [a for j, a in enumerate(addresses[:signers]) if j != i]
         node_home = home / names[i]
         init_home(node_home, chain_id=chain_id, key=key, passphrase=None, insecure=True,
                   config=cfg, genesis=genesis)
         nodes.append({"name": names[i], "home": str(node_home),
                       "api_url": f"http://127.0.0.1:{cfg.api.port}",
                       "p2p_address": addresses[i],
+                      **({"standby_signer": True} if validators <= i < signers else {}),
                       **({"compute_provider": True}
-                         if validators <= i < validators + compute_providers else {}),
+                         if signers <= i < signers + compute_providers else {}),
                       **({"storage_provider": True}
-                         if i >= validators + compute_providers else {})})
+                         if i >= signers + compute_providers else {})})
     doc = {"chain_id": chain_id, "nodes": nodes,
            "accounts": [{"name": d.name, "seed": d.seed, "address": d.address} for d in demos]}
     (home / DEVNET_FILE).write_text(json.dumps(doc, indent=2))

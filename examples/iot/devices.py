@@ -4,6 +4,7 @@
     devices.py gate KEY --agent HEX --port P [--period S]  a parking minute per period; opens
                                                            when its agent says the stay is paid
     devices.py car KEY --port P --stay N [--period S]      parked for N periods, then leaves
+                                                           (--no-leave: still parked)
 
 A device publishes on ``PREFIX/devices/KEYHEX/up`` (``smartchain.agent.messages``: signed,
 numbered); the gate also listens on ``.../down`` for commands signed by its agent's key.
@@ -87,11 +88,12 @@ def gate(dev: Device, agent_key: bytes, period: float) -> None:
             opened.clear()
 
 
-def car(dev: Device, stay: int, period: float) -> None:
+def car(dev: Device, stay: int, period: float, leave: bool) -> None:
     for _ in range(stay):
         dev.say("parked", {"minute": dev.seq + 1})
         time.sleep(period)
-    dev.say("leave", {})
+    if leave:
+        dev.say("leave", {})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--count", type=int, default=0, help="station: stop after N (0: never)")
     ap.add_argument("--agent", default="", help="gate: its agent's public key (hex)")
     ap.add_argument("--stay", type=int, default=10, help="car: periods parked")
+    ap.add_argument("--no-leave", action="store_true", help="car: stays parked after them")
     args = ap.parse_args(argv)
     dev = Device(args.key, args.host, args.port, args.prefix)
     try:
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.kind == "gate":
             gate(dev, bytes.fromhex(args.agent), args.period)
         else:
-            car(dev, args.stay, args.period)
+            car(dev, args.stay, args.period, not args.no_leave)
     except KeyboardInterrupt:
         pass
     finally:

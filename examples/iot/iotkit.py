@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from smartchain.agent.broker import LocalBroker
 from smartchain.agent.config import AgentConfig, load_config
 from smartchain.agent.daemon import read_status
-from smartchain.client import Client
+from smartchain.client import ApiError, Client
 from smartchain.crypto import keystore
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.keys import PrivateKey
@@ -157,8 +157,11 @@ def certify(client: Client, manufacturer: PrivateKey, owner: PrivateKey, device:
     """Manufacturer registered (once), device certified and registered under ``owner``."""
     try:
         client.manufacturer(to_bech32(manufacturer.address))
-    except Exception:  # not registered yet
-        ok(client.register_manufacturer(manufacturer, "Example Devices Ltd", 10**10))
+    except ApiError as exc:
+        if exc.code != "not_found":
+            raise
+        deposit = int(client.genesis()["params"]["devices_manufacturer_deposit"])
+        ok(client.register_manufacturer(manufacturer, "Example Devices Ltd", deposit))
     cert = sign_certificate(manufacturer, device.public_key, model, serial, capabilities)
     ok(client.register_own_device(owner, device, str(client.status()["chain_id"]),
                                   to_bech32(manufacturer.address), model, serial,

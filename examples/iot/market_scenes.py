@@ -2,6 +2,10 @@
 parking gate selling minutes in its own ``PARK`` token to a car. Each party is an account
 (the owner, who trades and pays) and a certified device whose key its agent holds (it signs
 usage receipts); ``prepare_*`` registers and funds everything and writes the agents' configs.
+
+Each run makes new devices (serial numbers from their keys, as a factory would number them)
+and first cancels the quotes its accounts left on the book in an earlier run, whose agents
+are gone: so an example runs again and again on one devnet.
 """
 
 from __future__ import annotations
@@ -29,6 +33,20 @@ class Party:
     device: PrivateKey
 
 
+def _serial(prefix: str, device: PrivateKey) -> str:
+    return f"{prefix}-{device.public_key.hex()[:12]}"
+
+
+def cancel_stale_quotes(client: Client, service: str, token: str,
+                        parties: tuple[PrivateKey, ...]) -> None:
+    """Cancel what these accounts still have on the book of ``service``."""
+    book = client.order_book(service, token)
+    for order in book["asks"] + book["bids"]:
+        for key in parties:
+            if order["owner"] == to_bech32(key.address):
+                ok(client.cancel_order(key, int(order["id"])))
+
+
 def _account_file(path: Path, key: PrivateKey) -> str:
     if not path.exists():
         keystore.save(path, key, None, insecure=True)
@@ -53,8 +71,11 @@ def prepare_weather(client: Client, manufacturer: PrivateKey, seller: PrivateKey
                     poll: float = 0.3) -> tuple[Party, Party]:
     station = new_key(workdir / "station-device.key.json")
     buyer_dev = new_key(workdir / "buyer-device.key.json")
-    certify(client, manufacturer, seller, station, "WS-100", "ws-0001", ["weather"])
-    certify(client, manufacturer, buyer, buyer_dev, "GW-1", "gw-0001", ["gateway"])
+    certify(client, manufacturer, seller, station, "WS-100", _serial("ws", station),
+            ["weather"])
+    certify(client, manufacturer, buyer, buyer_dev, "GW-1", _serial("gw", buyer_dev),
+            ["gateway"])
+    cancel_stale_quotes(client, "weather.readings", "HPC", (seller, buyer))
     instalment = max(1, readings // 4)
     s = _agent(workdir, "station", client, mqtt_port, seller, station, "self", {
         "limits": {"min_price": PRICE}}, {
@@ -75,8 +96,9 @@ def prepare_parking(client: Client, manufacturer: PrivateKey, operator: PrivateK
                     poll: float = 0.3) -> tuple[Party, Party]:
     gate = new_key(workdir / "gate-device.key.json")
     car = new_key(workdir / "car-device.key.json")
-    certify(client, manufacturer, operator, gate, "GATE-7", "g-0001", ["parking.gate"])
-    certify(client, manufacturer, driver, car, "CAR-3", "c-0001", ["vehicle"])
+    certify(client, manufacturer, operator, gate, "GATE-7", _serial("g", gate),
+            ["parking.gate"])
+    certify(client, manufacturer, driver, car, "CAR-3", _serial("c", car), ["vehicle"])
     try:
         client.token("PARK")
     except Exception:  # not issued yet: the operator issues it and sells the driver some
@@ -84,6 +106,7 @@ def prepare_parking(client: Client, manufacturer: PrivateKey, operator: PrivateK
     if client.token_balance("PARK", to_bech32(driver.address)) < 10 * max_minutes * PRICE:
         ok(client.token_transfer(operator, "PARK", to_bech32(driver.address),
                                  10 * max_minutes * PRICE))
+    cancel_stale_quotes(client, "parking.minutes", "PARK", (operator, driver))
     g = _agent(workdir, "gate", client, mqtt_port, operator, gate, "self", {
         "kind": "minute", "limits": {"min_price": PRICE}}, {
         "offer": [{"service": "parking.minutes", "unit": "minute", "price": PRICE,
@@ -100,16 +123,21 @@ def prepare_parking(client: Client, manufacturer: PrivateKey, operator: PrivateK
     return Party(g, operator, gate), Party(c, driver, car)
 
 
-def settled(client: Client, party: PrivateKey, service: str) -> dict[str, Any] | None:
+def _agreement(client: Client, party: Party, service: str,
+               is_open: bool) -> dict[str, Any] | None:
+    """The party's agreement of ``service`` made by its agent (its key) in this run."""
+    key = party.device.public_key.hex()
+    for a in client.agreements(to_bech32(party.account.address)):
+        if a["service_type"] == service and key in (a["provider_key"], a["consumer_key"]) \
+                and (a["status"] == "open") == is_open:
+            return a
+    return None
+
+
+def settled(client: Client, party: Party, service: str) -> dict[str, Any] | None:
     """The party's agreement of ``service`` once it is no longer open, else None."""
-    for a in client.agreements(to_bech32(party.address)):
-        if a["service_type"] == service and a["status"] not in ("open", 0):
-            return a
-    return None
+    return _agreement(client, party, service, False)
 
 
-def open_agreement(client: Client, party: PrivateKey, service: str) -> dict[str, Any] | None:
-    for a in client.agreements(to_bech32(party.address)):
-        if a["service_type"] == service and a["status"] in ("open", 0):
-            return a
-    return None
+def open_agreement(client: Client, party: Party, service: str) -> dict[str, Any] | None:
+    return _agreement(client, party, service, True)

@@ -44,11 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         gate_dev = sc.device("gate", "gate", str(workdir / "gate-device.key.json"), "--port",
                              port, "--period", str(args.period), "--agent",
                              gate.device.public_key.hex()).start()
-        wait_for(lambda: open_agreement(client, driver, "parking.minutes"), 60,
+        wait_for(lambda: open_agreement(client, car, "parking.minutes"), 60,
                  "the car matched with the gate")
         sc.device("car", "car", str(workdir / "car-device.key.json"), "--port", port,
                   "--period", str(args.period), "--stay", str(args.stay)).start()
-        done = wait_for(lambda: settled(client, driver, "parking.minutes"),
+        done = wait_for(lambda: settled(client, car, "parking.minutes"),
                         60 + 3 * args.stay * args.period, "the stay settled")
         wait_for(lambda: "GATE OPEN" in gate_dev.text(), 30, "the gate to open")
         print(json.dumps(done, indent=2))

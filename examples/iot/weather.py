@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         sc.agent("buyer-agent", buyer_p.config).start()
         sc.device("station", "station", str(workdir / "station-device.key.json"),
                   "--port", str(sc.mqtt_port), "--period", str(args.period)).start()
-        done = wait_for(lambda: settled(client, buyer, "weather.readings"),
+        done = wait_for(lambda: settled(client, buyer_p, "weather.readings"),
                         60 + 3 * args.readings * args.period, "the agreement settled")
         print(json.dumps(done, indent=2))
         print(f"readings received: {workdir}/buyer-state/received/")

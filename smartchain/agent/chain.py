@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartchain.client import ApiError, Client
-from smartchain.modules.market.types import STATUS
 
 TRUST_TTL = 2.0
 
@@ -42,15 +41,20 @@ class AgreementView:
     def open(self) -> bool:
         return self.status == "open"
 
+    def names(self, side: str, address: str, agent_key: bytes) -> bool:
+        """Is this agent (account ``address``, signing with ``agent_key``) the agreement's
+        ``side`` ("provider" or "consumer")? An account may run one agent per device."""
+        if side == "provider":
+            return (self.provider, self.provider_key) == (address, agent_key)
+        return (self.consumer, self.consumer_key) == (address, agent_key)
+
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> AgreementView:
-        status = doc["status"]
-        if isinstance(status, int):
-            status = STATUS[status]
+        """From ``GET /v1/market/agreements/{id}`` (``market.queries.agreement_json``)."""
         return cls(int(doc["id"]), int(doc["offer_id"]), doc["service_type"], doc["token"],
                    doc["provider"], doc["consumer"], bytes.fromhex(doc["provider_key"]),
                    bytes.fromhex(doc["consumer_key"]), int(doc["quantity"]), int(doc["price"]),
-                   int(doc["terms"]["instalment_units"]), int(doc["counter"]), str(status))
+                   int(doc["terms"]["instalment_units"]), int(doc["counter"]), doc["status"])
 
 
 class DeviceTrust:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,11 @@ from smartchain.agent.chain import AgreementView, DeviceTrust, Untrusted
 from smartchain.agent.config import AgentConfig, OfferSettings, QuoteSettings
 from smartchain.agent.messages import BadMessage, DeviceMessage, open_message, sign_message
 from smartchain.agent.mqtt import Incoming, MqttLink
+from smartchain.agent.receipts import (
+    consumer_countersigns,
+    provider_proposal,
+    provider_settles,
+)
 from smartchain.agent.store import Progress
 from smartchain.client import ApiError, Client
 from smartchain.crypto.address import to_bech32
@@ -58,6 +65,7 @@ class Context:
         self.trust = DeviceTrust(client)
         self.prefix = cfg.mqtt.prefix
         self._chain_id = ""
+        self._fill_room = -1
         public = cfg.device.public_key
         self.device = agent_key.public_key if public == "self" else \
             bytes.fromhex(public) if public else None
@@ -71,6 +79,17 @@ class Context:
     def height(self) -> int:
         return int(self.client.status()["height"])
 
+    @property
+    def fill_room(self) -> int:
+        """Gas for every fill an order may make besides what its simulation used (the
+        chain's ``market_max_fills_per_order`` x twice ``market_fill_gas``, which covers a
+        fill's writes too): the book can change between simulation and block."""
+        if self._fill_room < 0:
+            params = self.client.genesis()["params"]
+            self._fill_room = 2 * int(params["market_fill_gas"]) \
+                * int(params["market_max_fills_per_order"])
+        return self._fill_room
+
     def topic(self, agreement: int | str, leaf: str) -> str:
         return f"{self.prefix}/agreements/{agreement}/{leaf}"
 
@@ -81,9 +100,13 @@ class Context:
         self.link.publish(topic, json.dumps(doc, sort_keys=True).encode())
 
     def agreements(self, side: str) -> list[AgreementView]:
+        """This agent's agreements on ``side``: its account's that name its key (an account
+        may run several agents, one per device)."""
         mine = [AgreementView.from_json(a) for a in self.client.agreements(self.address)]
-        return sorted((a for a in mine if getattr(a, side) == self.address),
-                      key=lambda a: a.id)
+        return sorted((a for a in mine if self.ours(a, side)), key=lambda a: a.id)
+
+    def ours(self, a: AgreementView, side: str) -> bool:
+        return a.names(side, self.address, self.agent_key.public_key)
 
     def device_message(self, raw: bytes, owner: str) -> DeviceMessage:
         """A verified message of a device the chain vouches for, new (``seq`` grew)."""
@@ -132,6 +155,18 @@ def _lines(path: Path) -> list[dict[str, Any]]:
         return []
 
 
+def trim_units(path: Path, upto: int) -> None:
+    """Keep only the units the progress file counts: a kill between appending unit n and
+    recording it leaves a line n that would otherwise be stored (or sent) twice."""
+    lines = _lines(path)
+    kept = [item for item in lines if int(item["n"]) <= upto]
+    if len(kept) == len(lines):
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(item, sort_keys=True) + "\n" for item in kept))
+    os.replace(tmp, path)
+
+
 class Quotes:
     """Keeps one quote of each configured kind on the book, within the owner's limits."""
 
@@ -151,13 +186,22 @@ class Quotes:
             raise
         return int(order["remaining"]) > 0 and int(order["expiry"]) >= height
 
-    def placed(self, name: str, result: dict[str, Any], what: str) -> None:
+    def place(self, name: str, what: str, send: Callable[..., dict[str, Any]]) -> bool:
+        """Simulate the order (refused: no fee spent), then send it with gas for every fill
+        it may make: sent with just what its simulation used, an order that meets a
+        counter-order placed meanwhile runs out of gas and its fee is lost."""
+        sim = send(dry_run=True)
+        if not sim["ok"]:
+            log.warning("%s refused: %s", what, sim["log"])
+            return False
+        result = send(gas_limit=int(sim["gas_wanted"]) + self.ctx.fill_room)
         if not result["receipt"]["ok"]:
             log.warning("%s refused: %s", what, result["receipt"]["log"])
-            return
+            return False
         oid = order_id(result)
         self.ctx.progress.update(self.section, name, order=oid)
         log.info("%s placed: order %d", what, oid)
+        return True
 
 
 class ProviderRole:
@@ -170,6 +214,7 @@ class ProviderRole:
         self.ctx, self.offers, self.asks = ctx, offers, asks
         self.quotes = Quotes(ctx, "asks")
         self.open: dict[int, AgreementView] = {}
+        self.seen: set[int] = set()
         self.stats = {"units_served": 0, "receipts_settled": 0, "dropped": 0}
 
     def topics(self) -> list[str]:
@@ -195,14 +240,25 @@ class ProviderRole:
         height = self.ctx.height()
         for offer in self.offers:
             self._ensure_offer(offer)
-        self.open = {a.id: a for a in self.ctx.agreements("provider") if a.open
-                     and not self._entry(a.id).get("done")}
+        self._refresh()
         for a in self.open.values():
             self._propose(a)
         busy = {a.service_type for a in self.open.values()}
         for q in self.asks:
             if q.service not in busy and not self.quotes.resting(q.service, height):
                 self._place_ask(q, height)
+
+    def _refresh(self) -> None:
+        """Read our agreements from the chain: the open ones to serve."""
+        mine = self.ctx.agreements("provider")
+        for a in mine:
+            if a.id not in self.seen:  # after a start: the served log as progress counts it
+                self.seen.add(a.id)
+                trim_units(self._log(a.id), int(self._entry(a.id).get("delivered", 0)))
+            if a.status == "settled" and "delivered" in self._entry(a.id) \
+                    and not self._entry(a.id).get("released"):
+                self._finished(a)  # settled, but killed before the device was told
+        self.open = {a.id: a for a in mine if a.open}
 
     def _ensure_offer(self, o: OfferSettings) -> int:
         entry = self.ctx.progress.entry("offers", o.service)
@@ -230,25 +286,24 @@ class ProviderRole:
         price = max(q.price, limits.min_price)
         quantity = min(q.quantity, limits.max_quantity, offer.max_quantity)
         oid = self._ensure_offer(offer)
-        result = self.ctx.client.place_ask(self.ctx.account, oid, price, quantity,
-                                           height + q.expires_blocks)
-        self.quotes.placed(q.service, result, f"ask {quantity} {q.service} at {price}")
+        self.quotes.place(q.service, f"ask {quantity} {q.service} at {price}",
+                          lambda **gas: self.ctx.client.place_ask(
+                              self.ctx.account, oid, price, quantity, height + q.expires_blocks,
+                              **gas))
+
+    def _end_of(self, a: AgreementView) -> int | None:
+        end = self._entry(a.id).get("end")
+        return None if end is None else int(end)
 
     def _propose(self, a: AgreementView) -> None:
         """Propose the receipt due (or again the one still waiting for its countersign)."""
-        e = self._entry(a.id)
-        delivered = int(e.get("delivered", 0))
-        end = e.get("end")
-        final_at = min(a.quantity, int(end)) if end is not None else a.quantity
-        settled = max(int(e.get("settled", 0)), a.counter)
-        counter = min(delivered, final_at)
-        final = counter >= final_at
-        due = final or counter - settled >= max(1, a.instalment_units)
-        if not due or counter < settled or (counter == settled and not final):
+        p = provider_proposal(int(self._entry(a.id).get("delivered", 0)), self._end_of(a),
+                              a.quantity, a.counter, a.instalment_units)
+        if p is None:
             return
-        sig = sign_receipt(self.ctx.agent_key, self.ctx.chain_id, a.id, counter, final)
+        sig = sign_receipt(self.ctx.agent_key, self.ctx.chain_id, a.id, p.counter, p.final)
         self.ctx.send(self.ctx.topic(a.id, "receipt"),
-                      {"agreement": a.id, "counter": counter, "final": final,
+                      {"agreement": a.id, "counter": p.counter, "final": p.final,
                        "provider_sig": sig.hex()})
 
     # --- messages --------------------------------------------------------------------------
@@ -282,7 +337,13 @@ class ProviderRole:
             raise BadMessage(f"replayed or foreign message (seq {m.seq})")
         if m.kind != self.ctx.cfg.device.kind:
             return
-        for a in self.open.values():  # the oldest agreement still wanting units
+        if not self._serve(raw):  # wanted by none we knew of: by one made since our turn?
+            self._refresh()
+            self._serve(raw)
+
+    def _serve(self, raw: bytes) -> bool:
+        """Deliver a unit to the oldest agreement still wanting units, if any."""
+        for a in self.open.values():
             e = self._entry(a.id)
             n = int(e.get("delivered", 0)) + 1
             end = e.get("end")
@@ -293,7 +354,8 @@ class ProviderRole:
             self.ctx.progress.update("serving", str(a.id), delivered=n)
             self.stats["units_served"] += 1
             self.ctx.send(self.ctx.topic(a.id, "data"), {"agreement": a.id, **item})
-            return
+            return True
+        return False
 
     def _resend(self, a: AgreementView, start: int) -> None:
         delivered = int(self._entry(a.id).get("delivered", 0))
@@ -305,8 +367,10 @@ class ProviderRole:
         m = open_message(bytes.fromhex(doc["msg"]))
         if m.device != a.consumer_key or m.kind != "end" or m.seq != a.id:
             raise BadMessage("an end not signed by the agreement's consumer")
-        self.ctx.progress.update("serving", str(a.id), end=int(m.data()["counter"]))
-        log.info("agreement %d: the consumer ends it at %d", a.id, int(m.data()["counter"]))
+        end = int(m.data()["counter"])
+        if end != self._end_of(a):  # the consumer repeats it until the final receipt
+            self.ctx.progress.update("serving", str(a.id), end=end)
+            log.info("agreement %d: the consumer ends it at %d", a.id, end)
         self._propose(a)
 
     def _countersigned(self, a: AgreementView, doc: dict[str, Any]) -> None:
@@ -316,36 +380,39 @@ class ProviderRole:
         if not verify(a.consumer_key, message, consumer_sig):
             raise BadMessage(f"agreement {a.id}: countersignature does not verify")
         e = self._entry(a.id)
-        if counter <= max(int(e.get("settled", 0)), a.counter) and not final:
-            return  # settled already (a repeated countersign)
-        if counter > int(e.get("delivered", 0)):
-            raise BadMessage(f"agreement {a.id}: countersign of {counter} units, more than "
-                             f"served")
+        settled = max(int(e.get("settled", 0)), a.counter)
+        try:
+            if not provider_settles(counter, final, delivered=int(e.get("delivered", 0)),
+                                    end=self._end_of(a), quantity=a.quantity,
+                                    settled=settled):
+                return  # settled already (a repeated countersign)
+        except BadMessage as exc:
+            raise BadMessage(f"agreement {a.id}: {exc}") from None
         self.ctx.progress.update("serving", str(a.id), countersigned=counter)
         receipt = UsageReceipt(a.id, counter, final,
                                sign_receipt(self.ctx.agent_key, self.ctx.chain_id, a.id,
                                             counter, final), consumer_sig)
         result = self.ctx.client.submit_receipts(self.ctx.account, [receipt])
-        if not result["receipt"]["ok"]:
-            chain = AgreementView.from_json(self.ctx.client.agreement(a.id))
+        chain = AgreementView.from_json(self.ctx.client.agreement(a.id))
+        self.ctx.progress.update("serving", str(a.id), settled=chain.counter)
+        if not result["receipt"]["ok"]:  # e.g. accepted already, from a run before a kill
             log.warning("agreement %d: receipt %d refused (%s); chain has %d", a.id, counter,
                         result["receipt"]["log"], chain.counter)
-            self.ctx.progress.update("serving", str(a.id), settled=chain.counter,
-                                     done=not chain.open)
-            return
-        self.ctx.progress.update("serving", str(a.id), settled=counter, done=final)
-        self.stats["receipts_settled"] += 1
-        log.info("agreement %d: receipt %d%s settled on chain", a.id, counter,
-                 " (final)" if final else "")
-        if final:
-            self._finished(a, counter)
+        else:
+            self.stats["receipts_settled"] += 1
+            log.info("agreement %d: receipt %d%s settled on chain", a.id, counter,
+                     " (final)" if final else "")
+        if not chain.open:
+            self._finished(chain)
 
-    def _finished(self, a: AgreementView, counter: int) -> None:
+    def _finished(self, a: AgreementView) -> None:
+        """The agreement is over: stop serving it, and tell the device (the gate opens)."""
         self.open.pop(a.id, None)
-        if self.ctx.device is not None:  # e.g. the gate opens on the final receipt
+        if self.ctx.device is not None and a.status == "settled":
             cmd = sign_message(self.ctx.agent_key, "command", a.id,
-                               {"command": "release", "agreement": a.id, "counter": counter})
+                               {"command": "release", "agreement": a.id, "counter": a.counter})
             self.ctx.link.publish(self.ctx.device_topic(self.ctx.device, "down"), cmd)
+        self.ctx.progress.update("serving", str(a.id), released=True)
 
 
 class ConsumerRole:
@@ -382,6 +449,7 @@ class ConsumerRole:
         for a in self.open.values():
             if a.id not in self.asked_resend:  # after a start: whatever we missed, again
                 self.asked_resend.add(a.id)
+                trim_units(self.received_path(a.id), int(self._entry(a.id).get("received", 0)))
                 self._ask_resend(a)
             if "end" in self._entry(a.id):  # until the provider settles the final receipt
                 self._send_end(a)
@@ -400,13 +468,13 @@ class ConsumerRole:
             return  # the owner's budget is spent: no more bids
         # counted before it is sent: a crash may waste budget, never exceed it
         self.ctx.progress.update("budget", "all", committed=committed + lock)
-        result = self.ctx.client.place_bid(self.ctx.account, q.service, q.token, price,
-                                           quantity, height + q.expires_blocks,
-                                           max_deposit_bps=q.max_deposit_bps,
-                                           agent_key=self.ctx.agent_key.public_key)
-        if not result["receipt"]["ok"]:
-            self.ctx.progress.update("budget", "all", committed=committed)
-        self.quotes.placed(q.service, result, f"bid {quantity} {q.service} at {price}")
+        if not self.quotes.place(q.service, f"bid {quantity} {q.service} at {price}",
+                                 lambda **gas: self.ctx.client.place_bid(
+                                     self.ctx.account, q.service, q.token, price, quantity,
+                                     height + q.expires_blocks,
+                                     max_deposit_bps=q.max_deposit_bps,
+                                     agent_key=self.ctx.agent_key.public_key, **gas)):
+            self.ctx.progress.update("budget", "all", committed=committed)  # refused: unspent
 
     def _ask_resend(self, a: AgreementView) -> None:
         start = int(self._entry(a.id).get("received", 0)) + 1
@@ -419,7 +487,7 @@ class ConsumerRole:
                 a = AgreementView.from_json(self.ctx.client.agreement(agreement))
             except ApiError:
                 return None
-            if a.consumer != self.ctx.address or not a.open:
+            if not self.ctx.ours(a, "consumer") or not a.open:
                 return None
             self.open[a.id] = a
         return a
@@ -482,15 +550,14 @@ class ConsumerRole:
             raise BadMessage(f"agreement {a.id}: receipt not signed by the provider's agent")
         e = self._entry(a.id)
         signed = int(e.get("countersigned", 0))
-        if counter < signed or (counter == signed and bool(e.get("final")) != final
-                                and signed > 0):
-            raise BadMessage(f"agreement {a.id}: receipt of {counter} after {signed} signed")
-        if counter > self._evidence(a):
-            return  # not served yet as far as we can tell: wait for the units
-        if counter * a.price > self.ctx.cfg.limits.budget:
-            raise BadMessage(f"agreement {a.id}: {counter} units exceed the budget")
-        if final and counter < a.quantity and ("end" not in e or counter > int(e["end"])):
-            raise BadMessage(f"agreement {a.id}: final receipt at {counter} before the end")
+        try:
+            if not consumer_countersigns(
+                    counter, final, signed=signed, signed_final=bool(e.get("final")),
+                    evidence=self._evidence(a), end=int(e["end"]) if "end" in e else None,
+                    quantity=a.quantity, price=a.price, budget=self.ctx.cfg.limits.budget):
+                return  # not served yet as far as we can tell: wait for the units
+        except BadMessage as exc:
+            raise BadMessage(f"agreement {a.id}: {exc}") from None
         self.ctx.progress.update("buying", str(a.id), countersigned=counter, final=final)
         sig = sign_receipt(self.ctx.agent_key, self.ctx.chain_id, a.id, counter, final)
         self.ctx.send(self.ctx.topic(a.id, "countersign"),
@@ -505,6 +572,8 @@ class ConsumerRole:
         m = self.ctx.device_message(raw, self.ctx.address)
         if m.device != self.ctx.device or not self.ctx.fresh(m):
             raise BadMessage(f"replayed or foreign message (seq {m.seq})")
+        if not self.open:  # matched since the last turn? our device's word must not be lost
+            self.open = {a.id: a for a in self.ctx.agreements("consumer") if a.open}
         a = next(iter(sorted(self.open.values(), key=lambda x: x.id)), None)
         if a is None:
             return
@@ -513,7 +582,7 @@ class ConsumerRole:
             self.ctx.progress.update("buying", str(a.id),
                                      witnessed=int(e.get("witnessed", 0)) + 1)
         elif m.kind == self.ctx.cfg.device.final_kind and "end" not in e:
-            end = min(self._evidence(a), a.quantity)
+            end = min(int(e.get("witnessed", 0)), a.quantity)  # as long as our device saw
             self.ctx.progress.update("buying", str(a.id), end=end)
             log.info("agreement %d: our device is done; ending at %d", a.id, end)
         if "end" in self._entry(a.id):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from smartchain.app import api_schemas, http_queries
-from smartchain.modules.query import ADDRESS, HEX32, U64_INT, UNITS
+from smartchain.modules.query import ADDRESS, HEX32, U64, U64_INT, UNITS
 from smartchain.modules.query import error_body as _err
 from smartchain.modules.query import json_body as _json
 from smartchain.modules.query import ref as _ref
@@ -108,8 +108,50 @@ SCHEMAS: dict[str, Any] = {
             "height": {"type": "integer"}, "hash": HEX32, "header": _ref("BlockHeader"),
             "signature": {"type": "string"}, "tx_count": {"type": "integer"},
             "txs": {"type": "array", "items": HEX32},
+            "transactions": {"type": "array", "items": _ref("TxSummary"),
+                             "description": "the block's transactions with their results"},
             "last_commit": {"type": "object", "description": "+2/3 precommits for the parent"},
             "evidence": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "TxSummary": {
+        "type": "object",
+        "required": ["hash", "height", "index", "sender", "kind", "nonce", "ok", "code_name",
+                     "fee", "gas_used", "events"],
+        "properties": {
+            "hash": HEX32, "height": U64, "index": {"type": "integer"}, "sender": ADDRESS,
+            "kind": {"type": "string"}, "nonce": U64, "payload": {"type": "object"},
+            "ok": {"type": "boolean"}, "code_name": {"type": "string"},
+            "log": {"type": "string"}, "gas_used": U64, "fee": UNITS,
+            "fee_hpc": {"type": "string"}, "events": {"type": "array", "items": EVENT},
+            "role": {"enum": ["sender", "party"],
+                     "description": "in an account's list: whether it sent the transaction"},
+        },
+    },
+    "BlockRow": {
+        "type": "object",
+        "required": ["height", "hash", "time_ms", "tx_count", "proposer_address"],
+        "properties": {"height": U64, "hash": HEX32, "time_ms": U64,
+                       "tx_count": {"type": "integer"}, "proposer_address": ADDRESS},
+    },
+    "IndexedEvent": {
+        "allOf": [EVENT, {
+            "type": "object", "required": ["height", "tx_hash", "tx_index", "event_index"],
+            "properties": {"height": U64, "tx_hash": HEX32, "tx_index": {"type": "integer"},
+                           "event_index": {"type": "integer"}}}],
+    },
+    "SignerSet": {
+        "type": "object",
+        "required": ["height", "start_height", "total_power", "validators"],
+        "properties": {
+            "height": {"type": "integer"},
+            "start_height": {"type": "integer", "description": "first height of this set"},
+            "total_power": {"type": "integer"},
+            "validators": {"type": "array", "description": "in commit-index order",
+                           "items": {"type": "object", "required": ["pubkey", "power", "name"],
+                                     "properties": {"pubkey": HEX32,
+                                                    "power": {"type": "integer"},
+                                                    "name": {"type": "string"}}}},
         },
     },
     "Account": {
@@ -182,6 +224,28 @@ SCHEMAS: dict[str, Any] = {
 
 def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _paging(cursor_pattern: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "limit", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+        {"name": "cursor", "in": "query", "required": False,
+         "schema": {"type": "string", "pattern": cursor_pattern,
+                    "description": "next_cursor of the previous page"}},
+    ]
+
+
+HEIGHT_CURSOR = "^[0-9]{1,19}$"
+TX_CURSOR = "^[0-9]{1,19}-[0-9]{1,9}$"
+EVENT_CURSOR = "^[0-9]{1,19}-[0-9]{1,9}-[0-9]{1,4}$"
+NEXT = {"type": "string", "description": "absent on the last page"}
+
+
+def _page_of(name: str, items: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"type": "object", "required": [name],
+            "properties": {name: {"type": "array", "items": items}, "next_cursor": NEXT,
+                           **more}}
 
 
 # The core's operations; each module's are declared in its queries.py (see openapi_spec).
@@ -257,6 +321,52 @@ PATHS: dict[str, Any] = {
         "responses": {"200": _json(_ref("Transaction"), "pending or committed"),
                       "400": _err("malformed hash"), "404": _err("unknown transaction")},
     }},
+    "/v1/blocks": {"get": {
+        "operationId": "listBlocks", "tags": ["blocks"],
+        "summary": "Blocks, newest first, a page at a time",
+        "parameters": _paging(HEIGHT_CURSOR),
+        "responses": {"200": _json(_page_of("blocks", _ref("BlockRow")), "a page of blocks"),
+                      "400": _err("malformed limit or cursor")},
+    }},
+    "/v1/accounts/{address}/txs": {"get": {
+        "operationId": "listAccountTxs", "tags": ["accounts"],
+        "summary": "Transactions an account sent or took part in (recipient, contract "
+                   "called, named by an event), newest first, from the node's search index",
+        "parameters": [_path_param("address", ADDRESS), *_paging(TX_CURSOR)],
+        "responses": {"200": _json(_page_of("txs", _ref("TxSummary"), address=ADDRESS),
+                                   "a page of transactions"),
+                      "400": _err("invalid address, limit or cursor"),
+                      "404": _err("this node keeps no search index (index_disabled)")},
+    }},
+    "/v1/events": {"get": {
+        "operationId": "listEvents", "tags": ["events"],
+        "summary": "Events of a kind, optionally where=ATTR:VALUE (an address in hex or "
+                   "bech32 alike), newest first, from the node's search index",
+        "parameters": [
+            {"name": "kind", "in": "query", "required": True,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 128}},
+            {"name": "where", "in": "query", "required": False,
+             "schema": {"type": "string", "pattern": "^[^:]+:",
+                        "description": "ATTR:VALUE, split at the first colon"}},
+            *_paging(EVENT_CURSOR)],
+        "responses": {"200": _json(_page_of("events", _ref("IndexedEvent"),
+                                            kind={"type": "string"},
+                                            where={"type": "object"}), "a page of events"),
+                      "400": _err("kind missing, where without a colon, bad limit or cursor"),
+                      "404": _err("this node keeps no search index (index_disabled)")},
+    }},
+    "/v1/search": {"get": {
+        "operationId": "search", "tags": ["node"],
+        "summary": "What a search box's text names: a height, a block or transaction hash, "
+                   "a storage file id, a device key, an address or a token symbol",
+        "parameters": [{"name": "q", "in": "query", "required": True,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
+        "responses": {"200": _json({"type": "object", "required": ["type", "id"], "properties": {
+            "type": {"enum": ["block", "tx", "account", "contract", "token", "storage_deal",
+                              "device"]},
+            "id": {"type": "string"}}}, "what was found"),
+            "400": _err("missing or too long"), "404": _err("nothing matches")},
+    }},
     "/v1/blocks/latest": {"get": {
         "operationId": "getLatestBlock", "tags": ["blocks"],
         "summary": "The latest committed block",
@@ -268,6 +378,15 @@ PATHS: dict[str, Any] = {
         "parameters": [_path_param("height", U64_INT)],
         "responses": {"200": _json(_ref("Block"), "block"), "400": _err("malformed height"),
                       "404": _err("no such block")},
+    }},
+    "/v1/blocks/{height}/signers": {"get": {
+        "operationId": "getBlockSigners", "tags": ["blocks"],
+        "summary": "The signer set of a height (known up to the committed height + 2): "
+                   "commit signatures name its members by index",
+        "parameters": [_path_param("height", U64_INT)],
+        "responses": {"200": _json(_ref("SignerSet"), "signer set"),
+                      "400": _err("malformed height"),
+                      "404": _err("no set decided for that height yet")},
     }},
     "/v1/accounts/{address}": {"get": {
         "operationId": "getAccount", "tags": ["accounts"],

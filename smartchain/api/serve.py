@@ -35,7 +35,7 @@ class ApiServer:
     def __init__(self, node: Node, settings: ApiSettings) -> None:
         self.settings = settings
         logging.getLogger("aiohttp.server").addFilter(UnparsableRequests())
-        self.runner = web.AppRunner(create_app(node), access_log=None)
+        self.runner = web.AppRunner(create_app(node, settings), access_log=None)
 
     async def start(self) -> str:
         """Listen; returns the API's URL (with the port actually bound)."""

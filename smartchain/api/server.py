@@ -20,28 +20,33 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
+from smartchain.api.events import HUB, EventHub, subscribe
+from smartchain.api.explorer import add_explorer_routes
 from smartchain.api.openapi import openapi_spec
-from smartchain.api.render import (
-    block_json,
-    committed_tx_json,
-    contract_value_json,
-    receipt_json,
-    tx_json,
+from smartchain.api.render import committed_tx_json, contract_value_json, receipt_json, tx_json
+from smartchain.api.views import (
+    account_doc,
+    account_txs_page,
+    block_doc,
+    blocks_page,
+    events_page,
+    parse_event_cursor,
+    parse_height_cursor,
+    parse_limit,
+    parse_tx_cursor,
+    search,
 )
 from smartchain.app import http_queries
 from smartchain.contracts.host import ContractError, check_function_name
 from smartchain.contracts.vm import CallOutcome
 from smartchain.crypto.address import AddressError, from_bech32, to_bech32
-from smartchain.modules.bank.module import get_account
 from smartchain.modules.contracts.module import contract_info, query_call
 from smartchain.modules.contracts.types import MAX_ARGS
 from smartchain.modules.query import HttpQuery, QueryError, parse_address
-from smartchain.modules.tokens.module import holdings, token_info
+from smartchain.node.config import ApiSettings
 from smartchain.node.node import Node
-from smartchain.state.store import StateReader
-from smartchain.types.amount import format_hpc, format_units
 from smartchain.types.errors import Code, TxError
 
 log = logging.getLogger("smartchain.api")
@@ -280,12 +285,7 @@ async def get_tx(request: web.Request) -> web.Response:
 
 
 def _block_response(node: Node, height: int) -> web.Response:
-    block = node.chain.get_block(height)
-    if block is None:
-        pruned = ", earlier ones pruned" if 0 < height < node.chain.base else ""
-        raise ApiError(404, "not_found", f"no block at height {height} (this node holds "
-                       f"{node.chain.base}..{node.chain.height}{pruned})")
-    return web.json_response(block_json(block))
+    return web.json_response(block_doc(node, height))
 
 
 async def get_block(request: web.Request) -> web.Response:
@@ -293,6 +293,23 @@ async def get_block(request: web.Request) -> web.Response:
     if not text.isascii() or not text.isdigit() or len(text) > 20 or int(text) >= 1 << 64:
         raise ApiError(400, "malformed", "height must be a non-negative 64-bit integer")
     return _block_response(_node(request), int(text))
+
+
+async def get_block_signers(request: web.Request) -> web.Response:
+    """The signer set of a height (the staking module's, from committed state): whose
+    precommits a commit of that height carries, by index."""
+    text = request.match_info["height"]
+    if not text.isascii() or not text.isdigit() or len(text) > 20 or int(text) >= 1 << 64:
+        raise ApiError(400, "malformed", "height must be a non-negative 64-bit integer")
+    try:
+        valset = _node(request).sets.at(int(text))
+    except ValueError as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    return web.json_response({
+        "height": int(text), "start_height": valset.start_height,
+        "total_power": valset.total_power,
+        "validators": [{"pubkey": v.public_key.hex(), "power": v.power, "name": v.name}
+                       for v in valset.validators]})
 
 
 async def get_latest_block(request: web.Request) -> web.Response:
@@ -306,30 +323,49 @@ def _address_param(request: web.Request, name: str = "address") -> bytes:
     return parse_address(request.match_info[name])
 
 
-def _holdings_json(reader: StateReader, address: bytes) -> list[dict[str, Any]]:
-    out = []
-    for symbol, balance in holdings(reader, address):
-        info = token_info(reader, symbol)
-        decimals = info.decimals if info is not None else 0
-        out.append({"symbol": symbol, "balance": str(balance), "decimals": decimals,
-                    "amount": format_units(balance, decimals)})
-    return out
-
-
 async def get_account_view(request: web.Request) -> web.Response:
-    node = _node(request)
+    return web.json_response(account_doc(_node(request), _address_param(request)))
+
+
+async def get_blocks(request: web.Request) -> web.Response:
+    """Blocks, newest first, a page at a time."""
+    limit = parse_limit(request.query)
+    return web.json_response(blocks_page(_node(request), limit,
+                                         parse_height_cursor(request.query)))
+
+
+async def get_account_txs(request: web.Request) -> web.Response:
+    """The transactions an account sent or took part in, newest first (search index)."""
     address = _address_param(request)
-    with node.chain.reader() as reader:
-        acct = get_account(reader, address)
-        tokens = _holdings_json(reader, address)
-    return web.json_response({
-        "address": to_bech32(address),
-        "balance": str(acct.balance),
-        "balance_hpc": format_hpc(acct.balance),
-        "nonce": acct.nonce,
-        "pending_nonce": node.pending_nonce(address),
-        "tokens": tokens,
-    })
+    limit = parse_limit(request.query)
+    return web.json_response(account_txs_page(_node(request), address, limit,
+                                              parse_tx_cursor(request.query)))
+
+
+async def get_events(request: web.Request) -> web.Response:
+    """Events of a kind, optionally with one attribute's value, newest first."""
+    q = request.query
+    kind = q.get("kind", "")
+    if not kind or len(kind) > 128:
+        raise ApiError(400, "malformed", "give ?kind=EVENT_KIND (e.g. token_transfer)")
+    where = None
+    if "where" in q:
+        attr, colon, value = q["where"].partition(":")
+        if not attr or not colon:
+            raise ApiError(400, "malformed", "where is ATTR:VALUE (e.g. to:smart1...)")
+        where = (attr, value)
+    limit = parse_limit(q)
+    return web.json_response(events_page(_node(request), kind, where, limit,
+                                         parse_event_cursor(q)))
+
+
+async def get_search(request: web.Request) -> web.Response:
+    """What a search box's text names (the explorer's search, for any client)."""
+    q = request.query.get("q", "")
+    if not q or len(q) > 200:
+        raise ApiError(400, "malformed", "give ?q= a height, hash, address, token symbol or "
+                       "file id (at most 200 characters)")
+    return web.json_response(search(_node(request), q))
 
 
 # --- contracts -------------------------------------------------------------------------
@@ -550,9 +586,14 @@ CORE_ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response
     ("POST", "/v1/txs/batch", post_tx_batch),
     ("POST", "/v1/txs/simulate", post_tx_simulate),
     ("GET", "/v1/txs/{hash}", get_tx),
+    ("GET", "/v1/blocks", get_blocks),
     ("GET", "/v1/blocks/latest", get_latest_block),
     ("GET", "/v1/blocks/{height}", get_block),
+    ("GET", "/v1/blocks/{height}/signers", get_block_signers),
     ("GET", "/v1/accounts/{address}", get_account_view),
+    ("GET", "/v1/accounts/{address}/txs", get_account_txs),
+    ("GET", "/v1/events", get_events),
+    ("GET", "/v1/search", get_search),
     ("POST", "/v1/contracts/{address}/query", post_contract_query),
     ("GET", "/v1/status", get_status),
     ("GET", "/v1/genesis", get_genesis),
@@ -580,14 +621,31 @@ def _routed(path: str) -> str:
     return "/".join(parts)
 
 
-def create_app(node: Node) -> web.Application:
+def create_app(node: Node, settings: ApiSettings | None = None) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY)
     app[NODE] = node
     app[QUERIES] = QueryRunner()
+    app[HUB] = EventHub(node, settings or node.config.api)
     for method, path, handler in ROUTES:
         app.router.add_route(method, _routed(path), handler)
+    app.router.add_get("/v1/subscribe", subscribe)
+    add_explorer_routes(app, node)
+    app.on_startup.append(_start_hub)
+    app.on_shutdown.append(_stop_hub)
     app.on_cleanup.append(_stop_queries)
     return app
+
+
+async def _start_hub(app: web.Application) -> None:
+    app[HUB].start()
+
+
+async def _stop_hub(app: web.Application) -> None:
+    """Subscribers are told the node is going away (1001), not left hanging."""
+    hub = app[HUB]
+    hub.stop()
+    for ws in list(hub.sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node shutting down")
 
 
 async def _stop_queries(app: web.Application) -> None:

@@ -418,7 +418,10 @@ def _devnet_home(home: Path | None) -> Path:
 @devnet_app.command("up")
 def devnet_up(
     home: DevnetHome = None,
-    validators: Annotated[int, typer.Option(help="Signer nodes.")] = 4,
+    validators: Annotated[int, typer.Option(help="Director (block signer) nodes.")] = 4,
+    standby: Annotated[int, typer.Option(
+        help="Standby signer nodes: each takes the seat of a failed director (set when the "
+             "devnet is created; docs/devnet-poca.md).")] = 0,
     accounts: Annotated[int, typer.Option(help="Funded demo accounts.")] = 5,
     compute_providers: Annotated[int, typer.Option(
         help="Extra nodes that provide compute (1 core each; set when the devnet is created).")
@@ -445,7 +448,7 @@ def devnet_up(
         doc = devnet_mod.create(home, validators=validators, accounts=accounts,
                                 api_port=api_port, block_time_ms=block_time_ms,
                                 compute_providers=compute_providers,
-                                storage_providers=storage_providers)
+                                storage_providers=storage_providers, standby=standby)
     procs = devnet_mod.start(doc)
     demos = devnet_mod.demo_accounts(doc)
     for d in demos:
@@ -453,6 +456,7 @@ def devnet_up(
     settings.save_config({**settings.load_config(), "node": doc["nodes"][0]["api_url"]})
     summary = {
         "chain_id": doc["chain_id"], "home": str(home),
+        "explorer_url": doc["nodes"][0]["api_url"] + "/",
         "nodes": [{"name": n["name"], "api_url": n["api_url"]} for n in doc["nodes"]],
         "accounts": [{"name": d.name, "address": d.address,
                       "balance": str(devnet_mod.DEMO_BALANCE)} for d in demos],
@@ -462,6 +466,7 @@ def devnet_up(
         out.print(f"[bold green]devnet {doc['chain_id']} is up[/] (home {home})")
         for n in summary["nodes"]:
             out.print(f"  {n['name']}: API {n['api_url']}")
+        out.print(f"  explorer: [link]{summary['explorer_url']}[/link] (every node serves one)")
         t = Table("account", "address", "balance")
         for a in summary["accounts"]:
             t.add_row(a["name"], a["address"], f"{format_hpc(devnet_mod.DEMO_BALANCE)} HPC")

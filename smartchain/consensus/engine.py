@@ -33,7 +33,7 @@ Beyond the paper, the engine
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Protocol
 
@@ -43,6 +43,7 @@ from smartchain.consensus.votes import InvalidVote, VoteSet
 from smartchain.types.consensus import (
     NIL,
     Commit,
+    CommitSig,
     DuplicateVoteEvidence,
     Proposal,
     ProposalMessage,
@@ -409,6 +410,12 @@ class ConsensusEngine:
         return self._flush()
 
     @property
+    def last_commit(self) -> Commit | None:
+        """The certificate of the last decided height, with the precommits that arrived
+        after the decision (what the next block should carry as its last commit)."""
+        return self._last.commit if self._last is not None else None
+
+    @property
     def locked_round(self) -> int:
         return self._locked_round
 
@@ -461,8 +468,31 @@ class ConsensusEngine:
         elif h == self.height + 1:
             self._buffer_message(msg)
         elif self._last is not None and h == self._last.height:
+            if isinstance(msg, Vote):
+                self._add_late_precommit(msg)
             self._serve_last_decision()
         return self._flush()
+
+    def _add_late_precommit(self, vote: Vote) -> None:
+        """A precommit for the block we decided, arriving after the decision: it joins
+        ``last_commit``, as CometBFT gathers them while it waits to start the next height,
+        so the next block credits every signer that was on time (the staking module
+        jails a director by its absences from those commits)."""
+        last = self._last
+        assert last is not None
+        c = last.commit
+        if (vote.step != Step.PRECOMMIT or vote.round != c.round
+                or vote.block_hash != c.block_hash):
+            return
+        idx = self.app.validators_at(last.height).index_of(vote.validator)
+        if idx is None or any(s.validator_index == idx for s in c.signatures):
+            return
+        if not vote.verify():
+            raise InvalidMessage("bad vote signature")
+        sigs = sorted((*c.signatures, CommitSig(idx, vote.signature)),
+                      key=lambda s: s.validator_index)
+        last.commit = replace(c, signatures=tuple(sigs))
+        last.precommits.append(vote)
 
     def _buffer_message(self, msg: Message) -> None:
         """Hold a next-height message: it cannot be checked before that height's validator

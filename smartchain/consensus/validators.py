@@ -211,6 +211,18 @@ class ValidatorSet:
         signature must verify, not only a quorum of them: a certificate is stored and relayed,
         and must not carry garbage. ``verifier`` lets a node batch the checks in workers.
         """
+        items = self.commit_checks(chain_id, commit, block_hash, height)
+        results = (verifier or verify_many)(items)
+        for sig, ok in zip(commit.signatures, results, strict=True):
+            if not ok:
+                raise ValueError(f"invalid signature from validator {sig.validator_index}")
+
+    def commit_checks(self, chain_id: str, commit: Commit, block_hash: bytes, height: int
+                      ) -> list[tuple[bytes, bytes, bytes]]:
+        """``verify_commit`` but for the signatures: raise ``ValueError`` unless the commit
+        is well formed and holds a quorum; return its (key, message, signature) triples,
+        one per listed signature, every one of which must verify (block sync checks a
+        whole range of commits in one batch of the parallel verifier)."""
         if commit.height != height:
             raise ValueError(f"commit is for height {commit.height}, expected {height}")
         if commit.block_hash != block_hash:
@@ -218,7 +230,6 @@ class ValidatorSet:
         if block_hash == NIL:
             raise ValueError("a commit cannot be for nil")
         items: list[tuple[bytes, bytes, bytes]] = []
-        indices: list[int] = []
         power = 0
         prev = -1
         for sig in commit.signatures:
@@ -231,12 +242,8 @@ class ValidatorSet:
             v = self.validators[idx]
             vote = commit.vote_for(chain_id, v.public_key, sig)
             items.append((v.public_key, vote.sign_bytes(), sig.signature))
-            indices.append(idx)
             power += v.power
         if power < self.quorum:
             raise ValueError(f"commit power {power} below quorum {self.quorum} "
                              f"of {self._total}")
-        results = (verifier or verify_many)(items)
-        for idx, ok in zip(indices, results, strict=True):
-            if not ok:
-                raise ValueError(f"invalid signature from validator {idx}")
+        return items

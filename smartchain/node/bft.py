@@ -29,6 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +47,9 @@ from smartchain.consensus.engine import (
     ValidateBlock,
 )
 from smartchain.consensus.signer import DurableSigner
-from smartchain.consensus.validators import Validator, ValidatorSet
+from smartchain.consensus.validators import ValidatorSet
 from smartchain.crypto.hashing import h256
+from smartchain.modules.poca.sets import validator_set_at
 from smartchain.node.blocksync import (
     REQ_BLOCKS,
     REQ_STATUS,
@@ -57,6 +59,7 @@ from smartchain.node.blocksync import (
     serve_range,
 )
 from smartchain.node.gossip_budget import CheckBudget
+from smartchain.node.signer_sets import SCHEDULE_AHEAD
 from smartchain.node.snapsync import (
     REQ_CHUNK,
     REQ_MANIFEST,
@@ -117,6 +120,13 @@ class SyncBlock(Struct):
     commit: Commit
 
 
+# A range of synced blocks whose signatures verified, from the first height asked on, and
+# why the block after them did not (``None``: the whole range verified).
+# A synced range after its signature checks: each block with the signer set its commit was
+# checked against, and why the range stops short (a bad block), if it does.
+CheckedRange = tuple[list[tuple[int, SyncBlock, ValidatorSet]], str | None]
+
+
 def header_of(block_bytes: bytes) -> BlockHeader:
     """The header of an encoded block without decoding its transactions."""
     header, _ = BlockHeader._kind().dec(memoryview(block_bytes), 0)
@@ -132,23 +142,23 @@ class ChainApplication:
         self.staged: OrderedDict[bytes, StagedBlock] = OrderedDict()
         self._staged_lock = threading.Lock()
         self.evidence: dict[bytes, DuplicateVoteEvidence] = {}
-        self.valset = ValidatorSet(
-            [Validator(v.public_key, v.power, v.name) for v in node.genesis.validators])
         # Set by the service from its network: a block over one P2P message (max_block_bytes
         # may be far more) could be neither proposed nor served to a syncing node.
         self.max_tx_bytes: int | None = None
 
     def validators_at(self, height: int) -> ValidatorSet:
-        # Selection by competence and votes comes with the staking module; the set can
-        # already change per height through this one call.
-        return self.valset
+        """The signer set of ``height`` as committed state schedules it (the staking
+        module's decision; see node/signer_sets.py). ``ValueError`` if not known yet."""
+        return self.node.sets.at(height)
 
     def validators_in(self, view: StateView, height: int) -> ValidatorSet:
         """The set of ``height`` as recorded in ``view``, a state that is not (yet) the
-        chain's: a snapshot being verified (node/snapsync.py). It must agree with
-        ``validators_at``: while that is the genesis set, so is this; once sets are read
-        from state, this reads ``view`` the same way."""
-        return self.validators_at(height)
+        chain's: a snapshot being verified (node/snapsync.py). Read as ``validators_at``
+        reads committed state."""
+        try:
+            return validator_set_at(view, height)
+        except LookupError as exc:
+            raise ValueError(str(exc)) from None
 
     def block_hash(self, block: bytes) -> bytes:
         return header_of(block).hash()
@@ -160,15 +170,22 @@ class ChainApplication:
                 self.staged.popitem(last=False)
 
     def propose(self, height: int, candidates: list[CheckedTx],
-                evidence: tuple[DuplicateVoteEvidence, ...]) -> bytes | None:
+                evidence: tuple[DuplicateVoteEvidence, ...],
+                gathered: Commit | None = None) -> bytes | None:
         """Stage our block for ``height`` from ``candidates`` (builder thread); ``None`` if
-        the chain cannot build one now: the round then goes on without our proposal."""
+        the chain cannot build one now: the round then goes on without our proposal.
+        ``gathered``: the engine's certificate of the previous height, with the precommits
+        that came after the decision (preferred to the stored one when it is for that
+        height: it credits more signers)."""
         chain = self.chain
         try:
             if chain.height + 1 != height:
                 return None  # committed meanwhile: a stale request
             last_commit = (chain.get_commit(chain.height) if chain.height else None) \
                 or EMPTY_COMMIT
+            if gathered is not None and gathered.height == chain.height \
+                    and gathered.block_hash == last_commit.block_hash:
+                last_commit = gathered
             staged = chain.stage_proposal(candidates, chain.next_time(now_ms()),
                                           self.node.key, last_commit=last_commit,
                                           evidence=evidence, max_bytes=self.max_tx_bytes)
@@ -255,6 +272,9 @@ class ConsensusService:
         self._inflight: set[asyncio.Future[None]] = set()
         self._syncing = False
         self._behind = asyncio.Event()
+        self._followed: tuple[ValidatorSet, ValidatorSet] | None = None
+        # Decodes and checks the signatures of synced ranges ahead of the builder.
+        self._checker = ThreadPoolExecutor(1, thread_name_prefix="sync-check")
         self.tx_budget = CheckBudget(node.config.p2p.unproven_sig_checks,
                                      node.config.p2p.unproven_peer_sig_checks)
         node.announce = self._tx_outbox.extend
@@ -271,6 +291,7 @@ class ConsensusService:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._follow_sets()
         await self._await_peers()
         if self.node.config.sync.snapshot and self.node.chain.height == 0:
             await self.snapshot_sync()
@@ -282,7 +303,8 @@ class ConsensusService:
     async def _await_peers(self, timeout: float = 3.0) -> None:
         """Give the seeds a moment to connect before the first proposal, so a freshly
         started network does not spend its first round proposing to nobody."""
-        others = len(self.app.valset.validators) - (1 if self.node.is_signer else 0)
+        signers = self.app.validators_at(self.node.chain.height + 1)
+        others = len(signers) - (1 if self.node.is_signer else 0)
         want = min(others, len(self.node.config.p2p.seeds))
         enough = asyncio.Event()
 
@@ -300,6 +322,7 @@ class ConsensusService:
 
     async def stop(self) -> None:
         self._stopped = True  # pending timers fire into nothing
+        self._checker.shutdown(wait=False, cancel_futures=True)
         for task in (*self._tasks, *self._inflight):
             task.cancel()
         for task in self._tasks:
@@ -336,6 +359,8 @@ class ConsensusService:
                 self.app.evidence[h256(ev.encode())] = ev
                 log.warning("double-sign evidence against %s at height %d",
                             ev.vote_a.validator.hex()[:16], ev.vote_a.height)
+        self.node.metrics.consensus_height.set(self.engine.height)
+        self.node.metrics.consensus_round.set(self.engine.round)
 
     def _equivocate(self, msg: ProposalMessage | Vote) -> None:
         """TEST ONLY: after our own fresh prevote at a height divisible by
@@ -378,7 +403,8 @@ class ConsensusService:
     async def _build(self, request: BuildProposal) -> None:
         candidates = self.node.candidates()  # the mempool and the evidence are the loop's
         evidence = tuple(self.app.evidence[k] for k in sorted(self.app.evidence))
-        block = await self._in_builder(self.app.propose, request.height, candidates, evidence)
+        block = await self._in_builder(self.app.propose, request.height, candidates, evidence,
+                                       self.engine.last_commit)
         if not self._stopped:
             self._run(self.engine.on_block_built(request.height, request.round, block))
 
@@ -411,6 +437,40 @@ class ConsensusService:
             self.app.evidence = {k: e for k, e in self.app.evidence.items()
                                  if e.vote_a.encode() not in included}
         self.node.after_commit(staged, started)
+        self._count_signatures(staged.block)
+        self._follow_sets()
+
+    def _count_signatures(self, block: Block) -> None:
+        """Metrics of the committed block: who of the previous height's set did not
+        sign it (its last commit), and whether the set changed at this height."""
+        height = block.header.height
+        if height < 2:
+            return
+        m = self.node.metrics
+        before = self.app.validators_at(height - 1)
+        signed = {s.validator_index for s in block.last_commit.signatures}
+        for i, v in enumerate(before.validators):
+            if i not in signed:
+                m.consensus_missed_blocks.labels(v.public_key.hex()[:16]).inc()
+        if self.app.validators_at(height).validators != before.validators:
+            m.consensus_set_changes.inc()
+
+    def _follow_sets(self) -> None:
+        """After each commit: the signers of the next two heights (all decided by now)
+        are the protected peers, and the metrics say whether we are one of them."""
+        chain = self.node.chain
+        nxt = self.app.validators_at(chain.height + 1)
+        after = self.app.validators_at(chain.height + 2)
+        if (nxt, after) != self._followed:
+            self._followed = (nxt, after)
+            keys = {v.public_key for v in (*nxt.validators, *after.validators)}
+            self.p2p.protect(keys - {self.node.key.public_key})
+            log.info("signer set of height %d: %d signers%s", chain.height + 1, len(nxt),
+                     " (we sign)" if self.node.is_signer else "")
+        m = self.node.metrics
+        m.consensus_signers.set(len(nxt))
+        m.consensus_is_signer.set(1 if nxt.index_of(self.node.key.public_key) is not None
+                                  else 0)
 
     def _next_height(self) -> None:
         """Start consensus on the next height; the last certificate lets the engine help
@@ -532,8 +592,7 @@ class ConsensusService:
         """Start from a verified state snapshot of a peer (node/snapsync.py), if one is
         offered; block sync then follows from its height."""
         cfg = self.node.config.sync
-        genesis_set = ValidatorSet([Validator(v.public_key, v.power, v.name)
-                                    for v in self.node.genesis.validators])
+        genesis_set = self.app.validators_at(1)  # as the staking module ranked genesis
         await SnapshotSync(self.p2p, self.node.chain.chain_id, self._restore,
                            self.app.validators_in, genesis_set, cfg.trust_height,
                            bytes.fromhex(cfg.trust_hash),
@@ -551,54 +610,123 @@ class ConsensusService:
             return
         self._syncing = True
         try:
-            while await RangeFetcher(self.p2p, self.node.chain, self._apply_range).run():
+            while await RangeFetcher(self.p2p, self.node.chain, self._check_range,
+                                     self._apply_range).run():
                 pass
         finally:
             self._syncing = False
 
-    async def _apply_range(self, blocks: BlockRange, start: int, peer: bytes) -> str | None:
-        """Commit a range of synced blocks (one store transaction); why not, if a block
-        of it did not verify (the blocks before it are committed)."""
+    async def _check_range(self, blocks: BlockRange, start: int) -> CheckedRange:
+        """As soon as a range arrives, in the sync checker thread: decoding it and
+        waiting for its signature checks overlap executing the range before it."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._checker, self._verify_range, blocks, start)
+
+    async def _apply_range(self, checked: CheckedRange, peer: bytes) -> str | None:
+        """Commit a checked range of synced blocks (one store transaction); why not, if a
+        block of it did not verify (the blocks before it are committed)."""
         started = time.monotonic()
-        staged, why = await self._in_builder(self._commit_range, blocks, start)
+        staged, why = await self._in_builder(self._commit_range, checked)
         for one in staged:
             self._after_commit(one, started)
         return why
 
-    def _commit_range(self, blocks: BlockRange, start: int) -> tuple[list[StagedBlock],
-                                                                      str | None]:
-        """Builder thread: each block checked and committed in one batch, up to the first
-        that fails."""
+    def _commit_range(self, checked: CheckedRange) -> tuple[list[StagedBlock], str | None]:
+        """Builder thread: each block of a checked range executed and committed in one
+        store transaction, up to the first that fails."""
         chain = self.node.chain
+        verified, why = checked
         committed: list[StagedBlock] = []
         with chain.batch():
-            for i, (raw, raw_commit) in enumerate(zip(blocks.blocks, blocks.commits,
-                                                      strict=True)):
-                height = start + i
-                if height <= chain.height:
-                    continue  # consensus committed it while we waited: not the peer's fault
+            for height, sb, checked_with in verified:
                 try:
-                    sb = SyncBlock(Block.decode(raw), Commit.decode(raw_commit))
+                    self._recheck_if_set_changed(sb, height, checked_with)
                     staged = self._apply_synced(sb, height)
-                except (CodecError, ValueError, ChainError, TxError) as exc:
+                except (ValueError, ChainError, TxError) as exc:
                     return committed, f"bad block {height}: {exc}"
                 if staged is not None:
                     committed.append(staged)
-        return committed, None
+        return committed, why
+
+    def _recheck_if_set_changed(self, sb: SyncBlock, height: int,
+                                checked_with: ValidatorSet) -> None:
+        """A range is checked before the blocks below it are executed, so heights whose
+        signer set state did not schedule yet were checked against the latest known set.
+        Now that state knows the set of ``height``: if the staking module changed it, the
+        commit is checked again, against the set of its own height (``ValueError``)."""
+        actual = self.app.validators_at(height)
+        if actual != checked_with:
+            actual.verify_commit(self.node.chain.chain_id, sb.commit,
+                                 sb.block.header.hash(), height,
+                                 verifier=self.node.verifier.verify)
+
+    def _set_for_check(self, height: int) -> tuple[ValidatorSet, bool]:
+        """The set to check ``height``'s commit against ahead of execution, and whether it
+        is a guess: its own when state already schedules it, else the latest scheduled
+        one (sets change rarely: ``_recheck_if_set_changed`` catches the blocks where it
+        did). A commit that fails against a guess is no fault of the peer's."""
+        try:
+            return self.app.validators_at(height), False
+        except ValueError:
+            return self.app.validators_at(self.node.chain.height + SCHEDULE_AHEAD), True
+
+    def _verify_range(self, blocks: BlockRange, start: int) -> CheckedRange:
+        """The range's blocks above our height, decoded and checked against their commit
+        certificates and the signer sets of their heights: every commit signature and
+        every proposer signature of the range in ONE batch of the node's parallel
+        verifier (three or four checks a block one by one stay under its threshold for
+        worker processes). Returns the blocks before the first that fails, and why it
+        failed."""
+        chain = self.node.chain
+        chain_id = chain.chain_id
+        decoded: list[tuple[int, SyncBlock, ValidatorSet]] = []
+        items: list[tuple[bytes, bytes, bytes]] = []
+        ends: list[int] = []  # where each block's checks end in ``items``
+        guessed: list[bool] = []  # checked against a guessed set (see ``_set_for_check``)
+        why = None
+        for i, (raw, raw_commit) in enumerate(zip(blocks.blocks, blocks.commits,
+                                                  strict=True)):
+            height = start + i
+            if height <= chain.height:
+                continue  # consensus committed it while we waited: not the peer's fault
+            guess = False
+            try:
+                sb = SyncBlock(Block.decode(raw), Commit.decode(raw_commit))
+                header = sb.block.header
+                if header.height != height:
+                    raise ValueError(f"asked for block {height}, got {header.height}")
+                block_hash = header.hash()
+                valset, guess = self._set_for_check(height)
+                items += valset.commit_checks(chain_id, sb.commit, block_hash, height)
+            except (CodecError, ValueError) as exc:
+                # against a guessed set: stop here, the rest is asked again once the
+                # blocks below are executed and state knows the set
+                why = None if guess else f"bad block {height}: {exc}"
+                break
+            items.append((header.proposer, block_hash, sb.block.signature))
+            ends.append(len(items))
+            guessed.append(guess)
+            decoded.append((height, sb, valset))
+        oks = self.node.verifier.verify(items)
+        begin = 0
+        for n, end in enumerate(ends):
+            if not all(oks[begin:end]):
+                what = "commit" if not all(oks[begin:end - 1]) else "proposer"
+                if guessed[n] and what == "commit":
+                    return decoded[:n], None
+                return decoded[:n], f"bad block {decoded[n][0]}: invalid {what} signature"
+            begin = end
+        return decoded, why
 
     def _apply_synced(self, sb: SyncBlock, height: int) -> StagedBlock | None:
-        """Check a synced block against its certificate and commit it (builder thread);
-        ``None`` if consensus committed that height meanwhile."""
+        """Execute and commit a synced block whose signatures ``_verify_range`` checked
+        (builder thread); ``None`` if consensus committed that height meanwhile."""
         chain = self.node.chain
-        block = sb.block
-        if block.header.height != height:
-            raise ValueError(f"asked for block {height}, got {block.header.height}")
         if chain.height >= height:
             return None
-        self.app.validators_at(height).verify_commit(
-            chain.chain_id, sb.commit, block.hash(), height,
-            verifier=self.node.verifier.verify)
-        staged = chain.stage_block(block, self.node.check_block_txs(block))
+        block = sb.block
+        staged = chain.stage_block(block, self.node.check_block_txs(block),
+                                   proposer_verified=True)
         chain.commit(staged, sb.commit)
         return staged
 

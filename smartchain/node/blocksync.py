@@ -4,11 +4,12 @@ A node that is behind asks every peer for its status (height, and the lowest blo
 still holds: a pruned node serves no older one), then requests ranges of blocks
 (``RangeRequest``: a start, at most ``RANGE_BLOCKS`` blocks, at most ``max_bytes`` bytes
 past the first) from the peers that hold them, round robin, ``WINDOW`` ranges in flight.
-Ranges are handed to ``apply`` in height order, so downloading the next ranges overlaps
-executing this one; ``apply`` checks each block against its commit certificate and the
-signer set of its height and commits a whole range in one store transaction
-(``Chain.batch``). A peer that fails a request is dropped from this round; one that
-serves a block that does not verify is penalised by ``apply``'s caller and dropped, and
+Each range is handed to ``check`` as soon as it arrives (its blocks decoded, their
+commit certificates and proposer signatures verified in one batch of worker processes),
+then to ``apply`` in height order, which executes and commits it in one store
+transaction (``Chain.batch``): downloading and checking the next ranges overlaps
+executing this one. A peer that fails a request is dropped from this round; one that
+serves a malformed range or a block that does not verify is penalised and dropped, and
 its range is asked of another peer.
 """
 
@@ -18,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from smartchain.codec import U32, U64, Bytes, CodecError, Struct, list_of
 from smartchain.p2p import BadRequest
@@ -76,25 +77,33 @@ def serve_range(chain: Chain, payload: bytes, max_frame: int) -> bytes:
     return BlockRange(tuple(b for b, _ in pairs), tuple(c for _, c in pairs)).encode()
 
 
-# apply(range, first height, peer) -> None, or why the peer's range is bad
-Apply = Callable[[BlockRange, int, bytes], Awaitable[str | None]]
+T = TypeVar("T")
+# check(range, first height) -> the range checked (signatures), whatever ``apply`` takes
+Check = Callable[[BlockRange, int], Awaitable[T]]
+# apply(checked range, peer) -> None, or why the peer's range is bad
+Apply = Callable[[T, bytes], Awaitable[str | None]]
+
+
+class _BadRange(Exception):
+    """A range its peer is to blame for (malformed, or not what was asked)."""
 
 
 @dataclass(slots=True)
-class _Range:
+class _Range(Generic[T]):
     start: int
     count: int
     peer: bytes
-    task: asyncio.Task[bytes]
+    task: asyncio.Task[T]
 
 
 @dataclass(slots=True)
-class RangeFetcher:
+class RangeFetcher(Generic[T]):
     """One round of block sync: from ``chain.height + 1`` to the best peer's height."""
 
     p2p: P2P
     chain: Chain
-    apply: Apply
+    check: Check[T]
+    apply: Apply[T]
     range_bytes: int = RANGE_BYTES
     window: int = WINDOW
     peers: dict[bytes, tuple[int, int]] = field(default_factory=dict)  # id -> height, base
@@ -120,7 +129,7 @@ class RangeFetcher:
         self.peers = await self.statuses()
         target = max((h for h, _ in self.peers.values()), default=0)
         progressed = False
-        inflight: list[_Range] = []
+        inflight: list[_Range[T]] = []
         try:
             while self.chain.height < target and self.peers:
                 self._fill(inflight, target)
@@ -147,7 +156,7 @@ class RangeFetcher:
             self._cancel(inflight)
         return progressed
 
-    def _fill(self, inflight: list[_Range], target: int) -> None:
+    def _fill(self, inflight: list[_Range[T]], target: int) -> None:
         start = max((r.start + r.count for r in inflight), default=self.chain.height + 1)
         while len(inflight) < self.window and start <= target:
             peer = self._pick(start)
@@ -157,16 +166,27 @@ class RangeFetcher:
             self._ask(inflight, start, count, peer)
             start += count
 
-    def _ask(self, inflight: list[_Range], start: int, count: int,
+    def _ask(self, inflight: list[_Range[T]], start: int, count: int,
              peer: bytes | None = None) -> None:
         peer = peer or self._pick(start)
         if peer is None:
             return
-        req = RangeRequest(start, count, self.range_bytes).encode()
-        task = asyncio.ensure_future(
-            self.p2p.request(peer, REQ_BLOCKS, req, timeout=RANGE_TIMEOUT_S))
+        task = asyncio.ensure_future(self._fetch(peer, start, count))
         task.add_done_callback(_retrieved)
         inflight.append(_Range(start, count, peer, task))
+
+    async def _fetch(self, peer: bytes, start: int, count: int) -> T:
+        """Ask ``peer`` for a range and check it as soon as it arrives."""
+        req = RangeRequest(start, count, self.range_bytes).encode()
+        raw = await self.p2p.request(peer, REQ_BLOCKS, req, timeout=RANGE_TIMEOUT_S)
+        try:
+            blocks = BlockRange.decode(raw)
+        except CodecError as exc:
+            raise _BadRange(f"malformed block range: {exc}") from exc
+        n = len(blocks.blocks)
+        if n != len(blocks.commits) or not 1 <= n <= count:
+            raise _BadRange(f"{n} blocks for a range of {count}")
+        return await self.check(blocks, start)
 
     def _pick(self, height: int) -> bytes | None:
         """The next peer, round robin, among those holding ``height``."""
@@ -176,27 +196,23 @@ class RangeFetcher:
         self._turn += 1
         return holders[self._turn % len(holders)]
 
-    def _head(self, inflight: list[_Range]) -> _Range | None:
+    def _head(self, inflight: list[_Range[T]]) -> _Range[T] | None:
         """The range in flight holding our next height (consensus may have moved it)."""
         nxt = self.chain.height + 1
         return next((r for r in inflight if r.start <= nxt < r.start + r.count), None)
 
-    async def _take(self, rng: _Range) -> str | None:
-        """Await one range and apply it; why it was refused, if it was."""
+    async def _take(self, rng: _Range[T]) -> str | None:
+        """Await one range (fetched and checked) and apply it; why it was refused, if it
+        was."""
         try:
-            raw = await rng.task
+            checked = await rng.task
+        except _BadRange as exc:
+            return self._bad(rng.peer, str(exc))
         except Exception as exc:  # timeouts, disconnects, errors: another peer next round
             log.info("range %d+%d from %s failed: %s", rng.start, rng.count,
                      rng.peer.hex()[:16], exc)
             return str(exc) or type(exc).__name__
-        try:
-            blocks = BlockRange.decode(raw)
-        except CodecError as exc:
-            return self._bad(rng.peer, f"malformed block range: {exc}")
-        n = len(blocks.blocks)
-        if n != len(blocks.commits) or not 1 <= n <= rng.count:
-            return self._bad(rng.peer, f"{n} blocks for a range of {rng.count}")
-        why = await self.apply(blocks, rng.start, rng.peer)
+        why = await self.apply(checked, rng.peer)
         return None if why is None else self._bad(rng.peer, why)
 
     def _bad(self, peer: bytes, why: str) -> str:
@@ -204,13 +220,13 @@ class RangeFetcher:
         return why
 
     @staticmethod
-    def _cancel(inflight: list[_Range]) -> None:
+    def _cancel(inflight: list[_Range[T]]) -> None:
         for rng in inflight:
             rng.task.cancel()
         inflight.clear()
 
 
-def _retrieved(task: asyncio.Future[bytes]) -> None:
+def _retrieved(task: asyncio.Future[T]) -> None:
     """A range nobody awaits any more (cancelled round) fails quietly."""
     if not task.cancelled():
         task.exception()

@@ -5,7 +5,7 @@ config.toml has one section per sub-system, each mapping onto that sub-system's 
 type, so a new tunable needs no plumbing here::
 
     [node]       moniker, log_level, mempool limits, pruning (NodeConfig's own fields)
-    [api]        host, port                                  (ApiSettings)
+    [api]        host, port, index, subscriber limits         (ApiSettings)
     [p2p]        host, port, seeds, gossip signature budget  (P2PSettings)
                  + any field of smartchain.p2p.P2PConfig     (e.g. pex, max_inbound)
     [consensus]  block_time_ms, max_block_txs                (ConsensusSettings)
@@ -56,6 +56,11 @@ class ConfigError(ValueError):
 class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 26657  # 0: any free port (the node writes the one it got to HOME/node.json)
+    # The search index (transactions by account, events by kind and attribute) the explorer
+    # and the list routes read; a node that only signs can save the disk writes.
+    index: bool = True
+    max_subscribers: int = 1_000  # websocket subscribers at once (GET /v1/subscribe)
+    subscriber_queue: int = 256  # messages a subscriber may lag behind before it is dropped
 
 
 @dataclass(slots=True)
@@ -219,6 +224,7 @@ class NodeConfig:
         if self.keep_blocks < MIN_KEEP_BLOCKS:
             raise ConfigError(f"[node] keep_blocks must be >= {MIN_KEEP_BLOCKS}")
         _at_least(0, self.faults, "faults", "equivocate_every")
+        _at_least(1, self.api, "api", "max_subscribers", "subscriber_queue")
         self._validate_sync()
         _at_least(0, self.compute, "compute", "cores", "stake", "capability_override")
         _at_least(0, self.storage, "storage", "capacity", "price", "bandwidth_price",

@@ -31,5 +31,27 @@ class NodeMetrics:
             "smart_block_build_seconds", "Time to execute and commit a block", registry=r,
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
+        # consensus: what the engine is deciding and how the signer sets behave
+        self.consensus_height = Gauge(
+            "smart_consensus_height", "Height the consensus engine is deciding", registry=r)
+        self.consensus_round = Gauge(
+            "smart_consensus_round", "Round of the height being decided", registry=r)
+        self.consensus_signers = Gauge(
+            "smart_consensus_signers", "Signers in the set of the next height", registry=r)
+        self.consensus_is_signer = Gauge(
+            "smart_consensus_is_signer", "1 when this node's key signs the next height",
+            registry=r)
+        self.consensus_missed_blocks = Counter(
+            "smart_consensus_missed_blocks",
+            "Committed blocks a signer of their set did not sign (from the next block's "
+            "last commit), by signer public key (first 16 hex digits)", ["validator"],
+            registry=r)
+        self.consensus_jailed = Gauge(
+            "smart_consensus_jailed", "Validator candidates jailed in committed state",
+            registry=r)
+        self.consensus_set_changes = Counter(
+            "smart_consensus_set_changes",
+            "Committed heights whose signer set differs from the height before", registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -28,8 +28,10 @@ from smartchain.crypto.keys import ParallelVerifier, PrivateKey, verify
 from smartchain.modules.bank.module import _decode_account
 from smartchain.modules.bank.types import ACCOUNT_PREFIX
 from smartchain.node.config import DATA_DIR, GENESIS_FILE, SNAPSHOTS_DIR, NodeConfig
+from smartchain.node.index import Index
 from smartchain.node.mempool import AccountLookup, Mempool
 from smartchain.node.metrics import NodeMetrics
+from smartchain.node.signer_sets import SignerSets
 from smartchain.state.chain import StagedBlock
 from smartchain.state.executor import CheckedTx, carried_error
 from smartchain.state.genesis import Genesis
@@ -88,9 +90,8 @@ class Node:
         self.mempool = Mempool(self.config.mempool_max_txs, self.config.mempool_max_bytes)
         self.metrics = NodeMetrics()
         self.verifier = ParallelVerifier()
-        keys = [v.public_key for v in self.genesis.validators]
-        self.is_signer = key.public_key in keys
-        self.validator_index = keys.index(key.public_key) if self.is_signer else -1
+        self.sets = SignerSets(self.chain)
+        self.metrics.consensus_jailed.set_function(self.sets.jailed)
         # Every block execution and commit runs here, one at a time, off the event loop.
         self.builder = ThreadPoolExecutor(1, thread_name_prefix="block-builder")
         # State snapshots served to new nodes: dumped here, off the builder (node/snapsync.py).
@@ -101,7 +102,23 @@ class Node:
         self.peer_count: Callable[[], int] = lambda: 0  # set by the process that owns P2P
         # Set by the consensus service: hands newly admitted transactions to gossip.
         self.announce: Callable[[list[bytes]], None] = lambda raws: None
+        # Told of each committed block, on the event loop, in height order (the API's
+        # websocket subscriptions).
+        self.commit_listeners: list[Callable[[StagedBlock], None]] = []
+        self.index: Index | None = None
+        if self.config.api.index:
+            self.index = Index(self.chain)
+            caught_up = self.index.attach()
+            if caught_up:
+                log.info("search index: caught up %d blocks", caught_up)
         self.metrics.height.set(self.chain.height)
+
+    @property
+    def is_signer(self) -> bool:
+        """Whether our key is in the signer set of the next height (it changes with the
+        staking module's decisions: a standby becomes a signer when it takes a seat)."""
+        nxt = self.chain.height + 1
+        return self.sets.at(nxt).index_of(self.key.public_key) is not None
 
     # --- admission -----------------------------------------------------------------------
 
@@ -350,13 +367,16 @@ class Node:
         The certificate is the same kind the BFT engine produces, so a chain started by
         one signer stays verifiable when more join."""
         chain = self.chain
+        height = chain.height + 1
+        index = self.sets.at(height).index_of(self.key.public_key)
+        if index is None:
+            raise ValueError(f"our key is not in the signer set of height {height}")
         last_commit = (chain.get_commit(chain.height) if chain.height else None) or EMPTY_COMMIT
         staged = chain.stage_proposal(candidates, time_ms, self.key, last_commit=last_commit)
         block = staged.block
-        vote = Vote(chain.chain_id, block.header.height, 0, int(Step.PRECOMMIT), block.hash(),
+        vote = Vote(chain.chain_id, height, 0, int(Step.PRECOMMIT), block.hash(),
                     self.key.public_key, bytes(64)).signed_by(self.key)
-        commit = Commit(block.header.height, 0, block.hash(),
-                        (CommitSig(self.validator_index, vote.signature),))
+        commit = Commit(height, 0, block.hash(), (CommitSig(index, vote.signature),))
         chain.commit(staged, commit)
         return staged
 
@@ -384,6 +404,8 @@ class Node:
         if interval and block.header.height % interval == 0:
             self.builder.submit(self._start_snapshot, block.header.height) \
                 .add_done_callback(_log_snapshot_failure)
+        for listener in self.commit_listeners:
+            listener(staged)
         return BlockResult(block, n, len(staged.skipped), now - started)
 
     def _start_snapshot(self, height: int) -> None:

@@ -59,6 +59,7 @@ REQ_SNAPSHOTS = "sync/snapshots"
 REQ_MANIFEST = "sync/snapshot-manifest"
 REQ_CHUNK = "sync/snapshot-chunk"
 CHUNK_WINDOW = 16  # chunk requests in flight, over all peers
+MAX_OFFERS_PER_PEER = 4  # a peer's highest offers tried (a node keeps a few snapshots)
 LIST_TIMEOUT_S = 3.0
 FETCH_TIMEOUT_S = 30.0
 BAD_SNAPSHOT = 50  # score a peer loses for a block, manifest or chunk that does not verify
@@ -179,20 +180,24 @@ class SnapshotSync:
         self.offers = await self._lists()
         by_snapshot: dict[tuple[int, bytes, bytes, int], list[bytes]] = {}
         for peer, infos in self.offers.items():
-            for i in infos:
+            # each offer tried costs requests to every peer: a peer listing thousands of
+            # made-up snapshots would hold the start for as many rounds
+            usable = [i for i in infos
+                      if not self.trust_height or i.height <= self.trust_height]
+            best = sorted(usable, key=lambda i: i.height, reverse=True)[:MAX_OFFERS_PER_PEER]
+            for i in best:
                 key = (i.height, i.block_hash, i.state_root, i.chunks)
                 by_snapshot.setdefault(key, []).append(peer)
         for key in sorted(by_snapshot, key=lambda k: (k[0], len(by_snapshot[k])),
                           reverse=True):
             height = key[0]
-            if self.trust_height and height > self.trust_height:
-                log.info("snapshot at height %d is above trust_height %d: skipped",
-                         height, self.trust_height)
-                continue
             try:
                 await self._try(height, key[1], key[2], by_snapshot[key])
             except SnapshotRefused as exc:
                 log.warning("snapshot at height %d refused: %s", height, exc)
+                continue
+            except Exception:  # what peers sent must never stop the node's start
+                log.exception("snapshot at height %d refused: it could not be used", height)
                 continue
             return height
         log.warning("no usable snapshot among %d offered by %d peers: syncing by blocks",
@@ -252,6 +257,9 @@ class SnapshotSync:
                 continue
             except Exception as exc:  # not held (pruned), timeout, disconnect
                 log.debug("block %d from %s: %s", height, peer.hex()[:16], exc)
+                continue
+            if len(got) != 1:
+                self._bad(peer, f"answered {len(got)} blocks for block {height}")
                 continue
             block, commit = got[0]
             if block.header.height != height or block.hash() != block_hash:

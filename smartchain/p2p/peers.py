@@ -79,7 +79,8 @@ class P2P:
         self.max_peers = max_peers
         self.max_frame = max_frame
         self.config = config or P2PConfig()
-        self.protected = frozenset(protected) | {parse_address(s)[0] for s in self.seeds}
+        self._seed_ids = frozenset(parse_address(s)[0] for s in self.seeds)
+        self.protected = frozenset(protected) | self._seed_ids
         self.stats: Counter[str] = Counter()
         self.book = PeerBook(self.config, self.stats)
         self.connections = Connections(
@@ -92,6 +93,13 @@ class P2P:
                                    self.penalize)
         self.on_peer_connected: list[PeerCallback] = self.connections.on_peer_connected
         self.on_peer_disconnected: list[PeerCallback] = self.connections.on_peer_disconnected
+
+    def protect(self, peer_ids: Iterable[bytes]) -> None:
+        """Make ``peer_ids`` (and the seeds) the protected peers from now on: the signers
+        change as the chain's signer sets do."""
+        self.protected = frozenset(peer_ids) | self._seed_ids
+        self.connections.protected = self.protected
+        self.connections.slots.protected = self.protected
 
     # ------------------------------------------------------------------ lifecycle
 

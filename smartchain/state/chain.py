@@ -160,6 +160,9 @@ class Chain:
         self.executor = Executor(modules)
         self.tree = StateTree()
         self._batch = _BatchTxn()
+        # Written in each block's own store transaction, after the block: derived records
+        # (the API's search index) that are then exactly as durable as the block itself.
+        self.block_writers: list[Callable[[lmdb.Transaction[bytes], StagedBlock], None]] = []
         dbs = self.store.dbs
         with self.store.read() as txn:
             stored = txn.get(GENESIS_KEY, db=dbs["meta"])
@@ -173,6 +176,7 @@ class Chain:
         raw_base = self.store.get("meta", BASE_KEY)
         self.base = _H.unpack(raw_base)[0] if raw_base else 1
         self.latest = self._block_at(self.height).header if self.height else None
+        self._latest_hash: tuple[BlockHeader | None, bytes] = (None, ZERO_HASH)
         self.params = self.read_params()
 
     # --- genesis ------------------------------------------------------------------------
@@ -209,7 +213,14 @@ class Chain:
 
     @property
     def latest_hash(self) -> bytes:
-        return self.latest.hash() if self.latest else ZERO_HASH
+        """Hashed once per header (each block reads it several times)."""
+        latest = self.latest
+        if latest is None:
+            return ZERO_HASH
+        memo = self._latest_hash
+        if memo[0] is not latest:
+            memo = self._latest_hash = (latest, latest.hash())
+        return memo[1]
 
     # --- producing and applying blocks ---------------------------------------------------
 
@@ -322,16 +333,19 @@ class Chain:
         return StagedBlock(block, included, receipts, receipt_bytes, overlay.writes, tree,
                            skipped)
 
-    def stage_block(self, block: Block, checked: list[CheckedTx]) -> StagedBlock:
+    def stage_block(self, block: Block, checked: list[CheckedTx], *,
+                    proposer_verified: bool = False) -> StagedBlock:
         """Re-execute a block made elsewhere; raise ``ChainError`` unless every root matches
         and every transaction fits the block's budget. A block whose execution raises
-        anything else is invalid too (``ChainError``)."""
+        anything else is invalid too (``ChainError``). ``proposer_verified``: the caller
+        checked the proposer's signature over the header hash already (block sync checks
+        a whole range's signatures in one batch)."""
         h = block.header
         if h.chain_id != self.chain_id or h.height != self.height + 1:
             raise ChainError(f"block {h.height} does not follow height {self.height}")
         if h.prev_hash != self.latest_hash:
             raise ChainError("block does not extend our latest block")
-        if not verify(h.proposer, h.hash(), block.signature):
+        if not proposer_verified and not verify(h.proposer, h.hash(), block.signature):
             raise ChainError("bad proposer signature")
         if self.latest and h.time_ms <= self.latest.time_ms:
             raise ChainError("block time does not increase")
@@ -390,20 +404,22 @@ class Chain:
         height = block.header.height
         if height != self.height + 1 or block.header.prev_hash != self.latest_hash:
             raise ChainError("staged block no longer follows the chain (staged on old state)")
+        block_hash = block.hash()
         batch = self._batch.txn
         if batch is not None:
-            self._write_block(batch, staged, commit)
+            self._write_block(batch, staged, commit, block_hash)
         else:
             with self.store.write() as txn:  # commits on exit, aborts on an exception
-                self._write_block(txn, staged, commit)
+                self._write_block(txn, staged, commit, block_hash)
         self.tree.install(staged.tree)
+        self._latest_hash = (block.header, block_hash)
         self.latest = block.header
         self.height = height
         if PARAMS_KEY in staged.writes:
             self.params = self.read_params()
 
     def _write_block(self, txn: lmdb.Transaction[bytes], staged: StagedBlock,
-                     commit: Commit | None) -> None:
+                     commit: Commit | None, block_hash: bytes) -> None:
         block = staged.block
         height = block.header.height
         dbs = self.store.dbs
@@ -411,7 +427,7 @@ class Chain:
         self._put_state(txn, staged.writes)
         self.tree.write(txn, dbs, staged.tree)
         txn.put(hkey, block.encode(), db=dbs["blocks"])
-        txn.put(block.hash(), hkey, db=dbs["hashes"])
+        txn.put(block_hash, hkey, db=dbs["hashes"])
         txn.cursor(db=dbs["txs"]).putmulti(
             [(c.hash, _HI.pack(height, i) + rb)
              for i, (c, rb) in enumerate(zip(staged.included, staged.receipt_bytes,
@@ -419,6 +435,8 @@ class Chain:
         if commit is not None:
             txn.put(hkey, commit.encode(), db=dbs["commits"])
         txn.put(HEIGHT_KEY, hkey, db=dbs["meta"])
+        for write in self.block_writers:
+            write(txn, staged)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -175,32 +175,30 @@ class Overlay:
 
     def iter_prefix(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """Merged iteration in key order (deterministic), hiding deleted keys; from
-        ``start`` on if it is above ``prefix`` (neither side visits the keys below it)."""
+        ``start`` on if it is above ``prefix`` (neither side visits the keys below it).
+        Both sides are read as the caller goes: a scan that stops after a few entries
+        costs a few, however much the block wrote under ``prefix``."""
         mine = self._written_under(prefix, start)
         below = self.parent.iter_prefix(prefix, start)
-        i = 0
+        m = next(mine, None)
         for k, v in below:
-            while i < len(mine) and mine[i][0] < k:
-                mk, mv = mine[i]
-                if mv is not None:
-                    yield mk, mv
-                i += 1
-            if i < len(mine) and mine[i][0] == k:
-                mv = mine[i][1]
-                if mv is not None:
-                    yield k, mv
-                i += 1
+            while m is not None and m[0] < k:
+                if m[1] is not None:
+                    yield m[0], m[1]
+                m = next(mine, None)
+            if m is not None and m[0] == k:
+                if m[1] is not None:
+                    yield k, m[1]
+                m = next(mine, None)
                 continue
             yield k, v
-        for mk, mv in mine[i:]:
-            if mv is not None:
-                yield mk, mv
+        while m is not None:
+            if m[1] is not None:
+                yield m[0], m[1]
+            m = next(mine, None)
 
-    def _written_under(self, prefix: bytes, start: bytes = b"") -> list[tuple[bytes, bytes | None]]:
-        """This overlay's writes (``None``: deleted) of keys starting with ``prefix``, from
-        ``start`` on, in key order."""
-        index = self._index
-        fresh = self._fresh
+    def _sort_fresh(self) -> None:
+        index, fresh = self._index, self._fresh
         if len(fresh) <= _INSORT_MOST:  # a few keys: bisect each in (no pass over the index)
             for key in fresh:
                 insort(index, key)
@@ -209,13 +207,20 @@ class Overlay:
             index += fresh
             index.sort()  # two sorted runs: timsort merges them, galloping over the long one
             self._fresh = []
-        writes = self.writes
-        out: list[tuple[bytes, bytes | None]] = []
-        for i in range(bisect_left(index, max(prefix, start)), len(index)):
+
+    def _written_under(self, prefix: bytes, start: bytes = b""
+                       ) -> Iterator[tuple[bytes, bytes | None]]:
+        """This overlay's writes (``None``: deleted) of keys starting with ``prefix``, from
+        ``start`` on, in key order, read lazily. Another scan may sort keys into the index
+        while this one waits: it then finds its place again past the last key it gave."""
+        self._sort_fresh()
+        index, writes = self._index, self.writes
+        i = bisect_left(index, max(prefix, start))
+        while i < len(index):
             key = index[i]
             if not key.startswith(prefix):
-                break
+                return
             value = writes.get(key, _MISSING)
             if value is not _MISSING:
-                out.append((key, value))
-        return out
+                yield key, value
+            i = i + 1 if i < len(index) and index[i] == key else bisect_right(index, key)

@@ -12,6 +12,9 @@ instead of at the peer itself, so that the link decides whether the two can talk
   does after a short outage. A connection attempted meanwhile is held, not refused.
 * ``heal()``: forward again.
 
+``delay_ms`` delays every chunk by that much in each direction, in order (a one-way
+delay, as ``tc netem delay`` would add, for kernels without netem; bench/wan.py).
+
 ``record=True`` keeps the bytes of every connection per direction (``connections``), so a
 test can replay what a real client sent.
 
@@ -43,10 +46,12 @@ class Recorded:
 class Link:
     """One listening port forwarding to ``target``. Use through ``ProxyNet``."""
 
-    def __init__(self, name: str, target: tuple[str, int], record: bool) -> None:
+    def __init__(self, name: str, target: tuple[str, int], record: bool,
+                 delay_ms: int = 0) -> None:
         self.name = name
         self.target = target
         self.record = record
+        self.delay_s = delay_ms / 1000
         self.port = 0
         self.mode = "open"  # "open", "reset" or "blackhole"
         self.accepted = 0  # connections accepted (including those reset at once)
@@ -111,6 +116,8 @@ class Link:
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     log: bytearray) -> None:
+        if self.delay_s:
+            return await self._pump_delayed(reader, writer, log)
         try:
             while True:
                 data = await reader.read(_CHUNK)
@@ -125,6 +132,41 @@ class Link:
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
             return
+
+    async def _pump_delayed(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter, log: bytearray) -> None:
+        """Each chunk written ``delay_s`` after it was read, in order; reading goes on
+        meanwhile (the delay holds bytes in flight, it does not limit bandwidth)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def send() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    return
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                writer.write(data)
+                await writer.drain()
+
+        sender = asyncio.ensure_future(send())
+        try:
+            while True:
+                data = await reader.read(_CHUNK)
+                await self._open.wait()
+                if self.mode == "reset":
+                    return
+                if self.record:
+                    log += data
+                queue.put_nowait((loop.time() + self.delay_s, data))
+                if not data:
+                    await sender  # what is in flight still arrives, then the end
+                    return
+        except (OSError, asyncio.IncompleteReadError):
+            return
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
 
     def cut(self, reset: bool) -> None:
         if reset:
@@ -172,13 +214,15 @@ class ProxyNet:
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def add(self, name: str, target: tuple[str, int], *, record: bool = False) -> int:
-        """A new link forwarding to ``target``; returns the port it listens on."""
+    def add(self, name: str, target: tuple[str, int], *, record: bool = False,
+            delay_ms: int = 0) -> int:
+        """A new link forwarding to ``target`` (each way ``delay_ms`` late); returns the
+        port it listens on."""
         if name in self.links:
             raise ValueError(f"link {name!r} exists")
 
         async def make() -> Link:
-            link = Link(name, target, record)
+            link = Link(name, target, record, delay_ms)
             await link.start()
             return link
 

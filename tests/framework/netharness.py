@@ -232,9 +232,16 @@ class Network:
                  chain_id: str = "smart-net-1", block_time_ms: int = 150,
                  timeout_propose_ms: int = 600, timeout_vote_ms: int = 300,
                  log_level: str = "info", snapshot_interval: int = 0,
-                 snapshot_keep: int = 2) -> None:
+                 snapshot_keep: int = 2, standby: int = 0,
+                 powers: Sequence[int] | None = None,
+                 params: dict[str, int] | None = None, fund_nodes: int = 0) -> None:
         """``snapshot_interval``: every node takes a state snapshot every that many
-        blocks (0: none) and keeps the ``snapshot_keep`` latest."""
+        blocks (0: none) and keeps the ``snapshot_keep`` latest. ``standby``: that many
+        more genesis validators, nodes ``n..n+standby-1``: with ``poca_max_directors = n``
+        in the genesis they are standby signers (give the directors more power in
+        ``powers``, one per node, so the ranking puts them first). ``params``: genesis
+        chain parameters besides ``block_time_ms``. ``fund_nodes``: base units each node's
+        own key holds at genesis (fees of its transactions)."""
         if n < 1:
             raise ValueError("a network needs at least one validator")
         self.root = Path(root)
@@ -245,15 +252,26 @@ class Network:
         self.log_level = log_level
         self.snapshot_interval = snapshot_interval
         self.snapshot_keep = snapshot_keep
-        keys = [PrivateKey.generate() for _ in range(n)]
+        keys = [PrivateKey.generate() for _ in range(n + standby)]
+        powers = list(powers) if powers is not None else [1] * len(keys)
+        extra = dict(params or {})
+        if standby:
+            extra.setdefault("poca_max_directors", n)
+            extra.setdefault("poca_max_standby", standby)
         self.genesis: Genesis = make_genesis(
-            chain_id, [(k.public_key, 1, f"node{i}") for i, k in enumerate(keys)],
-            list(accounts), params=Params(block_time_ms=block_time_ms))
+            chain_id, [(k.public_key, p, f"node{i}")
+                       for i, (k, p) in enumerate(zip(keys, powers, strict=True))],
+            [*accounts, *((k.address, fund_nodes) for k in keys if fund_nodes)],
+            params=Params(block_time_ms=block_time_ms, **extra))
         self.chain_id = chain_id
+        # The genesis signer set as the staking module ranks it: stake (power) first,
+        # then public key, the top poca_max_directors.
+        ranked = sorted(self.genesis.validators, key=lambda v: (-v.power, v.public_key))
         self.valset = ValidatorSet(
-            [Validator(v.public_key, v.power, v.name) for v in self.genesis.validators])
+            [Validator(v.public_key, v.power, v.name)
+             for v in ranked[:self.genesis.params.poca_max_directors]])
         self.nodes: list[NetNode] = []
-        ports = free_ports(n)
+        ports = free_ports(len(keys))
         for i, (key, port) in enumerate(zip(keys, ports, strict=True)):
             self.nodes.append(NetNode(i, f"node{i}", self.root / f"node{i}", key,
                                       self._config(f"node{i}", port), validator=True))
@@ -469,16 +487,26 @@ class Network:
                       tuple(CommitSig(int(s["validator_index"]), bytes.fromhex(s["signature"]))
                             for s in doc["signatures"]))
 
-    def verify_last_commits(self, blocks: dict[int, dict[str, Any]]) -> list[set[int]]:
-        """Check every block's ``last_commit`` against the validator set and the previous
-        block's hash; returns, per checked certificate, the signer indices."""
+    def verify_last_commits(self, blocks: dict[int, dict[str, Any]],
+                            sets_from: int | None = None) -> list[set[int]]:
+        """Check every block's ``last_commit`` against the signer set of its height and
+        the previous block's hash; returns, per checked certificate, the signer indices.
+        The set is the genesis one, or (``sets_from``: a node index) the one that node
+        serves for that height (a network whose set changes)."""
         signers = []
         for h in sorted(blocks):
             if h < 2 or h - 1 not in blocks:
                 continue
             commit = self.commit_of(blocks[h]["last_commit"])
             prev_hash = bytes.fromhex(blocks[h - 1]["hash"])
-            self.valset.verify_commit(self.chain_id, commit, prev_hash, h - 1)
+            valset = self.valset if sets_from is None else self.signer_set(sets_from, h - 1)
+            valset.verify_commit(self.chain_id, commit, prev_hash, h - 1)
             signers.append({s.validator_index for s in commit.signatures})
         return signers
+
+    def signer_set(self, i: int, height: int) -> ValidatorSet:
+        """The signer set of ``height`` as node ``i`` serves it."""
+        doc = self.client(i).signers(height)
+        return ValidatorSet([Validator(bytes.fromhex(v["pubkey"]), v["power"], v["name"])
+                             for v in doc["validators"]], doc["start_height"])
 

@@ -255,6 +255,21 @@ def test_blocks_by_height_and_latest(api: Api) -> None:
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", h
 
 
+def test_signer_set_of_a_height(api: Api, smart_node: NodeProcess) -> None:
+    """The set a commit of a height is checked against: here the one genesis signer,
+    from height 1, known up to the committed height + 2 and not beyond."""
+    height = api.status()["height"]
+    signers = api.ok(f"/v1/blocks/{height}/signers")
+    assert signers["height"] == height and signers["start_height"] == 1
+    assert [v["pubkey"] for v in signers["validators"]] == \
+        [v.public_key.hex() for v in smart_node.genesis.validators]
+    assert signers["total_power"] == sum(v["power"] for v in signers["validators"])
+    assert api.ok(f"/v1/blocks/{height + 2}/signers")["validators"] == signers["validators"]
+    for h in (0, height + 10_000):
+        r = api.get(f"/v1/blocks/{h}/signers")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", h
+
+
 def test_account_view(api: Api) -> None:
     assert api.account(DAVE) == {
         "address": to_bech32(DAVE.address), "balance": str(1_000 * HPC), "balance_hpc": "1000",
@@ -316,6 +331,23 @@ def test_metrics(api: Api) -> None:
     assert api.metric("smart_txs_per_second") >= 0
     # blocks every 200 ms: the measured interval is in that neighbourhood
     assert 0.05 < api.metric("smart_block_interval_seconds") < 5
+
+
+def test_metrics_report_consensus(api: Api) -> None:
+    """The consensus families of /metrics on a chain of one signer: it decides the next
+    height and signs it; nobody is jailed, the set never changed, no block was missed."""
+    h = api.status()["height"]
+    wait_until(lambda: api.metric("smart_consensus_height") >= h + 2, 10)
+    assert api.metric("smart_consensus_height") >= api.metric("smart_height")
+    assert api.metric("smart_consensus_round") >= 0
+    assert api.metric("smart_consensus_signers") == 1
+    assert api.metric("smart_consensus_is_signer") == 1
+    assert api.metric("smart_consensus_jailed") == 0
+    assert api.metric("smart_consensus_set_changes_total") == 0
+    r = api.get("/metrics")
+    missed = [s for fam in text_string_to_metric_families(r.text) for s in fam.samples
+              if s.name == "smart_consensus_missed_blocks_total"]
+    assert missed == []  # a sole signer signs every block
 
 
 def test_batch_submission(api: Api) -> None:
@@ -515,8 +547,9 @@ BAD_GETS: list[tuple[str, int, str]] = [
     (f"/v1/blocks/{1 << 64}", 400, "malformed"),
     (f"/v1/blocks/{(1 << 64) - 1}", 404, "not_found"),  # the whole u64 range is a height
     ("/v1/blocks/\u0663", 400, "malformed"),  # an Arabic-Indic digit: isdigit() but not ASCII
+    ("/v1/blocks/x/signers", 400, "malformed"),
     # unknown routes
-    ("/", 404, "not_found"),
+    ("/no-such-page", 404, "not_found"),
     ("/v1", 404, "not_found"),
     ("/v1/nope", 404, "not_found"),
     ("/v2/status", 404, "not_found"),

@@ -126,6 +126,10 @@ def test_devnet_up_transfer_down_and_resume(tmp_path: Path) -> None:
         assert all(pid_alive(p) for p in pids)
         for node in summary["nodes"]:
             assert http_json(node["api_url"] + "/v1/status")["chain_id"] == chain_id
+        assert summary["explorer_url"] == api_url + "/"
+        with urllib.request.urlopen(summary["explorer_url"], timeout=10) as resp:
+            assert resp.headers["Content-Type"].startswith("text/html")
+            assert chain_id in resp.read().decode()
 
         # the demo keys are in the CLI keyring, unencrypted
         keys = {k["name"]: k for k in ok_json(smart(env, "keys", "list", "--json"))}
@@ -264,6 +268,46 @@ def test_devnet_storage_providers_register(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, f"storage providers never registered: {providers}"
             time.sleep(0.1)
+    finally:
+        devnet_cleanup(env, home, seen)
+    assert not any(pid_alive(p) for p in seen)
+
+
+def test_devnet_with_standby_signers(tmp_path: Path) -> None:
+    """`--validators 4 --standby 3`: 4 directors sign, 3 standby signer nodes wait, all
+    qualified by the genesis bootstrap; the standbys' nodes attest their liveness, which
+    counts as their uptime at the first epoch."""
+    env = cli_env(tmp_path / "smart-home")
+    home = tmp_path / "devnet"
+    seen: list[int] = []
+    try:
+        summary = ok_json(smart(env, "devnet", "up", "--home", str(home), "--detach", "--json",
+                                "--validators", "4", "--standby", "3", "--accounts", "1",
+                                "--compute-providers", "0", "--storage-providers", "0",
+                                "--block-time-ms", "200", "--api-port", str(free_port())))
+        names = [n["name"] for n in summary["nodes"]]
+        assert names == ["node0", "node1", "node2", "node3", "standby0", "standby1", "standby2"]
+        for runtime in home.glob("*/node.json"):
+            seen.append(int(json.loads(runtime.read_text())["pid"]))
+        api = summary["nodes"][0]["api_url"]
+        genesis = json.loads((home / "node0" / "genesis.json").read_text())
+        assert genesis["params"]["poca_max_directors"] == 4
+        assert genesis["params"]["poca_max_standby"] == 3
+        deadline = time.monotonic() + 60
+        while True:  # past the first epoch (20 blocks), standbys' attestations counted
+            doc = http_json(api + "/v1/validators")
+            tiers = {v["moniker"]: (v["tier"], v["status"], v["uptime"] > 0)
+                     for v in doc["validators"]}
+            if doc["epoch"] >= 1 and all(up for _, _, up in tiers.values()):
+                break
+            assert time.monotonic() < deadline, f"standbys never attested: {doc}"
+            time.sleep(0.2)
+        assert tiers == {**{f"node{i}": ("director", "active", True) for i in range(4)},
+                         **{f"standby{i}": ("standby_signer", "active", True)
+                            for i in range(3)}}
+        height = http_json(api + "/v1/status")["height"]
+        signers = http_json(api + f"/v1/blocks/{height}/signers")["validators"]
+        assert sorted(v["name"] for v in signers) == [f"node{i}" for i in range(4)]
     finally:
         devnet_cleanup(env, home, seen)
     assert not any(pid_alive(p) for p in seen)

@@ -31,11 +31,13 @@ from smartchain.cli import keyring
 from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
-from smartchain.modules.bank.module import get_account, total_supply
+from smartchain.modules.bank.module import get_account, total_minted, total_supply
 from smartchain.modules.bank.types import Transfer
+from smartchain.modules.poca.types import MODULE_ACCOUNT as POCA_ACCOUNT
+from smartchain.modules.rewards.types import MODULE_ACCOUNT as REWARDS_ACCOUNT
 from smartchain.node.config import DATA_DIR
 from smartchain.state.chain import Chain
-from smartchain.state.emission import block_reward, emitted_through
+from smartchain.state.emission import emitted_through
 from smartchain.types.errors import Code
 from smartchain.types.tx import Transaction
 
@@ -431,7 +433,6 @@ def _audit_chain(node: NodeProcess, sent: set[str], seen: dict[str, tuple[int, i
             if h > 1:
                 prev = chain.get_block(h - 1)
                 assert prev is not None and block.header.prev_hash == prev.hash()
-            balances[validator] += block_reward(emission, h)
             for i, raw in enumerate(block.txs):
                 tx = Transaction.decode(raw)
                 tx_hash = h256(raw)
@@ -459,11 +460,16 @@ def _audit_chain(node: NodeProcess, sent: set[str], seen: dict[str, tuple[int, i
                 assert acct.balance == balance, to_bech32(addr)
                 assert acct.nonce == nonces[addr], to_bech32(addr)
             supply = total_supply(reader)
+            minted = total_minted(reader)
+            rewards = get_account(reader, REWARDS_ACCOUNT).balance  # minted, not withdrawn
+            locked = get_account(reader, POCA_ACCOUNT).balance  # the genesis validator's stake
         finally:
             reader.close()
         assert set(balances) == set(ADDRS) | {validator}  # nobody else ever got HPC
-        assert supply == genesis.supply() + emitted_through(emission, height)
-        assert sum(balances.values()) == supply
+        # block rewards are minted per epoch into the rewards module (docs/rewards.md)
+        assert supply == genesis.supply() + minted and minted == rewards
+        assert minted <= emitted_through(emission, height)
+        assert sum(balances.values()) + rewards + locked == supply
     finally:
         chain.close()
 

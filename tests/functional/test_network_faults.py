@@ -12,7 +12,8 @@ Synchronisation is always by polling real state against a deadline.
   links between {0, 1} and {2, 3} are cut (connections reset), then healed; then the same
   again as a black hole (connections stall, their bytes arrive after the heal).
 * Equivocation: one signer runs the test-only ``test_equivocate_every`` mode and
-  double-signs prevotes; the evidence must reach a block, valid and naming it.
+  double-signs prevotes; the evidence must reach a block, valid and naming it, and the
+  offender is slashed, tombstoned and out of the signer set.
 * Hostile peers: garbage, truncated frames, oversize length prefixes and a replayed
   handshake from raw sockets, and a flood from a real ``P2P`` client, against one signer
   of a running network; the node must stay up, keep committing, and ban the flooder.
@@ -53,9 +54,9 @@ from smartchain.node.bft import (
     TOPIC_TXS,
     TX_BATCH_MAX,
     ConsensusService,
-    SyncBlock,
     TxBatch,
 )
+from smartchain.node.blocksync import BlockRange
 from smartchain.node.config import (
     DATA_DIR,
     TEST_FAULTS_ENV,
@@ -71,6 +72,7 @@ from smartchain.node.node import Node
 from smartchain.p2p import P2P, P2PConfig, P2PError, handshake
 from smartchain.state.genesis import Genesis
 from smartchain.state.params import Params
+from smartchain.types.amount import UNITS_PER_HPC
 from smartchain.types.consensus import Commit, CommitSig, Step, Vote
 from smartchain.types.tx import Transaction
 
@@ -492,7 +494,10 @@ def test_partition_2_2_and_heal(cluster: Callable[..., Cluster]) -> None:
 EQUIVOCATOR = 3
 
 
-def test_equivocating_signer_is_reported_in_a_block(cluster: Callable[..., Cluster]) -> None:
+def test_equivocating_signer_is_reported_slashed_and_out_of_the_set(
+        cluster: Callable[..., Cluster]) -> None:
+    """The evidence reaches a block; the staking module slashes the offender 5 %,
+    tombstones it, and the set without it signs from two heights after that block."""
     def tweak(i: int, cfg: NodeConfig) -> None:
         if i == EQUIVOCATOR:
             cfg.faults = FaultSettings(equivocate_every=2)
@@ -519,9 +524,24 @@ def test_equivocating_signer_is_reported_in_a_block(cluster: Callable[..., Clust
     assert ev["step"] == int(Step.PREVOTE) and ev["height"] % 2 == 0
     assert ev["height"] < ev_height
     assert ev["block_hashes"][0] != ev["block_hashes"][1]
-    # The chain keeps going, with the equivocator still in it, and everyone agrees.
-    net.wait_all(ev_height + 3, 20)
+    # Punished: 5 % of its stake (1 HPC) to the community pool, tombstoned, and out of
+    # the signer set from two heights after the block that recorded the evidence.
+    client = node0.client()
+    row = next(v for v in client.validators()["validators"] if v["pubkey"] == bad)
+    assert row["status"] == "tombstoned" and row["tier"] == "ordinary"
+    assert int(row["stake"]) == UNITS_PER_HPC * 95 // 100
+    assert client.community_pool() == UNITS_PER_HPC * 5 // 100
+    in_set = {h: bad in [v["pubkey"] for v in client.signers(h)["validators"]]
+              for h in (ev_height, ev_height + 1, ev_height + 2)}
+    assert in_set == {ev_height: True, ev_height + 1: True, ev_height + 2: False}
+    # The chain keeps going without it, and everyone agrees.
+    net.wait_all(ev_height + 6, 20)
     top = min(net.heights().values())
+    signers = {h: [v["pubkey"] for v in client.signers(h)["validators"]]
+               for h in range(ev_height + 2, top)}
+    for h in range(ev_height + 2, top):
+        commit = node0.block(h + 1)["last_commit"]
+        assert bad not in [signers[h][s["validator_index"]] for s in commit["signatures"]]
     hashes = net.assert_same_chain(top)
     for node in net.nodes:
         assert node.block(ev_height)["evidence"] == node0.block(ev_height)["evidence"]
@@ -582,9 +602,11 @@ def test_evidence_in_a_synced_block_is_not_proposed_again(tmp_path: Path) -> Non
                        vote(k, Step.PRECOMMIT, block.hash()).signature) for k in keys[:3])
         commit = Commit(1, 0, block.hash(), tuple(CommitSig(i, sig) for i, sig in sigs))
         service.app.evidence[h256(ev.encode())] = ev  # as if its engine had reported it
-        staged = service._apply_synced(SyncBlock(block, commit), 1)  # the builder's part
-        assert staged is not None
-        service._after_commit(staged, 0.0)  # the event loop's part
+        synced = BlockRange((block.encode(),), (commit.encode(),))
+        checked = service._verify_range(synced, 1)  # the sync checker's part
+        staged, why = service._commit_range(checked)  # the builder's part
+        assert why is None and len(staged) == 1
+        service._after_commit(staged[0], 0.0)  # the event loop's part
         assert node.chain.height == 1 and node.chain.get_block(1).evidence == (ev,)
         assert service.app.evidence == {}, "evidence already in a block would be re-proposed"
     finally:

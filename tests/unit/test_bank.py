@@ -19,7 +19,7 @@ from smartchain.modules.bank.module import (
 )
 from smartchain.modules.bank.types import ACCOUNT_PREFIX, MINTED_KEY, Account, Transfer
 from smartchain.state.chain import Chain
-from smartchain.state.emission import MAX_SUPPLY, block_reward, emitted_through
+from smartchain.state.emission import MAX_SUPPLY, emitted_through
 from smartchain.state.executor import Executor
 from smartchain.state.module import Module, Msg
 from smartchain.state.params import Params
@@ -85,14 +85,12 @@ def test_fee_goes_to_proposer_and_unused_gas_is_refunded(chainkit) -> None:
     assert receipt.events == ()  # the transaction itself records sender, recipient, amount
 
     alice, bob, proposer = accounts(chain, ALICE, BOB, PROPOSER)
-    reward = block_reward(gen.emission(), 1)
-    assert reward > 0
     assert alice.balance == 1_000 * HPC - amount - fee  # max fee taken, unused part refunded
     assert alice.nonce == 1
     assert bob.balance == 10 * HPC + amount
     assert bob.nonce == 0
-    assert proposer.balance == reward + fee
-    assert supply_of(chain) == gen.supply() + reward  # fees move HPC, never mint it
+    assert proposer.balance == fee  # block rewards are minted per epoch (docs/rewards.md)
+    assert supply_of(chain) == gen.supply()  # fees move HPC, never mint it
 
 
 def test_gas_limit_exactly_used_gets_no_refund(chainkit) -> None:
@@ -192,7 +190,7 @@ def test_transfer_above_balance_fails_but_pays_fee(chainkit) -> None:
     assert alice.balance == 2 * HPC - receipt.fee
     assert alice.nonce == 1
     assert bob == Account(5 * HPC, 0)
-    assert proposer.balance == block_reward(gen.emission(), 1) + receipt.fee
+    assert proposer.balance == receipt.fee
     # the next nonce is 1: the failed transfer consumed nonce 0
     ok = chainkit.transfer(ALICE, BOB.address, 1, 1)
     _, (r2,), skipped = build(chainkit, chain, [ok])
@@ -390,7 +388,8 @@ def test_supply_equals_sum_of_balances_every_block(chainkit, seed: int, genesis_
         base = room // len(keys)
         balances = {k: base for k in keys}
         balances[keys[0]] += room - base * len(keys)
-    gen = chainkit.genesis(balances, params=Params(block_time_ms=block_time_ms))
+    gen = chainkit.genesis(balances, params=Params(block_time_ms=block_time_ms,
+                                                   poca_epoch_blocks=3), validator=PROPOSER)
     chain = chainkit.open(gen)
     em = gen.emission()
     assert balances_sum(chain) == supply_of(chain) == gen.supply() <= MAX_SUPPLY
@@ -416,10 +415,12 @@ def test_supply_equals_sum_of_balances_every_block(chainkit, seed: int, genesis_
         failed += sum(not r.ok for r in receipts)
         supply = supply_of(chain)
         assert balances_sum(chain) == supply
-        assert supply == gen.supply() + emitted_through(em, chain.height)
         r = chain.reader()
-        assert int.from_bytes(r.get(MINTED_KEY), "big") == emitted_through(em, chain.height)
+        minted = int.from_bytes(r.get(MINTED_KEY), "big")
         r.close()
+        assert supply == gen.supply() + minted  # epochs end at heights 2, 5, 8
+        assert minted <= emitted_through(em, chain.height)
+        assert (minted > 0) == (chain.height >= 2 and em.pool > 0)  # the proposer's part
         assert supply <= MAX_SUPPLY
     assert failed > 0  # the run exercised failing transfers too
     if genesis_kind == "at_cap":

@@ -19,5 +19,6 @@ def test_every_module_s_command_group_is_a_smart_command_with_its_own_commands()
 def test_the_modules_with_commands_are_listed_in_module_order() -> None:
     names = [m.cli.name for m in MODULES if m.cli is not None]
     assert names == ["token", "contract", "compute", "store", "validator", "device", "market",
-                     "gov"]
-    assert [c.name for c in module_clis()][-4:] == ["stake", "device", "market", "gov"]
+                     "gov", "rewards"]
+    assert [c.name for c in module_clis()][-5:] == ["stake", "device", "market", "gov",
+                                                    "rewards"]

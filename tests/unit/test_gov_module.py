@@ -43,7 +43,7 @@ from smartchain.modules.poca.state import community_pool
 from smartchain.modules.poca.types import Delegate, Register
 from smartchain.state.genesis import GenesisError
 from smartchain.state.params import Params
-from smartchain.state.params.bounds import BOUNDS
+from smartchain.state.params.bounds import BOUNDS, VOTE_TX_BYTES, vote_gas
 from smartchain.types.consensus import DuplicateVoteEvidence, Step
 from smartchain.types.consensus import Vote as ConsensusVote
 from smartchain.types.errors import Code, TxError
@@ -145,6 +145,28 @@ def test_a_param_proposal_that_breaks_a_rule_between_fields_is_refused(net: Net)
     # ... unless the same proposal shortens the window too
     assert net.propose_params(ALICE, ("storage_epoch_blocks", "40"),
                               ("storage_audit_window", "20")).ok
+
+
+@pytest.mark.parametrize("change", [
+    ("tx_base_gas", "1000000000"),  # above max_tx_gas: no transaction fits any more
+    ("gas_per_tx_byte", "1000000"),  # a vote of a few hundred bytes needs 10^8 gas
+    ("gas_per_write", "1000000000"),  # a vote writes its ballot
+    ("min_gas_price", "1000000000000"),  # a vote's fee: more HPC than exists
+])
+def test_a_param_change_that_would_leave_no_vote_possible_is_refused(
+        net: Net, change: tuple[str, str]) -> None:
+    """Each passed the field's bounds, and once carried out no transaction (so no vote to
+    undo it) could enter a block again: the chain's params were frozen for good."""
+    refused(net.propose_params(ALICE, change), Code.INVALID_PAYLOAD, "a vote")
+
+
+def test_a_vote_fits_what_the_params_rule_reserves_for_it(staked: Net) -> None:
+    """The rule's stand-in for a vote (its bytes and writes) covers a real one."""
+    pid = staked.propose_text(DAVE)
+    raw = staked.sign(ALICE, Vote(pid, YES))
+    assert len(raw) <= VOTE_TX_BYTES
+    (r,) = staked.block(raw)
+    assert r.ok and r.gas_used <= vote_gas(staked.chain.params)
 
 
 def test_a_proposal_whose_deposit_is_below_the_minimum_initial_deposit_is_refused(
@@ -530,3 +552,25 @@ def test_a_passing_spend_is_paid_from_the_community_pool(staked: Net) -> None:
     assert voted(staked, pid, (ALICE, YES)) == "passed"
     assert staked.balance(CAROL) == carol + pool and staked.read(community_pool) == 0
     assert staked.balance(DAVE) == dave + MIN_DEPOSIT
+
+
+def test_candidates_that_left_for_good_cost_the_tally_nothing(chainkit: ChainKit) -> None:
+    """The tally, run in an end_block, read every candidate record ever made, and a record
+    stays when its candidate leaves: accounts registering and unregistering in turn (their
+    stake back after the unbonding period) grew every later tally for ever. It reads the
+    candidates holding HPC (what the count weighs), and counts alike."""
+    from smartchain.modules.gov import stake
+    from smartchain.modules.poca.types import Unregister
+
+    net = stake_up(chainkit, poca_unbonding_blocks=2)
+    pid = net.propose_text(DAVE)
+    net.ok(ALICE, Vote(pid, YES))
+    before = net.read(tally_of, pid)
+    for i in range(5):
+        k = key(60 + i)
+        net.ok(DAVE, Transfer(k.address, 200 * HPC))
+        net.ok(k, Register(k.public_key, 100 * HPC, f"c{i}"))
+        net.ok(k, Unregister())
+    net.until(net.chain.height + 3)
+    assert sorted(net.read(stake.validators)) == sorted([ALICE.address, PROPOSER.address])
+    assert net.read(tally_of, pid) == before

@@ -19,6 +19,7 @@ from smartchain.modules.devices.types import (
     RegisterDevice,
     RegisterManufacturer,
     RevokeDevice,
+    TransferDevice,
     sign_certificate,
     sign_pop,
 )
@@ -503,6 +504,35 @@ def test_device_keys_sign_receipts_until_their_manufacturer_revokes_them(net: Ne
     assert net.read(get_agreement, a_id).counter == 3
 
 
+def test_a_consumer_cannot_void_receipts_it_countersigned_by_giving_its_device_away(
+        net: Net) -> None:
+    """The consumer's device countersigned 3 prepaid units, then the consumer transferred
+    the device to another of its accounts: its receipts used to be refused, so the provider
+    could not claim (nor close, nothing being accepted) and the consumer closed and took the
+    prepayment back. A device that changed hands still signs for what is escrowed (the
+    prepaid coverage), never for more of its old owner's money."""
+    phone = key(91)
+    net.ok(MAKER, RegisterManufacturer("Acme", MAKER.public_key, 1_000 * HPC))
+    cert = sign_certificate(MAKER, phone.public_key, "M1", "p1", ("agent",))
+    net.ok(C, RegisterDevice(phone.public_key, MAKER.address, "M1", "p1", ("agent",), cert,
+                             C.address, sign_pop(phone, CHAIN, C.address)))
+    offer = net.offer()
+    net.ask(P, offer, 100, 40)
+    (m,) = matches(net.bid(C, 100, 40, agent=phone.public_key))
+    a_id = int(m["agreement"])
+    signed = receipt(P, phone, CHAIN, a_id, 3)  # countersigned as the units came
+    beyond = receipt(P, phone, CHAIN, a_id, 12)  # past the prepaid 10
+    net.ok(C, TransferDevice(phone.public_key, CONSUMERS[1].address))
+    provider = net.hpc(P)
+    assert net.send(STRANGER, SubmitReceipts((signed,))).ok
+    assert net.hpc(P) == provider + 3 * 100
+    a = net.read(get_agreement, a_id)
+    assert (a.counter, a.coverage) == (3, 10)  # no further instalment taken from C
+    r = net.send(STRANGER, SubmitReceipts((beyond,)))
+    assert r.code == Code.FAILED and "no longer owned" in r.log
+    assert net.read(get_agreement, a_id).counter == 3
+
+
 def test_an_order_pays_for_the_tombstones_it_walks_past_but_not_for_the_front_removed(
         net: Net) -> None:
     offer = net.offer()
@@ -563,3 +593,43 @@ def test_the_queries_show_offers_books_agreements_and_receipts_and_404_the_unkno
     with pytest.raises(QueryError) as err:
         get("getOrderBook", {"service_type": "Not A Type"})
     assert err.value.status == 400
+
+
+def test_an_order_that_crosses_nothing_reads_no_more_for_the_asks_a_block_put_below_the_front(
+        chainkit: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asks placed in a block below the book's front (the floor its fills moved) used to be
+    read in full by every later scan of that side, whether it crossed them or not: the
+    block's N asks and M such bids cost N x M reads, paid by nobody."""
+    from smartchain.state.executor import Executor
+    from smartchain.state.store import Overlay
+
+    reads: list[int] = []
+    counting = [0]
+    get, deliver = Overlay.get, Executor.deliver
+
+    def counted_get(self: Overlay, key: bytes) -> bytes | None:
+        counting[0] += 1
+        return get(self, key)
+
+    def counted_deliver(self: Executor, *args: Any) -> Receipt:
+        before = counting[0]
+        receipt = deliver(self, *args)
+        reads.append(counting[0] - before)
+        return receipt
+
+    def last_bid_reads(n: int) -> int:
+        net = make(chainkit, f"below{n}")
+        offer = net.offer()
+        net.ask(P, offer, 100, 1)
+        monkeypatch.setattr(Overlay, "get", counted_get)
+        monkeypatch.setattr(Executor, "deliver", counted_deliver)
+        reads.clear()
+        raws = [net.sign(C, bid_msg(C, 100, 1))]  # fills the front: the floor moves past
+        raws += [net.sign(P, PlaceAsk(offer, 50, 1, 1_000)) for _ in range(n)]  # below it
+        raws.append(net.sign(CONSUMERS[1], bid_msg(CONSUMERS[1], 10, 1)))  # crosses nothing
+        receipts = net.block(*raws)
+        monkeypatch.undo()
+        assert all(r.ok for r in receipts) and not matches(receipts[-1])
+        return reads[-1]
+
+    assert last_bid_reads(40) == last_bid_reads(2)

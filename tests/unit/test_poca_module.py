@@ -32,7 +32,12 @@ from smartchain.modules.compute.types import (
 )
 from smartchain.modules.poca import queries as pq
 from smartchain.modules.poca.sets import validator_set_at
-from smartchain.modules.poca.state import community_pool, get_candidate, get_ranking
+from smartchain.modules.poca.state import (
+    community_pool,
+    get_candidate,
+    get_liveness,
+    get_ranking,
+)
 from smartchain.modules.poca.types import (
     MODULE_ACCOUNT,
     ApproveCandidate,
@@ -532,3 +537,97 @@ def test_ninety_nine_directors_cost_one_write_per_block_only_for_the_silent_one(
     net.block()
     changed = {k for k, v in net.poca_state()} ^ {k for k, v in before}
     assert len(changed) == 1  # one silent director: one liveness record written
+
+
+# --- params changed by governance while the module runs --------------------------------------
+
+
+def pass_params(net: PocaNet, *changes: tuple[str, str],
+                voters: tuple[PrivateKey, ...] = tuple(GENESIS)) -> None:
+    """``voters`` (every genesis director) vote yes on ``changes``: they apply from the
+    block after the tally (gov in 5-block periods, ``GOV_FAST``)."""
+    from smartchain.modules.gov.types import NO_ADDRESS, PARAM, YES, ParamChange, Propose
+    from smartchain.modules.gov.types import Vote as GovVote
+    net.ok(HOLDER, Propose(PARAM, "t", "", tuple(ParamChange(k, v) for k, v in changes),
+                           NO_ADDRESS, 0, 10 * HPC))
+    net.block(*(net.sign(k, GovVote(1, YES)) for k in voters))
+    net.until(net.chain.height + 6)
+    for name, value in changes:
+        assert str(getattr(net.chain.params, name)).lower() == value, name
+
+
+GOV_FAST = dict(gov_min_deposit=10 * HPC, gov_min_initial_deposit=10 * HPC,
+                gov_deposit_blocks=5, gov_voting_blocks=5)
+
+
+@pytest.mark.parametrize("window", ["40", "3"])
+def test_a_downtime_window_changed_while_a_director_has_misses_keeps_the_chain_going(
+        make_net: Any, window: str) -> None:
+    """A director with a liveness record when governance changes ``poca_downtime_window``:
+    the record fits the new window (a wider one used to index past its bitmap in end_block,
+    halting every node; a narrower one kept misses no slot would ever clear)."""
+    net = make_net(poca_epoch_blocks=1000, poca_downtime_missed=8, **GOV_FAST)
+    net.until(2)
+    net.down = {GENESIS[2].public_key}
+    net.block(), net.block()
+    net.down = set()
+    pass_params(net, ("poca_downtime_window", window), ("poca_downtime_missed", "3"))
+    net.until(net.chain.height + 45)  # it signs every block from now on
+    assert net.cand(GENESIS[2]).status == 0
+    live = net.read(get_liveness, GENESIS[2].public_key)
+    assert live is None or live.missed == 0  # a whole window signed: no miss is left
+
+
+def test_evidence_in_the_last_block_it_is_accepted_still_slashes_the_stake_leaving_then(
+        net: PocaNet) -> None:
+    """Evidence of height h is accepted up to h + poca_unbonding_blocks, and stake that
+    left at h completes then: end_block used to pay the unbonding before it judged the
+    evidence, so an offender who unregistered in the block it double-signed kept it all
+    when the evidence came in that last block."""
+    bad = GENESIS[0]
+    h = net.chain.height + 1
+    votes = sorted((Vote(net.kit.chain_id, h, 0, int(Step.PREVOTE), bytes([n]) * 32,
+                         bad.public_key, bytes(64)).signed_by(bad) for n in (1, 2)),
+                   key=lambda v: v.encode())
+    balance = net.read(get_account, bad.address).balance
+    r = net.send(bad, Unregister())  # block h: the unbonding completes at h + 20
+    assert net.chain.height == h
+    net.until(h + 19)
+    net.block(evidence=(DuplicateVoteEvidence(*votes),))  # block h + 20: still accepted
+    assert net.cand(bad).status == 2  # tombstoned: the evidence counted
+    assert net.read(community_pool) == 10 * HPC * 5 // 100
+    assert net.read(get_account, bad.address).balance == balance - r.fee + 10 * HPC * 95 // 100
+
+
+def test_a_candidate_waiting_for_approval_ranks_once_governance_opens_admission(
+        make_net: Any) -> None:
+    """Registered in approval mode, not yet approved, when governance sets admission open:
+    approvals are refused from then on, and it used to stay unapproved for good (nor can its
+    key or account register again)."""
+    net = make_net(poca_signer_admission=1, poca_max_directors=4, poca_min_competence=0,
+                   poca_min_uptime_bps=0, **GOV_FAST)
+    net.ok(ALICE, Register(ALICE.public_key, 200 * HPC, "alice"))
+    assert not net.cand(ALICE).approved
+    pass_params(net, ("poca_signer_admission", "0"), voters=(*GENESIS, ALICE))
+    net.fail(GENESIS[0], ApproveCandidate(ALICE.address), "admission is open")
+    net.until(EPOCH * (net.chain.height // EPOCH + 2))
+    assert net.tier(ALICE) == "director" and ALICE.public_key in net.set_keys()
+
+
+def test_one_delegator_filling_the_unbonding_queue_cannot_lock_the_others_in(
+        make_net: Any) -> None:
+    """``poca_max_unbonding`` counted every delegator's entries of a candidate together:
+    one holder undelegating 1 HPC at a time filled it, and no other delegator (nor the
+    candidate itself) could leave until it let them, which it need never do. The bound
+    is per delegator of a candidate."""
+    net = make_net(poca_max_unbonding=3, poca_min_delegation=HPC)
+    target = GENESIS[0]
+    net.ok(BOB, Delegate(target.address, 5 * HPC))
+    net.ok(HOLDER, Delegate(target.address, 4 * HPC))
+    for _ in range(3):
+        net.ok(HOLDER, Undelegate(target.address, HPC))
+    net.fail(HOLDER, Undelegate(target.address, HPC), "unbonding entries waiting")
+    net.ok(BOB, Undelegate(target.address, 2 * HPC))
+    net.ok(target, Unregister())
+    net.until(net.chain.height + 21)  # every entry paid: the holder may leave again
+    net.ok(HOLDER, Undelegate(target.address, HPC))

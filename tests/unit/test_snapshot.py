@@ -17,12 +17,14 @@ import pytest
 from smartchain.app import open_chain
 from smartchain.consensus.validators import Validator, ValidatorSet
 from smartchain.crypto.keys import PrivateKey
-from smartchain.node.blocksync import REQ_BLOCKS, serve_range
+from smartchain.node.blocksync import REQ_BLOCKS, BlockRange, serve_range
 from smartchain.node.home import make_genesis
 from smartchain.node.snapsync import (
+    MAX_OFFERS_PER_PEER,
     REQ_CHUNK,
     REQ_MANIFEST,
     REQ_SNAPSHOTS,
+    SnapshotList,
     SnapshotSync,
     check_commit,
     check_link,
@@ -36,6 +38,7 @@ from smartchain.state.snapshot import (
     SnapshotChunk,
     SnapshotEntry,
     SnapshotError,
+    SnapshotInfo,
     SnapshotManifest,
     SnapshotStore,
     check_chunk,
@@ -320,3 +323,67 @@ def test_sync_with_a_trusted_hash_refuses_a_snapshot_off_the_trusted_chain(
     assert fresh.height == 0
     assert sync(peers, fresh, genesis, (15, source.latest_hash)) == 12
     assert fresh.state_root == store.manifest(12).state_root
+
+
+class HostilePeers(Peers):
+    """``Peers`` where ``liars`` answer every block request with no block at all, and list
+    ``offers`` made-up snapshots each besides the real ones."""
+
+    def __init__(self, served: dict[bytes, tuple[Chain, SnapshotStore]], liars: set[bytes],
+                 offers: int = 0, offerers: set[bytes] | None = None) -> None:
+        super().__init__(served, set())
+        self.liars, self.offers, self.block_asks = liars, offers, 0
+        self.offerers = liars if offerers is None else offerers
+
+    async def request(self, peer: bytes, kind: str, payload: bytes,
+                      timeout: float = 5.0) -> bytes:
+        if kind == REQ_BLOCKS:
+            self.block_asks += 1
+        if peer in self.liars and kind == REQ_BLOCKS:
+            return BlockRange((), ()).encode()
+        if peer in self.offerers and kind == REQ_SNAPSHOTS:
+            fake = [SnapshotInfo(10**6 + i, bytes([i % 256]) * 32, bytes(32), 64)
+                    for i in range(self.offers)]
+            return SnapshotList((*fake, *SnapshotList.decode(
+                await super().request(peer, kind, payload)).items)).encode()
+        return await super().request(peer, kind, payload, timeout)
+
+
+def test_a_peer_answering_a_block_request_with_no_block_is_penalised_not_fatal(
+        source: Chain, fresh: Chain, genesis: Genesis,
+        snap: tuple[SnapshotStore, SnapshotManifest]) -> None:
+    """The block of the snapshot asked of a peer that answers an empty range used to raise
+    IndexError out of the sync, and the new node's start failed."""
+    store, _ = snap
+    liar, honest = bytes([0]) * 32, bytes([1]) * 32
+    peers = HostilePeers({p: (source, store) for p in (liar, honest)}, liars={liar})
+    assert sync(peers, fresh, genesis) == 12
+    assert fresh.state_root == source.state_root
+    assert set(peers.penalties) == {liar}
+
+
+def test_a_peer_offering_a_flood_of_snapshots_costs_a_bounded_number_of_requests(
+        source: Chain, fresh: Chain, genesis: Genesis,
+        snap: tuple[SnapshotStore, SnapshotManifest]) -> None:
+    """Each offered snapshot is tried highest first, asking every peer for its block: one
+    peer listing thousands of made-up snapshots held the new node's start for thousands of
+    rounds. Only the few best offers of each peer are tried."""
+    store, _ = snap
+    liar, honest = bytes([0]) * 32, bytes([1]) * 32
+    peers = HostilePeers({p: (source, store) for p in (liar, honest)}, liars={liar},
+                         offers=5_000)
+    assert sync(peers, fresh, genesis) == 12
+    assert peers.block_asks <= 2 * 2 * (MAX_OFFERS_PER_PEER + 1)
+
+
+def test_offers_above_the_trusted_height_do_not_crowd_out_the_one_below_it(
+        source: Chain, fresh: Chain, genesis: Genesis,
+        snap: tuple[SnapshotStore, SnapshotManifest]) -> None:
+    """A peer's offers are capped after those above ``trust_height`` are left out: a node
+    holding more recent snapshots than the cap still serves the one a trusting joiner needs."""
+    store, _ = snap
+    grow(source, 3)
+    peer = bytes([1]) * 32
+    peers = HostilePeers({peer: (source, store)}, liars=set(), offers=2 * MAX_OFFERS_PER_PEER,
+                         offerers={peer})
+    assert sync(peers, fresh, genesis, (15, source.latest_hash)) == 12

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -185,6 +186,56 @@ def test_overlay_iter_prefix_matches_a_dict_model_through_reverts_and_commits(tm
     finally:
         s.close()
 
+class _CountingDict(dict[bytes, bytes | None]):
+    """The overlay's writes, counting the lookups a scan makes."""
+
+    reads = 0
+
+    def get(self, *args: Any) -> Any:
+        type(self).reads += 1
+        return super().get(*args)
+
+
+def test_the_first_entries_of_a_prefix_scan_cost_a_few_reads_however_much_the_block_wrote(
+        store: Store) -> None:
+    """A scan that stops after a few entries (an order that crosses nothing) used to copy
+    every key the block had written under the prefix: N orders then M scans of one book in
+    a block cost N x M, paid by nobody."""
+    with StateReader(store) as reader:
+        ov = Overlay(reader)
+        for i in range(3_000):
+            ov.set(b"p/" + i.to_bytes(4, "big"), b"v")
+        ov.writes = _CountingDict(ov.writes)
+        first = next(ov.iter_prefix(b"p/"))
+        assert first == (b"p/" + bytes(4), b"v")
+        assert _CountingDict.reads <= 4
+
+
+def test_a_scan_paused_while_others_write_and_scan_goes_on_in_key_order(tmp_path) -> None:
+    """Scans read the block's writes as they go: one left waiting while other scans sort
+    newly written keys into the index resumes past the last key it gave, as a dict says
+    (keys written before it reached them are seen, keys behind it are not revisited)."""
+    rng = random.Random(3)
+    s = Store(tmp_path / "paused")
+    try:
+        seed_store(s, {b"p/" + bytes([i]): b"base" for i in range(0, 200, 7)})
+        with StateReader(s) as reader:
+            ov = Overlay(reader)
+            for i in range(0, 200, 3):
+                ov.set(b"p/" + bytes([i]), b"w")
+            scan = ov.iter_prefix(b"p/")
+            seen = [next(scan)[0] for _ in range(10)]
+            for _ in range(100):  # others write (more than the insort bound) and scan
+                k = b"p/" + bytes([rng.randrange(200)])
+                ov.set(k, b"x")
+                list(ov.iter_prefix(b"p/"))
+            seen += [k for k, _v in scan]
+            assert seen == sorted(set(seen))
+            model = {k for k, _v in ov.iter_prefix(b"p/")}
+            assert {k for k in model if k > seen[9]} <= set(seen)
+    finally:
+        s.close()
+
 # --- StateTree ------------------------------------------------------------------------
 
 
@@ -333,8 +384,8 @@ def test_blocks_replayed_on_second_chain_give_same_roots(chainkit) -> None:
     assert a.state_root == b.state_root
     produced = make_blocks(chainkit, a, 6, seed=11)
     assert sum(len(block.txs) for block, _ in produced) > 5
-    roots = {root for _, root in produced}
-    assert len(roots) == len(produced)  # every block changes the state (reward at least)
+    roots = [root for block, root in produced if block.txs]
+    assert len(set(roots)) == len(roots)  # every block with transactions changes the state
     for block, root in produced:
         assert block.header.state_root == root
         checked = chainkit.checked_of_block(b, block.txs)

@@ -3,9 +3,10 @@
 It is also the chain's *auth* step (the ante handler): before any message runs, the
 sender's nonce must be next and its balance must cover the maximum fee, which is taken up
 front; unused gas is refunded afterwards and the fee goes to the block proposer. Fees
-move HPC, they never create or destroy it, so supply changes only by emission and by
+move HPC, they never create or destroy it, so supply changes only by emission
+(``mint_reward``: the rewards module's epoch mint, never past the schedule's pool) and by
 burns (``burn_hpc``: governance deposits), which lower the supply and which the bank
-counts (``bank/burned``).
+counts (``bank/burned``): supply = genesis + minted - burned, checked after every block.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from smartchain.modules.bank.types import (
     ACCOUNT_PREFIX,
     BURNED_KEY,
     EMISSION_KEY,
+    GENESIS_SUPPLY_KEY,
     MINTED_KEY,
     SUPPLY_KEY,
     Account,
     Transfer,
 )
-from smartchain.state.emission import Emission, block_reward
+from smartchain.state.emission import Emission
 from smartchain.state.module import BlockInfo, Module, Msg, Query, TxContext
 from smartchain.state.store import Overlay
 from smartchain.types.errors import Code, TxError
@@ -62,11 +64,47 @@ def total_supply(store: Any) -> int:
 
 
 def supply_violations(view: Any) -> list[str]:
-    """The supply must equal the sum of every account's balance: HPC is neither made nor lost
-    outside genesis, the block reward and burns."""
+    """The supply must equal the sum of every account's balance, and genesis + minted -
+    burned: HPC is neither made nor lost outside genesis, the epoch mint and burns."""
     balances = sum(_decode_account(raw)[0] for _key, raw in view.iter_prefix(ACCOUNT_PREFIX))
     supply = total_supply(view)
-    return [] if balances == supply else [f"supply {supply} != sum of balances {balances}"]
+    wrong = [] if balances == supply else [f"supply {supply} != sum of balances {balances}"]
+    genesis, minted, burned = genesis_supply(view), total_minted(view), total_burned(view)
+    if supply != genesis + minted - burned:
+        wrong.append(f"supply {supply} != genesis {genesis} + minted {minted} - burned "
+                     f"{burned}")
+    return wrong
+
+
+def genesis_supply(store: Any) -> int:
+    """Every HPC genesis created, whichever modules created it (the bank's accounts, the
+    staking module's locked stake): counted by the bank, so a chain without the staking
+    module has its own figure."""
+    return _u128(store, GENESIS_SUPPLY_KEY)
+
+
+def total_minted(store: Any) -> int:
+    return _u128(store, MINTED_KEY)
+
+
+def emission_of(store: Any) -> Emission:
+    """The schedule genesis fixed (``smartchain.state.emission``)."""
+    raw = store.get(EMISSION_KEY)
+    if raw is None:
+        raise RuntimeError("state holds no emission schedule (genesis writes one)")
+    return Emission.decode(raw)
+
+
+def mint_reward(store: Overlay, to: bytes, amount: int) -> int:
+    """Create up to ``amount`` new HPC for ``to`` (the rewards module's account), never past
+    what the schedule's pool has left; returns what was minted."""
+    minted = total_minted(store)
+    amount = max(0, min(amount, emission_of(store).pool - minted))
+    if amount:
+        add_balance(store, to, amount)
+        store.set(MINTED_KEY, (minted + amount).to_bytes(16, "big"))
+        store.set(SUPPLY_KEY, (total_supply(store) + amount).to_bytes(16, "big"))
+    return amount
 
 
 def total_burned(store: Any) -> int:
@@ -97,6 +135,7 @@ def mint_hpc(store: Overlay, address: bytes, amount: int) -> None:
     beyond the accounts: the staking module's locked genesis stake)."""
     add_balance(store, address, amount)
     store.set(SUPPLY_KEY, (_u128(store, SUPPLY_KEY) + amount).to_bytes(16, "big"))
+    store.set(GENESIS_SUPPLY_KEY, (genesis_supply(store) + amount).to_bytes(16, "big"))
 
 
 def move_hpc(store: Overlay, frm: bytes, to: bytes, amount: int) -> None:
@@ -145,23 +184,9 @@ class Bank(Module):
             add_balance(store, alloc.address, alloc.balance)
             supply += alloc.balance
         store.set(SUPPLY_KEY, supply.to_bytes(16, "big"))
+        store.set(GENESIS_SUPPLY_KEY, supply.to_bytes(16, "big"))
         store.set(MINTED_KEY, (0).to_bytes(16, "big"))
         store.set(EMISSION_KEY, genesis.emission().encode())
-
-    def begin_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
-        """Mint this height's reward to the proposer, never past the emission pool."""
-        raw = store.get(EMISSION_KEY)
-        if raw is None:
-            raise RuntimeError("state holds no emission schedule (genesis writes one)")
-        em = Emission.decode(raw)
-        minted = _u128(store, MINTED_KEY)
-        reward = min(block_reward(em, block.height), em.pool - minted)
-        if reward <= 0:
-            return []
-        add_balance(store, block.proposer, reward)
-        store.set(MINTED_KEY, (minted + reward).to_bytes(16, "big"))
-        store.set(SUPPLY_KEY, (_u128(store, SUPPLY_KEY) + reward).to_bytes(16, "big"))
-        return [Event.of("block_reward", proposer=block.proposer.hex(), amount=reward)]
 
     # --- auth: the ante handler and fee settlement -------------------------------------
 

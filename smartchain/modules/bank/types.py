@@ -16,6 +16,7 @@ SUPPLY_KEY = b"bank/supply"
 MINTED_KEY = b"bank/minted"
 EMISSION_KEY = b"bank/emission"
 BURNED_KEY = b"bank/burned"  # HPC destroyed (burned governance deposits): u128
+GENESIS_SUPPLY_KEY = b"bank/genesis"  # HPC genesis created (accounts, locked stake): u128
 
 _ACCT = struct.Struct(">QQQ")  # balance as u128 (hi, lo) + nonce: the Account encoding
 _U128_MASK = (1 << 64) - 1

@@ -63,6 +63,7 @@ from smartchain.modules.compute.types import (
     Replica,
     Task,
 )
+from smartchain.modules.rewards.state import record_work
 
 
 def _settle(env: _Env, job_id: int, job: Job, idx: int, task: Task,
@@ -212,6 +213,7 @@ def _credit(env: _Env, r: Replica) -> None:
         p, reputation=min(MAX_REPUTATION, p.reputation + REPUTATION_GAIN),
         verified_fuel=p.verified_fuel + r.fuel_used, verified_ms=p.verified_ms + r.busy_ms,
         misses=0))
+    record_work(env, r.provider, fuel=r.fuel_used)  # the epoch's rewards (docs/rewards.md)
 
 
 def _finish_task(env: _Env, job_id: int, job: Job, idx: int, task: Task,

@@ -11,6 +11,7 @@ from smartchain.modules.gov.tally import Bond, Validator
 from smartchain.modules.poca.types import (
     CANDIDATE_PREFIX,
     DELEGATION_PREFIX,
+    HELD_PREFIX,
     MODULE_ACCOUNT,
     POOL_KEY,
     Candidate,
@@ -21,11 +22,15 @@ from smartchain.types.errors import Code, TxError
 
 
 def validators(view: Any) -> dict[bytes, Validator]:
-    """Every candidate's stake and delegations (bounded by ``poca_max_candidates``)."""
+    """The stake and delegations of every candidate holding HPC (the staking module's
+    index): one that left with nothing weighs nothing, and its record stays for good."""
     out = {}
-    for key, raw in view.iter_prefix(CANDIDATE_PREFIX):
-        c = Candidate.decode(raw)
-        out[key[len(CANDIDATE_PREFIX):]] = Validator(c.self_stake, c.delegated, c.shares)
+    for key, _mark in view.iter_prefix(HELD_PREFIX):
+        op = key[len(HELD_PREFIX):]
+        raw = view.get(CANDIDATE_PREFIX + op)
+        if raw is not None:
+            c = Candidate.decode(raw)
+            out[op] = Validator(c.self_stake, c.delegated, c.shares)
     return out
 
 

@@ -19,6 +19,7 @@ such removal made earlier in the block on that side.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -83,14 +84,17 @@ def undoing(handler: Callable[[TxContext, Any], None]) -> Callable[[TxContext, A
 
 def scan(ctx: TxContext, side: bytes) -> tuple[int, Any]:
     """(tombstones the scan walks past, the side's live entries in key order): first those
-    the block put below the floor, then the store's from the floor on."""
+    the block put below the floor, then the store's from the floor on. Read as the caller
+    goes: a scan that stops at its first entry reads one, however many the block put
+    below the floor (those removed since are tombstones, paid for)."""
     state = books(ctx).get(side)
-    live = [k for k in state.below if ctx.store.get(k) is not None]
-    return state.tombstones, _chain(live, ctx.store.iter_prefix(side, state.floor))
+    return state.tombstones, _chain(ctx, state.below, ctx.store.iter_prefix(side, state.floor))
 
 
-def _chain(first: list[bytes], rest: Any) -> Any:
-    yield from first
+def _chain(ctx: TxContext, below: tuple[bytes, ...], rest: Any) -> Any:
+    for key in below:
+        if ctx.store.get(key) is not None:
+            yield key
     for key, _v in rest:
         yield key
 
@@ -100,7 +104,8 @@ def put(ctx: TxContext, side: bytes, key: bytes) -> None:
     b = books(ctx)
     state = b.get(side)
     if key < state.floor:
-        b.set(side, state._replace(below=tuple(sorted((*state.below, key)))))
+        at = bisect_left(state.below, key)
+        b.set(side, state._replace(below=(*state.below[:at], key, *state.below[at:])))
 
 
 def removed(ctx: TxContext, side: bytes, key: bytes, front: bool) -> None:
@@ -110,6 +115,6 @@ def removed(ctx: TxContext, side: bytes, key: bytes, front: bool) -> None:
     state = b.get(side)
     if front:
         b.set(side, state._replace(floor=max(state.floor, key + b"\0"),
-                                   below=tuple(k for k in state.below if k > key)))
+                                   below=state.below[bisect_right(state.below, key):]))
     else:
         b.set(side, state._replace(tombstones=state.tombstones + 1))

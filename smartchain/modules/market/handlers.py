@@ -327,8 +327,14 @@ def _settle_receipt(ctx: TxContext, r: UsageReceipt) -> None:
     ctx.gas.consume(2 * SIGNATURE_GAS)
     a = _open_agreement(ctx, r.agreement_id)
     _check_counter(a, r)
-    check_receipt_agent(ctx.store, a.provider, a.provider_key, r.provider_key, "provider")
-    check_receipt_agent(ctx.store, a.consumer, a.consumer_key, r.consumer_key, "consumer")
+    provider_held = check_receipt_agent(ctx.store, a.provider, a.provider_key,
+                                        r.provider_key, "provider")
+    consumer_held = check_receipt_agent(ctx.store, a.consumer, a.consumer_key,
+                                        r.consumer_key, "consumer")
+    held = provider_held and consumer_held
+    if not held and r.counter > max(a.coverage, a.counter):
+        raise _fail(f"a device of agreement {a.id} is no longer owned by its party: its "
+                    f"receipts count up to the prepaid coverage {a.coverage}, not {r.counter}")
     from_escrow = (max(min(r.counter, a.coverage), a.counter) - a.counter) * a.price
     beyond = max(r.counter - max(a.coverage, a.counter), 0) * a.price  # served unprepaid
     release(ctx, a.token, a.provider, from_escrow)
@@ -342,7 +348,7 @@ def _settle_receipt(ctx: TxContext, r: UsageReceipt) -> None:
         release(ctx, a.token, a.consumer, refund)
         coverage = r.counter
         ctx.emit("market_settle", agreement=a.id, counter=r.counter, refund=refund)
-    else:
+    elif held:  # a device that changed hands takes no more of the consumer's money
         coverage = _prepay_next(ctx, a, r.counter, coverage)
     a = replace(a, counter=r.counter, coverage=coverage, last_receipt_height=ctx.block.height,
                 provider_paid=a.provider_paid + paid, status=status, consumer_refund=refund)

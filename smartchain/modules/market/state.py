@@ -219,15 +219,16 @@ def check_agent_key(view: Any, party: bytes, key: bytes) -> None:
         raise TxError(Code.FAILED, f"device {key.hex()} is not owned by the sender")
 
 
-def check_receipt_agent(view: Any, party: bytes, key: bytes, named: bytes, who: str) -> None:
+def check_receipt_agent(view: Any, party: bytes, key: bytes, named: bytes, who: str) -> bool:
     """The receipt names ``key``, the agreement's agent key of ``party`` (the node verified
     the signature against the key the receipt names before the mempool), and a device key
-    is still registered, not revoked and owned by the party."""
+    is still registered and not revoked. Returns whether the key is still the party's: a
+    device it gave away since signs only for what is already escrowed (``_settle_receipt``),
+    so its old owner cannot void receipts it countersigned, nor the new one spend more."""
     if named != key:
         raise TxError(Code.FAILED, f"receipt not signed by the {who}'s agent: it names key "
                       f"{named.hex()}, the agreement's is {key.hex()}")
-    if address_of(key) != party and active_device(view, key).owner != party:
-        raise TxError(Code.FAILED, f"the {who}'s device is no longer owned by the {who}")
+    return address_of(key) == party or active_device(view, key).owner == party
 
 
 def put(ctx: TxContext, key: bytes, record: Any) -> None:

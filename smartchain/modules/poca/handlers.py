@@ -51,6 +51,7 @@ from smartchain.modules.poca.types import (
     VoteEliminate,
     register_proof_bytes,
 )
+from smartchain.modules.rewards.state import settle_delegation
 from smartchain.state.module import TxContext
 from smartchain.types.errors import Code, TxError
 
@@ -161,6 +162,7 @@ def handle_delegate(ctx: TxContext, msg: Delegate) -> None:
     key = DELEGATION_PREFIX + ctx.sender + msg.validator
     raw = env.store.get(key)
     held = Delegation.decode(raw).shares if raw is not None else 0
+    settle_delegation(env, ctx.sender, msg.validator, held, held + shares)  # F1: pay first
     env.set(key, Delegation(held + shares).encode())
     env.put_provider(msg.validator, replace(c, delegated=c.delegated + msg.amount,
                                             shares=c.shares + shares))
@@ -190,6 +192,7 @@ def handle_undelegate(ctx: TxContext, msg: Undelegate) -> None:
     if shares == c.shares:  # the last shares take what rounding left
         amount = c.delegated
     completion = env.start_unbonding(msg.validator, ctx.sender, amount)
+    settle_delegation(env, ctx.sender, msg.validator, held, held - shares)  # F1: pay first
     if shares == held:
         env.delete(key)
     else:

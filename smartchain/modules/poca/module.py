@@ -38,6 +38,7 @@ from smartchain.modules.poca.handlers import (
 )
 from smartchain.modules.poca.sets import validator_set_at
 from smartchain.modules.poca.state import (
+    U32_BE,
     Env,
     community_pool,
     get_candidate,
@@ -52,6 +53,7 @@ from smartchain.modules.poca.types import (
     ADMISSION_OPEN,
     CANDIDATE_PREFIX,
     DELEGATION_PREFIX,
+    HELD_PREFIX,
     JAILED,
     KEY_PREFIX,
     LIVENESS_PREFIX,
@@ -59,6 +61,7 @@ from smartchain.modules.poca.types import (
     MODULE_ACCOUNT,
     RANKED_PREFIX,
     TOMBSTONED,
+    UNBONDING_COUNT,
     UNBONDING_PREFIX,
     ApproveCandidate,
     Attest,
@@ -122,6 +125,18 @@ def _jail(env: Env, op: bytes, c: Candidate) -> None:
     env.emit("poca_jail", operator=op.hex(), until=env.height + p.poca_jail_blocks)
 
 
+def _fit(live: Liveness, window: int) -> Liveness:
+    """``live`` as a record of ``window`` slots: governance may have changed the window
+    since it was written (a wider one would index past its bitmap, a narrower one would keep
+    misses in slots no height clears). The misses in slots that still exist are kept."""
+    size = (window + 7) // 8
+    spare = size * 8 - window  # unused high bits of the last byte
+    if len(live.bitmap) == size and not (spare and live.bitmap[-1] >> (8 - spare)):
+        return live
+    bits = int.from_bytes(live.bitmap[:size], "little") & ((1 << window) - 1)
+    return Liveness(live.since, bits.to_bytes(size, "little"), bits.bit_count())
+
+
 def _track_liveness(env: Env) -> None:
     """Record who signed the previous height (``last_commit``) and jail a director that
     missed too many. Costs a read per director; a write only when its bit changes."""
@@ -145,6 +160,10 @@ def _track_liveness(env: Env) -> None:
             if not missed:
                 continue
             live = Liveness(h, bytes((window + 7) // 8), 0)
+        fitted = _fit(live, window)
+        if fitted is not live:
+            live = fitted
+            env.set(key, live.encode())
         was = bool(live.bitmap[slot // 8] >> (slot % 8) & 1)
         if was == missed:
             continue
@@ -196,13 +215,18 @@ def _money_violations(view: Any) -> list[str]:
     locked = 0
     shares: dict[bytes, int] = {}
     wrong: list[str] = []
+    holding = set()
     for key, raw in view.iter_prefix(CANDIDATE_PREFIX):
         c = Candidate.decode(raw)
         op = key[len(CANDIDATE_PREFIX):]
         locked += tokens_of(c)
+        if tokens_of(c):
+            holding.add(op)
         shares[op] = c.shares
         if operator_of_key(view, c.pubkey) != op:
             wrong.append(f"candidate {op.hex()}'s key is not bound to it")
+    if holding != {k[len(HELD_PREFIX):] for k, _v in view.iter_prefix(HELD_PREFIX)}:
+        wrong.append("the index of candidates holding HPC is not the candidates holding HPC")
     held: dict[bytes, int] = {}
     for key, raw in view.iter_prefix(DELEGATION_PREFIX):
         op = key[len(DELEGATION_PREFIX) + 20:]
@@ -210,8 +234,17 @@ def _money_violations(view: Any) -> list[str]:
     wrong += [f"candidate {op.hex()} has {shares.get(op, 0)} shares, delegators hold "
               f"{held.get(op, 0)}" for op in sorted(shares.keys() | held.keys())
               if shares.get(op, 0) != held.get(op, 0)]
-    unbonding = sum(Unbonding.decode(raw).amount
-                    for _k, raw in view.iter_prefix(UNBONDING_PREFIX))
+    unbonding = 0
+    waiting: dict[bytes, int] = {}
+    for key, raw in view.iter_prefix(UNBONDING_PREFIX):
+        entry = Unbonding.decode(raw)
+        unbonding += entry.amount
+        pair = key[len(UNBONDING_PREFIX):-8] + entry.owner
+        waiting[pair] = waiting.get(pair, 0) + 1
+    counted = {key[len(UNBONDING_COUNT):]: U32_BE.unpack(raw)[0]
+               for key, raw in view.iter_prefix(UNBONDING_COUNT)}
+    if counted != waiting:
+        wrong.append("the unbonding counts per (candidate, owner) are not the entries waiting")
     pool = community_pool(view)
     balance = get_account(view, MODULE_ACCOUNT).balance
     if locked + unbonding + pool != balance:
@@ -268,13 +301,14 @@ class Poca(Module):
         _init_genesis(store, genesis)
 
     def end_block(self, store: Overlay, block: BlockInfo) -> list[Event]:
-        """Pay matured unbonding, punish evidence and downtime, and at an epoch's last
-        height rank everyone for the next (its set from h+2)."""
+        """Punish evidence, pay matured unbonding (after: evidence accepted in its last
+        block still slashes the entries completing in it), punish downtime, and at an
+        epoch's last height rank everyone for the next (its set from h+2)."""
         events: list[Event] = []
         env = Env(store, block, None, events)
-        env.complete_unbonding()
-        for ev in block.evidence:
+        for ev in block.evidence:  # first: it may still slash stake completing now
             _punish_double_sign(env, ev)
+        env.complete_unbonding()
         _track_liveness(env)
         env.flush()
         if (block.height + 1) % max(1, block.params.poca_epoch_blocks) == 0:

@@ -8,6 +8,7 @@ evidence, of an older height is checked against the set that signed it.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,6 +20,14 @@ VALSET_PREFIX = b"poca/valset/"  # + start height (8 bytes, big-endian) -> Valid
 VALSET_STARTS = b"poca/valset-starts"  # SetStarts: every start height, ascending
 
 _H = struct.Struct(">Q")
+
+
+@functools.lru_cache(maxsize=16)
+def _decode_set(raw: bytes) -> ValidatorSet:
+    """Decoded once per distinct encoding: several hooks read the set of every block (the
+    tally, the liveness), and the same set signs a whole epoch. A ``ValidatorSet`` is
+    immutable (its proposer cache is locked), so one instance serves every reader."""
+    return ValidatorSet.decode(raw)
 
 
 class _Reads(Protocol):
@@ -36,7 +45,12 @@ class SetStarts(Struct):
 
 def set_starts(view: _Reads) -> tuple[int, ...]:
     raw = view.get(VALSET_STARTS)
-    return () if raw is None else tuple(SetStarts.decode(raw).heights)
+    return () if raw is None else _decode_starts(raw)
+
+
+@functools.lru_cache(maxsize=16)
+def _decode_starts(raw: bytes) -> tuple[int, ...]:
+    return tuple(SetStarts.decode(raw).heights)
 
 
 def schedule_set(store: _Writes, data: ValidatorSetData) -> None:
@@ -60,4 +74,4 @@ def validator_set_at(view: _Reads, height: int) -> ValidatorSet:
     raw = view.get(VALSET_PREFIX + _H.pack(start))
     if raw is None:
         raise LookupError(f"the signer set from height {start} is missing from state")
-    return ValidatorSet.decode(raw)
+    return _decode_set(raw)

@@ -13,9 +13,11 @@ from smartchain.modules.env import ModuleEnv
 from smartchain.modules.poca.sets import schedule_set, set_starts, validator_set_at
 from smartchain.modules.poca.types import (
     ACTIVE,
+    ADMISSION_APPROVAL,
     BPS,
     CANDIDATE_PREFIX,
     ELIMINATED,
+    HELD_PREFIX,
     KEY_PREFIX,
     LIVENESS_PREFIX,
     MARK,
@@ -25,6 +27,7 @@ from smartchain.modules.poca.types import (
     RANKING_KEY,
     SEQ_KEY,
     U64_BE,
+    UNBONDING_COUNT,
     UNBONDING_PREFIX,
     UNBONDING_QUEUE,
     Candidate,
@@ -42,6 +45,7 @@ from smartchain.types.errors import Code, TxError
 MIB = 1 << 20
 MEGA_FUEL = 10**6
 _U128 = struct.Struct(">QQ")
+U32_BE = struct.Struct(">I")
 
 
 def fail(message: str) -> TxError:
@@ -105,9 +109,11 @@ def is_bootstrap(params: Params, c: Candidate, epoch: int) -> bool:
 
 
 def qualifies(params: Params, c: Candidate, epoch: int) -> bool:
-    """May rank for a signer tier: registered, active, admitted, with at least one whole HPC
-    of power and (unless bootstrapped) the minimum stake, competence and uptime."""
-    if not (c.registered and c.status == ACTIVE and c.approved and power_of(tokens_of(c)) > 0):
+    """May rank for a signer tier: registered, active, admitted (approved, or admission is
+    open: one waiting when governance opened it is not stranded), with at least one whole
+    HPC of power and (unless bootstrapped) the minimum stake, competence and uptime."""
+    admitted = c.approved or params.poca_signer_admission != ADMISSION_APPROVAL
+    if not (c.registered and c.status == ACTIVE and admitted and power_of(tokens_of(c)) > 0):
         return False
     if is_bootstrap(params, c, epoch):
         return True
@@ -130,6 +136,17 @@ class Env(ModuleEnv[Candidate]):
 
     def load_provider(self, address: bytes) -> Candidate | None:
         return get_candidate(self.store, address)
+
+    def flush(self) -> None:
+        """Write the changed candidates, and keep the index of those holding HPC: a
+        candidate that left with nothing (its record stays for good) drops out of it."""
+        for op in sorted(self.dirty):
+            key, held = HELD_PREFIX + op, tokens_of(self.providers[op]) > 0
+            if held and self.store.get(key) is None:
+                self.set(key, MARK)
+            elif not held:
+                self.delete(key)
+        super().flush()
 
     def candidate(self, operator: bytes) -> Candidate:
         c = self.provider(operator)
@@ -157,13 +174,19 @@ class Env(ModuleEnv[Candidate]):
 
     def start_unbonding(self, operator: bytes, owner: bytes, amount: int) -> int:
         """Move ``amount`` (already taken off the candidate) into the unbonding queue;
-        returns the height it is paid at. Refused when the candidate has
-        ``poca_max_unbonding`` entries waiting: that bounds what a slash loops over."""
-        waiting = len(unbonding_of(self.store, operator))
+        returns the height it is paid at. Refused when ``owner`` has ``poca_max_unbonding``
+        entries of this candidate waiting: a bound per delegator, so none can fill the
+        queue for the others (each entry is priced by ``poca_min_delegation``, which with
+        it bounds what a slash loops over)."""
+        count_key = UNBONDING_COUNT + operator + owner
+        raw = self.store.get(count_key)
+        waiting = U32_BE.unpack(raw)[0] if raw else 0
         if waiting >= self.params.poca_max_unbonding:
-            raise fail(f"candidate {operator.hex()} has {waiting} unbonding entries waiting "
-                       f"(at most poca_max_unbonding={self.params.poca_max_unbonding}); "
-                       "try again when the oldest completes")
+            raise fail(f"{owner.hex()} has {waiting} unbonding entries waiting from candidate "
+                       f"{operator.hex()} (at most poca_max_unbonding="
+                       f"{self.params.poca_max_unbonding}); try again when the oldest "
+                       "completes")
+        self.set(count_key, U32_BE.pack(waiting + 1))
         completion = self.height + self.params.poca_unbonding_blocks
         seq = U64_BE.pack(self.next_seq())
         self.set(UNBONDING_PREFIX + operator + seq,
@@ -179,6 +202,7 @@ class Env(ModuleEnv[Candidate]):
                 break
             due.append(key)
         for key in due:
+            operator = key[len(UNBONDING_QUEUE) + 8:-8]
             entry_key = UNBONDING_PREFIX + key[len(UNBONDING_QUEUE) + 8:]
             raw = self.store.get(entry_key)
             assert raw is not None, "an unbonding queue key names no entry"
@@ -186,6 +210,14 @@ class Env(ModuleEnv[Candidate]):
             self.move(MODULE_ACCOUNT, entry.owner, entry.amount)
             self.delete(entry_key)
             self.delete(key)
+            count_key = UNBONDING_COUNT + operator + entry.owner
+            counted = self.store.get(count_key)
+            assert counted is not None, "an unbonding entry its owner's count misses"
+            left = U32_BE.unpack(counted)[0] - 1
+            if left:
+                self.set(count_key, U32_BE.pack(left))
+            else:
+                self.delete(count_key)
             self.emit("poca_unbonded", owner=entry.owner.hex(), amount=entry.amount)
 
     # --- punishment ----------------------------------------------------------------------

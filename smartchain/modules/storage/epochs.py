@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from smartchain.modules.rewards.state import record_work
 from smartchain.modules.storage.keys import (
     _challenge_key,
     _column_index,
@@ -55,6 +56,7 @@ def _slash_column(env: _Env, file_id: bytes, frag: int) -> None:
         active=p.active and collateral >= required_collateral(env.params, p.used)))
     env.put_deal(file_id, replace(_with_column(deal, i, replace(c, healthy=False, bounty=0)),
                                   repair_budget=deal.repair_budget + amount + c.bounty))
+    record_work(env, c.provider, failed=True)  # no rewards this epoch (docs/rewards.md)
     env.emit("storage_slash", file_id=file_id.hex(), frag_index=frag,
              provider=c.provider.hex(), amount=amount, bounty_returned=c.bounty)
 

@@ -8,6 +8,7 @@ from smartchain.crypto.address import address_of
 from smartchain.crypto.keys import verify
 from smartchain.crypto.merkle import leaf_hash, verify_proof
 from smartchain.modules.bank.module import get_account
+from smartchain.modules.rewards.state import record_work
 from smartchain.modules.storage.keys import (
     _challenge_key,
     _claimed_key,
@@ -219,6 +220,7 @@ def _handle_prove(ctx: TxContext, msg: Prove) -> None:
         c = deals[file_id].columns[i]
         if next(env.store.iter_prefix(_column_prefix(c.provider, file_id, c.frag_index)),
                 None) is None:
+            record_work(env, c.provider, storage=deal_column_bytes(deals[file_id]))
             deals[file_id] = _pay_bounty(env, file_id,
                                          _pay_column(env, file_id, deals[file_id], i), i)
             env.put_deal(file_id, deals[file_id])
@@ -324,6 +326,7 @@ def _claim_one(env: _Env, sender: bytes, p: StorageProvider, r: Receipt) -> int:
         return 0
     env.move(client, sender, r.amount)
     env.set(key, MARK)
+    record_work(env, sender, bandwidth=r.bytes)  # the epoch's rewards (docs/rewards.md)
     return r.amount
 
 

@@ -26,6 +26,7 @@ from smartchain.state.params.devices import DevicesParams
 from smartchain.state.params.gov import GovParams
 from smartchain.state.params.market import MarketParams
 from smartchain.state.params.poca import PocaParams
+from smartchain.state.params.rewards import RewardsParams
 from smartchain.state.params.storage import StorageAcceptParams, StorageDealParams
 from smartchain.state.params.tokens import TokensParams
 
@@ -64,11 +65,13 @@ PARAM_GROUPS: tuple[type, ...] = (
     DevicesParams,
     MarketParams,
     GovParams,
+    RewardsParams,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Params(  # PARAM_GROUPS reversed: a dataclass lays out its last base's fields first
+    RewardsParams,
     GovParams,
     MarketParams,
     DevicesParams,

@@ -136,7 +136,34 @@ BOUNDS: dict[str, Bound] = {
     "gov_max_votes": Range(1, 1_000_000),
     "gov_max_open": Range(1, 10_000),
     "gov_max_depositors": Range(1, 10_000),
+    # rewards
+    "rewards_curve_0_bps": _SHARE,
+    "rewards_curve_30_bps": _SHARE,
+    "rewards_curve_50_bps": _SHARE,
+    "rewards_curve_100_bps": _SHARE,
+    "rewards_compute_weight": Range(0, 10_000),
+    "rewards_storage_weight": Range(0, 10_000),
+    "rewards_bandwidth_weight": Range(0, 10_000),
+    "rewards_bandwidth_capacity_bps": Range(1, 100 * BPS),
+    "rewards_proposer_bps": _SHARE,
+    "rewards_director_bps": _SHARE,
+    "rewards_standby_bps": _SHARE,
+    "rewards_provider_bps": _SHARE,
+    "rewards_default_commission_bps": _SHARE,
+    "rewards_max_commission_bps": _SHARE,
+    "rewards_commission_max_change_bps": Range(1, BPS),
+    "rewards_commission_change_blocks": Range(0, 10**9),
 }
+
+
+VOTE_TX_BYTES = 512  # a signed gov/vote transaction is smaller (a test checks)
+VOTE_WRITES = 2  # its ballot, and the proposal's voter count
+VOTE_FEE_MOST = HPC  # what a vote may cost at the minimum gas price
+
+
+def vote_gas(p: Params) -> int:
+    """The most gas a governance vote needs under ``p``."""
+    return p.tx_base_gas + p.gas_per_tx_byte * VOTE_TX_BYTES + p.gas_per_write * VOTE_WRITES
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +184,39 @@ RULES: tuple[Rule, ...] = (
     Rule(("poca_downtime_missed", "poca_downtime_window"),
          lambda p: p.poca_downtime_missed <= p.poca_downtime_window,
          "poca_downtime_missed must not exceed poca_downtime_window"),
+    # Params change only by a vote: a change after which no vote fits a transaction and a
+    # block, or costs more than VOTE_FEE_MOST, could never be undone (no transaction at all
+    # would enter a block).
+    Rule(("tx_base_gas", "gas_per_tx_byte", "gas_per_write", "max_tx_gas", "max_block_gas"),
+         lambda p: vote_gas(p) <= min(p.max_tx_gas, p.max_block_gas),
+         "a vote must fit max_tx_gas and max_block_gas (tx_base_gas + gas_per_tx_byte x "
+         f"{VOTE_TX_BYTES} + gas_per_write x {VOTE_WRITES})"),
+    Rule(("min_gas_price", "tx_base_gas", "gas_per_tx_byte", "gas_per_write"),
+         lambda p: p.min_gas_price * vote_gas(p) <= VOTE_FEE_MOST,
+         f"a vote must cost at most {VOTE_FEE_MOST} base units at min_gas_price"),
     Rule(("gov_min_initial_deposit", "gov_min_deposit"),
          lambda p: p.gov_min_initial_deposit <= p.gov_min_deposit,
          "gov_min_initial_deposit must not exceed gov_min_deposit"),
+    Rule(("rewards_curve_0_bps", "rewards_curve_30_bps", "rewards_curve_50_bps",
+          "rewards_curve_100_bps"),
+         lambda p: (p.rewards_curve_0_bps <= p.rewards_curve_30_bps <= p.rewards_curve_50_bps
+                    <= p.rewards_curve_100_bps),
+         "the rewards curve must not fall: rewards_curve_0_bps <= _30 <= _50 <= _100"),
+    Rule(("rewards_curve_30_bps", "rewards_curve_50_bps", "rewards_curve_100_bps"),
+         lambda p: (5 * p.rewards_curve_30_bps >= 3 * p.rewards_curve_50_bps
+                    and 2 * p.rewards_curve_50_bps >= p.rewards_curve_100_bps),
+         "the reward per unit of service must not rise with utilisation: "
+         "5 x rewards_curve_30_bps >= 3 x rewards_curve_50_bps and "
+         "2 x rewards_curve_50_bps >= rewards_curve_100_bps"),
+    Rule(("rewards_proposer_bps", "rewards_director_bps", "rewards_standby_bps",
+          "rewards_provider_bps"),
+         lambda p: (p.rewards_proposer_bps + p.rewards_director_bps + p.rewards_standby_bps
+                    + p.rewards_provider_bps <= BPS),
+         "rewards_proposer_bps + _director_bps + _standby_bps + _provider_bps must not "
+         "exceed 10000"),
+    Rule(("rewards_default_commission_bps", "rewards_max_commission_bps"),
+         lambda p: p.rewards_default_commission_bps <= p.rewards_max_commission_bps,
+         "rewards_default_commission_bps must not exceed rewards_max_commission_bps"),
 )
 
 

@@ -21,7 +21,7 @@ class PocaParams:
     poca_min_self_stake: U128 = 100 * 10**8  # a candidate's own locked stake, at least
     poca_min_delegation: U128 = 10**8  # each delegation and undelegation, at least (anti-spam)
     poca_unbonding_blocks: U64 = 1_000  # stake leaving waits this long, still slashable
-    poca_max_unbonding: U32 = 256  # unbonding entries per candidate (bounds a slash's loop)
+    poca_max_unbonding: U32 = 256  # unbonding entries per (candidate, delegator)
     poca_downtime_window: U32 = 100  # blocks a director's signatures are counted over
     poca_downtime_missed: U32 = 50  # missed in the window: jailed at once, seat to a standby
     poca_downtime_slash_bps: U32 = 10  # 0.1 % of stake and delegations, on a downtime jail

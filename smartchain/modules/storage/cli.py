@@ -261,7 +261,8 @@ def put(
     doc = {
         "file_id": res.file_id.hex(), "name": name, "size": res.size, "k": res.k, "n": res.n,
         "code_n": res.code_n, "segments": res.segments, "bytes_sent": res.bytes_sent,
-        "expansion_permille": res.bytes_sent * 1000 // max(res.size, 1), "hash": res.tx_hash, "height": tx.get("height"),
+        "expansion_permille": res.bytes_sent * 1000 // max(res.size, 1),
+        "hash": res.tx_hash, "height": tx.get("height"),
         "escrow": str(terms.get("escrow", "")),
         "repair_budget": str(terms.get("repair_budget", "")),
         "columns": [{"frag_index": c.frag_index, "provider": to_bech32(c.provider)}

@@ -33,6 +33,7 @@ from smartchain.api.views import (
 from smartchain.app import http_queries
 from smartchain.modules.query import QueryError, parse_address, parse_hex32, parse_u64
 from smartchain.node.node import Node
+from smartchain.types.amount import format_hpc
 
 STATIC = Path(__file__).parent / "static"
 PAGE = 20  # rows of a paged table
@@ -42,7 +43,8 @@ LATEST_TXS_BLOCKS = 300  # ... looked for in at most this many recent blocks
 QUERIES = {q.operation_id: q for q in http_queries()}
 NAV = (("/", "Dashboard"), ("/blocks", "Blocks"), ("/validators", "Validators"),
        ("/tokens", "Tokens"), ("/contracts", "Contracts"), ("/storage", "Storage"),
-       ("/compute", "Compute"), ("/market", "Market"), ("/devices", "Devices"))
+       ("/compute", "Compute"), ("/market", "Market"), ("/devices", "Devices"),
+       ("/data", "Data"), ("/gov", "Governance"))
 
 
 class Html(str):
@@ -548,6 +550,79 @@ def device(node: Node, request: web.Request) -> web.Response:
         ("revoked", d["revoked"])]))
 
 
+def price(units: str, token: str) -> str:
+    """HPC in HPC (8 decimals); a token in its own smallest units."""
+    return f"{format_hpc(int(units))} HPC" if token == "HPC" else f"{units} {token}"
+
+
+def data_assets(node: Node, request: web.Request) -> web.Response:
+    """Assets on offer (batches and an open consent), the way a buyer browses them (``smart
+    data search``), and the assets registered lately, offered or not (from the index)."""
+    offered = query(node, "searchDataAssets")["assets"]
+    parts: list[object] = [section("On offer", table(
+        ("asset", "owner", "schema", "region", "models", "batches", "records", "price"),
+        [(link(f"/data/assets/{a['id']}", a["name"]), addr(a["owner"]), a["schema"],
+          a["region"], ", ".join(a["models"]), a["batches"], a["records"],
+          ", ".join(price(c["price"], c["token"]) for c in a["offers"])) for a in offered]))]
+    created = _safe(lambda: events_page(node, "data_asset", None, PAGE,
+                                        parse_event_cursor(request.query)), None)
+    if created is not None:
+        parts.append(section("Recently registered", table(("asset", "owner", "block"), [
+            (link(f"/data/assets/{e['attributes']['asset']}", e["attributes"].get("name", "")),
+             addr(e["attributes"].get("owner", "")), link(f"/blocks/{e['height']}",
+                                                          e["height"]))
+            for e in created["events"]]), pager("/data", created)))
+    return page("Data assets", join(parts))
+
+
+def data_asset(node: Node, request: web.Request) -> web.Response:
+    a = query(node, "getDataAsset", {"id": request.match_info["id"]})
+    return page(f"Data asset {a['name']}", join([
+        kv([("id", a["id"]), ("owner", addr(a["owner"])), ("schema", a["schema"]),
+            ("region", a["region"]), ("device models", ", ".join(a["models"])),
+            ("records", a["records"]), ("time range (ms)", f"{a['start_ms']}..{a['end_ms']}"),
+            ("bond", price(a["bond"], "HPC")),
+            ("registered in", link(f"/blocks/{a['height']}", a["height"]))]),
+        section("Batches", table(("#", "device", "records", "time range (ms)", "root",
+                                  "file", "block"), [
+            (b["index"], link(f"/devices/{b['device']}", short(b["device"])), b["count"],
+             f"{b['start_ms']}..{b['end_ms']}", short(b["root"]),
+             link(f"/storage/deals/{b['file_id']}", short(b["file_id"])),
+             link(f"/blocks/{b['height']}", b["height"])) for b in a["batch_list"]])),
+        section("Consents", table(("consent", "buyers", "purposes", "price", "expiry",
+                                   "withdrawn"), [
+            (c["id"], join(addr(b) for b in c["buyers"]) if c["buyers"] else "anyone",
+             ", ".join(c["purposes"]), price(c["price"], c["token"]), c["expiry"],
+             c["withdrawn"]) for c in a["consents"]]))]))
+
+
+def proposals(node: Node, request: web.Request) -> web.Response:
+    found = query(node, "listProposals")["proposals"]
+    return page("Governance", table(
+        ("proposal", "kind", "title", "proposer", "status", "deposit", "yes", "no"),
+        [(link(f"/gov/proposals/{p['id']}", p["id"]), p["kind"], p["title"],
+          addr(p["proposer"]), p["status"], p["total_deposit"], p["tally"]["yes"],
+          p["tally"]["no"]) for p in found]))
+
+
+def proposal(node: Node, request: web.Request) -> web.Response:
+    p = query(node, "getProposal", {"id": request.match_info["id"]})
+    t = p["tally"]
+    return page(f"Proposal {p['id']}: {p['title']}", join([
+        kv([("kind", p["kind"]), ("status", p["status"]), ("proposer", addr(p["proposer"])),
+            ("description", p["description"]),
+            ("changes", ", ".join(f"{c['key']} = {c['value']}" for c in p["changes"])),
+            ("deposit", p["total_deposit"]),
+            ("voting", f"{p['voting_start']}..{p['voting_end']}"),
+            ("tally", f"yes {t['yes']} · no {t['no']} · abstain {t['abstain']} · "
+                      f"veto {t['veto']}"), ("note", p["note"])]),
+        section("Votes", table(("voter", "option"),
+                               [(addr(b["voter"]), b["option"]) for b in p["ballots"]])),
+        section("Deposits", table(("depositor", "amount"),
+                                  [(addr(d["depositor"]), d["amount"])
+                                   for d in p["deposits"]]))]))
+
+
 SEARCH_PAGES = {"block": "/blocks/{}", "tx": "/txs/{}", "account": "/accounts/{}",
                 "contract": "/contracts/{}", "token": "/tokens/{}",
                 "storage_deal": "/storage/deals/{}", "device": "/devices/{}"}
@@ -570,7 +645,9 @@ PAGES: list[tuple[str, Handler]] = [
     ("/compute", compute), ("/compute/jobs/{id}", compute_job),
     ("/market", market), ("/market/book/{service_type}", order_book),
     ("/market/agreements/{id}", agreement),
-    ("/devices", devices), ("/devices/{pubkey}", device), ("/search", search_page),
+    ("/devices", devices), ("/devices/{pubkey}", device),
+    ("/data", data_assets), ("/data/assets/{id}", data_asset),
+    ("/gov", proposals), ("/gov/proposals/{id}", proposal), ("/search", search_page),
 ]
 
 

@@ -15,6 +15,8 @@ from smartchain.crypto.address import to_bech32
 from smartchain.crypto.hashing import h256
 from smartchain.crypto.keys import PrivateKey
 from smartchain.modules.contracts.sdk import deployed_address
+from smartchain.modules.data.types import asset_id_of
+from smartchain.modules.devices.types import sign_certificate
 
 HPC = 10**8
 
@@ -25,7 +27,9 @@ def _key(tag: str) -> PrivateKey:
 
 ALICE = _key("alice")
 BOB = _key("bob")
-SMART_NODE_GENESIS = [(ALICE.address, 1_000 * HPC)]
+MAKER = _key("maker")
+CAR = _key("car")
+SMART_NODE_GENESIS = [(ALICE.address, 1_000_000 * HPC), (MAKER.address, 1_000_000 * HPC)]
 HOSTILE = "<script>window.__xss = 1</script>"  # a token name: at most 64 characters
 SOURCE = (f'-- </pre>{HOSTILE}<img src=x onerror="window.__xss = 2">\n'
           "function echo(...) return ... end\n")
@@ -39,7 +43,33 @@ def chain(smart_node: NodeProcess) -> dict[str, Any]:
     client.issue_token(ALICE, "EVIL", HOSTILE, 0, 1_000)
     deploy = client.deploy_contract(ALICE, SOURCE)
     sent = [client.transfer(ALICE, to_bech32(BOB.address), n * HPC) for n in range(1, 6)]
-    return {"contract": deployed_address(deploy), "transfers": sent, "deploy": deploy}
+    return {"contract": deployed_address(deploy), "transfers": sent, "deploy": deploy,
+            "asset": _data_asset(client), "proposal": _text_proposal(client)}
+
+
+def _data_asset(client: Any) -> str:
+    """ALICE's car (certified by MAKER) in a data asset she offers to anyone: its id."""
+    params = client.genesis()["params"]
+    assert client.register_manufacturer(
+        MAKER, "Cars Ltd", int(params["devices_manufacturer_deposit"]))["receipt"]["ok"]
+    cert = sign_certificate(MAKER, CAR.public_key, "roadster", "VIN-1", ["trips"])
+    assert client.register_own_device(
+        ALICE, CAR, str(client.status()["chain_id"]), to_bech32(MAKER.address), "roadster",
+        "VIN-1", ["trips"], cert)["receipt"]["ok"]
+    assert client.create_data_asset(ALICE, "my trips", "car.trips", "eu-west",
+                                    [CAR.public_key],
+                                    int(params["data_asset_bond"]))["receipt"]["ok"]
+    asset = asset_id_of(ALICE.address, "my trips")
+    assert client.give_consent(ALICE, [asset], ["insurance"], 3 * HPC,
+                               10**9)["receipt"]["ok"]
+    return asset.hex()
+
+
+def _text_proposal(client: Any) -> str:
+    deposit = int(client.genesis()["params"]["gov_min_deposit"])
+    sent = client.propose_text(ALICE, title="Open the car data market", deposit=deposit)
+    assert sent["receipt"]["ok"], sent["receipt"]["log"]
+    return str(client.proposals()[0]["id"])
 
 
 def get(node: NodeProcess, path: str, **kwargs: Any) -> requests.Response:
@@ -60,9 +90,27 @@ def test_every_page_renders(smart_node: NodeProcess, chain: dict[str, Any]) -> N
     pages = ["/", "/blocks", f"/blocks/{tx['height']}", f"/txs/{tx['hash']}",
              f"/accounts/{to_bech32(ALICE.address)}", "/validators", "/tokens", "/tokens/EVIL",
              "/contracts", f"/contracts/{chain['contract']}", "/storage", "/compute",
-             "/market", "/market/book/weather.readings", "/devices"]
+             "/market", "/market/book/weather.readings", "/devices", "/data",
+             f"/data/assets/{chain['asset']}", "/gov", f"/gov/proposals/{chain['proposal']}"]
     for path in pages:
         assert "<main>" in html(smart_node, path), path
+
+
+def test_a_data_asset_page_shows_its_terms_devices_and_consents(
+        smart_node: NodeProcess, chain: dict[str, Any]) -> None:
+    """An asset with no batch yet is not on offer, but it is listed as registered."""
+    listing = html(smart_node, "/data")
+    assert f'href="/data/assets/{chain["asset"]}"' in listing and "my trips" in listing
+    detail = html(smart_node, f"/data/assets/{chain['asset']}")
+    for shown in ("car.trips", "eu-west", "roadster", "insurance", "anyone", "3 HPC"):
+        assert shown in detail, shown
+
+
+def test_a_proposal_page_shows_its_title_deposit_and_status(smart_node: NodeProcess,
+                                                            chain: dict[str, Any]) -> None:
+    assert "Open the car data market" in html(smart_node, "/gov")
+    detail = html(smart_node, f"/gov/proposals/{chain['proposal']}")
+    assert "Open the car data market" in detail and "voting" in detail
 
 
 def test_user_controlled_text_is_escaped_never_markup(smart_node: NodeProcess,

@@ -4,8 +4,9 @@ Starts a devnet of ``--validators`` signer processes on 127.0.0.1, pre-signs tra
 from many funded accounts, submits them through the HTTP API (each sender always to the
 same node, so its nonces arrive in order) for ``--seconds``, and watches one node's
 blocks to see when each transfer is final. Prints finalised transfers/s, p50/p99
-latency from submission to finality, the mean block interval, and, as the ceiling to
-compare against, the single-node pipeline rate (bench/pipeline.py) measured in the same
+latency from submission to finality, the mean block interval, and, as the ceilings to
+compare against, the single-node pipeline rate (bench/pipeline.py) and the load
+generator's own rate against a sink that checks nothing, both measured in the same
 run. Not a test: these machines are noisy, so compare figures from one run.
 
     python bench/devnet_tps.py [--validators 4] [--seconds 30] [--rate 3000]
@@ -68,6 +69,47 @@ def presign(keys: list[PrivateKey], chain_id: str, count: int) -> list[list[byte
     return out
 
 
+def generator_ceiling(signed: list[list[bytes]], seconds: float = 3.0) -> float:
+    """Transfers/s this load generator can post at all: the same batches, the same HTTP
+    client, to a sink that answers each without checking anything (the generator's own
+    ceiling, so a figure below it is the network's, not the generator's)."""
+    from aiohttp import web
+
+    async def sink(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"results": [{"hash": str(i)}
+                                              for i in range(len(body["txs"]))]})
+
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    runner: list[web.AppRunner] = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/txs/batch", sink)
+        runner.append(web.AppRunner(app, access_log=None))
+        loop.run_until_complete(runner[0].setup())
+        loop.run_until_complete(web.TCPSite(runner[0], "127.0.0.1", 31999).start())
+        ready.set()
+        loop.run_forever()
+
+    threading.Thread(target=serve, daemon=True).start()
+    ready.wait(10)
+    posted = 0
+    t0 = time.monotonic()
+    rows = itertools.cycle(range(len(signed[0])))
+    while time.monotonic() - t0 < seconds:
+        raws = [per_sender[next(rows) % len(per_sender)] for per_sender in signed]
+        for i in range(0, len(raws), BATCH):
+            posted += len(post("http://127.0.0.1:31999/v1/txs/batch",
+                               {"txs": [x.hex() for x in raws[i:i + BATCH]]})["results"])
+    rate = posted / (time.monotonic() - t0)
+    asyncio.run_coroutine_threadsafe(runner[0].cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    return rate
+
+
 def pipeline_ceiling(n: int = 20_000) -> float:
     keys, raws = pipeline.make_txs(n, 2_000)
     home = Path(tempfile.mkdtemp(prefix="smart-ceiling-")) / "node"
@@ -105,6 +147,7 @@ def main() -> None:
     per_sender = int(args.rate * args.seconds / len(keys)) + 1
     print(f"pre-signing {per_sender * len(keys):,} transfers from {len(keys)} senders ...")
     signed = presign(keys, doc["chain_id"], per_sender)
+    generator = generator_ceiling(signed)
     urls = [n["api_url"] for n in doc["nodes"]]
     devnet.start(doc)
     submitted: dict[str, float] = {}
@@ -184,6 +227,8 @@ def main() -> None:
               f"over {len(block_times)} blocks")
     print(f"single-node pipeline ceiling  : {ceiling:,.0f} transfers/s (same run)")
     print(f"ratio network / ceiling       : {tps / ceiling:.2f}")
+    print(f"load generator ceiling        : {generator:,.0f} transfers/s posted to a sink "
+          "that checks nothing (same run)")
 
 
 if __name__ == "__main__":

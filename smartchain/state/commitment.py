@@ -46,6 +46,9 @@ def node_of(left: bytes, right: bytes) -> bytes:
 
 
 EMPTY_LEAF = blake2b(b"", digest_size=32, person=_LEAF).digest()
+# Copied per hash in the per-block loops: cheaper than a new personalised state each time.
+_ENTRY_STATE = blake2b(digest_size=32, person=_ENTRY)
+_NODE_STATE = blake2b(digest_size=32, person=_NODE)
 
 
 def _empty_levels() -> list[bytes]:
@@ -78,7 +81,7 @@ class TreeUpdate:
     root: bytes
     entries: dict[bytes, bytes | None]  # sidx key -> entry hash (None: delete)
     leaves: dict[int, bytes]  # bucket -> new leaf
-    nodes: dict[tuple[int, int], bytes]  # (level, index) -> new inner node
+    nodes: list[dict[int, bytes]]  # per level (0: the leaves): index -> new node
 
 
 class StateTree:
@@ -100,35 +103,46 @@ class StateTree:
             leaves[int.from_bytes(k, "big")] = v
         self.install(TreeUpdate(b"", {}, leaves, self._paths(leaves)))
 
-    def _paths(self, leaves: dict[int, bytes]) -> dict[tuple[int, int], bytes]:
-        """New inner nodes above changed ``leaves`` (the tree itself is not touched)."""
-        nodes: dict[tuple[int, int], bytes] = {(0, b): leaf for b, leaf in leaves.items()}
-        levels = self.levels
-        dirty = set(leaves)
+    def _paths(self, leaves: dict[int, bytes]) -> list[dict[int, bytes]]:
+        """New nodes above changed ``leaves``, per level (the tree itself is not touched)."""
+        out = [dict(leaves)]
+        cur = leaves
+        node = _NODE_STATE.copy
         for lvl in range(1, DEPTH + 1):
-            below = lvl - 1
-            dirty = {i >> 1 for i in dirty}
-            for i in dirty:
-                left = nodes.get((below, 2 * i)) or levels[below][2 * i]
-                right = nodes.get((below, 2 * i + 1)) or levels[below][2 * i + 1]
-                nodes[(lvl, i)] = node_of(left, right)
-        return nodes
+            row = self.levels[lvl - 1]
+            nxt: dict[int, bytes] = {}
+            for i in {c >> 1 for c in cur}:
+                left = cur.get(2 * i) or row[2 * i]
+                right = cur.get(2 * i + 1) or row[2 * i + 1]
+                h = node()
+                h.update(left + right)
+                nxt[i] = h.digest()
+            out.append(nxt)
+            cur = nxt
+        return out
 
     def stage(self, txn: lmdb.Transaction[bytes], sidx_db: lmdb._Database,
               writes: dict[bytes, bytes | None]) -> TreeUpdate:
         """The tree update for ``writes`` over the committed state seen by ``txn``."""
         entries: dict[bytes, bytes | None] = {}
-        by_bucket: dict[int, dict[bytes, bytes | None]] = {}
+        by_bucket: dict[bytes, dict[bytes, bytes | None]] = {}
+        entry = _ENTRY_STATE.copy
         for key, value in writes.items():
-            b = bucket_of(key)
-            skey = b.to_bytes(2, "big") + key
-            h = None if value is None else entry_hash(key, value)
+            prefix = blake2b(key, digest_size=2).digest()  # bucket_of(key), as bytes
+            skey = prefix + key
+            h: bytes | None = None
+            if value is not None:
+                hasher = entry()
+                hasher.update(len(key).to_bytes(4, "big") + key + value)
+                h = hasher.digest()
             entries[skey] = h
-            by_bucket.setdefault(b, {})[skey] = h
+            changes = by_bucket.get(prefix)
+            if changes is None:
+                changes = by_bucket[prefix] = {}
+            changes[skey] = h
         cur = txn.cursor(db=sidx_db)
         leaves: dict[int, bytes] = {}
-        for b, changes in by_bucket.items():
-            prefix = b.to_bytes(2, "big")
+        for prefix, changes in by_bucket.items():
             merged: dict[bytes, bytes | None] = {}
             if cur.set_range(prefix):
                 for k, v in cur:
@@ -136,9 +150,10 @@ class StateTree:
                         break
                     merged[k] = v
             merged.update(changes)
-            leaves[b] = leaf_of([h for k in sorted(merged) if (h := merged[k]) is not None])
+            leaves[int.from_bytes(prefix, "big")] = leaf_of(
+                [h for k in sorted(merged) if (h := merged[k]) is not None])
         nodes = self._paths(leaves)
-        return TreeUpdate(nodes[(DEPTH, 0)] if nodes else self.root, entries, leaves, nodes)
+        return TreeUpdate(nodes[DEPTH][0] if leaves else self.root, entries, leaves, nodes)
 
     @staticmethod
     def write(txn: lmdb.Transaction[bytes], dbs: dict[str, lmdb._Database],
@@ -158,9 +173,9 @@ class StateTree:
 
     def install(self, update: TreeUpdate) -> None:
         """Adopt a written update (after its LMDB transaction committed)."""
-        levels = self.levels
-        for (lvl, i), h in update.nodes.items():
-            levels[lvl][i] = h
+        for row, changed in zip(self.levels, update.nodes, strict=True):
+            for i, h in changed.items():
+                row[i] = h
 
     def prove(self, txn: lmdb.Transaction[bytes], sidx_db: lmdb._Database,
               key: bytes) -> StateProof:

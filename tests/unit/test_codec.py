@@ -407,3 +407,33 @@ def test_decode_accepts_bytearray_and_memoryview() -> None:
     raw = OneStr("x").encode()
     assert OneStr.decode(bytearray(raw)) == OneStr("x")
     assert OneStr.decode(memoryview(raw)) == OneStr("x")
+
+
+@dataclass(frozen=True, slots=True)
+class _Even(Struct):
+    """A struct with its own check: decoding must still run it."""
+
+    n: U32
+
+    def __post_init__(self) -> None:
+        if self.n % 2:
+            raise ValueError("odd")
+
+
+@dataclass(frozen=True)
+class _Unslotted(Struct):
+    a: U8
+    b: Str
+
+
+def test_decoding_runs_a_structs_own_post_init_check() -> None:
+    assert _Even.decode(_Even(4).encode()) == _Even(4)
+    with pytest.raises(CodecError, match="odd"):
+        _Even.decode((3).to_bytes(4, "big"))
+
+
+def test_decoded_structs_equal_and_hash_like_constructed_ones_slotted_or_not() -> None:
+    for value in (_Unslotted(7, "x"), Transaction("c", bytes(32), 1, 2, 3, "k", b"p", bytes(64))):
+        back = type(value).decode(value.encode())
+        assert back == value and hash(back) == hash(value)
+        assert back.encode() == value.encode()

@@ -960,7 +960,7 @@ async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_pa
                                     dir=out_path.parent)
     written = 0
     fetching = asyncio.Semaphore(FETCH_WINDOW)
-    ahead_n = max(FETCH_WINDOW, prefetch_bytes // layout.segment_size(deal.k))
+    ahead_n = max(FETCH_WINDOW, -(-prefetch_bytes // layout.segment_size(deal.k)))
 
     async def segment(s: int) -> bytes:
         async with fetching:

@@ -368,7 +368,7 @@ async def _keys_after(client: Any, buyer: PrivateKey, tx_hash: str, asset: dict[
     left = deadline - asyncio.get_running_loop().time()
     done = await asyncio.to_thread(client.wait_tx, tx_hash, max(0.0, left), COMMIT_POLL_S)
     if not done["receipt"]["ok"]:
-        raise DataError(f"the purchase failed: {done['receipt']['log']}")
+        raise DataError(f"purchase transaction {tx_hash} failed: {done['receipt']['log']}")
     pid = next(int(e["attributes"]["purchase"]) for e in done["receipt"]["events"]
                if e["kind"] == "data_buy")
     purchase = await asyncio.to_thread(client.data_purchase, pid)
@@ -390,7 +390,7 @@ async def _keys_when_delivered(client: Any, buyer: PrivateKey, purchase: dict[st
                 await asyncio.wait_for(anext(events), wait)
         except TimeoutError:
             raise DataError(f"purchase {purchase['id']}: no key delivered within "
-                            f"{wait:.0f} s") from None
+                            f"{wait:g} s") from None
         purchase = await asyncio.to_thread(client.data_purchase, int(purchase["id"]))
     return [fkey for _, fkey in purchase_keys(buyer, purchase, asset)]
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from smartchain.agent.messages import MAX_MESSAGE, DeviceMessage
-from smartchain.codec import CodecError
 from smartchain.crypto.address import from_bech32
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import root_of_hashes
@@ -162,8 +161,7 @@ class VerifiedBatch:
     records: list[DeviceMessage]
 
 
-_HEAD = 32 + 4  # a header's device key and its schema's length prefix
-_AFTER_SCHEMA = 3 * 8 + 32 + 64 + 64 + 4  # times, count, root; signature, certificate; count
+_SIGNATURES_AND_COUNT = 64 + 64 + 4  # the device's, the certificate; the records' count
 
 
 class BatchReader:
@@ -196,28 +194,27 @@ class BatchReader:
         self._read_records()
 
     def _read_head(self) -> bool:
+        """The header must be the chain's batch header, byte for byte (one encoding per
+        value): no length the file claims is trusted before it matches."""
+        header = batch_header(self.batch)
+        expected = header.encode()
+        end = len(expected)
         buf = self.buf
-        if len(buf) < _HEAD:
+        if len(buf) < end + _SIGNATURES_AND_COUNT:
             return False
-        end = _HEAD + int.from_bytes(buf[32:_HEAD], "big") + 3 * 8 + 32
-        if len(buf) < end + _AFTER_SCHEMA - 3 * 8 - 32:
-            return False
-        try:
-            header = BatchHeader.decode(bytes(buf[:end]))
-        except CodecError as exc:
-            raise DataError(f"not a batch file: {exc}") from None
         signature, certificate = bytes(buf[end:end + 64]), bytes(buf[end + 64:end + 128])
+        if buf[:end] != expected or signature.hex() != self.batch["signature"]:
+            raise DataError("the file's header is not the batch registered on chain")
         self.left = int.from_bytes(buf[end + 128:end + 132], "big")
-        del buf[:end + 132]
+        del buf[:end + _SIGNATURES_AND_COUNT]
         self._check_head(header, signature, certificate)
         self.header = header
         self.parallel = self.pool.parallel(self.left)
         return True
 
     def _check_head(self, header: BatchHeader, signature: bytes, certificate: bytes) -> None:
-        batch, device, manufacturer = self.batch, self.device, self.manufacturer
-        if header != batch_header(batch) or signature.hex() != batch["signature"]:
-            raise DataError("the file's header is not the batch registered on chain")
+        """The device (registered, unrevoked), its signature of the header, its certificate."""
+        device, manufacturer = self.device, self.manufacturer
         if device["pubkey"] != header.device.hex() or device["revoked"]:
             raise DataError(f"device {header.device.hex()} is not a registered, unrevoked "
                             "device")

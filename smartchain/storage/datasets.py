@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smartchain.agent.messages import MAX_MESSAGE, DeviceMessage
+from smartchain.agent.messages import MAX_MESSAGE, SIGNATURE_SIZE, DeviceMessage
 from smartchain.crypto.address import from_bech32
 from smartchain.crypto.keys import PrivateKey, verify
 from smartchain.crypto.merkle import root_of_hashes
@@ -184,8 +184,9 @@ class BatchReader:
         self.header: BatchHeader | None = None
         self.left = 0  # records the file still announces
         self.parallel = False
+        self.chunk = CHUNK  # records per task on the workers
         self.pending: list[bytes] = []
-        self.chunks: list[Future[Checked]] = []
+        self.chunks: list[tuple[list[bytes], Future[Checked]]] = []
 
     def feed(self, data: bytes) -> None:
         self.buf += data
@@ -210,6 +211,7 @@ class BatchReader:
         self._check_head(header, signature, certificate)
         self.header = header
         self.parallel = self.pool.parallel(self.left)
+        self.chunk = self.pool.chunk(self.left)
         return True
 
     def _check_head(self, header: BatchHeader, signature: bytes, certificate: bytes) -> None:
@@ -238,16 +240,17 @@ class BatchReader:
             self.pending.append(bytes(buf[pos + 4:pos + 4 + size]))
             pos += 4 + size
             self.left -= 1
-            if self.parallel and len(self.pending) == CHUNK:
+            if self.parallel and len(self.pending) == self.chunk:
                 self._submit()
         del buf[:pos]
 
     def _seen(self) -> int:
-        return len(self.chunks) * CHUNK + len(self.pending)
+        return sum(len(raws) for raws, _ in self.chunks) + len(self.pending)
 
     def _submit(self) -> None:
         assert self.header is not None
-        self.chunks.append(self.pool.submit(self.header.device, self.pending, self.parallel))
+        self.chunks.append((self.pending, self.pool.submit(self.header.device, self.pending,
+                                                           self.parallel)))
         self.pending = []
 
     def finish(self) -> VerifiedBatch:
@@ -261,14 +264,15 @@ class BatchReader:
             self._submit()
         records: list[DeviceMessage] = []
         leaves: list[bytes] = []
-        for fut in self.chunks:
+        for raws, fut in self.chunks:
             checked = fut.result()
             if checked.error is not None:
                 n, why = len(records) + checked.error[0], checked.error[1]
                 raise DataError(f"record {n} is signed by another device"
                                 if why == OTHER_DEVICE else f"record {n}: {why}")
-            records.extend(checked.messages)
-            leaves.extend(checked.leaves)
+            records.extend(DeviceMessage.decode(memoryview(raw)[SIGNATURE_SIZE:])
+                           for raw in raws)  # opened on a worker already: cannot fail
+            leaves.extend(checked.leaves[i:i + 32] for i in range(0, len(checked.leaves), 32))
         if len(records) != header.count or root_of_hashes(leaves) != header.root:
             raise DataError("the records do not hash to the Merkle root the device signed")
         return VerifiedBatch(header, records)

@@ -61,7 +61,8 @@ def open_message(raw: bytes) -> DeviceMessage:
         msg = DeviceMessage.decode(rest)
     except CodecError as exc:
         raise BadMessage(f"malformed message: {exc}") from None
-    if not verify(msg.device, signing_bytes(msg), sig):
+    # ``rest`` is ``msg.encode()`` (the codec has one encoding per value): no re-encoding
+    if not verify(msg.device, DOMAIN + rest, sig):
         raise BadMessage(f"bad signature on a message claiming device {msg.device.hex()[:16]}")
     try:
         json.loads(msg.body)

@@ -951,7 +951,9 @@ def _need_deal(view: ChainView, file_id: bytes) -> Deal:
 
 async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_path: Path, *,
               progress: Progress | None = None, timeout: float = REQUEST_TIMEOUT,
-              extra: int = 0, file_key: bytes | None = None) -> GetResult:
+              extra: int = 0, file_key: bytes | asyncio.Future[bytes] | None = None,
+              prefetch_bytes: int = 0,
+              sink: Callable[[bytes], None] | None = None) -> GetResult:
     """Fetch, verify, decode and decrypt a file into ``out_path``.
 
     Each segment asks ``k + extra`` columns at once (and hedges a late piece either way):
@@ -963,7 +965,14 @@ async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_pa
     file id) and the total size matches the deal: a failed download leaves no partial file.
 
     ``file_key``: the key a buyer or a share recipient was given (``storage/datasets.py``);
-    without it ``key`` must be the owner's, whose seed derives the key."""
+    without it ``key`` must be the owner's, whose seed derives the key. A future for it lets
+    a buyer download while its key is still on the way: up to ``prefetch_bytes`` of
+    segments are fetched and erasure-decoded ahead of the one being written (at most
+    ``FETCH_WINDOW`` at once), and decrypted once the future resolves (its exception fails
+    the download).
+
+    ``sink``, when given, sees each decrypted segment in order as it is written (a reader
+    that checks the plaintext while the rest still arrives)."""
     deal = await _need_deal_async(view, file_id)
     if file_key is None:
         _check_owner(deal, key)
@@ -976,23 +985,32 @@ async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_pa
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part",
                                     dir=out_path.parent)
     written = 0
+    fetching = asyncio.Semaphore(FETCH_WINDOW)
+    ahead_n = max(FETCH_WINDOW, -(-prefetch_bytes // layout.segment_size(deal.k)))
 
     async def segment(s: int) -> bytes:
-        pieces = await fetcher.segment(s, deal.k, extra)
-        return await asyncio.to_thread(_open_segment, codec, fkey, file_id, s,
-                                       list(pieces.values()), deal.size, deal.k)
+        async with fetching:
+            pieces = await fetcher.segment(s, deal.k, extra)
+        if isinstance(fkey, bytes):  # decode and decrypt in one hop off the loop
+            return await asyncio.to_thread(_open_segment, codec, fkey, file_id, s,
+                                           list(pieces.values()), deal.size, deal.k)
+        cipher = await asyncio.to_thread(_decode_segment, codec, s, list(pieces.values()))
+        return await asyncio.to_thread(_decrypt_segment, await fkey, file_id, s, cipher,
+                                       deal.size, deal.k)
 
     try:
         with os.fdopen(fd, "wb") as f:
             ahead: dict[int, asyncio.Task[bytes]] = {}
             try:
                 for s in range(deal.segments):
-                    for t in range(s, min(deal.segments, s + FETCH_WINDOW)):
+                    for t in range(s, min(deal.segments, s + ahead_n)):
                         if t not in ahead:
                             ahead[t] = asyncio.ensure_future(segment(t))
                     plain = await ahead.pop(s)
                     # off the event loop, which meanwhile receives and decrypts the next pieces
                     await asyncio.to_thread(f.write, plain)
+                    if sink is not None:
+                        sink(plain)
                     written += len(plain)
                     if progress is not None:
                         progress("download", written, deal.size)
@@ -1020,8 +1038,20 @@ async def get(p2p: P2P, view: ChainView, key: PrivateKey, file_id: bytes, out_pa
 
 def _open_segment(codec: layout.Codec, fkey: bytes, file_id: bytes, s: int,
                   pieces: list[bytes], size: int, k: int) -> bytes:
+    return _decrypt_segment(fkey, file_id, s, _decode_segment(codec, s, pieces), size, k)
+
+
+def _decode_segment(codec: layout.Codec, s: int, pieces: list[bytes]) -> bytes:
     try:
-        plain = layout.decrypt_segment(fkey, file_id, s, codec.decode(pieces))
+        return codec.decode(pieces)
+    except ValueError as exc:
+        raise StorageError(f"segment {s}: {exc}") from exc
+
+
+def _decrypt_segment(fkey: bytes, file_id: bytes, s: int, cipher: bytes, size: int,
+                     k: int) -> bytes:
+    try:
+        plain = layout.decrypt_segment(fkey, file_id, s, cipher)
     except ValueError as exc:
         raise StorageError(f"segment {s}: {exc}") from exc
     start, end = layout.segment_bounds(size, k, s)

@@ -557,6 +557,38 @@ def test_get_pays_providers_with_valid_receipts(chainkit: ChainKit, tmp_path: Pa
     run_world(chainkit, [""] * 3, test, bandwidth_price=price)
 
 
+def test_get_downloads_the_whole_file_while_the_key_is_on_the_way(chainkit: ChainKit,
+                                                                 tmp_path: Path) -> None:
+    data = _random(10 * PIECE * 2 + 777)  # 11 segments of 2 x 16 KiB
+
+    async def test(w: World) -> None:
+        res = await sc.put(w.client, w.view, OWNER, data, k=2, n=3, epochs=2)
+        key: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        seen: list[bytes] = []
+        (tmp_path / "files").mkdir()
+        out = tmp_path / "files" / "out"
+        got = asyncio.ensure_future(sc.get(w.client, w.view, STRANGER, res.file_id, out,
+                                           file_key=key, sink=seen.append,
+                                           prefetch_bytes=len(data)))
+        while sum(p.gets for p in w.providers) < 2 * 11:  # every segment's k pieces
+            assert not got.done()
+            await asyncio.sleep(0.01)
+        assert seen == [] and not out.exists()  # nothing is decrypted without the key
+        key.set_result(layout.file_key(OWNER.seed, res.salt))
+        result = await got
+        assert out.read_bytes() == data == b"".join(seen) and result.size == len(data)
+
+        refused: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        failing = asyncio.ensure_future(sc.get(w.client, w.view, STRANGER, res.file_id,
+                                               out.parent / "never", file_key=refused))
+        refused.set_exception(LookupError("no key was delivered"))
+        with pytest.raises(LookupError, match="no key"):
+            await failing
+        assert list(out.parent.iterdir()) == [out]  # no partial file left behind
+
+    run_world(chainkit, [""] * 3, test)
+
+
 def test_get_refuses_a_key_that_is_not_the_owner(chainkit: ChainKit, tmp_path: Path) -> None:
     async def test(w: World) -> None:
         res = await sc.put(w.client, w.view, OWNER, b"secret" * 100, k=2, n=3, epochs=2)

@@ -5,6 +5,7 @@ commitment. Chain records are given as the API shows them."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -24,14 +25,21 @@ from smartchain.modules.data.types import (
     sign_batch,
 )
 from smartchain.modules.devices.types import sign_certificate
-from smartchain.storage.datasets import DataError, WrongKey, purchase_keys, verify_batch
+from smartchain.storage.datasets import (
+    BatchReader,
+    DataError,
+    WrongKey,
+    purchase_keys,
+    verify_batch,
+)
+from smartchain.storage.recordcheck import CHUNK, RecordPool
 
 MAKER, DEVICE, OTHER, BUYER = (PrivateKey.from_seed(bytes([i]) * 32) for i in (1, 2, 3, 4))
 CAPS = ["car.trips"]
 
 
 def signed_batch(records: list[bytes] | None = None) -> tuple[bytes, dict[str, Any]]:
-    recs = records or [sign_message(DEVICE, "trip", i, {"km": i}) for i in range(4)]
+    recs = records or trips(4)
     header = BatchHeader(DEVICE.public_key, "car.trips", 0, 4_000, len(recs),
                          records_root(recs))
     sig = sign_batch(DEVICE, header)
@@ -40,6 +48,10 @@ def signed_batch(records: list[bytes] | None = None) -> tuple[bytes, dict[str, A
              "end_ms": "4000", "count": str(len(recs)), "root": header.root.hex(),
              "signature": sig.hex(), "file_id": os.urandom(32).hex()}
     return BatchFile(header, sig, cert, tuple(recs)).encode(), batch
+
+
+def trips(count: int) -> list[bytes]:
+    return [sign_message(DEVICE, "trip", i, {"km": i}) for i in range(count)]
 
 
 DEVICE_DOC = {"pubkey": DEVICE.public_key.hex(), "model": "EV-1", "serial": "VIN-1",
@@ -104,3 +116,59 @@ def test_a_buyer_opens_its_keys_and_names_a_wrong_one_it_can_prove() -> None:
     assert exc.value.position == 1
     with pytest.raises(WrongKey, match="does not open"):
         purchase_keys(OTHER, purchase, asset)
+
+
+# --- large batches: checked as they arrive, on worker processes ----------------------------
+
+
+@pytest.fixture(scope="module")
+def workers() -> Iterator[RecordPool]:
+    pool = RecordPool(workers=2, threshold=1)
+    yield pool
+    pool.close()
+
+
+def test_a_forged_record_in_a_large_batch_is_caught_by_the_worker_processes(
+        workers: RecordPool) -> None:
+    recs = trips(2 * CHUNK + 100)  # three chunks, checked on two workers
+    plain, batch = signed_batch(recs)
+    verified = verify_batch(plain, batch, DEVICE_DOC, MAKER_DOC, workers)
+    assert [r.seq for r in verified.records] == list(range(len(recs)))
+    forged = sign_message(OTHER, "trip", 700, {"km": 1})
+    bad_sig = recs[1100][:10] + bytes([recs[1100][10] ^ 1]) + recs[1100][11:]
+    f = BatchFile.decode(plain)
+    cases = [
+        (replace(f, records=(*recs[:700], forged, *recs[701:])),
+         "record 700 is signed by another device"),
+        (replace(f, records=(*recs[:1100], bad_sig, *recs[1101:])), "record 1100: bad signature"),
+        (replace(f, records=(*recs[:1100], *recs[1101:])), "Merkle root"),  # one dropped
+    ]
+    for tampered, why in cases:
+        with pytest.raises(DataError, match=why):
+            verify_batch(tampered.encode(), batch, DEVICE_DOC, MAKER_DOC, workers)
+
+
+def test_a_batch_fed_in_pieces_of_any_size_checks_the_same(workers: RecordPool) -> None:
+    recs = trips(CHUNK + 3)
+    plain, batch = signed_batch(recs)
+    for step in (1_000_003, 4096, 333):
+        reader = BatchReader(batch, DEVICE_DOC, MAKER_DOC, workers)
+        for at in range(0, len(plain), step):
+            reader.feed(plain[at:at + step])
+        assert [r.seq for r in reader.finish().records] == list(range(len(recs)))
+    for cut, why in ((plain[:-1], "ends before its last record"),
+                     (plain + b"x", "bytes after its last record"),
+                     (plain[:100], "ends before its last record")):
+        with pytest.raises(DataError, match=why):
+            verify_batch(cut, batch, DEVICE_DOC, MAKER_DOC, workers)
+
+
+def test_a_file_that_is_not_the_registered_batch_is_refused_from_its_first_bytes() -> None:
+    plain, batch = signed_batch()
+    other, _ = signed_batch(trips(5))
+    reader = BatchReader(batch, DEVICE_DOC, MAKER_DOC)
+    with pytest.raises(DataError, match="not the batch registered on chain"):
+        reader.feed(other[:300])  # the download stops here, not after the whole file
+    reader = BatchReader(batch, DEVICE_DOC, {**MAKER_DOC, "pubkey": OTHER.public_key.hex()})
+    with pytest.raises(DataError, match="certificate"):
+        reader.feed(plain[:300])

@@ -183,6 +183,9 @@ def fetch(
     sender: From,
     purchase_id: Annotated[int, typer.Argument(help="Purchase id.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the batch files.")],
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for keys not delivered yet (the files download meanwhile).",
+        min=0)] = 0.0,
     passphrase_file: PassFile = None,
 ) -> None:
     """Download a delivered purchase and verify every record, the certificate and the root."""
@@ -199,7 +202,8 @@ def fetch(
 
     async def run() -> Any:
         async with client_p2p(view.network_id) as p2p:
-            return await fetch_purchase(p2p, view, OPTS.client, key, purchase_id, out_dir)
+            return await fetch_purchase(p2p, view, OPTS.client, key, purchase_id, out_dir,
+                                        wait=wait)
 
     try:
         batches = asyncio.run(run())

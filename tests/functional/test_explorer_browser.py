@@ -104,8 +104,12 @@ def test_clicking_from_the_dashboard_to_a_transaction_its_block_and_an_account(
 
 def test_the_dashboard_shows_new_blocks_as_they_commit(smart_node: NodeProcess, page: Page,
                                                        tmp_path: Path) -> None:
-    page.goto(f"{smart_node.url}/")
-    rendered = int(page.locator("#height").inner_text())
+    served = page.goto(f"{smart_node.url}/")
+    assert served is not None
+    # the height the server rendered (the page's script may update #height before we look)
+    found = re.search(r'id="height">(\d+)<', served.text())
+    assert found, "the dashboard shows no height"
+    rendered = int(found.group(1))
     page.wait_for_selector('#live[data-state="live"]')
     page.wait_for_selector("#latest-blocks tr.live-block")  # pushed over the websocket
     pushed = int(page.locator("#latest-blocks tr.live-block").first.get_attribute(

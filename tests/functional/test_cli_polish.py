@@ -542,9 +542,11 @@ def test_the_readme_first_transfer_names_the_recipient_by_key_and_works_as_writt
     # run verbatim in a keyring where demo1 and demo2 are two funded keys
     env = cli_env(tmp_path / "smart-home")
     env["SMART_NODE"] = snet[0].url or ""
-    for name, key in (("demo1", SPENDER), ("demo2", OWNER)):
+    # demo2: a key nothing else on this network pays (OWNER's storage deals move its balance)
+    recipient = _key("readme-recipient")
+    for name, key in (("demo1", SPENDER), ("demo2", recipient)):
         ok_json(smart(env, "keys", "import", name, "--insecure", "--json", stdin=key.seed.hex()))
-    to = to_bech32(OWNER.address)
+    to = to_bech32(recipient.address)
     before = snet.client(0).balance(to)
     r = smart(env, *args[1:])
     assert r.returncode == 0, r.stderr

@@ -10,6 +10,7 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -210,9 +211,12 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def report_sent(result: dict[str, Any], wait: bool, summary: str) -> None:
-    """What a module command prints once its transaction is sent: the dry run's report,
-    the hash when not waiting, or the summary and the committed line (a failure exits)."""
+def report_sent(result: dict[str, Any], wait: bool,
+                summary: str | Callable[[dict[str, Any]], str], *,
+                highlight: bool = True) -> None:
+    """What a command prints once its transaction is sent: the dry run's report, the hash
+    when not waiting, or the summary and the committed line (a failure exits). A callable
+    ``summary`` reads the committed result (an id from its receipt)."""
     if result["status"] == "simulated":
         dry_run_report(result)
         return
@@ -220,4 +224,5 @@ def report_sent(result: dict[str, Any], wait: bool, summary: str) -> None:
         emit(result, f"submitted {result['hash']}")
         return
     require_ok(result)
-    emit(result, lambda: out.print(f"{summary}\n{committed_line(result)}"))
+    text = summary(result) if callable(summary) else summary
+    emit(result, lambda: out.print(f"{text}\n{committed_line(result)}", highlight=highlight))

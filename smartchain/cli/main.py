@@ -37,14 +37,12 @@ from smartchain.cli.common import (
     GasPrice,
     PassFile,
     Wait,
-    committed_line,
-    dry_run_report,
     emit,
     err,
     load_key,
     out,
     passphrase,
-    require_ok,
+    report_sent,
     resolve_address,
     sending,
 )
@@ -281,15 +279,7 @@ def tx_transfer(
     key = load_key(sender, passphrase_file)
     client = OPTS.client
     result = client.transfer(key, recipient, value, wait=wait, gas_price=gas_price, **how)
-    if dry_run:
-        dry_run_report(result)
-        return
-    if not wait:
-        emit(result, f"submitted {result['hash']}")
-        return
-    require_ok(result)
-    emit(result, lambda: out.print(
-        f"sent {format_hpc(value)} HPC to {recipient}\n{committed_line(result)}"))
+    report_sent(result, wait, f"sent {format_hpc(value)} HPC to {recipient}")
 
 
 # --- query -----------------------------------------------------------------------------

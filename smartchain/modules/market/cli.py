@@ -7,6 +7,7 @@ make a receipt that ``submit-receipt`` posts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -20,12 +21,10 @@ from smartchain.cli.common import (
     GasPrice,
     PassFile,
     Wait,
-    committed_line,
-    dry_run_report,
     emit,
     load_key,
     out,
-    require_ok,
+    report_sent,
     resolve_address,
     sending,
 )
@@ -52,16 +51,9 @@ Agent = Annotated[str | None, typer.Option(
                         "(default: your own key).")]
 
 
-def _finish(result: dict[str, Any], wait: bool, summary: Any) -> None:
-    if result["status"] == "simulated":
-        dry_run_report(result)
-        return
-    if not wait:
-        emit(result, f"submitted {result['hash']}")
-        return
-    require_ok(result)
-    text = summary(result) if callable(summary) else summary
-    emit(result, lambda: out.print(f"{text}\n{committed_line(result)}", highlight=False))
+def _finish(result: dict[str, Any], wait: bool,
+            summary: str | Callable[[dict[str, Any]], str]) -> None:
+    report_sent(result, wait, summary, highlight=False)
 
 
 def _check(validate: Any, msg: Any) -> None:
